@@ -1,0 +1,239 @@
+"""Cohorts: named subsets of the test data, defined by filters over raw values.
+
+A cohort file is JSON (schema in ``cohorts.json`` beside this module)::
+
+    {"cohorts": [
+      {"name": "Young women",
+       "filter": {"and": [{"column": "sex", "op": "==", "value": "Female"},
+                          {"column": "age", "op": "<", "value": 30}]}},
+      {"name": "Misclassified", "filter": {"column": "error", "op": "==", "value": true}}
+    ]}
+
+Filters nest with ``and``/``or``; leaves compare a column with ==, !=, <, <=, >, >=,
+in, not in or between (inclusive). Columns are the features plus the special columns
+``y_true``, ``y_pred``, ``error`` (classification: misclassified; regression: absolute
+error) and ``correct`` (classification only). ``value: null`` with == / != selects
+missing / present values. Leaves follow pandas semantics, so a cohort selects exactly
+the rows ``DataFrame.query`` would. Azure ML's cohort list format
+(``cohort_filter_list`` with ``method``/``arg``/``column``) is accepted too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import numpy as np
+import pandas as pd
+
+from rai_audit.core._errors import RAIInputError
+
+Y_TRUE, Y_PRED, ERROR, CORRECT = "y_true", "y_pred", "error", "correct"
+SPECIAL_COLUMNS = (Y_TRUE, Y_PRED, ERROR, CORRECT)
+
+ORDER_OPS = ("<", "<=", ">", ">=")
+EQUALITY_OPS = ("==", "!=")
+LIST_OPS = ("in", "not in")
+OPS = (*EQUALITY_OPS, *ORDER_OPS, *LIST_OPS, "between")
+
+# Azure ML (raiutils) cohort filter methods and the operators they mean.
+AZURE_METHODS = {
+    "greater": ">",
+    "greater and equal": ">=",
+    "less": "<",
+    "less and equal": "<=",
+    "equal": "==",
+    "includes": "in",
+    "excludes": "not in",
+    "in the range of": "between",
+}
+AZURE_COLUMNS = {"True Y": Y_TRUE, "Predicted Y": Y_PRED, "Error": ERROR}
+
+ColumnKind = Literal["numeric", "categorical", "boolean"]
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files("rai_audit.core").joinpath("cohorts.json").read_text())
+
+
+def _from_azure(items: list[dict[str, Any]]) -> dict[str, Any]:
+    cohorts = []
+    for i, item in enumerate(items):
+        leaves = []
+        for j, flt in enumerate(item.get("cohort_filter_list", [])):
+            where = f"cohort {item.get('name', i)!r}, filter {j}"
+            method, arg = flt.get("method"), flt.get("arg")
+            if method not in AZURE_METHODS:
+                raise RAIInputError(
+                    f"{where}: `method` must be one of {sorted(AZURE_METHODS)}, got {method!r}"
+                )
+            if not isinstance(arg, list) or not arg:
+                raise RAIInputError(f"{where}: `arg` must be a non-empty list, got {arg!r}")
+            op = AZURE_METHODS[method]
+            value = arg if op in (*LIST_OPS, "between") else arg[0]
+            column = AZURE_COLUMNS.get(flt.get("column"), flt.get("column"))
+            leaves.append({"column": column, "op": op, "value": value})
+        cohort_filter = leaves[0] if len(leaves) == 1 else {"and": leaves}
+        cohorts.append({"name": item.get("name"), "filter": cohort_filter})
+    return {"cohorts": cohorts}
+
+
+def load_cohorts(source: str | Path | dict | list | None) -> list[dict[str, Any]]:
+    """Read cohorts from a file path or parsed JSON, check their structure, return the list."""
+    if source is None or source == "" or source == []:
+        return []
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            source = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as err:
+            raise RAIInputError(f"cohort file {path} does not exist") from err
+        except json.JSONDecodeError as err:
+            raise RAIInputError(f"cohort file {path} is not valid JSON: {err}") from err
+    if isinstance(source, list):
+        is_azure = any(isinstance(c, dict) and "cohort_filter_list" in c for c in source)
+        document = _from_azure(source) if is_azure else {"cohorts": source}
+    else:
+        document = source
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(document), key=str)
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise RAIInputError(
+            f"cohorts are not valid at {where}: {err.message}; see the cohort format in "
+            "docs/artifacts.md (filters are {column, op, value} or {and|or: [...]})"
+        )
+    cohorts = document["cohorts"]
+    names = [c["name"] for c in cohorts]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RAIInputError(f"cohort names must be unique, got duplicates {duplicates}")
+    return cohorts
+
+
+def column_kind(series: pd.Series) -> ColumnKind:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(series):
+        return "numeric"
+    return "categorical"
+
+
+def _leaves(node: dict[str, Any]) -> list[dict[str, Any]]:
+    if "and" in node or "or" in node:
+        return [leaf for child in node.get("and", node.get("or")) for leaf in _leaves(child)]
+    return [node]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_leaf(leaf: dict[str, Any], frame: pd.DataFrame, cohort: str) -> None:
+    column, op, value = leaf["column"], leaf["op"], leaf["value"]
+    where = f"cohort {cohort!r}: filter on {column!r}"
+    if column not in frame.columns:
+        close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=3)
+        hint = f"; did you mean {close}?" if close else ""
+        raise RAIInputError(
+            f"cohort {cohort!r}: column {column!r} is not a feature nor one of "
+            f"{list(SPECIAL_COLUMNS)}{hint}"
+        )
+    series = frame[column]
+    kind = column_kind(series)
+    if op in LIST_OPS:
+        if not isinstance(value, list):
+            raise RAIInputError(f"{where}: `{op}` needs a list value, got {value!r}")
+        values = value
+    elif op == "between":
+        if not (isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value)):
+            raise RAIInputError(f"{where}: `between` needs [low, high] numbers, got {value!r}")
+        if value[0] > value[1]:
+            raise RAIInputError(f"{where}: `between` needs low <= high, got {value!r}")
+        values = value
+    else:
+        if isinstance(value, list):
+            raise RAIInputError(f"{where}: `{op}` needs a single value, got the list {value!r}")
+        if value is None and op not in EQUALITY_OPS:
+            raise RAIInputError(f"{where}: null is only allowed with == or !=, got `{op}`")
+        values = [value]
+    if (op in ORDER_OPS or op == "between") and kind != "numeric":
+        raise RAIInputError(
+            f"{where}: `{op}` needs a numeric column, but {column!r} is {kind}; use ==, != or in"
+        )
+    observed = series.dropna()
+    sample = observed.iloc[0] if len(observed) else None
+    for v in values:
+        if v is None:
+            continue
+        if kind == "numeric" and not _is_number(v):
+            raise RAIInputError(f"{where}: value {v!r} must be a number, as {column!r} is numeric")
+        if kind == "boolean" and not isinstance(v, bool):
+            raise RAIInputError(f"{where}: value {v!r} must be true or false, as {column!r} is boolean")
+        if kind == "categorical" and isinstance(sample, str) and not isinstance(v, str):
+            raise RAIInputError(
+                f"{where}: value {v!r} must be a string, as {column!r} holds text such as {sample!r}"
+            )
+
+
+def validate_cohorts(cohorts: list[dict[str, Any]], frame: pd.DataFrame) -> None:
+    """Check every filter against the columns and value types of ``frame``."""
+    for cohort in cohorts:
+        for leaf in _leaves(cohort["filter"]):
+            _check_leaf(leaf, frame, cohort["name"])
+
+
+def filter_mask(node: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
+    """The boolean row mask that a (validated) filter selects in ``frame``."""
+    if "and" in node:
+        return np.logical_and.reduce([filter_mask(child, frame) for child in node["and"]])
+    if "or" in node:
+        return np.logical_or.reduce([filter_mask(child, frame) for child in node["or"]])
+    series, op, value = frame[node["column"]], node["op"], node["value"]
+    if value is None:
+        result = series.isna() if op == "==" else series.notna()
+    elif op == "==":
+        result = series == value
+    elif op == "!=":
+        result = series != value
+    elif op == "<":
+        result = series < value
+    elif op == "<=":
+        result = series <= value
+    elif op == ">":
+        result = series > value
+    elif op == ">=":
+        result = series >= value
+    elif op == "in":
+        result = series.isin(value)
+    elif op == "not in":
+        result = ~series.isin(value)
+    else:  # between, inclusive like pandas Series.between
+        result = series.between(value[0], value[1])
+    return np.asarray(result.fillna(False), dtype=bool)
+
+
+def cohort_frame(
+    features: pd.DataFrame, y_true: pd.Series, y_pred: pd.Series, *, is_classifier: bool
+) -> pd.DataFrame:
+    """The features plus the special columns that cohort filters may use."""
+    frame = features.reset_index(drop=True).copy()
+    frame[Y_TRUE] = np.asarray(y_true)
+    frame[Y_PRED] = np.asarray(y_pred)
+    if is_classifier:
+        frame[ERROR] = frame[Y_TRUE] != frame[Y_PRED]
+        frame[CORRECT] = ~frame[ERROR]
+    else:
+        frame[ERROR] = (frame[Y_TRUE] - frame[Y_PRED]).abs()
+    return frame
+
+
+def cohort_masks(cohorts: list[dict[str, Any]], frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    validate_cohorts(cohorts, frame)
+    return {c["name"]: filter_mask(c["filter"], frame) for c in cohorts}

@@ -1,0 +1,75 @@
+"""Reading the user's model and data files (local paths; KFP has already downloaded them)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from rai_audit.core._errors import RAIInputError
+
+TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
+
+
+def _single_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
+    """A KFP artifact may be a folder holding one file; return that file."""
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        if len(found) != 1:
+            raise RAIInputError(
+                f"{what} folder {path} must hold exactly one file ending in {list(suffixes)}, "
+                f"found {[p.name for p in found]}"
+            )
+        return found[0]
+    if not path.is_file():
+        raise RAIInputError(f"{what} file {path} does not exist")
+    return path
+
+
+def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
+    """Read a Parquet or CSV table; the format comes from the file name (Parquet if none)."""
+    path = _single_file(Path(path), TABLE_SUFFIXES, what)
+    try:
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except Exception as err:  # pandas/pyarrow raise many types for unreadable files
+        raise RAIInputError(
+            f"{what} file {path} could not be read as "
+            f"{'CSV' if path.suffix.lower() == '.csv' else 'Parquet'}: {err}"
+        ) from err
+
+
+def model_file(path: str | Path) -> Path:
+    """The model file itself, given its path or a folder holding it."""
+    return _single_file(Path(path), MODEL_SUFFIXES, "model")
+
+
+def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None) -> Any:
+    """Load a scikit-learn-compatible model saved with joblib, pickle or skops."""
+    path = model_file(path)
+    if path.suffix.lower() == ".skops":
+        import skops.io
+
+        untrusted = [t for t in skops.io.get_untrusted_types(file=path)
+                     if t not in (skops_trusted_types or [])]
+        if untrusted:
+            raise RAIInputError(
+                f"model file {path} contains types skops does not trust by default: {untrusted}; "
+                "if you trust them, pass them as `skops_trusted_types`"
+            )
+        return skops.io.load(path, trusted=skops_trusted_types or [])
+    try:
+        # joblib also reads plain pickles; both run code from the file, as their users know.
+        return joblib.load(path)
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as err:
+        raise RAIInputError(f"model file {path} could not be loaded with joblib/pickle: {err}") from err
+    except ModuleNotFoundError as err:
+        raise RAIInputError(
+            f"model file {path} needs the Python package {err.name!r}, which is not installed "
+            "in this step's environment; add it to the step image"
+        ) from err

@@ -1,0 +1,139 @@
+"""Model performance metrics, computed the same way overall, per cohort and per group.
+
+Metric names are scikit-learn's function names (also what Azure ML's scorecard configs
+use), so a target such as ``accuracy_score >= 0.85`` reads the same everywhere. A metric
+that is undefined on some rows (ROC AUC with one class present, R2 on one row, any metric
+on an empty cohort) is NaN, written to JSON as null, never an exception.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+REGRESSION_METRICS = (
+    "mean_absolute_error", "mean_squared_error", "root_mean_squared_error", "r2_score",
+    "mean_prediction",
+)
+LABEL_METRICS = (
+    "accuracy_score", "balanced_accuracy_score", "precision_score", "recall_score", "f1_score",
+)
+BINARY_ONLY_METRICS = ("selection_rate", "false_positive_rate", "false_negative_rate")
+PROBA_METRICS = ("roc_auc_score", "log_loss")
+
+MetricFn = Callable[..., float]
+
+
+def _undefined_as_nan(fn: MetricFn) -> MetricFn:
+    """NaN for rows on which a metric is undefined, instead of an error or a warning."""
+
+    def wrapped(y_true, y_pred, **kwargs) -> float:
+        if len(y_true) == 0:
+            return float("nan")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return float(fn(np.asarray(y_true), np.asarray(y_pred), **kwargs))
+            except ValueError:
+                return float("nan")
+
+    wrapped.__name__ = getattr(fn, "__name__", "metric")
+    return wrapped
+
+
+def _r2(y_true, y_pred) -> float:
+    return skm.r2_score(y_true, y_pred) if len(y_true) >= 2 else float("nan")
+
+
+def _binary_rates(y_true, y_pred, *, positive) -> tuple[float, float]:
+    tn, fp, fn, tp = skm.confusion_matrix(
+        y_true == positive, y_pred == positive, labels=[False, True]).ravel()
+    fpr = fp / (fp + tn) if fp + tn else float("nan")
+    fnr = fn / (fn + tp) if fn + tp else float("nan")
+    return fpr, fnr
+
+
+def _roc_auc(y_true, y_pred, *, proba, classes, positive) -> float:
+    proba = np.asarray(proba)
+    if positive is not None:  # binary: the score is the positive class's probability
+        if len(np.unique(y_true)) < 2:
+            return float("nan")
+        return skm.roc_auc_score(y_true == positive, proba[:, list(classes).index(positive)])
+    present = [c for c in classes if (y_true == c).any()]
+    if len(present) != len(classes):  # one-vs-rest AUC needs every class present
+        return float("nan")
+    return skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
+
+
+def _log_loss(y_true, y_pred, *, proba, classes) -> float:
+    return skm.log_loss(y_true, np.asarray(proba), labels=list(classes))
+
+
+def metric_functions(task: str, *, classes: list[Any] | None = None, positive: Any = None,
+                     with_proba: bool = False) -> dict[str, MetricFn]:
+    """Metric name -> f(y_true, y_pred[, proba=...]) for the task (proba ones need ``proba``)."""
+    if task == "regression":
+        fns = {
+            "mean_absolute_error": skm.mean_absolute_error,
+            "mean_squared_error": skm.mean_squared_error,
+            "root_mean_squared_error": skm.root_mean_squared_error,
+            "r2_score": _r2,
+            "mean_prediction": lambda y_true, y_pred: np.mean(y_pred),
+        }
+    else:
+        binary = task == "binary_classification"
+        average = {"pos_label": positive, "average": "binary"} if binary else {"average": "macro"}
+        fns = {
+            "accuracy_score": skm.accuracy_score,
+            "balanced_accuracy_score": skm.balanced_accuracy_score,
+            "precision_score": partial(skm.precision_score, zero_division=0, **average),
+            "recall_score": partial(skm.recall_score, zero_division=0, **average),
+            "f1_score": partial(skm.f1_score, zero_division=0, **average),
+        }
+        if binary:
+            fns["selection_rate"] = lambda y_true, y_pred: np.mean(y_pred == positive)
+            fns["false_positive_rate"] = lambda y_true, y_pred: _binary_rates(
+                y_true, y_pred, positive=positive)[0]
+            fns["false_negative_rate"] = lambda y_true, y_pred: _binary_rates(
+                y_true, y_pred, positive=positive)[1]
+        if with_proba:
+            fns["roc_auc_score"] = partial(_roc_auc, classes=classes,
+                                           positive=positive if binary else None)
+            fns["log_loss"] = partial(_log_loss, classes=classes)
+    return {name: _undefined_as_nan(fn) for name, fn in fns.items()}
+
+
+def compute_metrics(fns: dict[str, MetricFn], y_true, y_pred, proba=None) -> dict[str, float]:
+    """Every metric of ``fns`` on these rows, plus their ``count``."""
+    result: dict[str, float] = {"count": int(len(y_true))}
+    for name, fn in fns.items():
+        result[name] = fn(y_true, y_pred, proba=proba) if name in PROBA_METRICS else fn(y_true, y_pred)
+    return result
+
+
+def confusion(y_true, y_pred, classes: list[Any]) -> dict[str, Any]:
+    """Confusion matrix with rows = true class, columns = predicted class, in ``classes`` order."""
+    matrix = skm.confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(classes))
+    return {"labels": list(classes), "matrix": matrix.tolist()}
+
+
+def group_labels(values: pd.Series, *, max_groups: int = 10, n_bins: int = 4) -> tuple[pd.Series, dict[str, Any] | None]:
+    """Group labels for a sensitive feature: its values, or quantile bins if numeric with many values.
+
+    Returns the labels (missing values as "(missing)") and the binning used (edges), if any.
+    """
+    binning = None
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
+            and values.nunique() > max_groups:
+        binned, edges = pd.qcut(values, q=n_bins, retbins=True, duplicates="drop")
+        labels = binned.astype(str)
+        labels[values.isna()] = "(missing)"
+        binning = {"method": "quantile", "bins": n_bins, "edges": [float(e) for e in edges]}
+        return labels, binning
+    labels = values.astype(object).where(values.notna(), "(missing)").astype(str)
+    return labels, binning

@@ -1,0 +1,1 @@
+"""Rendering of the dashboard page (and, later, the scorecard) from the gathered insights."""

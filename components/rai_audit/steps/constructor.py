@@ -1,0 +1,330 @@
+"""The constructor step: validate model and data, predict once, write the insights artifact.
+
+Every later step reads this artifact: the test features, the predictions and
+probabilities (computed here, once, on the whole test set), the train data, a copy of
+the model, the validated cohorts, and ``meta.json`` with the run id that ties all the
+insights of one audit together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+from rai_audit.core import RAIInputError
+from rai_audit.core import artifacts as A
+from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
+from rai_audit.core.artifacts import sha256_file
+from rai_audit.core.loading import load_model, load_table, model_file
+from rai_audit.steps._cli import json_arg, run_cli
+
+TaskType = Literal["binary_classification", "multiclass_classification", "regression", "classification"]
+TASK_TYPES = get_args(TaskType)
+RESERVED_COLUMNS = (*SPECIAL_COLUMNS, A.ROW_ID, A.IN_SAMPLE)
+
+
+@dataclass(frozen=True)
+class ConstructorOptions:
+    """What the user tells the constructor about the model and the data.
+
+    ``task_type="classification"`` (Azure ML's name) becomes binary or multiclass from the
+    number of classes. ``dropped_features`` stay in the data (for cohorts and sensitive
+    features) but are not given to the model. ``sample_size`` (0: all rows) picks a
+    stratified, seeded sample of test rows for the expensive per-row steps.
+    """
+
+    target_column: str
+    task_type: str
+    categorical_features: list[str] | None = None
+    sensitive_features: list[str] = field(default_factory=list)
+    dropped_features: list[str] = field(default_factory=list)
+    classes: list[Any] | None = None
+    positive_label: Any = None
+    cohorts: Any = None
+    sample_size: int = 0
+    random_state: int = 0
+    skops_trusted_types: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.task_type not in TASK_TYPES:
+            raise RAIInputError(
+                f"`task_type` must be one of {list(TASK_TYPES)}, got {self.task_type!r}"
+            )
+        if not isinstance(self.target_column, str) or not self.target_column:
+            raise RAIInputError(f"`target_column` must be a column name, got {self.target_column!r}")
+        if not isinstance(self.sample_size, int) or self.sample_size < 0:
+            raise RAIInputError(
+                f"`sample_size` must be an integer >= 0 (0 means every row), got {self.sample_size!r}"
+            )
+
+
+@dataclass
+class ConstructorResult:
+    run_id: str
+    task_type: str
+    n_train: int
+    n_test: int
+    n_sample: int
+    classes: list[Any] | None
+
+
+def _check_columns(train: pd.DataFrame, test: pd.DataFrame, options: ConstructorOptions) -> list[str]:
+    target = options.target_column
+    for name, frame in (("train", train), ("test", test)):
+        if target not in frame.columns:
+            raise RAIInputError(
+                f"`target_column` {target!r} is not a column of the {name} data; "
+                f"its columns are {list(map(str, frame.columns))}"
+            )
+        if frame.columns.duplicated().any():
+            raise RAIInputError(f"the {name} data has duplicate column names "
+                                f"{sorted(set(frame.columns[frame.columns.duplicated()]))}")
+    columns = [c for c in train.columns if c != target]
+    missing = [c for c in columns if c not in test.columns]
+    extra = [c for c in test.columns if c not in columns and c != target]
+    if missing or extra:
+        raise RAIInputError(
+            "train and test data must have the same columns; "
+            + "; ".join(p for p in (f"missing in test: {missing}" if missing else "",
+                                    f"only in test: {extra}" if extra else "") if p)
+        )
+    reserved = [c for c in columns if c in RESERVED_COLUMNS]
+    if reserved:
+        raise RAIInputError(
+            f"feature names {reserved} are reserved for cohort filters ({list(RESERVED_COLUMNS)}); "
+            "rename these columns"
+        )
+    for option in ("sensitive_features", "dropped_features", "categorical_features"):
+        unknown = [c for c in (getattr(options, option) or []) if c not in columns]
+        if unknown:
+            raise RAIInputError(
+                f"`{option}` names columns that are not in the data: {unknown}; "
+                f"the feature columns are {columns}"
+            )
+    n_missing_target = int(test[target].isna().sum())
+    if n_missing_target:
+        raise RAIInputError(f"the test data has {n_missing_target} rows with no `{target}` value; "
+                            "drop them or fill them in")
+    return columns
+
+
+def _match_label(value: Any, labels: list[Any], what: str) -> Any:
+    """Map a user-given label to the observed one; KFP turns ints in lists into floats."""
+    for label in labels:
+        if value == label or str(value) == str(label):
+            return label
+        if isinstance(value, float) and value.is_integer() and str(int(value)) == str(label):
+            return label
+    raise RAIInputError(f"{what} {value!r} is not one of the classes {labels}")
+
+
+def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
+                     options: ConstructorOptions) -> tuple[str, list[Any], Any]:
+    observed = pd.unique(pd.concat([y_train.dropna(), y_test], ignore_index=True))
+    model_classes = list(getattr(model, "classes_", []))
+    classes = model_classes or sorted(observed.tolist(), key=lambda v: (str(type(v)), v))
+    if options.classes:
+        given = [_match_label(c, classes, "class") for c in options.classes]
+        if sorted(map(str, given)) != sorted(map(str, classes)) or len(given) != len(classes):
+            raise RAIInputError(
+                f"`classes` {options.classes} do not match the model's classes {classes}"
+            )
+        classes = given
+    unknown = sorted({str(v) for v in y_test.unique()} - {str(c) for c in classes})
+    if unknown:
+        raise RAIInputError(
+            f"the test labels {unknown} are not among the model's classes {classes}"
+        )
+    if len(classes) < 2:
+        raise RAIInputError(f"classification needs at least 2 classes, got {classes}")
+    task = options.task_type
+    if task == "classification":
+        task = "binary_classification" if len(classes) == 2 else "multiclass_classification"
+    if task == "binary_classification" and len(classes) != 2:
+        raise RAIInputError(
+            f"`task_type` binary_classification needs exactly 2 classes, got {len(classes)}: "
+            f"{classes}; use multiclass_classification"
+        )
+    positive = None
+    if task == "binary_classification":
+        positive = classes[1] if options.positive_label in (None, "") else _match_label(
+            options.positive_label, classes, "`positive_label`")
+    elif options.positive_label not in (None, ""):
+        raise RAIInputError("`positive_label` applies to binary classification only")
+    return task, classes, positive
+
+
+def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None):
+    try:
+        y_pred = np.asarray(model.predict(X))
+    except Exception as err:  # any failure inside the user's model
+        raise RAIInputError(
+            f"the model could not predict on the test data ({type(err).__name__}: {err}); "
+            "check that the features, their names and types are those the model was trained on"
+        ) from err
+    if y_pred.ndim != 1 or len(y_pred) != len(X):
+        raise RAIInputError(
+            f"the model's predict() must return one value per row ({len(X)}), got shape {y_pred.shape}"
+        )
+    if task == "regression":
+        if not np.issubdtype(y_pred.dtype, np.number):
+            raise RAIInputError(f"a regression model must predict numbers, got dtype {y_pred.dtype}")
+        return y_pred.astype(float), None
+    unknown = sorted({str(v) for v in pd.unique(y_pred)} - {str(c) for c in classes})
+    if unknown:
+        raise RAIInputError(f"the model predicts labels {unknown} that are not among the classes {classes}")
+    if not hasattr(model, "predict_proba"):
+        return y_pred, None
+    try:
+        proba = np.asarray(model.predict_proba(X), dtype=float)
+    except Exception as err:
+        raise RAIInputError(f"the model's predict_proba failed on the test data: {err}") from err
+    model_classes = list(getattr(model, "classes_", classes))
+    if proba.shape != (len(X), len(model_classes)):
+        raise RAIInputError(
+            f"predict_proba must return shape ({len(X)}, {len(model_classes)}), got {proba.shape}"
+        )
+    order = [[str(m) for m in model_classes].index(str(c)) for c in classes]
+    return y_pred, proba[:, order]
+
+
+def _stratified_sample(y: pd.Series, size: int, seed: int, stratify: bool) -> np.ndarray:
+    """Boolean mask of a seeded sample of ``size`` rows, stratified on y for classification."""
+    n = len(y)
+    mask = np.zeros(n, dtype=bool)
+    if size == 0 or size >= n:
+        mask[:] = True
+        return mask
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        mask[rng.choice(n, size=size, replace=False)] = True
+        return mask
+    codes, _ = pd.factorize(y)
+    counts = np.bincount(codes)
+    # Largest-remainder allocation keeps the total exactly `size`.
+    quota = counts * size / n
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take))[: size - take.sum()]] += 1
+    for code, k in enumerate(take):
+        rows = np.flatnonzero(codes == code)
+        mask[rng.choice(rows, size=min(k, len(rows)), replace=False)] = True
+    return mask
+
+
+def run_constructor(model_path: str | Path, train_path: str | Path, test_path: str | Path,
+                    output_dir: str | Path, *, options: ConstructorOptions) -> ConstructorResult:
+    """Validate inputs, predict on the whole test set, and write the insights artifact."""
+    train = load_table(train_path, what="train data")
+    test = load_table(test_path, what="test data")
+    columns = _check_columns(train, test, options)
+    model = load_model(model_path, skops_trusted_types=options.skops_trusted_types)
+    target = options.target_column
+    model_features = [c for c in columns if c not in options.dropped_features]
+    X_test = test[model_features]
+    y_test = test[target].reset_index(drop=True)
+
+    if options.task_type == "regression":
+        if not pd.api.types.is_numeric_dtype(y_test):
+            raise RAIInputError(f"regression needs a numeric `{target}`, got dtype {y_test.dtype}")
+        task, classes, positive = "regression", None, None
+    else:
+        task, classes, positive = _resolve_classes(model, train[target], y_test, options)
+    y_pred, proba = _predict(model, X_test, task, classes)
+
+    categorical = (list(options.categorical_features)
+                   if options.categorical_features is not None
+                   else [c for c in columns if not pd.api.types.is_numeric_dtype(train[c])
+                         or pd.api.types.is_bool_dtype(train[c])])
+    cohorts = load_cohorts(options.cohorts)
+    frame = cohort_frame(test[columns], y_test, y_pred, is_classifier=task != "regression")
+    masks = cohort_masks(cohorts, frame)  # validates every filter against the data
+    sample = _stratified_sample(y_test, options.sample_size, options.random_state,
+                                stratify=task != "regression")
+
+    run_id = str(uuid.uuid4())
+    model_src = model_file(model_path)
+    with A.artifact_writer(Path(output_dir)) as out:
+        predictions = pd.DataFrame({A.ROW_ID: np.arange(len(test)), A.Y_TRUE: y_test, A.Y_PRED: y_pred})
+        if proba is not None:
+            for i in range(proba.shape[1]):
+                predictions[A.proba_column(i)] = proba[:, i]
+        predictions[A.IN_SAMPLE] = sample
+        A.write_parquet(predictions, out / A.PREDICTIONS_FILE)
+        A.write_parquet(test[columns].reset_index(drop=True), out / A.TEST_FEATURES_FILE)
+        A.write_parquet(train.reset_index(drop=True), out / A.TRAIN_FILE)
+        (out / A.MODEL_DIR).mkdir()
+        shutil.copy2(model_src, out / A.MODEL_DIR / model_src.name)
+        A.write_json(out / A.COHORTS_FILE, {"cohorts": cohorts})
+        meta = A.new_meta(
+            A.KIND_CONSTRUCTOR, run_id,
+            task_type=task,
+            target_column=target,
+            features=columns,
+            model_features=model_features,
+            categorical_features=categorical,
+            numeric_features=[c for c in columns if c not in categorical],
+            sensitive_features=list(options.sensitive_features),
+            dropped_features=list(options.dropped_features),
+            classes=classes,
+            positive_label=positive,
+            has_probabilities=proba is not None,
+            n_train=len(train),
+            n_test=len(test),
+            sample={"size": int(sample.sum()), "requested": options.sample_size,
+                    "seed": options.random_state, "stratified": task != "regression"},
+            cohort_sizes={name: int(mask.sum()) for name, mask in masks.items()},
+            model={"file": f"{A.MODEL_DIR}/{model_src.name}", "sha256": sha256_file(model_src),
+                   "class": f"{type(model).__module__}.{type(model).__qualname__}"},
+            options={k: v for k, v in asdict(options).items() if k != "cohorts"},
+        )
+        A.write_json(out / A.META_FILE, meta)
+    return ConstructorResult(run_id, task, len(train), len(test), int(sample.sum()), classes)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rai-audit constructor", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="model file (.joblib, .pkl, .skops)")
+    p.add_argument("--train", required=True, help="train data (.parquet or .csv)")
+    p.add_argument("--test", required=True, help="test data (.parquet or .csv)")
+    p.add_argument("--output", required=True, help="artifact folder to create")
+    p.add_argument("--target-column", required=True)
+    p.add_argument("--task-type", required=True, choices=TASK_TYPES)
+    p.add_argument("--categorical-features", type=json_arg, default=None, help="JSON list")
+    p.add_argument("--sensitive-features", type=json_arg, default=[], help="JSON list")
+    p.add_argument("--dropped-features", type=json_arg, default=[], help="JSON list")
+    p.add_argument("--classes", type=json_arg, default=None, help="JSON list")
+    p.add_argument("--positive-label", type=json_arg, default=None, help="JSON value, e.g. 1 or '\">50K\"'")
+    p.add_argument("--cohorts", default=None, help="cohort JSON file")
+    p.add_argument("--sample-size", type=int, default=0)
+    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--skops-trusted-types", type=json_arg, default=[], help="JSON list")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def action() -> None:
+        options = ConstructorOptions(
+            target_column=args.target_column, task_type=args.task_type,
+            categorical_features=args.categorical_features,
+            sensitive_features=args.sensitive_features, dropped_features=args.dropped_features,
+            classes=args.classes, positive_label=args.positive_label, cohorts=args.cohorts,
+            sample_size=args.sample_size, random_state=args.random_state,
+            skops_trusted_types=args.skops_trusted_types,
+        )
+        result = run_constructor(args.model, args.train, args.test, args.output, options=options)
+        print(f"insights artifact written to {args.output} (run id {result.run_id})")
+
+    return run_cli(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

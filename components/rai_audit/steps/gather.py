@@ -1,0 +1,351 @@
+"""The gather step: check that all insights belong to one run, then build the dashboard bundle.
+
+Adds what needs no model call: the model overview (metrics overall, per cohort and per
+sensitive group), the fairness assessment (fairlearn ``MetricFrame``) and the data
+analysis. Writes ``insights.json``, Parquet tables, ``dashboard.html`` and a manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn import metrics as flm
+
+from rai_audit.core import ArtifactIntegrityError
+from rai_audit.core import artifacts as A
+from rai_audit.core.cohorts import cohort_frame, cohort_masks
+from rai_audit.core.metrics import (
+    PROBA_METRICS, compute_metrics, confusion, group_labels, metric_functions,
+)
+from rai_audit.report.dashboard import render_dashboard
+from rai_audit.steps._cli import run_cli
+
+TOP_CATEGORIES = 20
+HISTOGRAM_BINS = 10
+
+
+@dataclass
+class GatherResult:
+    run_id: str
+    insight_kinds: list[str]
+    overall_metrics: dict[str, float]
+
+
+@dataclass
+class _Audit:
+    """The constructor's artifact loaded into memory."""
+
+    meta: dict[str, Any]
+    features: pd.DataFrame
+    predictions: pd.DataFrame
+    cohorts: list[dict[str, Any]]
+
+    @property
+    def task(self) -> str:
+        return self.meta["task_type"]
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task != "regression"
+
+    @property
+    def y_true(self) -> pd.Series:
+        return self.predictions[A.Y_TRUE]
+
+    @property
+    def y_pred(self) -> pd.Series:
+        return self.predictions[A.Y_PRED]
+
+    @property
+    def proba(self) -> np.ndarray | None:
+        if not self.meta.get("has_probabilities"):
+            return None
+        return self.predictions[[A.proba_column(i) for i in range(len(self.meta["classes"]))]].to_numpy()
+
+
+def _load_constructor(folder: Path) -> _Audit:
+    meta = A.read_artifact_meta(folder, expected_kind=A.KIND_CONSTRUCTOR)
+    return _Audit(
+        meta=meta,
+        features=pd.read_parquet(folder / A.TEST_FEATURES_FILE),
+        predictions=pd.read_parquet(folder / A.PREDICTIONS_FILE),
+        cohorts=A.read_json(folder / A.COHORTS_FILE)["cohorts"],
+    )
+
+
+def _check_insights(run_id: str, insight_dirs: list[Path]) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Each insight must be a known kind, from this run, and the only one of its kind."""
+    found: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for folder in insight_dirs:
+        meta = A.read_artifact_meta(folder)
+        kind = meta.get("kind")
+        if kind not in A.INSIGHT_KINDS:
+            raise ArtifactIntegrityError(
+                f"insight {folder} is of kind {kind!r}; gather takes one of {list(A.INSIGHT_KINDS)}"
+            )
+        if meta.get("run_id") != run_id:
+            raise ArtifactIntegrityError(
+                f"insight {folder} ({kind}) comes from constructor run {meta.get('run_id')!r}, "
+                f"not from this audit's run {run_id!r}; re-run it on this constructor's output"
+            )
+        if kind in found:
+            raise ArtifactIntegrityError(
+                f"two insights of kind {kind!r}: {found[kind][0]} and {folder}; pass only one"
+            )
+        found[kind] = (folder, meta)
+    return found
+
+
+def _metric_fns(audit: _Audit):
+    return metric_functions(audit.task, classes=audit.meta["classes"],
+                            positive=audit.meta["positive_label"],
+                            with_proba=audit.proba is not None)
+
+
+def _rows_metrics(audit: _Audit, fns, mask: np.ndarray) -> dict[str, Any]:
+    proba = audit.proba
+    result: dict[str, Any] = compute_metrics(
+        fns, audit.y_true[mask], audit.y_pred[mask], None if proba is None else proba[mask])
+    if audit.is_classifier:
+        result["confusion_matrix"] = confusion(audit.y_true[mask], audit.y_pred[mask],
+                                               audit.meta["classes"])
+    return result
+
+
+def _sensitive_groups(audit: _Audit) -> dict[str, tuple[pd.Series, dict | None]]:
+    return {f: group_labels(audit.features[f]) for f in audit.meta["sensitive_features"]}
+
+
+def _model_overview(audit: _Audit, fns, masks: dict[str, np.ndarray], groups) -> dict[str, Any]:
+    everything = np.ones(len(audit.predictions), dtype=bool)
+    by_group = []
+    for feature, (labels, _) in groups.items():
+        for group in sorted(labels.unique()):
+            by_group.append({"feature": feature, "group": group,
+                             **_rows_metrics(audit, fns, (labels == group).to_numpy())})
+    return {
+        "metric_names": list(fns),
+        "overall": _rows_metrics(audit, fns, everything),
+        "cohorts": [{"name": name, **_rows_metrics(audit, fns, mask)} for name, mask in masks.items()],
+        "sensitive_groups": by_group,
+    }
+
+
+def _metric_frame(audit: _Audit, fns, sensitive: pd.DataFrame | pd.Series) -> flm.MetricFrame:
+    proba = audit.proba
+    metrics = {"count": flm.count, **fns}
+    # MetricFrame splits only 1-D sample params by group, so the probability metrics get
+    # each group's row numbers and look their probability rows up.
+    for name in PROBA_METRICS:
+        if name in fns:
+            metrics[name] = lambda y_true, y_pred, rows, fn=fns[name]: fn(y_true, y_pred, proba=proba[rows])
+    return flm.MetricFrame(
+        metrics=metrics,
+        y_true=audit.y_true.to_numpy(),
+        y_pred=audit.y_pred.to_numpy(),
+        sensitive_features=sensitive,
+        sample_params={name: {"rows": np.arange(len(audit.y_true))} for name in PROBA_METRICS if name in fns},
+    )
+
+
+def _fairness_entry(audit: _Audit, fns, sensitive: pd.DataFrame, binning: dict) -> dict[str, Any]:
+    frame = _metric_frame(audit, fns, sensitive)
+    names = list(fns)
+    by_group = frame.by_group.reset_index()
+    groups = [
+        {"group": {c: row[c] for c in sensitive.columns},
+         "label": ", ".join(f"{c}={row[c]}" for c in sensitive.columns),
+         **{m: row[m] for m in ["count", *names]}}
+        for _, row in by_group.iterrows()
+    ]
+    entry: dict[str, Any] = {
+        "features": list(sensitive.columns),
+        "binning": binning,
+        "by_group": groups,
+        "difference": frame.difference(method="between_groups")[names].to_dict(),
+        "ratio": frame.ratio(method="between_groups")[names].to_dict(),
+        "group_min": frame.group_min()[names].to_dict(),
+        "group_max": frame.group_max()[names].to_dict(),
+    }
+    if audit.task == "binary_classification":
+        positive = audit.meta["positive_label"]
+        yt, yp = (audit.y_true == positive).astype(int), (audit.y_pred == positive).astype(int)
+        for name, fn in (("demographic_parity_difference", flm.demographic_parity_difference),
+                         ("demographic_parity_ratio", flm.demographic_parity_ratio),
+                         ("equalized_odds_difference", flm.equalized_odds_difference),
+                         ("equalized_odds_ratio", flm.equalized_odds_ratio)):
+            entry[name] = fn(yt, yp, sensitive_features=sensitive)
+    return entry
+
+
+def _fairness(audit: _Audit, fns, groups) -> list[dict[str, Any]]:
+    if not groups:
+        return []
+    entries = [
+        _fairness_entry(audit, fns, labels.to_frame(feature), {feature: binning} if binning else {})
+        for feature, (labels, binning) in groups.items()
+    ]
+    if len(groups) > 1:  # the intersection of all sensitive features
+        table = pd.DataFrame({f: labels for f, (labels, _) in groups.items()})
+        entries.append(_fairness_entry(
+            audit, fns, table, {f: b for f, (_, b) in groups.items() if b}))
+    return entries
+
+
+def _feature_summary(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
+    summary: dict[str, Any] = {"feature": name, "kind": kind, "count": int(values.notna().sum()),
+                               "missing": int(values.isna().sum())}
+    present = values.dropna()
+    if kind == "numeric" and len(present):
+        counts, edges = np.histogram(present.astype(float), bins=HISTOGRAM_BINS)
+        summary.update(
+            mean=present.mean(), std=present.std(), min=present.min(), max=present.max(),
+            quantiles={str(q): present.quantile(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
+            histogram={"edges": edges.tolist(), "counts": counts.tolist()},
+        )
+    elif kind == "categorical":
+        counts = present.astype(str).value_counts()
+        top = counts.head(TOP_CATEGORIES)
+        summary.update(n_unique=int(len(counts)), top_values=[
+            {"value": value, "count": int(count)} for value, count in top.items()])
+        if len(counts) > TOP_CATEGORIES:
+            summary["other_count"] = int(counts.iloc[TOP_CATEGORIES:].sum())
+    return summary
+
+
+def _balance(audit: _Audit, mask: np.ndarray) -> dict[str, Any]:
+    """Label and prediction balance of some rows."""
+    yt, yp = audit.y_true[mask], audit.y_pred[mask]
+    if audit.is_classifier:
+        classes = audit.meta["classes"]
+        return {"count": int(mask.sum()),
+                "y_true": {str(c): int((yt == c).sum()) for c in classes},
+                "y_pred": {str(c): int((yp == c).sum()) for c in classes}}
+    return {"count": int(mask.sum()),
+            "y_true": {"mean": yt.mean(), "std": yt.std()},
+            "y_pred": {"mean": yp.mean(), "std": yp.std()}}
+
+
+def _data_analysis(audit: _Audit, masks, groups) -> dict[str, Any]:
+    categorical = set(audit.meta["categorical_features"])
+    return {
+        "features": [
+            _feature_summary(f, audit.features[f], "categorical" if f in categorical else "numeric")
+            for f in audit.meta["features"]
+        ],
+        "balance": {
+            "overall": _balance(audit, np.ones(len(audit.predictions), dtype=bool)),
+            "cohorts": {name: _balance(audit, mask) for name, mask in masks.items()},
+            "sensitive_groups": {
+                feature: {g: _balance(audit, (labels == g).to_numpy()) for g in sorted(labels.unique())}
+                for feature, (labels, _) in groups.items()
+            },
+        },
+    }
+
+
+def _metrics_table(overview: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    scopes = ([("overall", None, "all rows", overview["overall"])]
+              + [("cohort", None, c["name"], c) for c in overview["cohorts"]]
+              + [("sensitive_group", g["feature"], g["group"], g) for g in overview["sensitive_groups"]])
+    for scope, feature, group, values in scopes:
+        for metric in overview["metric_names"]:
+            rows.append({"scope": scope, "feature": feature, "group": group, "metric": metric,
+                         "value": values[metric], "count": values["count"]})
+    return pd.DataFrame(rows)
+
+
+def _fairness_table(fairness: list[dict[str, Any]], metric_names: list[str]) -> pd.DataFrame:
+    rows = [{"features": " & ".join(e["features"]), "metric": m,
+             "difference": e["difference"][m], "ratio": e["ratio"][m],
+             "group_min": e["group_min"][m], "group_max": e["group_max"][m]}
+            for e in fairness for m in metric_names]
+    return pd.DataFrame(rows, columns=["features", "metric", "difference", "ratio", "group_min", "group_max"])
+
+
+def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], output_dir: str | Path) -> GatherResult:
+    """Check the insights against the constructor's run and write the dashboard bundle."""
+    constructor_dir = Path(constructor_dir)
+    audit = _load_constructor(constructor_dir)
+    run_id = audit.meta["run_id"]
+    insights = _check_insights(run_id, [Path(d) for d in insight_dirs])
+
+    fns = _metric_fns(audit)
+    frame = cohort_frame(audit.features, audit.y_true, audit.y_pred, is_classifier=audit.is_classifier)
+    masks = cohort_masks(audit.cohorts, frame)
+    groups = _sensitive_groups(audit)
+    overview = _model_overview(audit, fns, masks, groups)
+    fairness = _fairness(audit, fns, groups)
+    data_analysis = _data_analysis(audit, masks, groups)
+    empty = [name for name, mask in masks.items() if not mask.any()]
+    warnings = [f"cohort {name!r} selects no test rows; its metrics are undefined" for name in empty]
+
+    meta = audit.meta
+    document = A.new_meta(
+        A.KIND_DASHBOARD, run_id,
+        model={"class": meta["model"]["class"], "sha256": meta["model"]["sha256"]},
+        task_type=meta["task_type"],
+        target_column=meta["target_column"],
+        classes=meta["classes"],
+        positive_label=meta["positive_label"],
+        data={"n_train": meta["n_train"], "n_test": meta["n_test"], "features": meta["features"],
+              "categorical_features": meta["categorical_features"],
+              "sensitive_features": meta["sensitive_features"], "sample": meta["sample"]},
+        cohorts=[{"name": c["name"], "filter": c["filter"], "count": int(masks[c["name"]].sum())}
+                 for c in audit.cohorts],
+        model_overview=overview,
+        fairness=fairness,
+        data_analysis=data_analysis,
+        insights={kind: {"path": f"{A.INSIGHT_COPIES_DIR}/{kind}", "created_at": m.get("created_at")}
+                  for kind, (_, m) in insights.items()},
+        warnings=warnings,
+    )
+
+    with A.artifact_writer(Path(output_dir)) as out:
+        A.write_json(out / A.INSIGHTS_JSON_FILE, document)
+        A.write_json(out / A.META_FILE, A.new_meta(A.KIND_DASHBOARD, run_id,
+                                                   insight_kinds=sorted(insights)))
+        tables = out / A.TABLES_DIR
+        tables.mkdir()
+        A.write_parquet(_metrics_table(overview), tables / "metrics.parquet")
+        A.write_parquet(_fairness_table(fairness, overview["metric_names"]), tables / "fairness.parquet")
+        predictions = pd.concat([audit.features, frame.drop(columns=audit.features.columns),
+                                 audit.predictions.drop(columns=[A.Y_TRUE, A.Y_PRED])], axis=1)
+        A.write_parquet(predictions, tables / "predictions.parquet")
+        # A copy of the constructor's meta and each insight, so the bundle stands on its own.
+        (out / A.CONSTRUCTOR_COPY_DIR).mkdir()
+        shutil.copy2(constructor_dir / A.META_FILE, out / A.CONSTRUCTOR_COPY_DIR / A.META_FILE)
+        for kind, (folder, _) in insights.items():
+            shutil.copytree(folder, out / A.INSIGHT_COPIES_DIR / kind)
+        (out / A.DASHBOARD_HTML_FILE).write_text(render_dashboard(A.to_jsonable(document)), encoding="utf-8")
+    return GatherResult(run_id, sorted(insights), {k: v for k, v in overview["overall"].items()
+                                                    if k != "confusion_matrix"})
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rai-audit gather", description=__doc__.splitlines()[0])
+    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
+    p.add_argument("--insight", action="append", default=[], help="an insight artifact folder (repeatable)")
+    p.add_argument("--output", required=True, help="dashboard bundle folder to create")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def action() -> None:
+        run_gather(args.constructor, args.insight, args.output)
+        print(f"dashboard bundle written to {args.output}")
+
+    return run_cli(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
