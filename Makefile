@@ -1,0 +1,30 @@
+# `make demo`: set up and run a full local audit on the shipped demo data.
+# `make test`: set up (system packages too) and run the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup system-deps demo test compile clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+system-deps:
+	scripts/install-system-deps.sh
+
+demo: setup
+	$(VENV)/bin/rai-audit demo --output rai-audit-demo
+
+test: setup system-deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+compile: setup
+	$(VENV)/bin/rai-audit compile --output pipelines/audit_pipeline.yaml
+
+clean:
+	rm -rf $(VENV) rai-audit-demo rai-audit-output

@@ -1,0 +1,85 @@
+"""The ``rai-audit`` command: run audits locally, compile pipelines, and run single steps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rai_audit.steps._cli import run_cli
+
+DEFAULT_PIPELINE_YAML = Path("pipelines") / "audit_pipeline.yaml"
+
+
+def _report(bundle: Path) -> None:
+    print(f"dashboard bundle: {bundle}")
+    print(f"open the dashboard: {bundle / 'dashboard.html'}")
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from rai_audit.config import load_config
+    from rai_audit.local_run import run_audit_locally
+
+    _report(run_audit_locally(load_config(args.config), args.output))
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from rai_audit.config import resolve_config
+    from rai_audit.demo import prepare_demo
+    from rai_audit.local_run import run_audit_locally
+
+    output = Path(args.output)
+    config = prepare_demo(output / "inputs")
+    config.pop("name")
+    print(f"demo model and data (UCI Adult) written to {output / 'inputs'}")
+    _report(run_audit_locally(resolve_config(config, base_dir=output), output))
+
+
+def _cmd_compile(args: argparse.Namespace) -> None:
+    from kfp import compiler
+
+    from rai_audit.pipelines import PIPELINES
+
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(PIPELINES[args.pipeline], str(args.output))
+    print(f"pipeline {args.pipeline!r} compiled to {args.output}")
+
+
+STEP_COMMANDS = {
+    "constructor": "rai_audit.steps.constructor",
+    "gather": "rai_audit.steps.gather",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rai-audit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the audit pipeline locally (kfp.local) from a YAML/JSON config")
+    run.add_argument("config", help="audit config file")
+    run.add_argument("--output", default="rai-audit-output", help="folder for the run's artifacts")
+    run.set_defaults(func=_cmd_run)
+    demo = sub.add_parser("demo", help="train a model on the shipped Adult data and audit it locally")
+    demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")
+    demo.set_defaults(func=_cmd_demo)
+    comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
+    comp.add_argument("--pipeline", default="audit", choices=["audit"])
+    comp.add_argument("--output", default=str(DEFAULT_PIPELINE_YAML))
+    comp.set_defaults(func=_cmd_compile)
+    for step in STEP_COMMANDS:
+        sub.add_parser(step, help=f"run the {step} step alone (see `rai-audit {step} --help`)",
+                       add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in STEP_COMMANDS:
+        import importlib
+
+        return importlib.import_module(STEP_COMMANDS[argv[0]]).main(argv[1:])
+    args = _parser().parse_args(argv)
+    return run_cli(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""The audit config that ``rai-audit run`` takes (YAML or JSON), turned into pipeline arguments.
+
+Paths are relative to the config file. Example::
+
+    model: model.joblib
+    train_data: train.parquet
+    test_data: test.parquet
+    target_column: income
+    task_type: binary_classification
+    positive_label: ">50K"
+    sensitive_features: [sex, race]
+    cohorts: cohorts.json          # a file, or the list inline
+    sample_size: 2000
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rai_audit.core import RAIInputError
+from rai_audit.core.cohorts import load_cohorts
+
+PATH_KEYS = ("model", "train_data", "test_data")
+REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
+LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
+             "skops_trusted_types")
+INT_KEYS = ("sample_size", "random_state")
+OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS)
+ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML also reads JSON
+    except FileNotFoundError as err:
+        raise RAIInputError(f"config file {path} does not exist") from err
+    except yaml.YAMLError as err:
+        raise RAIInputError(f"config file {path} is not valid YAML/JSON: {err}") from err
+    if not isinstance(config, dict):
+        raise RAIInputError(f"config file {path} must hold a mapping of keys, got {type(config).__name__}")
+    return resolve_config(config, base_dir=path.parent)
+
+
+def resolve_config(config: dict[str, Any], *, base_dir: Path) -> dict[str, Any]:
+    """Check the keys and make paths absolute; returns the arguments of the audit pipeline."""
+    unknown = sorted(set(config) - set(ALLOWED_KEYS))
+    if unknown:
+        raise RAIInputError(f"unknown config keys {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
+    missing = [k for k in REQUIRED_KEYS if config.get(k) in (None, "")]
+    if missing:
+        raise RAIInputError(f"config is missing the required keys {missing}")
+    args: dict[str, Any] = {}
+    for key in PATH_KEYS:
+        value = str(config[key])
+        if "://" not in value:
+            resolved = (base_dir / value).resolve()
+            if not resolved.exists():
+                raise RAIInputError(f"config `{key}`: {resolved} does not exist")
+            value = str(resolved)
+        args[f"{key}_uri"] = value
+    args["target_column"] = str(config["target_column"])
+    args["task_type"] = str(config["task_type"])
+    for key in LIST_KEYS:
+        value = config.get(key) or []
+        if not isinstance(value, list):
+            raise RAIInputError(f"config `{key}` must be a list, got {value!r}")
+        args[key] = value
+    for key in INT_KEYS:
+        value = config.get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise RAIInputError(f"config `{key}` must be an integer, got {value!r}")
+        args[key] = value
+    positive = config.get("positive_label")
+    args["positive_label"] = "" if positive is None else str(positive)
+    cohorts = config.get("cohorts")
+    if isinstance(cohorts, str):
+        cohorts = base_dir / cohorts
+    args["cohorts"] = load_cohorts(cohorts)
+    return args

@@ -1,0 +1,102 @@
+"""KFP definitions of the steps: thin wrappers that call ``rai_audit.steps`` and nothing else.
+
+Each is a lightweight Python component whose base image is the step's own image (see
+``rai_audit.images``), so it runs locally under ``kfp.local`` and on a cluster alike.
+List parameters are typed lists; an empty list means "not given".
+"""
+
+# No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
+from typing import Optional
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+from rai_audit.images import step_image
+
+
+@dsl.component(base_image=step_image("constructor"), install_kfp_package=False)
+def constructor(
+    insights: Output[Artifact],
+    model: Input[Model],
+    train_data: Input[Dataset],
+    test_data: Input[Dataset],
+    target_column: str,
+    task_type: str,
+    categorical_features: list = [],
+    sensitive_features: list = [],
+    dropped_features: list = [],
+    classes: list = [],
+    positive_label: str = "",
+    cohorts: list = [],
+    sample_size: int = 0,
+    random_state: int = 0,
+    skops_trusted_types: list = [],
+):
+    """Validates model and data, predicts once on the whole test set, writes the insights.
+
+    Args:
+        insights: The insights artifact every later step reads.
+        model: A scikit-learn-compatible model saved with joblib, pickle or skops.
+        train_data: Train data, Parquet or CSV, with the target column.
+        test_data: Test data, Parquet or CSV, with the target column.
+        target_column: Name of the target column.
+        task_type: binary_classification, multiclass_classification, regression or classification.
+        categorical_features: Categorical feature names; empty: inferred from the dtypes.
+        sensitive_features: Features to assess fairness over.
+        dropped_features: Columns kept for cohorts and fairness but not given to the model.
+        classes: The class labels in order; empty: the model's classes.
+        positive_label: The positive class of a binary classifier; empty: the second class.
+        cohorts: Cohort definitions (rai-audit or Azure ML format).
+        sample_size: Test rows sampled (stratified, seeded) for per-row steps; 0: all.
+        random_state: Seed of that sample.
+        skops_trusted_types: Types to trust when loading a .skops model.
+    """
+    from rai_audit.steps.constructor import ConstructorOptions, run_constructor
+
+    result = run_constructor(model.path, train_data.path, test_data.path, insights.path,
+                             options=ConstructorOptions(
+                                 target_column=target_column, task_type=task_type,
+                                 categorical_features=categorical_features or None,
+                                 sensitive_features=sensitive_features,
+                                 dropped_features=dropped_features, classes=classes or None,
+                                 positive_label=positive_label or None, cohorts=cohorts,
+                                 sample_size=sample_size, random_state=random_state,
+                                 skops_trusted_types=skops_trusted_types))
+    insights.metadata.update(run_id=result.run_id, task_type=result.task_type, n_test=result.n_test)
+
+
+@dsl.component(base_image=step_image("gather"), install_kfp_package=False)
+def gather(
+    dashboard: Output[Artifact],
+    dashboard_html: Output[HTML],
+    overall_metrics: Output[Metrics],
+    constructor: Input[Artifact],
+    insight_1: Optional[Input[Artifact]] = None,
+    insight_2: Optional[Input[Artifact]] = None,
+    insight_3: Optional[Input[Artifact]] = None,
+    insight_4: Optional[Input[Artifact]] = None,
+):
+    """Checks that every insight is from the constructor's run and builds the dashboard bundle.
+
+    Args:
+        dashboard: The bundle: dashboard.html, insights.json, Parquet tables, manifest.json.
+        dashboard_html: The dashboard page alone, for the Kubeflow UI.
+        overall_metrics: The model's metrics on the whole test set.
+        constructor: The constructor's insights artifact.
+        insight_1: An analysis step's insight (any kind, at most one of each kind).
+        insight_2: Another insight.
+        insight_3: Another insight.
+        insight_4: Another insight.
+    """
+    import math
+    import shutil
+
+    from rai_audit.steps.gather import run_gather
+
+    insight_dirs = [i.path for i in (insight_1, insight_2, insight_3, insight_4) if i is not None]
+    result = run_gather(constructor.path, insight_dirs, dashboard.path)
+    shutil.copyfile(f"{dashboard.path}/dashboard.html", dashboard_html.path)
+    for name, value in result.overall_metrics.items():
+        if value is not None and math.isfinite(value):
+            overall_metrics.log_metric(name, value)
+    dashboard.metadata.update(run_id=result.run_id, insights=result.insight_kinds)
