@@ -9,6 +9,7 @@ Each is a ``Case`` with the paths of model, train and test files written in a te
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rai_audit.demo import train_demo_model
+from rai_audit.core import artifacts as A
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
+from rai_audit.steps.gather import run_gather
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RAI_AUDIT_SHARED", REPO.parent / "shared"))
@@ -108,3 +111,21 @@ def insurance_case(tmp_path_factory) -> Case:
     model.fit(train.drop(columns="charges"), train["charges"])
     return _write_case(tmp_path_factory.mktemp("insurance"), model, train, test, target="charges",
                        task_type="regression", sensitive=["sex", "age"])
+
+
+ADULT_COHORTS = [
+    {"name": "Under 30", "filter": {"column": "age", "op": "<", "value": 30}},
+    {"name": "Nobody", "filter": {"column": "age", "op": ">", "value": 500}},
+]
+
+
+def build_bundle(case: Case, folder: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
+    """Constructor + gather into ``folder``; returns it and the bundle's insights.json."""
+    case.construct(folder / "constructor", **options)
+    run_gather(folder / "constructor", [], folder / "dashboard")
+    return folder, json.loads((folder / "dashboard" / A.INSIGHTS_JSON_FILE).read_text())
+
+
+@pytest.fixture(scope="session")
+def adult_bundle(adult_case, tmp_path_factory):
+    return build_bundle(adult_case, tmp_path_factory.mktemp("adult_bundle"), cohorts=ADULT_COHORTS)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,21 +15,42 @@ from kfp import local
 from rai_audit.core import RAIInputError
 from rai_audit.pipelines import audit_pipeline
 
+# The last line of a step's traceback when it refused the user's input.
+_USER_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?:RAIInputError|ArtifactIntegrityError): (.*)$", re.M)
+
+
+class _Tee(io.TextIOBase):
+    """Passes writes through to a stream and keeps a copy (kfp.local prints task logs)."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.copy = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
 
 def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path) -> Path:
     """Run the audit pipeline with these arguments; return the dashboard bundle's folder.
 
-    Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``.
+    Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``. A step's
+    user error (bad column, bad cohort, ...) is raised here with the step's own message.
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
     # The tasks run in this Python environment, which has rai_audit installed.
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    tee = _Tee(sys.stdout)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(tee):
             # Locally every task runs in this environment; the step images matter on a cluster.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             run = audit_pipeline(**arguments)
     except RuntimeError as err:
-        raise RAIInputError(f"the local pipeline run failed: {err} (the failing task's log is above)") from err
+        cause = _USER_ERROR.findall(tee.copy.getvalue())
+        reason = cause[-1] if cause else f"{err} (the failing task's log is above)"
+        raise RAIInputError(f"the local pipeline run failed: {reason}") from err
     return Path(run.output.path)

@@ -210,8 +210,10 @@ def read_json(path: Path) -> Any:
             return json.load(handle)
     except FileNotFoundError as err:
         raise RAIInputError(f"file {path} does not exist") from err
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RAIInputError(f"file {path} is not valid JSON: {err}") from err
+    except OSError as err:
+        raise RAIInputError(f"file {path} could not be read: {err}") from err
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

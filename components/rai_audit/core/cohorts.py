@@ -94,8 +94,10 @@ def load_cohorts(source: str | Path | dict | list | None) -> list[dict[str, Any]
             source = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as err:
             raise RAIInputError(f"cohort file {path} does not exist") from err
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise RAIInputError(f"cohort file {path} is not valid JSON: {err}") from err
+        except OSError as err:
+            raise RAIInputError(f"cohort file {path} could not be read: {err}") from err
     if isinstance(source, list):
         is_azure = any(isinstance(c, dict) and "cohort_filter_list" in c for c in source)
         document = _from_azure(source) if is_azure else {"cohorts": source}

@@ -118,7 +118,10 @@ def compute_metrics(fns: dict[str, MetricFn], y_true, y_pred, proba=None) -> dic
 
 def confusion(y_true, y_pred, classes: list[Any]) -> dict[str, Any]:
     """Confusion matrix with rows = true class, columns = predicted class, in ``classes`` order."""
-    matrix = skm.confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(classes))
+    if len(y_true) == 0:  # scikit-learn refuses empty input; an empty cohort has all zeros
+        matrix = np.zeros((len(classes), len(classes)), dtype=int)
+    else:
+        matrix = skm.confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(classes))
     return {"labels": list(classes), "matrix": matrix.tolist()}
 
 

@@ -1,0 +1,99 @@
+"""The rai-audit command: run from a config, the demo, compile, and clear errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from rai_audit.cli import main
+from rai_audit.core import artifacts as A
+
+from conftest import AZURE_EXAMPLES, REPO
+
+
+def _bundle_from_output(out: str) -> Path:
+    line = next(l for l in out.splitlines() if l.startswith("dashboard bundle: "))
+    return Path(line.removeprefix("dashboard bundle: "))
+
+
+@pytest.fixture
+def config_dir(insurance_case, tmp_path):
+    """An audit config with relative paths and Azure-format cohorts, as a user writes it."""
+    for name in ("model", "train", "test"):
+        src = getattr(insurance_case, name)
+        shutil.copy2(src, tmp_path / src.name)
+    shutil.copy2(AZURE_EXAMPLES / "azureml-assets__boston__cohorts.json", tmp_path / "azure_cohorts.json")
+    config = {"model": "model.joblib", "train_data": "train.parquet", "test_data": "test.parquet",
+              "target_column": "charges", "task_type": "regression",
+              "sensitive_features": ["sex", "smoker"],
+              "cohorts": [{"name": "Older smokers", "filter": {"and": [
+                  {"column": "age", "op": ">=", "value": 50},
+                  {"column": "smoker", "op": "==", "value": "yes"}]}}]}
+    (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path, config
+
+
+def test_run_from_config(config_dir, capsys):
+    folder, _ = config_dir
+    assert main(["run", str(folder / "audit.yaml"), "--output", str(folder / "out")]) == 0
+    bundle = _bundle_from_output(capsys.readouterr().out)
+    doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())
+    assert doc["task_type"] == "regression"
+    test = pd.read_parquet(folder / "test.parquet")
+    expected = ((test.age >= 50) & (test.smoker == "yes")).sum()
+    assert (doc["cohorts"][0]["name"], doc["cohorts"][0]["count"]) == ("Older smokers", expected)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"colour": "blue"}, r"unknown config keys \['colour'\]"),
+    ({"target_column": None}, r"missing the required keys \['target_column'\]"),
+    ({"model": "nowhere.joblib"}, r"config `model`: .*nowhere.joblib does not exist"),
+    ({"sensitive_features": "sex"}, r"`sensitive_features` must be a list"),
+    ({"sample_size": "many"}, r"`sample_size` must be an integer"),
+    ({"cohorts": "azure_cohorts.json"}, r"column 'TAX' is not a feature"),
+    ({"cohorts": "missing.json"}, r"cohort file .*missing.json does not exist"),
+])
+def test_bad_config_exits_2_with_a_clear_message(config_dir, capsys, change, match):
+    folder, config = config_dir
+    (folder / "bad.yaml").write_text(yaml.safe_dump({**config, **change}))
+    assert main(["run", str(folder / "bad.yaml"), "--output", str(folder / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rai-audit: error: ")
+    assert re.search(match, err), err
+
+
+def test_unreadable_config(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("model: [unclosed")
+    assert main(["run", str(tmp_path / "c.yaml")]) == 2
+    assert "is not valid YAML/JSON" in capsys.readouterr().err
+
+
+def test_demo_runs_the_full_audit(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path)]) == 0
+    bundle = _bundle_from_output(capsys.readouterr().out)
+    A.verify_manifest(bundle)
+    doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())
+    assert doc["data"]["n_test"] == 16281 and doc["model_overview"]["overall"]["count"] == 16281
+    assert 0.8 < doc["model_overview"]["overall"]["accuracy_score"] < 0.95
+    assert [e["features"] for e in doc["fairness"]] == [["sex"], ["race"], ["sex", "race"]]
+    assert {c["name"] for c in doc["cohorts"]} >= {"Under 30", "Misclassified"}
+    assert (bundle / A.DASHBOARD_HTML_FILE).is_file()
+
+
+def test_compile_writes_the_checked_in_yaml(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("RAI_AUDIT_IMAGE_REGISTRY", raising=False)
+    assert main(["compile", "--output", str(tmp_path / "p.yaml")]) == 0
+    assert (tmp_path / "p.yaml").read_text() == (REPO / "pipelines" / "audit_pipeline.yaml").read_text()
+
+
+def test_step_commands_are_dispatched(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gather", "--help"])
+    assert exit_info.value.code == 0
+    assert "--constructor" in capsys.readouterr().out
