@@ -161,7 +161,7 @@ def _fairness_entry(audit: _Audit, fns, sensitive: pd.DataFrame, binning: dict) 
     groups = [
         {"group": {c: row[c] for c in sensitive.columns},
          "label": ", ".join(f"{c}={row[c]}" for c in sensitive.columns),
-         **{m: row[m] for m in ["count", *names]}}
+         "count": int(row["count"]), **{m: row[m] for m in names}}
         for _, row in by_group.iterrows()
     ]
     entry: dict[str, Any] = {
