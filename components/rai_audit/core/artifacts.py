@@ -204,16 +204,16 @@ def write_json(path: Path, data: Any) -> None:
         handle.write("\n")
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, *, what: str = "file") -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)
     except FileNotFoundError as err:
-        raise RAIInputError(f"file {path} does not exist") from err
+        raise RAIInputError(f"{what} {path} does not exist") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RAIInputError(f"file {path} is not valid JSON: {err}") from err
+        raise RAIInputError(f"{what} {path} is not valid JSON: {err}") from err
     except OSError as err:
-        raise RAIInputError(f"file {path} could not be read: {err}") from err
+        raise RAIInputError(f"{what} {path} could not be read: {err}") from err
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rai_audit.core._errors import RAIInputError
+from rai_audit.core.artifacts import read_json
 
 Y_TRUE, Y_PRED, ERROR, CORRECT = "y_true", "y_pred", "error", "correct"
 SPECIAL_COLUMNS = (Y_TRUE, Y_PRED, ERROR, CORRECT)
@@ -89,15 +90,7 @@ def load_cohorts(source: str | Path | dict | list | None) -> list[dict[str, Any]
     if source is None or source == "" or source == []:
         return []
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            source = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as err:
-            raise RAIInputError(f"cohort file {path} does not exist") from err
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise RAIInputError(f"cohort file {path} is not valid JSON: {err}") from err
-        except OSError as err:
-            raise RAIInputError(f"cohort file {path} could not be read: {err}") from err
+        source = read_json(Path(source), what="cohort file")
     if isinstance(source, list):
         is_azure = any(isinstance(c, dict) and "cohort_filter_list" in c for c in source)
         document = _from_azure(source) if is_azure else {"cohorts": source}
