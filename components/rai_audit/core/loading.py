@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -52,24 +51,29 @@ def model_file(path: str | Path) -> Path:
 def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None) -> Any:
     """Load a scikit-learn-compatible model saved with joblib, pickle or skops."""
     path = model_file(path)
-    if path.suffix.lower() == ".skops":
-        import skops.io
-
-        untrusted = [t for t in skops.io.get_untrusted_types(file=path)
-                     if t not in (skops_trusted_types or [])]
-        if untrusted:
-            raise RAIInputError(
-                f"model file {path} contains types skops does not trust by default: {untrusted}; "
-                "if you trust them, pass them as `skops_trusted_types`"
-            )
-        return skops.io.load(path, trusted=skops_trusted_types or [])
+    trusted = list(skops_trusted_types or [])
     try:
+        if path.suffix.lower() == ".skops":
+            import skops.io
+
+            untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in trusted]
+            if untrusted:
+                raise RAIInputError(
+                    f"model file {path} contains types skops does not trust by default: "
+                    f"{untrusted}; if you trust them, pass them as `skops_trusted_types`"
+                )
+            return skops.io.load(path, trusted=trusted)
         # joblib also reads plain pickles; both run code from the file, as their users know.
         return joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as err:
-        raise RAIInputError(f"model file {path} could not be loaded with joblib/pickle: {err}") from err
     except ModuleNotFoundError as err:
         raise RAIInputError(
             f"model file {path} needs the Python package {err.name!r}, which is not installed "
             "in this step's environment; add it to the step image"
+        ) from err
+    except RAIInputError:
+        raise
+    except Exception as err:  # a corrupt or incompatible file fails in many ways inside unpickling
+        raise RAIInputError(
+            f"model file {path} could not be loaded ({type(err).__name__}: {err}); "
+            "check the file and that the step has the library versions the model was saved with"
         ) from err
