@@ -74,8 +74,9 @@ def test_unreadable_config(tmp_path, capsys):
     assert "is not valid YAML/JSON" in capsys.readouterr().err
 
 
-def test_demo_runs_the_full_audit(tmp_path, capsys):
-    assert main(["demo", "--output", str(tmp_path)]) == 0
+def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a relative --output, as in the README's `make demo`
+    assert main(["demo", "--output", "demo-out"]) == 0
     bundle = _bundle_from_output(capsys.readouterr().out)
     A.verify_manifest(bundle)
     doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())

@@ -59,7 +59,7 @@ def train_demo_model(train: pd.DataFrame) -> Pipeline:
 
 def prepare_demo(folder: str | Path) -> dict[str, Any]:
     """Write the demo model, data and cohorts into ``folder``; return the audit config."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     train_path, test_path = folder / "adult_train.parquet", folder / "adult_test.parquet"
     shutil.copy2(demo_data_path("adult_train.parquet"), train_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class _Audit:
     def y_pred(self) -> pd.Series:
         return self.predictions[A.Y_PRED]
 
-    @property
+    @cached_property
     def proba(self) -> np.ndarray | None:
         if not self.meta.get("has_probabilities"):
             return None
