@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import shutil
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,9 @@ from fairlearn import metrics as flm
 
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
-from rai_audit.core.cohorts import cohort_frame, cohort_masks
+from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.metrics import (
-    PROBA_METRICS, compute_metrics, confusion, group_labels, metric_functions,
+    PROBA_METRICS, compute_metrics, confusion, metric_functions,
 )
 from rai_audit.report.dashboard import render_dashboard
 from rai_audit.steps._cli import run_cli
@@ -36,48 +35,6 @@ class GatherResult:
     run_id: str
     insight_kinds: list[str]
     overall_metrics: dict[str, float]
-
-
-@dataclass
-class _Audit:
-    """The constructor's artifact loaded into memory."""
-
-    meta: dict[str, Any]
-    features: pd.DataFrame
-    predictions: pd.DataFrame
-    cohorts: list[dict[str, Any]]
-
-    @property
-    def task(self) -> str:
-        return self.meta["task_type"]
-
-    @property
-    def is_classifier(self) -> bool:
-        return self.task != "regression"
-
-    @property
-    def y_true(self) -> pd.Series:
-        return self.predictions[A.Y_TRUE]
-
-    @property
-    def y_pred(self) -> pd.Series:
-        return self.predictions[A.Y_PRED]
-
-    @cached_property
-    def proba(self) -> np.ndarray | None:
-        if not self.meta.get("has_probabilities"):
-            return None
-        return self.predictions[[A.proba_column(i) for i in range(len(self.meta["classes"]))]].to_numpy()
-
-
-def _load_constructor(folder: Path) -> _Audit:
-    meta = A.read_artifact_meta(folder, expected_kind=A.KIND_CONSTRUCTOR)
-    return _Audit(
-        meta=meta,
-        features=pd.read_parquet(folder / A.TEST_FEATURES_FILE),
-        predictions=pd.read_parquet(folder / A.PREDICTIONS_FILE),
-        cohorts=A.read_json(folder / A.COHORTS_FILE)["cohorts"],
-    )
 
 
 def _check_insights(run_id: str, insight_dirs: list[Path]) -> dict[str, tuple[Path, dict[str, Any]]]:
@@ -103,13 +60,13 @@ def _check_insights(run_id: str, insight_dirs: list[Path]) -> dict[str, tuple[Pa
     return found
 
 
-def _metric_fns(audit: _Audit):
+def _metric_fns(audit: ConstructorArtifact):
     return metric_functions(audit.task, classes=audit.meta["classes"],
                             positive=audit.meta["positive_label"],
                             with_proba=audit.proba is not None)
 
 
-def _rows_metrics(audit: _Audit, fns, mask: np.ndarray) -> dict[str, Any]:
+def _rows_metrics(audit: ConstructorArtifact, fns, mask: np.ndarray) -> dict[str, Any]:
     proba = audit.proba
     result: dict[str, Any] = compute_metrics(
         fns, audit.y_true[mask], audit.y_pred[mask], None if proba is None else proba[mask])
@@ -119,11 +76,7 @@ def _rows_metrics(audit: _Audit, fns, mask: np.ndarray) -> dict[str, Any]:
     return result
 
 
-def _sensitive_groups(audit: _Audit) -> dict[str, tuple[pd.Series, dict | None]]:
-    return {f: group_labels(audit.features[f]) for f in audit.meta["sensitive_features"]}
-
-
-def _model_overview(audit: _Audit, fns, masks: dict[str, np.ndarray], groups) -> dict[str, Any]:
+def _model_overview(audit: ConstructorArtifact, fns, masks: dict[str, np.ndarray], groups) -> dict[str, Any]:
     everything = np.ones(len(audit.predictions), dtype=bool)
     by_group = []
     for feature, (labels, _) in groups.items():
@@ -138,7 +91,7 @@ def _model_overview(audit: _Audit, fns, masks: dict[str, np.ndarray], groups) ->
     }
 
 
-def _metric_frame(audit: _Audit, fns, sensitive: pd.DataFrame | pd.Series) -> flm.MetricFrame:
+def _metric_frame(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame | pd.Series) -> flm.MetricFrame:
     proba = audit.proba
     metrics = {"count": flm.count, **fns}
     # MetricFrame splits only 1-D sample params by group, so the probability metrics get
@@ -155,7 +108,7 @@ def _metric_frame(audit: _Audit, fns, sensitive: pd.DataFrame | pd.Series) -> fl
     )
 
 
-def _fairness_entry(audit: _Audit, fns, sensitive: pd.DataFrame, binning: dict) -> dict[str, Any]:
+def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, binning: dict) -> dict[str, Any]:
     frame = _metric_frame(audit, fns, sensitive)
     names = list(fns)
     by_group = frame.by_group.reset_index()
@@ -185,7 +138,7 @@ def _fairness_entry(audit: _Audit, fns, sensitive: pd.DataFrame, binning: dict) 
     return entry
 
 
-def _fairness(audit: _Audit, fns, groups) -> list[dict[str, Any]]:
+def _fairness(audit: ConstructorArtifact, fns, groups) -> list[dict[str, Any]]:
     if not groups:
         return []
     entries = [
@@ -220,7 +173,7 @@ def _feature_summary(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
     return summary
 
 
-def _balance(audit: _Audit, mask: np.ndarray) -> dict[str, Any]:
+def _balance(audit: ConstructorArtifact, mask: np.ndarray) -> dict[str, Any]:
     """Label and prediction balance of some rows."""
     yt, yp = audit.y_true[mask], audit.y_pred[mask]
     if audit.is_classifier:
@@ -233,7 +186,7 @@ def _balance(audit: _Audit, mask: np.ndarray) -> dict[str, Any]:
             "y_pred": {"mean": yp.mean(), "std": yp.std()}}
 
 
-def _data_analysis(audit: _Audit, masks, groups) -> dict[str, Any]:
+def _data_analysis(audit: ConstructorArtifact, masks, groups) -> dict[str, Any]:
     categorical = set(audit.meta["categorical_features"])
     return {
         "features": [
@@ -274,14 +227,12 @@ def _fairness_table(fairness: list[dict[str, Any]], metric_names: list[str]) -> 
 def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], output_dir: str | Path) -> GatherResult:
     """Check the insights against the constructor's run and write the dashboard bundle."""
     constructor_dir = Path(constructor_dir)
-    audit = _load_constructor(constructor_dir)
-    run_id = audit.meta["run_id"]
+    audit = load_constructor_artifact(constructor_dir)
+    run_id = audit.run_id
     insights = _check_insights(run_id, [Path(d) for d in insight_dirs])
 
     fns = _metric_fns(audit)
-    frame = cohort_frame(audit.features, audit.y_true, audit.y_pred, is_classifier=audit.is_classifier)
-    masks = cohort_masks(audit.cohorts, frame)
-    groups = _sensitive_groups(audit)
+    masks, groups = audit.cohort_masks, audit.sensitive_groups
     overview = _model_overview(audit, fns, masks, groups)
     fairness = _fairness(audit, fns, groups)
     data_analysis = _data_analysis(audit, masks, groups)
@@ -317,7 +268,7 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
         tables.mkdir()
         A.write_parquet(_metrics_table(overview), tables / "metrics.parquet")
         A.write_parquet(_fairness_table(fairness, overview["metric_names"]), tables / "fairness.parquet")
-        predictions = pd.concat([audit.features, frame.drop(columns=audit.features.columns),
+        predictions = pd.concat([audit.features, audit.cohort_frame.drop(columns=audit.features.columns),
                                  audit.predictions.drop(columns=[A.Y_TRUE, A.Y_PRED])], axis=1)
         A.write_parquet(predictions, tables / "predictions.parquet")
         # A copy of the constructor's meta and each insight, so the bundle stands on its own.

@@ -1,0 +1,77 @@
+"""The constructor's insights artifact, read back into memory by the analysis steps and gather."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rai_audit.core import artifacts as A
+from rai_audit.core.cohorts import cohort_frame, cohort_masks
+from rai_audit.core.metrics import group_labels
+
+
+@dataclass
+class ConstructorArtifact:
+    folder: Path
+    meta: dict[str, Any]
+    features: pd.DataFrame
+    predictions: pd.DataFrame
+    cohorts: list[dict[str, Any]]
+
+    @property
+    def run_id(self) -> str:
+        return self.meta["run_id"]
+
+    @property
+    def task(self) -> str:
+        return self.meta["task_type"]
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task != "regression"
+
+    @property
+    def y_true(self) -> pd.Series:
+        return self.predictions[A.Y_TRUE]
+
+    @property
+    def y_pred(self) -> pd.Series:
+        return self.predictions[A.Y_PRED]
+
+    @cached_property
+    def proba(self) -> np.ndarray | None:
+        if not self.meta.get("has_probabilities"):
+            return None
+        return self.predictions[[A.proba_column(i) for i in range(len(self.meta["classes"]))]].to_numpy()
+
+    @cached_property
+    def cohort_frame(self) -> pd.DataFrame:
+        """Features plus y_true, y_pred, error (and correct): what cohort filters select on."""
+        return cohort_frame(self.features, self.y_true, self.y_pred, is_classifier=self.is_classifier)
+
+    @cached_property
+    def cohort_masks(self) -> dict[str, np.ndarray]:
+        return cohort_masks(self.cohorts, self.cohort_frame)
+
+    @cached_property
+    def sensitive_groups(self) -> dict[str, tuple[pd.Series, dict[str, Any] | None]]:
+        """Per sensitive feature: the group label of each row, and the binning used, if any."""
+        return {f: group_labels(self.features[f]) for f in self.meta["sensitive_features"]}
+
+
+def load_constructor_artifact(folder: str | Path) -> ConstructorArtifact:
+    """Verify and read the constructor's artifact."""
+    folder = Path(folder)
+    meta = A.read_artifact_meta(folder, expected_kind=A.KIND_CONSTRUCTOR)
+    return ConstructorArtifact(
+        folder=folder,
+        meta=meta,
+        features=pd.read_parquet(folder / A.TEST_FEATURES_FILE),
+        predictions=pd.read_parquet(folder / A.PREDICTIONS_FILE),
+        cohorts=A.read_json(folder / A.COHORTS_FILE)["cohorts"],
+    )
