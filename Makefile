@@ -24,7 +24,8 @@ test: setup system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 compile: setup
-	$(VENV)/bin/rai-audit compile --output pipelines/audit_pipeline.yaml
+	$(VENV)/bin/rai-audit compile --pipeline audit
+	$(VENV)/bin/rai-audit compile --pipeline overview
 
 clean:
 	rm -rf $(VENV) rai-audit-demo rai-audit-output

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rai_audit.steps._cli import run_cli
 
-DEFAULT_PIPELINE_YAML = Path("pipelines") / "audit_pipeline.yaml"
+PIPELINES_DIR = Path("pipelines")
 
 
 def _report(bundle: Path) -> None:
@@ -20,7 +20,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from rai_audit.config import load_config
     from rai_audit.local_run import run_audit_locally
 
-    _report(run_audit_locally(load_config(args.config), args.output))
+    arguments, steps = load_config(args.config)
+    _report(run_audit_locally(arguments, args.output, steps=steps))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -32,7 +33,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     config = prepare_demo(output / "inputs")
     config.pop("name")
     print(f"demo model and data (UCI Adult) written to {output / 'inputs'}")
-    _report(run_audit_locally(resolve_config(config, base_dir=output), output))
+    arguments, steps = resolve_config(config, base_dir=output)
+    _report(run_audit_locally(arguments, output, steps=steps))
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
@@ -40,13 +42,15 @@ def _cmd_compile(args: argparse.Namespace) -> None:
 
     from rai_audit.pipelines import PIPELINES
 
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(PIPELINES[args.pipeline], str(args.output))
-    print(f"pipeline {args.pipeline!r} compiled to {args.output}")
+    output = Path(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(PIPELINES[args.pipeline], str(output))
+    print(f"pipeline {args.pipeline!r} compiled to {output}")
 
 
 STEP_COMMANDS = {
     "constructor": "rai_audit.steps.constructor",
+    "error_analysis": "rai_audit.steps.error_analysis",
     "gather": "rai_audit.steps.gather",
 }
 
@@ -62,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")
     demo.set_defaults(func=_cmd_demo)
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
-    comp.add_argument("--pipeline", default="audit", choices=["audit"])
-    comp.add_argument("--output", default=str(DEFAULT_PIPELINE_YAML))
+    comp.add_argument("--pipeline", default="audit", choices=["audit", "overview"])
+    comp.add_argument("--output", default=None, help="default: pipelines/<pipeline>_pipeline.yaml")
     comp.set_defaults(func=_cmd_compile)
     for step in STEP_COMMANDS:
         sub.add_parser(step, help=f"run the {step} step alone (see `rai-audit {step} --help`)",

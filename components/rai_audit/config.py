@@ -11,6 +11,9 @@ Paths are relative to the config file. Example::
     sensitive_features: [sex, race]
     cohorts: cohorts.json          # a file, or the list inline
     sample_size: 2000
+    error_analysis:                # include the step (options optional; {} for defaults)
+      max_depth: 3
+      heatmap_features: [age, sex] # Azure's name `filter_features` is accepted too
 """
 
 from __future__ import annotations
@@ -22,17 +25,21 @@ import yaml
 
 from rai_audit.core import RAIInputError
 from rai_audit.core.cohorts import load_cohorts
+from rai_audit.pipelines import ANALYSIS_STEPS
+from rai_audit.steps.error_analysis import ErrorAnalysisOptions
 
 PATH_KEYS = ("model", "train_data", "test_data")
 REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
 LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
              "skops_trusted_types")
 INT_KEYS = ("sample_size", "random_state")
-OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS)
+OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS)
+# Per analysis step: its options class and the Azure ML names it also accepts.
+STEP_OPTIONS = {"error_analysis": (ErrorAnalysisOptions, {"filter_features": "heatmap_features"})}
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+def load_config(path: str | Path) -> tuple[dict[str, Any], list[str]]:
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML also reads JSON
@@ -45,8 +52,27 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return resolve_config(config, base_dir=path.parent)
 
 
-def resolve_config(config: dict[str, Any], *, base_dir: Path) -> dict[str, Any]:
-    """Check the keys and make paths absolute; returns the arguments of the audit pipeline."""
+def _step_arguments(step: str, options: Any) -> dict[str, Any]:
+    """A step's options from the config, checked now, as prefixed pipeline arguments."""
+    if options is True or options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise RAIInputError(f"config `{step}` must be a mapping of options (or true), got {options!r}")
+    options_class, aliases = STEP_OPTIONS[step]
+    options = {aliases.get(k, k): v for k, v in options.items()}
+    allowed = [f for f in options_class.__dataclass_fields__ if f != "random_state"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise RAIInputError(f"config `{step}` has unknown options {unknown}; allowed are {allowed}")
+    options_class(**options)  # refuses bad values before any pipeline starts
+    return {f"{step}_{k}": v for k, v in options.items()}
+
+
+def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """Check the keys and make paths absolute.
+
+    Returns the arguments of the audit pipeline and the analysis steps to include.
+    """
     unknown = sorted(set(config) - set(ALLOWED_KEYS))
     if unknown:
         raise RAIInputError(f"unknown config keys {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
@@ -80,4 +106,7 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> dict[str, Any]:
     if isinstance(cohorts, str):
         cohorts = base_dir / cohorts
     args["cohorts"] = load_cohorts(cohorts)
-    return args
+    steps = [step for step in ANALYSIS_STEPS if config.get(step) not in (None, False)]
+    for step in steps:
+        args.update(_step_arguments(step, config[step]))
+    return args, steps

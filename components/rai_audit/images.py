@@ -11,7 +11,7 @@ import os
 
 from rai_audit import __version__
 
-STEPS = ("constructor", "gather")
+STEPS = ("constructor", "error_analysis", "gather")
 DEFAULT_REGISTRY = "rai-audit"
 
 

@@ -65,6 +65,42 @@ def constructor(
     insights.metadata.update(run_id=result.run_id, task_type=result.task_type, n_test=result.n_test)
 
 
+@dsl.component(base_image=step_image("error_analysis"), install_kfp_package=False)
+def error_analysis(
+    error_analysis: Output[Artifact],
+    constructor: Input[Artifact],
+    max_depth: int = 3,
+    num_leaves: int = 31,
+    min_child_samples: int = 20,
+    tree_features: list = [],
+    heatmap_features: list = [],
+    heatmap_bins: int = 8,
+    top_leaves: int = 3,
+    random_state: int = 0,
+):
+    """Finds where the model is wrong: error tree, heatmap, error per cohort and group.
+
+    Args:
+        error_analysis: The error analysis insight.
+        constructor: The constructor's insights artifact.
+        max_depth: Maximum depth of the error tree.
+        num_leaves: Maximum number of leaves of the error tree.
+        min_child_samples: Minimum number of rows in a leaf.
+        tree_features: Features the tree may split on; empty: all.
+        heatmap_features: One or two features for the error heatmap; empty: no heatmap.
+        heatmap_bins: Number of quantile bins of a numeric heatmap feature.
+        top_leaves: How many worst and best leaves to offer as cohorts.
+        random_state: Seed of the tree.
+    """
+    from rai_audit.steps.error_analysis import ErrorAnalysisOptions, run_error_analysis
+
+    result = run_error_analysis(constructor.path, error_analysis.path, options=ErrorAnalysisOptions(
+        max_depth=max_depth, num_leaves=num_leaves, min_child_samples=min_child_samples,
+        tree_features=tree_features, heatmap_features=heatmap_features,
+        heatmap_bins=heatmap_bins, top_leaves=top_leaves, random_state=random_state))
+    error_analysis.metadata.update(run_id=result.run_id, leaves=result.n_leaves)
+
+
 @dsl.component(base_image=step_image("gather"), install_kfp_package=False)
 def gather(
     dashboard: Output[Artifact],

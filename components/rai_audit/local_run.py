@@ -8,12 +8,12 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from kfp import local
 
 from rai_audit.core import RAIInputError
-from rai_audit.pipelines import audit_pipeline
+from rai_audit.pipelines import build_audit_pipeline
 
 # The last line of a step's traceback when it refused the user's input.
 _USER_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?:RAIInputError|ArtifactIntegrityError): (.*)$", re.M)
@@ -33,8 +33,9 @@ class _Tee(io.TextIOBase):
         self.stream.flush()
 
 
-def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path) -> Path:
-    """Run the audit pipeline with these arguments; return the dashboard bundle's folder.
+def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
+                      steps: Sequence[str]) -> Path:
+    """Run the audit pipeline with these arguments and analysis steps; return the bundle's folder.
 
     Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``. A step's
     user error (bad column, bad cohort, ...) is raised here with the step's own message.
@@ -48,7 +49,7 @@ def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path) -> Path
         with warnings.catch_warnings(), contextlib.redirect_stdout(tee):
             # Locally every task runs in this environment; the step images matter on a cluster.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            run = audit_pipeline(**arguments)
+            run = build_audit_pipeline(steps)(**arguments)
     except RuntimeError as err:
         cause = _USER_ERROR.findall(tee.copy.getvalue())
         reason = cause[-1] if cause else f"{err} (the failing task's log is above)"

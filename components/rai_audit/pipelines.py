@@ -1,47 +1,85 @@
-"""Pipeline builders: the full audit composes constructor -> analysis steps -> gather."""
+"""Pipeline builders: the audit composes constructor -> chosen analysis steps -> gather.
+
+``build_audit_pipeline(steps)`` includes the analysis steps named in ``steps``; every
+pipeline takes the parameters of every step (prefixed with the step's name), and those of
+steps left out are unused, so one config format serves every variant.
+"""
 
 # No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
+from typing import Sequence
+
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
-from rai_audit.kfp_components import constructor, gather
+from rai_audit.kfp_components import constructor, error_analysis, gather
 
-PIPELINE_NAME = "rai-audit"
-
-
-@dsl.pipeline(name=PIPELINE_NAME, description="Responsible AI audit of a tabular model")
-def audit_pipeline(
-    model_uri: str,
-    train_data_uri: str,
-    test_data_uri: str,
-    target_column: str,
-    task_type: str,
-    categorical_features: list = [],
-    sensitive_features: list = [],
-    dropped_features: list = [],
-    classes: list = [],
-    positive_label: str = "",
-    cohorts: list = [],
-    sample_size: int = 0,
-    random_state: int = 0,
-    skops_trusted_types: list = [],
-) -> Artifact:
-    model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
-    model.set_display_name("import model")
-    train = dsl.importer(artifact_uri=train_data_uri, artifact_class=Dataset, reimport=False)
-    train.set_display_name("import train data")
-    test = dsl.importer(artifact_uri=test_data_uri, artifact_class=Dataset, reimport=False)
-    test.set_display_name("import test data")
-    built = constructor(
-        model=model.output, train_data=train.output, test_data=test.output,
-        target_column=target_column, task_type=task_type,
-        categorical_features=categorical_features, sensitive_features=sensitive_features,
-        dropped_features=dropped_features, classes=classes, positive_label=positive_label,
-        cohorts=cohorts, sample_size=sample_size, random_state=random_state,
-        skops_trusted_types=skops_trusted_types,
-    )
-    gathered = gather(constructor=built.outputs["insights"])
-    return gathered.outputs["dashboard"]
+ANALYSIS_STEPS = ("error_analysis",)
 
 
-PIPELINES = {"audit": audit_pipeline}
+def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit"):
+    """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``)."""
+    unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
+    if unknown:
+        raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
+
+    @dsl.pipeline(name=name, description="Responsible AI audit of a tabular model")
+    def audit_pipeline(
+        model_uri: str,
+        train_data_uri: str,
+        test_data_uri: str,
+        target_column: str,
+        task_type: str,
+        categorical_features: list = [],
+        sensitive_features: list = [],
+        dropped_features: list = [],
+        classes: list = [],
+        positive_label: str = "",
+        cohorts: list = [],
+        sample_size: int = 0,
+        random_state: int = 0,
+        skops_trusted_types: list = [],
+        error_analysis_max_depth: int = 3,
+        error_analysis_num_leaves: int = 31,
+        error_analysis_min_child_samples: int = 20,
+        error_analysis_tree_features: list = [],
+        error_analysis_heatmap_features: list = [],
+        error_analysis_heatmap_bins: int = 8,
+        error_analysis_top_leaves: int = 3,
+    ) -> Artifact:
+        model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
+        model.set_display_name("import model")
+        train = dsl.importer(artifact_uri=train_data_uri, artifact_class=Dataset, reimport=False)
+        train.set_display_name("import train data")
+        test = dsl.importer(artifact_uri=test_data_uri, artifact_class=Dataset, reimport=False)
+        test.set_display_name("import test data")
+        built = constructor(
+            model=model.output, train_data=train.output, test_data=test.output,
+            target_column=target_column, task_type=task_type,
+            categorical_features=categorical_features, sensitive_features=sensitive_features,
+            dropped_features=dropped_features, classes=classes, positive_label=positive_label,
+            cohorts=cohorts, sample_size=sample_size, random_state=random_state,
+            skops_trusted_types=skops_trusted_types,
+        )
+        insights = []
+        if "error_analysis" in steps:
+            insights.append(error_analysis(
+                constructor=built.outputs["insights"], max_depth=error_analysis_max_depth,
+                num_leaves=error_analysis_num_leaves,
+                min_child_samples=error_analysis_min_child_samples,
+                tree_features=error_analysis_tree_features,
+                heatmap_features=error_analysis_heatmap_features,
+                heatmap_bins=error_analysis_heatmap_bins, top_leaves=error_analysis_top_leaves,
+                random_state=random_state,
+            ).outputs["error_analysis"])
+        gathered = gather(constructor=built.outputs["insights"],
+                          **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
+        return gathered.outputs["dashboard"]
+
+    return audit_pipeline
+
+
+# The compiled variants checked in under pipelines/ (file name -> pipeline).
+PIPELINES = {
+    "audit": build_audit_pipeline(ANALYSIS_STEPS),
+    "overview": build_audit_pipeline((), name="rai-audit-overview"),
+}

@@ -177,6 +177,7 @@ def _fake_insight(folder, kind, run_id, schema_version=A.SCHEMA_VERSION):
         meta = A.new_meta(kind, run_id)
         meta["schema_version"] = schema_version
         A.write_json(out / A.META_FILE, meta)
+        A.write_json(out / A.INSIGHT_RESULT_FILE, {"figures": [1, 2]})
     return folder
 
 
@@ -186,6 +187,7 @@ def test_gather_copies_an_insight_of_this_run(adult, tmp_path):
     run_gather(folder / "constructor", [insight], tmp_path / "out")
     gathered = json.loads((tmp_path / "out" / A.INSIGHTS_JSON_FILE).read_text())
     assert list(gathered["insights"]) == ["error_analysis"]
+    assert gathered["error_analysis"] == {"figures": [1, 2]}
     assert (tmp_path / "out" / "insights" / "error_analysis" / A.META_FILE).is_file()
 
 

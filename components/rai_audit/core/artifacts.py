@@ -36,6 +36,8 @@ KIND_CONSTRUCTOR = "constructor"
 KIND_DASHBOARD = "dashboard"
 # Insight kinds that gather accepts (each produced by one analysis step).
 INSIGHT_KINDS = ("error_analysis", "explanation", "counterfactual", "causal")
+# Every insight's results as one JSON document; gather embeds it under the insight's kind.
+INSIGHT_RESULT_FILE = "result.json"
 
 # Files of the constructor's insights artifact.
 TEST_FEATURES_FILE = "test.parquet"

@@ -80,4 +80,5 @@ def prepare_demo(folder: str | Path) -> dict[str, Any]:
         "cohorts": str(cohorts_path),
         "sample_size": 2000,
         "random_state": 0,
+        "error_analysis": {"max_depth": 3, "heatmap_features": ["age", "education"]},
     }

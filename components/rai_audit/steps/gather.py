@@ -257,6 +257,7 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
         data_analysis=data_analysis,
         insights={kind: {"path": f"{A.INSIGHT_COPIES_DIR}/{kind}", "created_at": m.get("created_at")}
                   for kind, (_, m) in insights.items()},
+        **{kind: A.read_json(folder / A.INSIGHT_RESULT_FILE) for kind, (folder, _) in insights.items()},
         warnings=warnings,
     )
 

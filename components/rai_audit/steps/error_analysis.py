@@ -1,0 +1,340 @@
+"""The error analysis step: where is the model wrong, and for whom.
+
+From the constructor's artifact (whole test set, predictions made once there):
+- an **error tree**: one LightGBM regression tree fitted to the model's error
+  (classification: misclassified 0/1; regression: absolute error) over the features;
+  each node carries its filter path in the cohort format, so any node is a cohort;
+- a **heatmap** of the error over one or two features (numeric ones binned by quantiles,
+  categorical ones by value);
+- the error per user cohort and per sensitive group, and the worst and best leaves as
+  ready-made cohorts;
+- **feature importance for errors**: binned mutual information between each feature and
+  the error.
+LightGBM is used (not scikit-learn's tree) because it splits categorical features and
+missing values natively, so paths read as raw values, and it is fast on millions of rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm
+import numpy as np
+import pandas as pd
+from sklearn.metrics import mutual_info_score
+
+from rai_audit.core import RAIInputError
+from rai_audit.core import artifacts as A
+from rai_audit.core.cohorts import filter_mask
+from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.steps._cli import json_arg, run_cli
+
+KIND = "error_analysis"
+HEATMAP_MAX_CATEGORIES = 20
+IMPORTANCE_BINS = 32
+OTHER, MISSING = "(other)", "(missing)"
+
+
+@dataclass(frozen=True)
+class ErrorAnalysisOptions:
+    """Parameters of the error tree (Azure ML's names and defaults) and the heatmap.
+
+    ``tree_features`` empty means every feature. ``heatmap_features`` (Azure's
+    ``filter_features``) names one or two features; empty means no heatmap.
+    """
+
+    max_depth: int = 3
+    num_leaves: int = 31
+    min_child_samples: int = 20
+    tree_features: list[str] = field(default_factory=list)
+    heatmap_features: list[str] = field(default_factory=list)
+    heatmap_bins: int = 8
+    top_leaves: int = 3
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        for name, low in (("max_depth", 1), ("num_leaves", 2), ("min_child_samples", 1),
+                          ("heatmap_bins", 2), ("top_leaves", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        if len(self.heatmap_features) > 2 or len(set(self.heatmap_features)) != len(self.heatmap_features):
+            raise RAIInputError(
+                f"`heatmap_features` must name at most two different features, got {list(self.heatmap_features)}"
+            )
+
+
+@dataclass
+class ErrorAnalysisResult:
+    run_id: str
+    n_rows: int
+    n_leaves: int
+    seconds: float
+
+
+def _error(audit: ConstructorArtifact) -> np.ndarray:
+    """Per row: 1.0 if misclassified (classification) or the absolute error (regression)."""
+    return audit.cohort_frame["error"].to_numpy(dtype=float)
+
+
+def _error_stats(error: np.ndarray, mask: np.ndarray, total: float) -> dict[str, Any]:
+    count = int(mask.sum())
+    error_sum = float(error[mask].sum())
+    return {"count": count, "error_sum": error_sum,
+            "error_rate": error_sum / count if count else None,
+            "error_share": error_sum / total if total else None}
+
+
+def _check_features(names: list[str], audit: ConstructorArtifact, option: str) -> None:
+    unknown = [f for f in names if f not in audit.meta["features"]]
+    if unknown:
+        raise RAIInputError(f"`{option}` names unknown features {unknown}; "
+                            f"the features are {audit.meta['features']}")
+
+
+def _tree_inputs(audit: ConstructorArtifact, features: list[str]) -> pd.DataFrame:
+    """The features as LightGBM takes them: categorical ones as pandas categories."""
+    categorical = set(audit.meta["categorical_features"])
+    X = pd.DataFrame(index=audit.features.index)
+    for f in features:
+        values = audit.features[f]
+        if f in categorical or not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            X[f] = values.astype("category")
+        else:
+            X[f] = values.astype(float)
+    return X
+
+
+def _missing_or(condition: dict[str, Any], feature: str) -> dict[str, Any]:
+    return {"or": [condition, {"column": feature, "op": "==", "value": None}]}
+
+
+def _split_conditions(node: dict[str, Any], X: pd.DataFrame) -> tuple[dict, dict, dict]:
+    """The split as data, and the cohort filters of its left and right sides.
+
+    LightGBM sends a row left when value <= threshold (numeric) or its category is in the
+    split's set (categorical); missing values go where ``default_left`` says when the tree
+    saw them (``missing_type`` NaN), and a categorical's missing value goes right.
+    """
+    feature = X.columns[node["split_feature"]]
+    nan_left = node["missing_type"] == "NaN" and node["default_left"]
+    if node["decision_type"] == "==":
+        categories = X[feature].cat.categories
+        values = [categories[int(code)] for code in str(node["threshold"]).split("||")]
+        values = [v.item() if hasattr(v, "item") else v for v in values]
+        left = {"column": feature, "op": "in", "value": values}
+        right = {"column": feature, "op": "not in", "value": values}  # pandas: NaN is "not in"
+        if nan_left:
+            left = _missing_or(left, feature)
+            right = {"and": [right, {"column": feature, "op": "!=", "value": None}]}
+        split = {"feature": feature, "op": "in", "value": values}
+    else:
+        threshold = float(node["threshold"])
+        left = {"column": feature, "op": "<=", "value": threshold}
+        right = {"column": feature, "op": ">", "value": threshold}
+        if node["missing_type"] == "NaN":
+            left, right = (_missing_or(left, feature), right) if nan_left else (left, _missing_or(right, feature))
+        split = {"feature": feature, "op": "<=", "value": threshold}
+    # Where missing values go matters (and is said) only for a column that has some.
+    has_missing = bool(X[feature].isna().any())
+    split["missing_values_go"] = ("left" if nan_left else "right") if has_missing else None
+    return split, left, right
+
+
+def _path(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else {"and": list(conditions)}
+
+
+def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
+                options: ErrorAnalysisOptions) -> list[dict[str, Any]]:
+    """Fit one tree to the error; return its nodes with filters and error figures."""
+    tree = lightgbm.LGBMRegressor(
+        n_estimators=1, learning_rate=1.0, num_leaves=options.num_leaves,
+        max_depth=options.max_depth, min_child_samples=options.min_child_samples,
+        random_state=options.random_state, deterministic=True, force_row_wise=True,
+        n_jobs=1, verbose=-1,
+    )
+    tree.fit(X, error)
+    structure = tree.booster_.dump_model()["tree_info"][0]["tree_structure"]
+    frame = audit.cohort_frame
+    total = float(error.sum())
+    nodes: list[dict[str, Any]] = []
+
+    def visit(node: dict[str, Any], parent: int | None, conditions: list[dict], mask: np.ndarray) -> int:
+        node_id = len(nodes)
+        entry: dict[str, Any] = {"id": node_id, "parent": parent, "depth": len(conditions),
+                                 "filter": _path(conditions), **_error_stats(error, mask, total)}
+        nodes.append(entry)
+        if "leaf_index" in node:  # a leaf
+            entry.update(leaf=True, children=[])
+            return node_id
+        split, left, right = _split_conditions(node, X)
+        entry.update(leaf=False, split=split)
+        entry["children"] = [
+            visit(child, node_id, [*conditions, side], mask & filter_mask(side, frame))
+            for child, side in ((node["left_child"], left), (node["right_child"], right))
+        ]
+        return node_id
+
+    visit(structure, None, [], np.ones(len(error), dtype=bool))
+    return nodes
+
+
+def _bins(values: pd.Series, kind: str, n_bins: int) -> tuple[pd.Series, list[dict[str, Any]], list[float] | None]:
+    """Bin labels per row, the bins (label + cohort filter), and the numeric edges if binned."""
+    name = values.name
+    bins: list[dict[str, Any]] = []
+    edges = None
+    labels = pd.Series(MISSING, index=values.index, dtype=object)
+    present = values.notna()
+    if kind == "numeric" and values.nunique() > n_bins:
+        edges = np.unique(np.nanquantile(values.astype(float), np.linspace(0, 1, n_bins + 1))).tolist()
+        codes = pd.cut(values, edges, include_lowest=True, labels=False)
+        for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+            first = i == 0
+            label = f"{'[' if first else '('}{low:g}, {high:g}]"
+            labels[codes == i] = label
+            bins.append({"label": label, "filter": {"and": [
+                {"column": name, "op": ">=" if first else ">", "value": low},
+                {"column": name, "op": "<=", "value": high}]}})
+    elif kind == "numeric" or values.nunique() <= HEATMAP_MAX_CATEGORIES:
+        for value in sorted(values[present].unique().tolist()):
+            value = value.item() if hasattr(value, "item") else value
+            labels[values == value] = str(value)
+            bins.append({"label": str(value), "filter": {"column": name, "op": "==", "value": value}})
+    else:  # many categories: the most frequent ones, the rest as one bin
+        top = values[present].value_counts().index[:HEATMAP_MAX_CATEGORIES].tolist()
+        for value in top:
+            labels[values == value] = str(value)
+            bins.append({"label": str(value), "filter": {"column": name, "op": "==", "value": value}})
+        labels[present & ~values.isin(top)] = OTHER
+        bins.append({"label": OTHER, "filter": {"and": [
+            {"column": name, "op": "not in", "value": top}, {"column": name, "op": "!=", "value": None}]}})
+    if not present.all():
+        bins.append({"label": MISSING, "filter": {"column": name, "op": "==", "value": None}})
+    return labels, bins, edges
+
+
+def _heatmap(audit: ConstructorArtifact, error: np.ndarray, options: ErrorAnalysisOptions) -> dict[str, Any] | None:
+    if not options.heatmap_features:
+        return None
+    categorical = set(audit.meta["categorical_features"])
+    axes, labels = [], []
+    for f in options.heatmap_features:
+        kind = "categorical" if f in categorical else "numeric"
+        row_labels, bins, edges = _bins(audit.features[f], kind, options.heatmap_bins)
+        axes.append({"feature": f, "kind": kind, "edges": edges, "bins": bins})
+        labels.append(row_labels.rename(f))
+    table = pd.concat(labels, axis=1).assign(_error=error)
+    grouped = table.groupby(list(options.heatmap_features))["_error"].agg(["size", "sum"])
+    figures = {key if isinstance(key, tuple) else (key,): row for key, row in grouped.iterrows()}
+    total = float(error.sum())
+    cells = []
+    for key in itertools.product(*[[b["label"] for b in axis["bins"]] for axis in axes]):
+        size, err = figures.get(key, (0, 0.0))  # every combination of bins, empty ones too
+        cells.append({"bins": list(key), "count": int(size), "error_sum": float(err),
+                      "error_rate": float(err) / size if size else None,
+                      "error_share": float(err) / total if total else None})
+    return {"axes": axes, "cells": cells}
+
+
+def _discretized(values: pd.Series, kind: str) -> np.ndarray:
+    """Integer codes for mutual information: quantile bins for numbers, codes for categories; NaN its own."""
+    if kind == "numeric" and values.nunique() > IMPORTANCE_BINS:
+        codes = pd.qcut(values, IMPORTANCE_BINS, labels=False, duplicates="drop")
+    else:
+        codes = pd.Series(pd.factorize(values)[0], index=values.index).where(values.notna())
+    return codes.fillna(-1).astype(int).to_numpy()
+
+
+def _importance(audit: ConstructorArtifact, features: list[str], error: np.ndarray) -> list[dict[str, Any]]:
+    categorical = set(audit.meta["categorical_features"])
+    target = error.astype(int) if audit.is_classifier else _discretized(pd.Series(error), "numeric")
+    scores = [
+        {"feature": f, "mutual_information": float(mutual_info_score(
+            target, _discretized(audit.features[f], "categorical" if f in categorical else "numeric")))}
+        for f in features
+    ]
+    return sorted(scores, key=lambda s: -s["mutual_information"])
+
+
+def _cohort_errors(audit: ConstructorArtifact, error: np.ndarray, nodes: list[dict[str, Any]],
+                   top: int) -> dict[str, Any]:
+    total = float(error.sum())
+    leaves = [n for n in nodes if n["leaf"] and n["count"]]
+    by_rate = sorted(leaves, key=lambda n: (-n["error_rate"], -n["count"]))
+    return {
+        "overall": _error_stats(error, np.ones(len(error), dtype=bool), total),
+        "cohorts": [{"name": name, **_error_stats(error, mask, total)}
+                    for name, mask in audit.cohort_masks.items()],
+        "sensitive_groups": [
+            {"feature": f, "group": g, **_error_stats(error, (labels == g).to_numpy(), total)}
+            for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())
+        ],
+        "worst_leaves": [{"name": f"Error tree: worst leaf {i + 1} (node {n['id']})", "node": n["id"],
+                          "filter": n["filter"], "count": n["count"], "error_rate": n["error_rate"]}
+                         for i, n in enumerate(by_rate[:top])],
+        "best_leaves": [{"name": f"Error tree: best leaf {i + 1} (node {n['id']})", "node": n["id"],
+                         "filter": n["filter"], "count": n["count"], "error_rate": n["error_rate"]}
+                        for i, n in enumerate(by_rate[::-1][:top])],
+    }
+
+
+def run_error_analysis(constructor_dir: str | Path, output_dir: str | Path, *,
+                       options: ErrorAnalysisOptions = ErrorAnalysisOptions()) -> ErrorAnalysisResult:
+    """Analyse the model's errors on the whole test set and write the error analysis artifact."""
+    started = time.perf_counter()
+    audit = load_constructor_artifact(constructor_dir)
+    features = list(options.tree_features) or list(audit.meta["features"])
+    _check_features(features, audit, "tree_features")
+    _check_features(list(options.heatmap_features), audit, "heatmap_features")
+    error = _error(audit)
+    nodes = _error_tree(audit, _tree_inputs(audit, features), error, options)
+    result = {
+        "error_metric": "error_rate" if audit.is_classifier else "mean_absolute_error",
+        "n_rows": len(error),
+        "tree": {"features": features, "nodes": nodes},
+        "heatmap": _heatmap(audit, error, options),
+        "cohort_errors": _cohort_errors(audit, error, nodes, options.top_leaves),
+        "feature_importance": _importance(audit, list(audit.meta["features"]), error),
+    }
+    seconds = time.perf_counter() - started
+    with A.artifact_writer(Path(output_dir)) as out:
+        A.write_json(out / A.INSIGHT_RESULT_FILE, result)
+        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options),
+                                                   n_rows=len(error), seconds=seconds))
+    return ErrorAnalysisResult(audit.run_id, len(error), sum(n["leaf"] for n in nodes), seconds)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rai-audit error_analysis", description=__doc__.splitlines()[0])
+    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
+    p.add_argument("--output", required=True, help="error analysis artifact folder to create")
+    defaults = ErrorAnalysisOptions()
+    for name in ("max_depth", "num_leaves", "min_child_samples", "heatmap_bins", "top_leaves", "random_state"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    p.add_argument("--tree-features", type=json_arg, default=[], help="JSON list; empty: all features")
+    p.add_argument("--heatmap-features", type=json_arg, default=[], help="JSON list of 1 or 2 features")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+
+    def action() -> None:
+        constructor, output = args.pop("constructor"), args.pop("output")
+        result = run_error_analysis(constructor, output, options=ErrorAnalysisOptions(**args))
+        print(f"error analysis written to {output} ({result.n_leaves} leaves, {result.seconds:.2f} s)")
+
+    return run_cli(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
