@@ -32,6 +32,7 @@ def config_dir(insurance_case, tmp_path):
     config = {"model": "model.joblib", "train_data": "train.parquet", "test_data": "test.parquet",
               "target_column": "charges", "task_type": "regression",
               "sensitive_features": ["sex", "smoker"],
+              "error_analysis": {"filter_features": ["smoker"], "max_depth": 2},  # Azure's name
               "cohorts": [{"name": "Older smokers", "filter": {"and": [
                   {"column": "age", "op": ">=", "value": 50},
                   {"column": "smoker", "op": "==", "value": "yes"}]}}]}
@@ -48,6 +49,9 @@ def test_run_from_config(config_dir, capsys):
     test = pd.read_parquet(folder / "test.parquet")
     expected = ((test.age >= 50) & (test.smoker == "yes")).sum()
     assert (doc["cohorts"][0]["name"], doc["cohorts"][0]["count"]) == ("Older smokers", expected)
+    ea = doc["error_analysis"]
+    assert ea["error_metric"] == "mean_absolute_error" and ea["heatmap"]["axes"][0]["feature"] == "smoker"
+    assert max(n["depth"] for n in ea["tree"]["nodes"]) <= 2
 
 
 @pytest.mark.parametrize("change, match", [
@@ -58,6 +62,9 @@ def test_run_from_config(config_dir, capsys):
     ({"sample_size": "many"}, r"`sample_size` must be an integer"),
     ({"cohorts": "azure_cohorts.json"}, r"column 'TAX' is not a feature"),
     ({"cohorts": "missing.json"}, r"cohort file .*missing.json does not exist"),
+    ({"error_analysis": {"max_depth": 0}}, r"`max_depth` must be an integer >= 1, got 0"),
+    ({"error_analysis": {"depth": 3}}, r"config `error_analysis` has unknown options \['depth'\]"),
+    ({"error_analysis": [3]}, r"config `error_analysis` must be a mapping"),
 ])
 def test_bad_config_exits_2_with_a_clear_message(config_dir, capsys, change, match):
     folder, config = config_dir
@@ -85,12 +92,16 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     assert [e["features"] for e in doc["fairness"]] == [["sex"], ["race"], ["sex", "race"]]
     assert {c["name"] for c in doc["cohorts"]} >= {"Under 30", "Misclassified"}
     assert (bundle / A.DASHBOARD_HTML_FILE).is_file()
+    assert sum(n["count"] for n in doc["error_analysis"]["tree"]["nodes"] if n["leaf"]) == 16281
 
 
-def test_compile_writes_the_checked_in_yaml(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("pipeline", ["audit", "overview"])
+def test_compile_writes_the_checked_in_yaml(tmp_path, monkeypatch, pipeline):
     monkeypatch.delenv("RAI_AUDIT_IMAGE_REGISTRY", raising=False)
-    assert main(["compile", "--output", str(tmp_path / "p.yaml")]) == 0
-    assert (tmp_path / "p.yaml").read_text() == (REPO / "pipelines" / "audit_pipeline.yaml").read_text()
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "--pipeline", pipeline]) == 0
+    name = f"{pipeline}_pipeline.yaml"
+    assert (tmp_path / "pipelines" / name).read_text() == (REPO / "pipelines" / name).read_text()
 
 
 def test_step_commands_are_dispatched(capsys):

@@ -16,19 +16,20 @@ from rai_audit import __version__
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.local_run import run_audit_locally
-from rai_audit.pipelines import audit_pipeline
+from rai_audit.pipelines import PIPELINES
 
 from conftest import REPO, ADULT_COHORTS
 
 CHECKED_IN_YAML = REPO / "pipelines" / "audit_pipeline.yaml"
 
 
-def test_compiled_pipeline_is_up_to_date(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_compiled_pipelines_are_up_to_date(tmp_path, monkeypatch, name):
     monkeypatch.delenv("RAI_AUDIT_IMAGE_REGISTRY", raising=False)
-    fresh = tmp_path / "audit_pipeline.yaml"
-    compiler.Compiler().compile(audit_pipeline, str(fresh))
-    assert fresh.read_text() == CHECKED_IN_YAML.read_text(), (
-        "pipelines/audit_pipeline.yaml is stale: run `make compile` and commit it")
+    fresh = tmp_path / f"{name}_pipeline.yaml"
+    compiler.Compiler().compile(PIPELINES[name], str(fresh))
+    assert fresh.read_text() == (REPO / "pipelines" / fresh.name).read_text(), (
+        f"pipelines/{fresh.name} is stale: run `make compile` and commit it")
 
 
 def test_component_interfaces():
@@ -49,7 +50,10 @@ def test_component_interfaces():
     executors = spec["deploymentSpec"]["executors"].values()
     images = {e["container"]["image"] for e in executors if "container" in e}
     # importers have no image; each step has its own, tagged with the package version
-    assert images == {f"rai-audit/constructor:{__version__}", f"rai-audit/gather:{__version__}"}
+    assert images == {f"rai-audit/{step}:{__version__}" for step in ("constructor", "error_analysis", "gather")}
+    ea = components["comp-error-analysis"]
+    assert ea["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] == 3
+    assert spec["root"]["inputDefinitions"]["parameters"]["error_analysis_num_leaves"]["defaultValue"] == 31
     for executor in spec["deploymentSpec"]["executors"].values():
         if "container" in executor:
             assert "pip install" not in " ".join(executor["container"]["command"])
@@ -75,7 +79,8 @@ def _arguments(adult_case, test_path, **overrides):
 
 def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_path):
     test_path, test = small_adult
-    bundle = run_audit_locally(_arguments(adult_case, test_path), tmp_path)
+    arguments = _arguments(adult_case, test_path, error_analysis_heatmap_features=["age"])
+    bundle = run_audit_locally(arguments, tmp_path, steps=["error_analysis"])
     assert bundle.is_relative_to(tmp_path / "pipeline_root")
     A.verify_manifest(bundle)
     doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())
@@ -85,6 +90,10 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     assert doc["model_overview"]["overall"]["accuracy_score"] == pytest.approx(
         skm.accuracy_score(test["income"], pred))
     assert doc["data"]["sample"]["size"] == 500
+    leaves = [n for n in doc["error_analysis"]["tree"]["nodes"] if n["leaf"]]
+    assert sum(n["count"] for n in leaves) == 3000
+    assert doc["error_analysis"]["heatmap"]["axes"][0]["feature"] == "age"
+    assert (bundle / "insights" / "error_analysis" / A.INSIGHT_RESULT_FILE).is_file()
     # KFP turned the cohort's integer 30 into 30.0; the cohort still selects age < 30
     young = next(c for c in doc["cohorts"] if c["name"] == "Under 30")
     assert young["count"] == (test["age"] < 30).sum()
@@ -101,4 +110,4 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
 def test_local_pipeline_run_failure_is_reported(adult_case, small_adult, tmp_path):
     test_path, _ = small_adult
     with pytest.raises(RAIInputError, match="local pipeline run failed"):
-        run_audit_locally(_arguments(adult_case, test_path, target_column="salary"), tmp_path)
+        run_audit_locally(_arguments(adult_case, test_path, target_column="salary"), tmp_path, steps=[])

@@ -13,6 +13,7 @@ from sklearn import metrics as skm
 
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
+from rai_audit.steps.error_analysis import run_error_analysis
 from rai_audit.steps.gather import main, run_gather
 
 from conftest import build_bundle
@@ -177,18 +178,19 @@ def _fake_insight(folder, kind, run_id, schema_version=A.SCHEMA_VERSION):
         meta = A.new_meta(kind, run_id)
         meta["schema_version"] = schema_version
         A.write_json(out / A.META_FILE, meta)
-        A.write_json(out / A.INSIGHT_RESULT_FILE, {"figures": [1, 2]})
     return folder
 
 
-def test_gather_copies_an_insight_of_this_run(adult, tmp_path):
+def test_gather_embeds_an_insight_of_this_run(adult, tmp_path):
     folder, doc = adult
-    insight = _fake_insight(tmp_path / "ea", "error_analysis", doc["run_id"])
-    run_gather(folder / "constructor", [insight], tmp_path / "out")
+    run_error_analysis(folder / "constructor", tmp_path / "ea")
+    run_gather(folder / "constructor", [tmp_path / "ea"], tmp_path / "out")
     gathered = json.loads((tmp_path / "out" / A.INSIGHTS_JSON_FILE).read_text())
     assert list(gathered["insights"]) == ["error_analysis"]
-    assert gathered["error_analysis"] == {"figures": [1, 2]}
-    assert (tmp_path / "out" / "insights" / "error_analysis" / A.META_FILE).is_file()
+    assert gathered["error_analysis"] == A.read_json(tmp_path / "ea" / A.INSIGHT_RESULT_FILE)
+    copy = tmp_path / "out" / "insights" / "error_analysis"
+    assert A.read_json(copy / A.META_FILE)["run_id"] == doc["run_id"]
+    assert "Error analysis" in (tmp_path / "out" / A.DASHBOARD_HTML_FILE).read_text()
 
 
 @pytest.mark.parametrize("insights, match", [
