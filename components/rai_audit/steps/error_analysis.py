@@ -152,14 +152,23 @@ def _path(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
     return conditions[0] if len(conditions) == 1 else {"and": list(conditions)}
 
 
+def min_split_gain(error: np.ndarray) -> float:
+    """The least gain worth a split: 1e-7 of the error's total sum of squares.
+
+    With LightGBM's default of 0, rounding noise (gains of ~1e-14) splits nodes whose
+    error is constant, cutting a region that is always wrong into pieces.
+    """
+    return max(1e-7 * float(((error - error.mean()) ** 2).sum()), 1e-12)
+
+
 def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
                 options: ErrorAnalysisOptions) -> list[dict[str, Any]]:
     """Fit one tree to the error; return its nodes with filters and error figures."""
     tree = lightgbm.LGBMRegressor(
         n_estimators=1, learning_rate=1.0, num_leaves=options.num_leaves,
         max_depth=options.max_depth, min_child_samples=options.min_child_samples,
-        random_state=options.random_state, deterministic=True, force_row_wise=True,
-        n_jobs=1, verbose=-1,
+        min_split_gain=min_split_gain(error), random_state=options.random_state,
+        deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1,
     )
     tree.fit(X, error)
     structure = tree.booster_.dump_model()["tree_info"][0]["tree_structure"]
@@ -172,7 +181,7 @@ def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
         entry: dict[str, Any] = {"id": node_id, "parent": parent, "depth": len(conditions),
                                  "filter": _path(conditions), **_error_stats(error, mask, total)}
         nodes.append(entry)
-        if "leaf_index" in node:  # a leaf
+        if "split_feature" not in node:  # a leaf (a tree with no split has a bare root leaf)
             entry.update(leaf=True, children=[])
             return node_id
         split, left, right = _split_conditions(node, X)
@@ -187,6 +196,15 @@ def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
     return nodes
 
 
+def _distinct_texts(edges: list[float]) -> list[str]:
+    """The shortest %g texts of the edges that still tell them all apart (labels key the cells)."""
+    for digits in range(6, 18):
+        texts = [f"{e:.{digits}g}" for e in edges]
+        if len(set(texts)) == len(texts):
+            return texts
+    return [repr(e) for e in edges]
+
+
 def _bins(values: pd.Series, kind: str, n_bins: int) -> tuple[pd.Series, list[dict[str, Any]], list[float] | None]:
     """Bin labels per row, the bins (label + cohort filter), and the numeric edges if binned."""
     name = values.name
@@ -197,9 +215,10 @@ def _bins(values: pd.Series, kind: str, n_bins: int) -> tuple[pd.Series, list[di
     if kind == "numeric" and values.nunique() > n_bins:
         edges = np.unique(np.nanquantile(values.astype(float), np.linspace(0, 1, n_bins + 1))).tolist()
         codes = pd.cut(values, edges, include_lowest=True, labels=False)
+        texts = _distinct_texts(edges)
         for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
             first = i == 0
-            label = f"{'[' if first else '('}{low:g}, {high:g}]"
+            label = f"{'[' if first else '('}{texts[i]}, {texts[i + 1]}]"
             labels[codes == i] = label
             bins.append({"label": label, "filter": {"and": [
                 {"column": name, "op": ">=" if first else ">", "value": low},
