@@ -12,16 +12,16 @@ PIPELINES_DIR = Path("pipelines")
 
 
 def _report(bundle: Path) -> None:
-    print(f"dashboard bundle: {bundle}")
-    print(f"open the dashboard: {bundle / 'dashboard.html'}")
+    # sys.stdout, not print: kfp.local leaves print() indented after a ParallelFor run.
+    sys.stdout.write(f"dashboard bundle: {bundle}\nopen the dashboard: {bundle / 'dashboard.html'}\n")
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from rai_audit.config import load_config
     from rai_audit.local_run import run_audit_locally
 
-    arguments, steps = load_config(args.config)
-    _report(run_audit_locally(arguments, args.output, steps=steps))
+    arguments, build = load_config(args.config)
+    _report(run_audit_locally(arguments, args.output, **build))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -33,8 +33,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     config = prepare_demo(output / "inputs")
     config.pop("name")
     print(f"demo model and data (UCI Adult) written to {output / 'inputs'}")
-    arguments, steps = resolve_config(config, base_dir=output)
-    _report(run_audit_locally(arguments, output, steps=steps))
+    arguments, build = resolve_config(config, base_dir=output)
+    _report(run_audit_locally(arguments, output, **build))
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
@@ -51,6 +51,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
 STEP_COMMANDS = {
     "constructor": "rai_audit.steps.constructor",
     "error_analysis": "rai_audit.steps.error_analysis",
+    "explainer": "rai_audit.steps.explainer",
     "gather": "rai_audit.steps.gather",
 }
 

@@ -14,6 +14,9 @@ Paths are relative to the config file. Example::
     error_analysis:                # include the step (options optional; {} for defaults)
       max_depth: 3
       heatmap_features: [age, sex] # Azure's name `filter_features` is accepted too
+    explainer:
+      method: auto                 # tree/linear SHAP where possible, else a mimic
+      shards: 2                    # fan out over 2 tasks (ParallelFor) and merge
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core.cohorts import load_cohorts
 from rai_audit.pipelines import ANALYSIS_STEPS
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions
+from rai_audit.steps.explainer import ExplainerOptions
 
 PATH_KEYS = ("model", "train_data", "test_data")
 REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
@@ -35,11 +39,18 @@ LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "
 INT_KEYS = ("sample_size", "random_state")
 OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS)
 # Per analysis step: its options class and the Azure ML names it also accepts.
-STEP_OPTIONS = {"error_analysis": (ErrorAnalysisOptions, {"filter_features": "heatmap_features"})}
+STEP_OPTIONS = {
+    "error_analysis": (ErrorAnalysisOptions, {"filter_features": "heatmap_features"}),
+    "explainer": (ExplainerOptions, {}),
+}
+# Options set when the pipeline is built, not passed to it.
+BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"}}
+# Options the pipeline sets itself.
+PIPELINE_SET = ("random_state", "shard_index", "shard_count")
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
 
 
-def load_config(path: str | Path) -> tuple[dict[str, Any], list[str]]:
+def load_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML also reads JSON
@@ -52,26 +63,29 @@ def load_config(path: str | Path) -> tuple[dict[str, Any], list[str]]:
     return resolve_config(config, base_dir=path.parent)
 
 
-def _step_arguments(step: str, options: Any) -> dict[str, Any]:
-    """A step's options from the config, checked now, as prefixed pipeline arguments."""
+def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A step's options from the config, checked now: (pipeline arguments, build options)."""
     if options is True or options is None:
         options = {}
     if not isinstance(options, dict):
         raise RAIInputError(f"config `{step}` must be a mapping of options (or true), got {options!r}")
     options_class, aliases = STEP_OPTIONS[step]
     options = {aliases.get(k, k): v for k, v in options.items()}
-    allowed = [f for f in options_class.__dataclass_fields__ if f != "random_state"]
+    build = {BUILD_OPTIONS[step][k]: options.pop(k) for k in list(options) if k in BUILD_OPTIONS.get(step, {})}
+    allowed = [f for f in options_class.__dataclass_fields__ if f not in PIPELINE_SET]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
+        allowed += list(BUILD_OPTIONS.get(step, {}))
         raise RAIInputError(f"config `{step}` has unknown options {unknown}; allowed are {allowed}")
     options_class(**options)  # refuses bad values before any pipeline starts
-    return {f"{step}_{k}": v for k, v in options.items()}
+    return {f"{step}_{k}": v for k, v in options.items()}, build
 
 
-def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str, Any], list[str]]:
+def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the keys and make paths absolute.
 
-    Returns the arguments of the audit pipeline and the analysis steps to include.
+    Returns the arguments of the audit pipeline and the keyword arguments that build it
+    (``steps`` to include, ``explainer_shards``).
     """
     unknown = sorted(set(config) - set(ALLOWED_KEYS))
     if unknown:
@@ -106,7 +120,9 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
     if isinstance(cohorts, str):
         cohorts = base_dir / cohorts
     args["cohorts"] = load_cohorts(cohorts)
-    steps = [step for step in ANALYSIS_STEPS if config.get(step) not in (None, False)]
-    for step in steps:
-        args.update(_step_arguments(step, config[step]))
-    return args, steps
+    build: dict[str, Any] = {"steps": [s for s in ANALYSIS_STEPS if config.get(s) not in (None, False)]}
+    for step in build["steps"]:
+        step_args, step_build = _step_arguments(step, config[step])
+        args.update(step_args)
+        build.update(step_build)
+    return args, build

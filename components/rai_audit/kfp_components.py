@@ -6,7 +6,7 @@ List parameters are typed lists; an empty list means "not given".
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
-from typing import Optional
+from typing import List, Optional
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
@@ -99,6 +99,59 @@ def error_analysis(
         tree_features=tree_features, heatmap_features=heatmap_features,
         heatmap_bins=heatmap_bins, top_leaves=top_leaves, random_state=random_state))
     error_analysis.metadata.update(run_id=result.run_id, leaves=result.n_leaves)
+
+
+@dsl.component(base_image=step_image("explainer"), install_kfp_package=False)
+def explainer(
+    explanation: Output[Artifact],
+    constructor: Input[Artifact],
+    method: str = "auto",
+    rows: str = "sample",
+    shard_index: int = 0,
+    shard_count: int = 1,
+    background_size: int = 300,
+    mimic_train_size: int = 5000,
+    random_state: int = 0,
+):
+    """Global and local feature importance in raw features (interpret-community on shap).
+
+    Args:
+        explanation: The explanation insight (of this shard, when sharded).
+        constructor: The constructor's insights artifact.
+        method: auto (tree or linear SHAP where possible, else a mimic), tree, linear or mimic.
+        rows: sample (the constructor's recorded sample) or all test rows.
+        shard_index: Which shard of the rows to explain.
+        shard_count: Into how many shards the rows are split.
+        background_size: Train rows used as the background (seeded).
+        mimic_train_size: Train rows the mimic surrogate learns from (seeded).
+        random_state: Seed of those samples and the surrogate.
+    """
+    from rai_audit.steps.explainer import ExplainerOptions, run_explainer
+
+    result = run_explainer(constructor.path, explanation.path, options=ExplainerOptions(
+        method=method, rows=rows, shard_index=shard_index, shard_count=shard_count,
+        background_size=background_size, mimic_train_size=mimic_train_size,
+        random_state=random_state))
+    explanation.metadata.update(run_id=result.run_id, method=result.method, rows=result.n_rows)
+
+
+@dsl.component(base_image=step_image("explainer"), install_kfp_package=False)
+def merge_explanations(
+    explanation: Output[Artifact],
+    constructor: Input[Artifact],
+    shards: Input[List[Artifact]],
+):
+    """Joins explanation shards into the result of one unsharded run.
+
+    Args:
+        explanation: The merged explanation insight.
+        constructor: The constructor's insights artifact.
+        shards: The explanation shards (all of one split).
+    """
+    from rai_audit.steps.explainer import merge_explanations as merge
+
+    result = merge(constructor.path, [shard.path for shard in shards], explanation.path)
+    explanation.metadata.update(run_id=result.run_id, method=result.method, rows=result.n_rows)
 
 
 @dsl.component(base_image=step_image("gather"), install_kfp_package=False)

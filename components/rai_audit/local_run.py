@@ -34,7 +34,7 @@ class _Tee(io.TextIOBase):
 
 
 def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
-                      steps: Sequence[str]) -> Path:
+                      steps: Sequence[str], explainer_shards: int = 1) -> Path:
     """Run the audit pipeline with these arguments and analysis steps; return the bundle's folder.
 
     Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``. A step's
@@ -49,7 +49,7 @@ def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
         with warnings.catch_warnings(), contextlib.redirect_stdout(tee):
             # Locally every task runs in this environment; the step images matter on a cluster.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            run = build_audit_pipeline(steps)(**arguments)
+            run = build_audit_pipeline(steps, explainer_shards=explainer_shards)(**arguments)
     except RuntimeError as err:
         cause = _USER_ERROR.findall(tee.copy.getvalue())
         reason = cause[-1] if cause else f"{err} (the failing task's log is above)"

@@ -11,16 +11,23 @@ from typing import Sequence
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
-from rai_audit.kfp_components import constructor, error_analysis, gather
+from rai_audit.kfp_components import constructor, error_analysis, explainer, gather, merge_explanations
 
-ANALYSIS_STEPS = ("error_analysis",)
+ANALYSIS_STEPS = ("error_analysis", "explainer")
 
 
-def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit"):
-    """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``)."""
+def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit",
+                         explainer_shards: int = 1):
+    """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
+
+    With ``explainer_shards`` > 1 the explainer fans out over that many shards of rows
+    (``dsl.ParallelFor``, one pod each on a cluster) and a merge joins them.
+    """
     unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
     if unknown:
         raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
+    if not isinstance(explainer_shards, int) or explainer_shards < 1:
+        raise ValueError(f"`explainer_shards` must be an integer >= 1, got {explainer_shards!r}")
 
     @dsl.pipeline(name=name, description="Responsible AI audit of a tabular model")
     def audit_pipeline(
@@ -45,6 +52,10 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         error_analysis_heatmap_features: list = [],
         error_analysis_heatmap_bins: int = 8,
         error_analysis_top_leaves: int = 3,
+        explainer_method: str = "auto",
+        explainer_rows: str = "sample",
+        explainer_background_size: int = 300,
+        explainer_mimic_train_size: int = 5000,
     ) -> Artifact:
         model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
         model.set_display_name("import model")
@@ -71,6 +82,18 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
                 heatmap_bins=error_analysis_heatmap_bins, top_leaves=error_analysis_top_leaves,
                 random_state=random_state,
             ).outputs["error_analysis"])
+        if "explainer" in steps:
+            options = dict(constructor=built.outputs["insights"], method=explainer_method,
+                           rows=explainer_rows, background_size=explainer_background_size,
+                           mimic_train_size=explainer_mimic_train_size, random_state=random_state)
+            if explainer_shards == 1:
+                insights.append(explainer(**options).outputs["explanation"])
+            else:
+                with dsl.ParallelFor(items=list(range(explainer_shards))) as shard:
+                    part = explainer(shard_index=shard, shard_count=explainer_shards, **options)
+                insights.append(merge_explanations(
+                    constructor=built.outputs["insights"],
+                    shards=dsl.Collected(part.outputs["explanation"])).outputs["explanation"])
         gathered = gather(constructor=built.outputs["insights"],
                           **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
         return gathered.outputs["dashboard"]
@@ -80,6 +103,6 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
 
 # The compiled variants checked in under pipelines/ (file name -> pipeline).
 PIPELINES = {
-    "audit": build_audit_pipeline(ANALYSIS_STEPS),
+    "audit": build_audit_pipeline(ANALYSIS_STEPS, explainer_shards=2),
     "overview": build_audit_pipeline((), name="rai-audit-overview"),
 }

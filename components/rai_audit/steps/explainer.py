@@ -1,0 +1,360 @@
+"""The explainer step: global and local feature importance in raw features, per cohort.
+
+interpret-community (on shap) explains the model's final estimator on the features it
+really sees (after the Pipeline's preprocessing), with the exact explainer it allows
+(tree SHAP, linear SHAP); for any other model a mimic (a LightGBM surrogate trained to
+imitate it) is used, and its fidelity is recorded. Importances of engineered columns
+(e.g. one-hot columns) are summed back to the raw feature they come from.
+
+interpret-community's own raw-feature mapping (``transformations=``) fails with
+scikit-learn >= 1.6 (its mappers lack ``__sklearn_tags__``), so the mapping is found here
+by probing: each raw feature is perturbed alone and the engineered columns that change
+are its columns. This works for any preprocessing in which each engineered column comes
+from one raw column; a column fed by several raw features is split among them equally,
+and the output says so.
+
+Rows: the constructor's recorded sample (or all test rows), optionally one shard of them;
+``merge_explanations`` joins shards into exactly the result of one unsharded run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+from rai_audit.core import ArtifactIntegrityError, RAIInputError
+from rai_audit.core import artifacts as A
+from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.loading import load_model
+from rai_audit.steps._cli import run_cli
+
+KIND = "explanation"
+LOCAL_FILE = "local_importance.parquet"
+Method = Literal["auto", "tree", "linear", "mimic"]
+METHODS = get_args(Method)
+Rows = Literal["sample", "all"]
+ROWS = get_args(Rows)
+CLASS_COLUMN = "class"
+
+
+@dataclass(frozen=True)
+class ExplainerOptions:
+    """How to explain: ``method`` auto picks tree or linear SHAP where the model allows it
+    and a mimic otherwise; ``rows`` sample uses the constructor's recorded sample."""
+
+    method: str = "auto"
+    rows: str = "sample"
+    shard_index: int = 0
+    shard_count: int = 1
+    background_size: int = 300
+    mimic_train_size: int = 5000
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise RAIInputError(f"`method` must be one of {list(METHODS)}, got {self.method!r}")
+        if self.rows not in ROWS:
+            raise RAIInputError(f"`rows` must be one of {list(ROWS)}, got {self.rows!r}")
+        for name, low in (("shard_count", 1), ("background_size", 1), ("mimic_train_size", 10)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
+            raise RAIInputError(
+                f"`shard_index` must be in [0, shard_count={self.shard_count}), got {self.shard_index!r}")
+
+
+@dataclass
+class ExplainerResult:
+    run_id: str
+    method: str
+    n_rows: int
+    seconds: float
+
+
+def _split_model(model: Any):
+    """(preprocessing or None, final estimator) of a scikit-learn Pipeline or bare estimator."""
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        return model[:-1], model[-1]
+    return None, model
+
+
+def _as_dense_frame(values: Any, columns: list[str]) -> pd.DataFrame:
+    if hasattr(values, "toarray"):
+        values = values.toarray()
+    return pd.DataFrame(np.asarray(values, dtype=float), columns=columns)
+
+
+def _engineered(preprocess, raw: pd.DataFrame) -> pd.DataFrame:
+    if preprocess is None:
+        return raw.astype(float)
+    transformed = preprocess.transform(raw)
+    try:
+        names = [str(n) for n in preprocess.get_feature_names_out()]
+    except Exception:  # some transformers cannot name their outputs
+        names = [f"x{i}" for i in range(transformed.shape[1])]
+    return _as_dense_frame(transformed, names)
+
+
+def _feature_map(preprocess, probe: pd.DataFrame, features: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(raw features x engineered columns) weights: which raw feature each column comes from."""
+    if preprocess is None:
+        return np.eye(len(features)), []
+    base = _engineered(preprocess, probe).to_numpy()
+    depends = np.zeros((len(features), base.shape[1]), dtype=bool)
+    for j, feature in enumerate(features):
+        moved = probe.copy()
+        moved[feature] = np.roll(probe[feature].to_numpy(), 1)
+        changed = _engineered(preprocess, moved).to_numpy()
+        depends[j] = ~np.isclose(base, changed, equal_nan=True).all(axis=0)
+    shared = depends.sum(axis=0)
+    notes = []
+    if (shared > 1).any():
+        notes.append(f"{int((shared > 1).sum())} engineered columns depend on several raw features; "
+                     "their importance is split equally among them")
+    weights = depends / np.maximum(shared, 1)
+    return weights, notes
+
+
+def _explained_rows(audit: ConstructorArtifact, options: ExplainerOptions) -> np.ndarray:
+    """Row ids to explain: the sample (or all rows), in order; this shard's share of them."""
+    rows = audit.predictions[A.ROW_ID].to_numpy()
+    if options.rows == "sample":
+        rows = rows[audit.predictions[A.IN_SAMPLE].to_numpy()]
+    return rows
+
+
+def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd.DataFrame,
+               classes, is_classifier: bool, random_state: int):
+    """The interpret-community explainer for this method, and the method used."""
+    from interpret_community import TabularExplainer
+    from interpret_community.mimic import MimicExplainer
+    from interpret_community.mimic.models import LGBMExplainableModel
+    from interpret_community.shap import LinearExplainer, TreeExplainer
+
+    features = list(background.columns)
+    kwargs = {"features": features, "classes": classes}
+    if method == "tree":
+        return TreeExplainer(estimator, **kwargs), "tree"
+    if method == "linear":
+        return LinearExplainer(estimator, background, **kwargs), "linear"
+    if method == "auto":
+        try:
+            chosen = TabularExplainer(estimator, background, **kwargs).explainer
+            name = type(chosen).__name__
+            if name in ("TreeExplainer", "LinearExplainer"):
+                chosen.explain_local(background.iloc[:2])  # some estimators fail only here
+                return chosen, name.removesuffix("Explainer").lower()
+        except Exception:  # no exact explainer works for this estimator: use the mimic
+            pass
+    mimic = MimicExplainer(
+        estimator, mimic_train, LGBMExplainableModel, augment_data=False,
+        explainable_model_args={"random_state": random_state, "n_jobs": 1, "verbose": -1},
+        model_task="classification" if is_classifier else "regression", **kwargs)
+    return mimic, "mimic"
+
+
+def _local_values(explanation, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Local values as (classes or 1, rows, columns) and expected values per class."""
+    values = np.asarray(explanation.local_importance_values, dtype=float)
+    if values.ndim == 2:
+        values = values[None]
+    expected = np.atleast_1d(np.asarray(explanation.expected_values, dtype=float))
+    if n_classes == 2 and values.shape[0] == 2 and expected.size == 1:
+        expected = np.array([-expected[0], expected[0]])  # linear SHAP gives the positive class's only
+    return values, expected
+
+
+def _fidelity(explainer, method: str, estimator, X_test: pd.DataFrame, y_model: np.ndarray,
+              is_classifier: bool) -> dict[str, Any] | None:
+    """How well the mimic imitates the model on the whole test set."""
+    if method != "mimic":
+        return None
+    from sklearn.metrics import accuracy_score, r2_score
+
+    surrogate = np.asarray(explainer.surrogate_model.predict(X_test))
+    if not is_classifier:
+        return {"metric": "r2", "value": float(r2_score(y_model, surrogate))}
+    classes = np.asarray(estimator.classes_)
+    # interpret-community's binary surrogate regresses the logit of the second class;
+    # its multiclass surrogate predicts class indices.
+    labels = classes[(surrogate > 0).astype(int)] if len(classes) == 2 else classes[surrogate.astype(int)]
+    return {"metric": "accuracy", "value": float(accuracy_score(y_model.astype(str), labels.astype(str)))}
+
+
+def _aggregate(local: pd.DataFrame, features: list[str], audit: ConstructorArtifact) -> dict[str, Any]:
+    """Mean absolute importance overall, per class, per cohort and per sensitive group."""
+    def mean_abs(frame: pd.DataFrame) -> dict[str, float]:
+        return frame[features].abs().mean().to_dict() if len(frame) else {f: None for f in features}
+
+    def ranked(values: dict[str, float]) -> list[dict[str, Any]]:
+        return sorted(({"feature": f, "importance": v} for f, v in values.items()),
+                      key=lambda item: -(item["importance"] or 0))
+
+    per_class = {str(c): mean_abs(group) for c, group in local.groupby(CLASS_COLUMN, sort=False)}
+    overall = pd.DataFrame(list(per_class.values())).mean().to_dict()
+
+    def by_rows(row_ids: np.ndarray) -> dict[str, float]:
+        subset = local[local[A.ROW_ID].isin(row_ids)]
+        values = [mean_abs(g) for _, g in subset.groupby(CLASS_COLUMN, sort=False)]
+        return pd.DataFrame(values).mean().to_dict() if values else {f: None for f in features}
+
+    explained = local[A.ROW_ID].unique()
+    row_ids = audit.predictions[A.ROW_ID].to_numpy()
+    return {
+        "global": ranked(overall),
+        "per_class": {c: ranked(v) for c, v in per_class.items()},
+        "cohorts": [{"name": name, "count": int(np.isin(row_ids[mask], explained).sum()),
+                     "importance": by_rows(row_ids[mask])}
+                    for name, mask in audit.cohort_masks.items()],
+        "sensitive_groups": [
+            {"feature": f, "group": g, "count": int(np.isin(row_ids[(labels == g).to_numpy()], explained).sum()),
+             "importance": by_rows(row_ids[(labels == g).to_numpy()])}
+            for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())
+        ],
+    }
+
+
+def _write(output_dir: Path, audit: ConstructorArtifact, local: pd.DataFrame, info: dict[str, Any],
+           options: ExplainerOptions, seconds: float) -> None:
+    features = audit.meta["model_features"]
+    result = {**info, "features": features, "n_rows": int(local[A.ROW_ID].nunique()),
+              **_aggregate(local, features, audit)}
+    with A.artifact_writer(output_dir) as out:
+        A.write_parquet(local, out / LOCAL_FILE)
+        A.write_json(out / A.INSIGHT_RESULT_FILE, result)
+        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options),
+                                                   seconds=seconds))
+
+
+def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
+                  options: ExplainerOptions = ExplainerOptions()) -> ExplainerResult:
+    """Explain the model on the chosen rows (this shard of them) and write the explanation."""
+    started = time.perf_counter()
+    audit = load_constructor_artifact(constructor_dir)
+    meta = audit.meta
+    model = load_model(audit.folder / meta["model"]["file"])
+    preprocess, estimator = _split_model(model)
+    features = meta["model_features"]
+    train = pd.read_parquet(audit.folder / A.TRAIN_FILE)[features]
+    rng = np.random.default_rng(options.random_state)
+    background_raw = train.iloc[np.sort(rng.choice(len(train), min(options.background_size, len(train)),
+                                                   replace=False))].reset_index(drop=True)
+    mimic_raw = train.iloc[np.sort(rng.choice(len(train), min(options.mimic_train_size, len(train)),
+                                              replace=False))].reset_index(drop=True)
+    all_rows = _explained_rows(audit, options)
+    shard_rows = np.array_split(all_rows, options.shard_count)[options.shard_index]
+    test = audit.features[features]
+    # The map comes from every row to explain (all shards) plus the background, so each
+    # shard maps columns identically.
+    weights, notes = _feature_map(preprocess, pd.concat([background_raw, test.iloc[all_rows]],
+                                                        ignore_index=True), features)
+    classes = meta["classes"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
+        background = _engineered(preprocess, background_raw)
+        explainer, method = _explainer(
+            "auto" if options.method == "auto" else options.method, estimator, background,
+            _engineered(preprocess, mimic_raw), classes, audit.is_classifier, options.random_state)
+        if options.method == "auto" and method == "mimic":
+            notes.append(f"no exact explainer supports {type(estimator).__name__}; "
+                         "explained with a mimic (LightGBM surrogate)")
+        explained = _engineered(preprocess, test.iloc[shard_rows].reset_index(drop=True))
+        values, expected = _local_values(explainer.explain_local(explained),
+                                         len(classes) if classes else None)
+        fidelity = _fidelity(explainer, method, estimator, _engineered(preprocess, test),
+                             audit.y_pred.to_numpy(), audit.is_classifier)
+    raw_values = values @ weights.T  # (classes, rows, raw features)
+    labels = [str(c) for c in classes] if classes and values.shape[0] == len(classes) else ["output"]
+    local = pd.concat([
+        pd.DataFrame(raw_values[k], columns=features).assign(**{A.ROW_ID: shard_rows, CLASS_COLUMN: label})
+        for k, label in enumerate(labels)
+    ], ignore_index=True)[[A.ROW_ID, CLASS_COLUMN, *features]]
+    info = {
+        "method": method,
+        "explainer": type(explainer).__name__,
+        "estimator": type(estimator).__name__,
+        "fidelity": fidelity,
+        "expected_values": dict(zip(labels, expected.tolist())),
+        "background": {"size": len(background_raw), "seed": options.random_state},
+        "rows": {"selection": options.rows, "total": int(len(all_rows)),
+                 "shard_index": options.shard_index, "shard_count": options.shard_count},
+        "notes": notes,
+    }
+    seconds = time.perf_counter() - started
+    _write(Path(output_dir), audit, local, info, options, seconds)
+    return ExplainerResult(audit.run_id, method, len(shard_rows), seconds)
+
+
+def merge_explanations(constructor_dir: str | Path, shard_dirs: list[str | Path],
+                       output_dir: str | Path) -> ExplainerResult:
+    """Join the shards of one explanation into the result of an unsharded run."""
+    started = time.perf_counter()
+    audit = load_constructor_artifact(constructor_dir)
+    shards = []
+    for folder in map(Path, shard_dirs):
+        meta = A.read_artifact_meta(folder, expected_kind=KIND)
+        if meta["run_id"] != audit.run_id:
+            raise ArtifactIntegrityError(f"explanation shard {folder} comes from run {meta['run_id']!r}, "
+                                         f"not {audit.run_id!r}")
+        shards.append((meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), pd.read_parquet(folder / LOCAL_FILE)))
+    if not shards:
+        raise RAIInputError("`shard_dirs` must name at least one explanation shard")
+    counts = {s[1]["rows"]["shard_count"] for s in shards}
+    indices = sorted(s[1]["rows"]["shard_index"] for s in shards)
+    if len(counts) != 1 or indices != list(range(counts.pop())):
+        raise RAIInputError(f"explanation shards must be 0..n-1 of one split, got indices {indices}")
+    shards.sort(key=lambda s: s[1]["rows"]["shard_index"])
+    first_meta, first, _ = shards[0]
+    local = pd.concat([s[2] for s in shards], ignore_index=True)
+    order = {label: i for i, label in enumerate(first["expected_values"])}
+    local = local.sort_values([CLASS_COLUMN, A.ROW_ID], key=lambda col: col.map(order) if col.name == CLASS_COLUMN else col,
+                              kind="stable").reset_index(drop=True)
+    info = {k: first[k] for k in ("method", "explainer", "estimator", "fidelity", "expected_values",
+                                  "background", "notes")}
+    info["rows"] = {**first["rows"], "shard_index": 0, "shard_count": 1, "merged_from": len(shards)}
+    options = ExplainerOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})
+    seconds = time.perf_counter() - started
+    _write(Path(output_dir), audit, local, info, options, seconds)
+    return ExplainerResult(audit.run_id, info["method"], len(local[A.ROW_ID].unique()), seconds)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rai-audit explainer", description=__doc__.splitlines()[0])
+    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
+    p.add_argument("--output", required=True, help="explanation artifact folder to create")
+    p.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
+                   help="merge these explanation shards instead of explaining")
+    p.add_argument("--method", choices=METHODS, default="auto")
+    p.add_argument("--rows", choices=ROWS, default="sample")
+    defaults = ExplainerOptions()
+    for name in ("shard_index", "shard_count", "background_size", "mimic_train_size", "random_state"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+
+    def action() -> None:
+        constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
+        if shards:
+            result = merge_explanations(constructor, shards, output)
+        else:
+            result = run_explainer(constructor, output, options=ExplainerOptions(**args))
+        print(f"explanation written to {output} ({result.method}, {result.n_rows} rows, {result.seconds:.1f} s)")
+
+    return run_cli(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
