@@ -33,6 +33,7 @@ def config_dir(insurance_case, tmp_path):
               "target_column": "charges", "task_type": "regression",
               "sensitive_features": ["sex", "smoker"],
               "error_analysis": {"filter_features": ["smoker"], "max_depth": 2},  # Azure's name
+              "explainer": {"rows": "all"},
               "cohorts": [{"name": "Older smokers", "filter": {"and": [
                   {"column": "age", "op": ">=", "value": 50},
                   {"column": "smoker", "op": "==", "value": "yes"}]}}]}
@@ -52,6 +53,7 @@ def test_run_from_config(config_dir, capsys):
     ea = doc["error_analysis"]
     assert ea["error_metric"] == "mean_absolute_error" and ea["heatmap"]["axes"][0]["feature"] == "smoker"
     assert max(n["depth"] for n in ea["tree"]["nodes"]) <= 2
+    assert doc["explanation"]["method"] == "linear" and doc["explanation"]["n_rows"] == len(test)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -65,6 +67,8 @@ def test_run_from_config(config_dir, capsys):
     ({"error_analysis": {"max_depth": 0}}, r"`max_depth` must be an integer >= 1, got 0"),
     ({"error_analysis": {"depth": 3}}, r"config `error_analysis` has unknown options \['depth'\]"),
     ({"error_analysis": [3]}, r"config `error_analysis` must be a mapping"),
+    ({"explainer": {"method": "shap"}}, r"`method` must be one of \['auto', 'tree', 'linear', 'mimic'\]"),
+    ({"explainer": {"shard_index": 1}}, r"config `explainer` has unknown options \['shard_index'\]"),
 ])
 def test_bad_config_exits_2_with_a_clear_message(config_dir, capsys, change, match):
     folder, config = config_dir
@@ -93,6 +97,7 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     assert {c["name"] for c in doc["cohorts"]} >= {"Under 30", "Misclassified"}
     assert (bundle / A.DASHBOARD_HTML_FILE).is_file()
     assert sum(n["count"] for n in doc["error_analysis"]["tree"]["nodes"] if n["leaf"]) == 16281
+    assert doc["explanation"]["n_rows"] == 2000 and doc["explanation"]["method"] == "mimic"
 
 
 @pytest.mark.parametrize("pipeline", ["audit", "overview"])

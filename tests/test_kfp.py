@@ -50,7 +50,13 @@ def test_component_interfaces():
     executors = spec["deploymentSpec"]["executors"].values()
     images = {e["container"]["image"] for e in executors if "container" in e}
     # importers have no image; each step has its own, tagged with the package version
-    assert images == {f"rai-audit/{step}:{__version__}" for step in ("constructor", "error_analysis", "gather")}
+    assert images == {f"rai-audit/{step}:{__version__}"
+                      for step in ("constructor", "error_analysis", "explainer", "gather")}
+    # the explainer fans out over shards and a merge collects them
+    dag = spec["root"]["dag"]["tasks"]
+    assert dag["for-loop-2"]["parameterIterator"]["items"]["raw"] == "[0, 1]"
+    merge = dag["merge-explanations"]["inputs"]["artifacts"]["shards"]
+    assert merge["taskOutputArtifact"]["producerTask"] == "for-loop-2"
     ea = components["comp-error-analysis"]
     assert ea["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] == 3
     assert spec["root"]["inputDefinitions"]["parameters"]["error_analysis_num_leaves"]["defaultValue"] == 31
@@ -80,7 +86,9 @@ def _arguments(adult_case, test_path, **overrides):
 def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_path):
     test_path, test = small_adult
     arguments = _arguments(adult_case, test_path, error_analysis_heatmap_features=["age"])
-    bundle = run_audit_locally(arguments, tmp_path, steps=["error_analysis"])
+    bundle = run_audit_locally(arguments, tmp_path, steps=["error_analysis", "explainer"],
+                               explainer_shards=2)
+    run_dir = bundle.parents[1]
     assert bundle.is_relative_to(tmp_path / "pipeline_root")
     A.verify_manifest(bundle)
     doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())
@@ -94,10 +102,14 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     assert sum(n["count"] for n in leaves) == 3000
     assert doc["error_analysis"]["heatmap"]["axes"][0]["feature"] == "age"
     assert (bundle / "insights" / "error_analysis" / A.INSIGHT_RESULT_FILE).is_file()
+    explanation = doc["explanation"]  # two shards (ParallelFor) merged
+    assert explanation["n_rows"] == 500 and explanation["rows"]["merged_from"] == 2
+    local = pd.read_parquet(bundle / "insights" / "explanation" / "local_importance.parquet")
+    sample = pd.read_parquet(run_dir / "constructor" / "insights" / A.PREDICTIONS_FILE).query("in_sample")
+    assert sorted(local.row_id.unique()) == sorted(sample.row_id)
     # KFP turned the cohort's integer 30 into 30.0; the cohort still selects age < 30
     young = next(c for c in doc["cohorts"] if c["name"] == "Under 30")
     assert young["count"] == (test["age"] < 30).sum()
-    run_dir = bundle.parents[1]
     constructor_meta = json.loads((run_dir / "constructor" / "insights" / A.META_FILE).read_text())
     assert constructor_meta["run_id"] == doc["run_id"]
     html = (run_dir / "gather" / "dashboard_html").read_text()
