@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -45,7 +45,7 @@ EA_OPTIONS = dict(max_depth=3, num_leaves=31, min_child_samples=20, heatmap_feat
 # Runs inside the peer venv (pandas 1.5, erroranalysis 0.5): reads the constructor
 # artifact and times the parts of BaseAnalyzer.create_error_report one by one.
 PEER_SCRIPT = r"""
-import json, resource, sys, time
+import json, sys, time
 import pandas as pd
 from erroranalysis._internal.error_analyzer import PredictionsAnalyzer
 from erroranalysis._internal.constants import ModelTask
@@ -71,26 +71,37 @@ timed("heatmap", lambda: analyzer.compute_matrix(options["heatmap_features"], No
 # timed anyway to compare like with like. erroranalysis samples 50,000 rows for them.
 timed("importances", lambda: analyzer.compute_importances())
 timed("root_stats", lambda: analyzer.compute_root_stats())
-print(json.dumps({"seconds": seconds, "n_nodes": len(tree),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+parents = {node["parentId"] for node in tree}
+print(json.dumps({"seconds": seconds, "n_leaves": sum(node["id"] not in parents for node in tree),
+                  "peak_rss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process, from /proc (Linux).
+
+    Not getrusage's ru_maxrss: Linux carries it over fork and exec, so every child would
+    report at least the parent's RSS at the time it was started (model, data, ...).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _timed_job(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, float]:
+def _timed_job(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Run in the child: the call's wall time, and the child's RSS before and at peak."""
-    base = _peak_rss_mb()  # interpreter + imports (the modules are loaded by unpickling fn)
+    base = rss_mb("VmRSS")  # interpreter + imports (the modules are loaded by unpickling fn)
     start = time.perf_counter()
-    fn(*args, **kwargs)
-    return {"seconds": time.perf_counter() - start, "base_rss_mb": base, "peak_rss_mb": _peak_rss_mb()}
+    result = fn(*args, **kwargs)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "base_rss_mb": base, "peak_rss_mb": rss_mb("VmHWM"), "result": result}
 
 
-def run_in_fresh_process(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, float]:
-    """A new spawned process per call: forking would start the child at the parent's RSS,
-    and ru_maxrss is a high-water mark, so a reused worker would carry earlier peaks."""
+def run_in_fresh_process(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A new spawned process per call, so the peak RSS is this call's alone (a reused
+    worker would keep earlier peaks; a forked one would start with the parent's pages)."""
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
         return pool.submit(_timed_job, fn, *args, **kwargs).result()
 
@@ -132,6 +143,10 @@ def prepare_inputs(workdir: Path, sizes: list[int]) -> tuple[Path, Path, dict[in
     return model_path, train_path, tests
 
 
+def last_line(done: subprocess.CompletedProcess) -> str:
+    return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+
+
 def peer_python(venv: str | None) -> tuple[Path | None, str]:
     """The peer venv's python if erroranalysis imports there, else None and why not."""
     if not venv:
@@ -139,9 +154,9 @@ def peer_python(venv: str | None) -> tuple[Path | None, str]:
     python = Path(venv) / "bin" / "python"
     if not python.exists():
         return None, f"not run: {python} does not exist"
-    check = subprocess.run([str(python), "-c", "import erroranalysis, lightgbm"], capture_output=True, text=True)
+    check = subprocess.run([str(python), "-c", "import erroranalysis"], capture_output=True, text=True)
     if check.returncode:
-        return None, f"not run: erroranalysis does not import in {venv}: {check.stderr.strip().splitlines()[-1]}"
+        return None, f"not run: erroranalysis does not import in {venv}: {last_line(check)}"
     return python, ""
 
 
@@ -149,32 +164,36 @@ def run_peer(python: Path, constructor_dir: Path) -> dict[str, Any]:
     done = subprocess.run([str(python), "-c", PEER_SCRIPT, str(constructor_dir), json.dumps(EA_OPTIONS)],
                           capture_output=True, text=True)
     if done.returncode:
-        return {"error": done.stderr.strip().splitlines()[-1]}
+        return {"error": last_line(done)}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def print_results(results: list[dict[str, Any]]) -> None:
-    print(f"\n{'rows':>10} {'constructor s':>14} {'error analysis s':>17} {'peak RSS MB':>12} "
-          f"{'(base MB)':>10} {'s per 100k rows':>16}")
+def print_results(results: list[dict[str, Any]], load_before: float) -> None:
+    # Other work on the machine skews the figures (the model's OpenMP predict most): say how busy it was.
+    print(f"\nCPUs {os.cpu_count()}; 1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print(f"{'rows':>10} {'constructor s':>14} {'error analysis s':>17} {'peak RSS MB':>12} "
+          f"{'(base MB)':>10} {'s per 100k rows':>16} {'leaves':>7}")
     for r in results:
         ea = r["error_analysis"]
         print(f"{r['rows']:>10,} {r['constructor']['seconds']:>14.2f} {ea['seconds']:>17.2f} "
-              f"{ea['peak_rss_mb']:>12.0f} {ea['base_rss_mb']:>10.0f} {ea['seconds'] / r['rows'] * 1e5:>16.3f}")
+              f"{ea['peak_rss_mb']:>12.0f} {ea['base_rss_mb']:>10.0f} "
+              f"{ea['seconds'] / r['rows'] * 1e5:>16.3f} {ea['result'].n_leaves:>7}")
     for small, large in zip(results, results[1:]):
-        rows, ea = large["rows"] / small["rows"], (lambda k: large["error_analysis"][k] / small["error_analysis"][k])
-        print(f"growth {small['rows']:,} -> {large['rows']:,}: rows x{rows:.1f}, "
-              f"error analysis time x{ea('seconds'):.1f}, peak RSS x{ea('peak_rss_mb'):.1f}")
+        a, b = small["error_analysis"], large["error_analysis"]
+        print(f"growth {small['rows']:,} -> {large['rows']:,}: rows x{large['rows'] / small['rows']:.1f}, "
+              f"error analysis time x{b['seconds'] / a['seconds']:.1f}, "
+              f"peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.1f}")
     for r in results:
-        peer = r.get("peer")
-        if peer is None:
-            continue
-        if isinstance(peer, str) or "error" in peer:
-            print(f"peer erroranalysis, {r['rows']:,} rows: {peer if isinstance(peer, str) else 'failed: ' + peer['error']}")
-            continue
-        parts = ", ".join(f"{k} {v:.2f}" for k, v in peer["seconds"].items())
-        total = sum(peer["seconds"].values())
-        print(f"peer erroranalysis, {r['rows']:,} rows: {total:.2f} s in all ({parts}); "
-              f"peak RSS {peer['peak_rss_mb']:.0f} MB; ours/peer time {r['error_analysis']['seconds'] / total:.2f}")
+        peer, label = r["peer"], f"peer erroranalysis, {r['rows']:,} rows:"
+        if isinstance(peer, str):
+            print(label, peer)
+        elif "error" in peer:
+            print(label, "failed:", peer["error"])
+        else:
+            total = sum(peer["seconds"].values())
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in peer["seconds"].items())
+            print(f"{label} {total:.2f} s in all ({parts}); peak RSS {peer['peak_rss_mb']:.0f} MB; "
+                  f"{peer['n_leaves']} leaves; ours/peer time {r['error_analysis']['seconds'] / total:.2f}")
 
 
 def run(workdir: Path, sizes: list[int], peer_venv: str | None) -> list[dict[str, Any]]:
@@ -204,17 +223,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, nargs="+", default=[ADULT_TEST_ROWS, 1_000_000],
                    help=f"test set sizes; {ADULT_TEST_ROWS} is the real Adult test set, others are synthetic")
-    p.add_argument("--workdir", help="keep inputs and artifacts in a new subfolder of this (default: a temporary folder, removed)")
+    p.add_argument("--workdir", help="keep inputs and artifacts in a new subfolder of this "
+                   "(default: a temporary folder, removed at the end)")
     p.add_argument("--peer-venv", help="venv with responsibleai's erroranalysis, to run the peer")
     args = p.parse_args(argv)
+    if min(args.rows) < 1:
+        p.error("--rows must be positive")
     sizes = sorted(set(args.rows))
+    load_before = os.getloadavg()[0]
     if args.workdir:  # a new subfolder each run: the steps refuse to overwrite an artifact
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
         results = run(Path(tempfile.mkdtemp(prefix="ea-bench-", dir=args.workdir)), sizes, args.peer_venv)
     else:
         with tempfile.TemporaryDirectory(prefix="ea-bench-") as tmp:
             results = run(Path(tmp), sizes, args.peer_venv)
-    print_results(results)
+    print_results(results, load_before)
     return 0
 
 
