@@ -42,6 +42,11 @@ METHODS = get_args(Method)
 Rows = Literal["sample", "all"]
 ROWS = get_args(Rows)
 CLASS_COLUMN = "class"
+# shap's linear explainer silently subsamples a larger background to 100 rows, so the
+# step takes at most 100 and records exactly the rows it used.
+MAX_BACKGROUND = 100
+# Raw features with at most this many values are probed with every value (see _feature_map).
+PROBE_ALL_VALUES = 1000
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class ExplainerOptions:
     rows: str = "sample"
     shard_index: int = 0
     shard_count: int = 1
-    background_size: int = 300
+    background_size: int = MAX_BACKGROUND
     mimic_train_size: int = 5000
     random_state: int = 0
 
@@ -66,6 +71,10 @@ class ExplainerOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        if self.background_size > MAX_BACKGROUND:
+            raise RAIInputError(
+                f"`background_size` must be at most {MAX_BACKGROUND} (shap's linear explainer uses "
+                f"no more), got {self.background_size}")
         if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
             raise RAIInputError(
                 f"`shard_index` must be in [0, shard_count={self.shard_count}), got {self.shard_index!r}")
@@ -105,15 +114,28 @@ def _engineered(preprocess, raw: pd.DataFrame) -> pd.DataFrame:
     return _as_dense_frame(transformed, names)
 
 
-def _feature_map(preprocess, probe: pd.DataFrame, features: list[str]) -> tuple[np.ndarray, list[str]]:
-    """(raw features x engineered columns) weights: which raw feature each column comes from."""
+def _feature_map(preprocess, probe: pd.DataFrame, values: dict[str, np.ndarray],
+                 features: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(raw features x engineered columns) weights: which raw feature each column comes from.
+
+    Each raw feature is changed alone and the engineered columns that change are its own.
+    A feature with few values takes every value it has in the data (so a one-hot column of
+    a rare category is found even when the probe rows lack it); others are shifted by a row.
+    """
     if preprocess is None:
         return np.eye(len(features)), []
-    base = _engineered(preprocess, probe).to_numpy()
-    depends = np.zeros((len(features), base.shape[1]), dtype=bool)
+    n_columns = _engineered(preprocess, probe.iloc[:1]).shape[1]
+    depends = np.zeros((len(features), n_columns), dtype=bool)
     for j, feature in enumerate(features):
-        moved = probe.copy()
-        moved[feature] = np.roll(probe[feature].to_numpy(), 1)
+        pool = values[feature]
+        if 1 < len(pool) <= PROBE_ALL_VALUES:
+            rows = probe.iloc[np.arange(max(len(probe), len(pool))) % len(probe)].reset_index(drop=True)
+            moved = rows.copy()
+            moved[feature] = pool[np.arange(len(rows)) % len(pool)]
+        else:
+            rows, moved = probe, probe.copy()
+            moved[feature] = np.roll(probe[feature].to_numpy(), 1)
+        base = _engineered(preprocess, rows).to_numpy()
         changed = _engineered(preprocess, moved).to_numpy()
         depends[j] = ~np.isclose(base, changed, equal_nan=True).all(axis=0)
     shared = depends.sum(axis=0)
@@ -121,8 +143,7 @@ def _feature_map(preprocess, probe: pd.DataFrame, features: list[str]) -> tuple[
     if (shared > 1).any():
         notes.append(f"{int((shared > 1).sum())} engineered columns depend on several raw features; "
                      "their importance is split equally among them")
-    weights = depends / np.maximum(shared, 1)
-    return weights, notes
+    return depends / np.maximum(shared, 1), notes
 
 
 def _explained_rows(audit: ConstructorArtifact, options: ExplainerOptions) -> np.ndarray:
@@ -143,10 +164,14 @@ def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd
 
     features = list(background.columns)
     kwargs = {"features": features, "classes": classes}
-    if method == "tree":
-        return TreeExplainer(estimator, **kwargs), "tree"
-    if method == "linear":
-        return LinearExplainer(estimator, background, **kwargs), "linear"
+    forced = {"tree": lambda: TreeExplainer(estimator, **kwargs),
+              "linear": lambda: LinearExplainer(estimator, background, **kwargs)}
+    if method in forced:
+        try:
+            return forced[method](), method
+        except Exception as err:  # shap refuses models it cannot explain exactly
+            raise RAIInputError(f"`method` {method!r} cannot explain {type(estimator).__name__} "
+                                f"({type(err).__name__}: {err}); use method 'auto'") from err
     if method == "auto":
         try:
             chosen = TabularExplainer(estimator, background, **kwargs).explainer
@@ -252,12 +277,16 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
     mimic_raw = train.iloc[np.sort(rng.choice(len(train), min(options.mimic_train_size, len(train)),
                                               replace=False))].reset_index(drop=True)
     all_rows = _explained_rows(audit, options)
+    if options.shard_count > len(all_rows):
+        raise RAIInputError(f"`shard_count` ({options.shard_count}) must not exceed the number of rows "
+                            f"to explain ({len(all_rows)})")
     shard_rows = np.array_split(all_rows, options.shard_count)[options.shard_index]
     test = audit.features[features]
     # The map comes from every row to explain (all shards) plus the background, so each
     # shard maps columns identically.
+    values = {f: pd.unique(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
     weights, notes = _feature_map(preprocess, pd.concat([background_raw, test.iloc[all_rows]],
-                                                        ignore_index=True), features)
+                                                        ignore_index=True), values, features)
     classes = meta["classes"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
@@ -269,12 +298,16 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
             notes.append(f"no exact explainer supports {type(estimator).__name__}; "
                          "explained with a mimic (LightGBM surrogate)")
         explained = _engineered(preprocess, test.iloc[shard_rows].reset_index(drop=True))
-        values, expected = _local_values(explainer.explain_local(explained),
-                                         len(classes) if classes else None)
+        try:
+            local_values, expected = _local_values(explainer.explain_local(explained),
+                                                   len(classes) if classes else None)
+        except Exception as err:  # shap/interpret-community refuse models in many ways
+            raise RAIInputError(f"`method` {method!r} cannot explain {type(estimator).__name__} "
+                                f"({type(err).__name__}: {err}); use method 'auto'") from err
         fidelity = _fidelity(explainer, method, estimator, _engineered(preprocess, test),
                              audit.y_pred.to_numpy(), audit.is_classifier)
-    raw_values = values @ weights.T  # (classes, rows, raw features)
-    labels = [str(c) for c in classes] if classes and values.shape[0] == len(classes) else ["output"]
+    raw_values = local_values @ weights.T  # (classes, rows, raw features)
+    labels = [str(c) for c in classes] if classes and local_values.shape[0] == len(classes) else ["output"]
     local = pd.concat([
         pd.DataFrame(raw_values[k], columns=features).assign(**{A.ROW_ID: shard_rows, CLASS_COLUMN: label})
         for k, label in enumerate(labels)
@@ -309,6 +342,9 @@ def merge_explanations(constructor_dir: str | Path, shard_dirs: list[str | Path]
         shards.append((meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), pd.read_parquet(folder / LOCAL_FILE)))
     if not shards:
         raise RAIInputError("`shard_dirs` must name at least one explanation shard")
+    settings = {repr({k: v for k, v in m["options"].items() if k != "shard_index"}) for m, _, _ in shards}
+    if len(settings) != 1:
+        raise RAIInputError(f"explanation shards must be made with the same options, got {sorted(settings)}")
     counts = {s[1]["rows"]["shard_count"] for s in shards}
     indices = sorted(s[1]["rows"]["shard_index"] for s in shards)
     if len(counts) != 1 or indices != list(range(counts.pop())):
