@@ -109,7 +109,7 @@ def explainer(
     rows: str = "sample",
     shard_index: int = 0,
     shard_count: int = 1,
-    background_size: int = 300,
+    background_size: int = 100,
     mimic_train_size: int = 5000,
     random_state: int = 0,
 ):
@@ -122,7 +122,7 @@ def explainer(
         rows: sample (the constructor's recorded sample) or all test rows.
         shard_index: Which shard of the rows to explain.
         shard_count: Into how many shards the rows are split.
-        background_size: Train rows used as the background (seeded).
+        background_size: Train rows used as the background of linear SHAP (seeded, at most 100).
         mimic_train_size: Train rows the mimic surrogate learns from (seeded).
         random_state: Seed of those samples and the surrogate.
     """

@@ -54,7 +54,7 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         error_analysis_top_leaves: int = 3,
         explainer_method: str = "auto",
         explainer_rows: str = "sample",
-        explainer_background_size: int = 300,
+        explainer_background_size: int = 100,
         explainer_mimic_train_size: int = 5000,
     ) -> Artifact:
         model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
