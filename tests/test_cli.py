@@ -97,7 +97,7 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     assert {c["name"] for c in doc["cohorts"]} >= {"Under 30", "Misclassified"}
     assert (bundle / A.DASHBOARD_HTML_FILE).is_file()
     assert sum(n["count"] for n in doc["error_analysis"]["tree"]["nodes"] if n["leaf"]) == 16281
-    assert doc["explanation"]["n_rows"] == 2000 and doc["explanation"]["method"] == "mimic"
+    assert doc["explanation"]["n_rows"] == 16281 and doc["explanation"]["method"] == "mimic"
 
 
 @pytest.mark.parametrize("pipeline", ["audit", "overview"])

@@ -81,5 +81,5 @@ def prepare_demo(folder: str | Path) -> dict[str, Any]:
         "sample_size": 2000,
         "random_state": 0,
         "error_analysis": {"max_depth": 3, "heatmap_features": ["age", "education"]},
-        "explainer": {"method": "auto", "shards": 2},
+        "explainer": {"method": "auto", "rows": "all", "shards": 2},
     }
