@@ -678,3 +678,17 @@ def test_cli_explains_merges_and_reports_bad_input(subjects, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rai-audit: error:" in err and "got indices [1]" in err
     assert not bad.exists()
+
+
+def test_probe_values_cover_every_value_or_the_spread():
+    """Few values: all of them (rare categories included); many: quantiles or the most frequent, plus missing."""
+    from rai_audit.steps.explainer import PROBE_VALUES, _probe_values
+
+    few = pd.Series(["a"] * 500 + ["rare", None])
+    assert set(_probe_values(few)) == {"a", "rare", None}
+    numbers = pd.Series(np.r_[np.arange(5000.0), np.nan])
+    probe = _probe_values(numbers)
+    assert len(probe) == PROBE_VALUES + 1 and np.isnan(probe[-1])
+    assert probe[0] == 0 and probe[-2] == 4999
+    texts = pd.Series([f"id{i}" for i in range(3000)] + ["id7"] * 5)
+    assert len(_probe_values(texts)) == PROBE_VALUES and _probe_values(texts)[0] == "id7"

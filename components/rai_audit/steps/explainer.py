@@ -8,8 +8,8 @@ imitate it) is used, and its fidelity is recorded. Importances of engineered col
 
 interpret-community's own raw-feature mapping (``transformations=``) fails with
 scikit-learn >= 1.6 (its mappers lack ``__sklearn_tags__``), so the mapping is found here
-by probing: each raw feature is perturbed alone and the engineered columns that change
-are its columns. This works for any preprocessing in which each engineered column comes
+by probing: each raw feature is changed alone through its values and the engineered
+columns that change are its columns. This works for any preprocessing in which each engineered column comes
 from one raw column; a column fed by several raw features is split among them equally,
 and the output says so.
 
@@ -45,8 +45,9 @@ CLASS_COLUMN = "class"
 # shap's linear explainer silently subsamples a larger background to 100 rows, so the
 # step takes at most 100 and records exactly the rows it used.
 MAX_BACKGROUND = 100
-# Raw features with at most this many values are probed with every value (see _feature_map).
-PROBE_ALL_VALUES = 1000
+# Raw features with at most this many values are probed with every value, others with as
+# many quantiles (see _feature_map).
+PROBE_VALUES = 1000
 
 
 @dataclass(frozen=True)
@@ -114,28 +115,39 @@ def _engineered(preprocess, raw: pd.DataFrame) -> pd.DataFrame:
     return _as_dense_frame(transformed, names)
 
 
-def _feature_map(preprocess, probe: pd.DataFrame, values: dict[str, np.ndarray],
+def _probe_values(values: pd.Series) -> np.ndarray:
+    """Values to try for a raw feature: all of them, or if more than 1,000, as many quantiles
+    (numbers) or the most frequent ones (other values), plus the missing value if any."""
+    distinct = pd.unique(values)
+    if len(distinct) <= PROBE_VALUES:
+        return distinct
+    present = values.dropna()
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+        points = np.quantile(present.astype(float), np.linspace(0, 1, PROBE_VALUES))
+    else:
+        points = present.value_counts().index[:PROBE_VALUES].to_numpy(dtype=object)
+    return np.append(points, None if points.dtype == object else np.nan) if values.isna().any() else points
+
+
+def _feature_map(preprocess, background: pd.DataFrame, pools: dict[str, np.ndarray],
                  features: list[str]) -> tuple[np.ndarray, list[str]]:
     """(raw features x engineered columns) weights: which raw feature each column comes from.
 
-    Each raw feature is changed alone and the engineered columns that change are its own.
-    A feature with few values takes every value it has in the data (so a one-hot column of
-    a rare category is found even when the probe rows lack it); others are shifted by a row.
+    Each raw feature alone takes its probe values in rows of the background, and the
+    engineered columns that change are its own; trying every value finds the one-hot
+    column of a rare category too. The map depends only on the background and the data's
+    values, so every shard gets the same map.
     """
     if preprocess is None:
         return np.eye(len(features)), []
-    n_columns = _engineered(preprocess, probe.iloc[:1]).shape[1]
+    n_columns = _engineered(preprocess, background.iloc[:1]).shape[1]
     depends = np.zeros((len(features), n_columns), dtype=bool)
     for j, feature in enumerate(features):
-        pool = values[feature]
-        if 1 < len(pool) <= PROBE_ALL_VALUES:
-            rows = probe.iloc[np.arange(max(len(probe), len(pool))) % len(probe)].reset_index(drop=True)
-            moved = rows.copy()
-            moved[feature] = pool[np.arange(len(rows)) % len(pool)]
-        else:
-            rows, moved = probe, probe.copy()
-            moved[feature] = np.roll(probe[feature].to_numpy(), 1)
-        base = _engineered(preprocess, rows).to_numpy()
+        pool = pools[feature]
+        rows = background.iloc[np.arange(max(len(background), len(pool))) % len(background)]
+        moved = rows.reset_index(drop=True).copy()
+        moved[feature] = pool[np.arange(len(moved)) % len(pool)]
+        base = _engineered(preprocess, rows.reset_index(drop=True)).to_numpy()
         changed = _engineered(preprocess, moved).to_numpy()
         depends[j] = ~np.isclose(base, changed, equal_nan=True).all(axis=0)
     shared = depends.sum(axis=0)
@@ -282,11 +294,8 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
                             f"to explain ({len(all_rows)})")
     shard_rows = np.array_split(all_rows, options.shard_count)[options.shard_index]
     test = audit.features[features]
-    # The map comes from every row to explain (all shards) plus the background, so each
-    # shard maps columns identically.
-    values = {f: pd.unique(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
-    weights, notes = _feature_map(preprocess, pd.concat([background_raw, test.iloc[all_rows]],
-                                                        ignore_index=True), values, features)
+    pools = {f: _probe_values(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
+    weights, notes = _feature_map(preprocess, background_raw, pools, features)
     classes = meta["classes"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
