@@ -195,6 +195,7 @@ def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd
             pass
     mimic = MimicExplainer(
         estimator, mimic_train, LGBMExplainableModel, augment_data=False,
+        # One thread: the surrogate must come out the same on every pod that runs a shard.
         explainable_model_args={"random_state": random_state, "n_jobs": 1, "verbose": -1},
         model_task="classification" if is_classifier else "regression", **kwargs)
     return mimic, "mimic"
