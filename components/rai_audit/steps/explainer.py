@@ -98,21 +98,18 @@ def _split_model(model: Any):
     return None, model
 
 
-def _as_dense_frame(values: Any, columns: list[str]) -> pd.DataFrame:
-    if hasattr(values, "toarray"):
-        values = values.toarray()
-    return pd.DataFrame(np.asarray(values, dtype=float), columns=columns)
-
-
 def _engineered(preprocess, raw: pd.DataFrame) -> pd.DataFrame:
+    """The columns the final estimator sees, dense."""
     if preprocess is None:
         return raw.astype(float)
     transformed = preprocess.transform(raw)
+    if hasattr(transformed, "toarray"):  # sparse one-hot output
+        transformed = transformed.toarray()
     try:
         names = [str(n) for n in preprocess.get_feature_names_out()]
     except Exception:  # some transformers cannot name their outputs
         names = [f"x{i}" for i in range(transformed.shape[1])]
-    return _as_dense_frame(transformed, names)
+    return pd.DataFrame(np.asarray(transformed, dtype=float), columns=names)
 
 
 def _probe_values(values: pd.Series) -> np.ndarray:
@@ -159,7 +156,7 @@ def _feature_map(preprocess, background: pd.DataFrame, pools: dict[str, np.ndarr
 
 
 def _explained_rows(audit: ConstructorArtifact, options: ExplainerOptions) -> np.ndarray:
-    """Row ids to explain: the sample (or all rows), in order; this shard's share of them."""
+    """Row ids to explain, in order: the constructor's sample, or all rows."""
     rows = audit.predictions[A.ROW_ID].to_numpy()
     if options.rows == "sample":
         rows = rows[audit.predictions[A.IN_SAMPLE].to_numpy()]
@@ -302,7 +299,7 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
         warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
         background = _engineered(preprocess, background_raw)
         explainer, method = _explainer(
-            "auto" if options.method == "auto" else options.method, estimator, background,
+            options.method, estimator, background,
             _engineered(preprocess, mimic_raw), classes, audit.is_classifier, options.random_state)
         if options.method == "auto" and method == "mimic":
             notes.append(f"no exact explainer supports {type(estimator).__name__}; "
