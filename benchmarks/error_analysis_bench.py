@@ -147,16 +147,16 @@ def last_line(done: subprocess.CompletedProcess) -> str:
     return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
 
 
-def peer_python(venv: str | None) -> tuple[Path | None, str]:
-    """The peer venv's python if erroranalysis imports there, else None and why not."""
+def peer_python(venv: str | None, module: str = "erroranalysis") -> tuple[Path | None, str]:
+    """The peer venv's python if ``module`` imports there, else None and why not."""
     if not venv:
         return None, "not run: no --peer-venv given"
     python = Path(venv) / "bin" / "python"
     if not python.exists():
         return None, f"not run: {python} does not exist"
-    check = subprocess.run([str(python), "-c", "import erroranalysis"], capture_output=True, text=True)
+    check = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True)
     if check.returncode:
-        return None, f"not run: erroranalysis does not import in {venv}: {last_line(check)}"
+        return None, f"not run: {module} does not import in {venv}: {last_line(check)}"
     return python, ""
 
 

@@ -31,7 +31,7 @@ import joblib
 import pandas as pd
 
 # The error analysis benchmark's measurement: one spawned child per run, its own VmHWM.
-from error_analysis_bench import last_line, run_in_fresh_process
+from error_analysis_bench import last_line, peer_python, run_in_fresh_process
 from rai_audit.demo import DEMO_COHORTS, SENSITIVE, TARGET, demo_data_path, train_demo_model
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 from rai_audit.steps.explainer import ExplainerOptions, run_explainer
@@ -160,19 +160,10 @@ def run_peer(python: Path | None, why_not: str, kind: str, train_path: str, cons
             "n_rows": timed["result"], "agreement": agreement, "peak_rss_mb": timed["peak_rss_mb"]}
 
 
-def peer_python(venv: str | None) -> tuple[Path | None, str]:
-    if not venv:
-        return None, "not run: no --peer-venv given"
-    python = Path(venv) / "bin" / "python"
-    if not python.exists():
-        return None, f"not run: {python} does not exist"
-    return python, ""
-
-
 def run(workdir: Path, rows: str, peer_venv: str | None) -> list[dict[str, Any]]:
     train_path = str(demo_data_path("adult_train.parquet"))
     train = pd.read_parquet(train_path)
-    python, why_not = peer_python(peer_venv)
+    python, why_not = peer_python(peer_venv, module="responsibleai")
     # A number of rows is the constructor's stratified sample, which the explainer takes.
     constructor_options = ConstructorOptions(
         target_column=TARGET, task_type="binary_classification", positive_label=">50K",
