@@ -52,6 +52,7 @@ STEP_COMMANDS = {
     "constructor": "rai_audit.steps.constructor",
     "error_analysis": "rai_audit.steps.error_analysis",
     "explainer": "rai_audit.steps.explainer",
+    "counterfactual": "rai_audit.steps.counterfactual",
     "gather": "rai_audit.steps.gather",
 }
 

@@ -17,6 +17,11 @@ Paths are relative to the config file. Example::
     explainer:
       method: auto                 # tree/linear SHAP where possible, else a mimic
       shards: 2                    # fan out over 2 tasks (ParallelFor) and merge
+    counterfactual:
+      total_CFs: 10
+      desired_class: opposite
+      increase_only: [age]
+      shards: 2
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core.cohorts import load_cohorts
 from rai_audit.pipelines import ANALYSIS_STEPS
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions
+from rai_audit.steps.counterfactual import CounterfactualOptions
 from rai_audit.steps.explainer import ExplainerOptions
 
 PATH_KEYS = ("model", "train_data", "test_data")
@@ -42,9 +48,11 @@ OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *AN
 STEP_OPTIONS = {
     "error_analysis": (ErrorAnalysisOptions, {"filter_features": "heatmap_features"}),
     "explainer": (ExplainerOptions, {}),
+    "counterfactual": (CounterfactualOptions, {}),
 }
 # Options set when the pipeline is built, not passed to it.
-BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"}}
+BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"},
+                 "counterfactual": {"shards": "counterfactual_shards"}}
 # Options the pipeline sets itself.
 PIPELINE_SET = ("random_state", "shard_index", "shard_count")
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)

@@ -154,6 +154,72 @@ def merge_explanations(
     explanation.metadata.update(run_id=result.run_id, method=result.method, rows=result.n_rows)
 
 
+@dsl.component(base_image=step_image("counterfactual"), install_kfp_package=False)
+def counterfactual(
+    counterfactuals: Output[Artifact],
+    constructor: Input[Artifact],
+    total_CFs: int = 10,
+    method: str = "random",
+    desired_class: str = "opposite",
+    desired_range: list = [],
+    features_to_vary: list = [],
+    permitted_range: dict = {},
+    increase_only: list = [],
+    decrease_only: list = [],
+    rows: str = "sample",
+    n_jobs: int = 1,
+    shard_index: int = 0,
+    shard_count: int = 1,
+    random_state: int = 0,
+):
+    """Counterfactuals per row with dice-ml, each checked by calling the real model.
+
+    Args:
+        counterfactuals: The counterfactual insight (of this shard, when sharded).
+        constructor: The constructor's insights artifact.
+        total_CFs: Counterfactuals asked for per row.
+        method: dice-ml's method: random, genetic or kdtree.
+        desired_class: "opposite" (binary) or the class to reach.
+        desired_range: [low, high] the prediction must reach (regression).
+        features_to_vary: Features that may change; empty: all.
+        permitted_range: Feature -> [low, high] or the allowed values.
+        increase_only: Numeric features that may only increase (e.g. age).
+        decrease_only: Numeric features that may only decrease.
+        rows: sample (the constructor's sample), all, or a cohort name.
+        n_jobs: Worker processes.
+        shard_index: Which shard of the rows to search.
+        shard_count: Into how many shards the rows are split.
+        random_state: Seed of the search.
+    """
+    from rai_audit.steps.counterfactual import CounterfactualOptions, run_counterfactual
+
+    result = run_counterfactual(constructor.path, counterfactuals.path, options=CounterfactualOptions(
+        total_CFs=total_CFs, method=method, desired_class=desired_class, desired_range=desired_range,
+        features_to_vary=features_to_vary, permitted_range=permitted_range,
+        increase_only=increase_only, decrease_only=decrease_only, rows=rows, n_jobs=n_jobs,
+        shard_index=shard_index, shard_count=shard_count, random_state=random_state))
+    counterfactuals.metadata.update(run_id=result.run_id, rows=result.n_rows, valid=result.n_valid)
+
+
+@dsl.component(base_image=step_image("counterfactual"), install_kfp_package=False)
+def merge_counterfactuals(
+    counterfactuals: Output[Artifact],
+    constructor: Input[Artifact],
+    shards: Input[List[Artifact]],
+):
+    """Joins counterfactual shards into the result of one unsharded run.
+
+    Args:
+        counterfactuals: The merged counterfactual insight.
+        constructor: The constructor's insights artifact.
+        shards: The counterfactual shards (all of one split).
+    """
+    from rai_audit.steps.counterfactual import merge_counterfactuals as merge
+
+    result = merge(constructor.path, [shard.path for shard in shards], counterfactuals.path)
+    counterfactuals.metadata.update(run_id=result.run_id, rows=result.n_rows, valid=result.n_valid)
+
+
 @dsl.component(base_image=step_image("gather"), install_kfp_package=False)
 def gather(
     dashboard: Output[Artifact],

@@ -34,8 +34,10 @@ class _Tee(io.TextIOBase):
 
 
 def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
-                      steps: Sequence[str], explainer_shards: int = 1) -> Path:
+                      steps: Sequence[str], **build: int) -> Path:
     """Run the audit pipeline with these arguments and analysis steps; return the bundle's folder.
+
+    ``build`` holds the shard counts (``explainer_shards``, ``counterfactual_shards``).
 
     Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``. A step's
     user error (bad column, bad cohort, ...) is raised here with the step's own message.
@@ -49,7 +51,7 @@ def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
         with warnings.catch_warnings(), contextlib.redirect_stdout(tee):
             # Locally every task runs in this environment; the step images matter on a cluster.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            run = build_audit_pipeline(steps, explainer_shards=explainer_shards)(**arguments)
+            run = build_audit_pipeline(steps, **build)(**arguments)
     except RuntimeError as err:
         cause = _USER_ERROR.findall(tee.copy.getvalue())
         reason = cause[-1] if cause else f"{err} (the failing task's log is above)"

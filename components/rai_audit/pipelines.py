@@ -11,23 +11,36 @@ from typing import Sequence
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
-from rai_audit.kfp_components import constructor, error_analysis, explainer, gather, merge_explanations
+from rai_audit.kfp_components import (
+    constructor, counterfactual, error_analysis, explainer, gather, merge_counterfactuals,
+    merge_explanations,
+)
 
-ANALYSIS_STEPS = ("error_analysis", "explainer")
+ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual")
+
+
+def _sharded(step, merge, output: str, constructor_output, shards: int, options: dict):
+    """The step's output: one task, or ``shards`` tasks (dsl.ParallelFor) joined by ``merge``."""
+    if shards == 1:
+        return step(constructor=constructor_output, **options).outputs[output]
+    with dsl.ParallelFor(items=list(range(shards))) as shard:
+        part = step(constructor=constructor_output, shard_index=shard, shard_count=shards, **options)
+    return merge(constructor=constructor_output, shards=dsl.Collected(part.outputs[output])).outputs[output]
 
 
 def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit",
-                         explainer_shards: int = 1):
+                         explainer_shards: int = 1, counterfactual_shards: int = 1):
     """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
 
-    With ``explainer_shards`` > 1 the explainer fans out over that many shards of rows
-    (``dsl.ParallelFor``, one pod each on a cluster) and a merge joins them.
+    With ``explainer_shards`` or ``counterfactual_shards`` > 1 that step fans out over as
+    many shards of rows (``dsl.ParallelFor``, one pod each on a cluster) and a merge joins them.
     """
     unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
     if unknown:
         raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
-    if not isinstance(explainer_shards, int) or explainer_shards < 1:
-        raise ValueError(f"`explainer_shards` must be an integer >= 1, got {explainer_shards!r}")
+    for shards in (explainer_shards, counterfactual_shards):
+        if not isinstance(shards, int) or shards < 1:
+            raise ValueError(f"shard counts must be integers >= 1, got {shards!r}")
 
     @dsl.pipeline(name=name, description="Responsible AI audit of a tabular model")
     def audit_pipeline(
@@ -56,6 +69,16 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         explainer_rows: str = "sample",
         explainer_background_size: int = 100,
         explainer_mimic_train_size: int = 5000,
+        counterfactual_total_CFs: int = 10,
+        counterfactual_method: str = "random",
+        counterfactual_desired_class: str = "opposite",
+        counterfactual_desired_range: list = [],
+        counterfactual_features_to_vary: list = [],
+        counterfactual_permitted_range: dict = {},
+        counterfactual_increase_only: list = [],
+        counterfactual_decrease_only: list = [],
+        counterfactual_rows: str = "sample",
+        counterfactual_n_jobs: int = 1,
     ) -> Artifact:
         model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
         model.set_display_name("import model")
@@ -83,17 +106,24 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
                 random_state=random_state,
             ).outputs["error_analysis"])
         if "explainer" in steps:
-            options = dict(constructor=built.outputs["insights"], method=explainer_method,
-                           rows=explainer_rows, background_size=explainer_background_size,
-                           mimic_train_size=explainer_mimic_train_size, random_state=random_state)
-            if explainer_shards == 1:
-                insights.append(explainer(**options).outputs["explanation"])
-            else:
-                with dsl.ParallelFor(items=list(range(explainer_shards))) as shard:
-                    part = explainer(shard_index=shard, shard_count=explainer_shards, **options)
-                insights.append(merge_explanations(
-                    constructor=built.outputs["insights"],
-                    shards=dsl.Collected(part.outputs["explanation"])).outputs["explanation"])
+            insights.append(_sharded(explainer, merge_explanations, "explanation", built.outputs["insights"],
+                                     explainer_shards, dict(
+                                         method=explainer_method, rows=explainer_rows,
+                                         background_size=explainer_background_size,
+                                         mimic_train_size=explainer_mimic_train_size,
+                                         random_state=random_state)))
+        if "counterfactual" in steps:
+            insights.append(_sharded(counterfactual, merge_counterfactuals, "counterfactuals",
+                                     built.outputs["insights"], counterfactual_shards, dict(
+                                         total_CFs=counterfactual_total_CFs, method=counterfactual_method,
+                                         desired_class=counterfactual_desired_class,
+                                         desired_range=counterfactual_desired_range,
+                                         features_to_vary=counterfactual_features_to_vary,
+                                         permitted_range=counterfactual_permitted_range,
+                                         increase_only=counterfactual_increase_only,
+                                         decrease_only=counterfactual_decrease_only,
+                                         rows=counterfactual_rows, n_jobs=counterfactual_n_jobs,
+                                         random_state=random_state)))
         gathered = gather(constructor=built.outputs["insights"],
                           **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
         return gathered.outputs["dashboard"]
@@ -103,6 +133,6 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
 
 # The compiled variants checked in under pipelines/ (file name -> pipeline).
 PIPELINES = {
-    "audit": build_audit_pipeline(ANALYSIS_STEPS, explainer_shards=2),
+    "audit": build_audit_pipeline(ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2),
     "overview": build_audit_pipeline((), name="rai-audit-overview"),
 }

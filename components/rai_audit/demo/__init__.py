@@ -78,8 +78,10 @@ def prepare_demo(folder: str | Path) -> dict[str, Any]:
         "positive_label": ">50K",
         "sensitive_features": SENSITIVE,
         "cohorts": str(cohorts_path),
-        "sample_size": 2000,
+        "sample_size": 200,  # rows for the per-row counterfactual search (seeded, stratified)
         "random_state": 0,
         "error_analysis": {"max_depth": 3, "heatmap_features": ["age", "education"]},
         "explainer": {"method": "auto", "rows": "all", "shards": 2},
+        "counterfactual": {"total_CFs": 5, "rows": "sample", "increase_only": ["age"],
+                           "n_jobs": 2, "shards": 2},
     }

@@ -1,0 +1,433 @@
+"""The counterfactual step: what would need to change for a different outcome.
+
+For each selected test row, dice-ml searches ``total_CFs`` counterfactuals (a row as
+close as possible whose prediction is the desired class or in the desired range). Every
+counterfactual is then checked by calling the real model on it; only valid ones are kept,
+and each row records how many were asked for, found and valid, which features changed,
+and how far (sparsity, proximity). Rows dice-ml cannot handle (a missing numeric value,
+a category unseen in training) are reported with the reason, never dropped silently.
+
+Speed: rows are split over worker processes (``n_jobs``) and the step is shardable
+(``shard_index``/``shard_count``, merged exactly by ``merge_counterfactuals``).
+Missing categorical values are handed to dice-ml as the text ``(missing)`` and turned
+back into missing values before the model sees them, so validity is judged on the data
+the model really gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, get_args, Literal
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from rai_audit.core import ArtifactIntegrityError, RAIInputError
+from rai_audit.core import artifacts as A
+from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.loading import load_model
+from rai_audit.steps._cli import json_arg, run_cli
+
+KIND = "counterfactual"
+COUNTERFACTUALS_FILE = "counterfactuals.parquet"
+ROWS_FILE = "rows.parquet"
+MISSING = "(missing)"
+CF_INDEX, PREDICTION = "cf_index", "prediction"
+Method = Literal["random", "genetic", "kdtree"]
+METHODS = get_args(Method)
+
+
+@dataclass(frozen=True)
+class CounterfactualOptions:
+    """Azure ML's parameters plus monotone features, a row selection, workers and shards.
+
+    ``rows``: "sample" (the constructor's sample), "all", or a cohort name.
+    ``desired_class``: "opposite" (binary) or a class label; ``desired_range``: [low, high]
+    for regression. ``permitted_range``: feature -> [low, high] or allowed values.
+    """
+
+    total_CFs: int = 10
+    method: str = "random"
+    desired_class: Any = "opposite"
+    desired_range: list[float] = field(default_factory=list)
+    features_to_vary: list[str] = field(default_factory=list)
+    permitted_range: dict[str, list] = field(default_factory=dict)
+    increase_only: list[str] = field(default_factory=list)
+    decrease_only: list[str] = field(default_factory=list)
+    rows: str = "sample"
+    n_jobs: int = 1
+    shard_index: int = 0
+    shard_count: int = 1
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        # Labels travel as text (KFP parameters are typed); they are matched as text.
+        object.__setattr__(self, "desired_class", str(self.desired_class))
+        if self.method not in METHODS:
+            raise RAIInputError(f"`method` must be one of {list(METHODS)}, got {self.method!r}")
+        for name, low in (("total_CFs", 1), ("n_jobs", 1), ("shard_count", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
+            raise RAIInputError(
+                f"`shard_index` must be in [0, shard_count={self.shard_count}), got {self.shard_index!r}")
+        if self.desired_range and (len(self.desired_range) != 2 or self.desired_range[0] > self.desired_range[1]):
+            raise RAIInputError(f"`desired_range` must be [low, high] with low <= high, got {self.desired_range!r}")
+        both = sorted(set(self.increase_only) & set(self.decrease_only))
+        if both:
+            raise RAIInputError(f"features {both} cannot be both `increase_only` and `decrease_only`")
+
+
+@dataclass
+class CounterfactualResult:
+    run_id: str
+    n_rows: int
+    n_valid: int
+    seconds: float
+
+
+def _check(audit: ConstructorArtifact, options: CounterfactualOptions) -> None:
+    features = audit.meta["model_features"]
+    for name in ("features_to_vary", "increase_only", "decrease_only"):
+        unknown = [f for f in getattr(options, name) if f not in features]
+        if unknown:
+            raise RAIInputError(f"`{name}` names unknown features {unknown}; the model's features are {features}")
+    unknown = [f for f in options.permitted_range if f not in features]
+    if unknown:
+        raise RAIInputError(f"`permitted_range` names unknown features {unknown}; the model's features are {features}")
+    numeric = set(audit.meta["numeric_features"])
+    wrong = [f for f in (*options.increase_only, *options.decrease_only) if f not in numeric]
+    if wrong:
+        raise RAIInputError(f"`increase_only`/`decrease_only` need numeric features, got {wrong}")
+    if audit.task == "regression":
+        if not options.desired_range:
+            raise RAIInputError("regression needs `desired_range` [low, high]")
+    elif options.desired_range:
+        raise RAIInputError("`desired_range` applies to regression; use `desired_class` for classification")
+    elif options.desired_class == "opposite":
+        if audit.task != "binary_classification":
+            raise RAIInputError(f"`desired_class` 'opposite' needs binary classification; "
+                                f"name one of the classes {audit.meta['classes']}")
+    elif options.desired_class not in map(str, audit.meta["classes"]):
+        raise RAIInputError(f"`desired_class` must be 'opposite' or one of the classes "
+                            f"{audit.meta['classes']}, got {options.desired_class!r}")
+
+
+def _selected_rows(audit: ConstructorArtifact, options: CounterfactualOptions) -> np.ndarray:
+    rows = audit.predictions[A.ROW_ID].to_numpy()
+    if options.rows == "all":
+        return rows
+    if options.rows == "sample":
+        return rows[audit.predictions[A.IN_SAMPLE].to_numpy()]
+    if options.rows in audit.cohort_masks:
+        return rows[audit.cohort_masks[options.rows]]
+    raise RAIInputError(f"`rows` must be 'sample', 'all' or a cohort name {list(audit.cohort_masks)}, "
+                        f"got {options.rows!r}")
+
+
+class _ModelWithMissing:
+    """The user's model as dice-ml sees it: turns the ``(missing)`` text back into NaN."""
+
+    def __init__(self, model, categorical: list[str]) -> None:
+        self.model, self.categorical = model, categorical
+        self.classes_ = getattr(model, "classes_", None)
+
+    def _restore(self, X: pd.DataFrame) -> pd.DataFrame:
+        X = X.copy()
+        for c in self.categorical:
+            X[c] = X[c].where(X[c] != MISSING, np.nan)
+        return X
+
+    def predict(self, X):
+        return self.model.predict(self._restore(X))
+
+    def predict_proba(self, X):
+        return self.model.predict_proba(self._restore(X))
+
+
+def _as_dice_data(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
+    frame = frame.copy()
+    for c in categorical:
+        frame[c] = frame[c].astype(object).where(frame[c].notna(), MISSING).astype(str)
+    return frame
+
+
+def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: np.ndarray, meta: dict,
+                   options: CounterfactualOptions) -> list[tuple[int, pd.DataFrame | None, str]]:
+    """dice-ml on some rows, in one worker: (row id, its counterfactuals or None, status)."""
+    import dice_ml
+
+    features = meta["model_features"]
+    categorical = [f for f in features if f in meta["categorical_features"]]
+    numeric = [f for f in features if f not in categorical]
+    target = meta["target_column"]
+    wrapped = _ModelWithMissing(model, categorical)
+    is_classifier = meta["task_type"] != "regression"
+    data = dice_ml.Data(dataframe=_as_dice_data(train, categorical), continuous_features=numeric,
+                        outcome_name=target)
+    dice = dice_ml.Dice(data, dice_ml.Model(model=wrapped, backend="sklearn",
+                                            model_type="classifier" if is_classifier else "regressor"),
+                        method=options.method)
+    seen = {c: set(_as_dice_data(train, categorical)[c].unique()) for c in categorical}
+    desired_class = options.desired_class
+    if is_classifier and desired_class != "opposite":
+        desired_class = [str(c) for c in meta["classes"]].index(str(desired_class))
+    results = []
+    for row_id, (_, query) in zip(row_ids, _as_dice_data(queries, categorical).iterrows()):
+        missing = [f for f in numeric if pd.isna(query[f])]
+        unseen = [f for f in categorical if query[f] not in seen[f]]
+        if missing or unseen:
+            reason = (f"missing numeric values in {missing}" if missing else
+                      f"categories unseen in training in {unseen}")
+            results.append((int(row_id), None, f"skipped: {reason}"))
+            continue
+        permitted = {k: list(v) for k, v in options.permitted_range.items()}
+        for f in options.increase_only:
+            permitted[f] = [float(query[f]), float(permitted.get(f, [None, train[f].max()])[1])]
+        for f in options.decrease_only:
+            permitted[f] = [float(permitted.get(f, [train[f].min()])[0]), float(query[f])]
+        try:
+            # dice-ml draws a progress bar per row on stderr; its errors are raised, not printed.
+            with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+                warnings.simplefilter("ignore")
+                found = dice.generate_counterfactuals(
+                    query.to_frame().T.astype(queries.dtypes.to_dict() | {c: object for c in categorical}),
+                    total_CFs=options.total_CFs, desired_class=desired_class,
+                    desired_range=options.desired_range or None, permitted_range=permitted or None,
+                    features_to_vary=list(options.features_to_vary) or "all",
+                    random_seed=options.random_state, verbose=False)
+            cfs = found.cf_examples_list[0].final_cfs_df
+            results.append((int(row_id), None if cfs is None else cfs[features], "searched"))
+        except Exception as err:  # dice-ml raises plain exceptions when it finds nothing
+            results.append((int(row_id), None, f"searched: {type(err).__name__}: {err}"[:300]))
+    return results
+
+
+def _changed(cfs: pd.DataFrame, query: pd.Series, numeric: set[str]) -> pd.DataFrame:
+    """Per counterfactual and feature: did it change? (numbers by tolerance, NaN equals NaN)."""
+    out = {}
+    for f in cfs.columns:
+        a, b = cfs[f], query[f]
+        if f in numeric:
+            out[f] = ~np.isclose(a.astype(float), float(b), equal_nan=True)
+        else:
+            out[f] = ~((a == b) | (a.isna() & pd.isna(b)))
+    return pd.DataFrame(out, index=cfs.index)
+
+
+def _scales(train: pd.DataFrame, numeric: list[str]) -> dict[str, float]:
+    """Per numeric feature, the median absolute deviation (DiCE's scale); the standard
+    deviation where that is 0 (e.g. capital-gain, mostly 0), else 1."""
+    scales = {}
+    for f in numeric:
+        values = train[f].dropna().astype(float)
+        mad = float(np.median(np.abs(values - values.median()))) if len(values) else 0.0
+        std = float(values.std()) if len(values) > 1 else 0.0
+        scales[f] = mad if mad > 0 else (std if std > 0 else 1.0)
+    return scales
+
+
+def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate every counterfactual with the real model; per-row figures and the valid CFs."""
+    meta = audit.meta
+    features = meta["model_features"]
+    categorical = [f for f in features if f in meta["categorical_features"]]
+    numeric = [f for f in features if f not in categorical]
+    model = load_model(audit.folder / meta["model"]["file"])
+    test = audit.features[features]
+    frames = []
+    for row_id, cfs, _ in searched:
+        if cfs is not None and len(cfs):
+            cfs = cfs.copy()
+            for c in categorical:
+                cfs[c] = cfs[c].where(cfs[c] != MISSING, np.nan)
+            for c in numeric:  # dice-ml returns numbers as floats or text; give back the column's type
+                values = pd.to_numeric(cfs[c], errors="coerce").astype(float)
+                integral = test[c].dtype.kind in "iu" and values.notna().all() and (values % 1 == 0).all()
+                cfs[c] = values.astype(test[c].dtype) if integral else values
+            frames.append(cfs.assign(**{A.ROW_ID: row_id, CF_INDEX: np.arange(len(cfs))}))
+    all_cfs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*features, A.ROW_ID, CF_INDEX])
+    if len(all_cfs):
+        # One batched model call validates every counterfactual of every row.
+        all_cfs[PREDICTION] = model.predict(all_cfs[features].astype(test.dtypes.to_dict()))
+        predicted = audit.y_pred.to_numpy()[all_cfs[A.ROW_ID].to_numpy()]
+        if audit.task == "regression":
+            low, high = options.desired_range
+            all_cfs["valid"] = all_cfs[PREDICTION].between(low, high)
+        elif options.desired_class == "opposite":
+            all_cfs["valid"] = all_cfs[PREDICTION].astype(str) != predicted.astype(str)
+        else:
+            all_cfs["valid"] = all_cfs[PREDICTION].astype(str) == str(options.desired_class)
+    else:
+        all_cfs[PREDICTION], all_cfs["valid"] = [], []
+    scales = _scales(train, numeric)
+    rows = []
+    for row_id, cfs, status in searched:
+        mine = all_cfs[all_cfs[A.ROW_ID] == row_id]
+        valid = mine[mine["valid"]]
+        query = test.iloc[row_id]
+        record = {A.ROW_ID: row_id, "status": status, "requested": options.total_CFs, "found": len(mine),
+                  "valid": len(valid), "changed_features": [], "sparsity": None, "proximity": None}
+        if len(valid):
+            changed = _changed(valid[features], query, set(numeric))
+            distance = pd.DataFrame({f: (np.abs(valid[f].astype(float) - float(query[f])) / scales[f]
+                                         if f in numeric else changed[f].astype(float)) for f in features})
+            record.update(changed_features=[f for f in features if changed[f].any()],
+                          sparsity=float(changed.sum(axis=1).mean()),
+                          proximity=float(distance.mean(axis=1).mean()),
+                          **{f"importance:{f}": float(changed[f].mean()) for f in features})
+        rows.append(record)
+    return pd.DataFrame(rows), all_cfs[all_cfs["valid"]].drop(columns="valid").reset_index(drop=True)
+
+
+def _summary(audit: ConstructorArtifact, rows: pd.DataFrame, features: list[str]) -> dict[str, Any]:
+    with_cf = rows[rows["valid"] > 0]
+    importance = {f: float(with_cf[f"importance:{f}"].mean()) if len(with_cf) else None for f in features}
+
+    def figures(selected: pd.DataFrame) -> dict[str, Any]:
+        hit = selected[selected["valid"] > 0]
+        return {"rows": len(selected), "rows_with_valid": len(hit),
+                "mean_sparsity": float(hit["sparsity"].mean()) if len(hit) else None,
+                "mean_proximity": float(hit["proximity"].mean()) if len(hit) else None}
+
+    row_ids = audit.predictions[A.ROW_ID].to_numpy()
+    return {
+        "totals": {**figures(rows), "requested": int(rows["requested"].sum()),
+                   "found": int(rows["found"].sum()), "valid": int(rows["valid"].sum())},
+        "rows_without_valid": [{"row_id": int(r[A.ROW_ID]), "status": r["status"], "found": int(r["found"])}
+                               for _, r in rows[rows["valid"] == 0].iterrows()],
+        "global_importance": sorted(({"feature": f, "importance": v} for f, v in importance.items()),
+                                    key=lambda item: -(item["importance"] or 0)),
+        "cohorts": [{"name": name, **figures(rows[rows[A.ROW_ID].isin(row_ids[mask])])}
+                    for name, mask in audit.cohort_masks.items()],
+        "sensitive_groups": [
+            {"feature": f, "group": g, **figures(rows[rows[A.ROW_ID].isin(row_ids[(labels == g).to_numpy()])])}
+            for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())
+        ],
+    }
+
+
+def _write(output_dir: Path, audit: ConstructorArtifact, rows: pd.DataFrame, cfs: pd.DataFrame,
+           options: CounterfactualOptions, info: dict[str, Any], seconds: float) -> None:
+    features = audit.meta["model_features"]
+    rows = rows.sort_values(A.ROW_ID, kind="stable").reset_index(drop=True)
+    cfs = cfs.sort_values([A.ROW_ID, CF_INDEX], kind="stable").reset_index(drop=True)
+    result = {**info, "features": features, **_summary(audit, rows, features)}
+    stored = rows.assign(changed_features=rows["changed_features"].map(list))
+    with A.artifact_writer(output_dir) as out:
+        A.write_parquet(stored, out / ROWS_FILE)
+        A.write_parquet(cfs[[A.ROW_ID, CF_INDEX, *features, PREDICTION]], out / COUNTERFACTUALS_FILE)
+        A.write_json(out / A.INSIGHT_RESULT_FILE, result)
+        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
+
+
+def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
+                       options: CounterfactualOptions = CounterfactualOptions()) -> CounterfactualResult:
+    """Search and validate counterfactuals for the selected rows (this shard of them)."""
+    started = time.perf_counter()
+    audit = load_constructor_artifact(constructor_dir)
+    _check(audit, options)
+    meta = audit.meta
+    features = meta["model_features"]
+    train = pd.read_parquet(audit.folder / A.TRAIN_FILE)[[*features, meta["target_column"]]]
+    selected = _selected_rows(audit, options)
+    if options.shard_count > max(len(selected), 1):
+        raise RAIInputError(f"`shard_count` ({options.shard_count}) must not exceed the number of rows "
+                            f"({len(selected)})")
+    shard = np.array_split(selected, options.shard_count)[options.shard_index]
+    model = load_model(audit.folder / meta["model"]["file"])
+    queries = audit.features[features]
+    chunks = [c for c in np.array_split(shard, options.n_jobs) if len(c)]
+    searched = [item for part in Parallel(n_jobs=min(options.n_jobs, max(len(chunks), 1)))(
+        delayed(_explain_chunk)(model, train, queries.iloc[chunk], chunk, meta, options) for chunk in chunks)
+        for item in part]
+    rows, cfs = _row_table(audit, train, shard, searched, options)
+    if rows.empty:
+        rows = pd.DataFrame(columns=[A.ROW_ID, "status", "requested", "found", "valid", "changed_features",
+                                     "sparsity", "proximity", *[f"importance:{f}" for f in features]])
+    info = {"method": options.method, "desired_class": options.desired_class,
+            "desired_range": list(options.desired_range),
+            "rows_selection": {"rows": options.rows, "total": int(len(selected)),
+                               "shard_index": options.shard_index, "shard_count": options.shard_count}}
+    seconds = time.perf_counter() - started
+    _write(Path(output_dir), audit, rows, cfs, options, info, seconds)
+    return CounterfactualResult(audit.run_id, len(rows), int(rows["valid"].sum()) if len(rows) else 0, seconds)
+
+
+def merge_counterfactuals(constructor_dir: str | Path, shard_dirs: list[str | Path],
+                          output_dir: str | Path) -> CounterfactualResult:
+    """Join the shards of one counterfactual run into the result of an unsharded run."""
+    started = time.perf_counter()
+    audit = load_constructor_artifact(constructor_dir)
+    shards = []
+    for folder in map(Path, shard_dirs):
+        meta = A.read_artifact_meta(folder, expected_kind=KIND)
+        if meta["run_id"] != audit.run_id:
+            raise ArtifactIntegrityError(f"counterfactual shard {folder} comes from run {meta['run_id']!r}, "
+                                         f"not {audit.run_id!r}")
+        shards.append((meta, A.read_json(folder / A.INSIGHT_RESULT_FILE),
+                       pd.read_parquet(folder / ROWS_FILE), pd.read_parquet(folder / COUNTERFACTUALS_FILE)))
+    if not shards:
+        raise RAIInputError("`shard_dirs` must name at least one counterfactual shard")
+    settings = {repr({k: v for k, v in m["options"].items() if k not in ("shard_index", "n_jobs")})
+                for m, *_ in shards}
+    if len(settings) != 1:
+        raise RAIInputError(f"counterfactual shards must be made with the same options, got {sorted(settings)}")
+    indices = sorted(s[1]["rows_selection"]["shard_index"] for s in shards)
+    if indices != list(range(shards[0][1]["rows_selection"]["shard_count"])):
+        raise RAIInputError(f"counterfactual shards must be 0..n-1 of one split, got indices {indices}")
+    first_meta, first = shards[0][0], shards[0][1]
+    rows = pd.concat([s[2] for s in shards], ignore_index=True)
+    rows["changed_features"] = rows["changed_features"].map(list)
+    cfs = pd.concat([s[3] for s in shards], ignore_index=True)
+    options = CounterfactualOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})
+    info = {k: first[k] for k in ("method", "desired_class", "desired_range")}
+    info["rows_selection"] = {**first["rows_selection"], "shard_index": 0, "shard_count": 1,
+                              "merged_from": len(shards)}
+    seconds = time.perf_counter() - started
+    _write(Path(output_dir), audit, rows, cfs, options, info, seconds)
+    return CounterfactualResult(audit.run_id, len(rows), int(rows["valid"].sum()), seconds)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rai-audit counterfactual", description=__doc__.splitlines()[0])
+    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
+    p.add_argument("--output", required=True, help="counterfactual artifact folder to create")
+    p.add_argument("--merge", nargs="+", default=None, metavar="SHARD", help="merge these shards instead")
+    p.add_argument("--method", choices=METHODS, default="random")
+    p.add_argument("--rows", default="sample", help="sample, all, or a cohort name")
+    p.add_argument("--desired-class", type=json_arg, default='"opposite"', help='JSON: "opposite" or a class')
+    for name in ("desired_range", "features_to_vary", "increase_only", "decrease_only"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=json_arg, default=[], help="JSON list")
+    p.add_argument("--permitted-range", type=json_arg, default={}, help="JSON object")
+    defaults = CounterfactualOptions()
+    for name in ("total_CFs", "n_jobs", "shard_index", "shard_count", "random_state"):
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(defaults, name))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(_parser().parse_args(argv))
+
+    def action() -> None:
+        constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
+        if shards:
+            result = merge_counterfactuals(constructor, shards, output)
+        else:
+            result = run_counterfactual(constructor, output, options=CounterfactualOptions(**args))
+        print(f"counterfactuals written to {output} ({result.n_rows} rows, {result.n_valid} valid, "
+              f"{result.seconds:.1f} s)")
+
+    return run_cli(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
