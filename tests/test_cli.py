@@ -34,6 +34,7 @@ def config_dir(insurance_case, tmp_path):
               "sensitive_features": ["sex", "smoker"],
               "error_analysis": {"filter_features": ["smoker"], "max_depth": 2},  # Azure's name
               "explainer": {"rows": "all"},
+              "counterfactual": {"desired_range": [0, 15000], "total_CFs": 2, "rows": "Older smokers"},
               "cohorts": [{"name": "Older smokers", "filter": {"and": [
                   {"column": "age", "op": ">=", "value": 50},
                   {"column": "smoker", "op": "==", "value": "yes"}]}}]}
@@ -54,6 +55,8 @@ def test_run_from_config(config_dir, capsys):
     assert ea["error_metric"] == "mean_absolute_error" and ea["heatmap"]["axes"][0]["feature"] == "smoker"
     assert max(n["depth"] for n in ea["tree"]["nodes"]) <= 2
     assert doc["explanation"]["method"] == "linear" and doc["explanation"]["n_rows"] == len(test)
+    counterfactual = doc["counterfactual"]
+    assert counterfactual["totals"]["rows"] == expected and counterfactual["desired_range"] == [0, 15000]
 
 
 @pytest.mark.parametrize("change, match", [
@@ -69,6 +72,7 @@ def test_run_from_config(config_dir, capsys):
     ({"error_analysis": [3]}, r"config `error_analysis` must be a mapping"),
     ({"explainer": {"method": "shap"}}, r"`method` must be one of \['auto', 'tree', 'linear', 'mimic'\]"),
     ({"explainer": {"shard_index": 1}}, r"config `explainer` has unknown options \['shard_index'\]"),
+    ({"counterfactual": {"desired_range": [5, 1]}}, r"`desired_range` must be \[low, high\] with low <= high"),
 ])
 def test_bad_config_exits_2_with_a_clear_message(config_dir, capsys, change, match):
     folder, config = config_dir
@@ -98,6 +102,9 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     assert (bundle / A.DASHBOARD_HTML_FILE).is_file()
     assert sum(n["count"] for n in doc["error_analysis"]["tree"]["nodes"] if n["leaf"]) == 16281
     assert doc["explanation"]["n_rows"] == 16281 and doc["explanation"]["method"] == "mimic"
+    counterfactual = doc["counterfactual"]  # the demo's 200-row sample, in 2 shards
+    assert counterfactual["totals"]["rows"] == 200 and counterfactual["rows_selection"]["merged_from"] == 2
+    assert counterfactual["totals"]["valid"] > 0
 
 
 @pytest.mark.parametrize("pipeline", ["audit", "overview"])

@@ -51,12 +51,15 @@ def test_component_interfaces():
     images = {e["container"]["image"] for e in executors if "container" in e}
     # importers have no image; each step has its own, tagged with the package version
     assert images == {f"rai-audit/{step}:{__version__}"
-                      for step in ("constructor", "error_analysis", "explainer", "gather")}
-    # the explainer fans out over shards and a merge collects them
+                      for step in ("constructor", "error_analysis", "explainer", "counterfactual", "gather")}
+    # the explainer and the counterfactual search fan out over shards and merges collect them
     dag = spec["root"]["dag"]["tasks"]
-    assert dag["for-loop-2"]["parameterIterator"]["items"]["raw"] == "[0, 1]"
-    merge = dag["merge-explanations"]["inputs"]["artifacts"]["shards"]
-    assert merge["taskOutputArtifact"]["producerTask"] == "for-loop-2"
+    for loop, merge in (("for-loop-2", "merge-explanations"), ("for-loop-4", "merge-counterfactuals")):
+        assert dag[loop]["parameterIterator"]["items"]["raw"] == "[0, 1]"
+        assert dag[merge]["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop
+    gathered = dag["gather"]["inputs"]["artifacts"]
+    assert {gathered[f"insight_{i}"]["taskOutputArtifact"]["producerTask"] for i in (1, 2, 3)} == {
+        "error-analysis", "merge-explanations", "merge-counterfactuals"}
     ea = components["comp-error-analysis"]
     assert ea["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] == 3
     assert spec["root"]["inputDefinitions"]["parameters"]["error_analysis_num_leaves"]["defaultValue"] == 31
