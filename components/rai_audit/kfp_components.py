@@ -159,6 +159,7 @@ def counterfactual(
     counterfactuals: Output[Artifact],
     constructor: Input[Artifact],
     total_CFs: int = 10,
+    engine: str = "batched",
     method: str = "random",
     desired_class: str = "opposite",
     desired_range: list = [],
@@ -178,7 +179,8 @@ def counterfactual(
         counterfactuals: The counterfactual insight (of this shard, when sharded).
         constructor: The constructor's insights artifact.
         total_CFs: Counterfactuals asked for per row.
-        method: dice-ml's method: random, genetic or kdtree.
+        engine: batched (random search for all rows at once) or dice (dice-ml row by row).
+        method: dice-ml's method with engine dice: random, genetic or kdtree.
         desired_class: "opposite" (binary) or the class to reach.
         desired_range: [low, high] the prediction must reach (regression).
         features_to_vary: Features that may change; empty: all.
@@ -194,7 +196,8 @@ def counterfactual(
     from rai_audit.steps.counterfactual import CounterfactualOptions, run_counterfactual
 
     result = run_counterfactual(constructor.path, counterfactuals.path, options=CounterfactualOptions(
-        total_CFs=total_CFs, method=method, desired_class=desired_class, desired_range=desired_range,
+        total_CFs=total_CFs, engine=engine, method=method, desired_class=desired_class,
+        desired_range=desired_range,
         features_to_vary=features_to_vary, permitted_range=permitted_range,
         increase_only=increase_only, decrease_only=decrease_only, rows=rows, n_jobs=n_jobs,
         shard_index=shard_index, shard_count=shard_count, random_state=random_state))

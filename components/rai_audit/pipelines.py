@@ -70,6 +70,7 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         explainer_background_size: int = 100,
         explainer_mimic_train_size: int = 5000,
         counterfactual_total_CFs: int = 10,
+        counterfactual_engine: str = "batched",
         counterfactual_method: str = "random",
         counterfactual_desired_class: str = "opposite",
         counterfactual_desired_range: list = [],
@@ -115,7 +116,8 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         if "counterfactual" in steps:
             insights.append(_sharded(counterfactual, merge_counterfactuals, "counterfactuals",
                                      built.outputs["insights"], counterfactual_shards, dict(
-                                         total_CFs=counterfactual_total_CFs, method=counterfactual_method,
+                                         total_CFs=counterfactual_total_CFs, engine=counterfactual_engine,
+                                         method=counterfactual_method,
                                          desired_class=counterfactual_desired_class,
                                          desired_range=counterfactual_desired_range,
                                          features_to_vary=counterfactual_features_to_vary,

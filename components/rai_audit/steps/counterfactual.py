@@ -1,13 +1,16 @@
 """The counterfactual step: what would need to change for a different outcome.
 
-For each selected test row, dice-ml searches ``total_CFs`` counterfactuals (a row as
-close as possible whose prediction is the desired class or in the desired range). Every
+For each selected test row, ``total_CFs`` counterfactuals are searched (rows as close as
+possible whose prediction is the desired class or in the desired range), by the batched
+random search here (default: DiCE's random method for all rows at once, one model call
+per round) or by dice-ml itself, row by row (``engine="dice"``, any dice-ml method). Every
 counterfactual is then checked by calling the real model on it; only valid ones are kept,
 and each row records how many were asked for, found and valid, which features changed,
 and how far (sparsity, proximity). Rows dice-ml cannot handle (a missing numeric value,
 a category unseen in training) are reported with the reason, never dropped silently.
 
-Speed: rows are split over worker processes (``n_jobs``) and the step is shardable
+Speed: the batched search makes a handful of model calls for all rows; rows are also
+split over worker processes (``n_jobs``), and the step is shardable
 (``shard_index``/``shard_count``, merged exactly by ``merge_counterfactuals``).
 Missing categorical values are handed to dice-ml as the text ``(missing)`` and turned
 back into missing values before the model sees them, so validity is judged on the data
@@ -42,11 +45,16 @@ MISSING = "(missing)"
 CF_INDEX, PREDICTION = "cf_index", "prediction"
 Method = Literal["random", "genetic", "kdtree"]
 METHODS = get_args(Method)
+Engine = Literal["batched", "dice"]
+ENGINES = get_args(Engine)
+# The batched search: candidates tried per row and round, and rounds (round k changes k features).
+CANDIDATES_PER_ROW = 64
+ROUNDS = 4
 
 
 @dataclass(frozen=True)
 class CounterfactualOptions:
-    """Azure ML's parameters plus monotone features, a row selection, workers and shards.
+    """Azure ML's parameters plus the engine, monotone features, a row selection, workers and shards.
 
     ``rows``: "sample" (the constructor's sample), "all", or a cohort name.
     ``desired_class``: "opposite" (binary) or a class label; ``desired_range``: [low, high]
@@ -54,6 +62,7 @@ class CounterfactualOptions:
     """
 
     total_CFs: int = 10
+    engine: str = "batched"
     method: str = "random"
     desired_class: Any = "opposite"
     desired_range: list[float] = field(default_factory=list)
@@ -70,6 +79,8 @@ class CounterfactualOptions:
     def __post_init__(self) -> None:
         # Labels travel as text (KFP parameters are typed); they are matched as text.
         object.__setattr__(self, "desired_class", str(self.desired_class))
+        if self.engine not in ENGINES:
+            raise RAIInputError(f"`engine` must be one of {list(ENGINES)}, got {self.engine!r}")
         if self.method not in METHODS:
             raise RAIInputError(f"`method` must be one of {list(METHODS)}, got {self.method!r}")
         for name, low in (("total_CFs", 1), ("n_jobs", 1), ("shard_count", 1)):
@@ -211,6 +222,100 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
     return results
 
 
+def _value_ranges(train: pd.DataFrame, meta: dict, options: CounterfactualOptions) -> dict[str, Any]:
+    """Per feature that may vary: [low, high] for numbers, the allowed values otherwise."""
+    features = list(options.features_to_vary) or meta["model_features"]
+    ranges = {}
+    for f in features:
+        if f in options.permitted_range:
+            ranges[f] = list(options.permitted_range[f])
+        elif f in meta["categorical_features"]:
+            ranges[f] = pd.unique(train[f].dropna()).tolist()
+        else:
+            ranges[f] = [float(train[f].min()), float(train[f].max())]
+    return ranges
+
+
+def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: np.ndarray, meta: dict,
+                    options: CounterfactualOptions, original: np.ndarray) -> list[tuple[int, pd.DataFrame | None, str]]:
+    """DiCE's random search, done for many rows at once: one model call per round for all rows.
+
+    Round k gives each row still short of ``total_CFs`` some candidates that change k randomly
+    chosen features to random values from their ranges (monotone features only one way);
+    the model predicts every candidate of every row in one call, and each row keeps its
+    valid candidates with the fewest changes, then the closest. dice-ml loops over rows
+    and calls the model many times per row, which is where its time goes.
+    """
+    rng = np.random.default_rng(options.random_state + int(row_ids[0]) if len(row_ids) else 0)
+    categorical = set(meta["categorical_features"])
+    ranges = _value_ranges(train, meta, options)
+    vary = list(ranges)
+    numeric = [f for f in vary if f not in categorical]
+    integer = {f for f in numeric if queries[f].dtype.kind in "iu"}
+    scales = _scales(train, numeric)
+    target = _desired(meta, options, np.asarray(original).astype(str))
+    found: dict[int, list[pd.DataFrame]] = {int(r): [] for r in row_ids}
+    queries = queries.reset_index(drop=True)
+    for changes in range(1, min(ROUNDS, len(vary)) + 1):
+        pending = [i for i, r in enumerate(row_ids) if sum(map(len, found[int(r)])) < options.total_CFs]
+        if not pending:
+            break
+        base = queries.iloc[np.repeat(pending, CANDIDATES_PER_ROW)].reset_index(drop=True)
+        owner = np.repeat(pending, CANDIDATES_PER_ROW)
+        candidates = base.copy()
+        picks = np.argsort(rng.random((len(base), len(vary))), axis=1)[:, :changes]
+        for j, f in enumerate(vary):
+            rows = np.flatnonzero((picks == j).any(axis=1))
+            if not len(rows):
+                continue
+            if f in categorical:
+                values = np.asarray(ranges[f], dtype=object)[rng.integers(0, len(ranges[f]), len(rows))]
+            else:
+                low = np.full(len(rows), ranges[f][0], dtype=float)
+                high = np.full(len(rows), ranges[f][1], dtype=float)
+                current = base[f].to_numpy(dtype=float)[rows]
+                if f in options.increase_only:
+                    low = np.where(np.isnan(current), low, np.maximum(low, current))
+                if f in options.decrease_only:
+                    high = np.where(np.isnan(current), high, np.minimum(high, current))
+                values = rng.uniform(low, np.maximum(low, high))
+                if f in integer:
+                    values = np.clip(np.round(values), np.ceil(low), np.floor(np.maximum(low, high)))
+            column = candidates[f].astype(object) if f in categorical else candidates[f].astype(float)
+            column.iloc[rows] = values
+            candidates[f] = column
+        for f in integer:
+            candidates[f] = candidates[f].round().astype(queries[f].dtype)
+        predicted = np.asarray(model.predict(candidates))
+        valid = target(predicted, owner)
+        distance = np.zeros(len(candidates))
+        for f in vary:
+            if f in categorical:
+                distance += (candidates[f].astype(object) != base[f].astype(object)).to_numpy()
+            else:
+                distance += np.abs(candidates[f].to_numpy(float) - base[f].to_numpy(float)) / scales[f]
+        for i in pending:
+            mine = np.flatnonzero(valid & (owner == i))
+            if not len(mine):
+                continue
+            best = candidates.iloc[mine[np.argsort(distance[mine], kind="stable")]].drop_duplicates()
+            have = sum(map(len, found[int(row_ids[i])]))
+            found[int(row_ids[i])].append(best.iloc[: options.total_CFs - have])
+    return [(int(r), pd.concat(found[int(r)], ignore_index=True) if found[int(r)] else None, "searched")
+            for r in row_ids]
+
+
+def _desired(meta: dict, options: CounterfactualOptions, original: np.ndarray):
+    """f(predictions, row positions) -> which predictions reach the desired outcome;
+    ``original`` holds each row's own prediction (as text), for "opposite"."""
+    if meta["task_type"] == "regression":
+        low, high = options.desired_range
+        return lambda predicted, owner: (predicted >= low) & (predicted <= high)
+    if options.desired_class == "opposite":
+        return lambda predicted, owner: predicted.astype(str) != original[owner]
+    return lambda predicted, owner: predicted.astype(str) == options.desired_class
+
+
 def _changed(cfs: pd.DataFrame, query: pd.Series, numeric: set[str]) -> pd.DataFrame:
     """Per counterfactual and feature: did it change? (numbers by tolerance, NaN equals NaN)."""
     out = {}
@@ -346,14 +451,17 @@ def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
     model = load_model(audit.folder / meta["model"]["file"])
     queries = audit.features[features]
     chunks = [c for c in np.array_split(shard, options.n_jobs) if len(c)]
+    predicted = audit.y_pred.to_numpy()
+    search = (lambda chunk: delayed(_batched_search)(model, train, queries.iloc[chunk], chunk, meta, options,
+                                                     predicted[chunk])) if options.engine == "batched" else \
+        (lambda chunk: delayed(_explain_chunk)(model, train, queries.iloc[chunk], chunk, meta, options))
     searched = [item for part in Parallel(n_jobs=min(options.n_jobs, max(len(chunks), 1)))(
-        delayed(_explain_chunk)(model, train, queries.iloc[chunk], chunk, meta, options) for chunk in chunks)
-        for item in part]
+        search(chunk) for chunk in chunks) for item in part]
     rows, cfs = _row_table(audit, train, shard, searched, options)
     if rows.empty:
         rows = pd.DataFrame(columns=[A.ROW_ID, "status", "requested", "found", "valid", "changed_features",
                                      "sparsity", "proximity", *[f"importance:{f}" for f in features]])
-    info = {"method": options.method, "desired_class": options.desired_class,
+    info = {"engine": options.engine, "method": options.method, "desired_class": options.desired_class,
             "desired_range": list(options.desired_range),
             "rows_selection": {"rows": options.rows, "total": int(len(selected)),
                                "shard_index": options.shard_index, "shard_count": options.shard_count}}
@@ -389,7 +497,7 @@ def merge_counterfactuals(constructor_dir: str | Path, shard_dirs: list[str | Pa
     rows["changed_features"] = rows["changed_features"].map(list)
     cfs = pd.concat([s[3] for s in shards], ignore_index=True)
     options = CounterfactualOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})
-    info = {k: first[k] for k in ("method", "desired_class", "desired_range")}
+    info = {k: first[k] for k in ("engine", "method", "desired_class", "desired_range")}
     info["rows_selection"] = {**first["rows_selection"], "shard_index": 0, "shard_count": 1,
                               "merged_from": len(shards)}
     seconds = time.perf_counter() - started
@@ -402,7 +510,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="counterfactual artifact folder to create")
     p.add_argument("--merge", nargs="+", default=None, metavar="SHARD", help="merge these shards instead")
-    p.add_argument("--method", choices=METHODS, default="random")
+    p.add_argument("--engine", choices=ENGINES, default="batched",
+                   help="batched: our batched random search; dice: dice-ml row by row")
+    p.add_argument("--method", choices=METHODS, default="random", help="dice-ml's method (engine dice)")
     p.add_argument("--rows", default="sample", help="sample, all, or a cohort name")
     p.add_argument("--desired-class", type=json_arg, default='"opposite"', help='JSON: "opposite" or a class')
     for name in ("desired_range", "features_to_vary", "increase_only", "decrease_only"):
