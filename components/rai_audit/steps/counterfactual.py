@@ -244,9 +244,9 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
     chosen features to random values from their ranges (monotone features only one way);
     the model predicts every candidate of every row in one call, and each row keeps its
     valid candidates with the fewest changes, then the closest. dice-ml loops over rows
-    and calls the model many times per row, which is where its time goes.
+    and calls the model many times per row, which is where its time goes. Each row draws
+    from its own seeded generator, so results do not depend on workers or shards.
     """
-    rng = np.random.default_rng(options.random_state + int(row_ids[0]) if len(row_ids) else 0)
     categorical = set(meta["categorical_features"])
     ranges = _value_ranges(train, meta, options)
     vary = list(ranges)
@@ -254,22 +254,26 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
     integer = {f for f in numeric if queries[f].dtype.kind in "iu"}
     scales = _scales(train, numeric)
     target = _desired(meta, options, np.asarray(original).astype(str))
+    rngs = [np.random.default_rng([options.random_state, int(r)]) for r in row_ids]
     found: dict[int, list[pd.DataFrame]] = {int(r): [] for r in row_ids}
     queries = queries.reset_index(drop=True)
     for changes in range(1, min(ROUNDS, len(vary)) + 1):
         pending = [i for i, r in enumerate(row_ids) if sum(map(len, found[int(r)])) < options.total_CFs]
         if not pending:
             break
-        base = queries.iloc[np.repeat(pending, CANDIDATES_PER_ROW)].reset_index(drop=True)
         owner = np.repeat(pending, CANDIDATES_PER_ROW)
+        base = queries.iloc[owner].reset_index(drop=True)
+        draws = [rngs[i].random((2, CANDIDATES_PER_ROW, len(vary))) for i in pending]
+        which = np.concatenate([d[0] for d in draws])  # ranks: the k lowest pick the features
+        where = np.concatenate([d[1] for d in draws])  # where in its range each new value falls
+        changed = np.argsort(np.argsort(which, axis=1), axis=1) < changes
         candidates = base.copy()
-        picks = np.argsort(rng.random((len(base), len(vary))), axis=1)[:, :changes]
         for j, f in enumerate(vary):
-            rows = np.flatnonzero((picks == j).any(axis=1))
-            if not len(rows):
-                continue
+            rows = np.flatnonzero(changed[:, j])
             if f in categorical:
-                values = np.asarray(ranges[f], dtype=object)[rng.integers(0, len(ranges[f]), len(rows))]
+                pool = np.asarray(ranges[f], dtype=object)
+                values = pool[np.minimum((where[rows, j] * len(pool)).astype(int), len(pool) - 1)]
+                column = candidates[f].astype(object)
             else:
                 low = np.full(len(rows), ranges[f][0], dtype=float)
                 high = np.full(len(rows), ranges[f][1], dtype=float)
@@ -278,16 +282,16 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
                     low = np.where(np.isnan(current), low, np.maximum(low, current))
                 if f in options.decrease_only:
                     high = np.where(np.isnan(current), high, np.minimum(high, current))
-                values = rng.uniform(low, np.maximum(low, high))
+                high = np.maximum(low, high)
+                values = low + where[rows, j] * (high - low)
                 if f in integer:
-                    values = np.clip(np.round(values), np.ceil(low), np.floor(np.maximum(low, high)))
-            column = candidates[f].astype(object) if f in categorical else candidates[f].astype(float)
+                    values = np.clip(np.round(values), np.ceil(low), np.floor(high))
+                column = candidates[f].astype(float)
             column.iloc[rows] = values
             candidates[f] = column
         for f in integer:
             candidates[f] = candidates[f].round().astype(queries[f].dtype)
-        predicted = np.asarray(model.predict(candidates))
-        valid = target(predicted, owner)
+        valid = target(np.asarray(model.predict(candidates)), owner)
         distance = np.zeros(len(candidates))
         for f in vary:
             if f in categorical:
