@@ -144,18 +144,35 @@ def _selected_rows(audit: ConstructorArtifact, options: CounterfactualOptions) -
                         f"got {options.rows!r}")
 
 
-class _ModelWithMissing:
-    """The user's model as dice-ml sees it: turns the ``(missing)`` text back into NaN."""
+def _missing_markers(frames: list[pd.DataFrame], categorical: list[str]) -> dict[str, Any]:
+    """Per categorical column, the object the data uses for a missing value (None or NaN):
+    models can tell them apart (a OneHotEncoder fitted on None sees NaN as unknown)."""
+    markers = {}
+    for c in categorical:
+        missing = [frame[c][frame[c].isna()] for frame in frames]
+        markers[c] = next((m.iloc[0] for m in missing if len(m)), np.nan)
+    return markers
 
-    def __init__(self, model, categorical: list[str]) -> None:
-        self.model, self.categorical = model, categorical
+
+def _restore_missing(X: pd.DataFrame, markers: dict[str, Any]) -> pd.DataFrame:
+    """Turn the ``(missing)`` text dice-ml works with back into the data's missing value."""
+    X = X.copy()
+    for c, marker in markers.items():
+        column = X[c].astype(object)
+        column[column == MISSING] = marker
+        X[c] = column
+    return X
+
+
+class _ModelWithMissing:
+    """The user's model as dice-ml sees it: missing categories come back as in the data."""
+
+    def __init__(self, model, markers: dict[str, Any]) -> None:
+        self.model, self.markers = model, markers
         self.classes_ = getattr(model, "classes_", None)
 
     def _restore(self, X: pd.DataFrame) -> pd.DataFrame:
-        X = X.copy()
-        for c in self.categorical:
-            X[c] = X[c].where(X[c] != MISSING, np.nan)
-        return X
+        return _restore_missing(X, self.markers)
 
     def predict(self, X):
         return self.model.predict(self._restore(X))
@@ -180,7 +197,7 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
     categorical = [f for f in features if f in meta["categorical_features"]]
     numeric = [f for f in features if f not in categorical]
     target = meta["target_column"]
-    wrapped = _ModelWithMissing(model, categorical)
+    wrapped = _ModelWithMissing(model, _missing_markers([train, queries], categorical))
     is_classifier = meta["task_type"] != "regression"
     data = dice_ml.Data(dataframe=_as_dice_data(train, categorical), continuous_features=numeric,
                         outcome_name=target)
@@ -189,8 +206,8 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
                         method=options.method)
     seen = {c: set(_as_dice_data(train, categorical)[c].unique()) for c in categorical}
     desired_class = options.desired_class
-    if is_classifier and desired_class != "opposite":
-        desired_class = [str(c) for c in meta["classes"]].index(str(desired_class))
+    if is_classifier and desired_class != "opposite":  # dice-ml wants the predict_proba column
+        desired_class = [str(c) for c in getattr(model, "classes_", meta["classes"])].index(desired_class)
     results = []
     for row_id, (_, query) in zip(row_ids, _as_dice_data(queries, categorical).iterrows()):
         missing = [f for f in numeric if pd.isna(query[f])]
@@ -296,8 +313,11 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
         for f in vary:
             if f in categorical:
                 distance += (candidates[f].astype(object) != base[f].astype(object)).to_numpy()
-            else:
-                distance += np.abs(candidates[f].to_numpy(float) - base[f].to_numpy(float)) / scales[f]
+            else:  # a missing value kept costs nothing, one replaced by a number costs 1
+                new, old = candidates[f].to_numpy(float), base[f].to_numpy(float)
+                step = np.abs(new - old) / scales[f]
+                step[np.isnan(new) & np.isnan(old)] = 0.0
+                distance += np.nan_to_num(step, nan=1.0)
         for i in pending:
             mine = np.flatnonzero(valid & (owner == i))
             if not len(mine):
@@ -305,8 +325,17 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
             best = candidates.iloc[mine[np.argsort(distance[mine], kind="stable")]].drop_duplicates()
             have = sum(map(len, found[int(row_ids[i])]))
             found[int(row_ids[i])].append(best.iloc[: options.total_CFs - have])
-    return [(int(r), pd.concat(found[int(r)], ignore_index=True) if found[int(r)] else None, "searched")
-            for r in row_ids]
+    seen = {c: set(train[c].dropna()) for c in categorical if c in queries}
+    return [(int(r), pd.concat(found[int(r)], ignore_index=True) if found[int(r)] else None,
+             _batched_status(queries.iloc[i], seen, numeric)) for i, r in enumerate(row_ids)]
+
+
+def _batched_status(query: pd.Series, seen: dict[str, set], numeric: list[str]) -> str:
+    """'searched', saying which missing values or unseen categories the model was given as they are."""
+    notes = [f"missing numeric values in {m} kept" for m in [[f for f in numeric if pd.isna(query[f])]] if m]
+    notes += [f"categories unseen in training in {u} kept" for u in
+              [[c for c, values in seen.items() if pd.notna(query[c]) and query[c] not in values]] if u]
+    return "; ".join(["searched", *notes])
 
 
 def _desired(meta: dict, options: CounterfactualOptions, original: np.ndarray):
@@ -352,12 +381,12 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
     numeric = [f for f in features if f not in categorical]
     model = load_model(audit.folder / meta["model"]["file"])
     test = audit.features[features]
+    markers = _missing_markers([train, test], categorical)
     frames = []
     for row_id, cfs, _ in searched:
         if cfs is not None and len(cfs):
             cfs = cfs.copy()
-            for c in categorical:
-                cfs[c] = cfs[c].where(cfs[c] != MISSING, np.nan)
+            cfs = _restore_missing(cfs, markers)
             for c in numeric:  # dice-ml returns numbers as floats or text; give back the column's type
                 values = pd.to_numeric(cfs[c], errors="coerce").astype(float)
                 integral = test[c].dtype.kind in "iu" and values.notna().all() and (values % 1 == 0).all()
@@ -376,7 +405,8 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
         else:
             all_cfs["valid"] = all_cfs[PREDICTION].astype(str) == str(options.desired_class)
     else:
-        all_cfs[PREDICTION], all_cfs["valid"] = [], []
+        all_cfs[PREDICTION] = pd.Series(dtype=object)
+        all_cfs["valid"] = pd.Series(dtype=bool)
     scales = _scales(train, numeric)
     rows = []
     for row_id, cfs, status in searched:
