@@ -268,7 +268,8 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
     ranges = _value_ranges(train, meta, options)
     vary = list(ranges)
     numeric = [f for f in vary if f not in categorical]
-    integer = {f for f in numeric if queries[f].dtype.kind in "iu"}
+    # Whole numbers in the training data stay whole (a missing value can make the column float).
+    integer = {f for f in numeric if (train[f].dropna() % 1 == 0).all()}
     scales = _scales(train, numeric)
     target = _desired(meta, options, np.asarray(original).astype(str))
     rngs = [np.random.default_rng([options.random_state, int(r)]) for r in row_ids]
@@ -307,7 +308,7 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
             column.iloc[rows] = values
             candidates[f] = column
         for f in integer:
-            candidates[f] = candidates[f].round().astype(queries[f].dtype)
+            candidates[f] = candidates[f].round().astype(queries[f].dtype)  # int, or float with NaN
         valid = target(np.asarray(model.predict(candidates)), owner)
         distance = np.zeros(len(candidates))
         for f in vary:
@@ -417,8 +418,10 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
                   "valid": len(valid), "changed_features": [], "sparsity": None, "proximity": None}
         if len(valid):
             changed = _changed(valid[features], query, set(numeric))
-            distance = pd.DataFrame({f: (np.abs(valid[f].astype(float) - float(query[f])) / scales[f]
-                                         if f in numeric else changed[f].astype(float)) for f in features})
+            # As the search counts it: a number by its scale; a change from or to missing, 1.
+            distance = pd.DataFrame({f: (np.abs(valid[f].astype(float) - float(query[f])) / scales[f])
+                                     .where(changed[f], 0.0).fillna(1.0)
+                                     if f in numeric else changed[f].astype(float) for f in features})
             record.update(changed_features=[f for f in features if changed[f].any()],
                           sparsity=float(changed.sum(axis=1).mean()),
                           proximity=float(distance.mean(axis=1).mean()),
