@@ -789,3 +789,18 @@ def test_cli_runs_merges_and_reports_bad_input(subjects, tmp_path, capsys):
     assert main(["--constructor", str(s.constructor), "--output", str(bad), "--merge", str(parts[1])]) == 2
     assert "got indices [1]" in capsys.readouterr().err
     assert not bad.exists()
+
+
+@pytest.mark.parametrize("name", ["adult", "insurance"])
+def test_what_if_examples_are_the_first_counterfactuals_of_the_first_rows(subjects, counterfactuals, name):
+    s, run = subjects(name), counterfactuals(name, engine="batched")
+    first = run.cfs.sort_values([A.ROW_ID, "cf_index"]).groupby(A.ROW_ID, sort=True).head(1)
+    assert [w["row_id"] for w in run.doc["what_if"]] == first[A.ROW_ID].head(20).tolist()
+    for example, (_, cf) in zip(run.doc["what_if"], first.iterrows()):
+        query = s.X.iloc[example["row_id"]][s.features]
+        differs = [f for f in s.features
+                   if not (pd.isna(query[f]) and pd.isna(cf[f])) and not (
+                       query[f] == cf[f] or (isinstance(cf[f], float) and np.isclose(float(query[f]), cf[f])))]
+        assert [c["feature"] for c in example["changes"]] == differs
+        assert example["counterfactual_prediction"] == cf["prediction"]
+        assert str(example["prediction"]) == str(s.predicted[example["row_id"]])

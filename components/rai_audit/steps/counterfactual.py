@@ -43,6 +43,7 @@ COUNTERFACTUALS_FILE = "counterfactuals.parquet"
 ROWS_FILE = "rows.parquet"
 MISSING = "(missing)"
 CF_INDEX, PREDICTION = "cf_index", "prediction"
+WHAT_IF_ROWS = 20  # rows shown as what-if examples in result.json (the dashboard's table)
 Method = Literal["random", "genetic", "kdtree"]
 METHODS = get_args(Method)
 Engine = Literal["batched", "dice"]
@@ -457,12 +458,28 @@ def _summary(audit: ConstructorArtifact, rows: pd.DataFrame, features: list[str]
     }
 
 
+def _what_if(audit: ConstructorArtifact, cfs: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
+    """The first rows with a valid counterfactual: what changes in their first one, and the outcome."""
+    numeric = set(audit.meta["numeric_features"])
+    examples = []
+    for row_id, mine in list(cfs.groupby(A.ROW_ID, sort=True))[:WHAT_IF_ROWS]:
+        first = mine.iloc[[0]]
+        query = audit.features[features].iloc[int(row_id)]
+        changed = _changed(first[features], query, numeric).iloc[0]
+        examples.append({"row_id": int(row_id), "prediction": audit.y_pred.iloc[int(row_id)],
+                         "counterfactual_prediction": first[PREDICTION].iloc[0],
+                         "changes": [{"feature": f, "from": query[f], "to": first[f].iloc[0]}
+                                     for f in features if changed[f]]})
+    return examples
+
+
 def _write(output_dir: Path, audit: ConstructorArtifact, rows: pd.DataFrame, cfs: pd.DataFrame,
            options: CounterfactualOptions, info: dict[str, Any], seconds: float) -> None:
     features = audit.meta["model_features"]
     rows = rows.sort_values(A.ROW_ID, kind="stable").reset_index(drop=True)
     cfs = cfs.sort_values([A.ROW_ID, CF_INDEX], kind="stable").reset_index(drop=True)
-    result = {**info, "features": features, **_summary(audit, rows, features)}
+    result = {**info, "features": features, **_summary(audit, rows, features),
+              "what_if": _what_if(audit, cfs, features)}
     stored = rows.assign(changed_features=rows["changed_features"].map(list))
     with A.artifact_writer(output_dir) as out:
         A.write_parquet(stored, out / ROWS_FILE)
