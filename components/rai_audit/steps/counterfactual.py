@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from rai_audit.core import ArtifactIntegrityError, RAIInputError
+from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.loading import load_model
+from rai_audit.core.shards import read_shards
 from rai_audit.steps._cli import json_arg, run_cli
 
 KIND = "counterfactual"
@@ -529,23 +530,9 @@ def merge_counterfactuals(constructor_dir: str | Path, shard_dirs: list[str | Pa
     """Join the shards of one counterfactual run into the result of an unsharded run."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
-    shards = []
-    for folder in map(Path, shard_dirs):
-        meta = A.read_artifact_meta(folder, expected_kind=KIND)
-        if meta["run_id"] != audit.run_id:
-            raise ArtifactIntegrityError(f"counterfactual shard {folder} comes from run {meta['run_id']!r}, "
-                                         f"not {audit.run_id!r}")
-        shards.append((meta, A.read_json(folder / A.INSIGHT_RESULT_FILE),
-                       pd.read_parquet(folder / ROWS_FILE), pd.read_parquet(folder / COUNTERFACTUALS_FILE)))
-    if not shards:
-        raise RAIInputError("`shard_dirs` must name at least one counterfactual shard")
-    settings = {repr({k: v for k, v in m["options"].items() if k not in ("shard_index", "n_jobs")})
-                for m, *_ in shards}
-    if len(settings) != 1:
-        raise RAIInputError(f"counterfactual shards must be made with the same options, got {sorted(settings)}")
-    indices = sorted(s[1]["rows_selection"]["shard_index"] for s in shards)
-    if indices != list(range(shards[0][1]["rows_selection"]["shard_count"])):
-        raise RAIInputError(f"counterfactual shards must be 0..n-1 of one split, got indices {indices}")
+    shards = [(meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), pd.read_parquet(folder / ROWS_FILE),
+               pd.read_parquet(folder / COUNTERFACTUALS_FILE))
+              for folder, meta in read_shards(audit.run_id, shard_dirs, KIND, free_options=("shard_index", "n_jobs"))]
     first_meta, first = shards[0][0], shards[0][1]
     rows = pd.concat([s[2] for s in shards], ignore_index=True)
     rows["changed_features"] = rows["changed_features"].map(list)

@@ -29,10 +29,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from rai_audit.core import ArtifactIntegrityError, RAIInputError
+from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.loading import load_model
+from rai_audit.core.shards import read_shards
 from rai_audit.steps._cli import run_cli
 
 KIND = "explanation"
@@ -340,23 +341,8 @@ def merge_explanations(constructor_dir: str | Path, shard_dirs: list[str | Path]
     """Join the shards of one explanation into the result of an unsharded run."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
-    shards = []
-    for folder in map(Path, shard_dirs):
-        meta = A.read_artifact_meta(folder, expected_kind=KIND)
-        if meta["run_id"] != audit.run_id:
-            raise ArtifactIntegrityError(f"explanation shard {folder} comes from run {meta['run_id']!r}, "
-                                         f"not {audit.run_id!r}")
-        shards.append((meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), pd.read_parquet(folder / LOCAL_FILE)))
-    if not shards:
-        raise RAIInputError("`shard_dirs` must name at least one explanation shard")
-    settings = {repr({k: v for k, v in m["options"].items() if k != "shard_index"}) for m, _, _ in shards}
-    if len(settings) != 1:
-        raise RAIInputError(f"explanation shards must be made with the same options, got {sorted(settings)}")
-    counts = {s[1]["rows"]["shard_count"] for s in shards}
-    indices = sorted(s[1]["rows"]["shard_index"] for s in shards)
-    if len(counts) != 1 or indices != list(range(counts.pop())):
-        raise RAIInputError(f"explanation shards must be 0..n-1 of one split, got indices {indices}")
-    shards.sort(key=lambda s: s[1]["rows"]["shard_index"])
+    shards = [(meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), pd.read_parquet(folder / LOCAL_FILE))
+              for folder, meta in read_shards(audit.run_id, shard_dirs, KIND)]
     first_meta, first, _ = shards[0]
     local = pd.concat([s[2] for s in shards], ignore_index=True)
     order = {label: i for i, label in enumerate(first["expected_values"])}
