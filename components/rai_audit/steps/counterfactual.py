@@ -36,6 +36,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.loading import load_model
+from rai_audit.core.options import check_min_ints, check_shard
 from rai_audit.core.shards import read_shards
 from rai_audit.steps._cli import json_arg, run_cli
 
@@ -85,13 +86,8 @@ class CounterfactualOptions:
             raise RAIInputError(f"`engine` must be one of {list(ENGINES)}, got {self.engine!r}")
         if self.method not in METHODS:
             raise RAIInputError(f"`method` must be one of {list(METHODS)}, got {self.method!r}")
-        for name, low in (("total_CFs", 1), ("n_jobs", 1), ("shard_count", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
-        if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
-            raise RAIInputError(
-                f"`shard_index` must be in [0, shard_count={self.shard_count}), got {self.shard_index!r}")
+        check_min_ints(self, {"total_CFs": 1, "n_jobs": 1})
+        check_shard(self)
         if self.desired_range and (len(self.desired_range) != 2 or self.desired_range[0] > self.desired_range[1]):
             raise RAIInputError(f"`desired_range` must be [low, high] with low <= high, got {self.desired_range!r}")
         both = sorted(set(self.increase_only) & set(self.decrease_only))

@@ -33,6 +33,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.loading import load_model
+from rai_audit.core.options import check_min_ints, check_shard
 from rai_audit.core.shards import read_shards
 from rai_audit.steps._cli import run_cli
 
@@ -69,17 +70,12 @@ class ExplainerOptions:
             raise RAIInputError(f"`method` must be one of {list(METHODS)}, got {self.method!r}")
         if self.rows not in ROWS:
             raise RAIInputError(f"`rows` must be one of {list(ROWS)}, got {self.rows!r}")
-        for name, low in (("shard_count", 1), ("background_size", 1), ("mimic_train_size", 10)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
+        check_min_ints(self, {"background_size": 1, "mimic_train_size": 10})
+        check_shard(self)
         if self.background_size > MAX_BACKGROUND:
             raise RAIInputError(
                 f"`background_size` must be at most {MAX_BACKGROUND} (shap's linear explainer uses "
                 f"no more), got {self.background_size}")
-        if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
-            raise RAIInputError(
-                f"`shard_index` must be in [0, shard_count={self.shard_count}), got {self.shard_index!r}")
 
 
 @dataclass

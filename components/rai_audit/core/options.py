@@ -1,0 +1,23 @@
+"""Checks shared by the steps' option classes, with the same messages everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rai_audit.core._errors import RAIInputError
+
+
+def check_min_ints(options: Any, minimums: dict[str, int]) -> None:
+    """Each named option must be an integer (not a bool) at least its minimum."""
+    for name, low in minimums.items():
+        value = getattr(options, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
+
+
+def check_shard(options: Any) -> None:
+    """``shard_count`` >= 1 and ``shard_index`` within it."""
+    check_min_ints(options, {"shard_count": 1})
+    if not isinstance(options.shard_index, int) or not 0 <= options.shard_index < options.shard_count:
+        raise RAIInputError(
+            f"`shard_index` must be in [0, shard_count={options.shard_count}), got {options.shard_index!r}")
