@@ -35,6 +35,8 @@ def config_dir(insurance_case, tmp_path):
               "error_analysis": {"filter_features": ["smoker"], "max_depth": 2},  # Azure's name
               "explainer": {"rows": "all"},
               "counterfactual": {"desired_range": [0, 15000], "total_CFs": 2, "rows": "Older smokers"},
+              "causal": {"treatment_features": ["smoker", "bmi"], "heterogeneity_features": None,
+                         "treatment_cost": 100, "n_jobs": 1},
               "cohorts": [{"name": "Older smokers", "filter": {"and": [
                   {"column": "age", "op": ">=", "value": 50},
                   {"column": "smoker", "op": "==", "value": "yes"}]}}]}
@@ -57,6 +59,12 @@ def test_run_from_config(config_dir, capsys):
     assert doc["explanation"]["method"] == "linear" and doc["explanation"]["n_rows"] == len(test)
     counterfactual = doc["counterfactual"]
     assert counterfactual["totals"]["rows"] == expected and counterfactual["desired_range"] == [0, 15000]
+    causal = doc["causal"]  # all 1,000 train rows (fewer than the default sample), every feature for heterogeneity
+    assert causal["fit"]["train_rows"] == 1000 and causal["fit"]["heterogeneity_features"] is None
+    smoking = next(e for e in causal["global_effects"] if e["treatment"] == "smoker")
+    assert (smoking["control"], smoking["level"]) == ("no", "yes")
+    assert 15000 < smoking["point"] < 35000  # smokers' charges are ~$24k higher in this data
+    assert [p["cost"] for p in causal["policies"]] == [100.0, 100.0]
 
 
 @pytest.mark.parametrize("change, match", [
@@ -73,6 +81,11 @@ def test_run_from_config(config_dir, capsys):
     ({"explainer": {"method": "shap"}}, r"`method` must be one of \['auto', 'tree', 'linear', 'mimic'\]"),
     ({"explainer": {"shard_index": 1}}, r"config `explainer` has unknown options \['shard_index'\]"),
     ({"counterfactual": {"desired_range": [5, 1]}}, r"`desired_range` must be \[low, high\] with low <= high"),
+    ({"causal": {"heterogeneity_features": ["age"]}}, r"`treatment_features` must be a non-empty list"),
+    ({"causal": {"treatment_features": ["bmi"], "treatment_cost": [1, 2]}},
+     r"`treatment_cost` must have one value per treatment feature \(1\), got 2"),
+    # found by the step itself, reported through the local pipeline run
+    ({"causal": {"treatment_features": ["charges"]}}, r"run failed: .*names the target column 'charges'"),
 ])
 def test_bad_config_exits_2_with_a_clear_message(config_dir, capsys, change, match):
     folder, config = config_dir
@@ -105,6 +118,9 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     counterfactual = doc["counterfactual"]  # the demo's 200-row sample, in 2 shards
     assert counterfactual["totals"]["rows"] == 200 and counterfactual["rows_selection"]["merged_from"] == 2
     assert counterfactual["totals"]["valid"] > 0
+    causal = doc["causal"]
+    assert causal["fit"]["train_rows"] == 5000 and [t["feature"] for t in causal["treatments"]] == [
+        "hours-per-week", "sex"]
 
 
 @pytest.mark.parametrize("pipeline", ["audit", "overview"])

@@ -51,15 +51,20 @@ def test_component_interfaces():
     images = {e["container"]["image"] for e in executors if "container" in e}
     # importers have no image; each step has its own, tagged with the package version
     assert images == {f"rai-audit/{step}:{__version__}"
-                      for step in ("constructor", "error_analysis", "explainer", "counterfactual", "gather")}
+                      for step in ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather")}
     # the explainer and the counterfactual search fan out over shards and merges collect them
     dag = spec["root"]["dag"]["tasks"]
     for loop, merge in (("for-loop-2", "merge-explanations"), ("for-loop-4", "merge-counterfactuals")):
         assert dag[loop]["parameterIterator"]["items"]["raw"] == "[0, 1]"
         assert dag[merge]["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop
     gathered = dag["gather"]["inputs"]["artifacts"]
-    assert {gathered[f"insight_{i}"]["taskOutputArtifact"]["producerTask"] for i in (1, 2, 3)} == {
-        "error-analysis", "merge-explanations", "merge-counterfactuals"}
+    assert {gathered[f"insight_{i}"]["taskOutputArtifact"]["producerTask"] for i in (1, 2, 3, 4)} == {
+        "error-analysis", "merge-explanations", "merge-counterfactuals", "causal"}
+    causal = components["comp-causal"]["inputDefinitions"]["parameters"]
+    assert causal["treatment_features"]["parameterType"] == "LIST" and "defaultValue" not in causal["treatment_features"]
+    # Azure's encoding: a JSON list, "null" for all features
+    assert causal["heterogeneity_features"]["defaultValue"] == "null"
+    assert causal["train_sample_size"]["defaultValue"] == 10000
     ea = components["comp-error-analysis"]
     assert ea["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] == 3
     assert spec["root"]["inputDefinitions"]["parameters"]["error_analysis_num_leaves"]["defaultValue"] == 31
@@ -88,8 +93,10 @@ def _arguments(adult_case, test_path, **overrides):
 
 def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_path):
     test_path, test = small_adult
-    arguments = _arguments(adult_case, test_path, error_analysis_heatmap_features=["age"])
-    bundle = run_audit_locally(arguments, tmp_path, steps=["error_analysis", "explainer"],
+    arguments = _arguments(adult_case, test_path, error_analysis_heatmap_features=["age"],
+                           causal_treatment_features=["hours-per-week"], causal_heterogeneity_features='["sex"]',
+                           causal_train_sample_size=2000, causal_n_jobs=1)
+    bundle = run_audit_locally(arguments, tmp_path, steps=["error_analysis", "explainer", "causal"],
                                explainer_shards=2)
     run_dir = bundle.parents[1]
     assert bundle.is_relative_to(tmp_path / "pipeline_root")
@@ -111,6 +118,11 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     sample = pd.read_parquet(run_dir / "constructor" / "insights" / A.PREDICTIONS_FILE).query("in_sample")
     assert sorted(local.row_id.unique()) == sorted(sample.row_id)
     # KFP turned the cohort's integer 30 into 30.0; the cohort still selects age < 30
+    causal = doc["causal"]
+    assert causal["fit"]["train_rows"] == 2000 and causal["fit"]["heterogeneity_features"] == ["sex"]
+    assert [e["treatment"] for e in causal["global_effects"]] == ["hours-per-week"]
+    assert [g["count"] for g in causal["sensitive_groups"] if g["feature"] == "sex"] == [
+        (test["sex"] == "Female").sum(), (test["sex"] == "Male").sum()]
     young = next(c for c in doc["cohorts"] if c["name"] == "Under 30")
     assert young["count"] == (test["age"] < 30).sum()
     constructor_meta = json.loads((run_dir / "constructor" / "insights" / A.META_FILE).read_text())

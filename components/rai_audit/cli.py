@@ -53,6 +53,7 @@ STEP_COMMANDS = {
     "error_analysis": "rai_audit.steps.error_analysis",
     "explainer": "rai_audit.steps.explainer",
     "counterfactual": "rai_audit.steps.counterfactual",
+    "causal": "rai_audit.steps.causal",
     "gather": "rai_audit.steps.gather",
 }
 

@@ -22,10 +22,15 @@ Paths are relative to the config file. Example::
       desired_class: opposite
       increase_only: [age]
       shards: 2
+    causal:
+      treatment_features: [hours-per-week, sex]
+      heterogeneity_features: [sex, age]   # absent or null: all features; []: one constant effect
+      train_sample_size: 5000              # train rows the fit uses (seeded); 0: all
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ import yaml
 from rai_audit.core import RAIInputError
 from rai_audit.core.cohorts import load_cohorts
 from rai_audit.pipelines import ANALYSIS_STEPS
+from rai_audit.steps.causal import CausalOptions
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions
 from rai_audit.steps.counterfactual import CounterfactualOptions
 from rai_audit.steps.explainer import ExplainerOptions
@@ -49,6 +55,14 @@ STEP_OPTIONS = {
     "error_analysis": (ErrorAnalysisOptions, {"filter_features": "heatmap_features"}),
     "explainer": (ExplainerOptions, {}),
     "counterfactual": (CounterfactualOptions, {}),
+    "causal": (CausalOptions, {}),
+}
+# Options whose pipeline parameter is typed differently from the option (KFP parameters
+# cannot be null or of two types): option value -> parameter value.
+PIPELINE_FORMS = {
+    ("causal", "heterogeneity_features"): json.dumps,  # Azure's encoding: "null" = all features
+    ("causal", "treatment_cost"): lambda v: v if isinstance(v, list) else [v],
+    ("causal", "categories"): lambda v: {} if v == "auto" else v,
 }
 # Options set when the pipeline is built, not passed to it.
 BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"},
@@ -86,7 +100,7 @@ def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, 
         allowed += list(BUILD_OPTIONS.get(step, {}))
         raise RAIInputError(f"config `{step}` has unknown options {unknown}; allowed are {allowed}")
     options_class(**options)  # refuses bad values before any pipeline starts
-    return {f"{step}_{k}": v for k, v in options.items()}, build
+    return {f"{step}_{k}": PIPELINE_FORMS.get((step, k), lambda v: v)(v) for k, v in options.items()}, build
 
 
 def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -223,6 +223,63 @@ def merge_counterfactuals(
     counterfactuals.metadata.update(run_id=result.run_id, rows=result.n_rows, valid=result.n_valid)
 
 
+@dsl.component(base_image=step_image("causal"), install_kfp_package=False)
+def causal(
+    causal: Output[Artifact],
+    constructor: Input[Artifact],
+    treatment_features: list,
+    heterogeneity_features: str = "null",
+    nuisance_model: str = "linear",
+    heterogeneity_model: str = "linear",
+    alpha: float = 0.05,
+    upper_bound_on_cat_expansion: int = 50,
+    treatment_cost: list = [],
+    min_tree_leaf_samples: int = 2,
+    max_tree_depth: int = 2,
+    skip_cat_limit_checks: bool = False,
+    categories: dict = {},
+    train_sample_size: int = 10000,
+    rows: str = "sample",
+    top_recommendations: int = 10,
+    n_jobs: int = -1,
+    random_state: int = 0,
+):
+    """Causal effects of treatment features on the true outcome, and treatment policies (econml).
+
+    Args:
+        causal: The causal insight.
+        constructor: The constructor's insights artifact.
+        treatment_features: Features whose effect on the outcome is estimated.
+        heterogeneity_features: JSON list of features the effect may vary with; "null": all, "[]": none.
+        nuisance_model: linear or automl.
+        heterogeneity_model: linear or forest.
+        alpha: Significance level of the confidence intervals.
+        upper_bound_on_cat_expansion: Most levels a categorical treatment may have.
+        treatment_cost: One cost for all treatments, or one per treatment; empty: 0.
+        min_tree_leaf_samples: Minimum rows in a policy tree leaf.
+        max_tree_depth: Depth of the policy tree.
+        skip_cat_limit_checks: Fit categorical treatments with fewer than 10 rows of a level.
+        categories: Categorical treatment -> its levels, the control first; empty: inferred.
+        train_sample_size: Train rows the fit uses (seeded); 0: all.
+        rows: Rows given local effects: sample (the constructor's sample) or all.
+        top_recommendations: Recommendations per treatment kept in the result.
+        n_jobs: Treatments fitted in parallel; -1: all cores.
+        random_state: Seed of the sample and the fit.
+    """
+    from rai_audit.steps.causal import CausalOptions, heterogeneity_from_json, run_causal
+
+    result = run_causal(constructor.path, causal.path, options=CausalOptions(
+        treatment_features=treatment_features,
+        heterogeneity_features=heterogeneity_from_json(heterogeneity_features),
+        nuisance_model=nuisance_model, heterogeneity_model=heterogeneity_model, alpha=alpha,
+        upper_bound_on_cat_expansion=upper_bound_on_cat_expansion,
+        treatment_cost=treatment_cost or 0.0, min_tree_leaf_samples=min_tree_leaf_samples,
+        max_tree_depth=max_tree_depth, skip_cat_limit_checks=skip_cat_limit_checks,
+        categories=categories or "auto", train_sample_size=train_sample_size, rows=rows,
+        top_recommendations=top_recommendations, n_jobs=n_jobs, random_state=random_state))
+    causal.metadata.update(run_id=result.run_id, treatments=result.treatments, fit_rows=result.fit_rows)
+
+
 @dsl.component(base_image=step_image("gather"), install_kfp_package=False)
 def gather(
     dashboard: Output[Artifact],

@@ -12,11 +12,11 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Model
 
 from rai_audit.kfp_components import (
-    constructor, counterfactual, error_analysis, explainer, gather, merge_counterfactuals,
+    causal, constructor, counterfactual, error_analysis, explainer, gather, merge_counterfactuals,
     merge_explanations,
 )
 
-ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual")
+ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual", "causal")
 
 
 def _sharded(step, merge, output: str, constructor_output, shards: int, options: dict):
@@ -80,6 +80,21 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         counterfactual_decrease_only: list = [],
         counterfactual_rows: str = "sample",
         counterfactual_n_jobs: int = 1,
+        causal_treatment_features: list = [],
+        causal_heterogeneity_features: str = "null",
+        causal_nuisance_model: str = "linear",
+        causal_heterogeneity_model: str = "linear",
+        causal_alpha: float = 0.05,
+        causal_upper_bound_on_cat_expansion: int = 50,
+        causal_treatment_cost: list = [],
+        causal_min_tree_leaf_samples: int = 2,
+        causal_max_tree_depth: int = 2,
+        causal_skip_cat_limit_checks: bool = False,
+        causal_categories: dict = {},
+        causal_train_sample_size: int = 10000,
+        causal_rows: str = "sample",
+        causal_top_recommendations: int = 10,
+        causal_n_jobs: int = -1,
     ) -> Artifact:
         model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
         model.set_display_name("import model")
@@ -126,6 +141,18 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
                                          decrease_only=counterfactual_decrease_only,
                                          rows=counterfactual_rows, n_jobs=counterfactual_n_jobs,
                                          random_state=random_state)))
+        if "causal" in steps:
+            insights.append(causal(
+                constructor=built.outputs["insights"], treatment_features=causal_treatment_features,
+                heterogeneity_features=causal_heterogeneity_features,
+                nuisance_model=causal_nuisance_model, heterogeneity_model=causal_heterogeneity_model,
+                alpha=causal_alpha, upper_bound_on_cat_expansion=causal_upper_bound_on_cat_expansion,
+                treatment_cost=causal_treatment_cost, min_tree_leaf_samples=causal_min_tree_leaf_samples,
+                max_tree_depth=causal_max_tree_depth, skip_cat_limit_checks=causal_skip_cat_limit_checks,
+                categories=causal_categories, train_sample_size=causal_train_sample_size,
+                rows=causal_rows, top_recommendations=causal_top_recommendations,
+                n_jobs=causal_n_jobs, random_state=random_state,
+            ).outputs["causal"])
         gathered = gather(constructor=built.outputs["insights"],
                           **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
         return gathered.outputs["dashboard"]

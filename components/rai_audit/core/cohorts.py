@@ -184,6 +184,13 @@ def validate_cohorts(cohorts: list[dict[str, Any]], frame: pd.DataFrame) -> None
             _check_leaf(leaf, frame, cohort["name"])
 
 
+def all_of(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The filter that ANDs ``conditions`` (None for none: every row)."""
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else {"and": list(conditions)}
+
+
 def filter_mask(node: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
     """The boolean row mask that a (validated) filter selects in ``frame``."""
     if "and" in node:

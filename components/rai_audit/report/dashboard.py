@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jinja2
@@ -25,7 +26,22 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _filter_text(node: dict[str, Any] | None) -> str:
+    """A cohort filter as people read it, e.g. ``age < 30 and (sex == "Female" or ...)``."""
+    if node is None:
+        return "all rows"
+    for key in ("and", "or"):
+        if key in node:
+            parts = [_filter_text(n) if not ({"and", "or"} & set(n)) else f"({_filter_text(n)})" for n in node[key]]
+            return f" {key} ".join(parts)
+    column, op, value = node["column"], node["op"], node.get("value")
+    if value is None:
+        return f"{column} is {'missing' if op == '==' else 'not missing'}"
+    return f"{column} {op} {json.dumps(value, ensure_ascii=False)}"
+
+
 _ENV.filters["fmt"] = _fmt
+_ENV.filters["filter_text"] = _filter_text
 
 
 def render_dashboard(insights: dict[str, Any]) -> str:

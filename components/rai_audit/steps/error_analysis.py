@@ -30,7 +30,7 @@ from sklearn.metrics import mutual_info_score
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
-from rai_audit.core.cohorts import filter_mask
+from rai_audit.core.cohorts import all_of, filter_mask
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.options import check_min_ints
 from rai_audit.steps._cli import json_arg, run_cli
@@ -144,12 +144,6 @@ def _split_conditions(node: dict[str, Any], X: pd.DataFrame) -> tuple[dict, dict
     return split, left, right
 
 
-def _path(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not conditions:
-        return None
-    return conditions[0] if len(conditions) == 1 else {"and": list(conditions)}
-
-
 def min_split_gain(error: np.ndarray) -> float:
     """The least gain worth a split: 1e-7 of the error's total sum of squares.
 
@@ -177,7 +171,7 @@ def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
     def visit(node: dict[str, Any], parent: int | None, conditions: list[dict], mask: np.ndarray) -> int:
         node_id = len(nodes)
         entry: dict[str, Any] = {"id": node_id, "parent": parent, "depth": len(conditions),
-                                 "filter": _path(conditions), **_error_stats(error, mask, total)}
+                                 "filter": all_of(conditions), **_error_stats(error, mask, total)}
         nodes.append(entry)
         if "split_feature" not in node:  # a leaf (a tree with no split has a bare root leaf)
             entry.update(leaf=True, children=[])
