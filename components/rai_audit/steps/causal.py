@@ -199,13 +199,18 @@ def _outcome(audit: ConstructorArtifact, y: pd.Series) -> tuple[pd.Series, str]:
     return y.astype(float), str(audit.meta["target_column"])
 
 
-def _levels(X: pd.DataFrame, treatment: str, options: CausalOptions) -> tuple[str | None, list[str]]:
-    """A categorical treatment's control level and its other levels, in econml's order."""
+def _levels(X: pd.DataFrame, treatment: str, options: CausalOptions) -> list[str]:
+    """A categorical treatment's levels as text, the control first: as given in
+    ``categories``, else sorted with ``(missing)`` last (never the control by accident)."""
+    present = set(X[treatment].unique())
     if isinstance(options.categories, dict) and treatment in options.categories:
-        given = [str(v) for v in options.categories[treatment]]
-        return given[0], given[1:]
-    levels = sorted(X[treatment].unique())
-    return levels[0], levels[1:]
+        given = [MISSING if v is None else str(v) for v in options.categories[treatment]]
+        unlisted = sorted(present - set(given))
+        if unlisted:
+            raise RAIInputError(f"`categories` for {treatment!r} lists {given}, but the data also has the levels "
+                                f"{unlisted}; list every level (the control first)")
+        return given
+    return sorted(present - {MISSING}) + ([MISSING] if MISSING in present else [])
 
 
 def _records(frame: pd.DataFrame, treatments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -225,9 +230,14 @@ def _records(frame: pd.DataFrame, treatments: dict[str, dict[str, Any]]) -> list
     return records
 
 
-def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
+                medians: dict[str, float]) -> list[dict[str, Any]]:
     """econml's policy tree (nested dict, splits on encoded columns) as a list of nodes, each
-    with its filter in the cohort format so any leaf can be saved as a cohort."""
+    with its filter in the cohort format (on the raw data) so any leaf can be saved as a cohort.
+
+    ``names``: one-hot column -> (feature, raw category value; None for a missing one).
+    The tree saw a missing number as the median, so missing values go to the median's side.
+    """
     nodes: list[dict[str, Any]] = []
 
     def visit(node: dict[str, Any], parent: int | None, conditions: list[dict[str, Any]]) -> int:
@@ -247,21 +257,26 @@ def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, str]]) -> list
         else:
             left = {"column": encoded, "op": "<=", "value": threshold}
             right = {"column": encoded, "op": ">", "value": threshold}
-            split = {"feature": encoded, "op": "<=", "value": threshold, "true_goes": "left"}
+            split = {"feature": encoded, "op": "<=", "value": threshold, "true_goes": "left",
+                     "missing_values_go": "left" if medians[encoded] <= threshold else "right"}
+            missing = {"column": encoded, "op": "==", "value": None}
+            if split["missing_values_go"] == "left":
+                left = {"or": [left, missing]}
+            else:
+                right = {"or": [right, missing]}
         entry.update(leaf=False, split=split)
         entry["children"] = [visit(node["left"], node_id, [*conditions, left]),
                              visit(node["right"], node_id, [*conditions, right])]
+        entry["count"] = sum(nodes[c]["count"] for c in entry["children"])  # the tree keeps leaves' counts
         return node_id
 
     visit(tree, None, [])
-    for node in nodes:  # leaves' counts are the tree's; an inner node holds its leaves
-        if not node["leaf"]:
-            node["count"] = sum(nodes[c]["count"] for c in node["children"])
     return nodes
 
 
 def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any], cost: float,
-            options: CausalOptions, names: dict[str, tuple[str, str]]) -> tuple[dict[str, Any], pd.DataFrame]:
+            options: CausalOptions, names: dict[str, tuple[str, Any]],
+            medians: dict[str, float]) -> tuple[dict[str, Any], pd.DataFrame]:
     """The policy tree, its gains, and every evaluated row's recommendation."""
     rows = X_eval
     excluded = 0
@@ -273,7 +288,11 @@ def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any]
                 "policy_gain": None, "always_treat_gains": {}, "top_recommendations": []}, pd.DataFrame()
     tree = analysis._policy_tree_output(rows, treatment, treatment_costs=cost, max_depth=options.max_tree_depth,
                                         min_samples_leaf=options.min_tree_leaf_samples, alpha=options.alpha)
-    recommended = analysis.individualized_policy(rows, treatment, treatment_costs=cost, alpha=options.alpha)
+    # The tree takes a numeric treatment's cost per unit; econml's per-row recommendations
+    # price one move (10% of a typical value), so they get the cost of that move.
+    step = info["typical_value"] * 0.1 if info["kind"] == "numeric" else 1.0
+    recommended = analysis.individualized_policy(rows, treatment, treatment_costs=cost * step,
+                                                 alpha=options.alpha)
     table = pd.DataFrame({
         A.ROW_ID: recommended.index.to_numpy(dtype=np.int64),
         "treatment_feature": treatment,
@@ -293,12 +312,12 @@ def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any]
         "excluded_rows": excluded,
         "policy_gain": float(tree.policy_value),
         "always_treat_gains": {str(k): float(v) for k, v in tree.always_treat.items()},
-        "tree": _tree_nodes(tree.tree_dictionary, names),
+        "tree": _tree_nodes(tree.tree_dictionary, names, medians),
         "recommendation_counts": {str(k): int(v) for k, v in table["recommended"].value_counts().items()},
         "top_recommendations": top.drop(columns="treatment_feature").to_dict("records"),
     }
     if info["kind"] == "numeric":
-        summary["step"] = info["typical_value"] * 0.1  # econml's unit of a policy move: 10% of a typical value
+        summary["step"] = step  # econml's unit of a policy move: 10% of a typical value
     return summary, table.drop(columns="treatment_feature").assign(treatment_feature=treatment)
 
 
@@ -349,12 +368,12 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
     if audit.is_classifier and y_fit.nunique() < 2:
         raise RAIInputError(f"the train rows fitted hold one outcome only ({outcome} is always {y_fit.iloc[0]})")
 
+    levels = {t: _levels(X_fit, t, options) for t in options.treatment_features if t in categorical}
     analysis = CausalAnalysis(
         options.treatment_features, categorical, heterogeneity_inds=options.heterogeneity_features,
         classification=audit.is_classifier, upper_bound_on_cat_expansion=options.upper_bound_on_cat_expansion,
         nuisance_models=options.nuisance_model, heterogeneity_model=options.heterogeneity_model,
-        categories=([options.categories.get(c, "auto") if c in options.treatment_features else "auto"
-                     for c in categorical] if isinstance(options.categories, dict) else "auto"),
+        categories=[levels[c] if c in levels else "auto" for c in categorical],
         n_jobs=options.n_jobs, skip_cat_limit_checks=options.skip_cat_limit_checks,
         random_state=options.random_state)
     fit_started = time.perf_counter()
@@ -377,8 +396,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         treatments: dict[str, dict[str, Any]] = {}
         for t in trained:
             if t in categorical:
-                control, levels = _levels(X_fit, t, options)
-                treatments[t] = {"kind": "categorical", "control": control, "levels": levels}
+                treatments[t] = {"kind": "categorical", "control": levels[t][0], "levels": levels[t][1:]}
             else:
                 treatments[t] = {"kind": "numeric", "control": None, "levels": [],
                                  "typical_value": float(analysis.typical_treatment_value(t))}
@@ -399,11 +417,14 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
                   for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())]
         explained = row_ids if options.rows == "all" else row_ids[audit.predictions[A.IN_SAMPLE].to_numpy()]
         local = _local_effects(analysis, X_test.loc[explained], treatments, options.alpha)
-        names = {f"{c}_{v}": (c, v) for c in categorical for v in X_fit[c].unique()}
+        raw_values = {c: {str(v): v for v in pd.concat([fit_raw[c], audit.features[c]]).dropna().unique()}
+                      for c in categorical}
+        names = {f"{c}_{v}": (c, None if v == MISSING else raw_values[c].get(v, v))
+                 for c in categorical for v in X_fit[c].unique()}
         costs = options.costs()
         policies, recommendations = [], []
         for t in trained:
-            summary, table = _policy(analysis, X_test, t, treatments[t], costs[t], options, names)
+            summary, table = _policy(analysis, X_test, t, treatments[t], costs[t], options, names, medians)
             policies.append(summary)
             recommendations.append(table)
         test_effects = effects(X_test)
