@@ -105,7 +105,9 @@ def test_unreadable_config(tmp_path, capsys):
 def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a relative --output, as in the README's `make demo`
     assert main(["demo", "--output", "demo-out"]) == 0
-    bundle = _bundle_from_output(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    bundle = _bundle_from_output(out)
+    assert "NOT PASSED (2 of 8 targets missed)" in out and "model not registered" in out
     A.verify_manifest(bundle)
     doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())
     assert doc["data"]["n_test"] == 16281 and doc["model_overview"]["overall"]["count"] == 16281
@@ -121,6 +123,12 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     causal = doc["causal"]
     assert causal["fit"]["train_rows"] == 5000 and [t["feature"] for t in causal["treatments"]] == [
         "hours-per-week", "sex"]
+    # the demo's scorecard misses its demographic parity target, so the model is not registered
+    run_dir = bundle.parents[1]
+    card = json.loads((run_dir / "scorecard" / "scorecard" / "scorecard.json").read_text())
+    assert not card["passed"] and card["n_missed"] == 2
+    assert (run_dir / "scorecard" / "scorecard" / "scorecard.pdf").read_bytes().startswith(b"%PDF")
+    assert not (run_dir / "register-model").exists()
 
 
 @pytest.mark.parametrize("pipeline", ["audit", "overview"])

@@ -51,7 +51,8 @@ def test_component_interfaces():
     images = {e["container"]["image"] for e in executors if "container" in e}
     # importers have no image; each step has its own, tagged with the package version
     assert images == {f"rai-audit/{step}:{__version__}"
-                      for step in ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather")}
+                      for step in ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather",
+                                   "scorecard")}
     # the explainer and the counterfactual search fan out over shards and merges collect them
     dag = spec["root"]["dag"]["tasks"]
     for loop, merge in (("for-loop-2", "merge-explanations"), ("for-loop-4", "merge-counterfactuals")):
@@ -65,6 +66,14 @@ def test_component_interfaces():
     # Azure's encoding: a JSON list, "null" for all features
     assert causal["heterogeneity_features"]["defaultValue"] == "null"
     assert causal["train_sample_size"]["defaultValue"] == 10000
+    # the scorecard's `passed` gates the model's registration (dsl.If)
+    card = components["comp-scorecard"]["outputDefinitions"]
+    assert card["parameters"]["Output"]["parameterType"] == "BOOLEAN"  # `passed`
+    assert card["artifacts"]["headline_metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    assert dag["scorecard"]["inputs"]["artifacts"]["dashboard"]["taskOutputArtifact"]["producerTask"] == "gather"
+    gate = next(task for name, task in dag.items() if name.startswith("condition-"))
+    assert gate["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--scorecard-Output'] == true"
+    assert list(components[gate["componentRef"]["name"]]["dag"]["tasks"]) == ["register-model"]
     ea = components["comp-error-analysis"]
     assert ea["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] == 3
     assert spec["root"]["inputDefinitions"]["parameters"]["error_analysis_num_leaves"]["defaultValue"] == 31
@@ -95,9 +104,10 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     test_path, test = small_adult
     arguments = _arguments(adult_case, test_path, error_analysis_heatmap_features=["age"],
                            causal_treatment_features=["hours-per-week"], causal_heterogeneity_features='["sex"]',
-                           causal_train_sample_size=2000, causal_n_jobs=1)
+                           causal_train_sample_size=2000, causal_n_jobs=1,
+                           scorecard_config={"targets": ["accuracy_score >= 0.5"]}, scorecard_bootstrap=10)
     bundle = run_audit_locally(arguments, tmp_path, steps=["error_analysis", "explainer", "causal"],
-                               explainer_shards=2)
+                               explainer_shards=2, with_scorecard=True, gate_registration=True)
     run_dir = bundle.parents[1]
     assert bundle.is_relative_to(tmp_path / "pipeline_root")
     A.verify_manifest(bundle)
@@ -129,6 +139,13 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     assert constructor_meta["run_id"] == doc["run_id"]
     html = (run_dir / "gather" / "dashboard_html").read_text()
     assert html == (bundle / A.DASHBOARD_HTML_FILE).read_text()
+    # the scorecard passed, so the gated registration ran: the model beside its scorecard
+    card = json.loads((run_dir / "scorecard" / "scorecard" / "scorecard.json").read_text())
+    assert card["passed"] and card["targets"][0]["measured"] == pytest.approx(
+        doc["model_overview"]["overall"]["accuracy_score"])
+    registered = run_dir / "register-model" / "registered_model"
+    assert (registered / adult_case.model.name).read_bytes() == adult_case.model.read_bytes()
+    assert json.loads((registered / "scorecard.json").read_text()) == card
     outputs = json.loads((run_dir / "gather" / "executor_output.json").read_text())["artifacts"]
     metrics = outputs["overall_metrics"]["artifacts"][0]["metadata"]  # KFP keeps Metrics there
     assert metrics["accuracy_score"] == pytest.approx(doc["model_overview"]["overall"]["accuracy_score"])

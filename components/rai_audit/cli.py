@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +15,14 @@ PIPELINES_DIR = Path("pipelines")
 def _report(bundle: Path) -> None:
     # sys.stdout, not print: kfp.local leaves print() indented after a ParallelFor run.
     sys.stdout.write(f"dashboard bundle: {bundle}\nopen the dashboard: {bundle / 'dashboard.html'}\n")
+    run_dir = bundle.parents[1]  # kfp.local: <run>/<task>/<output>
+    card = run_dir / "scorecard" / "scorecard"
+    if (card / "scorecard.json").is_file():
+        result = json.loads((card / "scorecard.json").read_text())
+        verdict = "PASSED" if result["passed"] else f"NOT PASSED ({result['n_missed']} of {result['n_targets']} targets missed)"
+        registered = run_dir / "register-model" / "registered_model"
+        sys.stdout.write(f"scorecard: {card / 'scorecard.pdf'}: {verdict}\n"
+                         f"model {'registered: ' + str(registered) if registered.is_dir() else 'not registered'}\n")
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -54,6 +63,7 @@ STEP_COMMANDS = {
     "explainer": "rai_audit.steps.explainer",
     "counterfactual": "rai_audit.steps.counterfactual",
     "causal": "rai_audit.steps.causal",
+    "scorecard": "rai_audit.steps.scorecard",
     "gather": "rai_audit.steps.gather",
 }
 

@@ -26,6 +26,9 @@ Paths are relative to the config file. Example::
       treatment_features: [hours-per-week, sex]
       heterogeneity_features: [sex, age]   # absent or null: all features; []: one constant effect
       train_sample_size: 5000              # train rows the fit uses (seeded); 0: all
+    scorecard:                     # PDF scorecard after gather; the model is registered only if it passes
+      config: scorecard.yaml       # a file (rai-audit's or Azure ML's form), or the config inline
+      fail_on_missed_target: false # true: a missed target fails the run
 """
 
 from __future__ import annotations
@@ -38,18 +41,21 @@ import yaml
 
 from rai_audit.core import RAIInputError
 from rai_audit.core.cohorts import load_cohorts
+from rai_audit.core.scorecard_config import parse_scorecard_config
 from rai_audit.pipelines import ANALYSIS_STEPS
 from rai_audit.steps.causal import CausalOptions
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions
 from rai_audit.steps.counterfactual import CounterfactualOptions
 from rai_audit.steps.explainer import ExplainerOptions
+from rai_audit.steps.scorecard import ScorecardOptions
 
 PATH_KEYS = ("model", "train_data", "test_data")
 REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
 LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
              "skops_trusted_types")
 INT_KEYS = ("sample_size", "random_state")
-OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS)
+OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS, "scorecard")
+SCORECARD_OPTIONS = ("config", "bootstrap", "fail_on_missed_target")
 # Per analysis step: its options class and the Azure ML names it also accepts.
 STEP_OPTIONS = {
     "error_analysis": (ErrorAnalysisOptions, {"filter_features": "heatmap_features"}),
@@ -147,4 +153,33 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
         step_args, step_build = _step_arguments(step, config[step])
         args.update(step_args)
         build.update(step_build)
+    if config.get("scorecard") not in (None, False):
+        args.update(_scorecard_arguments(config["scorecard"], base_dir))
+        build.update(with_scorecard=True, gate_registration=True)
     return args, build
+
+
+def _scorecard_arguments(value: Any, base_dir: Path) -> dict[str, Any]:
+    """``scorecard: file`` or ``scorecard: {config: file or mapping, bootstrap, fail_on_missed_target}``."""
+    if isinstance(value, str):
+        value = {"config": value}
+    if not isinstance(value, dict) or "config" not in value:
+        raise RAIInputError("config `scorecard` must be a scorecard config file, or a mapping with `config` "
+                            f"(a file or the config itself) and options {list(SCORECARD_OPTIONS[1:])}; got {value!r}")
+    unknown = sorted(set(value) - set(SCORECARD_OPTIONS))
+    if unknown:
+        raise RAIInputError(f"config `scorecard` has unknown options {unknown}; allowed are {list(SCORECARD_OPTIONS)}")
+    source = value["config"]
+    parsed = parse_scorecard_config(base_dir / source if isinstance(source, str) else source)
+    options = ScorecardOptions(**{k: v for k, v in value.items() if k != "config"})  # refuses bad values now
+    return {"scorecard_config": _without_nulls(parsed), "scorecard_bootstrap": options.bootstrap,
+            "scorecard_fail_on_missed_target": options.fail_on_missed_target}
+
+
+def _without_nulls(value: Any) -> Any:
+    """The value without null entries (KFP parameters cannot hold null; absent means the same)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value

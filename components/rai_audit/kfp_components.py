@@ -315,3 +315,63 @@ def gather(
         if value is not None and math.isfinite(value):
             overall_metrics.log_metric(name, value)
     dashboard.metadata.update(run_id=result.run_id, insights=result.insight_kinds)
+
+
+@dsl.component(base_image=step_image("scorecard"), install_kfp_package=False)
+def scorecard(
+    scorecard: Output[Artifact],
+    headline_metrics: Output[Metrics],
+    dashboard: Input[Artifact],
+    config: dict,
+    cohorts: list = [],
+    bootstrap: int = 200,
+    alpha: float = 0.05,
+    fail_on_missed_target: bool = False,
+    random_state: int = 0,
+) -> bool:
+    """Judges the model against the config's targets; writes the PDF scorecard and the verdict.
+
+    Args:
+        scorecard: The scorecard: scorecard.pdf, scorecard.json (every target and verdict), manifest.json.
+        headline_metrics: The targets' measured values and how many were met and missed.
+        dashboard: The gathered dashboard bundle.
+        config: The scorecard config (rai-audit's form or Azure ML's pdf_generation_config).
+        cohorts: Extra cohorts to report and target (rai-audit or Azure ML format); empty: none.
+        bootstrap: Resamples for the targets' confidence intervals; 0: none.
+        alpha: One minus the confidence level of those intervals.
+        fail_on_missed_target: Fail this task (and the run) when a target is missed.
+        random_state: Seed of the resamples.
+
+    Returns:
+        Whether every target was met (passed), for `dsl.If` to gate on. It is the
+        component's single return value, "Output": kfp.local (2.17) resolves a condition
+        on another task's output only under that name.
+    """
+    from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+
+    result = run_scorecard(dashboard.path, config, scorecard.path, cohorts=cohorts, options=ScorecardOptions(
+        bootstrap=bootstrap, alpha=alpha, fail_on_missed_target=fail_on_missed_target,
+        random_state=random_state))
+    for name, value in result.headline.items():
+        headline_metrics.log_metric(name, value)
+    scorecard.metadata.update(run_id=result.run_id, passed=result.passed)
+    return result.passed
+
+
+@dsl.component(base_image=step_image("scorecard"), install_kfp_package=False)
+def register_model(
+    registered_model: Output[Model],
+    model: Input[Model],
+    scorecard: Input[Artifact],
+):
+    """Registers a model whose scorecard passed: the model file beside its scorecard, with lineage.
+
+    Args:
+        registered_model: The model as registered: its file, scorecard.json and scorecard.pdf.
+        model: The audited model.
+        scorecard: Its passed scorecard.
+    """
+    from rai_audit.steps.scorecard import register_model as register
+
+    record = register(model.path, scorecard.path, registered_model.path)
+    registered_model.metadata.update(record)

@@ -16,7 +16,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.pipelines import build_audit_pipeline
 
 # The last line of a step's traceback when it refused the user's input.
-_USER_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?:RAIInputError|ArtifactIntegrityError): (.*)$", re.M)
+_USER_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?:RAIInputError|ArtifactIntegrityError|TargetsMissed): (.*)$", re.M)
 
 
 class _Tee(io.TextIOBase):

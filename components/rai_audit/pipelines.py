@@ -13,7 +13,7 @@ from kfp.dsl import Artifact, Dataset, Model
 
 from rai_audit.kfp_components import (
     causal, constructor, counterfactual, error_analysis, explainer, gather, merge_counterfactuals,
-    merge_explanations,
+    merge_explanations, register_model, scorecard,
 )
 
 ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual", "causal")
@@ -29,12 +29,17 @@ def _sharded(step, merge, output: str, constructor_output, shards: int, options:
 
 
 def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit",
-                         explainer_shards: int = 1, counterfactual_shards: int = 1):
+                         explainer_shards: int = 1, counterfactual_shards: int = 1,
+                         with_scorecard: bool = False, gate_registration: bool = False):
     """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
 
     With ``explainer_shards`` or ``counterfactual_shards`` > 1 that step fans out over as
     many shards of rows (``dsl.ParallelFor``, one pod each on a cluster) and a merge joins them.
+    ``with_scorecard`` adds the scorecard after gather; ``gate_registration`` then registers
+    the model only when its scorecard passed (``dsl.If`` on the scorecard's ``passed``).
     """
+    if gate_registration and not with_scorecard:
+        raise ValueError("`gate_registration` needs `with_scorecard`")
     unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
     if unknown:
         raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
@@ -95,6 +100,9 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         causal_rows: str = "sample",
         causal_top_recommendations: int = 10,
         causal_n_jobs: int = -1,
+        scorecard_config: dict = {},
+        scorecard_bootstrap: int = 200,
+        scorecard_fail_on_missed_target: bool = False,
     ) -> Artifact:
         model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
         model.set_display_name("import model")
@@ -155,6 +163,13 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
             ).outputs["causal"])
         gathered = gather(constructor=built.outputs["insights"],
                           **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
+        if with_scorecard:
+            card = scorecard(dashboard=gathered.outputs["dashboard"], config=scorecard_config,
+                             bootstrap=scorecard_bootstrap, random_state=random_state,
+                             fail_on_missed_target=scorecard_fail_on_missed_target)
+            if gate_registration:
+                with dsl.If(card.outputs["Output"] == True, name="scorecard-passed"):  # noqa: E712 (KFP condition)
+                    register_model(model=model.output, scorecard=card.outputs["scorecard"])
         return gathered.outputs["dashboard"]
 
     return audit_pipeline
@@ -162,6 +177,7 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
 
 # The compiled variants checked in under pipelines/ (file name -> pipeline).
 PIPELINES = {
-    "audit": build_audit_pipeline(ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2),
+    "audit": build_audit_pipeline(ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2,
+                                  with_scorecard=True, gate_registration=True),
     "overview": build_audit_pipeline((), name="rai-audit-overview"),
 }

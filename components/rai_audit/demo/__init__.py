@@ -38,6 +38,22 @@ DEMO_COHORTS = [
 ]
 
 
+# The targets a model owner might set: performance targets it meets, and a demographic
+# parity target (selection rate of women at least 80% of men's) that it misses, so the
+# scorecard does not pass and the gated registration does not run.
+DEMO_SCORECARD = {
+    "model": {"name": "Adult income demo", "version": "1", "type": "HistGradientBoostingClassifier",
+              "summary": "Predicts whether a person earns more than $50K a year (UCI Adult census data).",
+              "owner": "rai-audit demo"},
+    "targets": ["accuracy_score >= 0.85", "roc_auc_score >= 0.9", "recall_score >= 0.6",
+                {"metric": "accuracy_score", "op": ">=", "value": 0.85, "cohort": "Under 30"}],
+    "fairness": {"sensitive_features": ["sex", "race"], "metrics": ["recall_score"],
+                 "targets": ["accuracy_score difference <= 0.1", "selection_rate ratio >= 0.8"]},
+    "feature_importance": {"top_n": 10},
+    "data_explorer": {"features": ["age", "education", "hours-per-week"]},
+}
+
+
 def demo_data_path(name: str) -> Path:
     return Path(str(resources.files("rai_audit.demo").joinpath(name)))
 
@@ -89,4 +105,5 @@ def prepare_demo(folder: str | Path) -> dict[str, Any]:
         "causal": {"treatment_features": ["hours-per-week", "sex"],
                    "heterogeneity_features": ["sex", "age", "education-num"],
                    "train_sample_size": 5000, "n_jobs": 2},
+        "scorecard": {"config": DEMO_SCORECARD},
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-_ENV = jinja2.Environment(
+ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("rai_audit.report", "templates"),
     autoescape=True,  # user text (model names, cohort names, values) is escaped, never markup
     undefined=jinja2.StrictUndefined,
@@ -37,13 +37,23 @@ def _filter_text(node: dict[str, Any] | None) -> str:
     column, op, value = node["column"], node["op"], node.get("value")
     if value is None:
         return f"{column} is {'missing' if op == '==' else 'not missing'}"
-    return f"{column} {op} {json.dumps(value, ensure_ascii=False)}"
+    return f"{column} {op} {_value_text(value)}"
 
 
-_ENV.filters["fmt"] = _fmt
-_ENV.filters["filter_text"] = _filter_text
+def _value_text(value: Any) -> str:
+    """Numbers to 6 significant digits (tree thresholds carry float noise such as
+    1162.0000000000002), text quoted, lists bracketed."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_value_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+ENV.filters["fmt"] = _fmt
+ENV.filters["filter_text"] = _filter_text
 
 
 def render_dashboard(insights: dict[str, Any]) -> str:
     """The page for a gathered ``insights.json`` document."""
-    return _ENV.get_template("dashboard.html.j2").render(d=insights)
+    return ENV.get_template("dashboard.html.j2").render(d=insights)

@@ -1,0 +1,385 @@
+"""The scorecard step: judge the model against its targets and write the PDF and the verdict.
+
+Reads a gathered dashboard bundle and a scorecard config (see
+``rai_audit.core.scorecard_config``). Every figure is computed from the bundle's
+``tables/predictions.parquet`` with the same metric functions gather uses, so it equals the
+dashboard's number; each target also gets a bootstrap confidence interval (``bootstrap``
+resamples of the rows, seeded; percentile interval). A target is met or missed by its
+measured value; a value that is undefined (e.g. a metric on an empty cohort) does not pass.
+
+Writes ``scorecard.pdf`` (HTML rendered by weasyprint), ``scorecard.json`` (every target,
+value, interval and verdict, and ``passed``) and a manifest. With ``fail_on_missed_target``
+the step reports and then fails (exit 1) when a target is missed, to stop a pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import operator
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from rai_audit.core import RAIInputError
+from rai_audit.core import artifacts as A
+from rai_audit.core.cohorts import filter_mask, load_cohorts, validate_cohorts
+from rai_audit.core.metrics import PROBA_METRICS, confusion, group_labels, metric_functions
+from rai_audit.core.options import check_min_ints
+from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
+from rai_audit.steps._cli import run_cli
+
+KIND = "scorecard"
+PDF_FILE = "scorecard.pdf"
+RESULT_FILE = "scorecard.json"
+PASS, FAIL, UNDEFINED, REPORTED = "PASS", "FAIL", "UNDEFINED", "REPORTED"
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+EXPLORER_BINS = 6
+EXPLORER_TOP = 8
+GRID = 30  # bins per axis of the predicted-vs-true grid
+
+
+@dataclass(frozen=True)
+class ScorecardOptions:
+    """``bootstrap``: resamples for confidence intervals (0: none); ``alpha``: 1 - their level."""
+
+    bootstrap: int = 200
+    alpha: float = 0.05
+    fail_on_missed_target: bool = False
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        check_min_ints(self, {"bootstrap": 0})
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
+            raise RAIInputError(f"`alpha` must be a number between 0 and 1, got {self.alpha!r}")
+
+
+@dataclass
+class ScorecardResult:
+    run_id: str
+    passed: bool
+    n_targets: int
+    n_missed: int
+    headline: dict[str, float]
+    pdf: Path
+
+
+class TargetsMissed(Exception):
+    """Raised after the scorecard is written when ``fail_on_missed_target`` is set."""
+
+
+def verdict(value: float | None, op: str | None, target: float | None) -> str:
+    if op is None:
+        return REPORTED
+    if value is None or not math.isfinite(value):
+        return UNDEFINED
+    return PASS if COMPARE[op](value, target) else FAIL
+
+
+class _Rows:
+    """The bundle's test rows and how to compute a metric on any subset of them."""
+
+    def __init__(self, doc: dict[str, Any], table: pd.DataFrame) -> None:
+        self.table = table
+        self.y_true = table[A.Y_TRUE].to_numpy()
+        self.y_pred = table[A.Y_PRED].to_numpy()
+        classes = doc["classes"]
+        proba_columns = [A.proba_column(i) for i in range(len(classes or []))]
+        self.proba = table[proba_columns].to_numpy() if proba_columns and proba_columns[0] in table else None
+        self.fns = metric_functions(doc["task_type"], classes=classes, positive=doc["positive_label"],
+                                    with_proba=self.proba is not None)
+
+    def metric(self, name: str, rows: np.ndarray) -> float:
+        fn = self.fns[name]
+        if name in PROBA_METRICS:
+            return fn(self.y_true[rows], self.y_pred[rows], proba=self.proba[rows])
+        return fn(self.y_true[rows], self.y_pred[rows])
+
+
+def _interval(stat: Callable[[np.ndarray], float], rows: np.ndarray, options: ScorecardOptions,
+              rng: np.random.Generator) -> tuple[float | None, float | None]:
+    """Bootstrap percentile interval of ``stat`` over resamples of ``rows``."""
+    if options.bootstrap == 0 or len(rows) < 2:
+        return None, None
+    values = np.array([stat(rows[rng.integers(0, len(rows), len(rows))]) for _ in range(options.bootstrap)])
+    values = values[np.isfinite(values)]
+    if len(values) < max(10, options.bootstrap // 2):  # mostly undefined: no honest interval
+        return None, None
+    low, high = np.quantile(values, [options.alpha / 2, 1 - options.alpha / 2])
+    return float(low), float(high)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _cohort_masks(doc: dict[str, Any], table: pd.DataFrame, extra: list[dict[str, Any]]) -> dict[str, dict]:
+    """name -> {mask, filter, source}: the bundle's cohorts, error-analysis leaves, extra cohorts."""
+    cohorts = {c["name"]: {"filter": c["filter"], "source": "user"} for c in doc["cohorts"]}
+    leaves = (doc.get("error_analysis") or {}).get("cohort_errors", {})
+    for source in ("worst_leaves", "best_leaves"):
+        for leaf in leaves.get(source, []):
+            cohorts.setdefault(leaf["name"], {"filter": leaf["filter"], "source": source.replace("_", " ")})
+    validate_cohorts(extra, table)
+    for c in extra:
+        cohorts[c["name"]] = {"filter": c["filter"], "source": "scorecard"}
+    for c in cohorts.values():
+        c["mask"] = filter_mask(c["filter"], table) if c["filter"] is not None else np.ones(len(table), bool)
+    return cohorts
+
+
+def _targets(config, rows: _Rows, cohorts, options, rng) -> list[dict[str, Any]]:
+    everything = np.arange(len(rows.table))
+    results = []
+    for t in config["targets"]:
+        selected = everything if t["cohort"] is None else np.flatnonzero(cohorts[t["cohort"]]["mask"])
+        value = _finite(rows.metric(t["metric"], selected))
+        low, high = _interval(lambda r, m=t["metric"]: rows.metric(m, r), selected, options, rng)
+        results.append({**t, "rows": int(len(selected)), "measured": value, "ci_lower": low, "ci_upper": high,
+                        "verdict": verdict(value, t["op"], t["value"])})
+    return results
+
+
+def _group_values(rows: _Rows, metric: str, labels: np.ndarray, groups: list[str], selected: np.ndarray) -> np.ndarray:
+    mine = labels[selected]
+    return np.array([rows.metric(metric, selected[mine == g]) if (mine == g).any() else np.nan for g in groups])
+
+
+def _spread(values: np.ndarray, kind: str) -> float:
+    """fairlearn's between-groups difference (max - min) or ratio (min / max)."""
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan")
+    if kind == "difference":
+        return float(values.max() - values.min())
+    return float(values.min() / values.max()) if values.max() != 0 else float("nan")
+
+
+def _fairness(config, rows: _Rows, options, rng) -> list[dict[str, Any]]:
+    fairness = config["fairness"]
+    if not fairness:
+        return []
+    everything = np.arange(len(rows.table))
+    entries = []
+    for feature in fairness["sensitive_features"]:
+        labels_series, binning = group_labels(rows.table[feature])
+        labels = labels_series.to_numpy()
+        groups = sorted(pd.unique(labels))
+        per_metric = []
+        for metric in fairness["metrics"]:
+            values = _group_values(rows, metric, labels, groups, everything)
+            judged = [t for t in fairness["targets"] if t["metric"] == metric
+                      and t["sensitive_feature"] in (None, feature)]
+            kinds = {fairness["kind"], *(t["kind"] for t in judged)}
+            figures = {}
+            for kind in ("difference", "ratio"):
+                value = _finite(_spread(values, kind))
+                low = high = None
+                if kind in kinds:
+                    low, high = _interval(lambda r, m=metric, k=kind: _spread(
+                        _group_values(rows, m, labels, groups, r), k), everything, options, rng)
+                figures[kind] = {"value": value, "ci_lower": low, "ci_upper": high}
+            per_metric.append({
+                "metric": metric, "by_group": [{"group": g, "count": int((labels == g).sum()), "value": _finite(v)}
+                                               for g, v in zip(groups, values)],
+                **figures,
+                "targets": [{**t, "sensitive_feature": feature, "measured": figures[t["kind"]]["value"],
+                             "ci_lower": figures[t["kind"]]["ci_lower"], "ci_upper": figures[t["kind"]]["ci_upper"],
+                             "verdict": verdict(figures[t["kind"]]["value"], t["op"], t["value"])} for t in judged],
+            })
+        entries.append({"feature": feature, "binning": binning, "groups": groups, "metrics": per_metric})
+    return entries
+
+
+def _primary_metric(doc: dict[str, Any]) -> str:
+    return "mean_absolute_error" if doc["task_type"] == "regression" else "accuracy_score"
+
+
+def _prediction_summary(doc: dict[str, Any], rows: _Rows, selected: np.ndarray) -> dict[str, Any]:
+    predicted = rows.y_pred[selected]
+    if doc["task_type"] == "regression":
+        return {"mean_prediction": _finite(float(np.mean(predicted))) if len(predicted) else None}
+    return {"predicted_share": {str(c): float(np.mean(predicted == c)) if len(predicted) else None
+                                for c in doc["classes"]}}
+
+
+def _explorer(config, doc, rows: _Rows) -> list[dict[str, Any]]:
+    """Per chosen feature: bins with population share, the primary metric, and predictions."""
+    metric = _primary_metric(doc)
+    categorical = set(doc["data"]["categorical_features"])
+    out = []
+    for feature in config["data_explorer"]["features"]:
+        values = rows.table[feature]
+        bins: list[tuple[str, np.ndarray]] = []
+        if feature in categorical or not pd.api.types.is_numeric_dtype(values):
+            text = values.astype(object).where(values.notna(), "(missing)").astype(str)
+            counts = text.value_counts()
+            top = list(counts.index[:EXPLORER_TOP])
+            bins = [(v, (text == v).to_numpy()) for v in top]
+            if len(counts) > EXPLORER_TOP:
+                bins.append(("(other)", (~text.isin(top)).to_numpy()))
+        else:
+            binned = pd.qcut(values, q=EXPLORER_BINS, duplicates="drop")
+            bins = [(str(interval), (binned == interval).to_numpy()) for interval in binned.cat.categories]
+            if values.isna().any():
+                bins.append(("(missing)", values.isna().to_numpy()))
+        total = len(values)
+        out.append({"feature": feature, "metric": metric, "bins": [
+            {"bin": label, "count": int(mask.sum()), "share": float(mask.sum() / total) if total else None,
+             "metric_value": _finite(rows.metric(metric, np.flatnonzero(mask))),
+             **_prediction_summary(doc, rows, np.flatnonzero(mask))}
+            for label, mask in bins]})
+    return out
+
+
+def _cohort_table(config, doc, rows: _Rows, cohorts) -> list[dict[str, Any]]:
+    shown = config["cohorts"]
+    metric = _primary_metric(doc)
+    out = []
+    for name, c in cohorts.items():
+        if shown is not None and name not in shown and c["source"] == "user":
+            continue
+        selected = np.flatnonzero(c["mask"])
+        out.append({"name": name, "source": c["source"], "filter": c["filter"], "count": int(len(selected)),
+                    "share": float(len(selected) / len(rows.table)) if len(rows.table) else None,
+                    "metric": metric, "metric_value": _finite(rows.metric(metric, selected))})
+    return out
+
+
+def _regression_figures(rows: _Rows) -> dict[str, Any]:
+    """Aggregates for the predicted-vs-true grid and the residual histogram."""
+    y, p = rows.y_true.astype(float), rows.y_pred.astype(float)
+    low, high = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+    edges = np.linspace(low, high, GRID + 1) if high > low else np.array([low - 0.5, low + 0.5])
+    grid, _, _ = np.histogram2d(y, p, bins=[edges, edges])
+    cells = [{"x0": float(edges[i]), "x1": float(edges[i + 1]), "y0": float(edges[j]), "y1": float(edges[j + 1]),
+              "rows": int(grid[i, j])} for i in range(len(edges) - 1) for j in range(len(edges) - 1) if grid[i, j]]
+    counts, residual_edges = np.histogram(p - y, bins=30)
+    return {"grid": cells, "residuals": {"edges": residual_edges.tolist(), "counts": counts.tolist()}}
+
+
+def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any], output_dir: str | Path, *,
+                  cohorts: str | Path | list | None = None,
+                  options: ScorecardOptions = ScorecardOptions()) -> ScorecardResult:
+    """Evaluate the config's targets on the bundle and write the PDF, scorecard.json and a manifest."""
+    from rai_audit.report.scorecard import render_scorecard_pdf
+
+    started = time.perf_counter()
+    dashboard_dir = Path(dashboard_dir)
+    bundle_meta = A.read_artifact_meta(dashboard_dir, expected_kind=A.KIND_DASHBOARD)
+    parsed = parse_scorecard_config(config)
+    doc = A.read_json(dashboard_dir / A.INSIGHTS_JSON_FILE, what="the bundle's insights.json")
+    table = pd.read_parquet(dashboard_dir / A.TABLES_DIR / "predictions.parquet")
+    rows = _Rows(doc, table)
+    cohort_info = _cohort_masks(doc, table, load_cohorts(cohorts))
+    check_against_bundle(parsed, metric_names=list(rows.fns), features=doc["data"]["features"],
+                         cohorts=list(cohort_info))
+    rng = np.random.default_rng(options.random_state)
+    targets = _targets(parsed, rows, cohort_info, options, rng)
+    fairness = _fairness(parsed, rows, options, rng)
+    judged = [t for t in targets if t["verdict"] != REPORTED] + [
+        t for e in fairness for m in e["metrics"] for t in m["targets"]]
+    missed = [t for t in judged if t["verdict"] != PASS]
+    overall = doc["model_overview"]["overall"]
+    result = {
+        "passed": not missed,
+        "n_targets": len(judged),
+        "n_missed": len(missed),
+        "model": parsed["model"],
+        "run_id": doc["run_id"],
+        "bundle_manifest_sha256": A.sha256_file(dashboard_dir / A.MANIFEST_FILE),
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "task_type": doc["task_type"],
+        "data": {"n_test": doc["data"]["n_test"], "n_train": doc["data"]["n_train"]},
+        "intervals": {"method": "bootstrap percentile", "resamples": options.bootstrap,
+                      "level": 1 - options.alpha, "seed": options.random_state},
+        "targets": targets,
+        "fairness": fairness,
+        "performance": {"metrics": {k: v for k, v in overall.items() if k != "confusion_matrix"},
+                        "confusion_matrix": confusion(rows.y_true, rows.y_pred, doc["classes"])
+                        if doc["task_type"] != "regression" else None,
+                        **(_regression_figures(rows) if doc["task_type"] == "regression" else {})},
+        "data_explorer": _explorer(parsed, doc, rows),
+        "cohorts": _cohort_table(parsed, doc, rows, cohort_info),
+        "feature_importance": (doc["explanation"]["global"][:parsed["feature_importance"]["top_n"]]
+                               if "explanation" in doc else None),
+        "causal": doc.get("causal"),
+        "counterfactual": doc.get("counterfactual"),
+    }
+    headline = {f"target_{i}_{t['metric']}": t["measured"] for i, t in enumerate(targets, 1)
+                if t["measured"] is not None}
+    headline.update(targets_met=float(len(judged) - len(missed)), targets_missed=float(len(missed)))
+    with A.artifact_writer(Path(output_dir)) as out:
+        render_scorecard_pdf(A.to_jsonable(result), out / PDF_FILE)
+        A.write_json(out / RESULT_FILE, result)
+        A.write_json(out / A.META_FILE, A.new_meta(KIND, doc["run_id"], options=asdict(options),
+                                                   passed=result["passed"], bundle_run_id=bundle_meta["run_id"],
+                                                   seconds=time.perf_counter() - started))
+    scorecard = ScorecardResult(doc["run_id"], result["passed"], len(judged), len(missed), headline,
+                                Path(output_dir) / PDF_FILE)
+    if missed and options.fail_on_missed_target:
+        raise TargetsMissed(f"{len(missed)} of {len(judged)} targets missed: " + "; ".join(
+            f"{t['metric']}{' ' + t['kind'] if 'kind' in t else ''} {t['op']} {t['value']:g}: "
+            f"measured {t['measured']}" for t in missed))
+    return scorecard
+
+
+def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir: str | Path) -> dict[str, Any]:
+    """Copy a model whose scorecard passed beside that scorecard (the pipeline's gate runs
+    this only when ``passed``; it refuses a scorecard that did not pass all the same)."""
+    scorecard_dir, model_path = Path(scorecard_dir), Path(model_path)
+    meta = A.read_artifact_meta(scorecard_dir, expected_kind=KIND)
+    card = A.read_json(scorecard_dir / RESULT_FILE, what="scorecard.json")
+    if not card["passed"]:
+        raise RAIInputError(f"the scorecard of run {meta['run_id']} did not pass ({card['n_missed']} targets missed); "
+                            "the model is not registered")
+    record = {"model_sha256": A.sha256_file(model_path), "targets_met": card["n_targets"],
+              "scorecard_generated_at": card["generated_at"]}
+    with A.artifact_writer(Path(output_dir)) as out:
+        shutil.copy2(model_path, out / model_path.name)
+        for name in (RESULT_FILE, PDF_FILE):
+            shutil.copy2(scorecard_dir / name, out / name)
+        A.write_json(out / A.META_FILE, A.new_meta("registered_model", meta["run_id"], **record))
+    return {"run_id": meta["run_id"], **record}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rai-audit scorecard", description=__doc__.splitlines()[0])
+    p.add_argument("--dashboard", required=True, help="the gathered dashboard bundle folder")
+    p.add_argument("--config", required=True, help="scorecard config (YAML or JSON; Azure ML's format too)")
+    p.add_argument("--cohorts", default=None, help="extra cohorts to report (cohort file; Azure's format too)")
+    p.add_argument("--output", required=True, help="scorecard folder to create")
+    p.add_argument("--bootstrap", type=int, default=ScorecardOptions.bootstrap)
+    p.add_argument("--alpha", type=float, default=ScorecardOptions.alpha)
+    p.add_argument("--fail-on-missed-target", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--random-state", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def action() -> None:
+        result = run_scorecard(args.dashboard, args.config, args.output, cohorts=args.cohorts,
+                               options=ScorecardOptions(bootstrap=args.bootstrap, alpha=args.alpha,
+                                                        fail_on_missed_target=args.fail_on_missed_target,
+                                                        random_state=args.random_state))
+        print(f"scorecard written to {result.pdf}: {'PASSED' if result.passed else 'NOT PASSED'} "
+              f"({result.n_targets - result.n_missed} of {result.n_targets} targets met)")
+
+    try:
+        return run_cli(action)
+    except TargetsMissed as err:
+        print(f"rai-audit: targets missed: {err}")
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
