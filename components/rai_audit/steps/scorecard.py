@@ -129,6 +129,9 @@ def _cohort_masks(doc: dict[str, Any], table: pd.DataFrame, extra: list[dict[str
             cohorts.setdefault(leaf["name"], {"filter": leaf["filter"], "source": source.replace("_", " ")})
     validate_cohorts(extra, table)
     for c in extra:
+        if c["name"] in cohorts:  # a second meaning of one name would contradict the dashboard
+            raise RAIInputError(f"extra cohort {c['name']!r} has the name of a cohort of the bundle "
+                                f"({cohorts[c['name']]['source']}); give it another name")
         cohorts[c["name"]] = {"filter": c["filter"], "source": "scorecard"}
     for c in cohorts.values():
         c["mask"] = filter_mask(c["filter"], table) if c["filter"] is not None else np.ones(len(table), bool)
@@ -377,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_cli(action)
     except TargetsMissed as err:
-        print(f"rai-audit: targets missed: {err}")
+        print(f"scorecard written to {Path(args.output) / PDF_FILE}: NOT PASSED\nrai-audit: targets missed: {err}")
         return 1
 
 

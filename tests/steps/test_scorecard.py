@@ -1,0 +1,945 @@
+"""scorecard: every figure and verdict in the PDF and scorecard.json equals an independent recomputation.
+
+The PDF is read back with pypdf and its text compared with numbers computed here, formatted as
+the PDF prints them (4 significant digits). What is checked against what:
+
+- overall and per-target metrics against scikit-learn on the bundle's ``tables/predictions.parquet``
+  (and the bundle's ``insights.json`` model overview against the same recomputation);
+- cohort targets and the cohort table against cohorts selected here with pandas (the bundle's
+  cohorts, extra cohorts in rai-audit's and in Azure ML's format);
+- fairness figures (per group, between-groups difference and ratio) against fairlearn's
+  ``MetricFrame``, with a numeric sensitive feature binned here by quartiles with pandas;
+- verdicts against the target's operator applied here to the recomputed value; ``passed``
+  against all judged verdicts; intervals must hold the measured value;
+- the footer against the bundle's run id and the sha256 of its manifest, hashed here;
+- the real Azure ML scorecard configs (../shared/azure-examples) against what their README says
+  they hold, and against what Azure's component drops or overrides (negative and exponent
+  thresholds, numeric sensitive features, ``top_n``);
+- bad configs: a clear RAIInputError and nothing written; the CLI's exit codes; register_model's
+  copies (byte for byte) and its refusal of a scorecard that did not pass.
+
+Bundles: Adult (binary, the session's model), COMPAS (multiclass), insurance (regression, with an
+explanation so the feature importance page exists). Each scorecard is written once per module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import operator
+import re
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn import metrics as flm
+from pypdf import PdfReader
+from sklearn import metrics as skm
+
+from conftest import AZURE_EXAMPLES, build_bundle
+from rai_audit.core import RAIInputError
+from rai_audit.core import artifacts as A
+from rai_audit.core.cohorts import load_cohorts
+from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
+from rai_audit.steps.explainer import run_explainer
+from rai_audit.steps.gather import run_gather
+from rai_audit.steps.scorecard import (
+    ScorecardOptions, TargetsMissed, main, register_model, run_scorecard,
+)
+
+POSITIVE = ">50K"
+COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+FREE_TEXT = '<script>alert(1)</script> & "x"'
+MARKUP_COHORT = '<b>Rich 30s</b> & "co"'
+BOSTON_FEATURES = ["CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO", "B", "LSTAT"]
+REGRESSION_METRICS = ["mean_absolute_error", "mean_squared_error", "root_mean_squared_error", "r2_score",
+                      "mean_prediction"]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+def shown(value: Any) -> str:
+    """A number as the PDF prints it: 4 significant digits; none as n/a."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    return f"{float(value):.4g}"
+
+
+def shown_interval(low: float | None, high: float | None) -> str:
+    return "n/a" if low is None else f"[{shown(low)}, {shown(high)}]"
+
+
+def expected_verdict(value: float | None, op: str | None, target: float | None) -> str:
+    if op is None:
+        return "REPORTED"
+    if value is None or not np.isfinite(value):
+        return "UNDEFINED"
+    return "PASS" if COMPARE[op](value, target) else "FAIL"
+
+
+def pdf_pages(path: Path) -> list[str]:
+    """Each page's text with runs of whitespace (line breaks of wrapped cells) made one space."""
+    return [" ".join((page.extract_text() or "").split()) for page in PdfReader(path).pages]
+
+
+def manifest_prefix(dashboard: Path) -> str:
+    return hashlib.sha256((dashboard / A.MANIFEST_FILE).read_bytes()).hexdigest()[:16]
+
+
+def nothing_written(parent: Path, out: Path) -> bool:
+    """The output folder does not exist and no partial folder was left beside it."""
+    return not out.exists() and not any(p.name.startswith(f".{out.name}") for p in parent.iterdir())
+
+
+@dataclass
+class Bundle:
+    dashboard: Path
+    doc: dict[str, Any]
+    table: pd.DataFrame
+
+    @classmethod
+    def load(cls, dashboard: Path) -> "Bundle":
+        return cls(dashboard, json.loads((dashboard / A.INSIGHTS_JSON_FILE).read_text()),
+                   pd.read_parquet(dashboard / A.TABLES_DIR / "predictions.parquet"))
+
+    @property
+    def y(self) -> pd.Series:
+        return self.table[A.Y_TRUE]
+
+    @property
+    def pred(self) -> pd.Series:
+        return self.table[A.Y_PRED]
+
+    @property
+    def proba(self) -> np.ndarray:
+        return self.table[[A.proba_column(i) for i in range(len(self.doc["classes"]))]].to_numpy()
+
+
+@dataclass
+class Card:
+    folder: Path
+    json: dict[str, Any]
+    pages: list[str]
+
+    @classmethod
+    def load(cls, folder: Path) -> "Card":
+        return cls(folder, json.loads((folder / "scorecard.json").read_text()), pdf_pages(folder / "scorecard.pdf"))
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.pages)
+
+    def judged(self) -> list[dict[str, Any]]:
+        return [t for t in self.json["targets"] if t["verdict"] != "REPORTED"] + [
+            t for e in self.json["fairness"] for m in e["metrics"] for t in m["targets"]]
+
+    def fairness(self, feature: str, metric: str) -> dict[str, Any]:
+        entry = next(e for e in self.json["fairness"] if e["feature"] == feature)
+        return next(m for m in entry["metrics"] if m["metric"] == metric)
+
+    def cohort(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.json["cohorts"] if c["name"] == name)
+
+
+def loose(text: str) -> str:
+    """A regex for text in a cell that may wrap anywhere, even inside a word (``</`` + ``b>``):
+    each line break reads as one space in the normalised page text."""
+    return " ?".join(" " if ch == " " else re.escape(ch) for ch in text)
+
+
+def as_configured(value: float) -> str:
+    """A threshold as the user wrote it (no rounding): 0.73229, 25000, -1000."""
+    return f"{value:.15g}"
+
+
+def target_row(metric: str, op: str | None, value: float | None, rows: int, measured: float | None,
+               low: float | None, high: float | None, verdict: str, cohort: str | None = None) -> str:
+    """A regex for a row of the PDF's target table: the label cell, then the figures as printed."""
+    label = metric + (f' in cohort "{cohort}"' if cohort else "") + (f" {op} {as_configured(value)}" if op else "")
+    return loose(label) + re.escape(f" {rows} {shown(measured)} {shown_interval(low, high)} {verdict}")
+
+
+def fairness_row(target: dict[str, Any], n_test: int, measured: float) -> str:
+    label = (f"{target['metric']} {target['kind']} across {target['sensitive_feature']} groups "
+             f"{target['op']} {as_configured(target['value'])}")
+    return loose(label) + re.escape(f" {n_test} {shown(measured)} "
+                                    f"{shown_interval(target['ci_lower'], target['ci_upper'])} {target['verdict']}")
+
+
+def metric_frame(bundle: Bundle, metrics: dict[str, Any], sensitive: pd.Series) -> flm.MetricFrame:
+    return flm.MetricFrame(metrics=metrics, y_true=bundle.y.to_numpy(), y_pred=bundle.pred.to_numpy(),
+                           sensitive_features=sensitive)
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+# --- bundles -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def adult(adult_bundle) -> Bundle:
+    folder, _ = adult_bundle
+    return Bundle.load(folder / "dashboard")
+
+
+@pytest.fixture(scope="module")
+def compas(compas_case, tmp_path_factory) -> Bundle:
+    folder, _ = build_bundle(compas_case, tmp_path_factory.mktemp("compas_bundle"))
+    return Bundle.load(folder / "dashboard")
+
+
+@pytest.fixture(scope="module")
+def insurance(insurance_case, tmp_path_factory) -> Bundle:
+    """With an explanation, so the scorecard has feature importances to show."""
+    folder = tmp_path_factory.mktemp("insurance_bundle")
+    insurance_case.construct(folder / "constructor")
+    run_explainer(folder / "constructor", folder / "explanation")
+    run_gather(folder / "constructor", [folder / "explanation"], folder / "dashboard")
+    return Bundle.load(folder / "dashboard")
+
+
+# --- the scorecards ------------------------------------------------------------------------------
+
+# Adult, rai-audit's format; targets that pass, fail, are undefined (empty cohort) or reported;
+# extra cohorts in Azure's format, one with markup in its name.
+ADULT_CONFIG = {
+    "model": {"name": FREE_TEXT, "version": "3", "owner": "Credit <risk> team & co"},
+    "targets": [
+        "accuracy_score >= 0.99",
+        "accuracy >= 0.5",
+        "roc_auc_score > 0.5",
+        {"metric": "recall_score", "op": ">=", "value": 0.05, "cohort": "Under 30"},
+        {"metric": "accuracy_score", "op": ">=", "value": 0.5, "cohort": "Nobody"},
+        {"metric": "log_loss"},
+        {"metric": "accuracy_score", "op": ">=", "value": "5e-1", "cohort": "Over 50"},
+        {"metric": "precision_score", "op": ">=", "value": 0, "cohort": MARKUP_COHORT},
+    ],
+    "fairness": {
+        "sensitive_features": ["sex", "race"],
+        "metrics": ["accuracy_score", "selection_rate"],
+        "targets": ["accuracy_score difference <= 0.5",
+                    {"metric": "selection_rate", "kind": "ratio", "op": ">=", "value": 0.8,
+                     "sensitive_feature": "sex"}],
+    },
+    "data_explorer": {"features": ["race", "age"]},
+    "cohorts": ["Under 30"],
+}
+AZURE_EXTRA_COHORTS = [
+    {"name": "Over 50", "cohort_filter_list": [{"method": "greater", "arg": [50], "column": "age"}]},
+    {"name": MARKUP_COHORT, "cohort_filter_list": [
+        {"method": "equal", "arg": [POSITIVE], "column": "Predicted Y"},
+        {"method": "in the range of", "arg": [30, 39], "column": "age"}]},
+]
+
+
+def adult_expected_targets(bundle: Bundle) -> list[tuple[str, str | None, str | None, float | None, int, float | None]]:
+    """(metric, cohort, op, value, rows, measured) of each ADULT_CONFIG target, recomputed here."""
+    t, y, p = bundle.table, bundle.y, bundle.pred
+    classes = bundle.doc["classes"]
+    under30, nobody, over50 = t["age"] < 30, t["age"] > 500, t["age"] > 50
+    rich30s = (p == POSITIVE) & t["age"].between(30, 39)
+    n = len(t)
+    return [
+        ("accuracy_score", None, ">=", 0.99, n, skm.accuracy_score(y, p)),
+        ("accuracy_score", None, ">=", 0.5, n, skm.accuracy_score(y, p)),
+        ("roc_auc_score", None, ">", 0.5, n,
+         skm.roc_auc_score(y == POSITIVE, bundle.proba[:, classes.index(POSITIVE)])),
+        ("recall_score", "Under 30", ">=", 0.05, int(under30.sum()),
+         skm.recall_score(y[under30], p[under30], pos_label=POSITIVE)),
+        ("accuracy_score", "Nobody", ">=", 0.5, int(nobody.sum()), None),
+        ("log_loss", None, None, None, n, skm.log_loss(y, bundle.proba, labels=classes)),
+        ("accuracy_score", "Over 50", ">=", 0.5, int(over50.sum()), skm.accuracy_score(y[over50], p[over50])),
+        ("precision_score", MARKUP_COHORT, ">=", 0.0, int(rich30s.sum()),
+         skm.precision_score(y[rich30s], p[rich30s], pos_label=POSITIVE, zero_division=0)),
+    ]
+
+
+ADULT_FAIRNESS_METRICS = {"accuracy_score": skm.accuracy_score,
+                          "selection_rate": partial(flm.selection_rate, pos_label=POSITIVE)}
+
+
+@pytest.fixture(scope="module")
+def adult_card(adult, tmp_path_factory) -> Card:
+    out = tmp_path_factory.mktemp("adult_card") / "scorecard"
+    result = run_scorecard(adult.dashboard, ADULT_CONFIG, out, cohorts=AZURE_EXTRA_COHORTS,
+                           options=ScorecardOptions(bootstrap=20))
+    card = Card.load(out)
+    assert result.passed is card.json["passed"] is False
+    return card
+
+
+# Azure ML's format, the keys and structure of its real configs, names matching the Adult bundle;
+# through the CLI with --fail-on-missed-target (all targets pass: exit 0) and a rai-audit cohort file.
+ADULT_AZURE_CONFIG = {
+    "Model": {"ModelName": "Adult income", "ModelType": "Classification",
+              "ModelSummary": "Screens applications"},
+    "Metrics": {"accuracy_score": {"threshold": ">=0.8"}, "precision_score": {},
+                "recall_score": {"threshold": ">=1e-3"}},
+    "FeatureImportance": {"top_n": 3},
+    "DataExplorer": {"features": ["age"]},
+    "Fairness": {"metric": ["accuracy_score"], "sensitive_features": ["race"],
+                 "fairness_evaluation_kind": "ratio"},
+    "Cohorts": ["Under 30", "Young women"],
+}
+YOUNG_WOMEN = {"cohorts": [{"name": "Young women", "filter": {"and": [
+    {"column": "sex", "op": "==", "value": "Female"}, {"column": "age", "op": "<", "value": 30}]}}]}
+
+
+@pytest.fixture(scope="module")
+def adult_azure_run(adult, tmp_path_factory) -> tuple[int, str, Card]:
+    folder = tmp_path_factory.mktemp("adult_azure")
+    (folder / "pdf_gen.json").write_text(json.dumps(ADULT_AZURE_CONFIG, indent=2))
+    (folder / "cohorts.json").write_text(json.dumps(YOUNG_WOMEN))
+    code, stdout, _ = run_cli(["--dashboard", str(adult.dashboard), "--config", str(folder / "pdf_gen.json"),
+                               "--cohorts", str(folder / "cohorts.json"), "--output", str(folder / "scorecard"),
+                               "--bootstrap", "0", "--fail-on-missed-target"])
+    return code, stdout, Card.load(folder / "scorecard")
+
+
+# Insurance (regression) in Azure's format: negative and exponent thresholds, top_n 3, a numeric
+# sensitive feature (age) - the three things Azure's component drops or overrides.
+INSURANCE_AZURE_CONFIG = {
+    "Model": {"ModelName": "Insurance charges", "ModelType": "Regression",
+              "ModelSummary": "Predicts yearly medical charges"},
+    "Metrics": {"r2_score": {"threshold": ">=-5"}, "mean_absolute_error": {"threshold": "<=2.5e4"},
+                "mean_prediction": {"threshold": ">=1e-3"}, "mean_squared_error": {}},
+    "FeatureImportance": {"top_n": 3},
+    "DataExplorer": {"features": ["age", "region"]},
+    "Fairness": {"metric": ["mean_absolute_error"], "sensitive_features": ["sex", "age"],
+                 "fairness_evaluation_kind": "difference"},
+}
+
+
+@pytest.fixture(scope="module")
+def insurance_card(insurance, tmp_path_factory) -> Card:
+    out = tmp_path_factory.mktemp("insurance_card") / "scorecard"
+    run_scorecard(insurance.dashboard, INSURANCE_AZURE_CONFIG, out, options=ScorecardOptions(bootstrap=20))
+    return Card.load(out)
+
+
+# Insurance in rai-audit's YAML, through the CLI; one target missed: exit 1.
+INSURANCE_YAML = """\
+model: {name: insurance charges, version: "2"}
+targets:
+  - r2_score >= -1e3
+  - mean_absolute_error <= 2.5e4
+  - mean_absolute_error <= 1e2
+"""
+
+
+@pytest.fixture(scope="module")
+def insurance_cli_run(insurance, tmp_path_factory) -> tuple[int, str, Card]:
+    folder = tmp_path_factory.mktemp("insurance_cli")
+    (folder / "scorecard.yaml").write_text(INSURANCE_YAML)
+    code, stdout, _ = run_cli(["--dashboard", str(insurance.dashboard), "--config", str(folder / "scorecard.yaml"),
+                               "--output", str(folder / "scorecard"), "--bootstrap", "0",
+                               "--fail-on-missed-target"])
+    return code, stdout, Card.load(folder / "scorecard")
+
+
+# COMPAS (multiclass) with fail_on_missed_target: the step writes, then raises.
+@pytest.fixture(scope="module")
+def compas_run(compas, tmp_path_factory) -> tuple[TargetsMissed, Card]:
+    out = tmp_path_factory.mktemp("compas_card") / "scorecard"
+    config = {"targets": ["accuracy_score >= 0.99", "f1_score >= 0"],
+              "fairness": {"sensitive_features": ["race"], "metrics": ["accuracy_score"]},
+              "data_explorer": {"features": ["priors_count", "c_charge_degree"]}}
+    with pytest.raises(TargetsMissed) as raised:
+        run_scorecard(compas.dashboard, config, out,
+                      options=ScorecardOptions(bootstrap=0, fail_on_missed_target=True))
+    return raised.value, Card.load(out)
+
+
+# --- 1, 2: measured values and verdicts against recomputations ----------------------------------
+
+def test_bundle_overall_metrics_equal_sklearn_and_the_pdf_shows_them(adult, adult_card):
+    y, p = adult.y, adult.pred
+    classes = adult.doc["classes"]
+    expected = {
+        "accuracy_score": skm.accuracy_score(y, p),
+        "balanced_accuracy_score": skm.balanced_accuracy_score(y, p),
+        "precision_score": skm.precision_score(y, p, pos_label=POSITIVE),
+        "recall_score": skm.recall_score(y, p, pos_label=POSITIVE),
+        "f1_score": skm.f1_score(y, p, pos_label=POSITIVE),
+        "selection_rate": float(np.mean(p == POSITIVE)),
+        "roc_auc_score": skm.roc_auc_score(y == POSITIVE, adult.proba[:, classes.index(POSITIVE)]),
+        "log_loss": skm.log_loss(y, adult.proba, labels=classes),
+    }
+    overall = adult.doc["model_overview"]["overall"]
+    performance = next(page for page in adult_card.pages if page.startswith("Model performance"))
+    assert f"Metric (all {len(adult.table)} test rows) value" in performance
+    for name, value in expected.items():
+        assert overall[name] == pytest.approx(value, rel=1e-9), name
+        assert adult_card.json["performance"]["metrics"][name] == pytest.approx(value, rel=1e-9), name
+        assert re.search(rf"\b{name} \([^)]*\) {re.escape(shown(value))}(?= |$)", performance), name
+
+
+def test_targets_measured_and_judged_as_recomputed(adult, adult_card):
+    targets = adult_card.json["targets"]
+    expected = adult_expected_targets(adult)
+    assert len(targets) == len(expected)
+    first_page = adult_card.pages[0]
+    for got, (metric, cohort, op, value, rows, measured) in zip(targets, expected):
+        what = f"{metric} in {cohort}"
+        assert (got["metric"], got["cohort"], got["op"], got["value"]) == (metric, cohort, op, value), what
+        assert got["rows"] == rows, what
+        assert got["measured"] == (None if measured is None else pytest.approx(measured, rel=1e-9)), what
+        verdict = expected_verdict(measured, op, value)
+        assert got["verdict"] == verdict, what
+        row = target_row(metric, op, value, rows, measured, got["ci_lower"], got["ci_upper"], verdict, cohort)
+        assert re.search(row, first_page), what
+    verdicts = [t["verdict"] for t in targets]
+    assert verdicts[0] == "FAIL" and verdicts[1] == "PASS"  # accuracy >= 0.99 fails; >= 0.5 passes
+    assert verdicts[4] == "UNDEFINED" and targets[4]["measured"] is None  # the empty cohort
+    assert verdicts[5] == "REPORTED"
+
+
+def test_fairness_equals_fairlearn_metric_frame(adult, adult_card):
+    n_test = len(adult.table)
+    rows = []
+    for feature in ("sex", "race"):
+        frame = metric_frame(adult, ADULT_FAIRNESS_METRICS, adult.table[feature])
+        difference = frame.difference(method="between_groups")
+        ratio = frame.ratio(method="between_groups")
+        counts = adult.table[feature].value_counts()
+        for metric in ADULT_FAIRNESS_METRICS:
+            got = adult_card.fairness(feature, metric)
+            assert got["difference"]["value"] == pytest.approx(difference[metric], rel=1e-9), (feature, metric)
+            assert got["ratio"]["value"] == pytest.approx(ratio[metric], rel=1e-9), (feature, metric)
+            by_group = {g["group"]: g for g in got["by_group"]}
+            assert set(by_group) == set(counts.index)
+            for group, value in frame.by_group[metric].items():
+                assert by_group[group]["value"] == pytest.approx(value, rel=1e-9), (feature, group)
+                assert by_group[group]["count"] == counts[group]
+            for target in got["targets"]:
+                measured = (difference if target["kind"] == "difference" else ratio)[metric]
+                assert target["measured"] == pytest.approx(measured, rel=1e-9)
+                assert target["verdict"] == expected_verdict(measured, target["op"], target["value"])
+                assert re.search(fairness_row(target, n_test, measured), adult_card.pages[0])
+                rows.append((feature, metric, target["kind"], target["verdict"]))
+        assert (f"Largest difference {shown(difference['accuracy_score'])} "
+                f"{shown(difference['selection_rate'])}") in adult_card.text
+        assert f"Smallest ratio {shown(ratio['accuracy_score'])} {shown(ratio['selection_rate'])}" in adult_card.text
+    # accuracy difference judged for both features (no sensitive_feature), the ratio for sex only
+    assert [r[:3] for r in rows] == [("sex", "accuracy_score", "difference"), ("sex", "selection_rate", "ratio"),
+                                     ("race", "accuracy_score", "difference")]
+    assert rows[1][3] == "FAIL"  # women are selected far less often than men
+
+
+def test_passed_is_all_judged_verdicts_pass_and_the_first_page_says_so(adult_card):
+    judged = adult_card.judged()
+    missed = [t for t in judged if t["verdict"] != "PASS"]
+    assert len(judged) == 10 and adult_card.json["n_targets"] == 10
+    assert adult_card.json["n_missed"] == len(missed) >= 3  # accuracy >= 0.99, the empty cohort, the ratio
+    assert adult_card.json["passed"] is False
+    assert f"NOT PASSED: {len(missed)} of {len(judged)} targets missed." in adult_card.pages[0]
+    assert "PASSED: all" not in adult_card.pages[0]
+
+
+@pytest.mark.parametrize("run", ["adult_card", "adult_azure_run", "insurance_card", "insurance_cli_run",
+                                 "compas_run"])
+def test_passed_equals_all_judged_verdicts_pass(run, request):
+    card = request.getfixturevalue(run)
+    card = card[-1] if isinstance(card, tuple) else card
+    judged = card.judged()
+    assert all(t["verdict"] in ("PASS", "FAIL", "UNDEFINED") for t in judged)
+    assert card.json["passed"] is all(t["verdict"] == "PASS" for t in judged)
+    assert card.json["n_targets"] == len(judged)
+    assert card.json["n_missed"] == sum(t["verdict"] != "PASS" for t in judged)
+    meta = json.loads((card.folder / A.META_FILE).read_text())
+    assert meta["kind"] == "scorecard" and meta["passed"] is card.json["passed"]
+    A.verify_manifest(card.folder)
+
+
+def _intervals(card: Card) -> list[tuple[str, float, float, float]]:
+    found = [(f"target {t['metric']} {t['cohort']}", t["ci_lower"], t["measured"], t["ci_upper"])
+             for t in card.json["targets"]]
+    for entry in card.json["fairness"]:
+        for m in entry["metrics"]:
+            for kind in ("difference", "ratio"):
+                found.append((f"{entry['feature']} {m['metric']} {kind}", m[kind]["ci_lower"], m[kind]["value"],
+                              m[kind]["ci_upper"]))
+            found += [(f"fairness target {entry['feature']} {t['metric']} {t['kind']}", t["ci_lower"],
+                       t["measured"], t["ci_upper"]) for t in m["targets"]]
+    return found
+
+
+@pytest.mark.parametrize("card_name", ["adult_card", "insurance_card"])
+def test_intervals_hold_the_measured_value(card_name, request):
+    card: Card = request.getfixturevalue(card_name)
+    assert card.json["intervals"] == {"method": "bootstrap percentile", "resamples": 20, "level": 0.95, "seed": 0}
+    for t in card.json["targets"] + [t for e in card.json["fairness"] for m in e["metrics"] for t in m["targets"]]:
+        assert set(t) >= {"measured", "ci_lower", "ci_upper", "verdict"}
+    intervals = _intervals(card)
+    checked = 0
+    for what, low, value, high in intervals:
+        if low is None:
+            assert high is None, what
+            continue
+        checked += 1
+        assert low <= value <= high, (what, low, value, high)
+    assert checked >= 6
+
+
+def test_empty_cohort_is_undefined_and_does_not_pass(adult_card):
+    nobody = adult_card.json["targets"][4]
+    assert (nobody["cohort"], nobody["rows"], nobody["measured"], nobody["verdict"]) == ("Nobody", 0, None,
+                                                                                       "UNDEFINED")
+    assert (nobody["ci_lower"], nobody["ci_upper"]) == (None, None)
+    assert nobody in [t for t in adult_card.judged() if t["verdict"] != "PASS"]
+
+
+def test_data_explorer_bins_equal_pandas(adult, adult_card):
+    race = next(f for f in adult_card.json["data_explorer"] if f["feature"] == "race")
+    counts = adult.table["race"].value_counts()
+    assert [b["bin"] for b in race["bins"]] == list(counts.index)
+    assert any(page.startswith("Data explorer race Bin rows share accuracy_score predictions")
+               for page in adult_card.pages)
+    for b in race["bins"]:
+        rows = adult.table["race"] == b["bin"]
+        accuracy = skm.accuracy_score(adult.y[rows], adult.pred[rows])
+        assert b["count"] == counts[b["bin"]]
+        assert b["metric_value"] == pytest.approx(accuracy)
+        assert b["predicted_share"][POSITIVE] == pytest.approx(np.mean(adult.pred[rows] == POSITIVE))
+        share = counts[b["bin"]] / len(adult.table)
+        assert f"{b['bin']} {counts[b['bin']]} {shown(share)} {shown(accuracy)}" in adult_card.text
+    age = next(f for f in adult_card.json["data_explorer"] if f["feature"] == "age")
+    binned = pd.qcut(adult.table["age"], q=6, duplicates="drop")
+    assert [b["count"] for b in age["bins"]] == binned.value_counts(sort=False).tolist()
+
+
+# --- 10: extra cohorts ---------------------------------------------------------------------------
+
+def test_extra_azure_cohorts_counted_as_pandas(adult, adult_card):
+    t = adult.table
+    expected = {"Under 30": (t["age"] < 30, "user"), "Over 50": (t["age"] > 50, "scorecard"),
+                MARKUP_COHORT: ((adult.pred == POSITIVE) & t["age"].between(30, 39), "scorecard")}
+    assert {c["name"] for c in adult_card.json["cohorts"]} == set(expected)  # "Nobody" not listed in `cohorts`
+    page = next(page for page in adult_card.pages if page.startswith("Cohorts"))
+    for name, (rows, source) in expected.items():
+        got = adult_card.cohort(name)
+        accuracy = skm.accuracy_score(adult.y[rows], adult.pred[rows])
+        assert (got["count"], got["source"]) == (int(rows.sum()), source), name
+        assert got["share"] == pytest.approx(rows.mean())
+        assert got["metric_value"] == pytest.approx(accuracy)
+        assert re.search(loose(name), page), name
+        assert f"{source} {int(rows.sum())} {shown(float(rows.mean()))} {shown(accuracy)}" in page
+
+
+def test_extra_rai_audit_cohort_file_counted_as_pandas_and_shown(adult, adult_azure_run):
+    _, _, card = adult_azure_run
+    rows = (adult.table["sex"] == "Female") & (adult.table["age"] < 30)
+    young = card.cohort("Young women")
+    assert (young["count"], young["source"]) == (int(rows.sum()), "scorecard")
+    assert young["metric_value"] == pytest.approx(skm.accuracy_score(adult.y[rows], adult.pred[rows]))
+    assert [c["name"] for c in card.json["cohorts"]] == ["Under 30", "Young women"]
+
+
+def test_extra_cohort_cannot_redefine_a_bundle_cohort(adult, tmp_path):
+    """Either refused, or the name keeps the dashboard's meaning (every figure equals the dashboard's)."""
+    out = tmp_path / "out"
+    in_bundle = next(c for c in adult.doc["model_overview"]["cohorts"] if c["name"] == "Under 30")
+    redefined = [{"name": "Under 30", "filter": {"column": "age", "op": "<", "value": 20}}]
+    config = {"targets": [{"metric": "accuracy_score", "op": ">=", "value": 0.5, "cohort": "Under 30"}]}
+    try:
+        run_scorecard(adult.dashboard, config, out, cohorts=redefined, options=ScorecardOptions(bootstrap=0))
+    except RAIInputError as err:
+        assert "Under 30" in str(err)
+        assert nothing_written(tmp_path, out)
+        return
+    card = Card.load(out)
+    assert card.json["targets"][0]["rows"] == in_bundle["count"] == int((adult.table["age"] < 30).sum())
+    assert card.json["targets"][0]["measured"] == pytest.approx(in_bundle["accuracy_score"])
+
+
+def test_extra_cohort_on_an_unknown_column_is_refused(adult, tmp_path):
+    out = tmp_path / "out"
+    extra = [{"name": "Tall", "filter": {"column": "height", "op": ">", "value": 180}}]
+    with pytest.raises(RAIInputError, match="column 'height' is not a feature"):
+        run_scorecard(adult.dashboard, {"targets": ["accuracy_score >= 0.5"]}, out, cohorts=extra,
+                      options=ScorecardOptions(bootstrap=0))
+    assert nothing_written(tmp_path, out)
+
+
+# --- 4: Azure ML's configs -----------------------------------------------------------------------
+
+AZURE_CONFIG_FILES = sorted(p.name for p in AZURE_EXAMPLES.glob("*.json") if "cohorts" not in p.name)
+
+
+def test_all_real_azure_configs_are_found():
+    assert len(AZURE_CONFIG_FILES) == 8
+    assert sorted(p.name for p in AZURE_EXAMPLES.glob("*.json")) == sorted(
+        [*AZURE_CONFIG_FILES, "azureml-assets__boston__cohorts.json"])
+
+
+@pytest.mark.parametrize("name", AZURE_CONFIG_FILES)
+def test_real_azure_configs_parse(name):
+    raw = json.loads((AZURE_EXAMPLES / name).read_text())
+    parsed = parse_scorecard_config(AZURE_EXAMPLES / name)
+    assert parsed == parse_scorecard_config(raw)  # a path and a mapping read the same
+    assert parsed["model"]["name"] == raw["Model"]["ModelName"]
+    assert parsed["model"]["type"] == raw["Model"]["ModelType"]
+    expected_targets = []
+    for metric, spec in raw["Metrics"].items():
+        threshold = (spec or {}).get("threshold")
+        op, value = (None, None) if threshold is None else re.fullmatch(r"([<>=]+)(.+)", threshold).groups()
+        expected_targets.append({"metric": metric, "op": op, "value": None if value is None else float(value),
+                                 "cohort": None})
+    assert parsed["targets"] == expected_targets
+    assert parsed["data_explorer"]["features"] == raw.get("DataExplorer", {}).get("features", [])
+    assert parsed["feature_importance"]["top_n"] == raw.get("FeatureImportance", {}).get("top_n", 10)
+    assert parsed["cohorts"] == raw.get("Cohorts")
+    if "Fairness" in raw:
+        fairness = raw["Fairness"]
+        assert parsed["fairness"] == {"sensitive_features": fairness["sensitive_features"],
+                                      "metrics": fairness["metric"],
+                                      "kind": fairness["fairness_evaluation_kind"], "targets": []}
+    else:
+        assert parsed["fairness"] is None
+
+
+def test_real_azure_boston_configs_check_against_boston_columns():
+    cohorts = [c["name"] for c in load_cohorts(AZURE_EXAMPLES / "azureml-assets__boston__cohorts.json")]
+    assert cohorts == ["High Tax", "Low Tax"]
+    for name in ("azureml-assets__boston__pdf_gen.json", "rai-vnext-preview__boston__pdf_gen.json"):
+        check_against_bundle(parse_scorecard_config(AZURE_EXAMPLES / name), metric_names=REGRESSION_METRICS,
+                             features=BOSTON_FEATURES, cohorts=cohorts)
+    wrong = parse_scorecard_config(AZURE_EXAMPLES / "rai-vnext-preview__boston__wrong_features_pdf_gen.json")
+    with pytest.raises(RAIInputError, match=r"`data_explorer.features`: unknown feature 'AGE_WRONG'") as raised:
+        check_against_bundle(wrong, metric_names=REGRESSION_METRICS, features=BOSTON_FEATURES, cohorts=[])
+    assert "'AGE'" in str(raised.value)  # the message lists the real features
+
+
+def test_real_azure_cohort_file_is_read_as_filters():
+    cohorts = load_cohorts(AZURE_EXAMPLES / "azureml-assets__boston__cohorts.json")
+    assert cohorts == [{"name": "High Tax", "filter": {"column": "TAX", "op": ">", "value": 300}},
+                       {"name": "Low Tax", "filter": {"column": "TAX", "op": "<", "value": 300}}]
+
+
+def test_azure_behaviours_we_do_differently_parse():
+    parsed = parse_scorecard_config({
+        "Model": {"ModelName": "m", "ModelType": "Regression"},
+        "Metrics": {"r2_score": {"threshold": "<=-5"}, "mean_absolute_error": {"threshold": ">=1e-3"},
+                    "mean_squared_error": {"threshold": "< 2.5E+4"}},
+        "FeatureImportance": {"top_n": 3},
+        "Fairness": {"metric": ["mean_absolute_error"], "sensitive_features": ["CRIM"],
+                     "fairness_evaluation_kind": "ratio"},
+    })
+    assert [(t["op"], t["value"]) for t in parsed["targets"]] == [("<=", -5.0), (">=", 0.001), ("<", 25000.0)]
+    assert parsed["feature_importance"] == {"top_n": 3}  # Azure forces 10
+    assert parsed["fairness"]["sensitive_features"] == ["CRIM"]  # Azure drops a numeric one
+
+
+def test_azure_config_on_adult_via_cli_passes_and_exits_0(adult, adult_azure_run):
+    code, stdout, card = adult_azure_run
+    assert code == 0
+    assert "PASSED (2 of 2 targets met)" in stdout and "NOT PASSED" not in stdout
+    y, p = adult.y, adult.pred
+    assert card.json["model"] == {"name": "Adult income", "version": None, "type": "Classification",
+                                  "summary": "Screens applications", "owner": None}
+    expected = [("accuracy_score", ">=", 0.8, skm.accuracy_score(y, p)),
+                ("precision_score", None, None, skm.precision_score(y, p, pos_label=POSITIVE)),
+                ("recall_score", ">=", 0.001, skm.recall_score(y, p, pos_label=POSITIVE))]
+    for got, (metric, op, value, measured) in zip(card.json["targets"], expected, strict=True):
+        assert (got["metric"], got["op"], got["value"]) == (metric, op, value)
+        assert got["measured"] == pytest.approx(measured, rel=1e-9)
+        assert got["verdict"] == expected_verdict(measured, op, value)
+        row = target_row(metric, op, value, len(adult.table), measured, None, None, got["verdict"])
+        assert re.search(row, card.pages[0]), metric
+    assert card.json["passed"] is True
+    assert "PASSED: all 2 targets met." in card.pages[0]
+    frame = metric_frame(adult, {"accuracy_score": skm.accuracy_score}, adult.table["race"])
+    race = card.fairness("race", "accuracy_score")
+    assert race["ratio"]["value"] == pytest.approx(frame.ratio(method="between_groups")["accuracy_score"])
+    assert race["targets"] == []  # Azure's Fairness without threshold: reported, not judged
+    assert card.json["feature_importance"] is None  # the Adult bundle has no explanation
+    assert [f["feature"] for f in card.json["data_explorer"]] == ["age"]
+
+
+def test_azure_config_on_regression_keeps_thresholds_bins_numeric_feature_and_honours_top_n(
+        insurance, insurance_card):
+    y, p = insurance.y, insurance.pred
+    expected = {"r2_score": (">=", -5.0, skm.r2_score(y, p)),
+                "mean_absolute_error": ("<=", 25000.0, skm.mean_absolute_error(y, p)),
+                "mean_prediction": (">=", 0.001, float(np.mean(p))),
+                "mean_squared_error": (None, None, skm.mean_squared_error(y, p))}
+    targets = {t["metric"]: t for t in insurance_card.json["targets"]}
+    assert list(targets) == list(expected)
+    for metric, (op, value, measured) in expected.items():
+        got = targets[metric]
+        assert (got["op"], got["value"]) == (op, value)
+        assert got["measured"] == pytest.approx(measured, rel=1e-9)
+        assert got["verdict"] == expected_verdict(measured, op, value) == ("REPORTED" if op is None else "PASS")
+        row = target_row(metric, op, value, len(insurance.table), measured, got["ci_lower"], got["ci_upper"],
+                         got["verdict"])
+        assert re.search(row, insurance_card.pages[0]), metric  # e.g. "r2_score >= -5 ... PASS"
+    # age is numeric with many values: binned by quartiles (Azure drops it)
+    age = next(e for e in insurance_card.json["fairness"] if e["feature"] == "age")
+    quartiles = pd.qcut(insurance.table["age"], q=4)
+    assert age["binning"]["edges"] == pytest.approx(np.quantile(insurance.table["age"], [0, .25, .5, .75, 1]))
+    frame = metric_frame(insurance, {"mean_absolute_error": skm.mean_absolute_error}, quartiles.astype(str))
+    mae = insurance_card.fairness("age", "mean_absolute_error")
+    assert {g["group"]: g["count"] for g in mae["by_group"]} == quartiles.astype(str).value_counts().to_dict()
+    assert mae["difference"]["value"] == pytest.approx(frame.difference(method="between_groups")["mean_absolute_error"])
+    assert mae["ratio"]["value"] == pytest.approx(frame.ratio(method="between_groups")["mean_absolute_error"])
+    fairness_page = next(page for page in insurance_card.pages if page.startswith("Fairness"))
+    assert "age (numeric: quartile bins, edges" in fairness_page
+    # top_n 3 honoured (Azure forces 10): the three largest importances of the bundle's explanation
+    everything = insurance.doc["explanation"]["global"]
+    top3 = sorted(everything, key=lambda f: -f["importance"])[:3]
+    assert len(everything) > 3
+    assert [f["feature"] for f in insurance_card.json["feature_importance"]] == [f["feature"] for f in top3]
+    importance_page = next(page for page in insurance_card.pages if page.startswith("Feature importance"))
+    assert "The 3 most important features" in importance_page
+
+
+# --- 2 (rai-audit's format), 8: negative and exponent targets, the CLI's exit codes --------------
+
+def test_rai_audit_negative_and_exponent_targets_via_cli_missed_target_exits_1(insurance, insurance_cli_run):
+    code, stdout, card = insurance_cli_run
+    assert code == 1
+    first, second = stdout.splitlines()[:2]
+    assert first.startswith("scorecard written to ") and first.endswith("scorecard.pdf: NOT PASSED")
+    assert second.startswith("rai-audit: targets missed: 1 of 3 targets missed: mean_absolute_error <= 100")
+    y, p = insurance.y, insurance.pred
+    n = len(insurance.table)
+    r2, mae = skm.r2_score(y, p), skm.mean_absolute_error(y, p)
+    expected = [("r2_score", ">=", -1000.0, r2, "PASS"), ("mean_absolute_error", "<=", 25000.0, mae, "PASS"),
+                ("mean_absolute_error", "<=", 100.0, mae, "FAIL")]
+    for got, (metric, op, value, measured, verdict) in zip(card.json["targets"], expected, strict=True):
+        assert (got["metric"], got["op"], got["value"], got["verdict"]) == (metric, op, value, verdict)
+        assert got["measured"] == pytest.approx(measured, rel=1e-9)
+        assert re.search(target_row(metric, op, value, n, measured, None, None, verdict), card.pages[0]), metric
+    # the thresholds as printed: -1e3 and 2.5e4 kept as numbers
+    assert re.search(loose("r2_score >= -1000") + " 338 ", card.pages[0])
+    assert re.search(loose("mean_absolute_error <= 2.5e+04") + " 338 ", card.pages[0])
+    assert card.json["passed"] is False
+    assert "NOT PASSED: 1 of 3 targets missed." in card.pages[0]
+
+
+def test_cli_bad_config_exits_2_with_one_line_and_writes_nothing(adult, tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("targets:\n  - accuracy_score => 0.8\n")
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(["--dashboard", str(adult.dashboard), "--config", str(config),
+                                    "--output", str(out), "--fail-on-missed-target"])
+    assert code == 2
+    assert stderr.startswith("rai-audit: error: `targets[0]`: cannot read target 'accuracy_score => 0.8'")
+    assert stderr.count("\n") == 1 and stdout == ""
+    assert not out.exists()
+
+
+def test_cli_missed_target_without_the_flag_exits_0(insurance, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("targets: [mean_absolute_error <= 1e2]\n")
+    code, stdout, _ = run_cli(["--dashboard", str(insurance.dashboard), "--config", str(config),
+                               "--output", str(tmp_path / "out"), "--bootstrap", "0"])
+    assert code == 0
+    assert "NOT PASSED (0 of 1 targets met)" in stdout
+    assert json.loads((tmp_path / "out" / "scorecard.json").read_text())["passed"] is False
+
+
+def test_fail_on_missed_target_raises_after_writing(compas_run):
+    error, card = compas_run
+    assert str(error).startswith("1 of 2 targets missed: accuracy_score >= 0.99: measured ")
+    assert (card.folder / "scorecard.pdf").is_file() and (card.folder / "scorecard.json").is_file()
+    A.verify_manifest(card.folder)
+    assert card.json["passed"] is False and card.json["n_missed"] == 1
+    assert "NOT PASSED: 1 of 2 targets missed." in card.pages[0]
+
+
+# --- 5: multiclass and regression PDFs -----------------------------------------------------------
+
+def test_multiclass_scorecard_metrics_confusion_matrix_and_fairness(compas, compas_run):
+    _, card = compas_run
+    y, p = compas.y, compas.pred
+    classes = compas.doc["classes"]
+    n = len(compas.table)
+    expected = [("accuracy_score", ">=", 0.99, skm.accuracy_score(y, p)),
+                ("f1_score", ">=", 0.0, skm.f1_score(y, p, average="macro"))]
+    for got, (metric, op, value, measured) in zip(card.json["targets"], expected, strict=True):
+        assert got["measured"] == pytest.approx(measured, rel=1e-9)
+        row = target_row(metric, op, value, n, measured, None, None, expected_verdict(measured, op, value))
+        assert re.search(row, card.pages[0]), metric
+    assert card.json["performance"]["confusion_matrix"] == {
+        "labels": classes, "matrix": skm.confusion_matrix(y, p, labels=classes).tolist()}
+    performance = next(page for page in card.pages if page.startswith("Model performance"))
+    assert "Confusion matrix (rows: true class" in performance
+    assert all(str(c) in performance for c in classes)
+    frame = metric_frame(compas, {"accuracy_score": skm.accuracy_score}, compas.table["race"])
+    race = card.fairness("race", "accuracy_score")
+    assert race["difference"]["value"] == pytest.approx(frame.difference(method="between_groups")["accuracy_score"])
+    assert {g["group"]: g["value"] for g in race["by_group"]} == pytest.approx(
+        frame.by_group["accuracy_score"].to_dict())
+
+
+def test_regression_scorecard_has_predicted_against_true_and_residuals(insurance, insurance_card):
+    performance = next(page for page in insurance_card.pages if page.startswith("Model performance"))
+    assert "Predicted against true values" in performance and "Residuals" in performance
+    assert "Confusion matrix" not in insurance_card.text
+    figures = insurance_card.json["performance"]
+    residuals = (insurance.pred - insurance.y).to_numpy()
+    assert figures["confusion_matrix"] is None
+    assert sum(figures["residuals"]["counts"]) == sum(cell["rows"] for cell in figures["grid"]) == len(residuals)
+    assert figures["residuals"]["edges"][0] == pytest.approx(residuals.min())
+    assert figures["residuals"]["edges"][-1] == pytest.approx(residuals.max())
+    assert figures["residuals"]["counts"] == np.histogram(residuals, bins=30)[0].tolist()
+    for name, value in {"mean_absolute_error": skm.mean_absolute_error(insurance.y, insurance.pred),
+                        "r2_score": skm.r2_score(insurance.y, insurance.pred)}.items():
+        assert re.search(rf"\b{name} \([^)]*\) {re.escape(shown(value))}(?= |$)", performance), name
+
+
+def test_pdf_prints_the_configured_threshold(insurance, tmp_path):
+    r2 = skm.r2_score(insurance.y, insurance.pred)
+    assert f"{r2:.4g}" == "0.7323" and r2 < 0.73229  # the case: just below a threshold that rounds alike
+    run_scorecard(insurance.dashboard, {"targets": ["r2_score >= 0.73229"]}, tmp_path / "out",
+                  options=ScorecardOptions(bootstrap=0))
+    card = Card.load(tmp_path / "out")
+    assert card.json["targets"][0]["verdict"] == "FAIL"
+    assert re.search(loose("r2_score >= 0.73229") + " 338 0.7323 n/a FAIL", card.pages[0]), card.pages[0][:600]
+
+
+# --- 6: the footer -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("card_name, bundle_name", [("adult_card", "adult"), ("insurance_card", "insurance"),
+                                                    ("compas_run", "compas")])
+def test_every_page_footer_has_page_count_run_id_and_manifest_hash(card_name, bundle_name, request):
+    card = request.getfixturevalue(card_name)
+    card = card[-1] if isinstance(card, tuple) else card
+    bundle: Bundle = request.getfixturevalue(bundle_name)
+    prefix = manifest_prefix(bundle.dashboard)
+    assert card.json["bundle_manifest_sha256"].startswith(prefix)
+    assert card.json["run_id"] == bundle.doc["run_id"]
+    n = len(card.pages)
+    assert n >= 3
+    for i, page in enumerate(card.pages, 1):
+        assert page.endswith(f"page {i} of {n}"), page[-200:]
+        squeezed = "".join(page.split())  # a long id may wrap in the footer
+        assert f"run{bundle.doc['run_id']}" in squeezed, i
+        assert f"bundlemanifestsha256{prefix}" in squeezed, i
+
+
+# --- 7: free text is text ------------------------------------------------------------------------
+
+def test_free_text_is_printed_literally(adult_card):
+    first = adult_card.pages[0]
+    assert first.startswith(f"Model scorecard: {FREE_TEXT} ")
+    assert "Owner Credit <risk> team & co" in first
+    assert re.search(loose(f'in cohort "{MARKUP_COHORT}"'), first)
+    assert "&lt;" not in adult_card.text and "&amp;" not in adult_card.text
+    assert adult_card.json["model"]["name"] == FREE_TEXT
+    assert re.search(loose(MARKUP_COHORT), next(page for page in adult_card.pages if page.startswith("Cohorts")))
+
+
+# --- 3: invalid configs --------------------------------------------------------------------------
+
+BAD_CONFIGS = {
+    "unknown metric": ({"targets": ["accuracy_scor >= 0.8"]},
+                       r"`targets\[0\]`: unknown metric 'accuracy_scor' for this model; the metrics are \["),
+    "metric of another task": ({"targets": ["r2_score >= 0.8"]}, "unknown metric 'r2_score'"),
+    "unknown fairness metric": ({"fairness": {"sensitive_features": ["sex"], "metrics": ["mean_absolute_error"]}},
+                                "`fairness`: unknown metric 'mean_absolute_error'"),
+    "operator =>": ({"targets": ["accuracy_score => 0.8"]},
+                    r"cannot read target 'accuracy_score => 0\.8'; write it as '<metric> <op> <number>', "
+                    r"with op one of \['>=', '<=', '>', '<', '=='\]"),
+    "operator ~": ({"targets": [{"metric": "accuracy_score", "op": "~", "value": 0.8}]},
+                   r"`targets\[0\]`: `op` must be one of \['>=', '<=', '>', '<', '=='\], got '~'"),
+    "no value": ({"targets": [{"metric": "accuracy_score", "op": ">="}]}, "`value` must be a number, got None"),
+    "text value": ({"targets": [{"metric": "accuracy_score", "op": ">=", "value": "high"}]},
+                   "`value` must be a number, got 'high'"),
+    "unknown sensitive feature": ({"fairness": {"sensitive_features": ["gender"], "metrics": ["accuracy_score"]}},
+                                  r"`fairness.sensitive_features`: unknown feature 'gender'; the features are \["),
+    "unknown cohort": ({"targets": [{"metric": "accuracy_score", "op": ">=", "value": 0.5, "cohort": "Over 90"}]},
+                       r"`targets\[0\]`: unknown cohort 'Over 90'; the cohorts are \['Under 30', 'Nobody'"),
+    "unknown shown cohort": ({"cohorts": ["Over 90"]}, "`cohorts`: unknown cohort 'Over 90'"),
+    "unknown data_explorer feature": ({"data_explorer": {"features": ["age", "salary"]}},
+                                      "`data_explorer.features`: unknown feature 'salary'"),
+    "unknown top-level key": ({"target": ["accuracy_score >= 0.8"]},
+                              r"unknown scorecard config keys \['target'\]; allowed are \['model', 'targets'"),
+    "unknown model key": ({"model": {"nmae": "x"}}, "`model` must be a mapping with keys among"),
+    "bad fairness kind": ({"fairness": {"sensitive_features": ["sex"], "metrics": ["accuracy_score"],
+                                        "kind": "quotient"}},
+                          r"`fairness.kind` must be one of \['difference', 'ratio'\], got 'quotient'"),
+    "bad fairness target kind": ({"fairness": {"sensitive_features": ["sex"], "targets": [
+        {"metric": "accuracy_score", "kind": "quotient", "op": "<=", "value": 0.1}]}},
+        r"`fairness.targets\[0\]`: `kind` must be one of \['difference', 'ratio'\]"),
+    "fairness target without op": ({"fairness": {"sensitive_features": ["sex"],
+                                                 "targets": ["accuracy_score difference"]}},
+                                   "a fairness target needs an operator and a value"),
+    "fairness target for another feature": ({"fairness": {"sensitive_features": ["sex"], "targets": [
+        {"metric": "accuracy_score", "op": "<=", "value": 0.1, "sensitive_feature": "race"}]}},
+        r"`sensitive_feature` 'race' is not among `fairness.sensitive_features` \['sex'\]"),
+    "cohort key on a fairness target": ({"targets": ["accuracy_score difference <= 0.1"]},
+                                        r"unknown keys \['kind'\]"),
+    "top_n zero": ({"feature_importance": {"top_n": 0}}, r"`feature_importance.top_n` must be an integer >= 1"),
+    "Azure kind placeholder": ({"Metrics": {}, "Fairness": {"metric": ["accuracy_score"], "sensitive_features": [
+        "sex"], "fairness_evaluation_kind": "difference OR ratio"}},
+        r"`Fairness.fairness_evaluation_kind` must be one of \['difference', 'ratio'\], got 'difference OR ratio'"),
+    "Azure bad threshold": ({"Metrics": {"accuracy_score": {"threshold": "about 0.8"}}},
+                            r"`Metrics.accuracy_score.threshold` must be an operator and a number"),
+    "Azure unknown metric": ({"Metrics": {"accuracy": {}, "mean_absolute_error": {"threshold": "<=20"}}},
+                             "unknown metric 'mean_absolute_error'"),
+    "Azure unknown feature": ({"Metrics": {}, "DataExplorer": {"features": ["Occupation"]}},
+                              "unknown feature 'Occupation'"),
+    "Azure unknown key": ({"Metrics": {}, "Fairnes": {}}, r"unknown keys \['Fairnes'\] in an Azure ML scorecard"),
+    "not a mapping": (["accuracy_score >= 0.8"], "the scorecard config must be a mapping of keys, got list"),
+}
+
+
+@pytest.mark.parametrize("config, match", list(BAD_CONFIGS.values()), ids=list(BAD_CONFIGS))
+def test_invalid_config_is_refused_clearly_and_nothing_is_written(adult, tmp_path, config, match):
+    out = tmp_path / "out"
+    with pytest.raises(RAIInputError, match=match):
+        run_scorecard(adult.dashboard, config, out, options=ScorecardOptions(bootstrap=0))
+    assert nothing_written(tmp_path, out)
+
+
+def test_unknown_metric_message_lists_the_allowed_metrics(adult, tmp_path):
+    with pytest.raises(RAIInputError) as raised:
+        run_scorecard(adult.dashboard, {"targets": ["accuracy_scor >= 0.8"]}, tmp_path / "out",
+                      options=ScorecardOptions(bootstrap=0))
+    for name in adult.doc["model_overview"]["metric_names"]:
+        assert f"'{name}'" in str(raised.value), name
+
+
+def test_unreadable_config_files_are_refused(adult, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("targets: [accuracy_score >= 0.8\n")
+    with pytest.raises(RAIInputError, match="is not valid YAML/JSON"):
+        run_scorecard(adult.dashboard, broken, tmp_path / "out")
+    with pytest.raises(RAIInputError, match="does not exist"):
+        run_scorecard(adult.dashboard, tmp_path / "missing.yaml", tmp_path / "out")
+    assert nothing_written(tmp_path, tmp_path / "out")
+
+
+# --- 9: register_model ---------------------------------------------------------------------------
+
+def test_register_model_copies_model_scorecard_and_pdf(adult_case, adult_azure_run, tmp_path):
+    _, _, card = adult_azure_run
+    out = tmp_path / "registered"
+    record = register_model(adult_case.model, card.folder, out)
+    for source in (adult_case.model, card.folder / "scorecard.json", card.folder / "scorecard.pdf"):
+        assert (out / source.name).read_bytes() == source.read_bytes(), source.name
+    assert record["model_sha256"] == hashlib.sha256(adult_case.model.read_bytes()).hexdigest()
+    assert record["run_id"] == card.json["run_id"] and record["targets_met"] == 2
+    A.verify_manifest(out)
+
+
+def test_register_model_refuses_a_scorecard_that_did_not_pass(adult_case, adult_card, tmp_path):
+    out = tmp_path / "registered"
+    with pytest.raises(RAIInputError, match=rf"did not pass \({adult_card.json['n_missed']} targets missed\); "
+                                            "the model is not registered"):
+        register_model(adult_case.model, adult_card.folder, out)
+    assert nothing_written(tmp_path, out)
