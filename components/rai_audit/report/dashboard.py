@@ -1,11 +1,24 @@
-"""Render ``dashboard.html``: one self-contained page (inline CSS, no scripts, no network)."""
+"""Render ``dashboard.html``: one self-contained interactive page (no network).
+
+The page holds the bundle's figures as JSON, chart specs (Vega-Lite, made with altair by
+``rai_audit.report.charts``, the same definitions the PDF scorecard renders to SVG) for
+every cohort it can switch to, the Vega runtime (vl-convert's bundle) and a small script
+(``templates/dashboard.js``) that draws the views with DOM text nodes, so user strings
+are never parsed as markup. Everything in it is an aggregate, except the per-row views of
+a bounded sample of rows.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+from importlib import resources
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
+
+from rai_audit.report import charts
 
 ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("rai_audit.report", "templates"),
@@ -55,6 +68,97 @@ ENV.filters["exact"] = lambda value: f"{value:.15g}" if isinstance(value, float)
 ENV.filters["filter_text"] = _filter_text
 
 
-def render_dashboard(insights: dict[str, Any]) -> str:
-    """The page for a gathered ``insights.json`` document."""
-    return ENV.get_template("dashboard.html.j2").render(d=insights)
+@functools.cache
+def _vega_runtime() -> str:
+    import vl_convert
+
+    return vl_convert.javascript_bundle()
+
+
+def _script_json(value: Any) -> Markup:
+    """JSON safe inside a <script> element: no "</script>", no HTML-significant characters."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return Markup(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+                  .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _spec(chart) -> dict[str, Any]:
+    return chart.configure(font=charts.FONT).configure_view(stroke=None).to_dict()
+
+
+def _bars(rows: list[dict[str, Any]], label_title: str, value_title: str) -> dict[str, Any] | None:
+    rows = [r for r in rows if r["value"] is not None]
+    if not rows:
+        return None
+    return _spec(charts.horizontal_bars(rows, label="label", value="value", label_title=label_title,
+                                        value_title=value_title))
+
+
+def _view_charts(doc: dict[str, Any], view: dict[str, Any], by_name: dict[str, dict]) -> dict[str, Any]:
+    """The chart specs of one cohort view."""
+    out: dict[str, Any] = {}
+    matrix = view["metrics"].get("confusion_matrix")
+    if matrix and view["count"]:
+        out["confusion"] = _spec(charts.confusion_matrix(matrix["labels"], matrix["matrix"]))
+    if view.get("residuals"):
+        out["residuals"] = _spec(charts.histogram(view["residuals"]["edges"], view["residuals"]["counts"],
+                                                  x_title="residual (predicted - true)"))
+    balance = view["balance"]
+    if doc["task_type"] != "regression":
+        out["balance"] = _bars([{"label": f"{c} ({side})", "value": balance[key][c]}
+                                for c in balance["y_true"] for side, key in (("true", "y_true"), ("predicted", "y_pred"))],
+                               "class", "rows")
+    out["distributions"] = {f: _bars([{"label": b, "value": n} for b, n in zip(d["bins"], d["counts"])], f, "rows")
+                            for f, d in view["distributions"].items()}
+    importance = by_name.get(("explanation", view["name"]))
+    if importance:
+        out["importance"] = _bars([{"label": f, "value": v} for f, v in importance["importance"].items()],
+                                  "feature", "mean |contribution|")
+    effects = by_name.get(("causal", view["name"]))
+    if effects and effects.get("effects"):
+        out["causal"] = _effects_spec(effects["effects"], doc["causal"]["outcome"])
+    return out
+
+
+def _effects_spec(effects: list[dict[str, Any]], outcome: str) -> dict[str, Any]:
+    rows = [{"label": e["treatment"] + (f": {e['level']} vs {e['control']}" if e["level"] is not None else ""),
+             **{k: e[k] for k in ("point", "ci_lower", "ci_upper")}} for e in effects]
+    return _spec(charts.effects(rows, value_title=f"effect on the {outcome}"))
+
+
+def _named_results(doc: dict[str, Any]) -> dict[tuple[str, str], dict]:
+    """Per-cohort results of the insights, keyed by (kind, the cohort view's name)."""
+    out: dict[tuple[str, str], dict] = {}
+    for kind in ("explanation", "causal"):
+        result = doc.get(kind)
+        if not result:
+            continue
+        if kind == "explanation":
+            out[(kind, "All data")] = {"importance": {f["feature"]: f["importance"] for f in result["global"]}}
+        else:
+            out[(kind, "All data")] = {"effects": result["test_effects"]}
+        for c in result.get("cohorts", []):
+            out[(kind, c["name"])] = c
+        for g in result.get("sensitive_groups", []):
+            out[(kind, f"{g['feature']} = {g['group']}")] = g
+    return out
+
+
+def _page_charts(doc: dict[str, Any]) -> dict[str, Any]:
+    by_name = _named_results(doc)
+    page: dict[str, Any] = {"views": {str(v["id"]): _view_charts(doc, v, by_name) for v in doc["cohort_views"]}}
+    page["fairness"] = [
+        {m: _bars([{"label": g["label"], "value": g[m]} for g in entry["by_group"]], " × ".join(entry["features"]), m)
+         for m in doc["model_overview"]["metric_names"]}
+        for entry in doc["fairness"]]
+    if doc.get("causal", {}).get("global_effects"):
+        page["causal_global"] = _effects_spec(doc["causal"]["global_effects"], doc["causal"]["outcome"])
+    return page
+
+
+def render_dashboard(insights: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> str:
+    """The page for a gathered ``insights.json`` document and the per-row sample."""
+    script = resources.files("rai_audit.report").joinpath("templates/dashboard.js").read_text(encoding="utf-8")
+    data = {"doc": insights, "rows": rows or [], "charts": _page_charts(insights)}
+    return ENV.get_template("dashboard.html.j2").render(
+        d=insights, data=_script_json(data), vega=Markup(_vega_runtime()), app=Markup(script))

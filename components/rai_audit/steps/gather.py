@@ -19,6 +19,7 @@ from fairlearn import metrics as flm
 
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
+from rai_audit.core.cohorts import filter_mask
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.metrics import (
     PROBA_METRICS, compute_metrics, confusion, metric_functions,
@@ -28,6 +29,7 @@ from rai_audit.steps._cli import run_cli
 
 TOP_CATEGORIES = 20
 HISTOGRAM_BINS = 10
+PAGE_ROWS = 300  # rows with per-row views (local importance, counterfactuals) in the page
 
 
 @dataclass
@@ -204,6 +206,90 @@ def _data_analysis(audit: ConstructorArtifact, masks, groups) -> dict[str, Any]:
     }
 
 
+def _distribution(values: pd.Series, summary: dict[str, Any]) -> dict[str, Any]:
+    """Counts of some rows in the overall summary's bins (histogram edges, or top values + other)."""
+    present = values.dropna()
+    if "histogram" in summary:
+        edges = summary["histogram"]["edges"]
+        counts, _ = np.histogram(present.astype(float), bins=edges)
+        labels = [f"{lo:.4g} to {hi:.4g}" for lo, hi in zip(edges[:-1], edges[1:])]
+        return {"bins": labels, "counts": counts.tolist(), "missing": int(values.isna().sum())}
+    top = [t["value"] for t in summary.get("top_values", [])]
+    text = present.astype(str)
+    counts = [int((text == v).sum()) for v in top]
+    if "other_count" in summary:
+        top, counts = [*top, "(other)"], [*counts, int((~text.isin(top)).sum())]
+    return {"bins": top, "counts": counts, "missing": int(values.isna().sum())}
+
+
+def _cohort_views(audit: ConstructorArtifact, fns, masks, groups, data_analysis,
+                  insights: dict[str, Any]) -> list[dict[str, Any]]:
+    """Everything the dashboard shows for each cohort it can switch to: all data, the user's
+    cohorts, each sensitive group and the error tree's saved leaves."""
+    choices: list[tuple[str, str, dict | None, np.ndarray]] = [("all", "All data", None, np.ones(len(audit.predictions), bool))]
+    choices += [("cohort", name, next(c["filter"] for c in audit.cohorts if c["name"] == name), mask)
+                for name, mask in masks.items()]
+    choices += [("group", f"{f} = {g}", None, (labels == g).to_numpy())
+                for f, (labels, _) in groups.items() for g in sorted(labels.unique())]
+    leaves = (insights.get("error_analysis") or {}).get("cohort_errors", {})
+    choices += [("error_leaf", leaf["name"], leaf["filter"], filter_mask(leaf["filter"], audit.cohort_frame))
+                for kind in ("worst_leaves", "best_leaves") for leaf in leaves.get(kind, [])]
+    summaries = {f["feature"]: f for f in data_analysis["features"]}
+    views = []
+    for i, (kind, name, cohort_filter, mask) in enumerate(choices):
+        view = {"id": i, "kind": kind, "name": name, "filter": cohort_filter, "count": int(mask.sum()),
+                "metrics": _rows_metrics(audit, fns, mask), "balance": _balance(audit, mask),
+                "distributions": {f: _distribution(audit.features[f][mask], summaries[f]) for f in summaries}}
+        if not audit.is_classifier and mask.any():
+            residuals = (audit.y_pred[mask] - audit.y_true[mask]).astype(float)
+            counts, edges = np.histogram(residuals, bins=HISTOGRAM_BINS)
+            view["residuals"] = {"edges": edges.tolist(), "counts": counts.tolist()}
+        views.append(view)
+    return views
+
+
+def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict]]) -> list[dict[str, Any]]:
+    """Per-row views for a bounded sample (local importance, counterfactuals): at most
+    ``PAGE_ROWS`` rows that have either, the constructor's sample first, with their
+    features and predictions."""
+    local = cfs = None
+    if "explanation" in insights:
+        local = pd.read_parquet(insights["explanation"][0] / "local_importance.parquet")
+        classes = local["class"].astype(str)
+        wanted = ("output" if audit.task == "regression" else
+                  str(audit.meta["positive_label"]) if audit.task == "binary_classification" else None)
+        if wanted is not None:
+            local = local[classes == wanted]
+        else:  # multiclass: the predicted class of the row
+            predicted = audit.y_pred.astype(str).to_numpy()[local[A.ROW_ID].to_numpy()]
+            local = local[classes.to_numpy() == predicted]
+    if "counterfactual" in insights:
+        cfs = pd.read_parquet(insights["counterfactual"][0] / "counterfactuals.parquet")
+    available = (set(local[A.ROW_ID]) if local is not None else set()) | (
+        set(cfs[A.ROW_ID]) if cfs is not None else set())
+    in_sample = set(audit.predictions[A.ROW_ID][audit.predictions[A.IN_SAMPLE]])
+    # The constructor's sample first: its rows have every per-row view.
+    row_ids = sorted(available, key=lambda r: (r not in in_sample, r))[:PAGE_ROWS]
+    features = audit.meta["features"]
+    rows = []
+    for row_id in row_ids:
+        row = {"row_id": int(row_id), "y_true": audit.y_true.iloc[row_id], "y_pred": audit.y_pred.iloc[row_id],
+               "features": {f: audit.features[f].iloc[row_id] for f in features}}
+        if local is not None:
+            mine = local[local[A.ROW_ID] == row_id]
+            if len(mine):
+                row["local_importance"] = {f: float(mine[f].iloc[0]) for f in audit.meta["model_features"]}
+        if cfs is not None:
+            mine = cfs[cfs[A.ROW_ID] == row_id]
+            row["counterfactuals"] = [
+                {"prediction": cf["prediction"], "changes": [
+                    {"feature": f, "from": row["features"][f], "to": cf[f]} for f in audit.meta["model_features"]
+                    if not (pd.isna(cf[f]) and pd.isna(row["features"][f])) and cf[f] != row["features"][f]]}
+                for _, cf in mine.iterrows()]
+        rows.append(row)
+    return rows
+
+
 def _metrics_table(overview: dict[str, Any]) -> pd.DataFrame:
     rows = []
     scopes = ([("overall", None, "all rows", overview["overall"])]
@@ -260,6 +346,8 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
         **{kind: A.read_json(folder / A.INSIGHT_RESULT_FILE) for kind, (folder, _) in insights.items()},
         warnings=warnings,
     )
+    document["cohort_views"] = _cohort_views(audit, fns, masks, groups, data_analysis, document)
+    row_samples = _row_samples(audit, insights)
 
     with A.artifact_writer(Path(output_dir)) as out:
         A.write_json(out / A.INSIGHTS_JSON_FILE, document)
@@ -277,7 +365,7 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
         shutil.copy2(constructor_dir / A.META_FILE, out / A.CONSTRUCTOR_COPY_DIR / A.META_FILE)
         for kind, (folder, _) in insights.items():
             shutil.copytree(folder, out / A.INSIGHT_COPIES_DIR / kind)
-        (out / A.DASHBOARD_HTML_FILE).write_text(render_dashboard(A.to_jsonable(document)), encoding="utf-8")
+        (out / A.DASHBOARD_HTML_FILE).write_text(render_dashboard(A.to_jsonable(document), A.to_jsonable(row_samples)), encoding="utf-8")
     return GatherResult(run_id, sorted(insights), {k: v for k, v in overview["overall"].items()
                                                     if k != "confusion_matrix"})
 

@@ -1,0 +1,255 @@
+// rai-audit dashboard: draws every view from the JSON in #rai-data. All user text goes
+// into the page through text nodes (never innerHTML), so it is shown, not interpreted.
+// Wrapped in a function: the Vega bundle's classic script declares globals (e.g. `el`).
+(() => {
+"use strict";
+const DATA = JSON.parse(document.getElementById("rai-data").textContent);
+const DOC = DATA.doc, CHARTS = DATA.charts, VIEWS = DOC.cohort_views;
+const app = document.getElementById("app");
+const state = { view: 0, compare: [], row: DATA.rows.length ? DATA.rows[0].row_id : null };
+
+// Python's "%.4g", so the page shows the numbers insights.json and the PDF show.
+function fmt(v) {
+  if (v === null || v === undefined) return "n/a";
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v !== "number") return String(v);
+  if (Number.isInteger(v)) return String(v);
+  if (!isFinite(v)) return String(v);
+  const e = v.toExponential(3), exp = parseInt(e.split("e")[1], 10);
+  if (exp < -4 || exp >= 4) {
+    const [m, x] = e.split("e");
+    const mant = m.includes(".") ? m.replace(/0+$/, "").replace(/\.$/, "") : m;
+    const n = Math.abs(parseInt(x, 10));
+    return mant + "e" + (x.startsWith("-") ? "-" : "+") + (n < 10 ? "0" + n : String(n));
+  }
+  const f = v.toPrecision(4);
+  return f.includes(".") ? f.replace(/0+$/, "").replace(/\.$/, "") : f;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v; else if (k === "on") node.addEventListener(v[0], v[1]);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function table(header, rows) {
+  return el("table", {}, el("tr", {}, header.map(h => el("th", {}, h))),
+    rows.map(r => el("tr", {}, r.map((c, i) => el("td", i === 0 || typeof c === "string" ? { class: "text" } : {},
+      typeof c === "number" ? fmt(c) : c)))));
+}
+
+function chart(spec) {
+  const box = el("div", { class: "chart" });
+  if (spec) vegaEmbed(box, spec, { actions: false, renderer: "svg" }).catch(err => console.error(err));
+  else box.append(el("p", { class: "muted" }, "no data for this chart"));
+  return box;
+}
+
+function filterText(node) {
+  if (!node) return "all rows";
+  for (const key of ["and", "or"]) {
+    if (node[key]) return node[key].map(n => (n.and || n.or) ? "(" + filterText(n) + ")" : filterText(n)).join(" " + key + " ");
+  }
+  if (node.value === null) return node.column + (node.op === "==" ? " is missing" : " is not missing");
+  const v = Array.isArray(node.value) ? "[" + node.value.map(x => JSON.stringify(x)).join(", ") + "]" : JSON.stringify(node.value);
+  return node.column + " " + node.op + " " + v;
+}
+
+const view = () => VIEWS[state.view];
+const viewCharts = id => CHARTS.views[String(id)] || {};
+const section = (id, title) => el("section", { id }, el("h2", {}, title));
+
+function overview() {
+  const s = section("model-overview", "Model overview");
+  const data = DOC.data;
+  s.append(table(["", ""], [
+    ["Task", DOC.task_type], ["Target", DOC.target_column + (DOC.positive_label !== null ? " (positive class: " + DOC.positive_label + ")" : "")],
+    ["Model", DOC.model.class + " (sha256 " + DOC.model.sha256.slice(0, 16) + "…)"],
+    ["Test rows", data.n_test + " (all used)" + (data.sample.size !== data.n_test ? "; sample for per-row analyses: " + data.sample.size + " (seed " + data.sample.seed + ")" : "")],
+    ["Train rows", data.n_train], ["Run id", DOC.run_id], ["Created", DOC.created_at + " by " + DOC.producer],
+    ["Insights", Object.keys(DOC.insights).length ? Object.keys(DOC.insights).join(", ") : "model overview, fairness and data analysis only"]]));
+  for (const w of DOC.warnings) s.append(el("p", { class: "warn" }, w));
+  const shown = [state.view, ...state.compare.filter(i => i !== state.view)].map(i => VIEWS[i]);
+  const names = DOC.model_overview.metric_names;
+  s.append(el("h3", {}, shown.length > 1 ? "Metrics, side by side" : "Metrics: " + view().name));
+  s.append(table(["Metric", ...shown.map(v => v.name)],
+    [["rows", ...shown.map(v => v.count)], ...names.map(m => [m, ...shown.map(v => v.metrics[m])])]));
+  const c = viewCharts(state.view);
+  if (c.confusion) s.append(el("h3", {}, "Confusion matrix (rows: true class): " + view().name), chart(c.confusion));
+  if (c.residuals) s.append(el("h3", {}, "Residuals: " + view().name), chart(c.residuals));
+  return s;
+}
+
+function fairness() {
+  if (!DOC.fairness.length) return null;
+  const s = section("fairness", "Fairness");
+  s.append(el("p", { class: "muted" }, "Metrics per group of each sensitive feature over all test rows (fairlearn MetricFrame); difference = largest minus smallest, ratio = smallest over largest."));
+  const names = DOC.model_overview.metric_names;
+  DOC.fairness.forEach((f, i) => {
+    s.append(el("h3", {}, f.features.join(" × ")));
+    s.append(table(["Group", "count", ...names], [
+      ...f.by_group.map(g => [g.label, g.count, ...names.map(m => g[m])]),
+      ["difference", "", ...names.map(m => f.difference[m])], ["ratio", "", ...names.map(m => f.ratio[m])]]));
+    const extra = ["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio"].filter(k => k in f);
+    if (extra.length) s.append(table(["Figure", "value"], extra.map(k => [k, f[k]])));
+    const pick = el("select", { "aria-label": "fairness metric" }, names.map(m => el("option", { value: m }, m)));
+    const box = el("div");
+    const draw = () => { box.replaceChildren(chart(CHARTS.fairness[i][pick.value])); };
+    pick.addEventListener("change", draw);
+    s.append(el("label", {}, "chart of ", pick), box);
+    draw();
+  });
+  return s;
+}
+
+function dataAnalysis() {
+  const s = section("data-analysis", "Data analysis: " + view().name);
+  const b = view().balance, c = viewCharts(state.view);
+  if (c.balance) s.append(el("h3", {}, "Label and prediction balance"), chart(c.balance));
+  else s.append(table(["", "mean", "std"], [["true value", b.y_true.mean, b.y_true.std], ["prediction", b.y_pred.mean, b.y_pred.std]]));
+  s.append(el("h3", {}, "Label and prediction balance per sensitive group (all rows)"));
+  for (const [feature, groups] of Object.entries(DOC.data_analysis.balance.sensitive_groups)) {
+    const classes = Object.keys(Object.values(groups)[0].y_true);
+    s.append(table([feature, "count", ...classes.flatMap(k => ["true " + k, "predicted " + k])],
+      Object.entries(groups).map(([g, v]) => [g, v.count, ...classes.flatMap(k => [v.y_true[k], v.y_pred[k]])])));
+  }
+  s.append(el("h3", {}, "Feature distributions"));
+  const grid = el("div", { class: "grid" });
+  for (const [feature, spec] of Object.entries(c.distributions || {})) grid.append(el("div", {}, el("strong", {}, feature), chart(spec)));
+  s.append(grid);
+  return s;
+}
+
+function treeNode(nodes, id, rate) {
+  const n = nodes[id];
+  const label = [n.filter ? filterText(n.filter.and ? n.filter.and[n.filter.and.length - 1] : n.filter) : "all rows",
+    " · " + n.count + " rows · ", el("span", { class: "rate" }, rate + " " + fmt(n.error_rate))];
+  if (n.leaf) return el("div", { class: "leaf", "data-node": id }, "• ", label);
+  const d = el("details", { "data-node": id }, el("summary", {}, label));
+  d.addEventListener("toggle", () => {
+    if (d.open && !d.dataset.filled) { d.dataset.filled = "1"; n.children.forEach(ch => d.append(treeNode(nodes, ch, rate))); }
+  });
+  return d;
+}
+
+function errorAnalysis() {
+  const ea = DOC.error_analysis;
+  if (!ea) return null;
+  const s = section("error-analysis", "Error analysis");
+  const rate = ea.error_metric === "error_rate" ? "error rate" : "mean absolute error";
+  s.append(el("p", { class: "muted" }, "Where the model is wrong: one tree fitted to the error over all " + ea.n_rows + " test rows; open a node to see its children. The worst and best leaves are in the cohort selector."));
+  s.append(el("div", { id: "error-tree" }, treeNode(ea.tree.nodes, 0, rate)));
+  const errors = ea.cohort_errors;
+  s.append(el("h3", {}, "Errors per cohort"));
+  s.append(table(["Rows", "count", rate], [["All data", errors.overall.count, errors.overall.error_rate],
+    ...errors.cohorts.map(c => [c.name, c.count, c.error_rate]),
+    ...errors.sensitive_groups.map(g => [g.feature + " = " + g.group, g.count, g.error_rate])]));
+  if (ea.heatmap) {
+    const axes = ea.heatmap.axes;
+    s.append(el("h3", {}, "Heatmap: " + rate + " by " + axes.map(a => a.feature).join(" × ")));
+    if (axes.length === 1) s.append(table([axes[0].feature, "count", rate], ea.heatmap.cells.map(c => [c.bins[0], c.count, c.error_rate])));
+    else {
+      const ncol = axes[1].bins.length;
+      s.append(table([axes[0].feature + " \\ " + axes[1].feature, ...axes[1].bins.map(b => b.label)],
+        axes[0].bins.map((b, r) => [b.label, ...ea.heatmap.cells.slice(r * ncol, (r + 1) * ncol).map(c => fmt(c.error_rate) + " (" + c.count + ")")])));
+    }
+  }
+  return s;
+}
+
+function importance() {
+  const ex = DOC.explanation;
+  if (!ex) return null;
+  const s = section("feature-importance", "Feature importance");
+  s.append(el("p", { class: "muted" }, "Mean absolute contribution of each raw feature over " + ex.n_rows + " explained rows; method " + ex.method + (ex.fidelity ? " (the mimic's " + ex.fidelity.metric + " against the model: " + fmt(ex.fidelity.value) + ")" : "") + "."));
+  for (const n of ex.notes) s.append(el("p", { class: "warn" }, n));
+  const c = viewCharts(state.view);
+  s.append(el("h3", {}, "Global and for " + view().name), c.importance ? chart(c.importance) : el("p", { class: "muted" }, "not computed for this cohort"));
+  s.append(table(["Feature", "importance"], ex.global.map(f => [f.feature, f.importance])));
+  s.append(el("h3", {}, "Local importance of one row"));
+  s.append(rowPicker(r => r.local_importance, row => table(["Feature", "value", "contribution"],
+    Object.entries(row.local_importance).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).map(([f, v]) => [f, fmt(row.features[f]), v]))));
+  return s;
+}
+
+function rowPicker(has, render) {
+  const rows = DATA.rows.filter(has);
+  if (!rows.length) return el("p", { class: "muted" }, "no row in the page's sample has this view");
+  const pick = el("select", { "aria-label": "row" }, rows.map(r => el("option", { value: r.row_id }, "row " + r.row_id + " (prediction " + fmt(r.y_pred) + ", true " + fmt(r.y_true) + ")")));
+  const box = el("div", { class: "row-view" });
+  const draw = () => box.replaceChildren(render(rows.find(r => String(r.row_id) === pick.value)));
+  pick.addEventListener("change", draw);
+  draw();
+  return el("div", {}, el("label", {}, "Row ", pick), el("span", { class: "muted" }, " (" + rows.length + " rows of the sample are in this page)"), box);
+}
+
+function counterfactuals() {
+  const cf = DOC.counterfactual;
+  if (!cf) return null;
+  const s = section("counterfactuals", "Counterfactuals and what-if");
+  s.append(el("p", { class: "muted" }, (cf.engine === "dice" ? "dice-ml (" + cf.method + ")" : "The batched random search") + " searched " + cf.totals.requested + " counterfactuals for " + cf.totals.rows + " rows; each was checked with the model: " + cf.totals.found + " found, " + cf.totals.valid + " valid; " + cf.totals.rows_with_valid + " rows have at least one."));
+  s.append(table(["Rows", "explained", "with a valid counterfactual", "mean features changed", "mean distance"],
+    [["All explained rows", cf.totals.rows, cf.totals.rows_with_valid, cf.totals.mean_sparsity, cf.totals.mean_proximity],
+      ...cf.cohorts.map(c => [c.name, c.rows, c.rows_with_valid, c.mean_sparsity, c.mean_proximity]),
+      ...cf.sensitive_groups.map(g => [g.feature + " = " + g.group, g.rows, g.rows_with_valid, g.mean_sparsity, g.mean_proximity])]));
+  s.append(el("h3", {}, "What if: one row and its counterfactuals"));
+  s.append(rowPicker(r => r.counterfactuals && r.counterfactuals.length, row => el("div", {},
+    table(["#", "prediction would become", "if"], row.counterfactuals.map((c, i) => [i + 1, fmt(c.prediction),
+      c.changes.map(ch => ch.feature + ": " + fmt(ch.from) + " → " + fmt(ch.to)).join("; ")])))));
+  return s;
+}
+
+function causal() {
+  const ca = DOC.causal;
+  if (!ca) return null;
+  const s = section("causal", "Causal effects");
+  s.append(el("p", { class: "muted" }, "Effect of each treatment on the " + ca.outcome + ", estimated from the data (econml, double machine learning on " + ca.fit.train_rows + " of " + ca.fit.train_rows_available + " train rows), not from the model. A causal reading assumes every confounder is among the features."));
+  for (const u of ca.untrained) s.append(el("p", { class: "warn" }, "No effect was estimated for " + u.treatment + ": " + u.reason));
+  for (const w of ca.warnings) s.append(el("p", { class: "warn" }, "While fitting: " + w.message + (w.explanation ? " (" + w.explanation + ")" : "")));
+  const level = e => e.treatment + (e.level !== null ? ": " + e.level + " vs " + e.control : "");
+  s.append(chart(CHARTS.causal_global));
+  s.append(table(["Treatment", "effect", "interval", "p-value"], ca.global_effects.map(e => [level(e), e.point, "[" + fmt(e.ci_lower) + ", " + fmt(e.ci_upper) + "]", e.p_value])));
+  const c = viewCharts(state.view);
+  s.append(el("h3", {}, "Effects in " + view().name), c.causal ? chart(c.causal) : el("p", { class: "muted" }, "not computed for this cohort"));
+  s.append(el("h3", {}, "Treatment policies"));
+  for (const p of ca.policies) {
+    if (!p.tree.length) continue;
+    s.append(el("h4", {}, p.treatment), el("p", { class: "muted" }, "Mean gain of the policy: " + fmt(p.policy_gain)));
+    s.append(table(["Policy tree leaf", "rows", "recommended"], p.tree.filter(n => n.leaf).map(n => [filterText(n.filter), n.count, n.treatment])));
+    s.append(table(["Row", "current", "recommended", "expected gain"], p.top_recommendations.map(r => [String(r.row_id), fmt(r.current), r.recommended, r.gain])));
+  }
+  return s;
+}
+
+function cohorts() {
+  const s = section("cohorts", "Cohorts");
+  s.append(table(["Cohort", "kind", "rows", "filter"], VIEWS.map(v => [v.name, v.kind, v.count, v.filter ? filterText(v.filter) : (v.kind === "all" ? "all rows" : "")])));
+  s.append(el("p", { class: "muted" }, "Machine-readable results: insights.json and tables/*.parquet beside this page."));
+  return s;
+}
+
+function render() {
+  const sections = [overview(), fairness(), dataAnalysis(), errorAnalysis(), importance(), counterfactuals(), causal(), cohorts()].filter(Boolean);
+  app.replaceChildren(...sections);
+  document.getElementById("nav").replaceChildren(...sections.map(s => el("a", { href: "#" + s.id }, s.querySelector("h2").textContent.split(":")[0])));
+}
+
+const select = document.getElementById("cohort"), compare = document.getElementById("compare");
+const kinds = { all: "", cohort: "cohort: ", group: "group: ", error_leaf: "error tree: " };
+VIEWS.forEach((v, i) => {
+  const label = kinds[v.kind] + v.name + " (" + v.count + " rows)";
+  select.append(el("option", { value: i }, v.kind === "error_leaf" ? label : label));
+  compare.append(el("option", { value: i }, label));
+});
+compare.size = Math.min(4, VIEWS.length);
+select.addEventListener("change", () => { state.view = Number(select.value); render(); });
+compare.addEventListener("change", () => { state.compare = [...compare.selectedOptions].map(o => Number(o.value)); render(); });
+render();
+})();
