@@ -58,7 +58,9 @@ function filterText(node) {
     if (node[key]) return node[key].map(n => (n.and || n.or) ? "(" + filterText(n) + ")" : filterText(n)).join(" " + key + " ");
   }
   if (node.value === null) return node.column + (node.op === "==" ? " is missing" : " is not missing");
-  const v = Array.isArray(node.value) ? "[" + node.value.map(x => JSON.stringify(x)).join(", ") + "]" : JSON.stringify(node.value);
+  // Numbers to 6 significant digits, as the PDF: tree thresholds carry float noise (1162.0000000000002).
+  const text = x => typeof x === "number" && !Number.isInteger(x) ? String(Number(x.toPrecision(6))) : JSON.stringify(x);
+  const v = Array.isArray(node.value) ? "[" + node.value.map(text).join(", ") + "]" : text(node.value);
   return node.column + " " + node.op + " " + v;
 }
 
@@ -131,8 +133,11 @@ function treeNode(nodes, id, rate) {
   const n = nodes[id];
   const label = [n.filter ? filterText(n.filter.and ? n.filter.and[n.filter.and.length - 1] : n.filter) : "all rows",
     " · " + n.count + " rows · ", el("span", { class: "rate" }, rate + " " + fmt(n.error_rate))];
-  if (n.leaf) return el("div", { class: "leaf", "data-node": id }, "• ", label);
-  const d = el("details", { "data-node": id }, el("summary", {}, label));
+  // A saved leaf is a cohort of the selector: offer to switch every view to it.
+  const saved = VIEWS.findIndex(v => v.kind === "error_leaf" && JSON.stringify(v.filter) === JSON.stringify(n.filter));
+  if (saved >= 0) label.push(" ", el("button", { type: "button", on: ["click", e => { e.preventDefault(); select.value = saved; state.view = saved; render(); }] }, "show as cohort"));
+  if (n.leaf) return el("div", { class: "leaf", "data-node": id, title: filterText(n.filter) }, "• ", label);
+  const d = el("details", { "data-node": id, title: filterText(n.filter) }, el("summary", {}, label));
   d.addEventListener("toggle", () => {
     if (d.open && !d.dataset.filled) { d.dataset.filled = "1"; n.children.forEach(ch => d.append(treeNode(nodes, ch, rate))); }
   });
