@@ -39,7 +39,8 @@ def horizontal_bars(rows: list[dict[str, Any]], *, label: str, value: str, label
     order = list(data[label]) if not sort else list(data.sort_values(value, ascending=False)[label])
     base = alt.Chart(data).encode(y=alt.Y(f"{label}:N", title=label_title, sort=order,
                                           axis=alt.Axis(labelLimit=220)))
-    layers = [base.mark_bar(color=BLUE).encode(x=alt.X(f"{value}:Q", title=value_title),
+    layers = [base.mark_bar(color=BLUE).encode(x=alt.X(f"{value}:Q", title=value_title,
+                                                     axis=alt.Axis(labelOverlap=True, tickCount=5)),
                                                tooltip=[label, value])]
     if error:
         layers.append(base.mark_rule(color=GREY).encode(x=f"{error[0]}:Q", x2=f"{error[1]}:Q"))

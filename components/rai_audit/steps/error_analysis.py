@@ -162,7 +162,9 @@ def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
         min_split_gain=min_split_gain(error), random_state=options.random_state,
         deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1,
     )
-    tree.fit(X, error)
+    # LightGBM refuses feature names with JSON characters ('"', ',', ':', '[', ...); the tree
+    # is read back by column position, so it is fitted on positional names.
+    tree.fit(X.set_axis([f"f{i}" for i in range(X.shape[1])], axis=1), error)
     structure = tree.booster_.dump_model()["tree_info"][0]["tree_structure"]
     frame = audit.cohort_frame
     total = float(error.sum())

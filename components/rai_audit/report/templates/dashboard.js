@@ -8,22 +8,32 @@ const DOC = DATA.doc, CHARTS = DATA.charts, VIEWS = DOC.cohort_views;
 const app = document.getElementById("app");
 const state = { view: 0, compare: [], row: DATA.rows.length ? DATA.rows[0].row_id : null };
 
-// Python's "%.4g", so the page shows the numbers insights.json and the PDF show.
+// Python's "%.<p>g" (round half to even on exact ties, as Python does), so the page shows
+// the numbers insights.json and the PDF show: 4 digits for figures, 6 in filters.
+function formatG(v, p) {
+  if (v === 0) return "0";
+  let exp = Math.floor(Math.log10(Math.abs(v)));
+  const scaled = Math.abs(v) * Math.pow(10, p - 1 - exp);
+  if (scaled - Math.floor(scaled) === 0.5 && Math.floor(scaled) % 2 === 0) {
+    v = Math.sign(v) * Math.floor(scaled) / Math.pow(10, p - 1 - exp);
+  }
+  const e = v.toExponential(p - 1);
+  exp = parseInt(e.split("e")[1], 10);
+  const trim = m => m.includes(".") ? m.replace(/0+$/, "").replace(/\.$/, "") : m;
+  if (exp < -4 || exp >= p) {
+    const [m, x] = e.split("e");
+    const n = Math.abs(parseInt(x, 10));
+    return trim(m) + "e" + (x.startsWith("-") ? "-" : "+") + (n < 10 ? "0" + n : String(n));
+  }
+  return trim(v.toFixed(Math.max(0, p - 1 - exp)));
+}
+
 function fmt(v) {
   if (v === null || v === undefined) return "n/a";
   if (typeof v === "boolean") return v ? "yes" : "no";
   if (typeof v !== "number") return String(v);
-  if (Number.isInteger(v)) return String(v);
-  if (!isFinite(v)) return String(v);
-  const e = v.toExponential(3), exp = parseInt(e.split("e")[1], 10);
-  if (exp < -4 || exp >= 4) {
-    const [m, x] = e.split("e");
-    const mant = m.includes(".") ? m.replace(/0+$/, "").replace(/\.$/, "") : m;
-    const n = Math.abs(parseInt(x, 10));
-    return mant + "e" + (x.startsWith("-") ? "-" : "+") + (n < 10 ? "0" + n : String(n));
-  }
-  const f = v.toPrecision(4);
-  return f.includes(".") ? f.replace(/0+$/, "").replace(/\.$/, "") : f;
+  if (Number.isInteger(v) || !isFinite(v)) return String(v);
+  return formatG(v, 4);
 }
 
 function el(tag, attrs, ...children) {
@@ -39,10 +49,13 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// Numbers (and missing values, as "n/a") right-aligned; text left-aligned, header too.
 function table(header, rows) {
-  return el("table", {}, el("tr", {}, header.map(h => el("th", {}, h))),
-    rows.map(r => el("tr", {}, r.map((c, i) => el("td", i === 0 || typeof c === "string" ? { class: "text" } : {},
-      typeof c === "number" ? fmt(c) : c)))));
+  const isText = c => typeof c === "string" || c instanceof Node;
+  const textColumn = i => i === 0 || (rows.length > 0 && isText(rows[0][i]));
+  return el("table", {}, header ? el("tr", {}, header.map((h, i) => el("th", textColumn(i) ? { class: "text" } : {}, h))) : null,
+    rows.map(r => el("tr", {}, r.map((c, i) => el("td", i === 0 || isText(c) ? { class: "text" } : {},
+      isText(c) ? c : fmt(c))))));
 }
 
 function chart(spec) {
@@ -59,7 +72,7 @@ function filterText(node) {
   }
   if (node.value === null) return node.column + (node.op === "==" ? " is missing" : " is not missing");
   // Numbers to 6 significant digits, as the PDF: tree thresholds carry float noise (1162.0000000000002).
-  const text = x => typeof x === "number" && !Number.isInteger(x) ? String(Number(x.toPrecision(6))) : JSON.stringify(x);
+  const text = x => typeof x === "number" && !Number.isInteger(x) ? formatG(x, 6) : JSON.stringify(x);
   const v = Array.isArray(node.value) ? "[" + node.value.map(text).join(", ") + "]" : text(node.value);
   return node.column + " " + node.op + " " + v;
 }
@@ -71,11 +84,11 @@ const section = (id, title) => el("section", { id }, el("h2", {}, title));
 function overview() {
   const s = section("model-overview", "Model overview");
   const data = DOC.data;
-  s.append(table(["", ""], [
+  s.append(table(null, [
     ["Task", DOC.task_type], ["Target", DOC.target_column + (DOC.positive_label !== null ? " (positive class: " + DOC.positive_label + ")" : "")],
     ["Model", DOC.model.class + " (sha256 " + DOC.model.sha256.slice(0, 16) + "…)"],
     ["Test rows", data.n_test + " (all used)" + (data.sample.size !== data.n_test ? "; sample for per-row analyses: " + data.sample.size + " (seed " + data.sample.seed + ")" : "")],
-    ["Train rows", data.n_train], ["Run id", DOC.run_id], ["Created", DOC.created_at + " by " + DOC.producer],
+    ["Train rows", String(data.n_train)], ["Run id", DOC.run_id], ["Created", DOC.created_at + " by " + DOC.producer],
     ["Insights", Object.keys(DOC.insights).length ? Object.keys(DOC.insights).join(", ") : "model overview, fairness and data analysis only"]]));
   for (const w of DOC.warnings) s.append(el("p", { class: "warn" }, w));
   const shown = [state.view, ...state.compare.filter(i => i !== state.view)].map(i => VIEWS[i]);
@@ -124,7 +137,7 @@ function dataAnalysis() {
   }
   s.append(el("h3", {}, "Feature distributions"));
   const grid = el("div", { class: "grid" });
-  for (const [feature, spec] of Object.entries(c.distributions || {})) grid.append(el("div", {}, el("strong", {}, feature), chart(spec)));
+  for (const [feature, spec] of Object.entries(c.distributions || {})) grid.append(el("div", {}, el("h4", {}, feature), chart(spec)));
   s.append(grid);
   return s;
 }
@@ -188,11 +201,12 @@ function rowPicker(has, render) {
   const rows = DATA.rows.filter(has);
   if (!rows.length) return el("p", { class: "muted" }, "no row in the page's sample has this view");
   const pick = el("select", { "aria-label": "row" }, rows.map(r => el("option", { value: r.row_id }, "row " + r.row_id + " (prediction " + fmt(r.y_pred) + ", true " + fmt(r.y_true) + ")")));
+  if (rows.some(r => r.row_id === state.row)) pick.value = String(state.row);  // kept across cohort switches
   const box = el("div", { class: "row-view" });
-  const draw = () => box.replaceChildren(render(rows.find(r => String(r.row_id) === pick.value)));
+  const draw = () => { state.row = Number(pick.value); box.replaceChildren(render(rows.find(r => String(r.row_id) === pick.value))); };
   pick.addEventListener("change", draw);
   draw();
-  return el("div", {}, el("label", {}, "Row ", pick), el("span", { class: "muted" }, " (" + rows.length + " rows of the sample are in this page)"), box);
+  return el("div", {}, el("label", {}, "Row ", pick), el("span", { class: "muted" }, " (" + rows.length + " rows have this view in the page)"), box);
 }
 
 function counterfactuals() {
@@ -235,7 +249,7 @@ function causal() {
 
 function cohorts() {
   const s = section("cohorts", "Cohorts");
-  s.append(table(["Cohort", "kind", "rows", "filter"], VIEWS.map(v => [v.name, v.kind, v.count, v.filter ? filterText(v.filter) : (v.kind === "all" ? "all rows" : "")])));
+  s.append(table(["Cohort", "kind", "rows", "filter"], VIEWS.map(v => [v.name, v.kind, v.count, v.filter ? filterText(v.filter) : (v.kind === "all" ? "all rows" : v.kind === "group" ? "a group of a sensitive feature" : "")])));
   s.append(el("p", { class: "muted" }, "Machine-readable results: insights.json and tables/*.parquet beside this page."));
   return s;
 }
@@ -247,13 +261,13 @@ function render() {
 }
 
 const select = document.getElementById("cohort"), compare = document.getElementById("compare");
-const kinds = { all: "", cohort: "cohort: ", group: "group: ", error_leaf: "error tree: " };
+const kinds = { all: "", cohort: "cohort: ", group: "group: ", error_leaf: "" };  // leaves' names say "Error tree"
 VIEWS.forEach((v, i) => {
   const label = kinds[v.kind] + v.name + " (" + v.count + " rows)";
-  select.append(el("option", { value: i }, v.kind === "error_leaf" ? label : label));
+  select.append(el("option", { value: i }, label));
   compare.append(el("option", { value: i }, label));
 });
-compare.size = Math.min(4, VIEWS.length);
+compare.size = Math.min(3, VIEWS.length);
 select.addEventListener("change", () => { state.view = Number(select.value); render(); });
 compare.addEventListener("change", () => { state.compare = [...compare.selectedOptions].map(o => Number(o.value)); render(); });
 render();
