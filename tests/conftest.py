@@ -129,3 +129,10 @@ def build_bundle(case: Case, folder: Path, **options: Any) -> tuple[Path, dict[s
 @pytest.fixture(scope="session")
 def adult_bundle(adult_case, tmp_path_factory):
     return build_bundle(adult_case, tmp_path_factory.mktemp("adult_bundle"), cohorts=ADULT_COHORTS)
+
+
+def page_data(page: Path) -> dict[str, Any]:
+    """The figures a dashboard.html embeds (its #rai-data JSON): what its script draws."""
+    html = page.read_text(encoding="utf-8")
+    start = html.index('<script type="application/json" id="rai-data">') + len('<script type="application/json" id="rai-data">')
+    return json.loads(html[start:html.index("</script>", start)])

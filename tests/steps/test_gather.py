@@ -16,7 +16,7 @@ from rai_audit.core import artifacts as A
 from rai_audit.steps.error_analysis import run_error_analysis
 from rai_audit.steps.gather import main, run_gather
 
-from conftest import build_bundle
+from conftest import build_bundle, page_data
 
 @pytest.fixture(scope="module")
 def adult(adult_bundle):
@@ -190,7 +190,11 @@ def test_gather_embeds_an_insight_of_this_run(adult, tmp_path):
     assert gathered["error_analysis"] == A.read_json(tmp_path / "ea" / A.INSIGHT_RESULT_FILE)
     copy = tmp_path / "out" / "insights" / "error_analysis"
     assert A.read_json(copy / A.META_FILE)["run_id"] == doc["run_id"]
-    assert "Error analysis" in (tmp_path / "out" / A.DASHBOARD_HTML_FILE).read_text()
+    page = page_data(tmp_path / "out" / A.DASHBOARD_HTML_FILE)  # the figures the page draws from
+    assert page["doc"]["error_analysis"] == gathered["error_analysis"]
+    leaves = [v["name"] for v in page["doc"]["cohort_views"] if v["kind"] == "error_leaf"]
+    assert leaves == [leaf["name"] for kind in ("worst_leaves", "best_leaves")
+                      for leaf in gathered["error_analysis"]["cohort_errors"][kind]]
 
 
 @pytest.mark.parametrize("insights, match", [

@@ -213,7 +213,8 @@ function counterfactuals() {
   const cf = DOC.counterfactual;
   if (!cf) return null;
   const s = section("counterfactuals", "Counterfactuals and what-if");
-  s.append(el("p", { class: "muted" }, (cf.engine === "dice" ? "dice-ml (" + cf.method + ")" : "The batched random search") + " searched " + cf.totals.requested + " counterfactuals for " + cf.totals.rows + " rows; each was checked with the model: " + cf.totals.found + " found, " + cf.totals.valid + " valid; " + cf.totals.rows_with_valid + " rows have at least one."));
+  s.append(el("p", { class: "muted" }, (cf.engine === "dice" ? "dice-ml (" + cf.method + ")" : "The batched random search") + " searched " + cf.totals.requested + " counterfactuals for " + cf.totals.rows + " rows; each was checked with the model: " + cf.totals.found + " found, " + cf.totals.valid + " valid; " + cf.totals.rows_with_valid + " rows have at least one. Target: " +
+    (cf.desired_range.length ? "a prediction from " + cf.desired_range.map(fmt).join(" to ") : cf.desired_class === "opposite" ? "the opposite class" : "class " + cf.desired_class) + "."));
   s.append(table(["Rows", "explained", "with a valid counterfactual", "mean features changed", "mean distance"],
     [["All explained rows", cf.totals.rows, cf.totals.rows_with_valid, cf.totals.mean_sparsity, cf.totals.mean_proximity],
       ...cf.cohorts.map(c => [c.name, c.rows, c.rows_with_valid, c.mean_sparsity, c.mean_proximity]),
