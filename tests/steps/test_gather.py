@@ -228,3 +228,33 @@ def test_gather_refuses_a_tampered_constructor(adult, tmp_path):
     with pytest.raises(ArtifactIntegrityError, match=r"changed: predictions\.parquet"):
         run_gather(copy, [], tmp_path / "out")
     assert main(["--constructor", str(copy), "--output", str(tmp_path / "out2")]) == 2
+
+
+@pytest.mark.parametrize("bundle, case", [("adult", "adult_case"), ("compas", "compas_case"),
+                                          ("insurance", "insurance_case")])
+def test_fairness_equals_fairlearn_metric_frame(bundle, case, request):
+    """Every per-group figure, difference, ratio and parity figure equals fairlearn's."""
+    from fairlearn import metrics as flm
+
+    from rai_audit.core.metrics import PROBA_METRICS, group_labels, metric_functions
+
+    _, doc = request.getfixturevalue(bundle)
+    case = request.getfixturevalue(case)
+    test, y, pred, proba, _ = _model_outputs(case)
+    fns = metric_functions(doc["task_type"], classes=doc["classes"], positive=doc["positive_label"],
+                           with_proba=proba is not None)
+    metrics = {name: fn for name, fn in fns.items() if name not in PROBA_METRICS}
+    for entry in doc["fairness"]:
+        sensitive = pd.DataFrame({f: group_labels(test[f])[0] for f in entry["features"]})
+        frame = flm.MetricFrame(metrics=metrics, y_true=y.to_numpy(), y_pred=pred, sensitive_features=sensitive)
+        for name in metrics:
+            assert entry["difference"][name] == pytest.approx(frame.difference()[name], nan_ok=True), name
+            assert entry["ratio"][name] == pytest.approx(frame.ratio()[name], nan_ok=True), name
+            assert [g[name] for g in entry["by_group"]] == pytest.approx(frame.by_group[name].tolist(), nan_ok=True)
+        if doc["task_type"] == "binary_classification":
+            truth, chosen = (y == doc["positive_label"]).astype(int), (pred == doc["positive_label"]).astype(int)
+            for name, fn in (("demographic_parity_difference", flm.demographic_parity_difference),
+                             ("demographic_parity_ratio", flm.demographic_parity_ratio),
+                             ("equalized_odds_difference", flm.equalized_odds_difference),
+                             ("equalized_odds_ratio", flm.equalized_odds_ratio)):
+                assert entry[name] == pytest.approx(fn(truth, chosen, sensitive_features=sensitive)), name

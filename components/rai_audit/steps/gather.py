@@ -1,8 +1,9 @@
 """The gather step: check that all insights belong to one run, then build the dashboard bundle.
 
 Adds what needs no model call: the model overview (metrics overall, per cohort and per
-sensitive group), the fairness assessment (fairlearn ``MetricFrame``) and the data
-analysis. Writes ``insights.json``, Parquet tables, ``dashboard.html`` and a manifest.
+sensitive group), the fairness assessment (per group metrics, their differences and ratios, as
+fairlearn's ``MetricFrame`` gives them) and the data analysis. Writes ``insights.json``,
+Parquet tables, ``dashboard.html`` and a manifest.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn import metrics as flm
 
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.metrics import (
-    PROBA_METRICS, compute_metrics, confusion, metric_functions,
+    compute_metrics, confusion, metric_functions,
 )
 from rai_audit.report.dashboard import render_dashboard
 from rai_audit.steps._cli import run_cli
@@ -63,18 +63,18 @@ def _check_insights(run_id: str, insight_dirs: list[Path]) -> dict[str, tuple[Pa
 
 
 def _metric_fns(audit: ConstructorArtifact):
-    return metric_functions(audit.task, classes=audit.meta["classes"],
-                            positive=audit.meta["positive_label"],
-                            with_proba=audit.proba is not None)
+    _, _, classes, positive = audit.metric_labels
+    return metric_functions(audit.task, classes=classes, positive=positive, with_proba=audit.proba is not None)
 
 
-def _rows_metrics(audit: ConstructorArtifact, fns, mask: np.ndarray) -> dict[str, Any]:
+def _rows_metrics(audit: ConstructorArtifact, fns, mask: np.ndarray, *, with_confusion: bool = True) -> dict[str, Any]:
+    """Metrics of some rows (a boolean mask or positions)."""
     proba = audit.proba
-    result: dict[str, Any] = compute_metrics(
-        fns, audit.y_true[mask], audit.y_pred[mask], None if proba is None else proba[mask])
-    if audit.is_classifier:
-        result["confusion_matrix"] = confusion(audit.y_true[mask], audit.y_pred[mask],
-                                               audit.meta["classes"])
+    y_true, y_pred, classes, _ = audit.metric_labels
+    result: dict[str, Any] = compute_metrics(fns, y_true[mask], y_pred[mask], None if proba is None else proba[mask])
+    if audit.is_classifier and with_confusion:
+        result["confusion_matrix"] = {**confusion(y_true[mask], y_pred[mask], classes),
+                                      "labels": list(audit.meta["classes"])}
     return result
 
 
@@ -93,50 +93,42 @@ def _model_overview(audit: ConstructorArtifact, fns, masks: dict[str, np.ndarray
     }
 
 
-def _metric_frame(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame | pd.Series) -> flm.MetricFrame:
-    proba = audit.proba
-    metrics = {"count": flm.count, **fns}
-    # MetricFrame splits only 1-D sample params by group, so the probability metrics get
-    # each group's row numbers and look their probability rows up.
-    for name in PROBA_METRICS:
-        if name in fns:
-            metrics[name] = lambda y_true, y_pred, rows, fn=fns[name]: fn(y_true, y_pred, proba=proba[rows])
-    return flm.MetricFrame(
-        metrics=metrics,
-        y_true=audit.y_true.to_numpy(),
-        y_pred=audit.y_pred.to_numpy(),
-        sensitive_features=sensitive,
-        sample_params={name: {"rows": np.arange(len(audit.y_true))} for name in PROBA_METRICS if name in fns},
-    )
+def _spread(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """fairlearn's between-groups figures of a groups x metrics table (NaN groups skipped)."""
+    low, high = table.min(), table.max()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = low / high
+    return {"difference": (high - low).to_dict(), "ratio": ratio.to_dict(),
+            "group_min": low.to_dict(), "group_max": high.to_dict()}
 
 
 def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, binning: dict) -> dict[str, Any]:
-    frame = _metric_frame(audit, fns, sensitive)
+    """Per group metrics and their differences and ratios, as fairlearn's MetricFrame gives
+    them (the tests check against it). Computed with one groupby: MetricFrame 0.15 stacks its
+    inputs element by element, ~9 s per metric on 1,000,000 rows."""
     names = list(fns)
-    by_group = frame.by_group.reset_index()
-    groups = [
-        {"group": {c: row[c] for c in sensitive.columns},
-         "label": ", ".join(f"{c}={row[c]}" for c in sensitive.columns),
-         "count": int(row["count"]), **{m: row[m] for m in names}}
-        for _, row in by_group.iterrows()
-    ]
-    entry: dict[str, Any] = {
-        "features": list(sensitive.columns),
-        "binning": binning,
-        "by_group": groups,
-        "difference": frame.difference(method="between_groups")[names].to_dict(),
-        "ratio": frame.ratio(method="between_groups")[names].to_dict(),
-        "group_min": frame.group_min()[names].to_dict(),
-        "group_max": frame.group_max()[names].to_dict(),
-    }
+    positions = sensitive.groupby(list(sensitive.columns), sort=True, observed=True).indices
+    groups = []
+    for key, rows in positions.items():
+        key = key if isinstance(key, tuple) else (key,)
+        values = _rows_metrics(audit, fns, rows, with_confusion=False)
+        groups.append({"group": dict(zip(sensitive.columns, key)),
+                       "label": ", ".join(f"{c}={v}" for c, v in zip(sensitive.columns, key)),
+                       "count": int(len(rows)), **{m: values[m] for m in names}})
+    entry: dict[str, Any] = {"features": list(sensitive.columns), "binning": binning, "by_group": groups,
+                             **_spread(pd.DataFrame([{m: g[m] for m in names} for g in groups], columns=names))}
     if audit.task == "binary_classification":
         positive = audit.meta["positive_label"]
-        yt, yp = (audit.y_true == positive).astype(int), (audit.y_pred == positive).astype(int)
-        for name, fn in (("demographic_parity_difference", flm.demographic_parity_difference),
-                         ("demographic_parity_ratio", flm.demographic_parity_ratio),
-                         ("equalized_odds_difference", flm.equalized_odds_difference),
-                         ("equalized_odds_ratio", flm.equalized_odds_ratio)):
-            entry[name] = fn(yt, yp, sensitive_features=sensitive)
+        truth, chosen = (audit.y_true == positive).to_numpy(), (audit.y_pred == positive).to_numpy()
+        rates = pd.DataFrame([{"selection": chosen[rows].mean(),
+                               "tpr": chosen[rows][truth[rows]].mean() if truth[rows].any() else np.nan,
+                               "fpr": chosen[rows][~truth[rows]].mean() if (~truth[rows]).any() else np.nan}
+                              for rows in positions.values()])
+        spread = _spread(rates)
+        entry["demographic_parity_difference"] = spread["difference"]["selection"]
+        entry["demographic_parity_ratio"] = spread["ratio"]["selection"]
+        entry["equalized_odds_difference"] = max(spread["difference"]["tpr"], spread["difference"]["fpr"])
+        entry["equalized_odds_ratio"] = min(spread["ratio"]["tpr"], spread["ratio"]["fpr"])
     return entry
 
 

@@ -105,7 +105,7 @@ function overview() {
 function fairness() {
   if (!DOC.fairness.length) return null;
   const s = section("fairness", "Fairness");
-  s.append(el("p", { class: "muted" }, "Metrics per group of each sensitive feature over all test rows (fairlearn MetricFrame); difference = largest minus smallest, ratio = smallest over largest."));
+  s.append(el("p", { class: "muted" }, "Metrics per group of each sensitive feature over all test rows (as fairlearn's MetricFrame computes them); difference = largest minus smallest, ratio = smallest over largest."));
   const names = DOC.model_overview.metric_names;
   DOC.fairness.forEach((f, i) => {
     s.append(el("h3", {}, f.features.join(" × ")));
