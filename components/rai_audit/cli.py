@@ -57,6 +57,52 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     print(f"pipeline {args.pipeline!r} compiled to {output}")
 
 
+DEFAULT_STORAGE_DIR = ".rai-audit-storage"
+
+
+def _cmd_storage(args: argparse.Namespace) -> None:
+    from rai_audit.storage import CREDENTIALS_FILE, storage_down, storage_up
+
+    folder = Path(args.dir)
+    if args.action == "up":
+        settings = storage_up(folder)
+        # The credentials stay in their file (mode 0600); only where to find them is printed.
+        print(f"SeaweedFS S3 server on {settings.endpoint} (data in {folder / 'data'})\n"
+              f"to use it: source {folder / CREDENTIALS_FILE}")
+    else:
+        print("stopped" if storage_down(folder) else "no server was running")
+
+
+def _cmd_publish(args: argparse.Namespace) -> None:
+    from rai_audit.archive import publish_audit
+    from rai_audit.storage import settings_from_env
+
+    prefix = publish_audit(settings_from_env(), args.bucket, bundle_dir=args.bundle, scorecard_dir=args.scorecard,
+                           model_name=args.model_name, model_version=args.model_version,
+                           pipeline_run=args.pipeline_run)
+    print(f"published s3://{args.bucket}/{prefix}")
+
+
+def _cmd_audits(args: argparse.Namespace) -> None:
+    from rai_audit import archive
+    from rai_audit.storage import settings_from_env
+
+    settings = settings_from_env()
+    if args.action == "list":
+        passed = {"passed": True, "failed": False, None: None}[args.verdict]
+        for a in archive.list_audits(settings, args.bucket, model=args.model, version=args.version,
+                                     since=args.since, passed=passed):
+            verdict = {True: "PASSED", False: "NOT PASSED", None: "no scorecard"}[a["passed"]]
+            print(f"{a['audit']}  {a['published_at']}  {verdict}  ({a['files']} files)")
+    elif args.action == "fetch":
+        print(f"fetched and verified: {archive.fetch_audit(settings, args.bucket, args.audit, args.to)}")
+    elif args.action == "verify":
+        manifest = archive.verify_audit(settings, args.bucket, args.audit)
+        print(f"verified: {len(manifest['files'])} files of run {manifest['run_id']} match their sha256")
+    else:
+        print(archive.link_audit(settings, args.bucket, args.audit, hours=args.hours))
+
+
 STEP_COMMANDS = {
     "constructor": "rai_audit.steps.constructor",
     "error_analysis": "rai_audit.steps.error_analysis",
@@ -82,6 +128,29 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--pipeline", default="audit", choices=["audit", "overview"])
     comp.add_argument("--output", default=None, help="default: pipelines/<pipeline>_pipeline.yaml")
     comp.set_defaults(func=_cmd_compile)
+    store = sub.add_parser("storage", help="start or stop the local SeaweedFS S3 server (127.0.0.1)")
+    store.add_argument("action", choices=["up", "down"])
+    store.add_argument("--dir", default=DEFAULT_STORAGE_DIR, help="its data and credentials folder")
+    store.set_defaults(func=_cmd_storage)
+    pub = sub.add_parser("publish", help="archive a dashboard bundle (and scorecard) in object storage")
+    pub.add_argument("--bundle", required=True, help="the gathered dashboard bundle folder")
+    pub.add_argument("--scorecard", default=None, help="the scorecard folder")
+    pub.add_argument("--model-name", required=True)
+    pub.add_argument("--model-version", required=True)
+    pub.add_argument("--pipeline-run", default=None)
+    pub.add_argument("--bucket", default="rai-audit")
+    pub.set_defaults(func=_cmd_publish)
+    audits = sub.add_parser("audits", help="archived audits: list, fetch, verify, link (read-only credentials do)")
+    audits.add_argument("action", choices=["list", "fetch", "verify", "link"])
+    audits.add_argument("audit", nargs="?", help="an audit's prefix, as `list` prints it")
+    audits.add_argument("--bucket", default="rai-audit")
+    audits.add_argument("--model", default=None)
+    audits.add_argument("--version", default=None)
+    audits.add_argument("--since", default=None, help="ISO date/time, e.g. 2026-01-01")
+    audits.add_argument("--verdict", choices=["passed", "failed"], default=None)
+    audits.add_argument("--to", default=None, help="fetch: a new folder to download into")
+    audits.add_argument("--hours", type=float, default=24.0, help="link: hours the URL stays valid")
+    audits.set_defaults(func=_cmd_audits)
     for step in STEP_COMMANDS:
         sub.add_parser(step, help=f"run the {step} step alone (see `rai-audit {step} --help`)",
                        add_help=False)
@@ -94,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return importlib.import_module(STEP_COMMANDS[argv[0]]).main(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "audits" and args.action != "list" and not args.audit:
+        parser.error(f"`audits {args.action}` needs an audit (its prefix, as `audits list` prints it)")
+    if args.command == "audits" and args.action == "fetch" and not args.to:
+        parser.error("`audits fetch` needs --to FOLDER")
     return run_cli(lambda: args.func(args))
 
 
