@@ -1,6 +1,6 @@
 """Object storage for real: a SeaweedFS server started on 127.0.0.1 (free ports) by the tests.
 
-An audit (the Adult bundle and a scorecard on it) is published, listed, fetched and
+An audit (the Adult bundle and a scorecard on it) is published, listed, fetched, diffed and
 verified as a risk officer would; every fetched file is compared byte for byte with the
 published one; a byte flipped in the archive is caught; publishing the same run again
 changes nothing; an audit whose manifest is missing (a publish stopped midway) is never
@@ -162,3 +162,35 @@ def test_storage_down_stops_the_server_and_keeps_the_data(tmp_path):
         assert again.client().get_object("kept", "x.txt").read() == b"still here"
     finally:
         storage_down(tmp_path)
+
+
+def test_diff_of_two_audits_of_a_model(env, audit, adult_case, tmp_path, capsys):
+    import pandas as pd
+
+    from conftest import Case
+    from rai_audit.steps.gather import run_gather
+
+    before_bundle, before_card = audit
+    # a later audit: the same model on another test sample
+    test = pd.read_parquet(adult_case.test).iloc[:4000]
+    test.to_parquet(tmp_path / "test.parquet", index=False)
+    later = Case(**{**adult_case.__dict__, "test": tmp_path / "test.parquet"})
+    later.construct(tmp_path / "constructor")
+    run_gather(tmp_path / "constructor", [], tmp_path / "dashboard")
+    config = {"targets": ["accuracy_score >= 0.5"]}
+    run_scorecard(tmp_path / "dashboard", config, tmp_path / "card", options=ScorecardOptions(bootstrap=0))
+    first = archive.publish_audit(env, BUCKET, bundle_dir=before_bundle, scorecard_dir=before_card,
+                                  model_name="diffed", model_version="1")
+    second = archive.publish_audit(env, BUCKET, bundle_dir=tmp_path / "dashboard", scorecard_dir=tmp_path / "card",
+                                   model_name="diffed", model_version="2")
+    changes = archive.diff_audits(env, BUCKET, first, second)
+    old = json.loads((before_bundle / "insights.json").read_text())["model_overview"]["overall"]
+    new = json.loads((tmp_path / "dashboard" / "insights.json").read_text())["model_overview"]["overall"]
+    accuracy = changes["metrics"]["accuracy_score"]
+    assert (accuracy["before"], accuracy["after"]) == (old["accuracy_score"], new["accuracy_score"])
+    assert accuracy["change"] == pytest.approx(new["accuracy_score"] - old["accuracy_score"])
+    [target] = changes["targets"]
+    assert target["target"] == "accuracy_score >= 0.5" and target["verdict_after"] == "PASS"
+    assert target["after"] == pytest.approx(new["accuracy_score"])
+    assert main(["audits", "diff", first, second, "--bucket", BUCKET]) == 0
+    assert f"accuracy_score: {old['accuracy_score']:.4g} -> {new['accuracy_score']:.4g}" in capsys.readouterr().out

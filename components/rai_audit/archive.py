@@ -182,3 +182,66 @@ def link_audit(settings: S3Settings, bucket: str, audit: str, *, hours: float = 
     if file not in manifest["files"]:
         raise RAIInputError(f"audit {audit} has no {file}; its files are {sorted(manifest['files'])[:10]}…")
     return client.presigned_get_object(bucket, f"{audit.rstrip('/')}/{file}", expires=timedelta(hours=hours))
+
+
+def _verified_json(client, bucket: str, audit: str, manifest: dict[str, Any], relative: str) -> Any:
+    if relative not in manifest["files"]:
+        return None
+    response = client.get_object(bucket, f"{audit.rstrip('/')}/{relative}")
+    try:
+        data = response.read()
+    finally:
+        response.close()
+        response.release_conn()
+    if _sha256_bytes(data) != manifest["files"][relative]["sha256"]:
+        raise ArtifactIntegrityError(f"{relative} of audit {audit} does not match its manifest: the archive was changed")
+    return json.loads(data)
+
+
+def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> dict[str, Any]:
+    """What changed between two audits: overall metrics, fairness differences and ratios,
+    and every scorecard target's value and verdict (each file checked against its manifest)."""
+    client = settings.client()
+    sides = []
+    for audit in (before, after):
+        manifest = _manifest(client, bucket, audit)
+        sides.append({"manifest": manifest,
+                      "insights": _verified_json(client, bucket, audit, manifest, f"dashboard/{A.INSIGHTS_JSON_FILE}"),
+                      "scorecard": _verified_json(client, bucket, audit, manifest, "scorecard/scorecard.json")})
+    old, new = sides
+
+    def change(a, b):
+        delta = b - a if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+        return {"before": a, "after": b, "change": delta}
+
+    overall = [old["insights"]["model_overview"]["overall"], new["insights"]["model_overview"]["overall"]]
+    metrics = {m: change(overall[0].get(m), overall[1].get(m))
+               for m in new["insights"]["model_overview"]["metric_names"] if m in overall[0]}
+    fairness = []
+    old_fair = {" & ".join(e["features"]): e for e in old["insights"]["fairness"]}
+    for entry in new["insights"]["fairness"]:
+        key = " & ".join(entry["features"])
+        if key in old_fair:
+            for kind in ("difference", "ratio"):
+                for m, value in entry[kind].items():
+                    fairness.append({"features": key, "kind": kind, "metric": m,
+                                     **change(old_fair[key][kind].get(m), value)})
+    targets = []
+    if old["scorecard"] and new["scorecard"]:
+        def label(t):
+            where = f" in {t['cohort']}" if t.get("cohort") else f" {t['kind']} across {t['sensitive_feature']}" \
+                if t.get("kind") else ""
+            return f"{t['metric']}{where} {t['op'] or ''} {'' if t['value'] is None else t['value']}".strip()
+
+        def judged(card):
+            return {label(t): t for t in card["targets"]} | {
+                label(t): t for e in card["fairness"] for m in e["metrics"] for t in m["targets"]}
+
+        before_targets, after_targets = judged(old["scorecard"]), judged(new["scorecard"])
+        for name, t in after_targets.items():
+            previous = before_targets.get(name)
+            targets.append({"target": name, **change(previous["measured"] if previous else None, t["measured"]),
+                            "verdict_before": previous["verdict"] if previous else None, "verdict_after": t["verdict"]})
+    return {"before": {"audit": before, "run_id": old["manifest"]["run_id"], "passed": old["manifest"]["passed"]},
+            "after": {"audit": after, "run_id": new["manifest"]["run_id"], "passed": new["manifest"]["passed"]},
+            "metrics": metrics, "fairness": fairness, "targets": targets}

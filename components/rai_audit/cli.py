@@ -99,8 +99,27 @@ def _cmd_audits(args: argparse.Namespace) -> None:
     elif args.action == "verify":
         manifest = archive.verify_audit(settings, args.bucket, args.audit)
         print(f"verified: {len(manifest['files'])} files of run {manifest['run_id']} match their sha256")
+    elif args.action == "diff":
+        changes = archive.diff_audits(settings, args.bucket, args.audit, args.other)
+        verdict = {True: "PASSED", False: "NOT PASSED", None: "no scorecard"}
+        print(f"{changes['before']['audit']} ({verdict[changes['before']['passed']]}) -> "
+              f"{changes['after']['audit']} ({verdict[changes['after']['passed']]})")
+        for name, c in changes["metrics"].items():
+            print(f"  {name}: {_num(c['before'])} -> {_num(c['after'])} ({_num(c['change'], signed=True)})")
+        for f in changes["fairness"]:
+            if f["change"]:
+                print(f"  {f['metric']} {f['kind']} across {f['features']}: {_num(f['before'])} -> {_num(f['after'])}")
+        for t in changes["targets"]:
+            print(f"  target {t['target']}: {_num(t['before'])} -> {_num(t['after'])}, "
+                  f"{t['verdict_before'] or 'new'} -> {t['verdict_after']}")
     else:
         print(archive.link_audit(settings, args.bucket, args.audit, hours=args.hours))
+
+
+def _num(value, *, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
 STEP_COMMANDS = {
@@ -140,9 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--pipeline-run", default=None)
     pub.add_argument("--bucket", default="rai-audit")
     pub.set_defaults(func=_cmd_publish)
-    audits = sub.add_parser("audits", help="archived audits: list, fetch, verify, link (read-only credentials do)")
-    audits.add_argument("action", choices=["list", "fetch", "verify", "link"])
+    audits = sub.add_parser("audits", help="archived audits: list, fetch, verify, link, diff (read-only credentials do)")
+    audits.add_argument("action", choices=["list", "fetch", "verify", "link", "diff"])
     audits.add_argument("audit", nargs="?", help="an audit's prefix, as `list` prints it")
+    audits.add_argument("other", nargs="?", help="diff: the later audit")
     audits.add_argument("--bucket", default="rai-audit")
     audits.add_argument("--model", default=None)
     audits.add_argument("--version", default=None)
@@ -167,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "audits" and args.action != "list" and not args.audit:
         parser.error(f"`audits {args.action}` needs an audit (its prefix, as `audits list` prints it)")
+    if args.command == "audits" and args.action == "diff" and not args.other:
+        parser.error("`audits diff` needs two audits: the earlier, then the later")
     if args.command == "audits" and args.action == "fetch" and not args.to:
         parser.error("`audits fetch` needs --to FOLDER")
     return run_cli(lambda: args.func(args))
