@@ -1,8 +1,8 @@
 """Object storage for real: a SeaweedFS server started on 127.0.0.1 (free ports) by the tests.
 
-An audit (the Adult bundle and a scorecard on it) is published, listed, fetched, diffed and
-verified as a risk officer would; every fetched file is compared byte for byte with the
-published one; a byte flipped in the archive is caught; publishing the same run again
+An audit run reads its model and data from s3:// URIs. An audit (the Adult bundle and a
+scorecard on it) is published, listed, fetched, diffed and verified as a risk officer
+would; every fetched file is compared byte for byte with the published one; a byte flipped in the archive is caught; publishing the same run again
 changes nothing; an audit whose manifest is missing (a publish stopped midway) is never
 listed and a second publish completes it; the credentials appear in no output.
 """
@@ -13,15 +13,19 @@ import io
 import json
 import urllib.request
 
+import pandas as pd
 import pytest
+import yaml
 
+from conftest import Case
 from rai_audit import archive
 from rai_audit.cli import main
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
+from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 from rai_audit.storage import (
-    CREDENTIALS_FILE, ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, parse_s3_uri, settings_from_env, storage_down,
-    storage_up,
+    CREDENTIALS_FILE, ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, download, parse_s3_uri, settings_from_env,
+    storage_down, storage_up,
 )
 
 BUCKET = "audit-archive"
@@ -165,11 +169,6 @@ def test_storage_down_stops_the_server_and_keeps_the_data(tmp_path):
 
 
 def test_diff_of_two_audits_of_a_model(env, audit, adult_case, tmp_path, capsys):
-    import pandas as pd
-
-    from conftest import Case
-    from rai_audit.steps.gather import run_gather
-
     before_bundle, before_card = audit
     # a later audit: the same model on another test sample
     test = pd.read_parquet(adult_case.test).iloc[:4000]
@@ -194,3 +193,27 @@ def test_diff_of_two_audits_of_a_model(env, audit, adult_case, tmp_path, capsys)
     assert target["after"] == pytest.approx(new["accuracy_score"])
     assert main(["audits", "diff", first, second, "--bucket", BUCKET]) == 0
     assert f"accuracy_score: {old['accuracy_score']:.4g} -> {new['accuracy_score']:.4g}" in capsys.readouterr().out
+
+
+def test_run_reads_model_and_data_from_s3_uris(env, insurance_case, tmp_path, capsys):
+    client = env.client()
+    if not client.bucket_exists("inputs"):
+        client.make_bucket("inputs")
+    uris = {}
+    for key, path in (("model", insurance_case.model), ("train_data", insurance_case.train),
+                      ("test_data", insurance_case.test)):
+        client.fput_object("inputs", f"insurance/{key}/{path.name}", str(path))
+        uris[key] = f"s3://inputs/insurance/{key}/{path.name}"
+    config = {**uris, "target_column": "charges", "task_type": "regression", "sensitive_features": ["sex"]}
+    (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    bundle = next(line.removeprefix("dashboard bundle: ") for line in out.splitlines()
+                  if line.startswith("dashboard bundle: "))
+    doc = json.loads((tmp_path / "out" / bundle / "insights.json").read_text())
+    assert doc["data"]["n_test"] == len(pd.read_parquet(insurance_case.test))
+    assert (tmp_path / "out" / "inputs" / "model" / insurance_case.model.name).read_bytes() == \
+        insurance_case.model.read_bytes()
+    assert env.secret_key not in out
+    with pytest.raises(RAIInputError, match=r"cannot read s3://inputs/missing.parquet: NoSuchKey"):
+        download("s3://inputs/missing.parquet", tmp_path / "nothing", env)

@@ -29,7 +29,11 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from rai_audit.config import load_config
     from rai_audit.local_run import run_audit_locally
 
+    from rai_audit.storage import local_inputs
+
     arguments, build = load_config(args.config)
+    arguments = local_inputs(arguments, Path(args.output) / "inputs",
+                             ("model_uri", "train_data_uri", "test_data_uri"))
     _report(run_audit_locally(arguments, args.output, **build))
 
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from rai_audit.core import RAIInputError
@@ -182,3 +182,30 @@ def storage_down(folder: str | Path, *, timeout: float = 20.0) -> bool:
     credentials.write_text("".join(line + "\n" for line in credentials.read_text().splitlines()
                                    if not line.startswith(f"export {ENV_ENDPOINT}=")))
     return was_running
+
+
+def download(uri: str, dest_dir: str | Path, settings: S3Settings | None = None) -> Path:
+    """Stream ``s3://bucket/key`` to a file in ``dest_dir`` (not held in memory); returns it."""
+    from minio.error import S3Error
+
+    bucket, key = parse_s3_uri(uri)
+    settings = settings or settings_from_env()
+    target = Path(dest_dir) / PurePosixPath(key).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.client().fget_object(bucket, key, str(target))  # writes a .part file, renamed when complete
+    except S3Error as err:
+        raise RAIInputError(f"cannot read {uri}: {err.code} ({err.message})") from err
+    return target
+
+
+def local_inputs(arguments: dict, dest_dir: str | Path, keys: tuple[str, ...]) -> dict:
+    """The pipeline arguments with every ``s3://`` input among ``keys`` downloaded into
+    ``dest_dir``: kfp.local's importer reads local paths; a cluster's reads s3:// itself."""
+    settings = None
+    out = dict(arguments)
+    for key in keys:
+        if str(out.get(key, "")).startswith("s3://"):
+            settings = settings or settings_from_env()
+            out[key] = str(download(out[key], Path(dest_dir) / key.removesuffix("_uri"), settings))
+    return out
