@@ -217,3 +217,15 @@ def test_run_reads_model_and_data_from_s3_uris(env, insurance_case, tmp_path, ca
     assert env.secret_key not in out
     with pytest.raises(RAIInputError, match=r"cannot read s3://inputs/missing.parquet: NoSuchKey"):
         download("s3://inputs/missing.parquet", tmp_path / "nothing", env)
+
+
+def test_credentials_appear_in_no_log_or_compiled_pipeline(server, env, tmp_path, capsys):
+    folder, settings = server
+    secrets = (settings.access_key, settings.secret_key)
+    log = (folder / "weed.log").read_text(errors="replace")
+    assert not any(s in log for s in secrets)
+    for pipeline in ("audit", "overview"):
+        assert main(["compile", "--pipeline", pipeline, "--output", str(tmp_path / f"{pipeline}.yaml")]) == 0
+        assert not any(s in (tmp_path / f"{pipeline}.yaml").read_text() for s in secrets)
+    out = capsys.readouterr()
+    assert not any(s in out.out + out.err for s in secrets)
