@@ -4,7 +4,8 @@ An audit run reads its model and data from s3:// URIs. An audit (the Adult bundl
 scorecard on it) is published, listed, fetched, diffed and verified as a risk officer
 would; every fetched file is compared byte for byte with the published one; a byte flipped in the archive is caught; publishing the same run again
 changes nothing; an audit whose manifest is missing (a publish stopped midway) is never
-listed and a second publish completes it; the credentials appear in no output.
+listed and a second publish completes it; object-lock retention refuses deletion; the
+credentials appear in no log, compiled pipeline or output.
 """
 
 from __future__ import annotations
@@ -229,3 +230,23 @@ def test_credentials_appear_in_no_log_or_compiled_pipeline(server, env, tmp_path
         assert not any(s in (tmp_path / f"{pipeline}.yaml").read_text() for s in secrets)
     out = capsys.readouterr()
     assert not any(s in out.out + out.err for s in secrets)
+
+
+def test_object_lock_retention_refuses_deletion(env, audit):
+    from minio.error import S3Error
+
+    bundle, _ = audit
+    prefix = archive.publish_audit(env, "locked-audits", bundle_dir=bundle, model_name="worm", model_version="1",
+                                   retention_mode="compliance", retention_days=1)
+    client = env.client()
+    key = f"{prefix}/manifest.json"
+    version = client.stat_object("locked-audits", key).version_id
+    assert client.get_object_retention("locked-audits", key).mode == "COMPLIANCE"
+    with pytest.raises(S3Error, match="AccessDenied"):
+        client.remove_object("locked-audits", key, version_id=version)
+    assert [a["audit"] for a in archive.list_audits(env, "locked-audits")] == [prefix]
+    if not client.bucket_exists(BUCKET):
+        client.make_bucket(BUCKET)  # without object lock
+    with pytest.raises(RAIInputError, match=f"bucket '{BUCKET}' has no object lock"):
+        archive.publish_audit(env, BUCKET, bundle_dir=bundle, model_name="worm", model_version="2",
+                              retention_mode="governance", retention_days=1)

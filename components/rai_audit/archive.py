@@ -43,10 +43,36 @@ def _audit_prefixes(client, bucket: str, prefix: str) -> list[str]:
                    if o.is_dir})
 
 
+def _retention(client, bucket: str, mode: str | None, days: int | None):
+    """The object-lock retention every object of the audit gets (WORM archives), or None."""
+    if mode is None:
+        return None
+    from minio.retention import COMPLIANCE, GOVERNANCE, Retention
+
+    modes = {"governance": GOVERNANCE, "compliance": COMPLIANCE}
+    if mode not in modes or not isinstance(days, int) or isinstance(days, bool) or days < 1:
+        raise RAIInputError(f"retention needs a mode among {list(modes)} and days >= 1, got {mode!r}, {days!r}")
+    return Retention(modes[mode], datetime.now(timezone.utc) + timedelta(days=days))
+
+
+def _lock_enabled(client, bucket: str) -> bool:
+    from minio.error import S3Error
+
+    try:
+        return client.get_object_lock_config(bucket) is not None
+    except S3Error:  # no object lock configuration on the bucket
+        return False
+
+
 def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, model_name: str,
                   model_version: str, scorecard_dir: str | Path | None = None,
-                  pipeline_run: str | None = None) -> str:
-    """Upload the audit (files first, manifest last); returns its prefix. Idempotent per run id."""
+                  pipeline_run: str | None = None, retention_mode: str | None = None,
+                  retention_days: int | None = None) -> str:
+    """Upload the audit (files first, manifest last); returns its prefix. Idempotent per run id.
+
+    ``retention_mode`` (governance/compliance) and ``retention_days`` lock every object
+    (S3 object lock) where the store supports it; a new bucket is then created with locking.
+    """
     bundle_dir = Path(bundle_dir)
     meta = A.read_artifact_meta(bundle_dir, expected_kind=A.KIND_DASHBOARD)  # verifies the bundle
     run_id = meta["run_id"]
@@ -58,7 +84,10 @@ def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, 
         card = A.read_json(Path(scorecard_dir) / "scorecard.json", what="scorecard.json")
     client = settings.client()
     if not client.bucket_exists(bucket):
-        client.make_bucket(bucket)
+        client.make_bucket(bucket, object_lock=retention_mode is not None)
+    if retention_mode is not None and not _lock_enabled(client, bucket):
+        raise RAIInputError(f"bucket {bucket!r} has no object lock; retention needs a bucket created with it")
+    retention = _retention(client, bucket, retention_mode, retention_days)
     base = f"{ROOT}/{_safe_name(model_name, 'model_name')}/{_safe_name(model_version, 'model_version')}/"
     existing = [p for p in _audit_prefixes(client, bucket, base) if p.endswith(f"-{run_id}")]
     prefix = existing[0] if existing else base + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{run_id}"
@@ -69,7 +98,7 @@ def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, 
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             relative = f"{part}/{path.relative_to(folder).as_posix()}"
             files[relative] = {"sha256": A.sha256_file(path), "size": path.stat().st_size}
-            client.fput_object(bucket, f"{prefix}/{relative}", str(path))
+            client.fput_object(bucket, f"{prefix}/{relative}", str(path), retention=retention)
     bundle_meta = A.read_json(bundle_dir / A.INSIGHTS_JSON_FILE, what="insights.json")
     manifest = {"schema_version": A.SCHEMA_VERSION, "run_id": run_id, "pipeline_run": pipeline_run,
                 "model": {"name": model_name, "version": model_version, "sha256": bundle_meta["model"]["sha256"]},
@@ -77,7 +106,7 @@ def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, 
                 "passed": None if card is None else card["passed"], "files": files}
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()
     client.put_object(bucket, f"{prefix}/{MANIFEST}", io.BytesIO(data), len(data),
-                      content_type="application/json")
+                      content_type="application/json", retention=retention)
     return prefix
 
 

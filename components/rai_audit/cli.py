@@ -83,7 +83,8 @@ def _cmd_publish(args: argparse.Namespace) -> None:
 
     prefix = publish_audit(settings_from_env(), args.bucket, bundle_dir=args.bundle, scorecard_dir=args.scorecard,
                            model_name=args.model_name, model_version=args.model_version,
-                           pipeline_run=args.pipeline_run)
+                           pipeline_run=args.pipeline_run, retention_mode=args.retention_mode,
+                           retention_days=args.retention_days)
     print(f"published s3://{args.bucket}/{prefix}")
 
 
@@ -162,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--model-version", required=True)
     pub.add_argument("--pipeline-run", default=None)
     pub.add_argument("--bucket", default="rai-audit")
+    pub.add_argument("--retention-mode", choices=["governance", "compliance"], default=None,
+                     help="lock every object (S3 object lock; a new bucket is created with it)")
+    pub.add_argument("--retention-days", type=int, default=None)
     pub.set_defaults(func=_cmd_publish)
     audits = sub.add_parser("audits", help="archived audits: list, fetch, verify, link, diff (read-only credentials do)")
     audits.add_argument("action", choices=["list", "fetch", "verify", "link", "diff"])
