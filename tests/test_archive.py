@@ -3,8 +3,8 @@
 An audit run reads its model and data from s3:// URIs. An audit (the Adult bundle and a
 scorecard on it) is published, listed, fetched, diffed and verified as a risk officer
 would; every fetched file is compared byte for byte with the published one; a byte flipped in the archive is caught; publishing the same run again
-changes nothing; an audit whose manifest is missing (a publish stopped midway) is never
-listed and a second publish completes it; object-lock retention refuses deletion; the
+changes nothing; stopping the server for real in the middle of a publish leaves no audit
+listed, and publishing again completes that one; object-lock retention refuses deletion; the
 credentials appear in no log, compiled pipeline or output.
 """
 
@@ -113,23 +113,36 @@ def test_a_flipped_byte_in_the_archive_is_caught(env, audit, tmp_path, capsys):
     assert "does not match its manifest" in capsys.readouterr().err
 
 
-def test_an_audit_stopped_before_its_manifest_is_invisible_and_the_rerun_completes_it(env, audit, monkeypatch):
-    bundle, _ = audit
-    real_put = type(env.client()).put_object
+def test_stopping_the_server_mid_publish_leaves_no_audit_and_the_rerun_completes_it(audit, tmp_path, monkeypatch):
+    """A server of its own, stopped for real after the third file of the publish."""
+    bundle, card = audit
+    settings = storage_up(tmp_path / "store")
+    client_type = type(settings.client())
+    real_upload = client_type.fput_object
+    uploaded = []
 
-    def fail_on_manifest(self, bucket, key, *args, **kwargs):
-        if key.endswith("/manifest.json"):
-            raise ConnectionError("storage went away")
-        return real_put(self, bucket, key, *args, **kwargs)
+    def upload_then_stop(self, *args, **kwargs):
+        result = real_upload(self, *args, **kwargs)
+        uploaded.append(args[1])
+        if len(uploaded) == 3:
+            storage_down(tmp_path / "store")
+        return result
 
-    monkeypatch.setattr(type(env.client()), "put_object", fail_on_manifest)
-    with pytest.raises(ConnectionError):
-        archive.publish_audit(env, BUCKET, bundle_dir=bundle, model_name="midway", model_version="1")
-    assert archive.list_audits(env, BUCKET, model="midway") == []
-    monkeypatch.setattr(type(env.client()), "put_object", real_put)
-    prefix = archive.publish_audit(env, BUCKET, bundle_dir=bundle, model_name="midway", model_version="1")
-    assert [a["audit"] for a in archive.list_audits(env, BUCKET, model="midway")] == [prefix]
-    archive.verify_audit(env, BUCKET, prefix)
+    try:
+        monkeypatch.setattr(client_type, "fput_object", upload_then_stop)
+        with pytest.raises(Exception):  # the storage went away: urllib3 gives up after its retries
+            archive.publish_audit(settings, BUCKET, bundle_dir=bundle, scorecard_dir=card,
+                                  model_name="midway", model_version="1")
+        monkeypatch.setattr(client_type, "fput_object", real_upload)
+        settings = storage_up(tmp_path / "store")  # same data, new ports
+        assert archive.list_audits(settings, BUCKET, model="midway") == []  # 3 files, no manifest: invisible
+        prefix = archive.publish_audit(settings, BUCKET, bundle_dir=bundle, scorecard_dir=card,
+                                       model_name="midway", model_version="1")
+        assert prefix.rsplit("/", 1)[0] + "/" == "audits/midway/1/" and uploaded[0].startswith(prefix)
+        assert [a["audit"] for a in archive.list_audits(settings, BUCKET, model="midway")] == [prefix]
+        archive.verify_audit(settings, BUCKET, prefix)
+    finally:
+        storage_down(tmp_path / "store")
 
 
 def test_manifest_paths_cannot_leave_the_target_folder(env, audit, tmp_path):
