@@ -2,10 +2,11 @@
 
 An audit run reads its model and data from s3:// URIs. An audit (the Adult bundle and a
 scorecard on it) is published, listed, fetched, diffed and verified as a risk officer
-would; every fetched file is compared byte for byte with the published one; a byte flipped in the archive is caught; publishing the same run again
-changes nothing; stopping the server for real in the middle of a publish leaves no audit
-listed, and publishing again completes that one; object-lock retention refuses deletion; the
-credentials appear in no log, compiled pipeline or output.
+would; every fetched file is compared byte for byte with the published one; a byte flipped
+in the archive is caught; publishing the same run again changes nothing; stopping the
+server for real in the middle of a publish leaves no audit listed, and publishing again
+completes that one; object-lock retention refuses deletion; the credentials appear in no
+log, compiled pipeline or output.
 """
 
 from __future__ import annotations
