@@ -264,3 +264,18 @@ def test_object_lock_retention_refuses_deletion(env, audit):
     with pytest.raises(RAIInputError, match=f"bucket '{BUCKET}' has no object lock"):
         archive.publish_audit(env, BUCKET, bundle_dir=bundle, model_name="worm", model_version="2",
                               retention_mode="governance", retention_days=1)
+
+
+def test_the_pipeline_publishes_its_audit(env, insurance_case, tmp_path, capsys):
+    """`rai-audit run` with `publish`: the pipeline's last step archives bundle and scorecard."""
+    config = {"model": str(insurance_case.model), "train_data": str(insurance_case.train),
+              "test_data": str(insurance_case.test), "target_column": "charges", "task_type": "regression",
+              "scorecard": {"config": {"targets": ["r2_score >= 0.5"]}, "bootstrap": 0},
+              "publish": {"model_name": "insurance", "model_version": "7", "bucket": BUCKET}}
+    (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")]) == 0
+    [published] = archive.list_audits(env, BUCKET, model="insurance", version="7")
+    manifest = archive.verify_audit(env, BUCKET, published["audit"])
+    assert "scorecard/scorecard.pdf" in manifest["files"] and manifest["pipeline_run"]
+    out = capsys.readouterr()
+    assert env.secret_key not in out.out + out.err

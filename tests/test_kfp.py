@@ -33,7 +33,7 @@ def test_compiled_pipelines_are_up_to_date(tmp_path, monkeypatch, name):
 
 
 def test_component_interfaces():
-    spec = yaml.safe_load(CHECKED_IN_YAML.read_text())
+    spec, platform = yaml.safe_load_all(CHECKED_IN_YAML.read_text())  # the pipeline, then its Kubernetes config
     components = spec["components"]
     c = components["comp-constructor"]
     assert set(c["inputDefinitions"]["artifacts"]) == {"model", "train_data", "test_data"}
@@ -52,7 +52,7 @@ def test_component_interfaces():
     # importers have no image; each step has its own, tagged with the package version
     assert images == {f"rai-audit/{step}:{__version__}"
                       for step in ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather",
-                                   "scorecard")}
+                                   "scorecard", "publish")}
     # the explainer and the counterfactual search fan out over shards and merges collect them
     dag = spec["root"]["dag"]["tasks"]
     for loop, merge in (("for-loop-2", "merge-explanations"), ("for-loop-4", "merge-counterfactuals")):
@@ -74,6 +74,13 @@ def test_component_interfaces():
     gate = next(task for name, task in dag.items() if name.startswith("condition-"))
     assert gate["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--scorecard-Output'] == true"
     assert list(components[gate["componentRef"]["name"]]["dag"]["tasks"]) == ["register-model"]
+    # the audit is archived last; on a cluster its S3 settings come from a Kubernetes secret
+    assert dag["publish"]["dependentTasks"] == ["gather", "scorecard"]
+    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-publish"]["secretAsEnv"]
+    assert {(m["secretKey"], m["envVar"]) for s in secrets for m in s["keyToEnv"]} == {
+        ("endpoint", "RAI_AUDIT_S3_ENDPOINT"), ("access_key", "RAI_AUDIT_S3_ACCESS_KEY"),
+        ("secret_key", "RAI_AUDIT_S3_SECRET_KEY"), ("region", "RAI_AUDIT_S3_REGION")}
+    assert {s["secretName"] for s in secrets} == {"rai-audit-s3"}
     ea = components["comp-error-analysis"]
     assert ea["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] == 3
     assert spec["root"]["inputDefinitions"]["parameters"]["error_analysis_num_leaves"]["defaultValue"] == 31

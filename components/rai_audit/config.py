@@ -29,6 +29,9 @@ Paths are relative to the config file. Example::
     scorecard:                     # PDF scorecard after gather; the model is registered only if it passes
       config: scorecard.yaml       # a file (rai-audit's or Azure ML's form), or the config inline
       fail_on_missed_target: false # true: a missed target fails the run
+    publish:                       # archive bundle + scorecard in object storage (S3 settings from the environment)
+      model_name: adult-income
+      model_version: "3"
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
 LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
              "skops_trusted_types")
 INT_KEYS = ("sample_size", "random_state")
-OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS, "scorecard")
+OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS, "scorecard", "publish")
+PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
 SCORECARD_OPTIONS = ("config", "bootstrap", "fail_on_missed_target")
 # Per analysis step: its options class and the Azure ML names it also accepts.
 STEP_OPTIONS = {
@@ -156,7 +160,27 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
     if config.get("scorecard") not in (None, False):
         args.update(_scorecard_arguments(config["scorecard"], base_dir))
         build.update(with_scorecard=True, gate_registration=True)
+    if config.get("publish") not in (None, False):
+        if "scorecard_config" not in args:
+            raise RAIInputError("config `publish` archives the bundle with its scorecard: add `scorecard`")
+        args.update(_publish_arguments(config["publish"]))
+        build["with_publish"] = True
     return args, build
+
+
+def _publish_arguments(value: Any) -> dict[str, Any]:
+    """``publish: {model_name, model_version, bucket, retention_mode, retention_days}``."""
+    if not isinstance(value, dict) or not {"model_name", "model_version"} <= set(value):
+        raise RAIInputError(f"config `publish` must be a mapping with `model_name` and `model_version` (and "
+                            f"optionally {list(PUBLISH_OPTIONS)[2:]}), got {value!r}")
+    unknown = sorted(set(value) - set(PUBLISH_OPTIONS))
+    if unknown:
+        raise RAIInputError(f"config `publish` has unknown options {unknown}; allowed are {list(PUBLISH_OPTIONS)}")
+    for key, kind in PUBLISH_OPTIONS.items():
+        if key in value and (not isinstance(value[key], kind) or isinstance(value[key], bool)):
+            raise RAIInputError(f"config `publish.{key}` must be {'an integer' if kind is int else 'text'}, "
+                                f"got {value[key]!r}")
+    return {f"publish_{k}": v for k, v in value.items()}
 
 
 def _scorecard_arguments(value: Any, base_dir: Path) -> dict[str, Any]:

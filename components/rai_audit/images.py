@@ -11,7 +11,7 @@ import os
 
 from rai_audit import __version__
 
-STEPS = ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather", "scorecard")
+STEPS = ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather", "scorecard", "publish")
 DEFAULT_REGISTRY = "rai-audit"
 
 

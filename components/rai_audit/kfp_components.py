@@ -375,3 +375,43 @@ def register_model(
 
     record = register(model.path, scorecard.path, registered_model.path)
     registered_model.metadata.update(record)
+
+
+@dsl.component(base_image=step_image("publish"), install_kfp_package=False)
+def publish(
+    dashboard: Input[Artifact],
+    scorecard: Input[Artifact],
+    model_name: str,
+    model_version: str,
+    bucket: str = "rai-audit",
+    pipeline_run: str = "",
+    retention_mode: str = "",
+    retention_days: int = 0,
+) -> str:
+    """Archives the bundle and scorecard in object storage, manifest last, once per run id.
+
+    The S3 endpoint and credentials come from the environment (RAI_AUDIT_S3_ENDPOINT,
+    RAI_AUDIT_S3_ACCESS_KEY, RAI_AUDIT_S3_SECRET_KEY), on a cluster from a Kubernetes secret;
+    they are never parameters, so they are not in the compiled pipeline.
+
+    Args:
+        dashboard: The gathered dashboard bundle.
+        scorecard: Its scorecard.
+        model_name: The archive's model folder.
+        model_version: The archive's model version folder.
+        bucket: The archive's bucket.
+        pipeline_run: The pipeline run to record (e.g. the KFP run id placeholder).
+        retention_mode: "governance" or "compliance" to lock every object (S3 object lock); empty: none.
+        retention_days: Days of that lock.
+
+    Returns:
+        The audit's s3:// URI.
+    """
+    from rai_audit.archive import publish_audit
+    from rai_audit.storage import settings_from_env
+
+    prefix = publish_audit(settings_from_env(), bucket, bundle_dir=dashboard.path, scorecard_dir=scorecard.path,
+                           model_name=model_name, model_version=model_version,
+                           pipeline_run=pipeline_run or None, retention_mode=retention_mode or None,
+                           retention_days=retention_days or None)
+    return f"s3://{bucket}/{prefix}"

@@ -6,15 +6,21 @@ steps left out are unused, so one config format serves every variant.
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
+import os
 from typing import Sequence
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Model
 
 from rai_audit.kfp_components import (
     causal, constructor, counterfactual, error_analysis, explainer, gather, merge_counterfactuals,
-    merge_explanations, register_model, scorecard,
+    merge_explanations, publish, register_model, scorecard,
 )
+from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_REGION, ENV_SECRET
+
+# The Kubernetes secret the publish step reads its S3 settings from on a cluster (name set
+# when the pipeline is compiled; keys endpoint, access_key, secret_key, region).
+S3_SECRET = os.environ.get("RAI_AUDIT_S3_SECRET", "rai-audit-s3")
 
 ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual", "causal")
 
@@ -30,16 +36,19 @@ def _sharded(step, merge, output: str, constructor_output, shards: int, options:
 
 def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit",
                          explainer_shards: int = 1, counterfactual_shards: int = 1,
-                         with_scorecard: bool = False, gate_registration: bool = False):
+                         with_scorecard: bool = False, gate_registration: bool = False,
+                         with_publish: bool = False):
     """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
 
     With ``explainer_shards`` or ``counterfactual_shards`` > 1 that step fans out over as
     many shards of rows (``dsl.ParallelFor``, one pod each on a cluster) and a merge joins them.
     ``with_scorecard`` adds the scorecard after gather; ``gate_registration`` then registers
-    the model only when its scorecard passed (``dsl.If`` on the scorecard's ``passed``).
+    the model only when its scorecard passed (``dsl.If`` on the scorecard's ``passed``);
+    ``with_publish`` archives bundle and scorecard in object storage (credentials from the
+    ``S3_SECRET`` Kubernetes secret on a cluster, from the environment locally).
     """
-    if gate_registration and not with_scorecard:
-        raise ValueError("`gate_registration` needs `with_scorecard`")
+    if (gate_registration or with_publish) and not with_scorecard:
+        raise ValueError("`gate_registration` and `with_publish` need `with_scorecard`")
     unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
     if unknown:
         raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
@@ -103,6 +112,11 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         scorecard_config: dict = {},
         scorecard_bootstrap: int = 200,
         scorecard_fail_on_missed_target: bool = False,
+        publish_model_name: str = "model",
+        publish_model_version: str = "0",
+        publish_bucket: str = "rai-audit",
+        publish_retention_mode: str = "",
+        publish_retention_days: int = 0,
     ) -> Artifact:
         model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
         model.set_display_name("import model")
@@ -167,6 +181,15 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
             card = scorecard(dashboard=gathered.outputs["dashboard"], config=scorecard_config,
                              bootstrap=scorecard_bootstrap, random_state=random_state,
                              fail_on_missed_target=scorecard_fail_on_missed_target)
+            if with_publish:
+                archived = publish(dashboard=gathered.outputs["dashboard"], scorecard=card.outputs["scorecard"],
+                                   model_name=publish_model_name, model_version=publish_model_version,
+                                   bucket=publish_bucket, pipeline_run=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                                   retention_mode=publish_retention_mode, retention_days=publish_retention_days)
+                kubernetes.use_secret_as_env(archived, secret_name=S3_SECRET, secret_key_to_env={
+                    "endpoint": ENV_ENDPOINT, "access_key": ENV_ACCESS, "secret_key": ENV_SECRET})
+                kubernetes.use_secret_as_env(archived, secret_name=S3_SECRET, secret_key_to_env={
+                    "region": ENV_REGION}, optional=True)
             if gate_registration:
                 with dsl.If(card.outputs["Output"] == True, name="scorecard-passed"):  # noqa: E712 (KFP condition)
                     register_model(model=model.output, scorecard=card.outputs["scorecard"])
@@ -178,6 +201,6 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
 # The compiled variants checked in under pipelines/ (file name -> pipeline).
 PIPELINES = {
     "audit": build_audit_pipeline(ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2,
-                                  with_scorecard=True, gate_registration=True),
+                                  with_scorecard=True, gate_registration=True, with_publish=True),
     "overview": build_audit_pipeline((), name="rai-audit-overview"),
 }
