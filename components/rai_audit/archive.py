@@ -175,7 +175,8 @@ def fetch_audit(settings: S3Settings, bucket: str, audit: str, dest: str | Path)
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise RAIInputError(f"{dest} is not empty; fetch into a new folder")
-    work = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent if dest.parent.exists() else None))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent))  # beside dest: the final rename is atomic
     try:
         for relative, expected in manifest["files"].items():
             target = _checked_target(work, relative)
