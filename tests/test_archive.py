@@ -279,3 +279,13 @@ def test_the_pipeline_publishes_its_audit(env, insurance_case, tmp_path, capsys)
     assert "scorecard/scorecard.pdf" in manifest["files"] and manifest["pipeline_run"]
     out = capsys.readouterr()
     assert env.secret_key not in out.out + out.err
+
+
+def test_compiled_pipeline_keeps_its_artifacts_in_object_storage(tmp_path, capsys):
+    out = tmp_path / "audit.yaml"
+    assert main(["compile", "--pipeline", "audit", "--output", str(out),
+                 "--pipeline-root", "minio://rai-audit/pipeline-root"]) == 0
+    spec, _ = yaml.safe_load_all(out.read_text())
+    assert spec["defaultPipelineRoot"] == "minio://rai-audit/pipeline-root"
+    assert main(["compile", "--pipeline", "audit", "--output", str(out), "--pipeline-root", "/local/folder"]) == 2
+    assert "`pipeline_root` must be an s3://, minio:// or gs:// URI" in capsys.readouterr().err

@@ -53,11 +53,18 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_compile(args: argparse.Namespace) -> None:
     from kfp import compiler
 
-    from rai_audit.pipelines import PIPELINES
+    from rai_audit.core import RAIInputError
+    from rai_audit.pipelines import PIPELINE_OPTIONS, PIPELINES, build_audit_pipeline
 
     output = Path(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml")
     output.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(PIPELINES[args.pipeline], str(output))
+    pipeline = PIPELINES[args.pipeline]
+    if args.pipeline_root:
+        try:
+            pipeline = build_audit_pipeline(**PIPELINE_OPTIONS[args.pipeline], pipeline_root=args.pipeline_root)
+        except ValueError as err:
+            raise RAIInputError(str(err)) from err
+    compiler.Compiler().compile(pipeline, str(output))
     print(f"pipeline {args.pipeline!r} compiled to {output}")
 
 
@@ -151,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
     comp.add_argument("--pipeline", default="audit", choices=["audit", "overview"])
     comp.add_argument("--output", default=None, help="default: pipelines/<pipeline>_pipeline.yaml")
+    comp.add_argument("--pipeline-root", default=None,
+                      help="where a cluster keeps the artifacts, e.g. s3://bucket/pipeline-root (MinIO/SeaweedFS)")
     comp.set_defaults(func=_cmd_compile)
     store = sub.add_parser("storage", help="start or stop the local SeaweedFS S3 server (127.0.0.1)")
     store.add_argument("action", choices=["up", "down"])

@@ -37,7 +37,7 @@ def _sharded(step, merge, output: str, constructor_output, shards: int, options:
 def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit",
                          explainer_shards: int = 1, counterfactual_shards: int = 1,
                          with_scorecard: bool = False, gate_registration: bool = False,
-                         with_publish: bool = False):
+                         with_publish: bool = False, pipeline_root: str | None = None):
     """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
 
     With ``explainer_shards`` or ``counterfactual_shards`` > 1 that step fans out over as
@@ -46,7 +46,10 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
     the model only when its scorecard passed (``dsl.If`` on the scorecard's ``passed``);
     ``with_publish`` archives bundle and scorecard in object storage (credentials from the
     ``S3_SECRET`` Kubernetes secret on a cluster, from the environment locally).
+    ``pipeline_root`` (s3://, minio:// or gs://) is where a cluster keeps the artifacts.
     """
+    if pipeline_root is not None and pipeline_root.split("://")[0] not in ("s3", "minio", "gs"):
+        raise ValueError(f"`pipeline_root` must be an s3://, minio:// or gs:// URI, got {pipeline_root!r}")
     if (gate_registration or with_publish) and not with_scorecard:
         raise ValueError("`gate_registration` and `with_publish` need `with_scorecard`")
     unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
@@ -56,7 +59,7 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         if not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shard counts must be integers >= 1, got {shards!r}")
 
-    @dsl.pipeline(name=name, description="Responsible AI audit of a tabular model")
+    @dsl.pipeline(name=name, description="Responsible AI audit of a tabular model", pipeline_root=pipeline_root)
     def audit_pipeline(
         model_uri: str,
         train_data_uri: str,
@@ -198,9 +201,10 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
     return audit_pipeline
 
 
-# The compiled variants checked in under pipelines/ (file name -> pipeline).
-PIPELINES = {
-    "audit": build_audit_pipeline(ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2,
-                                  with_scorecard=True, gate_registration=True, with_publish=True),
-    "overview": build_audit_pipeline((), name="rai-audit-overview"),
+# The compiled variants checked in under pipelines/ (file name -> how it is built).
+PIPELINE_OPTIONS = {
+    "audit": dict(steps=ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2,
+                  with_scorecard=True, gate_registration=True, with_publish=True),
+    "overview": dict(steps=(), name="rai-audit-overview"),
 }
+PIPELINES = {name: build_audit_pipeline(**options) for name, options in PIPELINE_OPTIONS.items()}
