@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from rai_audit import archive
 from rai_audit.cli import main
+from rai_audit.storage import storage_down, storage_up
 from rai_audit.core import artifacts as A
 
 from conftest import AZURE_EXAMPLES, REPO
@@ -129,6 +131,14 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     assert not card["passed"] and card["n_missed"] == 2
     assert (run_dir / "scorecard" / "scorecard" / "scorecard.pdf").read_bytes().startswith(b"%PDF")
     assert not (run_dir / "register-model").exists()
+    # ... and the audit is archived in the demo's SeaweedFS (stopped after the run, data kept)
+    settings = storage_up(tmp_path / "demo-out" / "storage")
+    try:
+        [archived] = archive.list_audits(settings, "rai-audit", model="adult-income-demo")
+        assert archived["run_id"] == doc["run_id"] and archived["passed"] is False
+        assert f"archived: s3://rai-audit/{archived['audit']}" in out
+    finally:
+        storage_down(tmp_path / "demo-out" / "storage")
 
 
 @pytest.mark.parametrize("pipeline", ["audit", "overview"])

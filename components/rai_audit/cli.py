@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,6 @@ def _report(bundle: Path) -> None:
 def _cmd_run(args: argparse.Namespace) -> None:
     from rai_audit.config import load_config
     from rai_audit.local_run import run_audit_locally
-
     from rai_audit.storage import local_inputs
 
     arguments, build = load_config(args.config)
@@ -42,12 +42,34 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from rai_audit.demo import prepare_demo
     from rai_audit.local_run import run_audit_locally
 
+    from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, storage_down, storage_up
+
     output = Path(args.output)
     config = prepare_demo(output / "inputs")
     config.pop("name")
     print(f"demo model and data (UCI Adult) written to {output / 'inputs'}")
     arguments, build = resolve_config(config, base_dir=output)
-    _report(run_audit_locally(arguments, output, **build))
+    # The audit is archived in a local SeaweedFS server, started for the run and stopped
+    # after it; its data stays in <output>/storage for `rai-audit storage up --dir`.
+    settings = storage_up(output / "storage")
+    saved = {k: os.environ.get(k) for k in (ENV_ENDPOINT, ENV_ACCESS, ENV_SECRET)}
+    os.environ.update({ENV_ENDPOINT: settings.endpoint, ENV_ACCESS: settings.access_key,
+                       ENV_SECRET: settings.secret_key})
+    try:
+        bundle = run_audit_locally(arguments, output, **build)
+    finally:
+        storage_down(output / "storage")
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    _report(bundle)
+    published = bundle.parents[1] / "publish" / "executor_output.json"
+    if published.is_file():
+        uri = json.loads(published.read_text())["parameterValues"]["Output"]
+        sys.stdout.write(f"archived: {uri} (storage data in {output / 'storage'}; "
+                         f"`rai-audit storage up --dir {output / 'storage'}` serves it again)\n")
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:

@@ -106,4 +106,5 @@ def prepare_demo(folder: str | Path) -> dict[str, Any]:
                    "heterogeneity_features": ["sex", "age", "education-num"],
                    "train_sample_size": 5000, "n_jobs": 2},
         "scorecard": {"config": DEMO_SCORECARD},
+        "publish": {"model_name": "adult-income-demo", "model_version": "1", "bucket": "rai-audit"},
     }
