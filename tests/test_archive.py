@@ -5,8 +5,8 @@ scorecard on it) is published, listed, fetched, diffed and verified as a risk of
 would; every fetched file is compared byte for byte with the published one; a byte flipped
 in the archive is caught; publishing the same run again changes nothing; stopping the
 server for real in the middle of a publish leaves no audit listed, and publishing again
-completes that one; object-lock retention refuses deletion; the credentials appear in no
-log, compiled pipeline or output.
+completes that one; object-lock retention refuses deletion; read-only credentials suffice
+to list, fetch, verify and link; the credentials appear in no log, compiled pipeline or output.
 """
 
 from __future__ import annotations
@@ -289,3 +289,22 @@ def test_compiled_pipeline_keeps_its_artifacts_in_object_storage(tmp_path, capsy
     assert spec["defaultPipelineRoot"] == "minio://rai-audit/pipeline-root"
     assert main(["compile", "--pipeline", "audit", "--output", str(out), "--pipeline-root", "/local/folder"]) == 2
     assert "`pipeline_root` must be an s3://, minio:// or gs:// URI" in capsys.readouterr().err
+
+
+def test_read_only_credentials_suffice_for_a_risk_officer(server, env, audit, tmp_path):
+    from minio.error import S3Error
+
+    from rai_audit.storage import READ_ONLY_CREDENTIALS_FILE, _read_env
+
+    folder, _ = server
+    bundle, card = audit
+    prefix = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
+                                   model_name="read-only", model_version="1")
+    reader = settings_from_env(_read_env(folder / READ_ONLY_CREDENTIALS_FILE))
+    assert reader.access_key != env.access_key
+    assert [a["audit"] for a in archive.list_audits(reader, BUCKET, model="read-only")] == [prefix]
+    archive.fetch_audit(reader, BUCKET, prefix, tmp_path / "got")
+    archive.verify_audit(reader, BUCKET, prefix)
+    assert archive.link_audit(reader, BUCKET, prefix).startswith(reader.endpoint)
+    with pytest.raises(S3Error, match="AccessDenied"):
+        reader.client().put_object(BUCKET, f"{prefix}/extra.txt", io.BytesIO(b"x"), 1)

