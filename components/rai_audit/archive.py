@@ -43,7 +43,7 @@ def _audit_prefixes(client, bucket: str, prefix: str) -> list[str]:
                    if o.is_dir})
 
 
-def _retention(client, bucket: str, mode: str | None, days: int | None):
+def _retention(mode: str | None, days: int | None):
     """The object-lock retention every object of the audit gets (WORM archives), or None."""
     if mode is None:
         return None
@@ -82,12 +82,12 @@ def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, 
         A.read_artifact_meta(Path(scorecard_dir), expected_kind="scorecard")
         parts["scorecard"] = Path(scorecard_dir)
         card = A.read_json(Path(scorecard_dir) / "scorecard.json", what="scorecard.json")
+    retention = _retention(retention_mode, retention_days)  # checked before anything is written
     client = settings.client()
     if not client.bucket_exists(bucket):
-        client.make_bucket(bucket, object_lock=retention_mode is not None)
-    if retention_mode is not None and not _lock_enabled(client, bucket):
+        client.make_bucket(bucket, object_lock=retention is not None)
+    if retention is not None and not _lock_enabled(client, bucket):
         raise RAIInputError(f"bucket {bucket!r} has no object lock; retention needs a bucket created with it")
-    retention = _retention(client, bucket, retention_mode, retention_days)
     base = f"{ROOT}/{_safe_name(model_name, 'model_name')}/{_safe_name(model_version, 'model_version')}/"
     existing = [p for p in _audit_prefixes(client, bucket, base) if p.endswith(f"-{run_id}")]
     prefix = existing[0] if existing else base + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{run_id}"
