@@ -217,20 +217,31 @@ def _distribution(values: pd.Series, summary: dict[str, Any]) -> dict[str, Any]:
 def _cohort_views(audit: ConstructorArtifact, fns, masks, groups, data_analysis,
                   insights: dict[str, Any]) -> list[dict[str, Any]]:
     """Everything the dashboard shows for each cohort it can switch to: all data, the user's
-    cohorts, each sensitive group and the error tree's saved leaves."""
-    choices: list[tuple[str, str, dict | None, np.ndarray]] = [("all", "All data", None, np.ones(len(audit.predictions), bool))]
-    choices += [("cohort", name, next(c["filter"] for c in audit.cohorts if c["name"] == name), mask)
-                for name, mask in masks.items()]
-    choices += [("group", f"{f} = {g}", None, (labels == g).to_numpy())
-                for f, (labels, _) in groups.items() for g in sorted(labels.unique())]
+    cohorts, each sensitive group and the error tree's saved leaves. The model overview and
+    the data analysis already hold the metrics and balance of all but the leaves."""
+    overview, balance = insights["model_overview"], data_analysis["balance"]
+
+    def without(entry: dict[str, Any], *keys: str) -> dict[str, Any]:
+        return {k: v for k, v in entry.items() if k not in keys}
+
+    # (kind, name, filter, rows, metrics, balance); None: computed here
+    choices: list[tuple] = [("all", "All data", None, np.ones(len(audit.predictions), bool),
+                             overview["overall"], balance["overall"])]
+    choices += [("cohort", c["name"], next(u["filter"] for u in audit.cohorts if u["name"] == c["name"]),
+                 masks[c["name"]], without(c, "name"), balance["cohorts"][c["name"]]) for c in overview["cohorts"]]
+    choices += [("group", f"{g['feature']} = {g['group']}", None, (groups[g["feature"]][0] == g["group"]).to_numpy(),
+                 without(g, "feature", "group"), balance["sensitive_groups"][g["feature"]][g["group"]])
+                for g in overview["sensitive_groups"]]
     leaves = (insights.get("error_analysis") or {}).get("cohort_errors", {})
-    choices += [("error_leaf", leaf["name"], leaf["filter"], filter_mask(leaf["filter"], audit.cohort_frame))
+    choices += [("error_leaf", leaf["name"], leaf["filter"], filter_mask(leaf["filter"], audit.cohort_frame),
+                 None, None)
                 for kind in ("worst_leaves", "best_leaves") for leaf in leaves.get(kind, [])]
     summaries = {f["feature"]: f for f in data_analysis["features"]}
     views = []
-    for i, (kind, name, cohort_filter, mask) in enumerate(choices):
+    for i, (kind, name, cohort_filter, mask, metrics, rows_balance) in enumerate(choices):
         view = {"id": i, "kind": kind, "name": name, "filter": cohort_filter, "count": int(mask.sum()),
-                "metrics": _rows_metrics(audit, fns, mask), "balance": _balance(audit, mask),
+                "metrics": metrics if metrics is not None else _rows_metrics(audit, fns, mask),
+                "balance": rows_balance if rows_balance is not None else _balance(audit, mask),
                 "distributions": {f: _distribution(audit.features[f][mask], summaries[f]) for f in summaries}}
         if not audit.is_classifier and mask.any():
             residuals = (audit.y_pred[mask] - audit.y_true[mask]).astype(float)
