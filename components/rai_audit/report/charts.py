@@ -23,12 +23,16 @@ def _bars_height(n: int) -> int:
     return max(40, BAR * n)
 
 
+def spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """The Vega-Lite spec the page embeds and the PDF renders: one look for both."""
+    return chart.configure(font=FONT).configure_axis(labelFontSize=10, titleFontSize=11).configure_view(
+        stroke=None).to_dict()
+
+
 def to_svg(chart: alt.TopLevelMixin) -> str:
     import vl_convert
 
-    spec = chart.configure(font=FONT).configure_axis(labelFontSize=10, titleFontSize=11).configure_view(
-        stroke=None).to_dict()
-    return vl_convert.vegalite_to_svg(spec)
+    return vl_convert.vegalite_to_svg(spec(chart))
 
 
 def horizontal_bars(rows: list[dict[str, Any]], *, label: str, value: str, label_title: str,
@@ -93,7 +97,14 @@ def histogram(edges: list[float], counts: list[int], *, x_title: str) -> alt.Top
     ).properties(width=WIDTH, height=140)
 
 
-def effects(rows: list[dict[str, Any]], *, value_title: str) -> alt.TopLevelMixin:
+def treatment_effects(effects: list[dict[str, Any]], outcome: str) -> alt.TopLevelMixin:
+    """The causal step's effect records (treatment, level vs control, point, interval) as a chart."""
+    rows = [{"label": e["treatment"] + (f": {e['level']} vs {e['control']}" if e["level"] is not None else ""),
+             **{k: e[k] for k in ("point", "ci_lower", "ci_upper")}} for e in effects]
+    return effects_chart(rows, value_title=f"effect on the {outcome}")
+
+
+def effects_chart(rows: list[dict[str, Any]], *, value_title: str) -> alt.TopLevelMixin:
     """Point estimates with confidence intervals, one line per treatment (level), and zero."""
     data = pd.DataFrame(rows)
     base = alt.Chart(data).encode(y=alt.Y("label:N", title=None, sort=list(data["label"]),

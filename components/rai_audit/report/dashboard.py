@@ -82,15 +82,11 @@ def _script_json(value: Any) -> Markup:
                   .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def _spec(chart) -> dict[str, Any]:
-    return chart.configure(font=charts.FONT).configure_view(stroke=None).to_dict()
-
-
 def _bars(rows: list[dict[str, Any]], label_title: str, value_title: str) -> dict[str, Any] | None:
     rows = [r for r in rows if r["value"] is not None]
     if not rows:
         return None
-    return _spec(charts.horizontal_bars(rows, label="label", value="value", label_title=label_title,
+    return charts.spec(charts.horizontal_bars(rows, label="label", value="value", label_title=label_title,
                                         value_title=value_title))
 
 
@@ -99,9 +95,9 @@ def _view_charts(doc: dict[str, Any], view: dict[str, Any], by_name: dict[str, d
     out: dict[str, Any] = {}
     matrix = view["metrics"].get("confusion_matrix")
     if matrix and view["count"]:
-        out["confusion"] = _spec(charts.confusion_matrix(matrix["labels"], matrix["matrix"]))
+        out["confusion"] = charts.spec(charts.confusion_matrix(matrix["labels"], matrix["matrix"]))
     if view.get("residuals"):
-        out["residuals"] = _spec(charts.histogram(view["residuals"]["edges"], view["residuals"]["counts"],
+        out["residuals"] = charts.spec(charts.histogram(view["residuals"]["edges"], view["residuals"]["counts"],
                                                   x_title="residual (predicted - true)"))
     balance = view["balance"]
     if doc["task_type"] != "regression":
@@ -116,14 +112,8 @@ def _view_charts(doc: dict[str, Any], view: dict[str, Any], by_name: dict[str, d
                                   "feature", "mean |contribution|")
     effects = by_name.get(("causal", view["name"]))
     if effects and effects.get("effects"):
-        out["causal"] = _effects_spec(effects["effects"], doc["causal"]["outcome"])
+        out["causal"] = charts.spec(charts.treatment_effects(effects["effects"], doc["causal"]["outcome"]))
     return out
-
-
-def _effects_spec(effects: list[dict[str, Any]], outcome: str) -> dict[str, Any]:
-    rows = [{"label": e["treatment"] + (f": {e['level']} vs {e['control']}" if e["level"] is not None else ""),
-             **{k: e[k] for k in ("point", "ci_lower", "ci_upper")}} for e in effects]
-    return _spec(charts.effects(rows, value_title=f"effect on the {outcome}"))
 
 
 def _named_results(doc: dict[str, Any]) -> dict[tuple[str, str], dict]:
@@ -152,7 +142,8 @@ def _page_charts(doc: dict[str, Any]) -> dict[str, Any]:
          for m in doc["model_overview"]["metric_names"]}
         for entry in doc["fairness"]]
     if doc.get("causal", {}).get("global_effects"):
-        page["causal_global"] = _effects_spec(doc["causal"]["global_effects"], doc["causal"]["outcome"])
+        causal = doc["causal"]
+        page["causal_global"] = charts.spec(charts.treatment_effects(causal["global_effects"], causal["outcome"]))
     return page
 
 

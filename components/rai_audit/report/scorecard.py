@@ -55,9 +55,7 @@ def _charts(card: dict[str, Any]) -> dict[str, Any]:
             value_title="mean |contribution| (model output units)"))
     causal = card.get("causal")
     if causal and causal.get("global_effects"):
-        rows = [{"label": e["treatment"] + (f": {e['level']} vs {e['control']}" if e["level"] is not None else ""),
-                 **{k: e[k] for k in ("point", "ci_lower", "ci_upper")}} for e in causal["global_effects"]]
-        out["causal"] = _svg(charts.effects(rows, value_title=f"effect on the {causal['outcome']}"))
+        out["causal"] = _svg(charts.treatment_effects(causal["global_effects"], causal["outcome"]))
     return out
 
 
