@@ -200,8 +200,8 @@ def fetch_audit(settings: S3Settings, bucket: str, audit: str, dest: str | Path)
 def verify_audit(settings: S3Settings, bucket: str, audit: str) -> dict[str, Any]:
     """Check every file of an archived audit against its manifest (nothing kept)."""
     with tempfile.TemporaryDirectory() as folder:
-        fetch_audit(settings, bucket, audit, Path(folder) / "audit")
-    return _manifest(settings.client(), bucket, audit)
+        fetched = fetch_audit(settings, bucket, audit, Path(folder) / "audit")
+        return json.loads((fetched / MANIFEST).read_text())
 
 
 def link_audit(settings: S3Settings, bucket: str, audit: str, *, hours: float = 24.0,
