@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps demo test compile clean
+.PHONY: setup system-deps demo test compile images clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,10 @@ compile: setup
 	$(VENV)/bin/rai-audit compile --pipeline audit
 	$(VENV)/bin/rai-audit compile --pipeline overview
 
+# Every step's image built without a Docker engine (buildah), then the demo audit run one
+# container per step and compared with the local run (root; see images/README.md).
+images: setup
+	scripts/build-images.sh
+
 clean:
-	rm -rf $(VENV) rai-audit-demo rai-audit-output
+	rm -rf $(VENV) rai-audit-demo rai-audit-output rai-audit-containers

@@ -76,14 +76,16 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     from kfp import compiler
 
     from rai_audit.core import RAIInputError
+    from rai_audit.kfp_components import step_images
     from rai_audit.pipelines import PIPELINE_OPTIONS, PIPELINES, build_audit_pipeline
 
     output = Path(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml")
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = PIPELINES[args.pipeline]
-    if args.pipeline_root:
+    if args.pipeline_root or args.image_registry or args.image_tag:
         try:
-            pipeline = build_audit_pipeline(**PIPELINE_OPTIONS[args.pipeline], pipeline_root=args.pipeline_root)
+            with step_images(args.image_registry, args.image_tag):
+                pipeline = build_audit_pipeline(**PIPELINE_OPTIONS[args.pipeline], pipeline_root=args.pipeline_root)
         except ValueError as err:
             raise RAIInputError(str(err)) from err
     compiler.Compiler().compile(pipeline, str(output))
@@ -182,6 +184,11 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--output", default=None, help="default: pipelines/<pipeline>_pipeline.yaml")
     comp.add_argument("--pipeline-root", default=None,
                       help="where a cluster keeps the artifacts, e.g. s3://bucket/pipeline-root (MinIO/SeaweedFS)")
+    comp.add_argument("--image-registry", default=None,
+                      help="registry of the step images, e.g. ghcr.io/acme/rai-audit (default: "
+                           "$RAI_AUDIT_IMAGE_REGISTRY or rai-audit)")
+    comp.add_argument("--image-tag", default=None,
+                      help="tag of the step images (default: $RAI_AUDIT_IMAGE_TAG or the package version)")
     comp.set_defaults(func=_cmd_compile)
     store = sub.add_parser("storage", help="start or stop the local SeaweedFS S3 server (127.0.0.1)")
     store.add_argument("action", choices=["up", "down"])

@@ -1,22 +1,164 @@
-"""Container images of the steps: one image per step, tagged with the package version.
+"""Container images of the steps: one image per step, each with only that step's extra.
 
-The registry comes from ``RAI_AUDIT_IMAGE_REGISTRY`` when the pipeline is compiled
-(default ``rai-audit``, the name the local image build uses); the tag is always this
-package's version, never ``latest``, so compiled YAML and code cannot drift apart.
+``step_image(step)`` names an image ``<registry>/<step>:<tag>``; the registry and tag come
+from the arguments, else ``RAI_AUDIT_IMAGE_REGISTRY`` / ``RAI_AUDIT_IMAGE_TAG``, else
+``rai-audit`` and this package's version (never ``latest``, so compiled YAML and code
+cannot drift apart).
+
+The Dockerfiles under ``images/`` are written from ``dockerfile(step)``
+(``python -m rai_audit.images images``); a test keeps them in step with this module.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from importlib import metadata
+from pathlib import Path
 
 from rai_audit import __version__
 
 STEPS = ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather", "scorecard", "publish")
 DEFAULT_REGISTRY = "rai-audit"
+ENV_REGISTRY, ENV_TAG = "RAI_AUDIT_IMAGE_REGISTRY", "RAI_AUDIT_IMAGE_TAG"
+
+# What each image carries besides the project's own dependencies (pyproject.toml's extras).
+STEP_SUMMARY = {
+    "constructor": "model and data checks, predictions, cohorts (no extra)",
+    "error_analysis": "error tree and heatmap (LightGBM)",
+    "explainer": "explanations and their merge (interpret-community, shap, LightGBM)",
+    "counterfactual": "counterfactuals and their merge (dice-ml with xgboost)",
+    "causal": "causal analysis (econml)",
+    "gather": "the dashboard bundle (altair, vl-convert)",
+    "scorecard": "the PDF scorecard and the gated registration (weasyprint with Pango)",
+    "publish": "archiving in S3 object storage (minio)",
+}
+
+# Debian packages by step: weasyprint loads Pango and HarfBuzz with dlopen and needs a font.
+# Versions are build arguments whose defaults are those of python:3.11-slim's Debian
+# (trixie); a base on another release passes its own (images/debian-bookworm.args).
+SYSTEM_PACKAGES = {
+    "scorecard": {"libpango-1.0-0": "PANGO_VERSION", "libpangoft2-1.0-0": "PANGO_VERSION",
+                  "libharfbuzz-subset0": "HARFBUZZ_VERSION", "fonts-dejavu-core": "FONTS_DEJAVU_VERSION"},
+}
+TRIXIE_VERSIONS = {"PANGO_VERSION": "1.56.3-1", "HARFBUZZ_VERSION": "10.2.0-1+deb13u1",
+                   "FONTS_DEJAVU_VERSION": "2.37-8"}
+
+PIP_VERSION, SETUPTOOLS_VERSION = "26.3", "80.9.0"
+USER_ID = 10001
 
 
-def step_image(step: str, *, registry: str | None = None) -> str:
+def _check_step(step: str) -> None:
     if step not in STEPS:
         raise ValueError(f"`step` must be one of {list(STEPS)}, got {step!r}")
-    registry = registry or os.environ.get("RAI_AUDIT_IMAGE_REGISTRY") or DEFAULT_REGISTRY
-    return f"{registry.rstrip('/')}/{step}:{__version__}"
+
+
+def image_registry(registry: str | None = None) -> str:
+    return (registry or os.environ.get(ENV_REGISTRY) or DEFAULT_REGISTRY).rstrip("/")
+
+
+def image_tag(tag: str | None = None) -> str:
+    return tag or os.environ.get(ENV_TAG) or __version__
+
+
+def step_image(step: str, *, registry: str | None = None, tag: str | None = None) -> str:
+    _check_step(step)
+    return f"{image_registry(registry)}/{step}:{image_tag(tag)}"
+
+
+def _system_packages(step: str) -> str:
+    packages = SYSTEM_PACKAGES.get(step)
+    if not packages:
+        return ""
+    args = "".join(f"ARG {arg}={TRIXIE_VERSIONS[arg]}\n" for arg in dict.fromkeys(packages.values()))
+    pinned = " \\\n        ".join(f"{name}=${{{arg}}}" for name, arg in packages.items())
+    return (f"{args}RUN apt-get update \\\n"
+            f" && apt-get install -y --no-install-recommends \\\n        {pinned} \\\n"
+            f" && rm -rf /var/lib/apt/lists/*\n")
+
+
+def dockerfile(step: str) -> str:
+    """The Dockerfile of ``step``'s image (build context: the repository's root)."""
+    _check_step(step)
+    return f"""\
+# rai-audit `{step}` step: {STEP_SUMMARY[step]}.
+# Written by `python -m rai_audit.images images`; edit rai_audit/images.py, not this file.
+# Build from the repository's root: scripts/build-images.sh, or
+#   docker build -f images/{step}/Dockerfile -t {DEFAULT_REGISTRY}/{step}:{__version__} .
+ARG BASE_IMAGE=python:3.11-slim
+
+FROM ${{BASE_IMAGE}} AS build
+# A virtual environment with pinned pip and setuptools; every other package at the version
+# constraints.txt pins (the set the tests ran with). Only this stage sees the sources.
+# The packages' own test suites (about 60 MB) and bytecode caches are left out.
+COPY pyproject.toml constraints.txt README.md /src/
+COPY components /src/components
+ENV PATH=/opt/rai-audit/bin:$PATH
+RUN python3 -m venv /opt/rai-audit \\
+ && pip install --no-cache-dir pip=={PIP_VERSION} setuptools=={SETUPTOOLS_VERSION} \\
+ && pip install --no-cache-dir --no-build-isolation \\
+        -c /src/constraints.txt "/src[{step}]" \\
+ && find /opt/rai-audit -depth -type d \\( -name "__pycache__" -o -name tests \\) -exec rm -rf {{}} +
+
+FROM ${{BASE_IMAGE}}
+ARG VERSION={__version__}
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="rai-audit-{step}" \\
+      org.opencontainers.image.description="rai-audit {step} step: {STEP_SUMMARY[step]}" \\
+      org.opencontainers.image.version="${{VERSION}}" \\
+      org.opencontainers.image.revision="${{REVISION}}" \\
+      org.opencontainers.image.source="${{SOURCE}}" \\
+      org.opencontainers.image.licenses="MIT"
+{_system_packages(step)}RUN useradd --no-log-init --uid {USER_ID} --create-home --home-dir /home/rai rai
+COPY --from=build /opt/rai-audit /opt/rai-audit
+ENV PATH=/opt/rai-audit/bin:$PATH \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1 \\
+    MPLCONFIGDIR=/tmp/matplotlib
+USER {USER_ID}
+WORKDIR /home/rai
+CMD ["rai-audit", "--help"]
+"""
+
+
+def extra_distributions(extra: str) -> set[str]:
+    """The distributions rai-audit needs with ``extra``, transitively (canonical names).
+
+    Read from this environment's package metadata, so it must have that extra installed.
+    """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wanted: set[str] = set()
+    todo = [("rai-audit", frozenset({extra}))]
+    seen = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        for line in metadata.requires(name) or []:
+            req = Requirement(line)
+            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (extras or {""})):
+                continue
+            key = canonicalize_name(req.name)
+            if key != "rai-audit":
+                wanted.add(key)
+            todo.append((key, frozenset(req.extras)))
+    return wanted
+
+
+def write_dockerfiles(folder: str | Path) -> list[Path]:
+    written = []
+    for step in STEPS:
+        path = Path(folder) / step / "Dockerfile"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dockerfile(step))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_dockerfiles(sys.argv[1] if len(sys.argv) > 1 else "images"):
+        print(path)

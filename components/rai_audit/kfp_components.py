@@ -6,6 +6,7 @@ List parameters are typed lists; an empty list means "not given".
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
+import contextlib
 from typing import List, Optional
 
 from kfp import dsl
@@ -415,3 +416,31 @@ def publish(
                            pipeline_run=pipeline_run or None, retention_mode=retention_mode or None,
                            retention_days=retention_days or None)
     return f"s3://{bucket}/{prefix}"
+
+
+# Each component runs in the image of the step it belongs to.
+COMPONENT_STEPS = {
+    constructor: "constructor", error_analysis: "error_analysis", explainer: "explainer",
+    merge_explanations: "explainer", counterfactual: "counterfactual",
+    merge_counterfactuals: "counterfactual", causal: "causal", gather: "gather",
+    scorecard: "scorecard", register_model: "scorecard", publish: "publish",
+}
+
+
+@contextlib.contextmanager
+def step_images(registry: Optional[str] = None, tag: Optional[str] = None):
+    """While a pipeline is built inside this block, its tasks name ``<registry>/<step>:<tag>``.
+
+    The components' images are set when this module is imported (from the environment);
+    this changes them for one build and puts them back after.
+    """
+    containers = {component: component.component_spec.implementation.container
+                  for component in COMPONENT_STEPS}
+    before = {component: container.image for component, container in containers.items()}
+    try:
+        for component, step in COMPONENT_STEPS.items():
+            containers[component].image = step_image(step, registry=registry, tag=tag)
+        yield
+    finally:
+        for component, image in before.items():
+            containers[component].image = image

@@ -34,22 +34,23 @@ class _Tee(io.TextIOBase):
 
 
 def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
-                      steps: Sequence[str], **build: int) -> Path:
+                      steps: Sequence[str], runner: local.DockerRunner | None = None, **build: int) -> Path:
     """Run the audit pipeline with these arguments and analysis steps; return the bundle's folder.
 
     ``build`` holds the shard counts (``explainer_shards``, ``counterfactual_shards``).
+    By default every task runs in this Python environment; with a ``DockerRunner`` each
+    runs in its step's image (see ``rai_audit.kfp_components.step_images``).
 
     Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``. A step's
     user error (bad column, bad cohort, ...) is raised here with the step's own message.
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
-    # The tasks run in this Python environment, which has rai_audit installed.
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    local.init(runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     tee = _Tee(sys.stdout)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(tee):
-            # Locally every task runs in this environment; the step images matter on a cluster.
+            # The images are not python:* ones; kfp warns that it cannot tell they have Python.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             run = build_audit_pipeline(steps, **build)(**arguments)
     except RuntimeError as err:
