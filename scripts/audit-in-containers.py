@@ -27,14 +27,10 @@ from pathlib import Path
 from rai_audit.config import resolve_config
 from rai_audit.core.compare import artifact_differences
 from rai_audit.demo import prepare_demo
-from rai_audit.images import USER_ID, image_registry, image_tag
+from rai_audit.images import PODMAN, PODMAN_RUN, USER_ID, image_registry, image_tag
 from rai_audit.kfp_components import step_images
 from rai_audit.local_run import run_audit_locally
 
-# Podman on this kind of machine: runc, cgroupfs and explicit limits; the images are in
-# buildah's vfs storage.
-PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
-RUN = ["run", "--rm", "--network", "none", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
 
 
 def _flags(options: dict) -> list[str]:
@@ -65,7 +61,7 @@ class ContainerRun:
         places = {key: f"/audit/in/{key}" for key in inputs} | {"output": f"/audit/out/{name}"}
         argv = [part.format(**places) for part in command]
         started = time.perf_counter()
-        done = subprocess.run([*PODMAN, *RUN, *mounts, "-v", f"{out}:/audit/out",
+        done = subprocess.run([*PODMAN, *PODMAN_RUN, *mounts, "-v", f"{out}:/audit/out",
                                f"{self.registry}/{image}:{self.tag}", "rai-audit", *argv])
         self.seconds[name] = time.perf_counter() - started
         if done.returncode:

@@ -9,6 +9,7 @@
 #
 #   scripts/build-images.sh [OUTPUT_DIR]      (root; default OUTPUT_DIR rai-audit-containers)
 #
+# STEPS="gather scorecard" rebuilds only those images (default: all).
 # RAI_AUDIT_IMAGE_REGISTRY (default localhost/rai-audit) and RAI_AUDIT_IMAGE_TAG (default
 # the package version) name the images; `rai-audit compile --image-registry --image-tag`
 # puts the same names in the compiled pipeline.
@@ -41,7 +42,7 @@ if ! podman "${STORAGE[@]}" image exists "$BASE"; then
   # build reaches PyPI as it does on this machine. The base is local to this machine.
   if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
-    chroot "$rootfs" update-ca-certificates >/dev/null
+    chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
   fi
   # Like Debian's slim images: no documentation, manuals or translations, now or from apt later.
   printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
@@ -51,7 +52,7 @@ if ! podman "${STORAGE[@]}" image exists "$BASE"; then
   rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/* \
     "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   chmod 755 "$rootfs"  # mktemp made it 0700: the image's / must be readable by its users
-  tar -C "$rootfs" -c . | podman "${STORAGE[@]}" import --change 'ENV LANG=C.UTF-8' \
+  tar -C "$rootfs" -c . | podman "${STORAGE[@]}" import --quiet --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python3"]' - "$BASE" >/dev/null
 fi
 
@@ -59,7 +60,7 @@ fi
 mapfile -t base_args < <(grep -v '^#' images/debian-bookworm.args | sed '/^$/d; s/^/--build-arg=/')
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 source_url=$(git remote get-url origin 2>/dev/null || echo unknown)
-steps=$($PY -c 'from rai_audit.images import STEPS; print(" ".join(STEPS))')
+steps=${STEPS:-$($PY -c 'from rai_audit.images import STEPS; print(" ".join(STEPS))')}
 for step in $steps; do
   image="$RAI_AUDIT_IMAGE_REGISTRY/$step:$RAI_AUDIT_IMAGE_TAG"
   echo "== $image"
@@ -76,5 +77,5 @@ podman "${STORAGE[@]}" image prune -f >/dev/null
 echo "== images"
 $PY scripts/check-images.py
 echo "== the demo audit, one container per step"
-$PY scripts/audit-in-containers.py --output "$OUTPUT"
+$PY scripts/audit-in-containers.py --output "$OUTPUT" --kfp-docker
 echo "build and run: $(( $(date +%s) - started )) s"

@@ -13,9 +13,7 @@ import subprocess
 import sys
 from packaging.utils import canonicalize_name
 
-from rai_audit.images import STEPS, USER_ID, extra_distributions, step_image
-
-PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager=cgroupfs"]
+from rai_audit.images import PODMAN, PODMAN_RUN, STEPS, USER_ID, extra_distributions, step_image
 TOOLS = {"pip", "setuptools"}
 WATCHED = ("dice-ml", "xgboost", "econml", "weasyprint", "lightgbm", "interpret-community", "minio")
 
@@ -27,7 +25,7 @@ def main() -> int:
         image = step_image(step)
         info = json.loads(subprocess.run([*PODMAN, "image", "inspect", image], check=True,
                                          capture_output=True, text=True).stdout)[0]
-        listed = subprocess.run([*PODMAN, "run", "--rm", "--network", "none", image, "pip", "list",
+        listed = subprocess.run([*PODMAN, *PODMAN_RUN, image, "pip", "list",
                                  "--format", "json", "--disable-pip-version-check"],
                                 check=True, capture_output=True, text=True).stdout
         installed = {canonicalize_name(p["name"]) for p in json.loads(listed)} - {"rai-audit"}

@@ -72,12 +72,21 @@ def test_scorecard_image_pins_weasyprint_system_libraries():
     text = dockerfile("scorecard")
     for package in ("libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-dejavu-core"):
         assert re.search(rf"{re.escape(package)}=\$\{{\w+_VERSION\}}", text), package
-    # The local base's versions are given for every version argument.
-    arguments = set(re.findall(r"ARG (\w+_VERSION)=", text))
-    bookworm = (ROOT / "images" / "debian-bookworm.args").read_text()
-    assert arguments == set(re.findall(r"^(\w+_VERSION)=\S+$", bookworm, re.M))
     assert "rm -rf /var/lib/apt/lists/*" in text
     assert "apt-get" not in dockerfile("gather")
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_images_with_lightgbm_carry_openmp(step):
+    # LightGBM's wheel needs the system's libgomp1 (found by running the images).
+    assert ("lightgbm" in extra_distributions(step)) == ("libgomp1=${GOMP_VERSION}" in dockerfile(step))
+
+
+def test_every_debian_version_is_given_for_the_local_base():
+    arguments = {a for step in STEPS for a in re.findall(r"ARG (\w+_VERSION)=", dockerfile(step))}
+    bookworm = (ROOT / "images" / "debian-bookworm.args").read_text()
+    assert arguments == set(re.findall(r"^(\w+_VERSION)=\S+$", bookworm, re.M)) == {
+        "GOMP_VERSION", "PANGO_VERSION", "HARFBUZZ_VERSION", "FONTS_DEJAVU_VERSION"}
 
 
 def test_image_names_take_registry_and_tag(monkeypatch):
