@@ -24,8 +24,8 @@ test: setup system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 compile: setup
-	$(VENV)/bin/rai-audit compile --pipeline audit
-	$(VENV)/bin/rai-audit compile --pipeline overview
+	for p in $$($(PY) -c 'from rai_audit.pipelines import PIPELINE_OPTIONS; print(*PIPELINE_OPTIONS)'); do \
+	  $(VENV)/bin/rai-audit compile --pipeline $$p || exit 1; done
 
 # Every step's image built without a Docker engine (buildah), then the demo audit run one
 # container per step and compared with the local run (root; see images/README.md).

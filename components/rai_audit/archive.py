@@ -228,6 +228,31 @@ def _verified_json(client, bucket: str, audit: str, manifest: dict[str, Any], re
     return json.loads(data)
 
 
+def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str | Path) -> dict[str, Any]:
+    """The latest complete archived audit of ``model_name`` (any version), as a baseline folder.
+
+    Writes its scorecard.json (checked against its manifest) and baseline.json saying which
+    audit it is; when the model has no archived audit with a scorecard, only baseline.json,
+    with ``audit`` None and the reason. Returns baseline.json's content.
+    """
+    client = settings.client()
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    audits = list_audits(settings, bucket, model=_safe_name(model_name, "model name")) if client.bucket_exists(bucket) else []
+    for audit in reversed(audits):
+        manifest = _manifest(client, bucket, audit["audit"])
+        card = _verified_json(client, bucket, audit["audit"], manifest, "scorecard/scorecard.json")
+        if card is not None:
+            info = {"audit": audit["audit"], "published_at": audit["published_at"], "run_id": audit["run_id"],
+                    "model": audit["model"]}
+            A.write_json(dest / "scorecard.json", card)
+            break
+    else:
+        info = {"audit": None, "reason": f"the first audit of model {model_name!r} (none archived in s3://{bucket})"}
+    A.write_json(dest / A.BASELINE_FILE, info)
+    return info
+
+
 def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> dict[str, Any]:
     """What changed between two audits: overall metrics, fairness differences and ratios,
     and every scorecard target's value and verdict (each file checked against its manifest)."""

@@ -79,6 +79,17 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     from rai_audit.kfp_components import step_images
     from rai_audit.pipelines import PIPELINE_OPTIONS, PIPELINES, build_audit_pipeline
 
+    if args.pipeline not in PIPELINES:
+        raise RAIInputError(f"--pipeline must be one of {list(PIPELINES)}, got {args.pipeline!r}")
+    if args.target == "argo":
+        from rai_audit.argo import write_argo
+
+        folder = Path(args.output or "argo")
+        written = write_argo(folder, PIPELINE_OPTIONS[args.pipeline]["steps"], registry=args.image_registry,
+                             tag=args.image_tag, schedule=args.schedule, bucket=args.bucket,
+                             endpoint=args.s3_endpoint)
+        print(f"pipeline {args.pipeline!r} compiled for Argo Workflows: {', '.join(map(str, written))}")
+        return
     output = Path(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml")
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = PIPELINES[args.pipeline]
@@ -90,6 +101,28 @@ def _cmd_compile(args: argparse.Namespace) -> None:
             raise RAIInputError(str(err)) from err
     compiler.Compiler().compile(pipeline, str(output))
     print(f"pipeline {args.pipeline!r} compiled to {output}")
+
+
+def _cmd_schedule(args: argparse.Namespace) -> None:
+    from rai_audit.config import load_config
+    from rai_audit.core import RAIInputError
+    from rai_audit.schedule import Schedule, schedule_audit
+
+    arguments, _ = load_config(args.config)
+    local = [k for k in ("model_uri", "train_data_uri", "test_data_uri") if "://" not in arguments[k]]
+    if local:
+        raise RAIInputError(f"a run on a cluster cannot read local files: give {[k[:-4] for k in local]} "
+                            "as s3://, minio:// or gs:// URIs in the config")
+    plan = Schedule(name=args.name, cron=args.cron, interval_seconds=args.interval,
+                    max_concurrency=args.max_concurrency, catch_up=args.catch_up,
+                    start_time=args.start_time, end_time=args.end_time, description=args.description)
+    done = schedule_audit(args.pipeline, arguments, plan, host=args.host, experiment=args.experiment,
+                          namespace=args.namespace, dry_run=args.dry_run)
+    if args.dry_run:
+        sys.stdout.write(f"{done['method']} {done['url']}\n{json.dumps(done['body'], indent=2, sort_keys=True)}\n")
+    else:
+        sys.stdout.write(f"recurring run {done['name']!r} created: {done['recurring_run_id']} "
+                         f"(experiment {done['experiment_id']})\n")
 
 
 DEFAULT_STORAGE_DIR = ".rai-audit-storage"
@@ -180,8 +213,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")
     demo.set_defaults(func=_cmd_demo)
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
-    comp.add_argument("--pipeline", default="audit", choices=["audit", "overview"])
-    comp.add_argument("--output", default=None, help="default: pipelines/<pipeline>_pipeline.yaml")
+    comp.add_argument("--pipeline", default="audit",
+                      help="audit (default), overview, or a flow: overview_error_analysis, overview_fairness, "
+                           "data_analysis_causal, interpretability_causal, error_analysis_counterfactuals")
+    comp.add_argument("--target", choices=["kfp", "argo"], default="kfp",
+                      help="kfp: KFP IR YAML; argo: an Argo WorkflowTemplate and CronWorkflow (no Kubeflow)")
+    comp.add_argument("--output", default=None,
+                      help="default: pipelines/<pipeline>_pipeline.yaml; for argo a folder (default argo/)")
+    comp.add_argument("--schedule", default="0 3 * * *", help="argo: the CronWorkflow's cron (5 fields)")
+    comp.add_argument("--bucket", default="rai-audit", help="argo: the S3 bucket of the artifacts")
+    comp.add_argument("--s3-endpoint", default="http://minio.argo.svc.cluster.local:9000",
+                      help="argo: the S3 endpoint the workflow's artifacts go to (credentials: secret rai-audit-s3)")
     comp.add_argument("--pipeline-root", default=None,
                       help="where a cluster keeps the artifacts, e.g. s3://bucket/pipeline-root (MinIO/SeaweedFS)")
     comp.add_argument("--image-registry", default=None,
@@ -190,6 +232,24 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--image-tag", default=None,
                       help="tag of the step images (default: $RAI_AUDIT_IMAGE_TAG or the package version)")
     comp.set_defaults(func=_cmd_compile)
+    sched = sub.add_parser("schedule", help="create a recurring audit on a Kubeflow Pipelines cluster")
+    sched.add_argument("config", help="the audit config (as for `run`), model and data as s3:// URIs")
+    sched.add_argument("--pipeline", default=str(PIPELINES_DIR / "audit_pipeline.yaml"),
+                       help="the compiled pipeline (default: pipelines/audit_pipeline.yaml)")
+    sched.add_argument("--host", default=None, help="the KFP API endpoint, e.g. http://localhost:8888")
+    sched.add_argument("--namespace", default=None, help="the Kubeflow profile namespace (multi-user clusters)")
+    sched.add_argument("--experiment", default="rai-audit", help="experiment to file the runs under")
+    sched.add_argument("--name", default="rai-audit recurring audit", help="the recurring run's name")
+    sched.add_argument("--description", default=None)
+    when = sched.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", default=None, help="KFP's 6-field cron, seconds first, e.g. '0 0 3 * * *'")
+    when.add_argument("--interval", type=int, default=None, help="seconds between runs")
+    sched.add_argument("--max-concurrency", type=int, default=1)
+    sched.add_argument("--catch-up", action="store_true", help="run the intervals missed while paused")
+    sched.add_argument("--start-time", default=None, help="RFC 3339, e.g. 2026-12-01T00:00:00Z")
+    sched.add_argument("--end-time", default=None, help="RFC 3339")
+    sched.add_argument("--dry-run", action="store_true", help="print the request instead of sending it")
+    sched.set_defaults(func=_cmd_schedule)
     store = sub.add_parser("storage", help="start or stop the local SeaweedFS S3 server (127.0.0.1)")
     store.add_argument("action", choices=["up", "down"])
     store.add_argument("--dir", default=DEFAULT_STORAGE_DIR, help="its data and credentials folder")

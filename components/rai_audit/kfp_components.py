@@ -291,6 +291,10 @@ def gather(
     insight_2: Optional[Input[Artifact]] = None,
     insight_3: Optional[Input[Artifact]] = None,
     insight_4: Optional[Input[Artifact]] = None,
+    pipeline_run_id: str = "",
+    pipeline_run_name: str = "",
+    pipeline_run_created_at: str = "",
+    pipeline_run_scheduled_at: str = "",
 ):
     """Checks that every insight is from the constructor's run and builds the dashboard bundle.
 
@@ -303,14 +307,20 @@ def gather(
         insight_2: Another insight.
         insight_3: Another insight.
         insight_4: Another insight.
+        pipeline_run_id: The pipeline run's id (the pipeline passes KFP's placeholder).
+        pipeline_run_name: The pipeline run's name.
+        pipeline_run_created_at: When the run was created (UTC).
+        pipeline_run_scheduled_at: When a recurring run was scheduled to start (UTC).
     """
     import math
     import shutil
 
-    from rai_audit.steps.gather import run_gather
+    from rai_audit.steps.gather import pipeline_run_info, run_gather
 
     insight_dirs = [i.path for i in (insight_1, insight_2, insight_3, insight_4) if i is not None]
-    result = run_gather(constructor.path, insight_dirs, dashboard.path)
+    result = run_gather(constructor.path, insight_dirs, dashboard.path, pipeline_run=pipeline_run_info(
+        id=pipeline_run_id, name=pipeline_run_name, created_at=pipeline_run_created_at,
+        scheduled_at=pipeline_run_scheduled_at))
     shutil.copyfile(f"{dashboard.path}/dashboard.html", dashboard_html.path)
     for name, value in result.overall_metrics.items():
         if value is not None and math.isfinite(value):
@@ -324,6 +334,7 @@ def scorecard(
     headline_metrics: Output[Metrics],
     dashboard: Input[Artifact],
     config: dict,
+    baseline: Optional[Input[Artifact]] = None,
     cohorts: list = [],
     bootstrap: int = 200,
     alpha: float = 0.05,
@@ -337,6 +348,8 @@ def scorecard(
         headline_metrics: The targets' measured values and how many were met and missed.
         dashboard: The gathered dashboard bundle.
         config: The scorecard config (rai-audit's form or Azure ML's pdf_generation_config).
+        baseline: An earlier audit's scorecard (see find_baseline): every figure's change
+            since then is reported, and the config's `changes` targets judged.
         cohorts: Extra cohorts to report and target (rai-audit or Azure ML format); empty: none.
         bootstrap: Resamples for the targets' confidence intervals; 0: none.
         alpha: One minus the confidence level of those intervals.
@@ -350,7 +363,8 @@ def scorecard(
     """
     from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 
-    result = run_scorecard(dashboard.path, config, scorecard.path, cohorts=cohorts, options=ScorecardOptions(
+    result = run_scorecard(dashboard.path, config, scorecard.path, cohorts=cohorts,
+                           baseline=baseline.path if baseline is not None else None, options=ScorecardOptions(
         bootstrap=bootstrap, alpha=alpha, fail_on_missed_target=fail_on_missed_target,
         random_state=random_state))
     for name, value in result.headline.items():
@@ -418,12 +432,32 @@ def publish(
     return f"s3://{bucket}/{prefix}"
 
 
+@dsl.component(base_image=step_image("publish"), install_kfp_package=False)
+def find_baseline(baseline: Output[Artifact], model_name: str, bucket: str = "rai-audit"):
+    """Fetches the model's latest archived audit's scorecard as the baseline of this audit.
+
+    Any version of the model counts (a retrained model is compared with the one before).
+    With none archived, the artifact says so and the scorecard reports "no baseline".
+    S3 settings come from the environment, as for publish.
+
+    Args:
+        baseline: scorecard.json of that audit (if any) and baseline.json saying which audit.
+        model_name: The archive's model folder.
+        bucket: The archive's bucket.
+    """
+    from rai_audit.archive import fetch_baseline
+    from rai_audit.storage import settings_from_env
+
+    found = fetch_baseline(settings_from_env(), bucket, model_name, baseline.path)
+    baseline.metadata.update(audit=found["audit"] or "")
+
+
 # Each component runs in the image of the step it belongs to.
 COMPONENT_STEPS = {
     constructor: "constructor", error_analysis: "error_analysis", explainer: "explainer",
     merge_explanations: "explainer", counterfactual: "counterfactual",
     merge_counterfactuals: "counterfactual", causal: "causal", gather: "gather",
-    scorecard: "scorecard", register_model: "scorecard", publish: "publish",
+    scorecard: "scorecard", register_model: "scorecard", publish: "publish", find_baseline: "publish",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import re
@@ -48,13 +49,18 @@ def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     tee = _Tee(sys.stdout)
+    # kfp.local swaps builtins.print for an indenting one and, after a ParallelFor, leaves it
+    # there; code that runs later in this process (numba's registry, for one) then breaks.
+    print_function = builtins.print
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(tee):
             # The images are not python:* ones; kfp warns that it cannot tell they have Python.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            run = build_audit_pipeline(steps, **build)(**arguments)
+            run = build_audit_pipeline(steps, run_times=False, **build)(**arguments)
     except RuntimeError as err:
         cause = _USER_ERROR.findall(tee.copy.getvalue())
         reason = cause[-1] if cause else f"{err} (the failing task's log is above)"
         raise RAIInputError(f"the local pipeline run failed: {reason}") from err
+    finally:
+        builtins.print = print_function
     return Path(run.output.path)

@@ -13,8 +13,8 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Model
 
 from rai_audit.kfp_components import (
-    causal, constructor, counterfactual, error_analysis, explainer, gather, merge_counterfactuals,
-    merge_explanations, publish, register_model, scorecard,
+    causal, constructor, counterfactual, error_analysis, explainer, find_baseline, gather,
+    merge_counterfactuals, merge_explanations, publish, register_model, scorecard,
 )
 from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_REGION, ENV_SECRET
 
@@ -23,6 +23,14 @@ from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_REGION, ENV_SECRET
 S3_SECRET = os.environ.get("RAI_AUDIT_S3_SECRET", "rai-audit-s3")
 
 ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual", "causal")
+
+
+def _s3_settings_from_secret(task) -> None:
+    """On a cluster the task reads its S3 settings from the S3_SECRET Kubernetes secret."""
+    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={
+        "endpoint": ENV_ENDPOINT, "access_key": ENV_ACCESS, "secret_key": ENV_SECRET})
+    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={"region": ENV_REGION},
+                                 optional=True)
 
 
 def _sharded(step, merge, output: str, constructor_output, shards: int, options: dict):
@@ -37,7 +45,8 @@ def _sharded(step, merge, output: str, constructor_output, shards: int, options:
 def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit",
                          explainer_shards: int = 1, counterfactual_shards: int = 1,
                          with_scorecard: bool = False, gate_registration: bool = False,
-                         with_publish: bool = False, pipeline_root: str | None = None):
+                         with_publish: bool = False, pipeline_root: str | None = None,
+                         run_times: bool = True):
     """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
 
     With ``explainer_shards`` or ``counterfactual_shards`` > 1 that step fans out over as
@@ -47,6 +56,9 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
     ``with_publish`` archives bundle and scorecard in object storage (credentials from the
     ``S3_SECRET`` Kubernetes secret on a cluster, from the environment locally).
     ``pipeline_root`` (s3://, minio:// or gs://) is where a cluster keeps the artifacts.
+    ``run_times`` stamps the run's creation and schedule times into the bundle; kfp.local
+    (2.17) cannot resolve those placeholders (it fails with an IndexError), so local runs
+    are built without them.
     """
     if pipeline_root is not None and pipeline_root.split("://")[0] not in ("s3", "minio", "gs"):
         raise ValueError(f"`pipeline_root` must be an s3://, minio:// or gs:// URI, got {pipeline_root!r}")
@@ -121,11 +133,14 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         publish_retention_mode: str = "",
         publish_retention_days: int = 0,
     ) -> Artifact:
-        model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
+        # A scheduled audit reads the same URIs each time while the model and data behind them
+        # change: the imports and the constructor are never taken from the cache, so no later
+        # step is either (their inputs are new artifacts).
+        model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=True)
         model.set_display_name("import model")
-        train = dsl.importer(artifact_uri=train_data_uri, artifact_class=Dataset, reimport=False)
+        train = dsl.importer(artifact_uri=train_data_uri, artifact_class=Dataset, reimport=True)
         train.set_display_name("import train data")
-        test = dsl.importer(artifact_uri=test_data_uri, artifact_class=Dataset, reimport=False)
+        test = dsl.importer(artifact_uri=test_data_uri, artifact_class=Dataset, reimport=True)
         test.set_display_name("import test data")
         built = constructor(
             model=model.output, train_data=train.output, test_data=test.output,
@@ -135,6 +150,7 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
             cohorts=cohorts, sample_size=sample_size, random_state=random_state,
             skops_trusted_types=skops_trusted_types,
         )
+        built.set_caching_options(False)
         insights = []
         if "error_analysis" in steps:
             insights.append(error_analysis(
@@ -178,21 +194,30 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
                 rows=causal_rows, top_recommendations=causal_top_recommendations,
                 n_jobs=causal_n_jobs, random_state=random_state,
             ).outputs["causal"])
+        # The run's id, name and times go into the bundle and the scorecard.
+        times = dict(pipeline_run_created_at=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+                     pipeline_run_scheduled_at=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER) if run_times else {}
         gathered = gather(constructor=built.outputs["insights"],
+                          pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                          pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, **times,
                           **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
         if with_scorecard:
+            compared = {}
+            if with_publish:
+                # The model's previous archived audit: the scorecard reports what changed since.
+                found = find_baseline(model_name=publish_model_name, bucket=publish_bucket)
+                found.set_caching_options(False)  # the archive changes between runs
+                _s3_settings_from_secret(found)
+                compared["baseline"] = found.outputs["baseline"]
             card = scorecard(dashboard=gathered.outputs["dashboard"], config=scorecard_config,
                              bootstrap=scorecard_bootstrap, random_state=random_state,
-                             fail_on_missed_target=scorecard_fail_on_missed_target)
+                             fail_on_missed_target=scorecard_fail_on_missed_target, **compared)
             if with_publish:
                 archived = publish(dashboard=gathered.outputs["dashboard"], scorecard=card.outputs["scorecard"],
                                    model_name=publish_model_name, model_version=publish_model_version,
                                    bucket=publish_bucket, pipeline_run=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                                    retention_mode=publish_retention_mode, retention_days=publish_retention_days)
-                kubernetes.use_secret_as_env(archived, secret_name=S3_SECRET, secret_key_to_env={
-                    "endpoint": ENV_ENDPOINT, "access_key": ENV_ACCESS, "secret_key": ENV_SECRET})
-                kubernetes.use_secret_as_env(archived, secret_name=S3_SECRET, secret_key_to_env={
-                    "region": ENV_REGION}, optional=True)
+                _s3_settings_from_secret(archived)
             if gate_registration:
                 with dsl.If(card.outputs["Output"] == True, name="scorecard-passed"):  # noqa: E712 (KFP condition)
                     register_model(model=model.output, scorecard=card.outputs["scorecard"])
@@ -201,10 +226,22 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
     return audit_pipeline
 
 
-# The compiled variants checked in under pipelines/ (file name -> how it is built).
+# The compiled variants checked in under pipelines/ (file name -> how it is built): the full
+# audit (archived, compared with the model's previous audit, registration gated on the
+# scorecard), the model overview alone, and the flows of Azure ML's Responsible AI dashboard,
+# each ending in a scorecard (model overview and fairness come with every pipeline: the
+# constructor and gather compute them; data analysis too).
 PIPELINE_OPTIONS = {
     "audit": dict(steps=ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2,
                   with_scorecard=True, gate_registration=True, with_publish=True),
     "overview": dict(steps=(), name="rai-audit-overview"),
+    "overview_error_analysis": dict(steps=("error_analysis",), name="rai-audit-overview-error-analysis",
+                                    with_scorecard=True),
+    "overview_fairness": dict(steps=(), name="rai-audit-overview-fairness", with_scorecard=True),
+    "data_analysis_causal": dict(steps=("causal",), name="rai-audit-data-analysis-causal", with_scorecard=True),
+    "interpretability_causal": dict(steps=("explainer", "causal"), name="rai-audit-interpretability-causal",
+                                    with_scorecard=True),
+    "error_analysis_counterfactuals": dict(steps=("error_analysis", "counterfactual"),
+                                           name="rai-audit-error-analysis-counterfactuals", with_scorecard=True),
 }
 PIPELINES = {name: build_audit_pipeline(**options) for name, options in PIPELINE_OPTIONS.items()}

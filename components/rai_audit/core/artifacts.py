@@ -30,6 +30,9 @@ SUPPORTED_SCHEMA_VERSIONS = (SCHEMA_VERSION,)
 
 MANIFEST_FILE = "manifest.json"
 META_FILE = "meta.json"
+# A baseline folder (rai_audit.archive.fetch_baseline): which archived audit's scorecard.json
+# it holds, or that the model had none.
+BASELINE_FILE = "baseline.json"
 
 # Artifact kinds.
 KIND_CONSTRUCTOR = "constructor"

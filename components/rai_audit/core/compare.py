@@ -18,7 +18,7 @@ import pandas as pd
 
 # Keys whose values name or time a run, not what it computed.
 RUN_KEYS = frozenset({"run_id", "bundle_run_id", "created_at", "generated_at", "seconds",
-                      "bundle_manifest_sha256"})
+                      "bundle_manifest_sha256", "pipeline_run"})
 # Files that only list hashes and times of the files compared here.
 SKIPPED_FILES = frozenset({"manifest.json", "executor_output.json"})
 RELATIVE_TOLERANCE = 1e-9

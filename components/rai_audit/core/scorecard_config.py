@@ -44,6 +44,11 @@ _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _TARGET_TEXT = re.compile(
     rf"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)(?:\s+(?P<kind>difference|ratio))?"
     rf"(?:\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER}))?\s*$")
+# A target on the change since the baseline audit: "accuracy_score change >= -0.01",
+# "selection_rate ratio change >= -0.05" (a fairness figure), like TFMA's change thresholds.
+_CHANGE_TEXT = re.compile(
+    rf"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)(?:\s+(?P<kind>difference|ratio))?\s+change"
+    rf"\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER})\s*$")
 _THRESHOLD = re.compile(rf"^\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER})\s*$")
 # Short names people write, as scikit-learn's (the bundle's) metric names.
 ALIASES = {
@@ -53,7 +58,7 @@ ALIASES = {
     "mse": "mean_squared_error", "rmse": "root_mean_squared_error", "r2": "r2_score",
 }
 MODEL_KEYS = ("name", "version", "type", "summary", "owner")
-KEYS = ("model", "targets", "fairness", "feature_importance", "data_explorer", "cohorts")
+KEYS = ("model", "targets", "fairness", "feature_importance", "data_explorer", "cohorts", "changes")
 AZURE_KEYS = ("Model", "Metrics", "FeatureImportance", "DataExplorer", "Fairness", "Cohorts", "Causal")
 DEFAULT_TOP_N = 10
 
@@ -107,6 +112,34 @@ def _target(item: Any, where: str, *, fairness: bool) -> dict[str, Any]:
             raise RAIInputError(f"{where}: `cohort` must be a cohort name, got {cohort!r}")
         target["cohort"] = cohort
     return target
+
+
+def _change_target(item: Any, where: str) -> dict[str, Any]:
+    """A target on a figure's change since the baseline, from text or a mapping."""
+    if isinstance(item, str):
+        match = _CHANGE_TEXT.match(item)
+        if not match:
+            raise RAIInputError(f"{where}: cannot read change target {item!r}; write it as "
+                                f"'<metric> [difference|ratio] change <op> <number>', with op one of {list(OPS)}")
+        item = {k: v for k, v in match.groupdict().items() if v is not None}
+    if not isinstance(item, dict):
+        raise RAIInputError(f"{where}: a change target must be text or a mapping, got {item!r}")
+    allowed = {"metric", "kind", "op", "value", "cohort", "sensitive_feature"}
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        raise RAIInputError(f"{where}: unknown keys {unknown} in change target {item!r}; allowed are {sorted(allowed)}")
+    op, value = _op_value(item.get("op"), item.get("value"), where)
+    if op is None:
+        raise RAIInputError(f"{where}: a change target needs an operator and a value, got {item!r}")
+    kind = item.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise RAIInputError(f"{where}: `kind` must be one of {list(KINDS)} (a fairness figure) or absent, got {kind!r}")
+    if kind is None and item.get("sensitive_feature") is not None:
+        raise RAIInputError(f"{where}: `sensitive_feature` needs `kind` (difference or ratio)")
+    if kind is not None and item.get("cohort") is not None:
+        raise RAIInputError(f"{where}: fairness figures are over the whole test set; `cohort` is for metrics")
+    return {"metric": _metric(item.get("metric"), where), "kind": kind, "op": op, "value": value,
+            "cohort": item.get("cohort"), "sensitive_feature": item.get("sensitive_feature")}
 
 
 def _names(value: Any, where: str) -> list[str]:
@@ -224,6 +257,10 @@ def parse_scorecard_config(source: str | Path | dict[str, Any]) -> dict[str, Any
     out["data_explorer"] = {"features": _names(features or [], "`data_explorer.features`")}
     cohorts = config.get("cohorts")
     out["cohorts"] = None if cohorts is None else _names(cohorts, "`cohorts`")
+    changes = config.get("changes") or []
+    if not isinstance(changes, list):
+        raise RAIInputError(f"`changes` must be a list, got {changes!r}")
+    out["changes"] = [_change_target(t, f"`changes[{i}]`") for i, t in enumerate(changes)]
     return out
 
 
@@ -257,3 +294,13 @@ def check_against_bundle(config: dict[str, Any], *, metric_names: list[str], fea
     for name in config["cohorts"] or []:
         if name not in cohorts:
             raise RAIInputError(f"`cohorts`: unknown cohort {name!r}; the cohorts are {cohorts}")
+    for i, t in enumerate(config["changes"]):
+        known_metric(t["metric"], f"`changes[{i}]`")
+        if t["cohort"] is not None and t["cohort"] not in cohorts:
+            raise RAIInputError(f"`changes[{i}]`: unknown cohort {t['cohort']!r}; the cohorts are {cohorts}")
+        if t["kind"] is not None and (not fairness or t["metric"] not in fairness["metrics"]):
+            raise RAIInputError(f"`changes[{i}]`: {t['metric']} {t['kind']} is not a fairness figure of this "
+                                "scorecard; add the metric to `fairness.metrics`")
+        if t["sensitive_feature"] is not None and t["sensitive_feature"] not in fairness["sensitive_features"]:
+            raise RAIInputError(f"`changes[{i}]`: `sensitive_feature` {t['sensitive_feature']!r} is not among "
+                                f"`fairness.sensitive_features` {fairness['sensitive_features']}")

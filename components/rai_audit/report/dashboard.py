@@ -64,6 +64,7 @@ def _value_text(value: Any) -> str:
 
 
 ENV.filters["fmt"] = _fmt
+ENV.filters["fmt_signed"] = lambda value: f"{value:+.4g}" if isinstance(value, (int, float)) else _fmt(value)
 ENV.filters["exact"] = lambda value: f"{value:.15g}" if isinstance(value, float) else str(value)  # as configured
 ENV.filters["filter_text"] = _filter_text
 

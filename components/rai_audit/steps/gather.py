@@ -316,8 +316,23 @@ def _fairness_table(fairness: list[dict[str, Any]], metric_names: list[str]) -> 
     return pd.DataFrame(rows, columns=["features", "metric", "difference", "ratio", "group_min", "group_max"])
 
 
-def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], output_dir: str | Path) -> GatherResult:
-    """Check the insights against the constructor's run and write the dashboard bundle."""
+def pipeline_run_info(**fields: str | None) -> dict[str, str] | None:
+    """The pipeline run (id, name, created_at, scheduled_at) to stamp into the bundle.
+
+    Values the orchestrator left unresolved (kfp.local keeps ``{{$.pipeline_job_...}}``
+    placeholders it does not know) or empty are left out; None when nothing is known.
+    """
+    known = {k: str(v) for k, v in fields.items() if v and not str(v).startswith("{{")}
+    return known or None
+
+
+def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], output_dir: str | Path, *,
+               pipeline_run: dict[str, str] | None = None) -> GatherResult:
+    """Check the insights against the constructor's run and write the dashboard bundle.
+
+    ``pipeline_run`` (see ``pipeline_run_info``) says which pipeline run, e.g. which
+    scheduled run, made it; the page and the scorecard show it.
+    """
     constructor_dir = Path(constructor_dir)
     audit = load_constructor_artifact(constructor_dir)
     run_id = audit.run_id
@@ -342,6 +357,7 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
         data={"n_train": meta["n_train"], "n_test": meta["n_test"], "features": meta["features"],
               "categorical_features": meta["categorical_features"],
               "sensitive_features": meta["sensitive_features"], "sample": meta["sample"]},
+        pipeline_run=pipeline_run,
         cohorts=[{"name": c["name"], "filter": c["filter"], "count": int(masks[c["name"]].sum())}
                  for c in audit.cohorts],
         model_overview=overview,
@@ -381,6 +397,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--insight", action="append", default=[], help="an insight artifact folder (repeatable)")
     p.add_argument("--output", required=True, help="dashboard bundle folder to create")
+    for field in ("id", "name", "created_at", "scheduled_at"):
+        p.add_argument(f"--pipeline-run-{field.replace('_', '-')}", default=None,
+                       help=f"the pipeline run's {field.replace('_', ' ')}, shown on the page and scorecard")
     return p
 
 
@@ -388,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def action() -> None:
-        run_gather(args.constructor, args.insight, args.output)
+        run_gather(args.constructor, args.insight, args.output, pipeline_run=pipeline_run_info(
+            id=args.pipeline_run_id, name=args.pipeline_run_name, created_at=args.pipeline_run_created_at,
+            scheduled_at=args.pipeline_run_scheduled_at))
         print(f"dashboard bundle written to {args.output}")
 
     return run_cli(action)

@@ -38,6 +38,7 @@ from rai_audit.steps._cli import run_cli
 KIND = "scorecard"
 PDF_FILE = "scorecard.pdf"
 RESULT_FILE = "scorecard.json"
+NO_BASELINE = "NO BASELINE"
 PASS, FAIL, UNDEFINED, REPORTED = "PASS", "FAIL", "UNDEFINED", "REPORTED"
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
@@ -201,6 +202,69 @@ def _fairness(config, rows: _Rows, options, rng) -> list[dict[str, Any]]:
     return entries
 
 
+def _read_baseline(path: str | Path | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The baseline audit's scorecard.json (or None) and what is known of where it came from.
+
+    ``path``: a scorecard folder, its scorecard.json, or a baseline folder whose
+    baseline.json says which archived audit it is or that the model had none.
+    """
+    if path is None:
+        return None, {"reason": "no baseline was given"}
+    path = Path(path)
+    source: dict[str, Any] = {}
+    if path.is_dir():
+        if (path / A.BASELINE_FILE).is_file():
+            source = A.read_json(path / A.BASELINE_FILE, what="the baseline's baseline.json")
+            if source.get("audit") is None:
+                return None, source
+        path = path / RESULT_FILE
+    card = A.read_json(path, what="the baseline scorecard")
+    if not isinstance(card, dict) or not isinstance(card.get("figures"), list):
+        raise RAIInputError(f"{path} is not a rai-audit scorecard.json with figures to compare with")
+    return card, source
+
+
+def _figures(targets, fairness, performance, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every figure this scorecard measured, keyed for the next audit's comparison."""
+    figures = {}
+    for name, value in performance.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            figures[(name, None, None, None)] = value
+    for f in [*({"metric": t["metric"], "cohort": t["cohort"], "value": t["measured"]} for t in targets), *extra]:
+        figures[(f["metric"], None, f["cohort"], None)] = f["value"]
+    for entry in fairness:
+        for m in entry["metrics"]:
+            for kind in ("difference", "ratio"):
+                figures[(m["metric"], kind, None, entry["feature"])] = m[kind]["value"]
+    return [{"metric": m, "kind": k, "cohort": c, "feature": f, "value": v} for (m, k, c, f), v in figures.items()]
+
+
+def _key(figure: dict[str, Any]) -> tuple:
+    return figure["metric"], figure["kind"], figure["cohort"], figure["feature"]
+
+
+def _changes(figures, baseline: dict[str, Any] | None, change_targets) -> tuple[list, list]:
+    """Each figure's change since the baseline, and the change targets judged on them."""
+    if baseline is None:
+        return [], [{**t, "feature": t["sensitive_feature"], "baseline": None, "current": None, "measured": None,
+                     "verdict": NO_BASELINE} for t in change_targets]
+    before = {_key(f): f["value"] for f in baseline["figures"]}
+    changes = []
+    for f in figures:
+        old = before.get(_key(f))
+        change = None if old is None or f["value"] is None else f["value"] - old
+        changes.append({**{k: f[k] for k in ("metric", "kind", "cohort", "feature")},
+                        "baseline": old, "current": f["value"], "change": change})
+    judged = []
+    for t in change_targets:
+        for c in changes:
+            if (c["metric"], c["kind"], c["cohort"]) == (t["metric"], t["kind"], t["cohort"]) and (
+                    t["sensitive_feature"] in (None, c["feature"])):
+                judged.append({**t, "feature": c["feature"], "baseline": c["baseline"], "current": c["current"],
+                               "measured": c["change"], "verdict": verdict(c["change"], t["op"], t["value"])})
+    return changes, judged
+
+
 def _primary_metric(doc: dict[str, Any]) -> str:
     return "mean_absolute_error" if doc["task_type"] == "regression" else "accuracy_score"
 
@@ -269,9 +333,13 @@ def _regression_figures(rows: _Rows) -> dict[str, Any]:
 
 
 def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any], output_dir: str | Path, *,
-                  cohorts: str | Path | list | None = None,
+                  cohorts: str | Path | list | None = None, baseline: str | Path | None = None,
                   options: ScorecardOptions = ScorecardOptions()) -> ScorecardResult:
-    """Evaluate the config's targets on the bundle and write the PDF, scorecard.json and a manifest."""
+    """Evaluate the config's targets on the bundle and write the PDF, scorecard.json and a manifest.
+
+    With a ``baseline`` (an earlier audit's scorecard), every figure's change since then is
+    reported and the config's ``changes`` targets are judged on those changes.
+    """
     from rai_audit.report.scorecard import render_scorecard_pdf
 
     started = time.perf_counter()
@@ -287,16 +355,26 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
     rng = np.random.default_rng(options.random_state)
     targets = _targets(parsed, rows, cohort_info, options, rng)
     fairness = _fairness(parsed, rows, options, rng)
-    judged = [t for t in targets if t["verdict"] != REPORTED] + [
-        t for e in fairness for m in e["metrics"] for t in m["targets"]]
-    missed = [t for t in judged if t["verdict"] != PASS]
+    baseline_card, baseline_source = _read_baseline(baseline)
     overall = doc["model_overview"]["overall"]
+    # Cohort figures that only a change target names are measured too, for this audit and the next.
+    cohort_figures = [{"metric": t["metric"], "cohort": t["cohort"],
+                       "value": _finite(rows.metric(t["metric"], np.flatnonzero(cohort_info[t["cohort"]]["mask"])))}
+                      for t in parsed["changes"] if t["cohort"] is not None]
+    figures = _figures(targets, fairness, {k: v for k, v in overall.items() if k != "confusion_matrix"},
+                       cohort_figures)
+    changes, change_targets = _changes(figures, baseline_card, parsed["changes"])
+    judged = [t for t in targets if t["verdict"] != REPORTED] + [
+        t for e in fairness for m in e["metrics"] for t in m["targets"]] + [
+        t for t in change_targets if t["verdict"] != NO_BASELINE]
+    missed = [t for t in judged if t["verdict"] != PASS]
     result = {
         "passed": not missed,
         "n_targets": len(judged),
         "n_missed": len(missed),
         "model": parsed["model"],
         "run_id": doc["run_id"],
+        "pipeline_run": doc.get("pipeline_run"),
         "bundle_manifest_sha256": A.sha256_file(dashboard_dir / A.MANIFEST_FILE),
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "task_type": doc["task_type"],
@@ -315,6 +393,13 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
                                if "explanation" in doc else None),
         "causal": doc.get("causal"),
         "counterfactual": doc.get("counterfactual"),
+        "figures": figures,
+        "baseline": None if baseline_card is None else {
+            **{k: baseline_card.get(k) for k in ("run_id", "generated_at", "model", "passed", "pipeline_run")},
+            "audit": baseline_source.get("audit"), "published_at": baseline_source.get("published_at")},
+        "no_baseline_reason": baseline_source.get("reason") if baseline_card is None else None,
+        "changes": changes,
+        "change_targets": change_targets,
     }
     headline = {f"target_{i}_{t['metric']}": t["measured"] for i, t in enumerate(targets, 1)
                 if t["measured"] is not None}
@@ -359,6 +444,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="scorecard config (YAML or JSON; Azure ML's format too)")
     p.add_argument("--cohorts", default=None, help="extra cohorts to report (cohort file; Azure's format too)")
     p.add_argument("--output", required=True, help="scorecard folder to create")
+    p.add_argument("--baseline", default=None,
+                   help="an earlier audit's scorecard (folder or scorecard.json) to report changes against")
     p.add_argument("--bootstrap", type=int, default=ScorecardOptions.bootstrap)
     p.add_argument("--alpha", type=float, default=ScorecardOptions.alpha)
     p.add_argument("--fail-on-missed-target", action="store_true", help="exit 1 when a target is missed")
@@ -370,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def action() -> None:
-        result = run_scorecard(args.dashboard, args.config, args.output, cohorts=args.cohorts,
+        result = run_scorecard(args.dashboard, args.config, args.output, cohorts=args.cohorts, baseline=args.baseline,
                                options=ScorecardOptions(bootstrap=args.bootstrap, alpha=args.alpha,
                                                         fail_on_missed_target=args.fail_on_missed_target,
                                                         random_state=args.random_state))

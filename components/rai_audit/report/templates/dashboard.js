@@ -89,6 +89,7 @@ function overview() {
     ["Model", DOC.model.class + " (sha256 " + DOC.model.sha256.slice(0, 16) + "…)"],
     ["Test rows", data.n_test + " (all used)" + (data.sample.size !== data.n_test ? "; sample for per-row analyses: " + data.sample.size + " (seed " + data.sample.seed + ")" : "")],
     ["Train rows", String(data.n_train)], ["Run id", DOC.run_id], ["Created", DOC.created_at + " by " + DOC.producer],
+    ...(DOC.pipeline_run ? [["Pipeline run", Object.entries(DOC.pipeline_run).map(([k, v]) => k.replace("_", " ") + ": " + v).join("; ")]] : []),
     ["Insights", Object.keys(DOC.insights).length ? Object.keys(DOC.insights).join(", ") : "model overview, fairness and data analysis only"]]));
   for (const w of DOC.warnings) s.append(el("p", { class: "warn" }, w));
   const shown = [state.view, ...state.compare.filter(i => i !== state.view)].map(i => VIEWS[i]);
