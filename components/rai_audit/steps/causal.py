@@ -19,7 +19,7 @@ is refused (CausalAnalysis supports one outcome). The fit needs complete rows: a
 category becomes the level ``(missing)``, a missing number the fit sample's median (both
 counted in the output), and train rows missing a numeric treatment or the outcome are left out.
 The fit's cost grows with the train rows (about 25 s on all 32,561 Adult rows on 2 cores,
-and 7 s on 5,000; benchmarks/causal_bench.py), so ``train_sample_size`` bounds them (seeded, recorded, 0 = all). A test row with
+and 7 s on 5,000; bench/causal_bench.py), so ``train_sample_size`` bounds them (seeded, recorded, 0 = all). A test row with
 a category the fit never saw gets the effect of none of the known ones (econml ignores it);
 such rows are counted per feature in the output.
 econml's warnings during the fit (e.g. an underdetermined covariance) are kept in the output.
@@ -381,7 +381,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
     # Threads, not processes: the treatments share one copy of the data, and warnings raised
     # while fitting them reach this process, where they are kept for the output.
     # One BLAS thread per worker thread: several fits each starting BLAS threads on a small
-    # machine made the full Adult fit ~20x slower (benchmarks/README.md).
+    # machine made the full Adult fit ~20x slower (bench/README.md).
     blas_threads = 1 if options.n_jobs != 1 else None
     with warnings.catch_warnings(record=True) as caught, joblib.parallel_config(backend="threading"), \
             threadpool_limits(limits=blas_threads, user_api="blas"):

@@ -12,7 +12,7 @@ Azure ML's component) in its own venv, because it pins pandas<2. It runs
 ``PredictionsAnalyzer`` on the constructor's own test features and predictions, doing
 what Azure's ``create_error_report`` does (tree, heatmap, importances), part by part.
 
-    .venv/bin/python benchmarks/error_analysis_bench.py [--rows 16281 1000000] [--peer-venv /tmp/peer-venv]
+    .venv/bin/python bench/error_analysis_bench.py [--rows 16281 1000000] [--peer-venv /tmp/peer-venv]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ chart drawn (each ``.chart`` box holds an ``svg``, or the page's "no data" note)
 heap used then (CDP ``Performance.getMetrics``), and any console error or uncaught
 exception, which fails the run.
 
-    .venv/bin/python benchmarks/dashboard_bench.py [--rows 16281 1000000] [--loads 3] [--workdir DIR]
+    .venv/bin/python bench/dashboard_bench.py [--rows 16281 1000000] [--loads 3] [--workdir DIR]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ so the peer trains the same model spec on the same data with the same seeds and 
 the same test rows. If RAIInsights cannot be driven there, interpret-community's
 MimicExplainer is called as the manager calls it, in our venv, and labelled so.
 
-    .venv/bin/python benchmarks/explainer_bench.py [--rows all|N] [--peer-venv /tmp/peer-venv] [--workdir DIR]
+    .venv/bin/python bench/explainer_bench.py [--rows all|N] [--peer-venv /tmp/peer-venv] [--workdir DIR]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ CausalAnalysis as Azure ML runs it) in its own venv, in a fresh process, on the 
 train rows and test set, with a copy of the demo model trained there (pickles do not
 cross the two venvs' scikit-learn versions; the causal fit does not use the model).
 
-    .venv/bin/python benchmarks/causal_bench.py [--train-sizes 5000 10000 0] [--n-jobs -1]
+    .venv/bin/python bench/causal_bench.py [--train-sizes 5000 10000 0] [--n-jobs -1]
         [--peer-venv /tmp/peer-venv] [--workdir DIR]
 """
 

@@ -11,7 +11,7 @@ rows per second, the share of returned counterfactuals that are valid, and the s
 rows with at least one valid counterfactual. The target is >= 10x the rows per second of
 the straightforward way with >= 95 % validity.
 
-    .venv/bin/python benchmarks/counterfactual_bench.py [--rows 1000] [--total-cfs 10]
+    .venv/bin/python bench/counterfactual_bench.py [--rows 1000] [--total-cfs 10]
 """
 
 from __future__ import annotations
