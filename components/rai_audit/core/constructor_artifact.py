@@ -12,7 +12,7 @@ import pandas as pd
 
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import cohort_frame, cohort_masks
-from rai_audit.core.metrics import group_labels
+from rai_audit.core.metrics import class_positions, group_labels
 
 
 @dataclass
@@ -53,17 +53,10 @@ class ConstructorArtifact:
     def metric_labels(self) -> tuple[np.ndarray, np.ndarray, list[Any], Any]:
         """y_true and y_pred for metrics, with the classes and positive label they are written in.
 
-        A classifier's labels become their positions in ``classes``: scikit-learn's metrics
-        run ~30x faster on integers than on text labels (8.7 s against 0.27 s on 1,000,000 rows).
+        A classifier's labels become their positions in ``classes`` (see ``class_positions``).
         """
-        y_true, y_pred = self.y_true.to_numpy(), self.y_pred.to_numpy()
-        classes, positive = self.meta["classes"], self.meta["positive_label"]
-        if not self.is_classifier:
-            return y_true, y_pred, classes, positive
-        codes = [pd.Categorical(y, categories=classes).codes.astype(np.int64) for y in (y_true, y_pred)]
-        if any((c < 0).any() for c in codes):  # a label outside the classes: keep the labels as they are
-            return y_true, y_pred, classes, positive
-        return codes[0], codes[1], list(range(len(classes))), None if positive is None else classes.index(positive)
+        classes = self.meta["classes"] if self.is_classifier else None
+        return class_positions(self.y_true.to_numpy(), self.y_pred.to_numpy(), classes, self.meta["positive_label"])
 
     @cached_property
     def cohort_frame(self) -> pd.DataFrame:

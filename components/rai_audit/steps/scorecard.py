@@ -30,7 +30,7 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, validate_cohorts
-from rai_audit.core.metrics import PROBA_METRICS, confusion, group_labels, metric_functions
+from rai_audit.core.metrics import PROBA_METRICS, class_positions, confusion, group_labels, metric_functions
 from rai_audit.core.options import check_min_ints
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
 from rai_audit.steps._cli import run_cli
@@ -91,17 +91,20 @@ class _Rows:
         self.table = table
         self.y_true = table[A.Y_TRUE].to_numpy()
         self.y_pred = table[A.Y_PRED].to_numpy()
-        classes = doc["classes"]
+        classes = doc["classes"] if doc["task_type"] != "regression" else None
         proba_columns = [A.proba_column(i) for i in range(len(classes or []))]
         self.proba = table[proba_columns].to_numpy() if proba_columns and proba_columns[0] in table else None
-        self.fns = metric_functions(doc["task_type"], classes=classes, positive=doc["positive_label"],
+        # Metrics (hundreds of calls with the bootstrap) run on the classes' positions.
+        self._true, self._pred, metric_classes, positive = class_positions(
+            self.y_true, self.y_pred, classes, doc["positive_label"])
+        self.fns = metric_functions(doc["task_type"], classes=metric_classes, positive=positive,
                                     with_proba=self.proba is not None)
 
     def metric(self, name: str, rows: np.ndarray) -> float:
         fn = self.fns[name]
         if name in PROBA_METRICS:
-            return fn(self.y_true[rows], self.y_pred[rows], proba=self.proba[rows])
-        return fn(self.y_true[rows], self.y_pred[rows])
+            return fn(self._true[rows], self._pred[rows], proba=self.proba[rows])
+        return fn(self._true[rows], self._pred[rows])
 
 
 def _interval(stat: Callable[[np.ndarray], float], rows: np.ndarray, options: ScorecardOptions,
