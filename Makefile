@@ -26,6 +26,7 @@ test: setup system-deps
 compile: setup
 	for p in $$($(PY) -c 'from rai_audit.pipelines import PIPELINE_OPTIONS; print(*PIPELINE_OPTIONS)'); do \
 	  $(VENV)/bin/rai-audit compile --pipeline $$p || exit 1; done
+	$(VENV)/bin/rai-audit compile --target argo --pipeline audit --output pipelines/argo
 
 # Every step's image built without a Docker engine (buildah), then the demo audit run one
 # container per step and compared with the local run (root; see images/README.md).

@@ -60,6 +60,16 @@ def test_the_full_audit_compares_with_the_archive_and_never_reuses_stale_inputs(
     assert stamped["pipeline_run_scheduled_at"]["runtimeValue"]["constant"] == "{{$.pipeline_job_schedule_time_utc}}"
 
 
+def test_checked_in_argo_manifests_are_up_to_date(monkeypatch):
+    monkeypatch.delenv("RAI_AUDIT_IMAGE_REGISTRY", raising=False)
+    monkeypatch.delenv("RAI_AUDIT_IMAGE_TAG", raising=False)
+    from rai_audit.argo import argo_yaml
+
+    for name, text in argo_yaml(PIPELINE_OPTIONS["audit"]["steps"]).items():
+        assert (REPO / "pipelines" / "argo" / name).read_text() == text, (
+            f"pipelines/argo/{name} is stale: run `make compile` and commit it")
+
+
 # --- rai-audit schedule --------------------------------------------------------------------
 
 class _RecordedKFP(BaseHTTPRequestHandler):

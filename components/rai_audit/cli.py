@@ -87,7 +87,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
         folder = Path(args.output or "argo")
         written = write_argo(folder, PIPELINE_OPTIONS[args.pipeline]["steps"], registry=args.image_registry,
                              tag=args.image_tag, schedule=args.schedule, bucket=args.bucket,
-                             endpoint=args.s3_endpoint)
+                             endpoint=args.s3_endpoint, s3_secret=args.s3_secret)
         print(f"pipeline {args.pipeline!r} compiled for Argo Workflows: {', '.join(map(str, written))}")
         return
     output = Path(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml")
@@ -223,7 +223,9 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--schedule", default="0 3 * * *", help="argo: the CronWorkflow's cron (5 fields)")
     comp.add_argument("--bucket", default="rai-audit", help="argo: the S3 bucket of the artifacts")
     comp.add_argument("--s3-endpoint", default="http://minio.argo.svc.cluster.local:9000",
-                      help="argo: the S3 endpoint the workflow's artifacts go to (credentials: secret rai-audit-s3)")
+                      help="argo: the S3 endpoint the workflow's artifacts go to")
+    comp.add_argument("--s3-secret", default="rai-audit-s3",
+                      help="argo: the Kubernetes secret holding that store's access_key and secret_key")
     comp.add_argument("--pipeline-root", default=None,
                       help="where a cluster keeps the artifacts, e.g. s3://bucket/pipeline-root (MinIO/SeaweedFS)")
     comp.add_argument("--image-registry", default=None,

@@ -1,0 +1,488 @@
+"""The audit as plain Argo Workflows, for clusters without Kubeflow: a WorkflowTemplate and
+a CronWorkflow that runs it on a schedule, built with hera (Argo's own models).
+
+The WorkflowTemplate is one DAG: ``constructor`` -> the chosen analysis steps (each reads
+the constructor's artifact) -> ``gather`` (the constructor and every insight) ->
+``scorecard`` (gather's bundle and a scorecard config). Each task is a container running
+its step's own image (``rai_audit.images.step_image``) and the step's command line,
+``rai-audit <step> --flag value ...``; there is no Python in the YAML and no sharding.
+
+Artifacts live in one S3 bucket, given explicitly on every artifact (endpoint, bucket,
+key, and the Kubernetes secret holding the credentials), so the YAML needs no artifact
+repository ConfigMap and holds no credential:
+- inputs are read at the keys given as workflow parameters (``model_key``, ...);
+- each task's output folder is written to ``<prefix>/{{workflow.name}}/<task>/<output>``
+  and the next task reads it from that same key;
+- nothing is archived (``archive: none``): a folder is stored file by file under its key
+  prefix, so the bundle in the bucket is the bundle on disk, ready to open or fetch, and
+  an input key may be a file or such a folder (a key prefix).
+
+``argo_yaml(...)`` returns both documents as YAML, ``write_argo(folder, ...)`` writes
+them, and ``validate_argo(text)`` checks a document strictly against Argo's models
+(hera's models ignore unknown fields; here a misspelt field is an error).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import urlparse
+
+import yaml
+
+from rai_audit import __version__
+from rai_audit.images import step_image
+from rai_audit.pipelines import ANALYSIS_STEPS
+API_VERSION = "argoproj.io/v1alpha1"
+WORKFLOW_TEMPLATE_FILE, CRON_WORKFLOW_FILE = "workflow-template.yaml", "cron-workflow.yaml"
+# Container paths: inputs are downloaded under IN; outputs are written under OUT, an
+# emptyDir, because the images run as a non-root user who cannot create folders in /.
+IN, OUT = "/rai/in", "/rai/out"
+OUT_VOLUME = "outputs"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A workflow parameter: ``default`` None means it must be given at submission."""
+    name: str
+    default: str | None
+    description: str
+    enum: tuple[str, ...] | None = None
+
+
+def _p(name: str, default: str | None, description: str, enum: Sequence[str] | None = None) -> Param:
+    return Param(name, default, description, tuple(enum) if enum else None)
+
+
+# The S3 keys of the audit's inputs (in `bucket`). Cohorts and the scorecard config are
+# required files, so every run states them: `{"cohorts": []}` is a valid cohort file.
+INPUT_KEYS = {
+    "model": _p("model_key", None, "S3 key of the model file (joblib/pickle), or of a folder (key prefix) "
+                "holding exactly one model file (.joblib, .pkl, .skops)"),
+    "train": _p("train_data_key", None, "S3 key of the train data (Parquet), or of a folder holding exactly "
+                "one .parquet or .csv file"),
+    "test": _p("test_data_key", None, "S3 key of the test data (Parquet), or of a folder holding exactly "
+               "one .parquet or .csv file"),
+    "cohorts": _p("cohorts_key", None, 'S3 key of the cohort file (JSON; {"cohorts": []} for none)'),
+    "scorecard_config": _p("scorecard_config_key", None, "S3 key of the scorecard config (YAML or JSON)"),
+}
+RANDOM_STATE = _p("random_state", "0", "seed of every step (sample, trees, searches, bootstrap)")
+
+# Each step's flags and the workflow parameter each reads. Defaults are the step CLI's own
+# (a test checks them against its parser); JSON where the CLI wants JSON.
+STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
+    "constructor": [
+        ("--target-column", _p("target_column", None, "name of the target column")),
+        ("--task-type", _p("task_type", None, "the model's task", (
+            "binary_classification", "multiclass_classification", "regression", "classification"))),
+        ("--categorical-features", _p("categorical_features", "null", "JSON list; null: inferred from dtypes")),
+        ("--sensitive-features", _p("sensitive_features", "[]", "JSON list of features to assess fairness over")),
+        ("--dropped-features", _p("dropped_features", "[]", "JSON list of columns not given to the model")),
+        ("--classes", _p("classes", "null", "JSON list of the class labels in order; null: the model's")),
+        ("--positive-label", _p("positive_label", "null", 'JSON value of the positive class, e.g. ">50K" '
+                                "in quotes or 1; null: the second class")),
+        ("--sample-size", _p("sample_size", "0", "test rows sampled for per-row steps; 0: all")),
+        ("--random-state", RANDOM_STATE),
+        ("--skops-trusted-types", _p("skops_trusted_types", "[]", "JSON list of types to trust in a .skops model")),
+    ],
+    "error_analysis": [
+        ("--max-depth", _p("error_analysis_max_depth", "3", "depth of the error tree")),
+        ("--num-leaves", _p("error_analysis_num_leaves", "31", "leaves of the error tree")),
+        ("--min-child-samples", _p("error_analysis_min_child_samples", "20", "rows per leaf, at least")),
+        ("--heatmap-bins", _p("error_analysis_heatmap_bins", "8", "quantile bins of a numeric heatmap feature")),
+        ("--top-leaves", _p("error_analysis_top_leaves", "3", "worst and best leaves offered as cohorts")),
+        ("--random-state", RANDOM_STATE),
+        ("--tree-features", _p("error_analysis_tree_features", "[]", "JSON list the tree may split on; []: all")),
+        ("--heatmap-features", _p("error_analysis_heatmap_features", "[]", "JSON list of 1 or 2 features; []: none")),
+    ],
+    "explainer": [
+        ("--method", _p("explainer_method", "auto", "how to explain", ("auto", "tree", "linear", "mimic"))),
+        ("--rows", _p("explainer_rows", "sample", "rows explained", ("sample", "all"))),
+        ("--background-size", _p("explainer_background_size", "100", "background rows of linear SHAP")),
+        ("--mimic-train-size", _p("explainer_mimic_train_size", "5000", "train rows of the mimic surrogate")),
+        ("--random-state", RANDOM_STATE),
+    ],
+    "counterfactual": [
+        ("--engine", _p("counterfactual_engine", "batched", "search engine", ("batched", "dice"))),
+        ("--method", _p("counterfactual_method", "random", "dice-ml's method (engine dice)",
+                        ("random", "genetic", "kdtree"))),
+        ("--rows", _p("counterfactual_rows", "sample", "sample, all, or a cohort name")),
+        ("--desired-class", _p("counterfactual_desired_class", '"opposite"', 'JSON: "opposite" or a class')),
+        ("--desired-range", _p("counterfactual_desired_range", "[]", "JSON [low, high] (regression)")),
+        ("--features-to-vary", _p("counterfactual_features_to_vary", "[]", "JSON list; []: all")),
+        ("--increase-only", _p("counterfactual_increase_only", "[]", "JSON list of features that may only increase")),
+        ("--decrease-only", _p("counterfactual_decrease_only", "[]", "JSON list of features that may only decrease")),
+        ("--permitted-range", _p("counterfactual_permitted_range", "{}", "JSON object feature -> [low, high]")),
+        ("--total-CFs", _p("counterfactual_total_CFs", "10", "counterfactuals asked for per row")),
+        ("--n-jobs", _p("counterfactual_n_jobs", "1", "worker processes")),
+        ("--random-state", RANDOM_STATE),
+    ],
+    "causal": [
+        ("--treatment-features", _p("causal_treatment_features", None, 'JSON list, e.g. ["hours-per-week"]')),
+        ("--heterogeneity-features", _p("causal_heterogeneity_features", "null",
+                                        "JSON list; null: all features, []: one constant effect")),
+        ("--nuisance-model", _p("causal_nuisance_model", "linear", "nuisance model", ("linear", "automl"))),
+        ("--heterogeneity-model", _p("causal_heterogeneity_model", "linear", "heterogeneity model",
+                                     ("linear", "forest"))),
+        ("--alpha", _p("causal_alpha", "0.05", "significance level of the intervals")),
+        ("--treatment-cost", _p("causal_treatment_cost", "0.0", "JSON number, or list (one per treatment)")),
+        ("--categories", _p("causal_categories", '"auto"', 'JSON: "auto" or {treatment: [levels]}')),
+        ("--rows", _p("causal_rows", "sample", "rows given local effects", ("sample", "all"))),
+        ("--upper-bound-on-cat-expansion", _p("causal_upper_bound_on_cat_expansion", "50",
+                                              "most levels of a categorical treatment")),
+        ("--min-tree-leaf-samples", _p("causal_min_tree_leaf_samples", "2", "rows per policy tree leaf")),
+        ("--max-tree-depth", _p("causal_max_tree_depth", "2", "depth of the policy tree")),
+        ("--train-sample-size", _p("causal_train_sample_size", "10000", "train rows the fit uses; 0: all")),
+        ("--top-recommendations", _p("causal_top_recommendations", "10", "recommendations kept per treatment")),
+        ("--n-jobs", _p("causal_n_jobs", "-1", "treatments fitted in parallel; -1: all cores")),
+        ("--random-state", RANDOM_STATE),
+    ],
+    "gather": [],
+    "scorecard": [
+        ("--bootstrap", _p("scorecard_bootstrap", "200", "resamples of the targets' intervals; 0: none")),
+        ("--alpha", _p("scorecard_alpha", "0.05", "one minus the intervals' confidence level")),
+        ("--random-state", RANDOM_STATE),
+    ],
+}
+
+# What each step writes (the KFP components' output names), and its input file paths.
+OUTPUTS = {"constructor": "insights", "error_analysis": "error_analysis", "explainer": "explanation",
+           "counterfactual": "counterfactuals", "causal": "causal", "gather": "dashboard", "scorecard": "scorecard"}
+INPUT_PATHS = {"model": f"{IN}/model", "train": f"{IN}/train", "test": f"{IN}/test",
+               "cohorts": f"{IN}/cohorts.json", "scorecard_config": f"{IN}/scorecard-config.yaml"}
+
+
+_INPUT_PARAMETER = re.compile(r"\{\{inputs\.parameters\.(\w+)\}\}")
+
+
+def _input(name: str) -> str:
+    return f"{{{{inputs.parameters.{name}}}}}"
+
+
+def task_name(step: str) -> str:
+    return step.replace("_", "-")  # Argo's task and template names take no underscores
+
+
+def output_key(step: str, prefix: str) -> str:
+    """Where ``step``'s output folder is stored (a key prefix, one object per file)."""
+    return f"{prefix}/{{{{workflow.name}}}}/{task_name(step)}/{OUTPUTS[step]}"
+
+
+def _check_steps(steps: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(steps, str):
+        raise ValueError(f"`steps` must be a list of step names, got the string {steps!r}")
+    unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
+    if unknown:
+        raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
+    return tuple(s for s in ANALYSIS_STEPS if s in steps)  # one task each, in a fixed order
+
+
+def workflow_parameters(steps: Sequence[str] = ANALYSIS_STEPS) -> list[Param]:
+    """The WorkflowTemplate's parameters: input keys, then each included step's options."""
+    params = {p.name: p for p in INPUT_KEYS.values()}
+    for step in ("constructor", *_check_steps(steps), "gather", "scorecard"):
+        params.update({p.name: p for _, p in STEP_OPTIONS[step]})
+    return list(params.values())
+
+
+def _parameter(param: Param):
+    from hera.workflows import Parameter
+
+    # No value at all for a required one (hera would write None as "null").
+    optional = {"value": param.default} if param.default is not None else {}
+    return Parameter(name=param.name, description=param.description,
+                     enum=list(param.enum) if param.enum else None, **optional)
+
+
+def _s3_location(endpoint: str) -> tuple[str, bool]:
+    """Argo wants ``host:port`` and ``insecure`` (plain http) apart."""
+    url = urlparse(endpoint)
+    if url.scheme not in ("http", "https") or not url.netloc or url.path.strip("/"):
+        raise ValueError(f"`endpoint` must be http(s)://host[:port], got {endpoint!r}")
+    return url.netloc, url.scheme == "http"
+
+
+def build_argo(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit", registry: str | None = None,
+               tag: str | None = None, schedule: str = "0 3 * * *", timezone: str = "UTC",
+               bucket: str = "rai-audit", s3_secret: str = "rai-audit-s3",
+               endpoint: str = "http://minio.argo.svc.cluster.local:9000", region: str | None = None,
+               prefix: str = "runs", fail_on_missed_target: bool = False,
+               arguments: Mapping[str, Any] | None = None):
+    """The audit's WorkflowTemplate and the CronWorkflow that runs it on ``schedule``.
+
+    ``steps``: the analysis steps to include (a subset of ``ANALYSIS_STEPS``).
+    ``registry``/``tag``: the step images, ``<registry>/<step>:<tag>``.
+    ``bucket``, ``endpoint`` (http(s)://host[:port]; http means no TLS), ``region``: the
+    S3 store of every artifact; ``s3_secret``: the Kubernetes secret with its credentials
+    under the keys ``access_key`` and ``secret_key`` (the secret the KFP publish step reads).
+    ``prefix``: outputs go under ``<prefix>/<workflow name>/<task>/<output>``.
+    ``fail_on_missed_target``: a missed scorecard target fails the run (a CLI switch, so
+    it is chosen here, not per run). ``arguments``: parameter values the CronWorkflow
+    passes on every run (strings as they are, anything else as JSON); the rest can be
+    given with ``argo cron create -p`` / ``--parameter-file``.
+    Returns hera ``(WorkflowTemplate, CronWorkflow)``.
+    """
+    from hera.workflows import (
+        DAG, Container, CronWorkflow, NoneArchiveStrategy, Parameter, S3Artifact, WorkflowTemplate,
+    )
+    from hera.workflows import models as m
+
+    steps = _check_steps(steps)
+    host, insecure = _s3_location(endpoint)
+    params = workflow_parameters(steps)
+    known = {p.name for p in params}
+    unknown = sorted(set(arguments or {}) - known)
+    if unknown:
+        raise ValueError(f"`arguments` names unknown parameters {unknown}; known are {sorted(known)}")
+    prefix = prefix.strip("/")
+    if not prefix:
+        raise ValueError("`prefix` must not be empty")
+
+    def s3(name: str, path: str, key: str) -> S3Artifact:
+        # Credentials by reference only: the secret's name and keys, never a value.
+        # `archive: none` both ways: outputs are stored file by file, and an input is never
+        # unpacked because it looks like a tarball.
+        return S3Artifact(
+            name=name, path=path, key=key, bucket=bucket, endpoint=host, insecure=insecure, region=region,
+            access_key_secret=m.SecretKeySelector(name=s3_secret, key="access_key"),
+            secret_key_secret=m.SecretKeySelector(name=s3_secret, key="secret_key"),
+            archive=NoneArchiveStrategy())
+
+    def container(step: str, inputs: list[tuple[str, str, str]], args: list[str]) -> Container:
+        """``step``'s template: ``inputs`` are (artifact name, container path, S3 key); its
+        command line is ``args``, then the step's options, then its output folder."""
+        args = [step, *args]
+        for flag, p in STEP_OPTIONS[step]:
+            args += [flag, _input(p.name)]
+        if step == "scorecard" and fail_on_missed_target:
+            args.append("--fail-on-missed-target")
+        out_path = f"{OUT}/{OUTPUTS[step]}"
+        args += ["--output", out_path]
+        # Its input parameters are exactly those its command line and keys use.
+        used = dict.fromkeys(_INPUT_PARAMETER.findall(" ".join(args + [key for _, _, key in inputs])))
+        return Container(
+            name=task_name(step), image=step_image(step, registry=registry, tag=tag),
+            command=["rai-audit"], args=args,
+            inputs=[*(Parameter(name=n) for n in used), *(s3(n, path, key) for n, path, key in inputs)],
+            outputs=[s3(OUTPUTS[step], out_path, output_key(step, prefix))],
+            volume_mounts=[m.VolumeMount(name=OUT_VOLUME, mount_path=OUT)])
+
+    def user_input(what: str) -> tuple[str, str, str]:  # read at the key its parameter gives
+        return what, INPUT_PATHS[what], _input(INPUT_KEYS[what].name)
+
+    def run_output(step: str, name: str) -> tuple[str, str, str]:  # read where `step` wrote it
+        return name, f"{IN}/{name}", output_key(step, prefix)
+
+    with WorkflowTemplate(
+            name=name, entrypoint="audit",
+            labels={"app.kubernetes.io/name": "rai-audit", "app.kubernetes.io/version": __version__},
+            arguments=[_parameter(p) for p in params],
+            volumes=[m.Volume(name=OUT_VOLUME, empty_dir=m.EmptyDirVolumeSource())]) as template:
+        model, train, test, cohorts = (user_input(w) for w in ("model", "train", "test", "cohorts"))
+        templates = {"constructor": container(
+            "constructor", [model, train, test, cohorts],
+            ["--model", model[1], "--train", train[1], "--test", test[1], "--cohorts", cohorts[1]])}
+        constructor = run_output("constructor", "constructor")
+        for step in steps:
+            templates[step] = container(step, [constructor], ["--constructor", constructor[1]])
+        insights = [run_output(s, OUTPUTS[s]) for s in steps]
+        templates["gather"] = container(
+            "gather", [constructor, *insights],
+            ["--constructor", constructor[1], *(a for _, path, _ in insights for a in ("--insight", path))])
+        dashboard, config = run_output("gather", "dashboard"), user_input("scorecard_config")
+        templates["scorecard"] = container(
+            "scorecard", [dashboard, config], ["--dashboard", dashboard[1], "--config", config[1]])
+
+        with DAG(name="audit"):
+            # Every task takes its template's parameters from the workflow's, by name.
+            tasks = {step: tmpl(name=task_name(step), arguments={
+                p.name: f"{{{{workflow.parameters.{p.name}}}}}" for p in tmpl.inputs if isinstance(p, Parameter)})
+                for step, tmpl in templates.items()}
+            analyses = [tasks[s] for s in steps]
+            if analyses:
+                tasks["constructor"] >> analyses >> tasks["gather"]
+            else:
+                tasks["constructor"] >> tasks["gather"]
+            tasks["gather"] >> tasks["scorecard"]
+
+    cron = CronWorkflow(
+        name=name, schedules=[schedule], timezone=timezone,
+        labels={"app.kubernetes.io/name": "rai-audit", "app.kubernetes.io/version": __version__},
+        concurrency_policy="Forbid",  # a run still going when the next is due: skip the next
+        starting_deadline_seconds=0,  # runs missed while the controller was down are not caught up
+        successful_jobs_history_limit=3, failed_jobs_history_limit=3,
+        workflow_template_ref=m.WorkflowTemplateRef(name=name),
+        arguments=[Parameter(name=k, value=v if isinstance(v, str) else json.dumps(v))
+                   for k, v in (arguments or {}).items()] or None)
+    return template, cron
+
+
+def _name_first(value: Any) -> Any:
+    """The same data with identifying keys first (hera writes keys alphabetically)."""
+    first = ("apiVersion", "kind", "metadata", "name")
+    if isinstance(value, dict):
+        keys = [k for k in first if k in value] + [k for k in value if k not in first]
+        return {k: _name_first(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_name_first(v) for v in value]
+    return value
+
+
+def _yaml(document: dict, what: str) -> str:
+    header = (f"# rai-audit {__version__}: {what}.\n"
+              "# Written by `rai-audit compile --target argo` (rai_audit.argo); regenerate it rather than edit it.\n")
+    return header + yaml.safe_dump(_name_first(document), sort_keys=False, width=120)
+
+
+def argo_yaml(steps: Sequence[str] = ANALYSIS_STEPS, **options: Any) -> dict[str, str]:
+    """``{"workflow-template.yaml": ..., "cron-workflow.yaml": ...}``; options as ``build_argo``'s.
+
+    Each document is checked with ``validate_argo`` before it is returned.
+    """
+    template, cron = build_argo(steps, **options)
+    texts = {WORKFLOW_TEMPLATE_FILE: _yaml(template.to_dict(), "the audit as an Argo WorkflowTemplate"),
+             CRON_WORKFLOW_FILE: _yaml(cron.to_dict(), "the audit's schedule (runs the WorkflowTemplate)")}
+    for text in texts.values():
+        validate_argo(text)
+    return texts
+
+
+def write_argo(folder: str | Path, steps: Sequence[str] = ANALYSIS_STEPS, **options: Any) -> list[Path]:
+    """Write ``workflow-template.yaml`` and ``cron-workflow.yaml`` into ``folder``; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_name, text in argo_yaml(steps, **options).items():
+        (folder / file_name).write_text(text)
+        written.append(folder / file_name)
+    return written
+
+
+# --- strict validation -------------------------------------------------------------------
+
+def _fields(model: type) -> dict[str, Any]:
+    """A model's fields by the name Argo's JSON uses (its alias)."""
+    return {field.alias or name: field.annotation for name, field in model.model_fields.items()}
+
+
+def _fits(annotation: Any, value: Any) -> bool:
+    """Whether ``value`` has the shape (object, list, scalar) of ``annotation``."""
+    from pydantic import BaseModel, RootModel
+
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(a, value) for a in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, RootModel):
+        return _fits(annotation.model_fields["root"].annotation, value)
+    if isinstance(value, dict):
+        is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        return origin is dict or is_model or annotation is Any
+    if isinstance(value, list):
+        return origin is list or annotation is Any
+    return True
+
+
+def _unknown_fields(annotation: Any, value: Any, path: str) -> list[tuple[str, list[str]]]:
+    """Every key of ``value`` that ``annotation`` (an Argo model type) does not have, with
+    the known names at that place; pydantic would silently drop them."""
+    from pydantic import BaseModel, RootModel
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unknown_fields(typing.get_args(annotation)[0], value, path)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None) and _fits(a, value)]
+        found = [_unknown_fields(a, value, path) for a in options]
+        return min(found, key=len) if found else []  # the option the value fits best
+    if origin is list and isinstance(value, list):
+        (item,) = typing.get_args(annotation)
+        return [f for i, v in enumerate(value) for f in _unknown_fields(item, v, f"{path}[{i}]")]
+    if origin is dict and isinstance(value, dict):
+        item = typing.get_args(annotation)[1]
+        return [f for k, v in value.items() for f in _unknown_fields(item, v, f"{path}.{k}")]
+    if isinstance(annotation, type) and issubclass(annotation, RootModel):
+        return _unknown_fields(annotation.model_fields["root"].annotation, value, path)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(value, dict):
+        fields, found = _fields(annotation), []
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key in fields:
+                found += _unknown_fields(fields[key], item, where)
+            else:
+                found.append((where, list(fields)))
+        return found
+    return []
+
+
+def _first_difference(given: Any, checked: Any, path: str) -> str | None:
+    if isinstance(given, dict) and isinstance(checked, dict):
+        for key in list(given) + [k for k in checked if k not in given]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in checked:
+                return f"`{where}` ({given[key]!r} is dropped by Argo's model)"
+            if key not in given:
+                return f"`{where}` (added by Argo's model)"
+            found = _first_difference(given[key], checked[key], where)
+            if found:
+                return found
+        return None
+    if isinstance(given, list) and isinstance(checked, list) and len(given) == len(checked):
+        for i, (a, b) in enumerate(zip(given, checked)):
+            found = _first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if type(given) is not type(checked) or given != checked:
+        return f"`{path}` ({given!r} would be read as {checked!r})"
+    return None
+
+
+def _where(loc: Sequence[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def validate_argo(text: str) -> dict[str, Any]:
+    """Check one WorkflowTemplate or CronWorkflow YAML document against Argo's models
+    (hera.workflows.models), strictly; return the document. Raises ``ValueError``.
+
+    Strict: an unknown (e.g. misspelt) field anywhere is an error naming it, and the
+    document must read back unchanged from the models (no value coerced or dropped), so
+    what Argo's Go types accept is what was written.
+    """
+    import pydantic
+    from hera.workflows import models as m
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"not a YAML document: {err}") from err
+    if not isinstance(document, dict):
+        raise ValueError(f"expected one Argo object (a mapping), got {type(document).__name__}")
+    kind = document.get("kind")
+    models = {"WorkflowTemplate": m.WorkflowTemplate, "CronWorkflow": m.CronWorkflow}
+    if kind not in models:
+        raise ValueError(f"`kind` must be one of {list(models)}, got {kind!r}")
+    if document.get("apiVersion") != API_VERSION:
+        raise ValueError(f"{kind}: `apiVersion` must be {API_VERSION!r}, got {document.get('apiVersion')!r}")
+    unknown = _unknown_fields(models[kind], document, "")
+    if unknown:
+        where, known = unknown[0]
+        close = difflib.get_close_matches(where.rsplit(".", 1)[-1], known, n=1)
+        hint = f"; did you mean `{close[0]}`?" if close else ""
+        more = f" (and {len(unknown) - 1} more: {', '.join(w for w, _ in unknown[1:])})" if len(unknown) > 1 else ""
+        raise ValueError(f"{kind}: unknown field `{where}`{hint}{more}")
+    try:
+        checked = models[kind].model_validate(document)
+    except pydantic.ValidationError as err:
+        problems = "; ".join(f"`{_where(e['loc'])}`: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{kind} is not valid: {problems}") from None
+    difference = _first_difference(document, checked.model_dump(mode="json", by_alias=True, exclude_none=True), "")
+    if difference:
+        raise ValueError(f"{kind}: field {difference}")
+    return document
