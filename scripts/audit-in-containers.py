@@ -79,6 +79,7 @@ def run_demo_in_containers(config: dict, inputs: Path, scorecard_config: Path, r
         "--positive-label", json.dumps(config["positive_label"]),
         "--sensitive-features", json.dumps(config["sensitive_features"]),
         "--sample-size", str(config["sample_size"]), "--random-state", str(config["random_state"]),
+        "--allow-pickle", json.dumps(config["allow_pickle"]),
     ], {"inputs": inputs})
     uses_constructor = {"constructor": constructor}
     insights = {}

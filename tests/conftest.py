@@ -55,8 +55,9 @@ class Case:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def options(self, **overrides: Any) -> ConstructorOptions:
+        # The cases' models are joblib files the tests wrote themselves.
         values = dict(target_column=self.target, task_type=self.task_type,
-                      sensitive_features=self.sensitive, positive_label=self.positive_label)
+                      sensitive_features=self.sensitive, positive_label=self.positive_label, allow_pickle=True)
         values.update(overrides)
         return ConstructorOptions(**values)
 

@@ -268,7 +268,7 @@ def test_object_lock_retention_refuses_deletion(env, audit):
 
 def test_the_pipeline_publishes_its_audit(env, insurance_case, tmp_path, capsys):
     """`rai-audit run` with `publish`: the pipeline's last step archives bundle and scorecard."""
-    config = {"model": str(insurance_case.model), "train_data": str(insurance_case.train),
+    config = {"model": str(insurance_case.model), "allow_pickle": True, "train_data": str(insurance_case.train),
               "test_data": str(insurance_case.test), "target_column": "charges", "task_type": "regression",
               "scorecard": {"config": {"targets": ["r2_score >= 0.5"]}, "bootstrap": 0},
               "publish": {"model_name": "insurance", "model_version": "7", "bucket": BUCKET}}

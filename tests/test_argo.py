@@ -288,12 +288,14 @@ SCORECARD_CONFIG = {"targets": ["accuracy_score >= 0.5", {"metric": "recall_scor
 # The same audit in both forms: Argo's string parameters (JSON where the CLI wants JSON)
 # and the KFP pipeline's typed arguments. Small, so both runs stay short.
 ARGO_PARAMETERS = {
+    "allow_pickle": "true",  # the test's model is a joblib file it wrote itself
     "target_column": "income", "task_type": "binary_classification", "sensitive_features": '["sex", "race"]',
     "positive_label": '">50K"', "sample_size": "200", "error_analysis_heatmap_features": '["age"]',
     "counterfactual_total_CFs": "3", "counterfactual_features_to_vary": '["age", "hours-per-week", "education"]',
     "causal_treatment_features": '["hours-per-week"]', "causal_heterogeneity_features": '["sex"]',
     "causal_train_sample_size": "2000", "causal_n_jobs": "1", "scorecard_bootstrap": "10"}
 KFP_ARGUMENTS = {
+    "allow_pickle": True,
     "target_column": "income", "task_type": "binary_classification", "sensitive_features": ["sex", "race"],
     "positive_label": ">50K", "sample_size": 200, "error_analysis_heatmap_features": ["age"],
     "counterfactual_total_CFs": 3, "counterfactual_features_to_vary": ["age", "hours-per-week", "education"],

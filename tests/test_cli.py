@@ -31,7 +31,7 @@ def config_dir(insurance_case, tmp_path):
         src = getattr(insurance_case, name)
         shutil.copy2(src, tmp_path / src.name)
     shutil.copy2(AZURE_EXAMPLES / "azureml-assets__boston__cohorts.json", tmp_path / "azure_cohorts.json")
-    config = {"model": "model.joblib", "train_data": "train.parquet", "test_data": "test.parquet",
+    config = {"model": "model.joblib", "allow_pickle": True, "train_data": "train.parquet", "test_data": "test.parquet",
               "target_column": "charges", "task_type": "regression",
               "sensitive_features": ["sex", "smoker"],
               "error_analysis": {"filter_features": ["smoker"], "max_depth": 2},  # Azure's name

@@ -99,7 +99,7 @@ def small_adult(adult_case, tmp_path_factory):
 
 
 def _arguments(adult_case, test_path, **overrides):
-    args = dict(model_uri=str(adult_case.model), train_data_uri=str(adult_case.train),
+    args = dict(model_uri=str(adult_case.model), allow_pickle=True, train_data_uri=str(adult_case.train),
                 test_data_uri=str(test_path), target_column="income",
                 task_type="binary_classification", sensitive_features=["sex", "race"],
                 positive_label=">50K", cohorts=ADULT_COHORTS, sample_size=500)

@@ -224,7 +224,7 @@ def test_two_consecutive_audits_report_the_changes(seaweedfs, tmp_path, monkeypa
                    "changes": ["accuracy_score change >= -0.01", "selection_rate ratio change >= -0.5"]}
     cards = []
     for week in ("week1", "week2"):
-        config = {"model": demo["model"], "train_data": demo["train_data"],
+        config = {"model": demo["model"], "allow_pickle": True, "train_data": demo["train_data"],
                   "test_data": str(tmp_path / f"{week}.parquet"), "target_column": "income",
                   "task_type": "binary_classification", "positive_label": ">50K", "sensitive_features": ["sex"],
                   "scorecard": {"config": card_config, "bootstrap": 0},

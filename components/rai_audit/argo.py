@@ -90,6 +90,8 @@ STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
         ("--sample-size", _p("sample_size", "0", "test rows sampled for per-row steps; 0: all")),
         ("--random-state", RANDOM_STATE),
         ("--skops-trusted-types", _p("skops_trusted_types", "[]", "JSON list of types to trust in a .skops model")),
+        ("--allow-pickle", _p("allow_pickle", "false", "true: load a joblib/pickle model, which runs code "
+                              "stored in the file", ("true", "false"))),
     ],
     "error_analysis": [
         ("--max-depth", _p("error_analysis_max_depth", "3", "depth of the error tree")),

@@ -57,7 +57,8 @@ REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
 LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
              "skops_trusted_types")
 INT_KEYS = ("sample_size", "random_state")
-OPTIONAL_KEYS = ("name", "positive_label", "cohorts", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS, "scorecard", "publish")
+OPTIONAL_KEYS = ("name", "positive_label", "cohorts", "allow_pickle", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS,
+                 "scorecard", "publish")
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
 SCORECARD_OPTIONS = ("config", "bootstrap", "fail_on_missed_target")
 # Per analysis step: its options class and the Azure ML names it also accepts.
@@ -146,6 +147,10 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
         if not isinstance(value, int) or isinstance(value, bool):
             raise RAIInputError(f"config `{key}` must be an integer, got {value!r}")
         args[key] = value
+    allow_pickle = config.get("allow_pickle", False)
+    if not isinstance(allow_pickle, bool):
+        raise RAIInputError(f"config `allow_pickle` must be true or false, got {allow_pickle!r}")
+    args["allow_pickle"] = allow_pickle
     positive = config.get("positive_label")
     args["positive_label"] = "" if positive is None else str(positive)
     cohorts = config.get("cohorts")

@@ -32,12 +32,13 @@ def constructor(
     sample_size: int = 0,
     random_state: int = 0,
     skops_trusted_types: list = [],
+    allow_pickle: bool = False,
 ):
     """Validates model and data, predicts once on the whole test set, writes the insights.
 
     Args:
         insights: The insights artifact every later step reads.
-        model: A scikit-learn-compatible model saved with joblib, pickle or skops.
+        model: A scikit-learn-compatible model saved with skops (or joblib/pickle with allow_pickle).
         train_data: Train data, Parquet or CSV, with the target column.
         test_data: Test data, Parquet or CSV, with the target column.
         target_column: Name of the target column.
@@ -51,6 +52,7 @@ def constructor(
         sample_size: Test rows sampled (stratified, seeded) for per-row steps; 0: all.
         random_state: Seed of that sample.
         skops_trusted_types: Types to trust when loading a .skops model.
+        allow_pickle: Load a joblib/pickle model, which runs code stored in the file.
     """
     from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 
@@ -62,7 +64,7 @@ def constructor(
                                  dropped_features=dropped_features, classes=classes or None,
                                  positive_label=positive_label or None, cohorts=cohorts,
                                  sample_size=sample_size, random_state=random_state,
-                                 skops_trusted_types=skops_trusted_types))
+                                 skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle))
     insights.metadata.update(run_id=result.run_id, task_type=result.task_type, n_test=result.n_test)
 
 

@@ -87,6 +87,7 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         sample_size: int = 0,
         random_state: int = 0,
         skops_trusted_types: list = [],
+        allow_pickle: bool = False,
         error_analysis_max_depth: int = 3,
         error_analysis_num_leaves: int = 31,
         error_analysis_min_child_samples: int = 20,
@@ -148,7 +149,7 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
             categorical_features=categorical_features, sensitive_features=sensitive_features,
             dropped_features=dropped_features, classes=classes, positive_label=positive_label,
             cohorts=cohorts, sample_size=sample_size, random_state=random_state,
-            skops_trusted_types=skops_trusted_types,
+            skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle,
         )
         built.set_caching_options(False)
         insights = []

@@ -302,6 +302,34 @@ def test_skops_model_loads_with_its_types_trusted(adult_case, tmp_path):
     assert (out / "model" / "model.skops").is_file()
 
 
+def test_pickled_model_needs_the_opt_in_and_nothing_is_written(adult_case, tmp_path, capsys):
+    with pytest.raises(RAIInputError, match=r"is a pickle \(\.joblib\): loading it runs any code stored in it.*"
+                                            r"`allow_pickle`"):
+        adult_case.construct(tmp_path / "out", allow_pickle=False)
+    assert list(tmp_path.iterdir()) == []
+    args = ["--model", str(adult_case.model), "--train", str(adult_case.train), "--test", str(adult_case.test),
+            "--output", str(tmp_path / "cli"), "--target-column", "income", "--task-type", "binary_classification"]
+    assert main(args) == 2 and "--allow-pickle" in capsys.readouterr().err
+    assert main([*args, "--allow-pickle", "false"]) == 2 and not (tmp_path / "cli").exists()
+    capsys.readouterr()
+    assert main([*args, "--allow-pickle", "true"]) == 0
+    assert read_meta(tmp_path / "cli")["model"]["allow_pickle"] is True
+
+
+def test_later_steps_load_the_copy_as_the_constructor_was_allowed(adult_case, tmp_path):
+    """A skops model with trusted types: the explainer loads the artifact's copy without being told again."""
+    from rai_audit.core.constructor_artifact import load_constructor_artifact
+
+    model = skops_copy(adult_case, tmp_path)
+    trusted = skops.io.get_untrusted_types(file=model)
+    out = dataclasses.replace(adult_case, model=model).construct(tmp_path / "out", skops_trusted_types=trusted,
+                                                                 allow_pickle=False)
+    meta = read_meta(out)["model"]
+    assert meta["skops_trusted_types"] == trusted and meta["allow_pickle"] is False
+    loaded = load_constructor_artifact(out).load_model()
+    np.testing.assert_array_equal(loaded.predict(features(adult_case)), predictions(out)[A.Y_PRED])
+
+
 # --- bad inputs --------------------------------------------------------------------------------
 
 Make = Callable[[Any, Path], tuple[Any, dict[str, Any]]]
@@ -468,7 +496,7 @@ def test_existing_empty_output_folder_is_used(compas_case, tmp_path):
 # --- the command line --------------------------------------------------------------------------
 
 def cli_args(case, out: Path, *extra: str) -> list[str]:
-    return ["--model", str(case.model), "--train", str(case.train), "--test", str(case.test),
+    return ["--model", str(case.model), "--allow-pickle", "--train", str(case.train), "--test", str(case.test),
             "--output", str(out), "--target-column", case.target, "--task-type", case.task_type,
             *extra]
 

@@ -120,7 +120,8 @@ class Audit:
 def make_audit(folder: Path, model: Path, train: Path, test: Path, target: str, task_type: str,
                **options: Any) -> Audit:
     run_constructor(model, train, test, folder,
-                    options=ConstructorOptions(target_column=target, task_type=task_type, **options))
+                    options=ConstructorOptions(target_column=target, task_type=task_type, allow_pickle=True,
+                                               **options))
     data = pd.read_parquet(test)
     X = data.drop(columns=target)
     y, pred = data[target].to_numpy(), joblib.load(model).predict(X)

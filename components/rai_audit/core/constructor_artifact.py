@@ -49,6 +49,18 @@ class ConstructorArtifact:
             return None
         return self.predictions[[A.proba_column(i) for i in range(len(self.meta["classes"]))]].to_numpy()
 
+    def load_model(self) -> Any:
+        """The model copied into this artifact, loaded as the constructor was allowed to load it.
+
+        The copy is the file the constructor checked (its sha256 is in meta.json and the
+        manifest), so its trusted skops types and pickle permission carry over.
+        """
+        from rai_audit.core.loading import load_model
+
+        model = self.meta["model"]
+        return load_model(self.folder / model["file"], skops_trusted_types=model.get("skops_trusted_types"),
+                          allow_pickle=model.get("allow_pickle", False))
+
     @cached_property
     def metric_labels(self) -> tuple[np.ndarray, np.ndarray, list[Any], Any]:
         """y_true and y_pred for metrics, with the classes and positive label they are written in.

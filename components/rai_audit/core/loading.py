@@ -48,10 +48,21 @@ def model_file(path: str | Path) -> Path:
     return _single_file(Path(path), MODEL_SUFFIXES, "model")
 
 
-def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None) -> Any:
-    """Load a scikit-learn-compatible model saved with joblib, pickle or skops."""
+def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None,
+               allow_pickle: bool = False) -> Any:
+    """Load a scikit-learn-compatible model saved with skops, or with joblib or pickle if allowed.
+
+    skops loads only the types it trusts by default plus ``skops_trusted_types``. Loading a
+    joblib or pickle file runs whatever code the file holds, so it needs ``allow_pickle``:
+    the user's statement that they trust the file.
+    """
     path = model_file(path)
     trusted = list(skops_trusted_types or [])
+    if path.suffix.lower() != ".skops" and not allow_pickle:
+        raise RAIInputError(
+            f"model file {path} is a pickle ({path.suffix}): loading it runs any code stored in it. "
+            "Save the model with skops (skops.io.dump), or, if you trust this file, allow pickles with "
+            "`allow_pickle` (config `allow_pickle: true`, CLI --allow-pickle)")
     try:
         if path.suffix.lower() == ".skops":
             import skops.io
@@ -63,8 +74,7 @@ def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None
                     f"{untrusted}; if you trust them, pass them as `skops_trusted_types`"
                 )
             return skops.io.load(path, trusted=trusted)
-        # joblib also reads plain pickles; both run code from the file, as their users know.
-        return joblib.load(path)
+        return joblib.load(path)  # joblib also reads plain pickles
     except ModuleNotFoundError as err:
         raise RAIInputError(
             f"model file {path} needs the Python package {err.name!r}, which is not installed "

@@ -87,6 +87,8 @@ def prepare_demo(folder: str | Path) -> dict[str, Any]:
     return {
         "name": "adult-income-demo",
         "model": str(model_path),
+        # The demo trains this joblib file itself; loading a pickle from elsewhere runs its code.
+        "allow_pickle": True,
         "train_data": str(train_path),
         "test_data": str(test_path),
         "target_column": TARGET,

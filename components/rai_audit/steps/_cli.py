@@ -18,6 +18,14 @@ def json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"must be JSON, got {text!r}: {err}") from err
 
 
+def bool_arg(text: str) -> bool:
+    """argparse type for a switch that can also be given a value (an orchestrator's parameter)."""
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
+    return value in ("true", "1", "yes")
+
+
 def run_cli(action: Callable[[], Any]) -> int:
     try:
         action()

@@ -23,7 +23,7 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
 from rai_audit.core.artifacts import sha256_file
 from rai_audit.core.loading import load_model, load_table, model_file
-from rai_audit.steps._cli import json_arg, run_cli
+from rai_audit.steps._cli import bool_arg, json_arg, run_cli
 
 TaskType = Literal["binary_classification", "multiclass_classification", "regression", "classification"]
 TASK_TYPES = get_args(TaskType)
@@ -51,6 +51,7 @@ class ConstructorOptions:
     sample_size: int = 0
     random_state: int = 0
     skops_trusted_types: list[str] = field(default_factory=list)
+    allow_pickle: bool = False  # a joblib/pickle model runs its own code when loaded
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_TYPES:
@@ -224,7 +225,8 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
     train = load_table(train_path, what="train data")
     test = load_table(test_path, what="test data")
     columns = _check_columns(train, test, options)
-    model = load_model(model_path, skops_trusted_types=options.skops_trusted_types)
+    model = load_model(model_path, skops_trusted_types=options.skops_trusted_types,
+                       allow_pickle=options.allow_pickle)
     target = options.target_column
     model_features = [c for c in columns if c not in options.dropped_features]
     X_test = test[model_features]
@@ -281,7 +283,9 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
                     "seed": options.random_state, "stratified": task != "regression"},
             cohort_sizes={name: int(mask.sum()) for name, mask in masks.items()},
             model={"file": f"{A.MODEL_DIR}/{model_src.name}", "sha256": sha256_file(model_src),
-                   "class": f"{type(model).__module__}.{type(model).__qualname__}"},
+                   "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                   "skops_trusted_types": list(options.skops_trusted_types),
+                   "allow_pickle": options.allow_pickle},
             options={k: v for k, v in asdict(options).items() if k != "cohorts"},
         )
         A.write_json(out / A.META_FILE, meta)
@@ -305,6 +309,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-size", type=int, default=0)
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--skops-trusted-types", type=json_arg, default=[], help="JSON list")
+    p.add_argument("--allow-pickle", type=bool_arg, nargs="?", const=True, default=False,
+                   help="load a joblib/pickle model, which runs code stored in the file (also: true/false)")
     return p
 
 
@@ -318,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             sensitive_features=args.sensitive_features, dropped_features=args.dropped_features,
             classes=args.classes, positive_label=args.positive_label, cohorts=args.cohorts,
             sample_size=args.sample_size, random_state=args.random_state,
-            skops_trusted_types=args.skops_trusted_types,
+            skops_trusted_types=args.skops_trusted_types, allow_pickle=args.allow_pickle,
         )
         result = run_constructor(args.model, args.train, args.test, args.output, options=options)
         print(f"insights artifact written to {args.output} (run id {result.run_id})")

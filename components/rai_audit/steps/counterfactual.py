@@ -35,7 +35,6 @@ from joblib import Parallel, delayed
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
-from rai_audit.core.loading import load_model
 from rai_audit.core.options import check_min_ints, check_shard
 from rai_audit.core.shards import read_shards
 from rai_audit.steps._cli import json_arg, run_cli
@@ -378,7 +377,7 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
     features = meta["model_features"]
     categorical = [f for f in features if f in meta["categorical_features"]]
     numeric = [f for f in features if f not in categorical]
-    model = load_model(audit.folder / meta["model"]["file"])
+    model = audit.load_model()
     test = audit.features[features]
     markers = _missing_markers([train, test], categorical)
     frames = []
@@ -499,7 +498,7 @@ def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
         raise RAIInputError(f"`shard_count` ({options.shard_count}) must not exceed the number of rows "
                             f"({len(selected)})")
     shard = np.array_split(selected, options.shard_count)[options.shard_index]
-    model = load_model(audit.folder / meta["model"]["file"])
+    model = audit.load_model()
     queries = audit.features[features]
     chunks = [c for c in np.array_split(shard, options.n_jobs) if len(c)]
     predicted = audit.y_pred.to_numpy()

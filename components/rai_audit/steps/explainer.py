@@ -32,7 +32,6 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
-from rai_audit.core.loading import load_model
 from rai_audit.core.options import check_min_ints, check_shard
 from rai_audit.core.shards import read_shards
 from rai_audit.steps._cli import run_cli
@@ -274,7 +273,7 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
     meta = audit.meta
-    model = load_model(audit.folder / meta["model"]["file"])
+    model = audit.load_model()
     preprocess, estimator = _split_model(model)
     features = meta["model_features"]
     train = pd.read_parquet(audit.folder / A.TRAIN_FILE)[features]
