@@ -160,7 +160,7 @@ def run(workdir: Path, sizes: list[int], n_jobs: int, peer_venv: str | None) -> 
     model_path = workdir / "model.joblib"
     joblib.dump(train_demo_model(pd.read_parquet(train_path)), model_path)
     constructor_dir = workdir / "constructor"
-    run_constructor(model_path, train_path, test_path, constructor_dir, options=ConstructorOptions(
+    run_constructor(model_path, train_path, test_path, constructor_dir, options=ConstructorOptions(allow_pickle=True,  # its own joblib model
         target_column=TARGET, task_type="binary_classification", positive_label=">50K",
         sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, random_state=SEED))
     python, why_no_peer = peer_python(peer_venv, module="responsibleai")

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         model_path, train_path, tests = prepare_inputs(workdir, [16_281])
         constructor_dir = workdir / "constructor"
-        run_constructor(model_path, train_path, tests[16_281], constructor_dir, options=ConstructorOptions(
+        run_constructor(model_path, train_path, tests[16_281], constructor_dir, options=ConstructorOptions(allow_pickle=True,  # its own joblib model
             target_column=TARGET, task_type="binary_classification", sensitive_features=SENSITIVE,
             positive_label=">50K", sample_size=args.rows, random_state=0))
         runs = {"ours, batched engine": run_in_fresh_process(

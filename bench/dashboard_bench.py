@@ -106,7 +106,7 @@ def load_page(html: Path, loads: int) -> dict[str, Any]:
 def run(workdir: Path, sizes: list[int], loads: int) -> list[dict[str, Any]]:
     print(f"training the demo model and writing inputs to {workdir} ...", flush=True)
     model_path, train_path, tests = prepare_inputs(workdir, sizes)
-    constructor_options = ConstructorOptions(
+    constructor_options = ConstructorOptions(allow_pickle=True,  # its own joblib model
         target_column=TARGET, task_type="binary_classification", positive_label=">50K",
         sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, sample_size=SAMPLE_SIZE, random_state=SEED)
     results = []

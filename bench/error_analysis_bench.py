@@ -200,7 +200,7 @@ def run(workdir: Path, sizes: list[int], peer_venv: str | None) -> list[dict[str
     print(f"training the demo model and writing inputs to {workdir} ...", flush=True)
     model_path, train_path, tests = prepare_inputs(workdir, sizes)
     python, why_no_peer = peer_python(peer_venv)
-    constructor_options = ConstructorOptions(
+    constructor_options = ConstructorOptions(allow_pickle=True,  # its own joblib model
         target_column=TARGET, task_type="binary_classification", positive_label=">50K",
         sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, random_state=SEED)
     results = []

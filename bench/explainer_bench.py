@@ -165,7 +165,7 @@ def run(workdir: Path, rows: str, peer_venv: str | None) -> list[dict[str, Any]]
     train = pd.read_parquet(train_path)
     python, why_not = peer_python(peer_venv, module="responsibleai")
     # A number of rows is the constructor's stratified sample, which the explainer takes.
-    constructor_options = ConstructorOptions(
+    constructor_options = ConstructorOptions(allow_pickle=True,  # its own joblib model
         target_column=TARGET, task_type="binary_classification", positive_label=">50K",
         sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, random_state=SEED,
         sample_size=0 if rows == "all" else int(rows))
