@@ -27,7 +27,7 @@ from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 from rai_audit.storage import (
     CREDENTIALS_FILE, ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, download, parse_s3_uri, settings_from_env,
-    storage_down, storage_up,
+    S3Settings, storage_down, storage_up,
 )
 
 BUCKET = "audit-archive"
@@ -308,3 +308,36 @@ def test_read_only_credentials_suffice_for_a_risk_officer(server, env, audit, tm
     assert archive.link_audit(reader, BUCKET, prefix).startswith(reader.endpoint)
     with pytest.raises(S3Error, match="AccessDenied"):
         reader.client().put_object(BUCKET, f"{prefix}/extra.txt", io.BytesIO(b"x"), 1)
+
+
+def test_storage_that_does_not_answer_fails_clearly_after_bounded_retries(capsys):
+    """A server that drops every connection: the client tries 1 + 5 times, backing off, then says so."""
+    import socket
+    import threading
+
+    from rai_audit.storage import RETRIES
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    attempts = []
+
+    def drop_connections():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            attempts.append(1)
+            connection.close()
+
+    threading.Thread(target=drop_connections, daemon=True).start()
+    settings = S3Settings(f"http://127.0.0.1:{listener.getsockname()[1]}", "ACCESSKEYX", "never-shown-secret")
+    try:
+        with pytest.raises(RAIInputError, match=r"object storage at http://127\.0\.0\.1:\d+ did not answer after "
+                                                 r"5 tries with backoff"):
+            archive.list_audits(settings, BUCKET)
+    finally:
+        listener.close()
+    assert len(attempts) == RETRIES.total + 1
+    assert "never-shown-secret" not in capsys.readouterr().err

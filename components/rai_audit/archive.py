@@ -22,7 +22,7 @@ from typing import Any
 
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
-from rai_audit.storage import S3Settings
+from rai_audit.storage import S3Settings, storage_errors
 
 ROOT = "audits"
 MANIFEST = "manifest.json"
@@ -64,6 +64,7 @@ def _lock_enabled(client, bucket: str) -> bool:
         return False
 
 
+@storage_errors
 def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, model_name: str,
                   model_version: str, scorecard_dir: str | Path | None = None,
                   pipeline_run: str | None = None, retention_mode: str | None = None,
@@ -137,6 +138,7 @@ def _manifest(client, bucket: str, prefix: str) -> dict[str, Any]:
                                      f"({err.code})") from err
 
 
+@storage_errors
 def list_audits(settings: S3Settings, bucket: str, *, model: str | None = None, version: str | None = None,
                 since: str | None = None, passed: bool | None = None) -> list[dict[str, Any]]:
     """Complete audits (those with a manifest), newest last, filtered."""
@@ -168,6 +170,7 @@ def _checked_target(dest: Path, relative: str) -> Path:
     return dest / Path(*path.parts)
 
 
+@storage_errors
 def fetch_audit(settings: S3Settings, bucket: str, audit: str, dest: str | Path) -> Path:
     """Download an audit into ``dest`` and verify every file; nothing is left on failure."""
     client = settings.client()
@@ -197,6 +200,7 @@ def fetch_audit(settings: S3Settings, bucket: str, audit: str, dest: str | Path)
     return dest
 
 
+@storage_errors
 def verify_audit(settings: S3Settings, bucket: str, audit: str) -> dict[str, Any]:
     """Check every file of an archived audit against its manifest (nothing kept)."""
     with tempfile.TemporaryDirectory() as folder:
@@ -204,6 +208,7 @@ def verify_audit(settings: S3Settings, bucket: str, audit: str) -> dict[str, Any
         return json.loads((fetched / MANIFEST).read_text())
 
 
+@storage_errors
 def link_audit(settings: S3Settings, bucket: str, audit: str, *, hours: float = 24.0,
                file: str = "scorecard/scorecard.pdf") -> str:
     """A presigned URL of one file of a complete audit (default: its PDF), valid ``hours``."""
@@ -228,6 +233,7 @@ def _verified_json(client, bucket: str, audit: str, manifest: dict[str, Any], re
     return json.loads(data)
 
 
+@storage_errors
 def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str | Path) -> dict[str, Any]:
     """The latest complete archived audit of ``model_name`` (any version), as a baseline folder.
 
@@ -253,6 +259,7 @@ def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str
     return info
 
 
+@storage_errors
 def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> dict[str, Any]:
     """What changed between two audits: overall metrics, fairness differences and ratios,
     and every scorecard target's value and verdict (each file checked against its manifest)."""

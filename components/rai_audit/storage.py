@@ -14,6 +14,7 @@ port it opens chosen free. ``storage_down(folder)`` stops it; the data stays for
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -41,6 +42,36 @@ PORT_FLAGS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grp
 START_TIMEOUT = 60.0
 
 
+# An S3 call that cannot reach the server is tried RETRIES.total times, waiting 0.5, 1, 2,
+# 4 s between tries (urllib3's exponential backoff), then fails with a clear error.
+CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 120.0
+
+
+def _retries():
+    import urllib3
+
+    return urllib3.Retry(total=5, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504),
+                         allowed_methods=None)  # S3 puts of one key and content are idempotent
+
+
+RETRIES = _retries()
+
+
+def storage_errors(fn):
+    """Make "the object storage did not answer" (after the retries) a clear error of ``fn``'s caller."""
+    @functools.wraps(fn)
+    def call(settings: "S3Settings", *args, **kwargs):
+        import urllib3
+
+        try:
+            return fn(settings, *args, **kwargs)
+        except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise RAIInputError(f"object storage at {settings.endpoint} did not answer after {RETRIES.total} "
+                                f"tries with backoff ({type(reason).__name__}); is it running and reachable?") from err
+    return call
+
+
 @dataclass(frozen=True)
 class S3Settings:
     endpoint: str
@@ -49,13 +80,19 @@ class S3Settings:
     region: str | None = None
 
     def client(self):
+        import certifi
+        import urllib3
         from minio import Minio
 
         url = urlparse(self.endpoint)
         if url.scheme not in ("http", "https") or not url.netloc:
             raise RAIInputError(f"`{ENV_ENDPOINT}` must be http(s)://host:port, got {self.endpoint!r}")
+        # minio's own client settings, with our bounded retries and timeouts.
+        http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+                                   maxsize=10, retries=RETRIES, cert_reqs="CERT_REQUIRED",
+                                   ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where())
         return Minio(url.netloc, access_key=self.access_key, secret_key=self.secret_key,
-                     secure=url.scheme == "https", region=self.region)
+                     secure=url.scheme == "https", region=self.region, http_client=http)
 
     def __repr__(self) -> str:  # never show the secret (logs, tracebacks)
         return f"S3Settings(endpoint={self.endpoint!r}, region={self.region!r})"
@@ -194,10 +231,14 @@ def storage_down(folder: str | Path, *, timeout: float = 20.0) -> bool:
 
 def download(uri: str, dest_dir: str | Path, settings: S3Settings | None = None) -> Path:
     """Stream ``s3://bucket/key`` to a file in ``dest_dir`` (not held in memory); returns it."""
+    return _download(settings or settings_from_env(), uri, dest_dir)
+
+
+@storage_errors
+def _download(settings: S3Settings, uri: str, dest_dir: str | Path) -> Path:
     from minio.error import S3Error
 
     bucket, key = parse_s3_uri(uri)
-    settings = settings or settings_from_env()
     target = Path(dest_dir) / PurePosixPath(key).name
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
