@@ -219,7 +219,7 @@ def test_run_reads_model_and_data_from_s3_uris(env, insurance_case, tmp_path, ca
                       ("test_data", insurance_case.test)):
         client.fput_object("inputs", f"insurance/{key}/{path.name}", str(path))
         uris[key] = f"s3://inputs/insurance/{key}/{path.name}"
-    config = {**uris, "target_column": "charges", "task_type": "regression", "sensitive_features": ["sex"]}
+    config = {**uris, "allow_pickle": True, "target_column": "charges", "task_type": "regression", "sensitive_features": ["sex"]}
     (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out

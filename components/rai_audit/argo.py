@@ -39,6 +39,43 @@ import yaml
 from rai_audit import __version__
 from rai_audit.images import step_image
 from rai_audit.pipelines import ANALYSIS_STEPS
+
+
+def _import_hera_leaving_pyyaml_alone() -> None:
+    """Import hera without its side effect on PyYAML.
+
+    On import hera registers a str representer on PyYAML's Dumper and SafeRepresenter, so
+    every later YAML dump in the process writes multi-line strings differently: the KFP
+    compiler's output changed with it. Our own dumps choose that style themselves (_Dumper).
+    """
+    from yaml import representer
+
+    classes = (yaml.Dumper, yaml.SafeDumper, representer.SafeRepresenter, representer.Representer)
+    saved = {cls: dict(cls.__dict__["yaml_representers"]) if "yaml_representers" in cls.__dict__ else None
+             for cls in classes}
+    import hera.workflows  # noqa: F401
+
+    for cls, representers in saved.items():
+        if representers is not None:
+            cls.yaml_representers = representers
+        elif "yaml_representers" in cls.__dict__:
+            delattr(cls, "yaml_representers")
+
+
+_import_hera_leaving_pyyaml_alone()
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as | blocks, as Argo's own manifests write them; y/n quoted, as
+    YAML 1.1 readers (kubectl, Argo) take them for booleans."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str):
+    style = "|" if "\n" in data else "'" if data in ("y", "Y", "n", "N") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 API_VERSION = "argoproj.io/v1alpha1"
 WORKFLOW_TEMPLATE_FILE, CRON_WORKFLOW_FILE = "workflow-template.yaml", "cron-workflow.yaml"
 # Container paths: inputs are downloaded under IN; outputs are written under OUT, an
@@ -339,7 +376,7 @@ def _name_first(value: Any) -> Any:
 def _yaml(document: dict, what: str) -> str:
     header = (f"# rai-audit {__version__}: {what}.\n"
               "# Written by `rai-audit compile --target argo` (rai_audit.argo); regenerate it rather than edit it.\n")
-    return header + yaml.safe_dump(_name_first(document), sort_keys=False, width=120)
+    return header + yaml.dump(_name_first(document), Dumper=_Dumper, sort_keys=False, width=120)
 
 
 def argo_yaml(steps: Sequence[str] = ANALYSIS_STEPS, **options: Any) -> dict[str, str]:
