@@ -505,7 +505,7 @@ def validate_argo(text: str) -> dict[str, Any]:
         raise ValueError(f"expected one Argo object (a mapping), got {type(document).__name__}")
     kind = document.get("kind")
     models = {"WorkflowTemplate": m.WorkflowTemplate, "CronWorkflow": m.CronWorkflow}
-    if kind not in models:
+    if not isinstance(kind, str) or kind not in models:  # a list or mapping is unhashable
         raise ValueError(f"`kind` must be one of {list(models)}, got {kind!r}")
     if document.get("apiVersion") != API_VERSION:
         raise ValueError(f"{kind}: `apiVersion` must be {API_VERSION!r}, got {document.get('apiVersion')!r}")

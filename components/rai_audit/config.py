@@ -40,9 +40,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rai_audit.core import RAIInputError
+from rai_audit.core.artifacts import read_yaml
 from rai_audit.core.cohorts import load_cohorts
 from rai_audit.core.scorecard_config import parse_scorecard_config
 from rai_audit.pipelines import ANALYSIS_STEPS
@@ -85,12 +84,7 @@ ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
 
 def load_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML also reads JSON
-    except FileNotFoundError as err:
-        raise RAIInputError(f"config file {path} does not exist") from err
-    except yaml.YAMLError as err:
-        raise RAIInputError(f"config file {path} is not valid YAML/JSON: {err}") from err
+    config = read_yaml(path, what="config file")
     if not isinstance(config, dict):
         raise RAIInputError(f"config file {path} must hold a mapping of keys, got {type(config).__name__}")
     return resolve_config(config, base_dir=path.parent)
@@ -105,8 +99,11 @@ def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, 
     options_class, aliases = STEP_OPTIONS[step]
     options = {aliases.get(k, k): v for k, v in options.items()}
     build = {BUILD_OPTIONS[step][k]: options.pop(k) for k in list(options) if k in BUILD_OPTIONS.get(step, {})}
+    for value in build.values():  # the shard count shapes the pipeline: checked here
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise RAIInputError(f"config `{step}.shards` must be an integer >= 1, got {value!r}")
     allowed = [f for f in options_class.__dataclass_fields__ if f not in PIPELINE_SET]
-    unknown = sorted(set(options) - set(allowed))
+    unknown = sorted(set(options) - set(allowed), key=str)
     if unknown:
         allowed += list(BUILD_OPTIONS.get(step, {}))
         raise RAIInputError(f"config `{step}` has unknown options {unknown}; allowed are {allowed}")
@@ -120,7 +117,7 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
     Returns the arguments of the audit pipeline and the keyword arguments that build it
     (``steps`` to include, ``explainer_shards``).
     """
-    unknown = sorted(set(config) - set(ALLOWED_KEYS))
+    unknown = sorted(set(config) - set(ALLOWED_KEYS), key=str)  # YAML keys may be numbers too
     if unknown:
         raise RAIInputError(f"unknown config keys {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
     missing = [k for k in REQUIRED_KEYS if config.get(k) in (None, "")]
@@ -130,8 +127,13 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
     for key in PATH_KEYS:
         value = str(config[key])
         if "://" not in value:
-            resolved = (base_dir / value).resolve()
-            if not resolved.exists():
+            try:
+                resolved = (base_dir / value).resolve()
+                exists = resolved.exists()
+            except (OSError, ValueError) as err:  # a name too long, a NUL character
+                reason = getattr(err, "strerror", None) or err  # strerror: without the path again
+                raise RAIInputError(f"config `{key}`: {value!r} is not a usable path ({reason})") from err
+            if not exists:
                 raise RAIInputError(f"config `{key}`: {resolved} does not exist")
             value = str(resolved)
         args[f"{key}_uri"] = value
@@ -146,6 +148,8 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
         value = config.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool):
             raise RAIInputError(f"config `{key}` must be an integer, got {value!r}")
+        if key == "sample_size" and value < 0:  # refused now, not by the constructor's task
+            raise RAIInputError(f"config `sample_size` must be an integer >= 0 (0 means every row), got {value!r}")
         args[key] = value
     allow_pickle = config.get("allow_pickle", False)
     if not isinstance(allow_pickle, bool):
@@ -178,7 +182,7 @@ def _publish_arguments(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict) or not {"model_name", "model_version"} <= set(value):
         raise RAIInputError(f"config `publish` must be a mapping with `model_name` and `model_version` (and "
                             f"optionally {list(PUBLISH_OPTIONS)[2:]}), got {value!r}")
-    unknown = sorted(set(value) - set(PUBLISH_OPTIONS))
+    unknown = sorted(set(value) - set(PUBLISH_OPTIONS), key=str)
     if unknown:
         raise RAIInputError(f"config `publish` has unknown options {unknown}; allowed are {list(PUBLISH_OPTIONS)}")
     for key, kind in PUBLISH_OPTIONS.items():
@@ -195,7 +199,7 @@ def _scorecard_arguments(value: Any, base_dir: Path) -> dict[str, Any]:
     if not isinstance(value, dict) or "config" not in value:
         raise RAIInputError("config `scorecard` must be a scorecard config file, or a mapping with `config` "
                             f"(a file or the config itself) and options {list(SCORECARD_OPTIONS[1:])}; got {value!r}")
-    unknown = sorted(set(value) - set(SCORECARD_OPTIONS))
+    unknown = sorted(set(value) - set(SCORECARD_OPTIONS), key=str)
     if unknown:
         raise RAIInputError(f"config `scorecard` has unknown options {unknown}; allowed are {list(SCORECARD_OPTIONS)}")
     source = value["config"]

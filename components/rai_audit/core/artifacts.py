@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from rai_audit import __version__
 from rai_audit.core._errors import ArtifactIntegrityError, RAIInputError
@@ -144,6 +145,9 @@ def read_artifact_meta(folder: Path, *, expected_kind: str | None = None) -> dic
     folder = Path(folder)
     verify_manifest(folder)
     meta = read_json(folder / META_FILE)
+    if not isinstance(meta, dict) or "run_id" not in meta:
+        raise ArtifactIntegrityError(f"artifact {folder}: {META_FILE} must be a mapping with `kind`, "
+                                     "`schema_version` and `run_id`; re-run the step that produced it")
     version = meta.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise ArtifactIntegrityError(
@@ -217,8 +221,45 @@ def read_json(path: Path, *, what: str = "file") -> Any:
         raise RAIInputError(f"{what} {path} does not exist") from err
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RAIInputError(f"{what} {path} is not valid JSON: {err}") from err
-    except OSError as err:
-        raise RAIInputError(f"{what} {path} could not be read: {err}") from err
+    except OSError as err:  # e.g. a name too long
+        raise RAIInputError(f"{what} {path} could not be read: {err.strerror or err}") from err
+    except ValueError as err:  # a NUL character in the path
+        raise RAIInputError(f"{what} {str(path)!r} is not a usable path: {err}") from err
+
+
+def _yaml_problem(err: Exception) -> str:
+    """PyYAML's error on one line: where (line, column) and what (its message spans lines)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
+def read_yaml(path: Path, *, what: str = "file") -> Any:
+    """A YAML (or JSON) file, parsed; any failure is an RAIInputError naming the file, on one line."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))  # YAML also reads JSON
+    except FileNotFoundError as err:
+        raise RAIInputError(f"{what} {path} does not exist") from err
+    except yaml.YAMLError as err:
+        raise RAIInputError(f"{what} {path} is not valid YAML/JSON: {_yaml_problem(err)}") from err
+    except UnicodeDecodeError as err:
+        raise RAIInputError(f"{what} {path} is not valid YAML/JSON: {err}") from err
+    except OSError as err:  # e.g. a name too long
+        raise RAIInputError(f"{what} {path} could not be read: {err.strerror or err}") from err
+    except ValueError as err:  # a NUL character in the path
+        raise RAIInputError(f"{what} {str(path)!r} is not a usable path: {err}") from err
+
+
+def read_parquet(path: Path, **kwargs: Any) -> pd.DataFrame:
+    """A Parquet table of an artifact; a damaged file (which a rewritten manifest can hide)
+    is an ArtifactIntegrityError naming it, not pyarrow's error."""
+    try:
+        return pd.read_parquet(path, **kwargs)
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise ArtifactIntegrityError(
+            f"artifact file {path} could not be read as Parquet ({type(err).__name__}: {err}); "
+            "re-run the step that produced it") from err
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -14,7 +14,8 @@ in, not in or between (inclusive). Columns are the features plus the special col
 ``y_true``, ``y_pred``, ``error`` (classification: misclassified; regression: absolute
 error) and ``correct`` (classification only). ``value: null`` with == / != selects
 missing / present values. Leaves follow pandas semantics, so a cohort selects exactly
-the rows ``DataFrame.query`` would. Azure ML's cohort list format
+the rows ``DataFrame.query`` would (a missing value is != any value and ``not in`` any
+list, in nullable Int64/boolean columns too). Azure ML's cohort list format
 (``cohort_filter_list`` with ``method``/``arg``/``column``) is accepted too.
 """
 
@@ -66,11 +67,21 @@ def _schema() -> dict[str, Any]:
 def _from_azure(items: list[dict[str, Any]]) -> dict[str, Any]:
     cohorts = []
     for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise RAIInputError(f"cohort {i}: an Azure ML cohort must be a mapping with `name` and "
+                                f"`cohort_filter_list`, got {item!r}")
+        filters = item.get("cohort_filter_list", [])
+        if not isinstance(filters, list):
+            raise RAIInputError(f"cohort {item.get('name', i)!r}: `cohort_filter_list` must be a list of "
+                                f"filters, got {filters!r}")
         leaves = []
-        for j, flt in enumerate(item.get("cohort_filter_list", [])):
+        for j, flt in enumerate(filters):
             where = f"cohort {item.get('name', i)!r}, filter {j}"
+            if not isinstance(flt, dict):
+                raise RAIInputError(f"{where}: a filter must be a mapping with `method`, `arg` and `column`, "
+                                    f"got {flt!r}")
             method, arg = flt.get("method"), flt.get("arg")
-            if method not in AZURE_METHODS:
+            if not isinstance(method, str) or method not in AZURE_METHODS:  # (a list is unhashable)
                 raise RAIInputError(
                     f"{where}: `method` must be one of {sorted(AZURE_METHODS)}, got {method!r}"
                 )
@@ -78,7 +89,8 @@ def _from_azure(items: list[dict[str, Any]]) -> dict[str, Any]:
                 raise RAIInputError(f"{where}: `arg` must be a non-empty list, got {arg!r}")
             op = AZURE_METHODS[method]
             value = arg if op in (*LIST_OPS, "between") else arg[0]
-            column = AZURE_COLUMNS.get(flt.get("column"), flt.get("column"))
+            column = flt.get("column")
+            column = AZURE_COLUMNS.get(column, column) if isinstance(column, str) else column
             leaves.append({"column": column, "op": op, "value": value})
         cohort_filter = leaves[0] if len(leaves) == 1 else {"and": leaves}
         cohorts.append({"name": item.get("name"), "filter": cohort_filter})
@@ -203,7 +215,9 @@ def filter_mask(node: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
     elif op == "==":
         result = series == value
     elif op == "!=":
-        result = series != value
+        # A missing value is != any value: nullable (Int64, boolean) columns give <NA> here,
+        # where float NaN and object None give True.
+        result = (series != value).fillna(True)
     elif op == "<":
         result = series < value
     elif op == "<=":

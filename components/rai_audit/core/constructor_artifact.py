@@ -11,8 +11,16 @@ import numpy as np
 import pandas as pd
 
 from rai_audit.core import artifacts as A
+from rai_audit.core._errors import ArtifactIntegrityError
 from rai_audit.core.cohorts import cohort_frame, cohort_masks
 from rai_audit.core.metrics import class_positions, group_labels
+
+# What the constructor writes to meta.json (beside kind, schema_version, run_id) and the steps read.
+CONSTRUCTOR_META_KEYS = (
+    "task_type", "target_column", "features", "model_features", "categorical_features", "numeric_features",
+    "sensitive_features", "dropped_features", "classes", "positive_label", "has_probabilities",
+    "n_train", "n_test", "sample", "cohort_sizes", "model", "options",
+)
 
 
 @dataclass
@@ -89,10 +97,20 @@ def load_constructor_artifact(folder: str | Path) -> ConstructorArtifact:
     """Verify and read the constructor's artifact."""
     folder = Path(folder)
     meta = A.read_artifact_meta(folder, expected_kind=A.KIND_CONSTRUCTOR)
+    # The manifest only says the files are those written (a rewritten one matches anything):
+    # check that meta.json holds what the steps read, and read the tables with clear errors.
+    missing = [k for k in CONSTRUCTOR_META_KEYS if k not in meta]
+    if missing:
+        raise ArtifactIntegrityError(f"artifact {folder}: {A.META_FILE} lacks the keys {missing}; "
+                                     "re-run the constructor")
+    cohorts = A.read_json(folder / A.COHORTS_FILE, what="artifact file")
+    if not isinstance(cohorts, dict) or not isinstance(cohorts.get("cohorts"), list):
+        raise ArtifactIntegrityError(f"artifact {folder}: {A.COHORTS_FILE} holds no `cohorts` list; "
+                                     "re-run the constructor")
     return ConstructorArtifact(
         folder=folder,
         meta=meta,
-        features=pd.read_parquet(folder / A.TEST_FEATURES_FILE),
-        predictions=pd.read_parquet(folder / A.PREDICTIONS_FILE),
-        cohorts=A.read_json(folder / A.COHORTS_FILE)["cohorts"],
+        features=A.read_parquet(folder / A.TEST_FEATURES_FILE),
+        predictions=A.read_parquet(folder / A.PREDICTIONS_FILE),
+        cohorts=cohorts["cohorts"],
     )

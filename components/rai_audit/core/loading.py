@@ -32,15 +32,22 @@ def _single_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
 def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
     """Read a Parquet or CSV table; the format comes from the file name (Parquet if none)."""
     path = _single_file(Path(path), TABLE_SUFFIXES, what)
+    is_csv = path.suffix.lower() == ".csv"
     try:
-        if path.suffix.lower() == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
+        if not is_csv:
+            return pd.read_parquet(path)
+        frame = pd.read_csv(path)
+        # pandas renames a repeated header (`age`, `age.1`); read the header row as written.
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
     except Exception as err:  # pandas/pyarrow raise many types for unreadable files
         raise RAIInputError(
-            f"{what} file {path} could not be read as "
-            f"{'CSV' if path.suffix.lower() == '.csv' else 'Parquet'}: {err}"
+            f"{what} file {path} could not be read as {'CSV' if is_csv else 'Parquet'}: {err}"
         ) from err
+    repeated = sorted({name for name in header[header.duplicated()] if name})
+    if repeated:
+        raise RAIInputError(f"{what} file {path} has duplicate column names {repeated}; "
+                            "give each column its own name")
+    return frame
 
 
 def model_file(path: str | Path) -> Path:

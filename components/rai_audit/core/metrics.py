@@ -90,6 +90,68 @@ def class_positions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any] |
     return codes[0], codes[1], list(range(len(classes))), None if positive is None else classes.index(positive)
 
 
+# The label metrics and binary ROC AUC on class positions, computed from counts (np.bincount,
+# ranks) instead of by scikit-learn: the scorecard's bootstrap calls them thousands of times,
+# and scikit-learn's input checks took most of that time (14 of the 22 s of a scorecard on
+# Adult). tests/core/test_metrics.py checks each equals scikit-learn's.
+COUNTED_METRICS = (*LABEL_METRICS, *BINARY_ONLY_METRICS)
+
+
+def counted_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
+                   positive: int | None) -> float:
+    """``name`` (one of COUNTED_METRICS) on class positions 0..n_classes-1, as
+    ``metric_functions`` gives it: binary metrics of the ``positive`` position, else macro
+    averages over the classes present in y_true or y_pred; NaN where undefined."""
+    n = len(y_true)
+    if n == 0:
+        return float("nan")
+    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    hits = np.diag(counts).astype(float)
+    true_n, pred_n = counts.sum(axis=1), counts.sum(axis=0)
+    if name == "accuracy_score":
+        return float(hits.sum() / n)
+    if name == "balanced_accuracy_score":
+        present = true_n > 0
+        return float(np.mean(hits[present] / true_n[present]))
+    if positive is not None:  # binary: the positive class's counts
+        tp, fp, fn = hits[positive], pred_n[positive] - hits[positive], true_n[positive] - hits[positive]
+        tn = n - tp - fp - fn
+        if name == "selection_rate":
+            return float(pred_n[positive] / n)
+        if name == "false_positive_rate":
+            return float(fp / (fp + tn)) if fp + tn else float("nan")
+        if name == "false_negative_rate":
+            return float(fn / (fn + tp)) if fn + tp else float("nan")
+        tps, predicted, actual = np.array([tp]), np.array([tp + fp]), np.array([tp + fn])
+    elif name in BINARY_ONLY_METRICS:
+        raise ValueError(f"{name} is defined for binary classification only")
+    else:
+        present = (true_n > 0) | (pred_n > 0)
+        tps, predicted, actual = hits[present], pred_n[present], true_n[present]
+    with np.errstate(divide="ignore", invalid="ignore"):  # zero_division=0, as metric_functions
+        if name == "precision_score":
+            values = np.where(predicted > 0, tps / predicted, 0.0)
+        elif name == "recall_score":
+            values = np.where(actual > 0, tps / actual, 0.0)
+        elif name == "f1_score":
+            values = np.where(predicted + actual > 0, 2 * tps / (predicted + actual), 0.0)
+        else:
+            raise ValueError(f"unknown counted metric {name!r}")
+    return float(values.mean())
+
+
+def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count half): equal to scikit-learn's."""
+    from scipy.stats import rankdata
+
+    n_pos = int(is_positive.sum())
+    n_neg = len(is_positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[is_positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def metric_functions(task: str, *, classes: list[Any] | None = None, positive: Any = None,
                      with_proba: bool = False) -> dict[str, MetricFn]:
     """Metric name -> f(y_true, y_pred[, proba=...]) for the task (proba ones need ``proba``)."""

@@ -21,3 +21,12 @@ def check_shard(options: Any) -> None:
     if not isinstance(options.shard_index, int) or not 0 <= options.shard_index < options.shard_count:
         raise RAIInputError(
             f"`shard_index` must be in [0, shard_count={options.shard_count}), got {options.shard_index!r}")
+
+
+def check_name_lists(options: Any, names: tuple[str, ...]) -> None:
+    """Each named option must be a list of names (checked before the names are counted or
+    compared: a number or a nested list would otherwise fail with a TypeError)."""
+    for name in names:
+        value = getattr(options, name)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise RAIInputError(f"`{name}` must be a list of feature names, got {value!r}")

@@ -30,13 +30,13 @@ against a gathered bundle (metrics of its task, features, cohorts).
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rai_audit.core._errors import RAIInputError
+from rai_audit.core.artifacts import read_yaml
 
 OPS = (">=", "<=", ">", "<", "==")
 KINDS = ("difference", "ratio")
@@ -79,7 +79,11 @@ def _op_value(op: Any, value: Any, where: str) -> tuple[str | None, float | None
         value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise RAIInputError(f"{where}: `value` must be a number, got {value!r}")
-    return op, float(value)
+    # YAML .inf, text such as 1e999, an integer beyond floats: no text form, JSON writes null.
+    number = float(value) if not isinstance(value, int) or abs(value) < 2 ** 1023 else math.inf
+    if not math.isfinite(number):
+        raise RAIInputError(f"{where}: `value` must be a finite number, got {value!r}")
+    return op, number
 
 
 def _target(item: Any, where: str, *, fairness: bool) -> dict[str, Any]:
@@ -150,15 +154,20 @@ def _names(value: Any, where: str) -> list[str]:
 
 def _from_azure(config: dict[str, Any]) -> dict[str, Any]:
     """Azure ML's scorecard config in rai-audit's form."""
-    unknown = sorted(set(config) - set(AZURE_KEYS))
+    unknown = sorted(set(config) - set(AZURE_KEYS), key=str)
     if unknown:
         raise RAIInputError(f"unknown keys {unknown} in an Azure ML scorecard config; allowed are {list(AZURE_KEYS)}")
+    for section in ("Model", "Metrics", "Fairness"):  # read as mappings below
+        if not isinstance(config.get(section) or {}, dict):
+            raise RAIInputError(f"`{section}` must be a mapping, got {config[section]!r}")
     model = config.get("Model") or {}
     out: dict[str, Any] = {"model": {"name": model.get("ModelName"), "type": model.get("ModelType"),
                                      "summary": model.get("ModelSummary")}}
     targets = []
     for name, spec in (config.get("Metrics") or {}).items():
         spec = spec or {}
+        if not isinstance(spec, dict):
+            raise RAIInputError(f"`Metrics.{name}` must be a mapping such as {{threshold: \">=0.85\"}}, got {spec!r}")
         threshold = spec.get("threshold")
         if threshold is None:
             targets.append({"metric": name})
@@ -180,7 +189,7 @@ def _from_azure(config: dict[str, Any]) -> dict[str, Any]:
         kind = fairness.get("fairness_evaluation_kind", "difference")
         if kind not in KINDS:
             raise RAIInputError(f"`Fairness.fairness_evaluation_kind` must be one of {list(KINDS)}, got {kind!r}")
-        metrics = fairness.get("metric") or []
+        metrics = _names(fairness.get("metric") or [], "`Fairness.metric`")
         fair: dict[str, Any] = {"sensitive_features": fairness.get("sensitive_features") or [],
                                 "metrics": metrics, "kind": kind}
         threshold = fairness.get("threshold")
@@ -196,20 +205,14 @@ def _from_azure(config: dict[str, Any]) -> dict[str, Any]:
 def parse_scorecard_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
     """Read (a file or a mapping) and check a scorecard config; return its normal form."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            config = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML also reads JSON
-        except FileNotFoundError as err:
-            raise RAIInputError(f"scorecard config {path} does not exist") from err
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise RAIInputError(f"scorecard config {path} is not valid YAML/JSON: {err}") from err
+        config = read_yaml(Path(source), what="scorecard config")
     else:
         config = source
     if not isinstance(config, dict):
         raise RAIInputError(f"the scorecard config must be a mapping of keys, got {type(config).__name__}")
     if set(config) & set(AZURE_KEYS):
         config = _from_azure(config)
-    unknown = sorted(set(config) - set(KEYS))
+    unknown = sorted(set(config) - set(KEYS), key=str)  # YAML keys may be numbers, booleans, null
     if unknown:
         raise RAIInputError(f"unknown scorecard config keys {unknown}; allowed are {list(KEYS)} "
                             f"(or Azure ML's {list(AZURE_KEYS)})")

@@ -8,6 +8,8 @@ is counted, and sizes suit an A4 page.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
 
 import altair as alt
@@ -52,6 +54,28 @@ def horizontal_bars(rows: list[dict[str, Any]], *, label: str, value: str, label
         layers.append(alt.Chart(pd.DataFrame({"target": [target]})).mark_rule(color=RED, strokeDash=[4, 3])
                       .encode(x="target:Q"))
     return alt.layer(*layers).properties(width=WIDTH, height=_bars_height(len(data)))
+
+
+def bars_spec(rows: list[dict[str, Any]], *, label_title: str, value_title: str) -> dict[str, Any]:
+    """``spec(horizontal_bars(rows, label="label", value="value", ...))`` with the rows inline.
+
+    The page holds hundreds of these (each feature's distribution in each cohort view), and
+    altair spends ~40 ms building and validating each (most of gather's time on Adult): altair
+    builds one per pair of titles, and each chart is that spec with its own rows, order and
+    height (tests/report/test_charts.py checks it equals altair's own for the same rows)."""
+    out = copy.deepcopy(_bars_template(label_title, value_title))
+    out["data"] = {"values": [{"label": r["label"], "value": r["value"]} for r in rows]}
+    out["layer"][0]["encoding"]["y"]["sort"] = [r["label"] for r in rows]
+    out["height"] = _bars_height(len(rows))
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _bars_template(label_title: str, value_title: str) -> dict[str, Any]:
+    out = spec(horizontal_bars([{"label": "", "value": 0.0}], label="label", value="value",
+                               label_title=label_title, value_title=value_title))
+    del out["datasets"]
+    return out
 
 
 def confusion_matrix(labels: list[Any], matrix: list[list[int]]) -> alt.TopLevelMixin:

@@ -87,8 +87,7 @@ def _bars(rows: list[dict[str, Any]], label_title: str, value_title: str) -> dic
     rows = [r for r in rows if r["value"] is not None]
     if not rows:
         return None
-    return charts.spec(charts.horizontal_bars(rows, label="label", value="value", label_title=label_title,
-                                        value_title=value_title))
+    return charts.bars_spec(rows, label_title=label_title, value_title=value_title)
 
 
 def _view_charts(doc: dict[str, Any], view: dict[str, Any], by_name: dict[str, dict]) -> dict[str, Any]:

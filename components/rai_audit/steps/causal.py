@@ -45,7 +45,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import all_of
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
-from rai_audit.core.options import check_min_ints
+from rai_audit.core.options import check_min_ints, check_name_lists
 from rai_audit.steps._cli import json_arg, run_cli
 
 KIND = "causal"
@@ -94,10 +94,13 @@ class CausalOptions:
         if not isinstance(self.treatment_features, list) or not self.treatment_features:
             raise RAIInputError("`treatment_features` must be a non-empty list of feature names, "
                                 f"got {self.treatment_features!r}")
+        check_name_lists(self, ("treatment_features",))  # names before counting them (hashable)
         repeated = sorted(f for f, n in Counter(self.treatment_features).items() if n > 1)
         if repeated:
             raise RAIInputError(f"`treatment_features` names {repeated} more than once")
-        if self.heterogeneity_features is not None and not isinstance(self.heterogeneity_features, list):
+        if self.heterogeneity_features is not None and not (
+                isinstance(self.heterogeneity_features, list)
+                and all(isinstance(f, str) for f in self.heterogeneity_features)):
             raise RAIInputError("`heterogeneity_features` must be a list of feature names or null (all), "
                                 f"got {self.heterogeneity_features!r}")
         if self.nuisance_model not in NUISANCE_MODELS:
@@ -214,21 +217,30 @@ def _levels(X: pd.DataFrame, treatment: str, options: CausalOptions) -> list[str
     return sorted(present - {MISSING}) + ([MISSING] if MISSING in present else [])
 
 
-def _records(frame: pd.DataFrame, treatments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """econml's effect table (index outcome, feature, feature_value) as one record per
-    treatment and level, with the level and control spelled out."""
-    records = []
-    for (_, feature, value), row in frame.iterrows():
+def _effect_table(frame: pd.DataFrame, treatments: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """econml's effect table (index outcome, feature, feature_value) with one row per
+    treatment and level, the level and control spelled out."""
+    # Whole columns at a time: local effects hold one row per test row and treatment level.
+    features = frame.index.get_level_values(1).astype(str)
+    values = frame.index.get_level_values(2).astype(str)
+    levels, controls = [], []
+    for feature, value in zip(features, values):
         info = treatments[feature]
-        if info["kind"] == "numeric":
-            level = None
-        else:
+        level = None
+        if info["kind"] != "numeric":
             level = next((lv for lv in info["levels"] if f"{lv}v{info['control']}" == value), None)
             if level is None:  # econml names a level "<level>v<control>"; anything else is a change upstream
                 raise RuntimeError(f"econml reported an unexpected level {value!r} of {feature!r}")
-        records.append({"treatment": feature, "level": level, "control": info["control"],
-                        **{c: float(row[c]) for c in EFFECT_COLUMNS}})
-    return records
+        levels.append(level)
+        controls.append(info["control"])
+    table = pd.DataFrame({"treatment": features, "level": levels, "control": controls})
+    for c in EFFECT_COLUMNS:
+        table[c] = frame[c].to_numpy(dtype=float)
+    return table
+
+
+def _records(frame: pd.DataFrame, treatments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return _effect_table(frame, treatments).to_dict("records")
 
 
 def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
@@ -354,9 +366,17 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
     meta = audit.meta
     features, target = meta["features"], meta["target_column"]
     categorical = [f for f in features if f in meta["categorical_features"]]
-    train = pd.read_parquet(audit.folder / A.TRAIN_FILE)
+    train = A.read_parquet(audit.folder / A.TRAIN_FILE)
     numeric_treatments = [t for t in options.treatment_features if t not in categorical]
     usable = train[target].notna() & train[numeric_treatments].notna().all(axis=1)
+    if not usable.any():  # nothing left to fit on: name the column(s) that left every row out
+        needed = [target, *numeric_treatments]
+        empty = [c for c in needed if train[c].isna().all()]
+        raise RAIInputError(
+            f"no train row can be fitted: a fitted row needs a value of the outcome and of every numeric "
+            f"treatment, and " + (f"{empty} have no value in any train row" if empty else
+                                  f"no train row has a value in all of {needed}")
+            + "; drop such treatments from `treatment_features` or fill in their values")
     train = train[usable].reset_index(drop=True)
     fit_positions = _fit_rows(len(train), options)
     fit_raw = train.iloc[fit_positions]
@@ -484,8 +504,7 @@ def _local_effects(analysis, rows: pd.DataFrame, treatments: dict[str, dict[str,
         return pd.DataFrame(columns=columns)
     frame = analysis.local_causal_effect(rows, alpha=alpha, keep_all_levels=True)
     positions = frame.index.get_level_values("sample").to_numpy()
-    records = _records(frame.droplevel("sample"), treatments)
-    table = pd.DataFrame(records).drop(columns="control")
+    table = _effect_table(frame.droplevel("sample"), treatments).drop(columns="control")
     table.insert(0, A.ROW_ID, rows.index.to_numpy()[positions])
     return table[columns]
 

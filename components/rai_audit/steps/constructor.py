@@ -23,11 +23,14 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
 from rai_audit.core.artifacts import sha256_file
 from rai_audit.core.loading import load_model, load_table, model_file
+from rai_audit.core.metrics import group_labels
 from rai_audit.steps._cli import bool_arg, json_arg, run_cli
 
 TaskType = Literal["binary_classification", "multiclass_classification", "regression", "classification"]
 TASK_TYPES = get_args(TaskType)
 RESERVED_COLUMNS = (*SPECIAL_COLUMNS, A.ROW_ID, A.IN_SAMPLE)
+# Most groups a sensitive feature may have (after binning a numeric one); see docs/artifacts.md.
+MAX_SENSITIVE_GROUPS = 100
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,21 @@ def _check_columns(train: pd.DataFrame, test: pd.DataFrame, options: Constructor
     return columns
 
 
+def _check_sensitive_groups(test: pd.DataFrame, sensitive: list[str]) -> None:
+    """Refuse a sensitive feature with more groups than MAX_SENSITIVE_GROUPS (numeric ones
+    are binned first): fairness per group of an id-like column means nothing, and gather
+    builds one view per group (minutes for thousands)."""
+    for name in sensitive:
+        if test[name].nunique(dropna=False) <= MAX_SENSITIVE_GROUPS:
+            continue  # cheap test first; binning can only lower the count
+        n = group_labels(test[name])[0].nunique()
+        if n > MAX_SENSITIVE_GROUPS:
+            raise RAIInputError(
+                f"`sensitive_features`: {name!r} has {n} distinct values in the test data, more than "
+                f"{MAX_SENSITIVE_GROUPS} groups; group its values into fewer (e.g. bins or broader "
+                "categories) or drop it from `sensitive_features`")
+
+
 def _match_label(value: Any, labels: list[Any], what: str) -> Any:
     """Map a user-given label to the observed one; KFP turns ints in lists into floats."""
     for label in labels:
@@ -141,18 +159,25 @@ def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
     unknown = sorted({str(v) for v in y_test.unique()} - {str(c) for c in classes})
     if unknown:
         raise RAIInputError(
-            f"the test labels {unknown} are not among the model's classes {classes}"
+            f"the test labels {_few(unknown)} are not among the model's classes {_few(classes)}"
         )
     if len(classes) < 2:
         raise RAIInputError(f"classification needs at least 2 classes, got {classes}")
+    # Numbers with fractions and no classes from the model: a regression target, not labels.
+    continuous = not model_classes and pd.api.types.is_float_dtype(observed.dtype) \
+        and not np.all(np.mod(observed.astype(float), 1) == 0)
+    regression_hint = (f"`{options.target_column}` holds continuous numbers ({len(classes)} distinct values, "
+                       f"such as {', '.join(map(repr, classes[:3]))}): use task_type regression")
     task = options.task_type
     if task == "classification":
         task = "binary_classification" if len(classes) == 2 else "multiclass_classification"
     if task == "binary_classification" and len(classes) != 2:
         raise RAIInputError(
-            f"`task_type` binary_classification needs exactly 2 classes, got {len(classes)}: "
-            f"{classes}; use multiclass_classification"
+            f"`task_type` binary_classification needs exactly 2 classes, got {len(classes)}"
+            + (f"; {regression_hint}" if continuous else f": {_few(classes)}; use multiclass_classification")
         )
+    if continuous:
+        raise RAIInputError(f"`task_type` {options.task_type} needs class labels, but {regression_hint}")
     positive = None
     if task == "binary_classification":
         positive = classes[1] if options.positive_label in (None, "") else _match_label(
@@ -162,12 +187,37 @@ def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
     return task, classes, positive
 
 
-def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None):
+def _unseen_values(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list[Any]]:
+    """Per text/categorical column, the test values that train never holds (a few of each)."""
+    unseen = {}
+    for c in test.columns:
+        if pd.api.types.is_numeric_dtype(test[c]) and not pd.api.types.is_bool_dtype(test[c]):
+            continue
+        seen = set(map(str, train[c].dropna().unique()))  # as text: safe for mixed types
+        new = sorted({str(v) for v in test[c].dropna().unique()} - seen)
+        if new:
+            unseen[c] = _few(new)
+    return unseen
+
+
+def _few(values: list[Any], n: int = 5) -> str:
+    """A list for a message: in full if short, else its first ``n`` and the count."""
+    values = list(values)
+    if len(values) <= n:
+        return repr(values)
+    return f"[{', '.join(map(repr, values[:n]))}, ...] ({len(values)} in all)"
+
+
+def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None, *, train: pd.DataFrame):
     try:
         y_pred = np.asarray(model.predict(X))
     except Exception as err:  # any failure inside the user's model
+        # An encoder's message names its own column index ("column 0"); name the columns.
+        unseen = _unseen_values(train[X.columns], X)
+        hint = (f"; the test data has values that the train data never holds: "
+                + "; ".join(f"`{c}`: {v}" for c, v in unseen.items())) if unseen else ""
         raise RAIInputError(
-            f"the model could not predict on the test data ({type(err).__name__}: {err}); "
+            f"the model could not predict on the test data ({type(err).__name__}: {err}){hint}; "
             "check that the features, their names and types are those the model was trained on"
         ) from err
     if y_pred.ndim != 1 or len(y_pred) != len(X):
@@ -177,10 +227,16 @@ def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None):
     if task == "regression":
         if not np.issubdtype(y_pred.dtype, np.number):
             raise RAIInputError(f"a regression model must predict numbers, got dtype {y_pred.dtype}")
-        return y_pred.astype(float), None
+        y_pred = y_pred.astype(float)
+        bad = int((~np.isfinite(y_pred)).sum())
+        if bad:  # every later figure (errors, metrics, histograms) would be NaN or fail
+            raise RAIInputError(f"the model ({type(model).__name__}) predicted NaN or infinity for {bad} of "
+                                f"{len(y_pred)} test rows; a regression model must predict finite numbers")
+        return y_pred, None
     unknown = sorted({str(v) for v in pd.unique(y_pred)} - {str(c) for c in classes})
     if unknown:
-        raise RAIInputError(f"the model predicts labels {unknown} that are not among the classes {classes}")
+        raise RAIInputError(f"the model predicts labels {_few(unknown)} that are not among the classes "
+                            f"{_few(classes)}")
     if not hasattr(model, "predict_proba"):
         return y_pred, None
     try:
@@ -220,11 +276,17 @@ def _stratified_sample(y: pd.Series, size: int, seed: int, stratify: bool) -> np
 
 
 def run_constructor(model_path: str | Path, train_path: str | Path, test_path: str | Path,
-                    output_dir: str | Path, *, options: ConstructorOptions) -> ConstructorResult:
-    """Validate inputs, predict on the whole test set, and write the insights artifact."""
+                    output_dir: str | Path, *, options: ConstructorOptions,
+                    input_fingerprint: str = "") -> ConstructorResult:
+    """Validate inputs, predict on the whole test set, and write the insights artifact.
+
+    ``input_fingerprint`` (the pipeline's content fingerprint of model and data, see
+    ``rai_audit.core.fingerprint``) is only recorded in meta.json; it changes no result.
+    """
     train = load_table(train_path, what="train data")
     test = load_table(test_path, what="test data")
     columns = _check_columns(train, test, options)
+    _check_sensitive_groups(test, options.sensitive_features)
     model = load_model(model_path, skops_trusted_types=options.skops_trusted_types,
                        allow_pickle=options.allow_pickle)
     target = options.target_column
@@ -238,7 +300,7 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
         task, classes, positive = "regression", None, None
     else:
         task, classes, positive = _resolve_classes(model, train[target], y_test, options)
-    y_pred, proba = _predict(model, X_test, task, classes)
+    y_pred, proba = _predict(model, X_test, task, classes, train=train)
 
     categorical = (list(options.categorical_features)
                    if options.categorical_features is not None
@@ -287,6 +349,7 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
                    "skops_trusted_types": list(options.skops_trusted_types),
                    "allow_pickle": options.allow_pickle},
             options={k: v for k, v in asdict(options).items() if k != "cohorts"},
+            input_fingerprint=input_fingerprint,
         )
         A.write_json(out / A.META_FILE, meta)
     return ConstructorResult(run_id, task, len(train), len(test), int(sample.sum()), classes)

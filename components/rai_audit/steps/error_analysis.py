@@ -32,7 +32,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import all_of, filter_mask
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
-from rai_audit.core.options import check_min_ints
+from rai_audit.core.options import check_min_ints, check_name_lists
 from rai_audit.steps._cli import json_arg, run_cli
 
 KIND = "error_analysis"
@@ -61,6 +61,7 @@ class ErrorAnalysisOptions:
     def __post_init__(self) -> None:
         check_min_ints(self, {"max_depth": 1, "num_leaves": 2, "min_child_samples": 1,
                               "heatmap_bins": 2, "top_leaves": 1})
+        check_name_lists(self, ("tree_features", "heatmap_features"))
         if len(self.heatmap_features) > 2 or len(set(self.heatmap_features)) != len(self.heatmap_features):
             raise RAIInputError(
                 f"`heatmap_features` must name at most two different features, got {list(self.heatmap_features)}"

@@ -191,6 +191,9 @@ def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd
         # One thread: the surrogate must come out the same on every pod that runs a shard.
         explainable_model_args={"random_state": random_state, "n_jobs": 1, "verbose": -1},
         model_task="classification" if is_classifier else "regression", **kwargs)
+    # Its explanations (LightGBM's pred_contrib, most of the step's time) are the same for any
+    # number of threads, so they use every core.
+    mimic.surrogate_model.model.set_params(n_jobs=-1)
     return mimic, "mimic"
 
 
@@ -276,7 +279,7 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
     model = audit.load_model()
     preprocess, estimator = _split_model(model)
     features = meta["model_features"]
-    train = pd.read_parquet(audit.folder / A.TRAIN_FILE)[features]
+    train = A.read_parquet(audit.folder / A.TRAIN_FILE)[features]
     rng = np.random.default_rng(options.random_state)
     background_raw = train.iloc[np.sort(rng.choice(len(train), min(options.background_size, len(train)),
                                                    replace=False))].reset_index(drop=True)
@@ -336,7 +339,7 @@ def merge_explanations(constructor_dir: str | Path, shard_dirs: list[str | Path]
     """Join the shards of one explanation into the result of an unsharded run."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
-    shards = [(meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), pd.read_parquet(folder / LOCAL_FILE))
+    shards = [(meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), A.read_parquet(folder / LOCAL_FILE))
               for folder, meta in read_shards(audit.run_id, shard_dirs, KIND)]
     first_meta, first, _ = shards[0]
     local = pd.concat([s[2] for s in shards], ignore_index=True)

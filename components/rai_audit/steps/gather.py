@@ -260,7 +260,7 @@ def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dic
     features and predictions."""
     local = cfs = None
     if "explanation" in insights:
-        local = pd.read_parquet(insights["explanation"][0] / "local_importance.parquet")
+        local = A.read_parquet(insights["explanation"][0] / "local_importance.parquet")
         classes = local["class"].astype(str)
         wanted = ("output" if audit.task == "regression" else
                   str(audit.meta["positive_label"]) if audit.task == "binary_classification" else None)
@@ -270,7 +270,7 @@ def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dic
             predicted = audit.y_pred.astype(str).to_numpy()[local[A.ROW_ID].to_numpy()]
             local = local[classes.to_numpy() == predicted]
     if "counterfactual" in insights:
-        cfs = pd.read_parquet(insights["counterfactual"][0] / "counterfactuals.parquet")
+        cfs = A.read_parquet(insights["counterfactual"][0] / "counterfactuals.parquet")
     available = (set(local[A.ROW_ID]) if local is not None else set()) | (
         set(cfs[A.ROW_ID]) if cfs is not None else set())
     in_sample = set(audit.predictions[A.ROW_ID][audit.predictions[A.IN_SAMPLE]])

@@ -30,7 +30,10 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, validate_cohorts
-from rai_audit.core.metrics import PROBA_METRICS, class_positions, confusion, group_labels, metric_functions
+from rai_audit.core.metrics import (
+    COUNTED_METRICS, PROBA_METRICS, binary_roc_auc, class_positions, confusion, counted_metric, group_labels,
+    metric_functions,
+)
 from rai_audit.core.options import check_min_ints
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
 from rai_audit.steps._cli import run_cli
@@ -99,8 +102,15 @@ class _Rows:
             self.y_true, self.y_pred, classes, doc["positive_label"])
         self.fns = metric_functions(doc["task_type"], classes=metric_classes, positive=positive,
                                     with_proba=self.proba is not None)
+        # Counted on positions when every label is one of the classes (class_positions gave ints).
+        self._counted = (metric_classes is not None and self._true.dtype.kind == "i" and self._pred.dtype.kind == "i")
+        self._n_classes, self._positive = len(metric_classes or []), positive
 
     def metric(self, name: str, rows: np.ndarray) -> float:
+        if self._counted and name in COUNTED_METRICS:
+            return counted_metric(name, self._true[rows], self._pred[rows], self._n_classes, self._positive)
+        if self._counted and name == "roc_auc_score" and self._positive is not None and self.proba is not None:
+            return binary_roc_auc(self._true[rows] == self._positive, self.proba[rows, self._positive])
         fn = self.fns[name]
         if name in PROBA_METRICS:
             return fn(self._true[rows], self._pred[rows], proba=self.proba[rows])
@@ -358,7 +368,7 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
     bundle_meta = A.read_artifact_meta(dashboard_dir, expected_kind=A.KIND_DASHBOARD)
     parsed = parse_scorecard_config(config)
     doc = A.read_json(dashboard_dir / A.INSIGHTS_JSON_FILE, what="the bundle's insights.json")
-    table = pd.read_parquet(dashboard_dir / A.TABLES_DIR / "predictions.parquet")
+    table = A.read_parquet(dashboard_dir / A.TABLES_DIR / "predictions.parquet")
     rows = _Rows(doc, table)
     cohort_info = _cohort_masks(doc, table, load_cohorts(cohorts))
     check_against_bundle(parsed, metric_names=list(rows.fns), features=doc["data"]["features"],

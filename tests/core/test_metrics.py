@@ -1,0 +1,46 @@
+"""The scorecard's counted metrics (confusion counts, ranks) equal scikit-learn's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rai_audit.core.metrics import COUNTED_METRICS, binary_roc_auc, counted_metric, metric_functions
+
+
+def _cases(n_classes: int):
+    rng = np.random.default_rng(n_classes)
+    for n in (1, 2, 3, 7, 50, 400):
+        for _ in range(15):
+            # Few distinct values on purpose: classes missing from y_true, y_pred or both.
+            true = rng.integers(0, rng.integers(1, n_classes + 1), n)
+            pred = rng.integers(0, rng.integers(1, n_classes + 1), n)
+            yield true, pred
+    yield np.zeros(5, np.int64), np.zeros(5, np.int64)
+    yield np.full(5, n_classes - 1), np.zeros(5, np.int64)
+    yield np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+@pytest.mark.parametrize("n_classes, positive", [(2, 1), (2, 0), (3, None), (5, None)])
+def test_counted_metrics_equal_scikit_learn(n_classes, positive):
+    task = "binary_classification" if positive is not None else "multiclass_classification"
+    reference = metric_functions(task, classes=list(range(n_classes)), positive=positive)
+    names = [m for m in COUNTED_METRICS if m in reference]
+    assert len(names) == (8 if positive is not None else 5)
+    for true, pred in _cases(n_classes):
+        for name in names:
+            expected = reference[name](true, pred)
+            got = counted_metric(name, true, pred, n_classes, positive)
+            assert got == pytest.approx(expected, abs=1e-12, nan_ok=True), (name, true.tolist(), pred.tolist())
+
+
+def test_binary_roc_auc_equals_scikit_learn():
+    reference = metric_functions("binary_classification", classes=[0, 1], positive=1, with_proba=True)["roc_auc_score"]
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 40, 1000):
+        for _ in range(20):
+            true = rng.integers(0, 2, n)
+            score = rng.choice([0.1, 0.5, 0.9], n) if n % 2 else rng.random(n)  # with and without ties
+            proba = np.column_stack([1 - score, score])
+            assert binary_roc_auc(true == 1, score) == pytest.approx(
+                reference(true, (score > 0.5).astype(int), proba=proba), abs=1e-12, nan_ok=True)
