@@ -40,7 +40,7 @@ def _dag_tasks(name: str) -> set[str]:
     ("error_analysis_counterfactuals", {"error-analysis", "counterfactual"}),
 ])
 def test_each_flow_has_its_own_compiled_pipeline(name, expected):
-    base = {"importer", "importer-2", "importer-3", "constructor", "gather", "scorecard"}
+    base = {"importer", "importer-2", "importer-3", "fingerprint-inputs", "constructor", "gather", "scorecard"}
     assert _dag_tasks(name) == base | expected
     assert PIPELINE_OPTIONS[name]["with_scorecard"] and name in PIPELINES
 
@@ -48,12 +48,22 @@ def test_each_flow_has_its_own_compiled_pipeline(name, expected):
 def test_the_full_audit_compares_with_the_archive_and_never_reuses_stale_inputs():
     spec = next(yaml.safe_load_all((REPO / "pipelines" / "audit_pipeline.yaml").read_text()))
     tasks = spec["root"]["dag"]["tasks"]
-    # Same URIs, new model and data behind them: imports and constructor are never cached.
+    # Same URIs, new model and data behind them: the content's fingerprint, taken in every run
+    # (uncached), keys the constructor's cache, so the constructor and the analyses are
+    # reused only for unchanged content; the imports reuse a URI's artifact (reimport=False).
     for name in ("importer", "importer-2", "importer-3"):
         assert spec["deploymentSpec"]["executors"][tasks[name]["componentRef"]["name"].replace("comp-", "exec-")][
-            "importer"]["reimport"] is True
-    assert tasks["constructor"]["cachingOptions"] == {} and tasks["find-baseline"]["cachingOptions"] == {}
+            "importer"].get("reimport", False) is False
+        assert tasks["fingerprint-inputs"]["inputs"]["artifacts"][
+            {"importer": "model", "importer-2": "train_data", "importer-3": "test_data"}[name]][
+            "taskOutputArtifact"]["producerTask"] == name
+    assert tasks["fingerprint-inputs"]["cachingOptions"] == {}
+    assert tasks["constructor"]["inputs"]["parameters"]["input_fingerprint"]["taskOutputParameter"] == {
+        "outputParameterKey": "Output", "producerTask": "fingerprint-inputs"}
+    assert tasks["constructor"]["cachingOptions"] == {"enableCache": True}
     assert tasks["error-analysis"]["cachingOptions"] == {"enableCache": True}
+    # The baseline lookup and gather (which names the run) run in every run.
+    assert tasks["find-baseline"]["cachingOptions"] == {} and tasks["gather"]["cachingOptions"] == {}
     assert tasks["scorecard"]["inputs"]["artifacts"]["baseline"]["taskOutputArtifact"]["producerTask"] == "find-baseline"
     stamped = tasks["gather"]["inputs"]["parameters"]
     assert stamped["pipeline_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"

@@ -34,7 +34,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     arguments, build = load_config(args.config)
     arguments = local_inputs(arguments, Path(args.output) / "inputs",
                              ("model_uri", "train_data_uri", "test_data_uri"))
-    _report(run_audit_locally(arguments, args.output, **build))
+    _report(run_audit_locally(arguments, args.output, enable_caching=args.cache, **build))
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -208,6 +208,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the audit pipeline locally (kfp.local) from a YAML/JSON config")
     run.add_argument("config", help="audit config file")
     run.add_argument("--output", default="rai-audit-output", help="folder for the run's artifacts")
+    run.add_argument("--cache", action="store_true",
+                     help="reuse the constructor and analyses of an earlier run in --output on the same "
+                          "model, data and parameters (kfp.local's cache); re-running a failed run "
+                          "recomputes only what failed")
     run.set_defaults(func=_cmd_run)
     demo = sub.add_parser("demo", help="train a model on the shipped Adult data and audit it locally")
     demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")

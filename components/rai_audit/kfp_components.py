@@ -16,6 +16,26 @@ from rai_audit.images import step_image
 
 
 @dsl.component(base_image=step_image("constructor"), install_kfp_package=False)
+def fingerprint_inputs(model: Input[Model], train_data: Input[Dataset], test_data: Input[Dataset]) -> str:
+    """sha256 of the model's, train and test data's bytes (a folder: its files by relative path).
+
+    The pipeline runs it uncached and passes the result to the constructor, whose cache key
+    then changes exactly when the content behind the URIs does.
+
+    Args:
+        model: The model file (or a folder holding it).
+        train_data: The train data.
+        test_data: The test data.
+
+    Returns:
+        The fingerprint (64 hex digits).
+    """
+    from rai_audit.core.fingerprint import input_fingerprint
+
+    return input_fingerprint({"model": model.path, "train_data": train_data.path, "test_data": test_data.path})
+
+
+@dsl.component(base_image=step_image("constructor"), install_kfp_package=False)
 def constructor(
     insights: Output[Artifact],
     model: Input[Model],
@@ -33,6 +53,7 @@ def constructor(
     random_state: int = 0,
     skops_trusted_types: list = [],
     allow_pickle: bool = False,
+    input_fingerprint: str = "",
 ):
     """Validates model and data, predicts once on the whole test set, writes the insights.
 
@@ -53,6 +74,8 @@ def constructor(
         random_state: Seed of that sample.
         skops_trusted_types: Types to trust when loading a .skops model.
         allow_pickle: Load a joblib/pickle model, which runs code stored in the file.
+        input_fingerprint: The inputs' content fingerprint (fingerprint_inputs), recorded in
+            meta.json; it changes no result, only the task's cache key.
     """
     from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 
@@ -64,7 +87,8 @@ def constructor(
                                  dropped_features=dropped_features, classes=classes or None,
                                  positive_label=positive_label or None, cohorts=cohorts,
                                  sample_size=sample_size, random_state=random_state,
-                                 skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle))
+                                 skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle),
+                             input_fingerprint=input_fingerprint)
     insights.metadata.update(run_id=result.run_id, task_type=result.task_type, n_test=result.n_test)
 
 
@@ -456,8 +480,8 @@ def find_baseline(baseline: Output[Artifact], model_name: str, bucket: str = "ra
 
 # Each component runs in the image of the step it belongs to.
 COMPONENT_STEPS = {
-    constructor: "constructor", error_analysis: "error_analysis", explainer: "explainer",
-    merge_explanations: "explainer", counterfactual: "counterfactual",
+    fingerprint_inputs: "constructor", constructor: "constructor", error_analysis: "error_analysis",
+    explainer: "explainer", merge_explanations: "explainer", counterfactual: "counterfactual",
     merge_counterfactuals: "counterfactual", causal: "causal", gather: "gather",
     scorecard: "scorecard", register_model: "scorecard", publish: "publish", find_baseline: "publish",
 }

@@ -35,7 +35,8 @@ class _Tee(io.TextIOBase):
 
 
 def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
-                      steps: Sequence[str], runner: local.DockerRunner | None = None, **build: int) -> Path:
+                      steps: Sequence[str], runner: local.DockerRunner | None = None,
+                      enable_caching: bool = False, **build: int) -> Path:
     """Run the audit pipeline with these arguments and analysis steps; return the bundle's folder.
 
     ``build`` holds the shard counts (``explainer_shards``, ``counterfactual_shards``).
@@ -44,10 +45,16 @@ def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
 
     Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``. A step's
     user error (bad column, bad cohort, ...) is raised here with the step's own message.
+
+    ``enable_caching`` turns on kfp.local's task cache (in ``output_dir/pipeline_root/.kfp_cache``):
+    a run in the same ``output_dir`` then reuses the constructor and the analyses of an
+    earlier run (even a failed one) on the same content and parameters; their outputs stay
+    in that run's folder.
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
-    local.init(runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    local.init(runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
+               enable_caching=enable_caching)
     tee = _Tee(sys.stdout)
     # kfp.local swaps builtins.print for an indenting one and, after a ParallelFor, leaves it
     # there; code that runs later in this process (numba's registry, for one) then breaks.

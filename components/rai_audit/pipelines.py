@@ -13,7 +13,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Model
 
 from rai_audit.kfp_components import (
-    causal, constructor, counterfactual, error_analysis, explainer, find_baseline, gather,
+    causal, constructor, counterfactual, error_analysis, explainer, find_baseline, fingerprint_inputs, gather,
     merge_counterfactuals, merge_explanations, publish, register_model, scorecard,
 )
 from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_REGION, ENV_SECRET
@@ -135,14 +135,19 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         publish_retention_days: int = 0,
     ) -> Artifact:
         # A scheduled audit reads the same URIs each time while the model and data behind them
-        # change: the imports and the constructor are never taken from the cache, so no later
-        # step is either (their inputs are new artifacts).
-        model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=True)
+        # may change. KFP's cache sees the URI only, so an uncached task fingerprints the
+        # content and the constructor takes the fingerprint as a parameter: same content and
+        # parameters, the cached constructor output (same run id) and with it every cached
+        # analysis; changed content, everything recomputes. The importers reuse the artifact
+        # of a URI (reimport=False): a new one per run would change every cache key.
+        model = dsl.importer(artifact_uri=model_uri, artifact_class=Model, reimport=False)
         model.set_display_name("import model")
-        train = dsl.importer(artifact_uri=train_data_uri, artifact_class=Dataset, reimport=True)
+        train = dsl.importer(artifact_uri=train_data_uri, artifact_class=Dataset, reimport=False)
         train.set_display_name("import train data")
-        test = dsl.importer(artifact_uri=test_data_uri, artifact_class=Dataset, reimport=True)
+        test = dsl.importer(artifact_uri=test_data_uri, artifact_class=Dataset, reimport=False)
         test.set_display_name("import test data")
+        fingerprint = fingerprint_inputs(model=model.output, train_data=train.output, test_data=test.output)
+        fingerprint.set_caching_options(False)  # it must read the content every run
         built = constructor(
             model=model.output, train_data=train.output, test_data=test.output,
             target_column=target_column, task_type=task_type,
@@ -150,8 +155,8 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
             dropped_features=dropped_features, classes=classes, positive_label=positive_label,
             cohorts=cohorts, sample_size=sample_size, random_state=random_state,
             skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle,
+            input_fingerprint=fingerprint.output,
         )
-        built.set_caching_options(False)
         insights = []
         if "error_analysis" in steps:
             insights.append(error_analysis(
@@ -202,6 +207,10 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
                           pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                           pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, **times,
                           **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
+        # The bundle names this run, so gather runs in every run (a cache key may hold the
+        # placeholder, not its value: kfp.local's does); the scorecard and publish after it
+        # get a new bundle, so they run too, and publish writes an audit once per run id.
+        gathered.set_caching_options(False)
         if with_scorecard:
             compared = {}
             if with_publish:

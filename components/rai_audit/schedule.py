@@ -3,8 +3,9 @@
 Creates a KFP recurring run of a compiled audit pipeline through ``kfp.Client``: a cron
 (KFP's 6-field form, seconds first) or an interval, at most ``max_concurrency`` runs at
 once, and no catch-up of runs missed while paused (a late audit of an old model is of no
-use). The pipeline's own caching settings are kept: the imports and the constructor are
-never cached, so every run audits what the model and data URIs hold then.
+use). The pipeline's own caching settings are kept: every run fingerprints what the model
+and data URIs hold then, so the constructor and the analyses are reused only when that
+content (and the parameters) are unchanged (see docs/scheduling.md).
 
 ``--dry-run`` prints the request that would be sent, built by the same ``kfp.Client``
 code with only the last HTTP call held back, and contacts no server.

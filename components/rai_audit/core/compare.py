@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-# Keys whose values name or time a run, not what it computed.
+# Keys whose values name or time a run, not what it computed (input_fingerprint: the KFP
+# pipeline's cache key of the inputs; empty when a step runs alone, as on Argo).
 RUN_KEYS = frozenset({"run_id", "bundle_run_id", "created_at", "generated_at", "seconds",
-                      "bundle_manifest_sha256", "pipeline_run"})
+                      "bundle_manifest_sha256", "pipeline_run", "input_fingerprint"})
 # Files that only list hashes and times of the files compared here.
 SKIPPED_FILES = frozenset({"manifest.json", "executor_output.json"})
 RELATIVE_TOLERANCE = 1e-9
