@@ -477,6 +477,7 @@ def print_results(r: dict[str, Any], load_before: tuple[float, ...]) -> bool | N
     overhead = ours["seconds"] - sum(t.values())
     rows = [
         ("whole run (process wall)", None, peer.get("seconds_wall")),
+        ("  fingerprint inputs | -", "fingerprint-inputs", None),
         ("  constructor | read + RAIInsights() + add()", "constructor",
          ps.get("read", 0) + ps.get("RAIInsights()", 0) + ps.get("add()", 0) if ps else None),
         ("  explainer", "explainer", ps.get("ExplainerManager")),

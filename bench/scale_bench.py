@@ -42,7 +42,7 @@ from error_analysis_bench import EA_OPTIONS, SEED, prepare_inputs
 from rai_audit.demo import DEMO_COHORTS, DEMO_SCORECARD, SENSITIVE, TARGET
 
 # The pipeline's tasks in the order they run (kfp.local runs one at a time).
-TASKS = ["constructor", "error-analysis", "explainer", "counterfactual", "causal", "gather", "scorecard"]
+TASKS = ["fingerprint-inputs", "constructor", "error-analysis", "explainer", "counterfactual", "causal", "gather", "scorecard"]
 # A task's artifact folder inside the run (kfp.local: <run>/<task>/<output>).
 OUTPUTS = {"constructor": "insights", "error-analysis": "error_analysis", "explainer": "explanation",
            "counterfactual": "counterfactuals", "causal": "causal", "gather": "dashboard", "scorecard": "scorecard"}

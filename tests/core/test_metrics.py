@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rai_audit.core.metrics import COUNTED_METRICS, binary_roc_auc, counted_metric, metric_functions
+from rai_audit.core.metrics import COUNTED_METRICS, binary_roc_auc, counted_metric, metric_functions, weighted_roc_auc
 
 
 def _cases(n_classes: int):
@@ -44,3 +44,12 @@ def test_binary_roc_auc_equals_scikit_learn():
             proba = np.column_stack([1 - score, score])
             assert binary_roc_auc(true == 1, score) == pytest.approx(
                 reference(true, (score > 0.5).astype(int), proba=proba), abs=1e-12, nan_ok=True)
+
+
+def test_weighted_roc_auc_equals_the_auc_of_the_repeated_rows():
+    rng = np.random.default_rng(1)
+    true = rng.integers(0, 2, 300) == 1
+    score = np.round(rng.random(300), 1)  # ties
+    weights = rng.integers(0, 4, 300)
+    expected = binary_roc_auc(np.repeat(true, weights), np.repeat(score, weights))
+    assert weighted_roc_auc(true, score)(weights) == pytest.approx(expected, abs=1e-12)

@@ -943,3 +943,37 @@ def test_register_model_refuses_a_scorecard_that_did_not_pass(adult_case, adult_
                                             "the model is not registered"):
         register_model(adult_case.model, adult_card.folder, out)
     assert nothing_written(tmp_path, out)
+
+
+def test_bootstrap_from_counts_matches_resampling_the_rows():
+    """The scorecard draws a counted metric's resamples as one multinomial over (group, true,
+    predicted) cells and a binary AUC's as row weights; both must have the distribution of
+    drawing the rows themselves (recomputed here with scikit-learn on resampled rows)."""
+    from sklearn.metrics import recall_score, roc_auc_score
+
+    from rai_audit.steps.scorecard import _Rows
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    y_true = rng.choice(["no", "yes"], n, p=[0.7, 0.3])
+    score = np.clip(np.where(y_true == "yes", 0.6, 0.4) + rng.normal(0, 0.25, n), 0, 1)
+    y_pred = np.where(score > 0.5, "yes", "no")
+    groups = rng.integers(0, 3, n)
+    table = pd.DataFrame({A.Y_TRUE: y_true, A.Y_PRED: y_pred, A.proba_column(0): 1 - score,
+                          A.proba_column(1): score})
+    rows = _Rows({"classes": ["no", "yes"], "task_type": "binary_classification", "positive_label": "yes"}, table)
+    everything = np.arange(n)
+    draws = 2000
+    ours_recall = np.array([rows.resample("recall_score", everything, rng, groups, 3)() for _ in range(draws)])
+    ours_auc = np.array([rows.resample("roc_auc_score", everything, rng)()[0] for _ in range(draws)])
+    by_hand_recall, by_hand_auc = [], []
+    for _ in range(draws):
+        picked = rng.integers(0, n, n)
+        t, p, g = y_true[picked], y_pred[picked], groups[picked]
+        by_hand_recall.append([recall_score(t[g == k], p[g == k], pos_label="yes") for k in range(3)])
+        by_hand_auc.append(roc_auc_score(t == "yes", score[picked]))
+    by_hand_recall, by_hand_auc = np.array(by_hand_recall), np.array(by_hand_auc)
+    for ours, by_hand in ((ours_recall, by_hand_recall), (ours_auc[:, None], np.array(by_hand_auc)[:, None])):
+        # 2,000 draws each: means within ~3 standard errors, spreads within 10%.
+        assert np.abs(ours.mean(axis=0) - by_hand.mean(axis=0)).max() < 3 * by_hand.std(axis=0).max() / np.sqrt(draws) * 1.5
+        assert np.allclose(ours.std(axis=0), by_hand.std(axis=0), rtol=0.1)

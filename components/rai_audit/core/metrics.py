@@ -90,11 +90,16 @@ def class_positions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any] |
     return codes[0], codes[1], list(range(len(classes))), None if positive is None else classes.index(positive)
 
 
-# The label metrics and binary ROC AUC on class positions, computed from counts (np.bincount,
-# ranks) instead of by scikit-learn: the scorecard's bootstrap calls them thousands of times,
-# and scikit-learn's input checks took most of that time (14 of the 22 s of a scorecard on
-# Adult). tests/core/test_metrics.py checks each equals scikit-learn's.
+# The label metrics and binary ROC AUC on class positions, computed from counts (np.bincount)
+# instead of by scikit-learn: the scorecard's bootstrap calls them thousands of times, and
+# scikit-learn's input checks took most of that time (14 of the 22 s of a scorecard on Adult).
+# tests/core/test_metrics.py checks each equals scikit-learn's.
 COUNTED_METRICS = (*LABEL_METRICS, *BINARY_ONLY_METRICS)
+
+
+def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows per (true, predicted) class position, as an n_classes x n_classes array."""
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
 def counted_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
@@ -102,10 +107,14 @@ def counted_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes:
     """``name`` (one of COUNTED_METRICS) on class positions 0..n_classes-1, as
     ``metric_functions`` gives it: binary metrics of the ``positive`` position, else macro
     averages over the classes present in y_true or y_pred; NaN where undefined."""
-    n = len(y_true)
+    return metric_from_counts(name, confusion_counts(y_true, y_pred, n_classes), positive)
+
+
+def metric_from_counts(name: str, counts: np.ndarray, positive: int | None) -> float:
+    """``counted_metric`` from the confusion counts of the rows (NaN for no rows)."""
+    n = counts.sum()
     if n == 0:
         return float("nan")
-    counts = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     hits = np.diag(counts).astype(float)
     true_n, pred_n = counts.sum(axis=1), counts.sum(axis=0)
     if name == "accuracy_score":
@@ -140,16 +149,27 @@ def counted_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes:
     return float(values.mean())
 
 
-def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count half): equal to scikit-learn's."""
-    from scipy.stats import rankdata
+def weighted_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], float]:
+    """f(weights): binary ROC AUC of the rows each taken ``weights`` times (a bootstrap
+    resample's counts; ones for the rows as they are), as the Mann-Whitney statistic with ties
+    counting half, which equals scikit-learn's. The scores are sorted once for every call."""
+    levels, level = np.unique(score, return_inverse=True)
+    positive = np.asarray(is_positive, dtype=bool)
 
-    n_pos = int(is_positive.sum())
-    n_neg = len(is_positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[is_positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    def auc(weights: np.ndarray) -> float:
+        pos = np.bincount(level, weights=weights * positive, minlength=len(levels))
+        neg = np.bincount(level, weights=weights * ~positive, minlength=len(levels))
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        below = np.cumsum(neg) - neg  # negatives scored lower than each level
+        return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
+
+    return auc
+
+
+def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
+    return weighted_roc_auc(is_positive, score)(np.ones(len(score)))
 
 
 def metric_functions(task: str, *, classes: list[Any] | None = None, positive: Any = None,

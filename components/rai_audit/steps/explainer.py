@@ -191,9 +191,6 @@ def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd
         # One thread: the surrogate must come out the same on every pod that runs a shard.
         explainable_model_args={"random_state": random_state, "n_jobs": 1, "verbose": -1},
         model_task="classification" if is_classifier else "regression", **kwargs)
-    # Its explanations (LightGBM's pred_contrib, most of the step's time) are the same for any
-    # number of threads, so they use every core.
-    mimic.surrogate_model.model.set_params(n_jobs=-1)
     return mimic, "mimic"
 
 

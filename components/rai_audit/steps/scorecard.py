@@ -32,7 +32,7 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, validate_cohorts
 from rai_audit.core.metrics import (
     COUNTED_METRICS, PROBA_METRICS, binary_roc_auc, class_positions, confusion, counted_metric, group_labels,
-    metric_functions,
+    metric_from_counts, metric_functions, weighted_roc_auc,
 )
 from rai_audit.core.options import check_min_ints
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
@@ -106,10 +106,13 @@ class _Rows:
         self._counted = (metric_classes is not None and self._true.dtype.kind == "i" and self._pred.dtype.kind == "i")
         self._n_classes, self._positive = len(metric_classes or []), positive
 
+    def _binary_auc(self, name: str) -> bool:
+        return self._counted and name == "roc_auc_score" and self._positive is not None and self.proba is not None
+
     def metric(self, name: str, rows: np.ndarray) -> float:
         if self._counted and name in COUNTED_METRICS:
             return counted_metric(name, self._true[rows], self._pred[rows], self._n_classes, self._positive)
-        if self._counted and name == "roc_auc_score" and self._positive is not None and self.proba is not None:
+        if self._binary_auc(name):
             return binary_roc_auc(self._true[rows] == self._positive, self.proba[rows, self._positive])
         fn = self.fns[name]
         if name in PROBA_METRICS:
@@ -117,12 +120,44 @@ class _Rows:
         return fn(self._true[rows], self._pred[rows])
 
 
-def _interval(stat: Callable[[np.ndarray], float], rows: np.ndarray, options: ScorecardOptions,
-              rng: np.random.Generator) -> tuple[float | None, float | None]:
-    """Bootstrap percentile interval of ``stat`` over resamples of ``rows``."""
-    if options.bootstrap == 0 or len(rows) < 2:
+    def resample(self, name: str, rows: np.ndarray, rng: np.random.Generator,
+                 codes: np.ndarray | None = None, n_groups: int = 1) -> Callable[[], np.ndarray]:
+        """f(): ``name`` per group (``codes``; one group if None) on a new bootstrap resample
+        of ``rows`` (drawn with replacement, as many as there are).
+
+        A counted metric depends on the rows only through their counts per (group, true
+        class, predicted class), and the counts of a resample are one multinomial draw over
+        those few cells: the same distribution as drawing the rows, without touching a
+        million of them 200 times (most of the 1,000,000-row scorecard's 147 s). A binary ROC
+        AUC takes each row's count in the resample as a weight over scores sorted once."""
+        n = len(rows)
+        groups = np.zeros(n, np.int64) if codes is None else codes[rows].astype(np.int64)
+        if self._counted and name in COUNTED_METRICS:
+            k = self._n_classes
+            cells = np.bincount((groups * k + self._true[rows]) * k + self._pred[rows], minlength=n_groups * k * k)
+            shares = cells / n
+            return lambda: np.array([metric_from_counts(name, c, self._positive)
+                                     for c in rng.multinomial(n, shares).reshape(n_groups, k, k)])
+        if self._binary_auc(name) and codes is None:
+            auc = weighted_roc_auc(self._true[rows] == self._positive, self.proba[rows, self._positive])
+            return lambda: np.array([auc(np.bincount(rng.integers(0, n, n), minlength=n))])
+
+        def values() -> np.ndarray:
+            picked = rows[rng.integers(0, n, n)]
+            if codes is None:
+                return np.array([self.metric(name, picked)])
+            return _group_values(self, name, codes, n_groups, picked)
+
+        return values
+
+
+def _interval(replicate: Callable[[], float], n_rows: int,
+              options: ScorecardOptions) -> tuple[float | None, float | None]:
+    """Bootstrap percentile interval of a statistic, ``replicate()`` giving it on one resample
+    of the ``n_rows`` rows."""
+    if options.bootstrap == 0 or n_rows < 2:
         return None, None
-    values = np.array([stat(rows[rng.integers(0, len(rows), len(rows))]) for _ in range(options.bootstrap)])
+    values = np.array([replicate() for _ in range(options.bootstrap)])
     values = values[np.isfinite(values)]
     if len(values) < max(10, options.bootstrap // 2):  # mostly undefined: no honest interval
         return None, None
@@ -158,7 +193,8 @@ def _targets(config, rows: _Rows, cohorts, options, rng) -> list[dict[str, Any]]
     for t in config["targets"]:
         selected = everything if t["cohort"] is None else np.flatnonzero(cohorts[t["cohort"]]["mask"])
         value = _finite(rows.metric(t["metric"], selected))
-        low, high = _interval(lambda r, m=t["metric"]: rows.metric(m, r), selected, options, rng)
+        replicate = rows.resample(t["metric"], selected, rng)
+        low, high = _interval(lambda: replicate()[0], len(selected), options)
         results.append({**t, "rows": int(len(selected)), "measured": value, "ci_lower": low, "ci_upper": high,
                         "verdict": verdict(value, t["op"], t["value"])})
     return results
@@ -208,8 +244,8 @@ def _fairness(config, rows: _Rows, options, rng) -> list[dict[str, Any]]:
                 value = _finite(_spread(values, kind))
                 low = high = None
                 if kind in kinds:
-                    low, high = _interval(lambda r, m=metric, k=kind: _spread(
-                        _group_values(rows, m, codes, len(groups), r), k), everything, options, rng)
+                    replicate = rows.resample(metric, everything, rng, codes, len(groups))
+                    low, high = _interval(lambda k=kind: _spread(replicate(), k), len(everything), options)
                 figures[kind] = {"value": value, "ci_lower": low, "ci_upper": high}
             per_metric.append({
                 "metric": metric, "by_group": [{"group": g, "count": int(n), "value": _finite(v)}
