@@ -135,7 +135,7 @@ class _Rows:
         if self._counted and name in COUNTED_METRICS:
             k = self._n_classes
             cells = np.bincount((groups * k + self._true[rows]) * k + self._pred[rows], minlength=n_groups * k * k)
-            shares = cells / n
+            shares = cells / max(n, 1)  # no rows: no interval is drawn (_interval)
             return lambda: np.array([metric_from_counts(name, c, self._positive)
                                      for c in rng.multinomial(n, shares).reshape(n_groups, k, k)])
         if self._binary_auc(name) and codes is None:
