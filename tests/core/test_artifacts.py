@@ -22,6 +22,7 @@ from rai_audit.core.artifacts import (
     artifact_writer,
     new_meta,
     read_artifact_meta,
+    read_yaml,
     to_jsonable,
     verify_manifest,
     write_json,
@@ -221,3 +222,10 @@ def test_write_json_is_strict(tmp_path):
     write_json(path, {key: value for key, (value, _) in JSONABLE.items()})
     loaded = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     assert typed(loaded) == typed({key: expected for key, (_, expected) in JSONABLE.items()})
+
+
+def test_read_yaml_refuses_a_value_pyyaml_cannot_construct(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("when: 2021-13-45\n", encoding="utf-8")  # a date PyYAML parses, datetime refuses
+    with pytest.raises(RAIInputError, match=r"config\.yaml is not valid YAML/JSON: month must be in 1\.\.12"):
+        read_yaml(path)

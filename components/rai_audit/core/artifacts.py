@@ -213,18 +213,27 @@ def write_json(path: Path, data: Any) -> None:
         handle.write("\n")
 
 
-def read_json(path: Path, *, what: str = "file") -> Any:
+def _read_text(path: Path, what: str, form: str) -> str:
+    """A text file's content; a missing, unreadable or undecodable file, or an unusable path,
+    is an RAIInputError naming it."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise RAIInputError(f"{what} {path} does not exist") from err
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RAIInputError(f"{what} {path} is not valid JSON: {err}") from err
+    except UnicodeDecodeError as err:
+        raise RAIInputError(f"{what} {path} is not valid {form}: {err}") from err
     except OSError as err:  # e.g. a name too long
         raise RAIInputError(f"{what} {path} could not be read: {err.strerror or err}") from err
     except ValueError as err:  # a NUL character in the path
         raise RAIInputError(f"{what} {str(path)!r} is not a usable path: {err}") from err
+
+
+def read_json(path: Path, *, what: str = "file") -> Any:
+    text = _read_text(path, what, "JSON")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RAIInputError(f"{what} {path} is not valid JSON: {err}") from err
 
 
 def _yaml_problem(err: Exception) -> str:
@@ -237,18 +246,11 @@ def _yaml_problem(err: Exception) -> str:
 
 def read_yaml(path: Path, *, what: str = "file") -> Any:
     """A YAML (or JSON) file, parsed; any failure is an RAIInputError naming the file, on one line."""
+    text = _read_text(path, what, "YAML/JSON")
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))  # YAML also reads JSON
-    except FileNotFoundError as err:
-        raise RAIInputError(f"{what} {path} does not exist") from err
-    except yaml.YAMLError as err:
+        return yaml.safe_load(text)  # YAML also reads JSON
+    except (yaml.YAMLError, ValueError) as err:  # ValueError: e.g. a date such as 2021-13-45
         raise RAIInputError(f"{what} {path} is not valid YAML/JSON: {_yaml_problem(err)}") from err
-    except UnicodeDecodeError as err:
-        raise RAIInputError(f"{what} {path} is not valid YAML/JSON: {err}") from err
-    except OSError as err:  # e.g. a name too long
-        raise RAIInputError(f"{what} {path} could not be read: {err.strerror or err}") from err
-    except ValueError as err:  # a NUL character in the path
-        raise RAIInputError(f"{what} {str(path)!r} is not a usable path: {err}") from err
 
 
 def read_parquet(path: Path, **kwargs: Any) -> pd.DataFrame:

@@ -479,8 +479,9 @@ def _what_if(audit: ConstructorArtifact, cfs: pd.DataFrame, features: list[str])
     examples = []
     for row_id, mine in list(cfs.groupby(A.ROW_ID, sort=True))[:WHAT_IF_ROWS]:
         first = mine.iloc[[0]]
-        query = audit.features[features].iloc[int(row_id)]
-        changed = _changed(first[features], audit.features[features].iloc[[int(row_id)]], numeric).iloc[0]
+        queries = audit.features[features].iloc[[int(row_id)]]
+        query = queries.iloc[0]
+        changed = _changed(first[features], queries, numeric).iloc[0]
         examples.append({"row_id": int(row_id), "prediction": audit.y_pred.iloc[int(row_id)],
                          "counterfactual_prediction": first[PREDICTION].iloc[0],
                          "changes": [{"feature": f, "from": query[f], "to": first[f].iloc[0]}
