@@ -129,6 +129,12 @@ STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
         ("--skops-trusted-types", _p("skops_trusted_types", "[]", "JSON list of types to trust in a .skops model")),
         ("--allow-pickle", _p("allow_pickle", "false", "true: load a joblib/pickle model, which runs code "
                               "stored in the file", ("true", "false"))),
+        ("--desired-outcome", _p("desired_outcome", "increase", "which way of the positive label or target "
+                                 "is good", ("increase", "decrease"))),
+        ("--immutable-features", _p("immutable_features", "[]", "JSON list of features counterfactuals and "
+                                    "causal policies never change")),
+        ("--min-group-size", _p("min_group_size", "30", "groups with fewer test rows are flagged and left "
+                                "out of fairness differences")),
     ],
     "error_analysis": [
         ("--max-depth", _p("error_analysis_max_depth", "3", "depth of the error tree")),

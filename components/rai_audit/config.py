@@ -46,6 +46,7 @@ from rai_audit.core.cohorts import load_cohorts
 from rai_audit.core.scorecard_config import parse_scorecard_config
 from rai_audit.pipelines import ANALYSIS_STEPS
 from rai_audit.steps.causal import CausalOptions
+from rai_audit.steps.constructor import check_desired_outcome
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions
 from rai_audit.steps.counterfactual import CounterfactualOptions
 from rai_audit.steps.explainer import ExplainerOptions
@@ -54,9 +55,10 @@ from rai_audit.steps.scorecard import ScorecardOptions
 PATH_KEYS = ("model", "train_data", "test_data")
 REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
 LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
-             "skops_trusted_types")
-INT_KEYS = ("sample_size", "random_state")
-OPTIONAL_KEYS = ("name", "positive_label", "cohorts", "allow_pickle", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS,
+             "skops_trusted_types", "immutable_features")
+INT_KEYS = ("sample_size", "random_state", "min_group_size")
+INT_DEFAULTS = {"min_group_size": 30}
+OPTIONAL_KEYS = ("name", "positive_label", "cohorts", "allow_pickle", "desired_outcome", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS,
                  "scorecard", "publish")
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
 SCORECARD_OPTIONS = ("config", "bootstrap", "fail_on_missed_target")
@@ -145,12 +147,21 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
             raise RAIInputError(f"config `{key}` must be a list, got {value!r}")
         args[key] = value
     for key in INT_KEYS:
-        value = config.get(key, 0)
+        value = config.get(key, INT_DEFAULTS.get(key, 0))
         if not isinstance(value, int) or isinstance(value, bool):
             raise RAIInputError(f"config `{key}` must be an integer, got {value!r}")
         if key == "sample_size" and value < 0:  # refused now, not by the constructor's task
             raise RAIInputError(f"config `sample_size` must be an integer >= 0 (0 means every row), got {value!r}")
+        if key == "min_group_size" and value < 1:
+            raise RAIInputError(f"config `min_group_size` must be an integer >= 1 (test rows a group needs to "
+                                f"count in fairness differences), got {value!r}")
         args[key] = value
+    desired = config.get("desired_outcome", "increase")
+    try:
+        check_desired_outcome(desired)
+    except RAIInputError as err:
+        raise RAIInputError(f"config {err}") from None
+    args["desired_outcome"] = desired
     allow_pickle = config.get("allow_pickle", False)
     if not isinstance(allow_pickle, bool):
         raise RAIInputError(f"config `allow_pickle` must be true or false, got {allow_pickle!r}")

@@ -53,6 +53,9 @@ def constructor(
     random_state: int = 0,
     skops_trusted_types: list = [],
     allow_pickle: bool = False,
+    desired_outcome: str = "increase",
+    immutable_features: list = [],
+    min_group_size: int = 30,
     input_fingerprint: str = "",
 ):
     """Validates model and data, predicts once on the whole test set, writes the insights.
@@ -74,6 +77,9 @@ def constructor(
         random_state: Seed of that sample.
         skops_trusted_types: Types to trust when loading a .skops model.
         allow_pickle: Load a joblib/pickle model, which runs code stored in the file.
+        desired_outcome: increase (more of the positive label or a higher target is good) or decrease.
+        immutable_features: Features counterfactuals and causal policies never change.
+        min_group_size: Groups with fewer test rows are flagged and left out of fairness differences.
         input_fingerprint: The inputs' content fingerprint (fingerprint_inputs), recorded in
             meta.json; it changes no result, only the task's cache key.
     """
@@ -87,7 +93,9 @@ def constructor(
                                  dropped_features=dropped_features, classes=classes or None,
                                  positive_label=positive_label or None, cohorts=cohorts,
                                  sample_size=sample_size, random_state=random_state,
-                                 skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle),
+                                 skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle,
+                                 desired_outcome=desired_outcome, immutable_features=immutable_features,
+                                 min_group_size=min_group_size),
                              input_fingerprint=input_fingerprint)
     insights.metadata.update(run_id=result.run_id, task_type=result.task_type, n_test=result.n_test)
 

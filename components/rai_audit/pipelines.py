@@ -88,6 +88,9 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         random_state: int = 0,
         skops_trusted_types: list = [],
         allow_pickle: bool = False,
+        desired_outcome: str = "increase",
+        immutable_features: list = [],
+        min_group_size: int = 30,
         error_analysis_max_depth: int = 3,
         error_analysis_num_leaves: int = 31,
         error_analysis_min_child_samples: int = 20,
@@ -155,7 +158,8 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
             dropped_features=dropped_features, classes=classes, positive_label=positive_label,
             cohorts=cohorts, sample_size=sample_size, random_state=random_state,
             skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle,
-            input_fingerprint=fingerprint.output,
+            desired_outcome=desired_outcome, immutable_features=immutable_features,
+            min_group_size=min_group_size, input_fingerprint=fingerprint.output,
         )
         insights = []
         if "error_analysis" in steps:

@@ -39,6 +39,25 @@ class ConstructorArtifact:
     def task(self) -> str:
         return self.meta["task_type"]
 
+    # Artifacts written before these options existed carry none: the defaults then.
+    @property
+    def desired_outcome(self) -> str:
+        return self.meta.get("desired_outcome", "increase")
+
+    @property
+    def immutable_features(self) -> list[str]:
+        return list(self.meta.get("immutable_features", []))
+
+    @property
+    def protected_features(self) -> list[str]:
+        """Features no counterfactual or causal policy may suggest changing unless named
+        explicitly: the sensitive and the immutable ones."""
+        return list(dict.fromkeys([*self.meta["sensitive_features"], *self.immutable_features]))
+
+    @property
+    def min_group_size(self) -> int:
+        return int(self.meta.get("min_group_size", 30))
+
     @property
     def is_classifier(self) -> bool:
         return self.task != "regression"

@@ -24,10 +24,13 @@ from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, 
 from rai_audit.core.artifacts import sha256_file
 from rai_audit.core.loading import load_model, load_table, model_file
 from rai_audit.core.metrics import group_labels
+from rai_audit.core.options import check_min_ints, check_name_lists
 from rai_audit.steps._cli import bool_arg, json_arg, run_cli
 
 TaskType = Literal["binary_classification", "multiclass_classification", "regression", "classification"]
 TASK_TYPES = get_args(TaskType)
+DesiredOutcome = Literal["increase", "decrease"]
+DESIRED_OUTCOMES = get_args(DesiredOutcome)
 RESERVED_COLUMNS = (*SPECIAL_COLUMNS, A.ROW_ID, A.IN_SAMPLE)
 # Most groups a sensitive feature may have (after binning a numeric one); see docs/artifacts.md.
 MAX_SENSITIVE_GROUPS = 100
@@ -41,6 +44,14 @@ class ConstructorOptions:
     number of classes. ``dropped_features`` stay in the data (for cohorts and sensitive
     features) but are not given to the model. ``sample_size`` (0: all rows) picks a
     stratified, seeded sample of test rows for the expensive per-row steps.
+
+    ``desired_outcome`` says which way is good for the people the model decides on:
+    ``increase`` (more of the positive label, or a higher regression target) or ``decrease``
+    (a lender predicting default); causal policies, counterfactual defaults and the wording
+    follow it. ``immutable_features`` (and every sensitive feature) are never varied by
+    counterfactuals nor recommended as causal levers unless a step's options name them
+    explicitly. Groups of fewer than ``min_group_size`` test rows are shown, flagged and left
+    out of fairness differences and ratios.
     """
 
     target_column: str
@@ -55,6 +66,9 @@ class ConstructorOptions:
     random_state: int = 0
     skops_trusted_types: list[str] = field(default_factory=list)
     allow_pickle: bool = False  # a joblib/pickle model runs its own code when loaded
+    desired_outcome: str = "increase"
+    immutable_features: list[str] = field(default_factory=list)
+    min_group_size: int = 30
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_TYPES:
@@ -67,6 +81,15 @@ class ConstructorOptions:
             raise RAIInputError(
                 f"`sample_size` must be an integer >= 0 (0 means every row), got {self.sample_size!r}"
             )
+        check_desired_outcome(self.desired_outcome)
+        check_name_lists(self, ("immutable_features",))
+        check_min_ints(self, {"min_group_size": 1})
+
+
+def check_desired_outcome(value: Any) -> None:
+    if value not in DESIRED_OUTCOMES:
+        raise RAIInputError(f"`desired_outcome` must be one of {list(DESIRED_OUTCOMES)} (which way of the "
+                            f"positive label or target is good), got {value!r}")
 
 
 @dataclass
@@ -105,7 +128,7 @@ def _check_columns(train: pd.DataFrame, test: pd.DataFrame, options: Constructor
             f"feature names {reserved} are reserved for cohort filters ({list(RESERVED_COLUMNS)}); "
             "rename these columns"
         )
-    for option in ("sensitive_features", "dropped_features", "categorical_features"):
+    for option in ("sensitive_features", "dropped_features", "categorical_features", "immutable_features"):
         unknown = [c for c in (getattr(options, option) or []) if c not in columns]
         if unknown:
             raise RAIInputError(
@@ -335,6 +358,9 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
             categorical_features=categorical,
             numeric_features=[c for c in columns if c not in categorical],
             sensitive_features=list(options.sensitive_features),
+            immutable_features=list(options.immutable_features),
+            desired_outcome=options.desired_outcome,
+            min_group_size=options.min_group_size,
             dropped_features=list(options.dropped_features),
             classes=classes,
             positive_label=positive,
@@ -374,6 +400,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--skops-trusted-types", type=json_arg, default=[], help="JSON list")
     p.add_argument("--allow-pickle", type=bool_arg, nargs="?", const=True, default=False,
                    help="load a joblib/pickle model, which runs code stored in the file (also: true/false)")
+    p.add_argument("--desired-outcome", default="increase", choices=DESIRED_OUTCOMES,
+                   help="which way of the positive label (or regression target) is good")
+    p.add_argument("--immutable-features", type=json_arg, default=[],
+                   help="JSON list of features counterfactuals and causal policies never change")
+    p.add_argument("--min-group-size", type=int, default=30,
+                   help="groups with fewer test rows are flagged and left out of fairness differences")
     return p
 
 
@@ -388,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             classes=args.classes, positive_label=args.positive_label, cohorts=args.cohorts,
             sample_size=args.sample_size, random_state=args.random_state,
             skops_trusted_types=args.skops_trusted_types, allow_pickle=args.allow_pickle,
+            desired_outcome=args.desired_outcome, immutable_features=args.immutable_features,
+            min_group_size=args.min_group_size,
         )
         result = run_constructor(args.model, args.train, args.test, args.output, options=options)
         print(f"insights artifact written to {args.output} (run id {result.run_id})")
