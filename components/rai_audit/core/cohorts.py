@@ -13,9 +13,10 @@ Filters nest with ``and``/``or``; leaves compare a column with ==, !=, <, <=, >,
 in, not in or between (inclusive). Columns are the features plus the special columns
 ``y_true``, ``y_pred``, ``error`` (classification: misclassified; regression: absolute
 error) and ``correct`` (classification only). ``value: null`` with == / != selects
-missing / present values. Leaves follow pandas semantics, so a cohort selects exactly
-the rows ``DataFrame.query`` would (a missing value is != any value and ``not in`` any
-list, in nullable Int64/boolean columns too). Azure ML's cohort list format
+missing / present values. One rule for missing values in every dtype (docs/artifacts.md):
+a missing value is != any value and ``not in`` any list, and no other operator selects it
+(``DataFrame.query`` agrees on float and object columns, not on nullable Int64/boolean
+ones, where its != drops missing values). Azure ML's cohort list format
 (``cohort_filter_list`` with ``method``/``arg``/``column``) is accepted too.
 """
 
