@@ -10,8 +10,15 @@ from markupsafe import Markup
 from rai_audit.report import charts
 from rai_audit.report.dashboard import ENV
 
+# What each metric's number is, printed beside it: a share of rows only where it is one.
 METRIC_UNITS = {"mean_absolute_error": "target units", "root_mean_squared_error": "target units",
-                "mean_squared_error": "squared target units", "mean_prediction": "target units"}
+                "mean_squared_error": "squared target units", "mean_prediction": "target units",
+                "r2_score": "1 is perfect, below 0 worse than the mean",
+                "roc_auc_score": "0 to 1, 0.5 is chance", "log_loss": "nats, lower is better",
+                "f1_score": "0 to 1", "balanced_accuracy_score": "mean recall per class",
+                "precision_score": "share of predicted positives", "recall_score": "share of actual positives",
+                "false_positive_rate": "share of actual negatives",
+                "false_negative_rate": "share of actual positives"}
 
 
 def _svg(chart) -> Markup:
@@ -19,8 +26,10 @@ def _svg(chart) -> Markup:
     return Markup(charts.to_svg(chart))
 
 
-def _unit(metric: str) -> str:
-    return METRIC_UNITS.get(metric, "share" if metric not in ("log_loss",) else "nats")
+def _unit(metric: str, task: str = "binary_classification") -> str:
+    if task == "multiclass_classification" and metric in ("precision_score", "recall_score", "f1_score"):
+        return "mean over classes"
+    return METRIC_UNITS.get(metric, "share of rows")
 
 
 def _charts(card: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +51,7 @@ def _charts(card: dict[str, Any]) -> dict[str, Any]:
             if rows:
                 out["fairness"][(entry["feature"], m["metric"])] = _svg(charts.horizontal_bars(
                     rows, label="group", value="value", label_title=entry["feature"],
-                    value_title=f"{m['metric']} ({_unit(m['metric'])})"))
+                    value_title=f"{m['metric']} ({_unit(m['metric'], card['task_type'])})"))
     out["explorer"] = {}
     for feature in card["data_explorer"]:
         rows = [{"bin": b["bin"], "share": b["share"]} for b in feature["bins"]]
@@ -60,7 +69,8 @@ def _charts(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_scorecard_html(card: dict[str, Any]) -> str:
-    return ENV.get_template("scorecard.html.j2").render(c=card, charts=_charts(card), unit=_unit)
+    return ENV.get_template("scorecard.html.j2").render(
+        c=card, charts=_charts(card), unit=lambda metric: _unit(metric, card["task_type"]))
 
 
 def render_scorecard_pdf(card: dict[str, Any], path: Path) -> None:
