@@ -72,7 +72,8 @@ def constructor(
         dropped_features: Columns kept for cohorts and fairness but not given to the model.
         classes: The class labels in order; empty: the model's classes.
         positive_label: The positive class of a binary classifier; empty: the second class.
-        cohorts: Cohort definitions (rai-audit or Azure ML format).
+        cohorts: Cohort definitions (rai-audit or Azure ML format); a cohort may be given as its
+            JSON text (KFP parameters cannot hold null: `value: null` selects missing values).
         sample_size: Test rows sampled (stratified, seeded) for per-row steps; 0: all.
         random_state: Seed of that sample.
         skops_trusted_types: Types to trust when loading a .skops model.
@@ -83,8 +84,15 @@ def constructor(
         input_fingerprint: The inputs' content fingerprint (fingerprint_inputs), recorded in
             meta.json; it changes no result, only the task's cache key.
     """
+    import json
+
+    from rai_audit.core import RAIInputError
     from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 
+    try:  # `rai-audit run` passes a cohort holding a null as its JSON text
+        cohorts = [json.loads(c) if isinstance(c, str) else c for c in cohorts]
+    except ValueError as err:
+        raise RAIInputError(f"`cohorts`: a cohort given as text must be its JSON: {err}") from err
     result = run_constructor(model.path, train_data.path, test_data.path, insights.path,
                              options=ConstructorOptions(
                                  target_column=target_column, task_type=task_type,

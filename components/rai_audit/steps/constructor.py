@@ -9,6 +9,7 @@ insights of one audit together.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,20 @@ TaskType = Literal["binary_classification", "multiclass_classification", "regres
 TASK_TYPES = get_args(TaskType)
 DesiredOutcome = Literal["increase", "decrease"]
 DESIRED_OUTCOMES = get_args(DesiredOutcome)
-RESERVED_COLUMNS = (*SPECIAL_COLUMNS, A.ROW_ID, A.IN_SAMPLE)
+# Columns the artifact and the steps' tables hold beside the features: a feature of the same
+# name would collide with them (gather's predictions table fails to write as Parquet, or a
+# step's table silently replaces the feature's values). proba_<n> (A.proba_column) too, any n.
+# Literals for the steps' own names: the constructor's image does not hold their libraries.
+RESERVED_COLUMNS = (*SPECIAL_COLUMNS, A.ROW_ID, A.IN_SAMPLE,
+                    "class",                            # explainer: local_importance.parquet
+                    "cf_index", "prediction", "valid",  # counterfactual: counterfactuals.parquet
+                    "_error")                           # error analysis: its heatmap table
+RESERVED_PATTERN = re.compile(rf"{re.escape(A.PROBA_PREFIX)}\d+")
+# Names the dashboard gives its built-in cohort views: a user cohort of the same name would
+# take the place of the built-in view (its figures shown as those of all data or of a group).
+ALL_DATA_VIEW = "All data"
+GROUP_VIEW = "{feature} = {group}"  # one per sensitive group (gather)
+ERROR_LEAF_PREFIX = "Error tree: "  # the error tree's worst and best leaves (error analysis)
 # Most groups a sensitive feature may have (after binning a numeric one); see docs/artifacts.md.
 MAX_SENSITIVE_GROUPS = 100
 
@@ -122,11 +136,11 @@ def _check_columns(train: pd.DataFrame, test: pd.DataFrame, options: Constructor
             + "; ".join(p for p in (f"missing in test: {missing}" if missing else "",
                                     f"only in test: {extra}" if extra else "") if p)
         )
-    reserved = [c for c in columns if c in RESERVED_COLUMNS]
+    reserved = [c for c in columns if is_reserved_column(c)]
     if reserved:
         raise RAIInputError(
-            f"feature names {reserved} are reserved for cohort filters ({list(RESERVED_COLUMNS)}); "
-            "rename these columns"
+            f"feature names {reserved} are reserved for the audit's own columns "
+            f"({[*RESERVED_COLUMNS, A.PROBA_PREFIX + '<n>']}); rename these columns"
         )
     for option in ("sensitive_features", "dropped_features", "categorical_features", "immutable_features"):
         unknown = [c for c in (getattr(options, option) or []) if c not in columns]
@@ -139,7 +153,31 @@ def _check_columns(train: pd.DataFrame, test: pd.DataFrame, options: Constructor
     if n_missing_target:
         raise RAIInputError(f"the test data has {n_missing_target} rows with no `{target}` value; "
                             "drop them or fill them in")
+    check_cohort_names(load_cohorts(options.cohorts), options.sensitive_features)
     return columns
+
+
+def is_reserved_column(name: Any) -> bool:
+    return name in RESERVED_COLUMNS or (isinstance(name, str) and RESERVED_PATTERN.fullmatch(name) is not None)
+
+
+def reserved_cohort_name(name: Any, sensitive_features: list[Any]) -> bool:
+    """Whether a user cohort's name is (or looks like) one of the dashboard's built-in views."""
+    if not isinstance(name, str):
+        return False
+    groups = [GROUP_VIEW.format(feature=f, group="") for f in sensitive_features if isinstance(f, str)]
+    return name == ALL_DATA_VIEW or name.startswith((ERROR_LEAF_PREFIX, *groups))
+
+
+def check_cohort_names(cohorts: list[dict[str, Any]], sensitive_features: list[Any]) -> None:
+    """Refuse user cohorts named like a built-in view: the page and the scorecard look views
+    up by name, so the cohort's figures would silently replace the built-in ones."""
+    for cohort in cohorts:
+        if reserved_cohort_name(cohort.get("name"), sensitive_features):
+            raise RAIInputError(
+                f"cohort name {cohort['name']!r} is reserved: the dashboard names its own views "
+                f"{ALL_DATA_VIEW!r}, '<feature> = <group>' for each sensitive feature's groups and "
+                f"'{ERROR_LEAF_PREFIX}...' for the error tree's leaves; give the cohort another name")
 
 
 def _check_sensitive_groups(test: pd.DataFrame, sensitive: list[str]) -> None:
