@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -53,7 +54,7 @@ UNSEEN_LEVEL_ROW = 7  # test row of the categorical subject given a level the fi
 
 ADULT_SAMPLE = 200
 ADULT_TRAIN_SAMPLE = 2000
-# Costs that make both policy trees split (hours-per-week: per unit; sex: of being Male).
+# A cost that makes the hours-per-week policy tree split (per unit); sex, a sensitive feature, gets no policy.
 ADULT_OPTIONS = dict(treatment_features=["hours-per-week", "sex"], heterogeneity_features=["sex", "education-num"],
                      train_sample_size=ADULT_TRAIN_SAMPLE, treatment_cost=[0.0029, 0.02])
 ADULT_COHORT_ROWS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
@@ -131,8 +132,8 @@ def categorical_case(folder: Path) -> Case:
     test.loc[UNSEEN_LEVEL_ROW, "treat"] = "D"
     features = ["treat", "w", "region"]
     model = _encoded(["treat", "region"], ["w"], LinearRegression()).fit(train[features], train["y"])
-    return _write_case(folder, model, train, test, target="y", task_type="regression",
-                       sensitive=["treat", "region"])
+    # region is sensitive, the treatment is not: a lever with a policy
+    return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=["region"])
 
 
 def coded_case(folder: Path) -> Case:
@@ -290,6 +291,12 @@ def all_effect_records(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
+def described(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each treatment is (name, kind, levels, typical value), without its diagnostics."""
+    keys = ("feature", "kind", "control", "levels", "typical_value")
+    return [{k: t[k] for k in keys if k in t} for t in doc["treatments"]]
+
+
 def without_times(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: without_times(v) for k, v in value.items() if k not in ("seconds", "fit_seconds")}
@@ -314,7 +321,7 @@ def test_numeric_effect_is_recovered_where_the_naive_slope_is_not(subjects, caus
     s, run = subjects("numeric"), causal("numeric", treatment_features=["t"])
     doc = run.doc
     assert doc["outcome"] == "y"
-    assert doc["treatments"] == [{"feature": "t", "kind": "numeric", "control": None, "levels": [],
+    assert described(doc) == [{"feature": "t", "kind": "numeric", "control": None, "levels": [],
                                   "typical_value": pytest.approx(s.train["t"].abs().mean(), rel=1e-12)}]
     assert doc["untrained"] == [] and doc["fit"]["train_rows"] == len(s.train) == 2000
 
@@ -330,8 +337,17 @@ def test_numeric_effect_is_recovered_where_the_naive_slope_is_not(subjects, caus
     assert (on_test["treatment"], on_test["level"], on_test["control"]) == ("t", None, None)
 
 
+def leaf_of_each_row(policy: dict[str, Any], X: pd.DataFrame) -> np.ndarray:
+    """The option each row's policy-tree leaf gives it, the leaves applied as cohort filters."""
+    out = np.full(len(X), None, dtype=object)
+    for leaf, mask in zip(leaves(policy), leaf_masks(policy, X)):
+        assert (out[mask] == None).all()  # noqa: E711  (each row in one leaf)
+        out[mask] = leaf["treatment"]
+    return out
+
+
 def test_numeric_policy_is_a_move_of_a_tenth_of_the_typical_value_where_it_helps(subjects, causal):
-    """rows='all': each test row's recommendation and gain follow from its own local effect."""
+    """rows='all': each test row gets its policy-tree leaf's move; its gain follows from its own local effect."""
     s, run = subjects("numeric"), causal("numeric", treatment_features=["t"], rows="all")
     typical = run.treatment("t")["typical_value"]
     policy = run.policy("t")
@@ -344,9 +360,12 @@ def test_numeric_policy_is_a_move_of_a_tenth_of_the_typical_value_where_it_helps
     table = run.table("t").set_index(A.ROW_ID).sort_index()
     np.testing.assert_array_equal(table.index, np.arange(len(s.X)))
     np.testing.assert_allclose(table["current"].astype(float), s.X["t"], rtol=1e-12)
-    expected = np.where(local["point"] > 0, "increase", "decrease")
+    expected = leaf_of_each_row(policy, s.X)
     np.testing.assert_array_equal(table["recommended"], expected)
-    np.testing.assert_allclose(table["gain"], np.abs(local["point"]) * policy["step"], rtol=1e-9)
+    move = np.where(expected == "increase", 1.0, -1.0) * policy["step"]
+    np.testing.assert_allclose(table["gain"], local["point"] * move, rtol=1e-9)
+    np.testing.assert_allclose(table["outcome_change"], local["point"] * move, rtol=1e-9)
+    assert policy["policy_gain"] == pytest.approx(table["gain"].mean(), rel=1e-9)
     # always increasing gains the mean effect of one move; the test-set effect is that mean
     assert policy["always_treat_gains"]["increase"] == pytest.approx(local["point"].mean() * policy["step"], rel=1e-9)
     assert effect_of(run.doc["test_effects"], "t")["point"] == pytest.approx(local["point"].mean(), rel=1e-9)
@@ -369,7 +388,7 @@ def test_numeric_treatment_cost_is_per_unit_in_the_tree_and_in_the_recommendatio
 def test_categorical_effects_are_recovered_per_level_against_the_control(subjects, causal):
     s, run = subjects("categorical"), causal("categorical", treatment_features=["treat"])
     doc = run.doc
-    assert doc["treatments"] == [{"feature": "treat", "kind": "categorical", "control": "A", "levels": ["B", "C"]}]
+    assert described(doc) == [{"feature": "treat", "kind": "categorical", "control": "A", "levels": ["B", "C"]}]
     assert [(r["treatment"], r["level"], r["control"]) for r in doc["global_effects"]] == \
         [("treat", "B", "A"), ("treat", "C", "A")]
     means = s.train.groupby("treat")["y"].mean()
@@ -409,18 +428,22 @@ def test_categorical_local_effects_and_policy_follow_from_each_rows_effects(subj
     np.testing.assert_array_equal(table.index, kept)
     assert set(table["recommended"]) <= {"A", "B", "C"}
     np.testing.assert_array_equal(table["current"], s.X["treat"].iloc[kept])
-    best = points.loc[kept].idxmax(axis=1)
-    np.testing.assert_array_equal(table["recommended"], best)
+    chosen = leaf_of_each_row(policy, s.X)[kept]  # the tree's leaf, not each row's own best level
+    np.testing.assert_array_equal(table["recommended"], chosen)
     current = s.X["treat"].iloc[kept].to_numpy()
-    gain = points.loc[kept].to_numpy()[np.arange(len(kept)), [list(points.columns).index(c) for c in current]]
-    np.testing.assert_allclose(table["gain"], points.loc[kept].max(axis=1) - gain, rtol=1e-9, atol=1e-12)
+    effects = points.loc[kept].to_numpy()
+    column = {level: i for i, level in enumerate(points.columns)}
+    change = effects[np.arange(len(kept)), [column[c] for c in chosen]] - \
+        effects[np.arange(len(kept)), [column[c] for c in current]]
+    np.testing.assert_allclose(table["gain"], change, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(table["outcome_change"], change, rtol=1e-9, atol=1e-12)
     for level in ("B", "C"):
         assert policy["always_treat_gains"][level] == pytest.approx(points.loc[kept, level].mean(), rel=1e-9)
 
 
 def test_categories_option_makes_its_first_level_the_control(subjects, causal):
     run = causal("categorical", treatment_features=["treat"], categories={"treat": ["B", "A", "C"]})
-    assert run.doc["treatments"] == \
+    assert described(run.doc) == \
         [{"feature": "treat", "kind": "categorical", "control": "B", "levels": ["A", "C"]}]
     assert run.policy("treat")["control"] == "B"
     assert set(run.local["level"]) == {"A", "C"}
@@ -437,7 +460,7 @@ def test_categories_option_makes_its_first_level_the_control(subjects, causal):
 def test_integer_coded_levels_are_named_as_text_and_change_nothing_else(causal):
     coded = causal("coded", treatment_features=["dose"])
     named = causal("categorical", treatment_features=["treat"])  # same train rows, levels named A, B, C
-    assert coded.doc["treatments"] == \
+    assert described(coded.doc) == \
         [{"feature": "dose", "kind": "categorical", "control": "0", "levels": ["1", "2"]}]
     for (code, level) in (("1", "B"), ("2", "C")):
         fitted = effect_of(coded.doc["global_effects"], "dose", code)
@@ -467,7 +490,7 @@ def test_adult_fit_counts_cohorts_and_groups_equal_pandas(subjects, causal):
     assert doc["untrained"] == []
     fit = s.train.iloc[fit_positions(len(s.train), ADULT_TRAIN_SAMPLE, 0)]
     assert run.treatment("hours-per-week")["typical_value"] == pytest.approx(fit["hours-per-week"].abs().mean())
-    assert run.treatment("sex") == {"feature": "sex", "kind": "categorical", "control": "Female", "levels": ["Male"]}
+    assert described(doc)[1] == {"feature": "sex", "kind": "categorical", "control": "Female", "levels": ["Male"]}
 
     categorical = [c for c in s.X.columns if s.X[c].dtype == object]
     expected_missing = {c: int(fit[c].isna().sum() + s.X[c].isna().sum()) for c in categorical}
@@ -503,10 +526,11 @@ def test_adult_local_effects_are_the_sample_rows_and_vary_only_with_the_heteroge
 
 def test_adult_recommendations_cover_every_test_row_and_the_top_ones_are_the_largest_gains(subjects, causal):
     s, run = subjects("adult"), causal("adult", **ADULT_OPTIONS)
-    assert sorted(run.recommendations["treatment_feature"].unique()) == ["hours-per-week", "sex"]
+    # sex is a sensitive feature of the Adult audit: an attribute, never recommended
+    assert sorted(run.recommendations["treatment_feature"].unique()) == ["hours-per-week"]
     allowed = {"hours-per-week": {"increase", "decrease"}, "sex": {"Female", "Male"}}
     costs = dict(zip(ADULT_OPTIONS["treatment_features"], ADULT_OPTIONS["treatment_cost"]))
-    for treatment in ("hours-per-week", "sex"):
+    for treatment in ("hours-per-week",):
         policy, table = run.policy(treatment), run.table(treatment)
         assert policy["excluded_rows"] == 0 and policy["rows"] == len(table) == len(s.X)
         assert policy["cost"] == costs[treatment]
@@ -536,7 +560,7 @@ def test_adult_recommendations_cover_every_test_row_and_the_top_ones_are_the_lar
 def test_adult_policy_tree_leaves_as_cohort_filters_partition_the_test_rows(subjects, causal):
     s, run = subjects("adult"), causal("adult", **ADULT_OPTIONS)
     depths = {}
-    for treatment in ("hours-per-week", "sex"):
+    for treatment in ("hours-per-week",):
         policy = run.policy(treatment)
         masks = leaf_masks(policy, s.X)
         assert len(masks) >= 2, policy["tree"]  # the costs make the tree split
@@ -549,12 +573,20 @@ def test_adult_policy_tree_leaves_as_cohort_filters_partition_the_test_rows(subj
         for node in policy["tree"]:
             if not node["leaf"]:  # a child's filter is its parent's and one more condition
                 assert [policy["tree"][c]["parent"] for c in node["children"]] == [node["id"]] * 2
-    assert depths == {"hours-per-week": 2, "sex": 1}
+        # the counts beside the tree are the tree's: its leaves add up to them, option by option
+        by_leaf = Counter()
+        for leaf in leaves(policy):
+            by_leaf[leaf["treatment"]] += leaf["count"]
+        assert dict(by_leaf) == policy["recommendation_counts"]
+        table = run.table(treatment)
+        for leaf, mask in zip(leaves(policy), masks):
+            assert set(table.set_index(A.ROW_ID).loc[np.flatnonzero(mask), "recommended"]) == {leaf["treatment"]}
+    assert depths == {"hours-per-week": 2}
 
 
 def test_adult_policy_tree_inner_node_counts_are_the_sums_of_their_children(causal):
     run = causal("adult", **ADULT_OPTIONS)
-    for treatment in ("hours-per-week", "sex"):
+    for treatment in ("hours-per-week",):
         policy = run.policy(treatment)
         tree = policy["tree"]
         for node in tree:

@@ -122,10 +122,24 @@ def histogram(edges: list[float], counts: list[int], *, x_title: str) -> alt.Top
 
 
 def treatment_effects(effects: list[dict[str, Any]], outcome: str) -> alt.TopLevelMixin:
-    """The causal step's effect records (treatment, level vs control, point, interval) as a chart."""
-    rows = [{"label": e["treatment"] + (f": {e['level']} vs {e['control']}" if e["level"] is not None else ""),
-             **{k: e[k] for k in ("point", "ci_lower", "ci_upper")}} for e in effects]
-    return effects_chart(rows, value_title=f"effect on the {outcome}")
+    """The causal step's effect records (treatment, level vs control, point, interval): one
+    panel per treatment, each on its own scale and titled with its unit (a numeric treatment's
+    effect is per 1 unit of it, a categorical one's per level against the control), since the
+    effects of different treatments are in different units. An effect without a valid
+    interval (its inference was invalid) is drawn as a point only."""
+    panels = []
+    for treatment in dict.fromkeys(e["treatment"] for e in effects):
+        mine = [e for e in effects if e["treatment"] == treatment]
+        numeric = mine[0]["level"] is None
+        unit = f"per 1 unit of {treatment}" if numeric else f"each level vs {mine[0]['control']}"
+        rows = [{"label": treatment if numeric else f"{e['level']} vs {e['control']}",
+                 **{k: e[k] for k in ("point", "ci_lower", "ci_upper")}} for e in mine]
+        panels.append(effects_chart(rows, value_title=f"change of the {outcome}")
+                      .properties(title=alt.TitleParams(f"{treatment}: effect {unit}", anchor="start",
+                                                        fontSize=11, limit=WIDTH + 200)))
+    if len(panels) == 1:
+        return panels[0]
+    return alt.vconcat(*panels, spacing=12).resolve_scale(x="independent")
 
 
 def effects_chart(rows: list[dict[str, Any]], *, value_title: str) -> alt.TopLevelMixin:
@@ -133,8 +147,8 @@ def effects_chart(rows: list[dict[str, Any]], *, value_title: str) -> alt.TopLev
     data = pd.DataFrame(rows)
     base = alt.Chart(data).encode(y=alt.Y("label:N", title=None, sort=list(data["label"]),
                                           axis=alt.Axis(labelLimit=240)))
-    interval = base.mark_rule(color=GREY, strokeWidth=2).encode(x=alt.X("ci_lower:Q", title=value_title),
-                                                                x2="ci_upper:Q")
-    point = base.mark_point(filled=True, color=BLUE, size=60).encode(x="point:Q")
+    interval = base.transform_filter("isValid(datum.ci_lower)").mark_rule(color=GREY, strokeWidth=2).encode(
+        x=alt.X("ci_lower:Q", title=value_title), x2="ci_upper:Q")
+    point = base.mark_point(filled=True, color=BLUE, size=60).encode(x=alt.X("point:Q", title=value_title))
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color=RED, strokeDash=[4, 3]).encode(x="x:Q")
     return alt.layer(interval, point, zero).properties(width=WIDTH, height=_bars_height(len(data)) + 10)

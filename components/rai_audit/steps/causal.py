@@ -21,8 +21,32 @@ counted in the output), and train rows missing a numeric treatment or the outcom
 The fit's cost grows with the train rows (about 25 s on all 32,561 Adult rows on 2 cores,
 and 7 s on 5,000; bench/causal_bench.py), so ``train_sample_size`` bounds them (seeded, recorded, 0 = all). A test row with
 a category the fit never saw gets the effect of none of the known ones (econml ignores it);
-such rows are counted per feature in the output.
-econml's warnings during the fit (e.g. an underdetermined covariance) are kept in the output.
+such rows are counted per feature in the output; a categorical heterogeneity feature is
+encoded with its first level as the reference (econml encodes every level beside an intercept,
+which leaves its final stage rank-deficient by construction), so such a row gets the effect
+at that feature's first level.
+
+What the output may be trusted for is checked per treatment before and after the fit:
+
+- identification: the first stage (the treatment predicted from every other feature, a ridge
+  and a small LightGBM, 3-fold cross-validated on at most 3,000 fit rows): its R^2 (for a
+  categorical treatment, 1 - Brier score / the Brier score of the level shares) and, for a
+  categorical treatment, the overlap (the smallest propensity of any level, and the share of
+  rows for which some level has a propensity under 5%). A treatment the other features
+  determine (R^2 > 0.95) is *not estimable from these data*: it is not fitted and no number
+  is reported for it.
+- inference: a treatment whose final stage is rank-deficient (econml's "Co-variance matrix is
+  underdetermined. Inference will be invalid!") keeps its point estimates but loses its
+  standard errors, intervals and p-values everywhere. econml's warnings are kept per
+  treatment where they name it, each with a sentence in plain words.
+- role: a treatment on a protected feature (sensitive or immutable, from the constructor) is
+  an attribute, not a lever: its effect is estimated (does it drive the outcome?) but it
+  gets no policy and no recommendation.
+
+Policies follow the constructor's ``desired_outcome``: with "decrease" (the positive label
+or a high target is the bad outcome) a gain is a fall of the outcome. Each policy is one
+tree (econml's PolicyTree on every evaluated row's net value of each option); the per-row
+recommendations are that tree's, so its leaves' counts add up to the recommendation counts.
 """
 
 from __future__ import annotations
@@ -56,9 +80,14 @@ NUISANCE_MODELS = ("linear", "automl")
 HETEROGENEITY_MODELS = ("linear", "forest")
 ROWS = ("sample", "all")
 EFFECT_COLUMNS = ("point", "stderr", "zstat", "p_value", "ci_lower", "ci_upper")  # econml's names
-# Warnings about library API changes say nothing about this analysis.
+# Warnings about library API changes say nothing about this analysis; unseen categories are
+# counted in the output (unseen_categories_in_test).
 IGNORED_WARNINGS = (FutureWarning, DeprecationWarning, PendingDeprecationWarning)
-IGNORED_WARNING_TEXT = ("A column-vector y was passed",)
+IGNORED_WARNING_TEXT = ("A column-vector y was passed", "Found unknown categories in columns")
+R2_LIMIT = 0.95  # first-stage R^2 above which a treatment's effect is not estimable from the data
+EXTREME_PROPENSITY = 0.05  # a level this unlikely (for a row) leaves the row without overlap
+OVERLAP_WARNING_SHARE = 0.1  # share of rows without overlap that earns a warning
+DIAGNOSTIC_ROWS = 3000  # fit rows the first-stage diagnostics use (seeded sample)
 
 
 @dataclass(frozen=True)
@@ -239,8 +268,49 @@ def _effect_table(frame: pd.DataFrame, treatments: dict[str, dict[str, Any]]) ->
     return table
 
 
-def _records(frame: pd.DataFrame, treatments: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    return _effect_table(frame, treatments).to_dict("records")
+INFERENCE_COLUMNS = ("stderr", "zstat", "p_value", "ci_lower", "ci_upper")
+
+
+def _without_invalid_inference(table: pd.DataFrame, invalid: set[str]) -> pd.DataFrame:
+    """Effect rows of a treatment whose inference is invalid keep the point estimate only."""
+    if invalid and len(table):
+        table = table.astype({c: object for c in INFERENCE_COLUMNS})
+        table.loc[table["treatment"].isin(invalid), list(INFERENCE_COLUMNS)] = None
+    return table
+
+
+def _direction(desired: str, outcome: str) -> dict[str, str]:
+    """What counts as good, in words for the page and the PDF."""
+    better = "higher" if desired == "increase" else "lower"
+    return {"better": f"a {better} {outcome}",
+            "gain": f"the expected {'rise' if desired == 'increase' else 'fall'} of the {outcome} "
+                    "(net of the treatment's cost); a positive gain is good"}
+
+
+def _verdict(treatment: str, info: dict[str, Any], untrained: dict[str, str]) -> str:
+    """One sentence on what the figures of a treatment may be used for."""
+    ident = info["identification"]
+    if not info["estimable"]:
+        return (f"not estimable from these data: the other features predict {treatment} almost exactly "
+                f"(first-stage R² {ident['first_stage_r2']:.3f} > {R2_LIMIT}, {ident['first_stage_model']}), "
+                "so its effect cannot be told apart from theirs; no effect, interval, p-value or policy is reported")
+    if treatment in untrained:
+        return f"not estimated: econml could not fit it ({untrained[treatment]})"
+    parts = []
+    if info["role"] == "attribute":
+        parts.append(f"attribute, not a lever: {treatment} is {info['protected_as']}, so its effect is estimated "
+                     "(does this attribute drive the outcome?) but no policy or recommendation is made")
+    else:
+        parts.append("a lever: effect and policy estimated")
+    if not info["inference_valid"]:
+        fs = info.get("final_stage") or {}
+        parts.append(f"intervals and p-values not shown: the final stage of the estimate is rank-deficient "
+                     f"(rank {fs.get('rank')} of {fs.get('coefficients')} coefficients), so its inference is invalid")
+    overlap = ident.get("overlap")
+    if overlap and overlap["share_without_overlap"] > OVERLAP_WARNING_SHARE:
+        parts.append(f"weak overlap: for {overlap['share_without_overlap']:.0%} of rows some level has a propensity "
+                     f"under {EXTREME_PROPENSITY:.0%}, so their effects rest on extrapolation")
+    return "; ".join(parts)
 
 
 def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
@@ -259,7 +329,7 @@ def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
                                  "filter": all_of(conditions), "count": int(node.get("n_samples", 0))}
         nodes.append(entry)
         if node["leaf"]:
-            entry.update(leaf=True, treatment=node["treatment"], children=[])
+            entry.update(leaf=True, treatment=node["treatment"], gain=node.get("gain"), children=[])
             return node_id
         encoded, threshold = str(node["feature"]), float(node["threshold"])
         if encoded in names:  # a one-hot column: <= 0.5 means "not this category"
@@ -287,72 +357,288 @@ def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
     return nodes
 
 
+def _identification(X_fit: pd.DataFrame, treatment: str, categorical: list[str], levels: list[str] | None,
+                    seed: int) -> dict[str, Any]:
+    """How well the other features predict the treatment (first stage, cross-validated) and,
+    for a categorical treatment, the overlap of its levels. A treatment the others determine
+    leaves no variation of its own to estimate an effect from."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rows = X_fit
+    if len(rows) > DIAGNOSTIC_ROWS:
+        rows = rows.iloc[np.sort(np.random.default_rng(seed).choice(len(rows), DIAGNOSTIC_ROWS, replace=False))]
+    others = [c for c in rows.columns if c != treatment]
+    encode = ColumnTransformer(
+        [("cat", OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False),
+          [c for c in others if c in categorical]),
+         ("num", StandardScaler(), [c for c in others if c not in categorical])])
+    Z = encode.fit_transform(rows[others]) if others else np.zeros((len(rows), 1))
+    folds = KFold(3, shuffle=True, random_state=seed)
+    small_trees = dict(n_estimators=100, num_leaves=15, learning_rate=0.1, min_child_samples=10,
+                       random_state=seed, n_jobs=1, verbose=-1)
+    out: dict[str, Any] = {"rows": int(len(rows)), "r2_limit": R2_LIMIT}
+    if levels is None:
+        t = rows[treatment].to_numpy(dtype=float)
+        if np.ptp(t) == 0:  # a constant treatment: econml refuses it (reported as untrained)
+            return {**out, "first_stage_r2": None, "first_stage_model": None, "overlap": None}
+        predicted = {"linear": cross_val_predict(RidgeCV(alphas=np.logspace(-4, 2, 7)), Z, t, cv=folds),
+                     "boosted trees": cross_val_predict(LGBMRegressor(**small_trees), Z, t, cv=folds)}
+        r2 = {name: float(1 - np.mean((t - p) ** 2) / np.var(t)) for name, p in predicted.items()}
+        best = max(r2, key=r2.get)
+        return {**out, "first_stage_r2": r2[best], "first_stage_model": best, "overlap": None}
+    labels = rows[treatment].to_numpy()
+    present = [lv for lv in levels if (labels == lv).any()]
+    if len(present) < 2:
+        return {**out, "first_stage_r2": None, "first_stage_model": None, "overlap": None}
+    onehot = (labels[:, None] == np.array(present, dtype=object)[None, :]).astype(float)
+    codes = onehot.argmax(axis=1)
+    probabilities = {}
+    for name, model in (("linear", LogisticRegression(max_iter=1000)),
+                        ("boosted trees", LGBMClassifier(**small_trees))):
+        with warnings.catch_warnings():  # a level missing from a fold: its column is 0 there
+            warnings.simplefilter("ignore")
+            probabilities[name] = cross_val_predict(model, Z, codes, cv=folds, method="predict_proba")
+    shares = onehot.mean(axis=0)
+    brier_null = float(np.sum(shares * (1 - shares)))
+    r2 = {name: float(1 - np.mean(np.sum((onehot - p) ** 2, axis=1)) / brier_null)
+          for name, p in probabilities.items()}
+    best = max(r2, key=r2.get)
+    p = probabilities[best]
+    return {**out, "first_stage_r2": r2[best], "first_stage_model": best,
+            "overlap": {"min_propensity": float(p.min()), "extreme_propensity": EXTREME_PROPENSITY,
+                        "share_without_overlap": float((p < EXTREME_PROPENSITY).any(axis=1).mean())}}
+
+
+class _DropFirstLevel:
+    """While econml fits: encode categorical heterogeneity features with their first level as
+    the reference. econml encodes every level beside the final stage's intercept, which makes
+    that stage rank-deficient whenever a categorical feature is a heterogeneity feature (and
+    raises "Inference will be invalid!" for a design problem of its own making); with one
+    reference level the estimates of every row seen in the fit are unchanged and a remaining
+    rank deficiency means a real one."""
+
+    def __enter__(self):
+        from econml.solutions.causal_analysis import _causal_analysis as module
+        from sklearn.preprocessing import OneHotEncoder
+        from sklearn.utils import _safe_indexing
+
+        base = module._ColumnTransformer
+
+        class Encoder(base):
+            def fit(self, X):
+                super().fit(X)
+                if self.has_cats:
+                    self.one_hot_encoder = OneHotEncoder(drop="first", handle_unknown="ignore",
+                                                         sparse_output=False).fit(
+                        _safe_indexing(X, self.categorical, axis=1))
+                return self
+
+        self.module, self.base = module, base
+        module._ColumnTransformer = Encoder
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.module._ColumnTransformer = self.base
+
+
+def _final_stage_rank(analysis, treatment: str) -> tuple[int, int] | None:
+    """(rank, coefficients) of the treatment's final-stage design: the condition econml's
+    'Co-variance matrix is underdetermined' warning tests, per treatment. None for a forest."""
+    result = next(r for r in analysis._results if r.feature_name == treatment)
+    final = getattr(result.estimator, "model_final_", None)
+    gram = getattr(final, "XX", None)
+    if gram is None:
+        return None
+    return int(np.linalg.matrix_rank(gram)), int(gram.shape[0])
+
+
+def _row_effects(estimator, X: np.ndarray | None, n: int) -> np.ndarray:
+    """Each row's effect per option against the control, shape (n, options): per unit of a
+    numeric treatment, per level of a categorical one (econml adds an outcome axis)."""
+    effect = np.asarray(estimator.const_marginal_effect(X), dtype=float)
+    effect = effect.reshape(effect.shape[0], -1)
+    return np.broadcast_to(effect, (n, effect.shape[1])) if effect.shape[0] != n else effect
+
+
 def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any], cost: float,
-            options: CausalOptions, names: dict[str, tuple[str, Any]],
-            medians: dict[str, float]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The policy tree, its gains, and every evaluated row's recommendation."""
+            options: CausalOptions, names: dict[str, tuple[str, Any]], medians: dict[str, float],
+            sign: float, inference: bool) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The policy tree, its gains, and every evaluated row's recommendation: the tree's.
+
+    ``sign`` is +1 when a higher outcome is better, -1 when a lower one is: a gain is the
+    outcome's change times ``sign``, net of the cost. The tree (econml's PolicyTree with the
+    settings of its SingleTreePolicyInterpreter) is fitted on every row's net value of each
+    option per unit (0 for the control / for "decrease", as econml does) and assigns each row
+    its leaf's option, so the counts of its leaves are the recommendation counts."""
+    from econml.policy import PolicyTree
+
     rows = X_eval
     excluded = 0
-    if info["kind"] == "categorical":  # econml cannot price a switch from a level it never saw
+    if info["kind"] == "categorical":  # a switch from a level the fit never saw cannot be priced
         known = rows[treatment].isin([info["control"], *info["levels"]])
         excluded, rows = int((~known).sum()), rows[known]
     if rows.empty:
         return {"treatment": treatment, "excluded_rows": excluded, "rows": 0, "tree": [],
-                "policy_gain": None, "always_treat_gains": {}, "top_recommendations": []}, pd.DataFrame()
-    tree = analysis._policy_tree_output(rows, treatment, treatment_costs=cost, max_depth=options.max_tree_depth,
-                                        min_samples_leaf=options.min_tree_leaf_samples, alpha=options.alpha)
-    # The tree takes a numeric treatment's cost per unit; econml's per-row recommendations
-    # price one move (10% of a typical value), so they get the cost of that move.
-    step = info["typical_value"] * 0.1 if info["kind"] == "numeric" else 1.0
-    recommended = analysis.individualized_policy(rows, treatment, treatment_costs=cost * step,
-                                                 alpha=options.alpha)
+                "policy_gain": None, "always_treat_gains": {}, "recommendation_counts": {},
+                "top_recommendations": []}, pd.DataFrame()
+    result = analysis._safe_result_index(rows, treatment)
+    X_het = result.X_transformer.transform(rows)
+    X_het = X_het if X_het.shape[1] else None
+    estimator, n = result.estimator, len(rows)
+    effect = _row_effects(estimator, X_het, n)  # (n, options), outcome units
+    value = sign * effect - cost  # net value per unit (numeric) or per switch from the control
+    numeric = info["kind"] == "numeric"
+    options_names = ["decrease", "increase"] if numeric else [info["control"], *info["levels"]]
+    tree_X, tree_names = _tree_features(result.X_transformer, rows, list(analysis.feature_names_))
+    tree = PolicyTree(criterion="neg_welfare", splitter="best", max_depth=options.max_tree_depth,
+                      min_samples_split=2, min_samples_leaf=options.min_tree_leaf_samples,
+                      min_impurity_decrease=1e-4, honest=False,
+                      random_state=options.random_state).fit(tree_X, np.hstack([np.zeros((n, 1)), value]))
+    choice = np.asarray(tree.predict(tree_X), dtype=int)
+    leaf_of = tree.apply(tree_X)
+    recommended = np.array(options_names, dtype=object)[choice]
+
+    if numeric:
+        # econml's unit of a policy move: 10% of a typical value (cost is per unit of it)
+        step = info["typical_value"] * 0.1
+        direction = np.where(choice == 1, 1.0, -1.0)
+        current = rows[treatment].to_numpy(dtype=float)
+        change = direction * effect[:, 0] * step  # the outcome's change by the move
+        gain = direction * value[:, 0] * step
+        moved = estimator.effect_inference(X_het, T0=0, T1=step) if inference else None
+        if moved is not None and X_het is None:
+            moved = moved._expand_outputs(n)
+        always = {"increase": float(value[:, 0].mean() * step)}
+    else:
+        step = None
+        current = rows[treatment].astype(str).to_numpy(dtype=object)
+        position = {level: i for i, level in enumerate(options_names)}
+        now = np.array([position[c] for c in current])
+        padded_effect, padded_value = (np.hstack([np.zeros((n, 1)), a]) for a in (effect, value))
+        change = padded_effect[np.arange(n), choice] - padded_effect[np.arange(n), now]
+        gain = padded_value[np.arange(n), choice] - padded_value[np.arange(n), now]
+        moved = estimator.effect_inference(X_het, T0=current, T1=recommended) if inference else None
+        direction = np.ones(n)
+        always = {level: float(value[:, i].mean()) for i, level in enumerate(info["levels"])}
+    if moved is not None:
+        low, high = (np.asarray(b, dtype=float).reshape(n) for b in moved.conf_int(alpha=options.alpha))
+        if numeric:  # the interval of one increase, turned into the chosen move's
+            low, high = np.where(direction > 0, low, -high), np.where(direction > 0, high, -low)
+        # the change's interval -> the gain's: times sign (a fall is good under "decrease"), net of cost
+        low, high = (low, high) if sign > 0 else (-high, -low)
+        shift = gain - sign * change
+        gain_low, gain_high = low + shift, high + shift
+    else:
+        gain_low = gain_high = np.full(n, np.nan)
     table = pd.DataFrame({
-        A.ROW_ID: recommended.index.to_numpy(dtype=np.int64),
-        "treatment_feature": treatment,
-        "current": recommended["Current treatment"].astype(str).to_numpy()
-        if info["kind"] == "categorical" else recommended["Current treatment"].astype(float).to_numpy(),
-        "recommended": recommended["Treatment"].astype(str).to_numpy(),
-        "gain": recommended["Effect of treatment"].astype(float).to_numpy(),
-        "gain_ci_lower": recommended["Effect of treatment lower bound"].astype(float).to_numpy(),
-        "gain_ci_upper": recommended["Effect of treatment upper bound"].astype(float).to_numpy(),
-    })
-    top = table.head(options.top_recommendations)
+        A.ROW_ID: rows.index.to_numpy(dtype=np.int64),
+        "current": current,
+        "recommended": recommended.astype(str),
+        "outcome_change": change,
+        "gain": gain,
+        "gain_ci_lower": gain_low,
+        "gain_ci_upper": gain_high,
+    }).sort_values("gain", ascending=False, kind="stable").reset_index(drop=True)
+
+    nodes = _tree_nodes(_tree_dict(tree, tree_names, options_names, leaf_of, choice, gain), names, medians)
     summary = {
         "treatment": treatment,
-        "control": tree.control_name,
+        "control": options_names[0],
         "cost": cost,
-        "rows": int(len(rows)),
+        "rows": int(n),
         "excluded_rows": excluded,
-        "policy_gain": float(tree.policy_value),
-        "always_treat_gains": {str(k): float(v) for k, v in tree.always_treat.items()},
-        "tree": _tree_nodes(tree.tree_dictionary, names, medians),
-        "recommendation_counts": {str(k): int(v) for k, v in table["recommended"].value_counts().items()},
-        "top_recommendations": top.drop(columns="treatment_feature").to_dict("records"),
+        "policy_gain": float(gain.mean()),
+        "always_treat_gains": always,
+        "tree": nodes,
+        "recommendation_counts": {str(k): int(v) for k, v in pd.Series(recommended).value_counts().items()},
+        "top_recommendations": table.head(options.top_recommendations).to_dict("records"),
     }
-    if info["kind"] == "numeric":
-        summary["step"] = step  # econml's unit of a policy move: 10% of a typical value
-    return summary, table.drop(columns="treatment_feature").assign(treatment_feature=treatment)
+    if numeric:
+        summary["step"] = step
+    return summary, table.assign(treatment_feature=treatment)
 
 
-def _collect_warnings(caught: list[warnings.WarningMessage]) -> list[dict[str, Any]]:
-    counts: Counter[str] = Counter()
+def _tree_features(transformer, rows: pd.DataFrame, feature_names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """What the policy tree may split on: the treatment's heterogeneity features, numbers as
+    they are and every level of a category as its own column (the estimator's encoding drops
+    one level, which would leave the tree unable to single it out). A column of zeros when
+    there are none: one leaf."""
+    columns = [rows.iloc[:, i].to_numpy(dtype=float) for i in transformer.passthrough]
+    names = [feature_names[i] for i in transformer.passthrough]
+    if transformer.has_cats:
+        for j, i in enumerate(transformer.categorical):
+            values = rows.iloc[:, i].to_numpy()
+            for level in transformer.one_hot_encoder.categories_[j]:
+                columns.append((values == level).astype(float))
+                names.append(f"{feature_names[i]}_{level}")
+    if not columns:
+        return np.zeros((len(rows), 1)), ["(none)"]
+    return np.column_stack(columns), names
+
+
+def _tree_dict(tree, features, options_names: list[str], leaf_of: np.ndarray, choice: np.ndarray,
+               gain: np.ndarray) -> dict[str, Any]:
+    """The fitted PolicyTree as a nested dict, each leaf with the rows it holds, the option it
+    gives them (the one ``predict`` gave every row) and their mean gain."""
+    structure = tree.tree_
+
+    def visit(node: int) -> dict[str, Any]:
+        if structure.children_left[node] < 0:
+            members = leaf_of == node
+            options_here = np.unique(choice[members])
+            assert len(options_here) <= 1  # a leaf gives one option
+            return {"leaf": True, "n_samples": int(members.sum()),
+                    "treatment": options_names[int(options_here[0])] if len(options_here) else None,
+                    "gain": float(gain[members].mean()) if members.any() else None}
+        return {"leaf": False, "feature": features[structure.feature[node]],
+                "threshold": float(structure.threshold[node]),
+                "left": visit(structure.children_left[node]), "right": visit(structure.children_right[node])}
+
+    return visit(0)
+
+
+# econml's warnings in plain words (matched on the start of their text).
+PLAIN_WARNINGS = (
+    ("Co-variance matrix is underdetermined", "the final stage of an estimate had fewer independent columns than "
+     "coefficients, so standard errors, intervals and p-values of that estimate are not valid"),
+    ("Number of observations <= than number of parameters", "an estimate had no more rows than coefficients: its "
+     "variance is biased"),
+    ("Exception caught when training model for feature", "no effect could be estimated for a treatment"),
+    ("Using a linear model instead of a forest model", "a linear heterogeneity model was used instead of a forest "
+     "(the treatment has no heterogeneity features)"),
+    ("Column ", "a categorical feature has a rare or very numerous level: no heterogeneity model for it, or one "
+     "that may not be robust"),
+)
+
+
+def _plain(category: str, text: str) -> str:
+    for start, plain in PLAIN_WARNINGS:
+        if text.startswith(start):
+            return plain
+    if category == "ConvergenceWarning":
+        return "a model inside the estimate did not converge: its figures may be less precise"
+    return "a warning from econml or scikit-learn while fitting; see the message"
+
+
+def _collect_warnings(caught: list[warnings.WarningMessage], treatments: list[str]) -> list[dict[str, Any]]:
+    """econml's warnings, counted, each with the treatment(s) it names and a plain sentence."""
+    counts: Counter[tuple[str, str]] = Counter()
     for w in caught:
         text = str(w.message)
         if issubclass(w.category, IGNORED_WARNINGS) or text.startswith(IGNORED_WARNING_TEXT):
             continue
-        counts[f"{w.category.__name__}: {text}"[:500]] += 1
-    return [{"message": m, "count": n, **({"explanation": e} if (e := _explanation(m)) else {})}
-            for m, n in counts.items()]
-
-
-def _explanation(message: str) -> str | None:
-    if "Co-variance matrix is underdetermined" in message:
-        # econml's final stage one-hot encodes a categorical heterogeneity feature with all
-        # its levels next to an intercept, so its design is rank-deficient by construction.
-        return ("expected when a categorical feature is among the heterogeneity features: econml encodes "
-                "all its levels beside an intercept, and the effects of real rows stay estimable; "
-                "otherwise two heterogeneity features are collinear and the intervals are not reliable")
-    return None
+        counts[(w.category.__name__, text[:500])] += 1
+    out = []
+    for (category, text), n in counts.items():
+        named = [t for t in treatments
+                 if f"({t})" in text or f"feature {t}:" in text or f"feature '{t}'" in text]
+        out.append({"message": f"{category}: {text}", "count": n, "treatments": named,
+                    "plain": _plain(category, text)})
+    return out
 
 
 def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
@@ -390,8 +676,17 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         raise RAIInputError(f"the train rows fitted hold one outcome only ({outcome} is always {y_fit.iloc[0]})")
 
     levels = {t: _levels(X_fit, t, options) for t in options.treatment_features if t in categorical}
+    identification = {t: _identification(X_fit, t, categorical, levels.get(t), options.random_state)
+                      for t in options.treatment_features}
+    # A treatment the other features determine has no variation of its own: econml would
+    # still print effects (and intervals) for it, all meaningless. It is not fitted.
+    not_estimable = [t for t in options.treatment_features
+                     if (identification[t]["first_stage_r2"] or 0.0) > R2_LIMIT]
+    to_fit = [t for t in options.treatment_features if t not in not_estimable]
+    protected = audit.protected_features
+    sign = 1.0 if audit.desired_outcome == "increase" else -1.0
     analysis = CausalAnalysis(
-        options.treatment_features, categorical, heterogeneity_inds=options.heterogeneity_features,
+        to_fit, categorical, heterogeneity_inds=options.heterogeneity_features,
         classification=audit.is_classifier, upper_bound_on_cat_expansion=options.upper_bound_on_cat_expansion,
         nuisance_models=options.nuisance_model, heterogeneity_model=options.heterogeneity_model,
         categories=[levels[c] if c in levels else "auto" for c in categorical],
@@ -406,34 +701,53 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
     with warnings.catch_warnings(record=True) as caught, joblib.parallel_config(backend="threading"), \
             threadpool_limits(limits=blas_threads, user_api="blas"):
         warnings.simplefilter("always")
-        try:
-            analysis.fit(X_fit, y_fit)
-        except ValueError as err:
-            reasons = {features[i]: str(r) for i, r in getattr(analysis, "untrained_feature_indices_", [])}
-            raise RAIInputError(f"no treatment could be fitted ({err}); reasons: {reasons or 'see above'}") from err
+        untrained, trained = [], []
+        if to_fit:
+            try:
+                with _DropFirstLevel():
+                    analysis.fit(X_fit, y_fit)
+            except ValueError as err:
+                reasons = {features[i]: str(r) for i, r in getattr(analysis, "untrained_feature_indices_", [])}
+                raise RAIInputError(f"no treatment could be fitted ({err}); reasons: {reasons or 'see above'}") from err
+            untrained = [{"treatment": X_fit.columns[i], "reason": str(reason)}
+                         for i, reason in analysis.untrained_feature_indices_]
+            trained = [X_fit.columns[i] for i in analysis.trained_feature_indices_]
+            if not trained and not not_estimable:
+                raise RAIInputError(f"no treatment could be fitted: {untrained}")
         fit_seconds = time.perf_counter() - fit_started
 
-        untrained = [{"treatment": X_fit.columns[i], "reason": str(reason)}
-                     for i, reason in analysis.untrained_feature_indices_]
-        trained = [X_fit.columns[i] for i in analysis.trained_feature_indices_]
-        if not trained:
-            raise RAIInputError(f"no treatment could be fitted: {untrained}")
         treatments: dict[str, dict[str, Any]] = {}
-        for t in trained:
+        invalid_inference = set()
+        for t in options.treatment_features:
             if t in categorical:
-                treatments[t] = {"kind": "categorical", "control": levels[t][0], "levels": levels[t][1:]}
+                info = {"kind": "categorical", "control": levels[t][0], "levels": levels[t][1:]}
             else:
-                treatments[t] = {"kind": "numeric", "control": None, "levels": [],
-                                 "typical_value": float(analysis.typical_treatment_value(t))}
+                info = {"kind": "numeric", "control": None, "levels": [],
+                        "typical_value": float(analysis.typical_treatment_value(t)) if t in trained else None}
+            role = "attribute" if t in protected else "lever"
+            info.update(role=role, estimable=t not in not_estimable, identification=identification[t])
+            if role == "attribute":
+                info["protected_as"] = "sensitive" if t in meta["sensitive_features"] else "immutable"
+            if t in trained:
+                rank = _final_stage_rank(analysis, t)
+                info["final_stage"] = None if rank is None else {"rank": rank[0], "coefficients": rank[1]}
+                if rank is not None and rank[0] < rank[1]:
+                    invalid_inference.add(t)
+            info["inference_valid"] = t in trained and t not in invalid_inference
+            treatments[t] = info
+
+        def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            return _without_invalid_inference(_effect_table(frame, treatments), invalid_inference).to_dict("records")
 
         def effects(rows: pd.DataFrame) -> list[dict[str, Any]] | None:
             if rows.empty:
                 return None
-            return _records(analysis.cohort_causal_effect(rows, alpha=options.alpha, keep_all_levels=True),
-                            treatments)
+            if not trained:
+                return []
+            return records(analysis.cohort_causal_effect(rows, alpha=options.alpha, keep_all_levels=True))
 
-        global_effects = _records(analysis.global_causal_effect(alpha=options.alpha, keep_all_levels=True),
-                                  treatments)
+        global_effects = (records(analysis.global_causal_effect(alpha=options.alpha, keep_all_levels=True))
+                          if trained else [])
         row_ids = X_test.index.to_numpy()
         cohorts = [{"name": name, "count": int(mask.sum()), "effects": effects(X_test[mask])}
                    for name, mask in audit.cohort_masks.items()]
@@ -441,7 +755,9 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
                    "effects": effects(X_test[(labels == g).to_numpy()])}
                   for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())]
         explained = row_ids if options.rows == "all" else row_ids[audit.predictions[A.IN_SAMPLE].to_numpy()]
-        local = _local_effects(analysis, X_test.loc[explained], treatments, options.alpha)
+        local = _without_invalid_inference(
+            _local_effects(analysis if trained else None, X_test.loc[explained], treatments, options.alpha),
+            invalid_inference)
         raw_values = {c: {str(v): v for v in pd.concat([fit_raw[c], audit.features[c]]).dropna().unique()}
                       for c in categorical}
         names = {f"{c}_{v}": (c, None if v == MISSING else raw_values[c].get(v, v))
@@ -449,13 +765,20 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         costs = options.costs()
         policies, recommendations = [], []
         for t in trained:
-            summary, table = _policy(analysis, X_test, t, treatments[t], costs[t], options, names, medians)
+            if treatments[t]["role"] == "attribute":  # estimated, never recommended
+                continue
+            summary, table = _policy(analysis, X_test, t, treatments[t], costs[t], options, names, medians,
+                                     sign, t not in invalid_inference)
             policies.append(summary)
             recommendations.append(table)
         test_effects = effects(X_test)
+    for t, info in treatments.items():
+        info["verdict"] = _verdict(t, info, {u["treatment"]: u["reason"] for u in untrained})
     seconds = time.perf_counter() - started
     result = {
         "outcome": outcome,
+        "desired_outcome": audit.desired_outcome,
+        "direction": _direction(audit.desired_outcome, outcome),
         "treatments": [{"feature": t, **info} for t, info in treatments.items()],
         "untrained": untrained,
         "fit": {
@@ -480,7 +803,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         "sensitive_groups": groups,
         "local_effects": {"rows": options.rows, "count": int(len(explained))},
         "policies": policies,
-        "warnings": _collect_warnings(caught),
+        "warnings": _collect_warnings(caught, options.treatment_features),
         "seconds": round(seconds, 3),
     }
     recommendations_table = (pd.concat(recommendations, ignore_index=True) if any(len(r) for r in recommendations)
@@ -500,7 +823,7 @@ def _local_effects(analysis, rows: pd.DataFrame, treatments: dict[str, dict[str,
                    alpha: float) -> pd.DataFrame:
     """Per explained row, treatment and level: the row's own effect and its interval."""
     columns = [A.ROW_ID, "treatment", "level", *EFFECT_COLUMNS]
-    if rows.empty:
+    if rows.empty or analysis is None:
         return pd.DataFrame(columns=columns)
     frame = analysis.local_causal_effect(rows, alpha=alpha, keep_all_levels=True)
     positions = frame.index.get_level_values("sample").to_numpy()
