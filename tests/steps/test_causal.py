@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,12 +33,12 @@ import pytest
 import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime that threadpool_limits below limits)
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
 
-from conftest import ADULT_COHORTS, Case, _encoded, _write_case
+from conftest import ADULT_COHORTS, Case, _encoded, _write_case, page_data, shared_dataset
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
@@ -157,6 +158,35 @@ def missing_case(folder: Path) -> Case:
     return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=["g"])
 
 
+def redundant_heterogeneity_case(folder: Path) -> Case:
+    """The numeric subject with h ~ N(0,1) and h2 = 2 h: as heterogeneity features, the
+    effect's final stage gets a column that is another's multiple (rank 2 of 3 coefficients)."""
+    data = numeric_data()
+    h = np.random.default_rng(5).normal(size=len(data))
+    data = data.assign(h=h, h2=2 * h)
+    train, test = split(data)
+    model = LinearRegression().fit(train[["t", "w", "h", "h2"]], train["y"])
+    return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
+
+
+CREDIT_TARGET = "default_payment_next_month"
+CREDIT_COLUMNS = ["LIMIT_BAL", "SEX", "AGE", "PAY_0", "BILL_AMT1", "BILL_AMT2", "BILL_AMT3"]
+
+
+def credit_case(folder: Path) -> Case:
+    """4,000 rows of the credit card default data, where the positive label (default = 1) is
+    the bad outcome, with TOTAL_BILL = BILL_AMT1 + BILL_AMT2 + BILL_AMT3: a treatment the other
+    features determine exactly. SEX (coded 1/2) is the sensitive feature."""
+    data = shared_dataset("credit_card_default.parquet")[[*CREDIT_COLUMNS, CREDIT_TARGET]].iloc[:4000]
+    data = data.assign(TOTAL_BILL=data[["BILL_AMT1", "BILL_AMT2", "BILL_AMT3"]].sum(axis=1))
+    train, test = split(data, 3000)
+    numeric = [c for c in [*CREDIT_COLUMNS, "TOTAL_BILL"] if c != "SEX"]
+    model = _encoded(["SEX"], numeric, LogisticRegression(max_iter=1000))
+    model.fit(train.drop(columns=CREDIT_TARGET), train[CREDIT_TARGET])
+    return _write_case(folder, model, train, test, target=CREDIT_TARGET, task_type="binary_classification",
+                       sensitive=["SEX"], positive_label=1)
+
+
 @dataclass
 class Subject:
     """A constructor run, with the user's files the tests recompute from."""
@@ -183,6 +213,11 @@ SUBJECTS: dict[str, tuple[Callable[[Path, Any], Case], dict[str, Any]]] = {
     "adult": (lambda folder, request: request.getfixturevalue("adult_case"),
               {"sample_size": ADULT_SAMPLE, "cohorts": ADULT_COHORTS}),
     "compas": (lambda folder, request: request.getfixturevalue("compas_case"), {"sample_size": 50}),
+    "redundant": (lambda folder, request: redundant_heterogeneity_case(folder), {"sample_size": 100}),
+    "credit": (lambda folder, request: credit_case(folder),
+               {"sample_size": 100, "categorical_features": ["SEX"], "desired_outcome": "decrease"}),
+    "numeric immutable": (lambda folder, request: numeric_case(folder),
+                          {"sample_size": 100, "immutable_features": ["t"]}),
 }
 
 
@@ -610,6 +645,175 @@ def test_every_interval_holds_its_point_and_every_p_value_is_a_probability(causa
         assert record["ci_lower"] <= record["point"] <= record["ci_upper"], record
         assert 0.0 <= record["p_value"] <= 1.0, record
         assert record["stderr"] >= 0, record
+
+
+# --- 3b. what the figures may be trusted for: identification, inference, role, direction ----------
+
+CREDIT_OPTIONS = dict(treatment_features=["LIMIT_BAL", "SEX", "TOTAL_BILL"], heterogeneity_features=["AGE", "PAY_0"],
+                      rows="all")
+
+
+def ols_r2(target: pd.Series, others: pd.DataFrame) -> float:
+    """In-sample R^2 of an ordinary least-squares fit (with an intercept), computed with numpy."""
+    design = np.column_stack([np.ones(len(others)), others.to_numpy(dtype=float)])
+    y = target.to_numpy(dtype=float)
+    residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return float(1 - residual.var() / y.var())
+
+
+def test_a_treatment_the_other_features_determine_is_not_estimable_and_gets_no_numbers(subjects, causal):
+    s, run = subjects("credit"), causal("credit", **CREDIT_OPTIONS)
+    features = s.train.drop(columns=CREDIT_TARGET).assign(SEX=lambda d: (d["SEX"] == 2).astype(float))
+    assert ols_r2(features["TOTAL_BILL"], features.drop(columns="TOTAL_BILL")) > 0.999999
+    assert ols_r2(features["LIMIT_BAL"], features.drop(columns="LIMIT_BAL")) < 0.5
+
+    total = run.treatment("TOTAL_BILL")
+    assert total["estimable"] is False and total["inference_valid"] is False
+    assert total["identification"]["first_stage_r2"] > 0.99 and total["identification"]["rows"] == len(s.train)
+    assert total["verdict"].startswith("not estimable from these data: the other features predict TOTAL_BILL "
+                                       "almost exactly (first-stage R² ")
+    # no point estimate, interval, p-value, local effect, policy or recommendation anywhere
+    assert "TOTAL_BILL" not in {r["treatment"] for r in all_effect_records(run.doc)}
+    assert "TOTAL_BILL" not in set(run.local["treatment"])
+    assert "TOTAL_BILL" not in {p["treatment"] for p in run.doc["policies"]}
+    assert "TOTAL_BILL" not in set(run.recommendations["treatment_feature"])
+    assert run.doc["untrained"] == []  # not fitted at all, not a fit that failed
+
+    limit = run.treatment("LIMIT_BAL")
+    assert limit["estimable"] is True and limit["inference_valid"] is True
+    assert limit["identification"]["first_stage_r2"] < 0.5
+    assert {r["treatment"] for r in run.doc["global_effects"]} == {"LIMIT_BAL", "SEX"}
+
+
+def test_a_sensitive_or_immutable_treatment_is_an_attribute_with_effects_but_no_policy(subjects, causal):
+    adult = causal("adult", **ADULT_OPTIONS)
+    sex = adult.treatment("sex")
+    assert (sex["role"], sex["protected_as"], sex["estimable"], sex["inference_valid"]) == \
+        ("attribute", "sensitive", True, True)
+    assert sex["verdict"].startswith("attribute, not a lever: sex is a sensitive feature, so its effect is "
+                                    "estimated (does this attribute drive the outcome?) but no policy")
+    assert effect_of(adult.doc["global_effects"], "sex", "Male")["p_value"] is not None  # still estimated
+    assert len(adult.local_of("sex", "Male")) == ADULT_SAMPLE
+    assert [p["treatment"] for p in adult.doc["policies"]] == ["hours-per-week"]
+    assert set(adult.recommendations["treatment_feature"]) == {"hours-per-week"}
+    assert adult.treatment("hours-per-week")["role"] == "lever"
+    # sex among the heterogeneity features no longer leaves hours-per-week's final stage
+    # rank-deficient (econml encoded both of its levels beside an intercept): no warning, valid intervals
+    assert adult.treatment("hours-per-week")["final_stage"] == {"rank": 3, "coefficients": 3}
+    assert not [w for w in adult.doc["warnings"] if "Co-variance" in w["message"]], adult.doc["warnings"]
+
+    immutable = causal("numeric immutable", treatment_features=["t"])
+    t = immutable.treatment("t")
+    assert (t["role"], t["protected_as"]) == ("attribute", "immutable")
+    assert contains(effect_of(immutable.doc["global_effects"], "t"), TRUE_NUMERIC_EFFECT)
+    assert immutable.doc["policies"] == [] and immutable.recommendations.empty
+
+
+def test_with_desired_outcome_decrease_every_policy_lowers_the_outcome(subjects, causal):
+    """Default = 1 is the bad outcome: each leaf moves the credit limit the way that lowers
+    its rows' mean probability of default, by their own local effects (cost 0)."""
+    s, run = subjects("credit"), causal("credit", **CREDIT_OPTIONS)
+    assert run.doc["desired_outcome"] == "decrease"
+    assert run.doc["direction"]["better"] == f"a lower probability of {CREDIT_TARGET} = 1"
+    policy, local = run.policy("LIMIT_BAL"), run.local_of("LIMIT_BAL")
+    np.testing.assert_array_equal(local.index, np.arange(len(s.X)))
+    points = local["point"].to_numpy()
+    for leaf, mask in zip(leaves(policy), leaf_masks(policy, s.X)):
+        assert leaf["treatment"] == ("decrease" if points[mask].mean() > 0 else "increase"), leaf
+
+    table = run.table("LIMIT_BAL").set_index(A.ROW_ID).sort_index()
+    chosen = leaf_of_each_row(policy, s.X)
+    np.testing.assert_array_equal(table["recommended"], chosen)
+    change = points * np.where(chosen == "increase", 1.0, -1.0) * policy["step"]
+    np.testing.assert_allclose(table["outcome_change"], change, rtol=1e-9)
+    np.testing.assert_allclose(table["gain"], -change, rtol=1e-9)  # a fall of the outcome is the gain
+    assert change.mean() < 0 and policy["policy_gain"] > 0
+    assert policy["policy_gain"] == pytest.approx(-change.mean(), rel=1e-9)
+    # a gain's interval is its change's, turned round
+    assert (table["gain_ci_lower"] <= table["gain"] + 1e-12).all() and (table["gain"] <= table["gain_ci_upper"] + 1e-12).all()
+
+    # the counts beside the tree are the tree's
+    by_leaf = Counter()
+    for leaf in leaves(policy):
+        by_leaf[leaf["treatment"]] += leaf["count"]
+    assert dict(by_leaf) == policy["recommendation_counts"] == table["recommended"].value_counts().to_dict()
+    assert sum(by_leaf.values()) == policy["rows"] == len(s.X)
+    for leaf, mask in zip(leaves(policy), leaf_masks(policy, s.X)):
+        assert leaf["gain"] == pytest.approx(table["gain"].to_numpy()[mask].mean(), rel=1e-9)
+
+
+def test_a_rank_deficient_final_stage_keeps_its_point_estimates_but_shows_no_inference(subjects, causal):
+    s = subjects("redundant")
+    run = causal("redundant", treatment_features=["t"], heterogeneity_features=["h", "h2"], rows="all")
+    design = np.column_stack([np.ones(len(s.train)), s.train["h"], s.train["h2"]])
+    assert np.linalg.matrix_rank(design) == 2  # the final stage's columns, per unit of the treatment
+    t = run.treatment("t")
+    assert t["final_stage"] == {"rank": 2, "coefficients": 3} and t["inference_valid"] is False
+    assert "intervals and p-values not shown: the final stage of the estimate is rank-deficient (rank 2 of 3" \
+        in t["verdict"]
+    [warning] = [w for w in run.doc["warnings"] if "Co-variance matrix is underdetermined" in w["message"]]
+    assert warning["treatments"] == ["t"] and "are not valid" in warning["plain"]
+    assert "explanation" not in warning  # nothing explains it away
+
+    records = all_effect_records(run.doc) + run.local.to_dict("records")
+    assert len(records) == 1 + 1 + len(s.X)  # global, test set, every row
+    for record in records:
+        assert math.isfinite(record["point"])
+        assert all(record[k] is None or (isinstance(record[k], float) and math.isnan(record[k]))
+                   for k in ("stderr", "zstat", "p_value", "ci_lower", "ci_upper")), record
+    table = run.table("t")
+    assert table["gain_ci_lower"].isna().all() and table["gain_ci_upper"].isna().all()
+    assert table["gain"].notna().all()
+    # the same data without the redundant column: full rank, intervals shown
+    valid = causal("redundant", treatment_features=["t"], heterogeneity_features=["h"])
+    assert valid.treatment("t")["final_stage"] == {"rank": 2, "coefficients": 2}
+    assert effect_of(valid.doc["global_effects"], "t")["p_value"] is not None
+
+
+def loose(text: str) -> str:
+    """A regex for text that may wrap anywhere in the PDF (a line break reads as one space)."""
+    return " ?".join(" " if ch == " " else re.escape(ch) for ch in text)
+
+
+def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effects_unit(subjects, causal,
+                                                                                         tmp_path):
+    from pypdf import PdfReader
+
+    from rai_audit.steps.gather import run_gather
+    from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+
+    s, run = subjects("credit"), causal("credit", **CREDIT_OPTIONS)
+    run_gather(s.constructor, [run.folder], tmp_path / "dashboard")
+    page = page_data(tmp_path / "dashboard" / A.DASHBOARD_HTML_FILE)
+    shown = page["doc"]["causal"]
+    assert [t["verdict"] for t in shown["treatments"]] == [t["verdict"] for t in run.doc["treatments"]]
+    panels = page["charts"]["causal_global"]["vconcat"]  # one scale per treatment
+    assert [p["title"]["text"] for p in panels] == ["LIMIT_BAL: effect per 1 unit of LIMIT_BAL",
+                                                     "SEX: effect each level vs 1"]
+    script = (tmp_path / "dashboard" / A.DASHBOARD_HTML_FILE).read_text(encoding="utf-8")
+    for drawn in ("t.verdict", "ca.direction.better", "ca.direction.gain", "attribute, not a lever"):
+        assert drawn in script
+
+    run_scorecard(tmp_path / "dashboard", {"targets": ["accuracy_score"]}, tmp_path / "scorecard",
+                  options=ScorecardOptions(bootstrap=0))
+    text = " ".join(" ".join((p.extract_text() or "").split())
+                    for p in PdfReader(tmp_path / "scorecard" / "scorecard.pdf").pages)
+    policy = run.policy("LIMIT_BAL")
+    for expected in (f"Better outcome in this audit: a lower probability of {CREDIT_TARGET} = 1.",
+                     f"Gain: the expected fall of the probability of {CREDIT_TARGET} = 1",
+                     "TOTAL_BILL not estimable from these data",
+                     run.treatment("TOTAL_BILL")["verdict"],
+                     "SEX attribute, not a lever",
+                     "SEX: attribute, not a lever (sensitive feature): no policy and no recommendation.",
+                     "LIMIT_BAL per 1 unit of LIMIT_BAL",
+                     "SEX 2 vs 1",
+                     f"LIMIT_BAL: mean gain of the policy {policy['policy_gain']:.4g}",
+                     "Recommendations ({} rows) {}".format(policy["rows"], "; ".join(
+                         f"{k}: {v} rows" for k, v in policy["recommendation_counts"].items()))):
+        assert re.search(loose(expected), text), (expected, text)
+    for leaf in leaves(policy):
+        assert re.search(loose(f"{leaf['count']} {leaf['treatment']} {leaf['gain']:.4g}"), text), leaf
+    assert "co-variance" not in text.lower() and "expected when" not in text
 
 
 # --- 4. reproducibility ---------------------------------------------------------------------------

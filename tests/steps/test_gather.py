@@ -92,16 +92,23 @@ def _by_hand_rates(frame: pd.DataFrame, keys: list[str], pos: str) -> pd.DataFra
 
 @pytest.mark.parametrize("keys", [["sex"], ["race"], ["sex", "race"]])
 def test_binary_fairness_by_hand(adult, adult_case, keys):
+    """Per group by pandas; differences and ratios over the groups of at least 30 rows (the
+    default min_group_size), the others flagged."""
     _, doc = adult
     test, y, pred, _, _ = _model_outputs(adult_case)
-    rates = _by_hand_rates(test[keys].assign(y=y, pred=pred), keys, ">50K")
+    all_rates = _by_hand_rates(test[keys].assign(y=y, pred=pred), keys, ">50K")
+    rates = all_rates[all_rates["count"] >= 30]
     entry = next(e for e in doc["fairness"] if e["features"] == keys)
     assert sum(g["count"] for g in entry["by_group"]) == len(test)
+    assert entry["min_group_size"] == doc["min_group_size"] == 30
     for group in entry["by_group"]:
         index = tuple(group["group"][k] for k in keys)
-        row = rates.loc[index if len(keys) > 1 else index[0]]
+        row = all_rates.loc[index if len(keys) > 1 else index[0]]
         assert group["count"] == row["count"] and isinstance(group["count"], int)
         assert group["accuracy_score"] == pytest.approx(row["accuracy"])
+        assert group["too_few_rows"] is bool(row["count"] < 30)
+        assert group["flag"] == (f"too few rows ({group['count']})" if row["count"] < 30 else None)
+    assert entry["groups_compared"]["accuracy_score"] == len(rates)
     assert entry["difference"]["accuracy_score"] == pytest.approx(rates.accuracy.max() - rates.accuracy.min())
     assert entry["ratio"]["accuracy_score"] == pytest.approx(rates.accuracy.min() / rates.accuracy.max())
     dp = rates.selection_rate.max() - rates.selection_rate.min()
@@ -132,9 +139,13 @@ def test_multiclass_metrics_and_fairness(compas, compas_case):
         skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=model.classes_))
     assert overall["confusion_matrix"]["matrix"] == skm.confusion_matrix(y, pred, labels=model.classes_).tolist()
     assert "selection_rate" not in overall and "demographic_parity_difference" not in doc["fairness"][0]
-    by_race = test.assign(ok=(y == pred)).groupby("race").ok.mean()
+    by_race = test.assign(ok=(y == pred)).groupby("race").ok.agg(["mean", "size"])
     race = next(e for e in doc["fairness"] if e["features"] == ["race"])
-    assert race["difference"]["accuracy_score"] == pytest.approx(by_race.max() - by_race.min())
+    compared = by_race[by_race["size"] >= 30]["mean"]
+    assert len(compared) < len(by_race)  # COMPAS's smallest race groups are under 30 rows
+    assert race["difference"]["accuracy_score"] == pytest.approx(compared.max() - compared.min())
+    assert [g["label"] for g in race["by_group"] if g["too_few_rows"]] == [
+        f"race={r}" for r in by_race.index[by_race["size"] < 30]]
 
 
 def test_regression_metrics_and_binned_sensitive_feature(insurance, insurance_case):
@@ -244,17 +255,30 @@ def test_fairness_equals_fairlearn_metric_frame(bundle, case, request):
     fns = metric_functions(doc["task_type"], classes=doc["classes"], positive=doc["positive_label"],
                            with_proba=proba is not None)
     metrics = {name: fn for name, fn in fns.items() if name not in PROBA_METRICS}
+    signed = {"r2_score"} | ({"mean_prediction"} if doc["task_type"] == "regression" and (y < 0).any() else set())
+    assert doc["model_overview"]["signed_metrics"] == [m for m in fns if m in signed]
     for entry in doc["fairness"]:
         sensitive = pd.DataFrame({f: group_labels(test[f])[0] for f in entry["features"]})
         frame = flm.MetricFrame(metrics=metrics, y_true=y.to_numpy(), y_pred=pred, sensitive_features=sensitive)
-        for name in metrics:
-            assert entry["difference"][name] == pytest.approx(frame.difference()[name], nan_ok=True), name
-            assert entry["ratio"][name] == pytest.approx(frame.ratio()[name], nan_ok=True), name
+        for name in metrics:  # every group shown, small ones too
             assert [g[name] for g in entry["by_group"]] == pytest.approx(frame.by_group[name].tolist(), nan_ok=True)
+        # Differences and ratios: fairlearn on the rows of the groups of at least 30 rows.
+        size = sensitive.groupby(list(sensitive.columns)).transform("size") if len(entry["features"]) > 1 else \
+            sensitive.iloc[:, 0].map(sensitive.iloc[:, 0].value_counts())
+        keep = (np.asarray(size).reshape(len(test), -1)[:, 0] >= 30)
+        frame = flm.MetricFrame(metrics=metrics, y_true=y.to_numpy()[keep], y_pred=pred[keep],
+                                sensitive_features=sensitive[keep])
+        for name in metrics:
+            by_group = frame.by_group[name].dropna()
+            defined = len(by_group) >= 2
+            assert entry["difference"][name] == (pytest.approx(frame.difference()[name]) if defined else None), name
+            ratio = frame.ratio()[name] if defined and name not in signed else None
+            assert entry["ratio"][name] == (None if ratio is None or not np.isfinite(ratio) else pytest.approx(ratio)), name
         if doc["task_type"] == "binary_classification":
             truth, chosen = (y == doc["positive_label"]).astype(int), (pred == doc["positive_label"]).astype(int)
             for name, fn in (("demographic_parity_difference", flm.demographic_parity_difference),
                              ("demographic_parity_ratio", flm.demographic_parity_ratio),
                              ("equalized_odds_difference", flm.equalized_odds_difference),
                              ("equalized_odds_ratio", flm.equalized_odds_ratio)):
-                assert entry[name] == pytest.approx(fn(truth, chosen, sensitive_features=sensitive)), name
+                expected = fn(truth[keep], chosen[keep], sensitive_features=sensitive[keep])
+                assert entry[name] == pytest.approx(expected), name

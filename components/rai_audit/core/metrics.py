@@ -2,8 +2,10 @@
 
 Metric names are scikit-learn's function names (also what Azure ML's scorecard configs
 use), so a target such as ``accuracy_score >= 0.85`` reads the same everywhere. A metric
-that is undefined on some rows (ROC AUC with one class present, R2 on one row, any metric
-on an empty cohort) is NaN, written to JSON as null, never an exception.
+that is undefined on some rows (ROC AUC with one class present, R2 on one row, recall with no
+positive row, precision with no predicted positive, any metric on an empty cohort) is NaN,
+written to JSON as null, never an exception and never 0: an undefined value must not decide a
+target.
 """
 
 from __future__ import annotations
@@ -25,6 +27,35 @@ LABEL_METRICS = (
 )
 BINARY_ONLY_METRICS = ("selection_rate", "false_positive_rate", "false_negative_rate")
 PROBA_METRICS = ("roc_auc_score", "log_loss")
+
+# Whether a metric can be negative. A ratio of two groups' values means something only when
+# both are >= 0 (a "smallest ratio" of -3.84 does not), so ratios are given, and ratio targets
+# accepted, only for metrics that cannot be negative. mean_prediction is in the target's units:
+# signed when the regression target can be negative. A name missing here counts as signed.
+NON_NEGATIVE, SIGNED, AS_TARGET = "non-negative", "signed", "as the target"
+METRIC_SIGNS = {
+    **{name: NON_NEGATIVE for name in (*LABEL_METRICS, *BINARY_ONLY_METRICS, *PROBA_METRICS)},
+    "mean_absolute_error": NON_NEGATIVE, "mean_squared_error": NON_NEGATIVE,
+    "root_mean_squared_error": NON_NEGATIVE, "r2_score": SIGNED, "mean_prediction": AS_TARGET,
+}
+ALWAYS_SIGNED_METRICS = tuple(sorted(name for name, sign in METRIC_SIGNS.items() if sign == SIGNED))
+
+
+def target_can_be_negative(task: str, y_true: Any) -> bool:
+    """A regression target with a negative value among the test rows (its mean prediction is then signed)."""
+    if task != "regression":
+        return False
+    values = pd.to_numeric(pd.Series(np.asarray(y_true)), errors="coerce")
+    return bool((values < 0).any())
+
+
+def signed_metrics(names: Any, *, target_signed: bool) -> list[str]:
+    """The metrics among ``names`` that can be negative (no ratio of them), in their order."""
+    def signed(name: str) -> bool:
+        sign = METRIC_SIGNS.get(name, SIGNED)
+        return sign == SIGNED or (sign == AS_TARGET and target_signed)
+
+    return [name for name in names if signed(name)]
 
 MetricFn = Callable[..., float]
 
@@ -137,16 +168,19 @@ def metric_from_counts(name: str, counts: np.ndarray, positive: int | None) -> f
     else:
         present = (true_n > 0) | (pred_n > 0)
         tps, predicted, actual = hits[present], pred_n[present], true_n[present]
-    with np.errstate(divide="ignore", invalid="ignore"):  # zero_division=0, as metric_functions
+    # zero_division=NaN, as metric_functions: a class without predicted (precision) or true
+    # (recall) rows has no value and is left out of a macro average; none left: NaN.
+    with np.errstate(divide="ignore", invalid="ignore"):
         if name == "precision_score":
-            values = np.where(predicted > 0, tps / predicted, 0.0)
+            values = np.where(predicted > 0, tps / predicted, np.nan)
         elif name == "recall_score":
-            values = np.where(actual > 0, tps / actual, 0.0)
+            values = np.where(actual > 0, tps / actual, np.nan)
         elif name == "f1_score":
-            values = np.where(predicted + actual > 0, 2 * tps / (predicted + actual), 0.0)
+            values = np.where(predicted + actual > 0, 2 * tps / (predicted + actual), np.nan)
         else:
             raise ValueError(f"unknown counted metric {name!r}")
-    return float(values.mean())
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def weighted_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], float]:
@@ -186,12 +220,14 @@ def metric_functions(task: str, *, classes: list[Any] | None = None, positive: A
     else:
         binary = task == "binary_classification"
         average = {"pos_label": positive, "average": "binary"} if binary else {"average": "macro"}
+        # zero_division=NaN: recall with no positive row, precision with no predicted positive
+        # are undefined (null), not 0 (a group without positives would fail a recall target).
         fns = {
             "accuracy_score": skm.accuracy_score,
             "balanced_accuracy_score": skm.balanced_accuracy_score,
-            "precision_score": partial(skm.precision_score, zero_division=0, **average),
-            "recall_score": partial(skm.recall_score, zero_division=0, **average),
-            "f1_score": partial(skm.f1_score, zero_division=0, **average),
+            "precision_score": partial(skm.precision_score, zero_division=np.nan, **average),
+            "recall_score": partial(skm.recall_score, zero_division=np.nan, **average),
+            "f1_score": partial(skm.f1_score, zero_division=np.nan, **average),
         }
         if binary:
             fns["selection_rate"] = lambda y_true, y_pred: np.mean(y_pred == positive)

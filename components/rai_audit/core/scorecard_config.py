@@ -25,7 +25,10 @@ negative and exponent thresholds are kept, ``top_n`` is honoured, and a numeric
 sensitive feature is binned rather than dropped.
 
 ``parse_scorecard_config`` checks the form; ``check_against_bundle`` checks the names
-against a gathered bundle (metrics of its task, features, cohorts).
+against a gathered bundle (metrics of its task, features, cohorts). A ratio target (or ratio
+change target) on a metric that can be negative (``r2_score``; ``mean_prediction`` of a target
+that can be negative, known from the bundle) is refused: a ratio of two groups' values means
+nothing when either can be negative.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 
 from rai_audit.core._errors import RAIInputError
 from rai_audit.core.artifacts import read_yaml
+from rai_audit.core.metrics import ALWAYS_SIGNED_METRICS
 
 OPS = (">=", "<=", ">", "<", "==")
 KINDS = ("difference", "ratio")
@@ -61,6 +65,13 @@ MODEL_KEYS = ("name", "version", "type", "summary", "owner")
 KEYS = ("model", "targets", "fairness", "feature_importance", "data_explorer", "cohorts", "changes")
 AZURE_KEYS = ("Model", "Metrics", "FeatureImportance", "DataExplorer", "Fairness", "Cohorts", "Causal")
 DEFAULT_TOP_N = 10
+
+
+def _check_ratio(target: dict[str, Any], where: str, signed: Any = ALWAYS_SIGNED_METRICS, why: str = "") -> None:
+    """A ratio (or ratio change) target needs a metric that cannot be negative."""
+    if target.get("kind") == "ratio" and target["metric"] in signed:
+        raise RAIInputError(f"{where}: {target['metric']} ratio: {target['metric']} can be negative{why}, so a ratio "
+                            "of two groups' values means nothing; use a difference target")
 
 
 def _metric(name: Any, where: str) -> str:
@@ -110,6 +121,7 @@ def _target(item: Any, where: str, *, fairness: bool) -> dict[str, Any]:
         if op is None:
             raise RAIInputError(f"{where}: a fairness target needs an operator and a value, got {item!r}")
         target.update(kind=kind, sensitive_feature=item.get("sensitive_feature"))
+        _check_ratio(target, where)
     else:
         cohort = item.get("cohort")
         if cohort is not None and not isinstance(cohort, str):
@@ -142,8 +154,10 @@ def _change_target(item: Any, where: str) -> dict[str, Any]:
         raise RAIInputError(f"{where}: `sensitive_feature` needs `kind` (difference or ratio)")
     if kind is not None and item.get("cohort") is not None:
         raise RAIInputError(f"{where}: fairness figures are over the whole test set; `cohort` is for metrics")
-    return {"metric": _metric(item.get("metric"), where), "kind": kind, "op": op, "value": value,
-            "cohort": item.get("cohort"), "sensitive_feature": item.get("sensitive_feature")}
+    target = {"metric": _metric(item.get("metric"), where), "kind": kind, "op": op, "value": value,
+              "cohort": item.get("cohort"), "sensitive_feature": item.get("sensitive_feature")}
+    _check_ratio(target, where)
+    return target
 
 
 def _names(value: Any, where: str) -> list[str]:
@@ -268,8 +282,12 @@ def parse_scorecard_config(source: str | Path | dict[str, Any]) -> dict[str, Any
 
 
 def check_against_bundle(config: dict[str, Any], *, metric_names: list[str], features: list[str],
-                         cohorts: list[str]) -> None:
-    """Every metric, feature and cohort the config names must exist in the bundle."""
+                         cohorts: list[str], signed_metrics: list[str] | None = None) -> None:
+    """Every metric, feature and cohort the config names must exist in the bundle, and no
+    ratio target may be on one of the bundle's ``signed_metrics`` (``metrics.signed_metrics``
+    of its task and target; None: only those signed whatever the target)."""
+    signed = ALWAYS_SIGNED_METRICS if signed_metrics is None else signed_metrics
+    why = " (the target has negative values)"
     def known_metric(name: str, where: str) -> None:
         if name not in metric_names:
             raise RAIInputError(f"{where}: unknown metric {name!r} for this model; the metrics are {metric_names}")
@@ -286,6 +304,7 @@ def check_against_bundle(config: dict[str, Any], *, metric_names: list[str], fea
             if name not in features:
                 raise RAIInputError(f"`fairness.sensitive_features`: unknown feature {name!r}; the features are {features}")
         for i, t in enumerate(fairness["targets"]):
+            _check_ratio(t, f"`fairness.targets[{i}]`", signed, why)
             if t["sensitive_feature"] is not None and t["sensitive_feature"] not in fairness["sensitive_features"]:
                 raise RAIInputError(f"`fairness.targets[{i}]`: `sensitive_feature` {t['sensitive_feature']!r} is not "
                                     f"among `fairness.sensitive_features` {fairness['sensitive_features']}")
@@ -299,6 +318,7 @@ def check_against_bundle(config: dict[str, Any], *, metric_names: list[str], fea
             raise RAIInputError(f"`cohorts`: unknown cohort {name!r}; the cohorts are {cohorts}")
     for i, t in enumerate(config["changes"]):
         known_metric(t["metric"], f"`changes[{i}]`")
+        _check_ratio(t, f"`changes[{i}]`", signed, why)
         if t["cohort"] is not None and t["cohort"] not in cohorts:
             raise RAIInputError(f"`changes[{i}]`: unknown cohort {t['cohort']!r}; the cohorts are {cohorts}")
         if t["kind"] is not None and (not fairness or t["metric"] not in fairness["metrics"]):

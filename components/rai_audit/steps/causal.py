@@ -298,7 +298,7 @@ def _verdict(treatment: str, info: dict[str, Any], untrained: dict[str, str]) ->
         return f"not estimated: econml could not fit it ({untrained[treatment]})"
     parts = []
     if info["role"] == "attribute":
-        parts.append(f"attribute, not a lever: {treatment} is {info['protected_as']}, so its effect is estimated "
+        parts.append(f"attribute, not a lever: {treatment} is a {info['protected_as']} feature, so its effect is estimated "
                      "(does this attribute drive the outcome?) but no policy or recommendation is made")
     else:
         parts.append("a lever: effect and policy estimated")
@@ -624,8 +624,11 @@ def _plain(category: str, text: str) -> str:
     return "a warning from econml or scikit-learn while fitting; see the message"
 
 
-def _collect_warnings(caught: list[warnings.WarningMessage], treatments: list[str]) -> list[dict[str, Any]]:
-    """econml's warnings, counted, each with the treatment(s) it names and a plain sentence."""
+def _collect_warnings(caught: list[warnings.WarningMessage], treatments: list[str],
+                      rank_deficient: list[str]) -> list[dict[str, Any]]:
+    """econml's warnings, counted, each with the treatment(s) it concerns and a plain sentence.
+    The covariance warning names no treatment: it belongs to those whose final stage is
+    rank-deficient (the condition it tests, checked per treatment)."""
     counts: Counter[tuple[str, str]] = Counter()
     for w in caught:
         text = str(w.message)
@@ -636,6 +639,8 @@ def _collect_warnings(caught: list[warnings.WarningMessage], treatments: list[st
     for (category, text), n in counts.items():
         named = [t for t in treatments
                  if f"({t})" in text or f"feature {t}:" in text or f"feature '{t}'" in text]
+        if text.startswith("Co-variance matrix is underdetermined"):
+            named = rank_deficient
         out.append({"message": f"{category}: {text}", "count": n, "treatments": named,
                     "plain": _plain(category, text)})
     return out
@@ -803,7 +808,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         "sensitive_groups": groups,
         "local_effects": {"rows": options.rows, "count": int(len(explained))},
         "policies": policies,
-        "warnings": _collect_warnings(caught, options.treatment_features),
+        "warnings": _collect_warnings(caught, options.treatment_features, sorted(invalid_inference)),
         "seconds": round(seconds, 3),
     }
     recommendations_table = (pd.concat(recommendations, ignore_index=True) if any(len(r) for r in recommendations)

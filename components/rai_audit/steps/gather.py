@@ -2,7 +2,9 @@
 
 Adds what needs no model call: the model overview (metrics overall, per cohort and per
 sensitive group), the fairness assessment (per group metrics, their differences and ratios, as
-fairlearn's ``MetricFrame`` gives them) and the data analysis. Writes ``insights.json``,
+fairlearn's ``MetricFrame`` gives them, with ``rai_audit.core.fairness``'s rules: groups under
+``min_group_size`` rows flagged and not compared, no ratio of a signed metric) and the data
+analysis. Writes ``insights.json``,
 Parquet tables, ``dashboard.html`` and a manifest.
 """
 
@@ -21,8 +23,9 @@ from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.fairness import KINDS, describe, group_flag
 from rai_audit.core.metrics import (
-    compute_metrics, confusion, metric_functions,
+    compute_metrics, confusion, metric_functions, signed_metrics, target_can_be_negative,
 )
 from rai_audit.report.dashboard import render_dashboard
 from rai_audit.steps._cli import run_cli
@@ -87,28 +90,43 @@ def _model_overview(audit: ConstructorArtifact, fns, masks: dict[str, np.ndarray
                              **_rows_metrics(audit, fns, (labels == group).to_numpy())})
     return {
         "metric_names": list(fns),
+        # Metrics that can be negative: no ratio of them between groups (core.fairness).
+        "signed_metrics": signed_metrics(fns, target_signed=target_can_be_negative(audit.task, audit.y_true)),
         "overall": _rows_metrics(audit, fns, everything),
         "cohorts": [{"name": name, **_rows_metrics(audit, fns, mask)} for name, mask in masks.items()],
         "sensitive_groups": by_group,
     }
 
 
-def _spread(table: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """fairlearn's between-groups figures of a groups x metrics table (NaN groups skipped)."""
-    low, high = table.min(), table.max()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = low / high
-    return {"difference": (high - low).to_dict(), "ratio": ratio.to_dict(),
-            "group_min": low.to_dict(), "group_max": high.to_dict()}
+def _figures(table: pd.DataFrame, counts: np.ndarray, min_group_size: int,
+             signed: list[str]) -> dict[str, dict[str, Any]]:
+    """Between-groups figures of a groups x metrics table (core.fairness), keyed as fairlearn's
+    MetricFrame: difference, ratio, group_min, group_max (of the compared groups), plus how
+    many groups were compared and why a figure is undefined."""
+    out: dict[str, dict[str, Any]] = {k: {} for k in (*KINDS, "group_min", "group_max", "groups_compared",
+                                                      "undefined")}
+    for name in table.columns:
+        for kind in KINDS:
+            figure = describe(table[name].to_numpy(dtype=float), counts, min_group_size, kind,
+                              signed=name in signed)
+            out[kind][name] = figure["value"]
+            if figure["reason"]:
+                out["undefined"].setdefault(kind, {})[name] = figure["reason"]
+        out["group_min"][name], out["group_max"][name] = figure["group_min"], figure["group_max"]
+        out["groups_compared"][name] = figure["groups_compared"]
+    return out
 
 
 def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, binning: dict,
                     known: dict[tuple, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Per group metrics and their differences and ratios, as fairlearn's MetricFrame gives
-    them (the tests check against it). Computed with one groupby: MetricFrame 0.15 stacks its
-    inputs element by element, ~9 s per metric on 1,000,000 rows. ``known``: group key ->
-    metrics already computed (the model overview's sensitive groups)."""
+    them on the groups of at least ``min_group_size`` rows (the tests check against it).
+    Computed with one groupby: MetricFrame 0.15 stacks its inputs element by element, ~9 s per
+    metric on 1,000,000 rows. ``known``: group key -> metrics already computed (the model
+    overview's sensitive groups)."""
     names = list(fns)
+    size = audit.min_group_size
+    signed = signed_metrics(names, target_signed=target_can_be_negative(audit.task, audit.y_true))
     positions = sensitive.groupby(list(sensitive.columns), sort=True, observed=True).indices
     groups = []
     for key, rows in positions.items():
@@ -116,9 +134,12 @@ def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, bi
         values = (known or {}).get(key) or _rows_metrics(audit, fns, rows, with_confusion=False)
         groups.append({"group": dict(zip(sensitive.columns, key)),
                        "label": ", ".join(f"{c}={v}" for c, v in zip(sensitive.columns, key)),
-                       "count": int(len(rows)), **{m: values[m] for m in names}})
-    entry: dict[str, Any] = {"features": list(sensitive.columns), "binning": binning, "by_group": groups,
-                             **_spread(pd.DataFrame([{m: g[m] for m in names} for g in groups], columns=names))}
+                       "count": int(len(rows)), "too_few_rows": bool(len(rows) < size),
+                       "flag": group_flag(len(rows), size), **{m: values[m] for m in names}})
+    counts = np.array([g["count"] for g in groups])
+    table = pd.DataFrame([{m: g[m] for m in names} for g in groups], columns=names, dtype=float)
+    entry: dict[str, Any] = {"features": list(sensitive.columns), "binning": binning, "min_group_size": size,
+                             "by_group": groups, **_figures(table, counts, size, signed)}
     if audit.task == "binary_classification":
         positive = audit.meta["positive_label"]
         truth, chosen = (audit.y_true == positive).to_numpy(), (audit.y_pred == positive).to_numpy()
@@ -126,11 +147,13 @@ def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, bi
                                "tpr": chosen[rows][truth[rows]].mean() if truth[rows].any() else np.nan,
                                "fpr": chosen[rows][~truth[rows]].mean() if (~truth[rows]).any() else np.nan}
                               for rows in positions.values()])
-        spread = _spread(rates)
+        spread = _figures(rates, counts, size, [])
         entry["demographic_parity_difference"] = spread["difference"]["selection"]
         entry["demographic_parity_ratio"] = spread["ratio"]["selection"]
-        entry["equalized_odds_difference"] = max(spread["difference"]["tpr"], spread["difference"]["fpr"])
-        entry["equalized_odds_ratio"] = min(spread["ratio"]["tpr"], spread["ratio"]["fpr"])
+        # Equalized odds asks both rates to be equal: undefined when either cannot be compared.
+        both = [spread[k][r] for k in KINDS for r in ("tpr", "fpr")]
+        entry["equalized_odds_difference"] = None if None in both[:2] else max(both[:2])
+        entry["equalized_odds_ratio"] = None if None in both[2:] else min(both[2:])
     return entry
 
 
@@ -147,6 +170,19 @@ def _fairness(audit: ConstructorArtifact, fns, groups, overview: dict[str, Any])
         entries.append(_fairness_entry(
             audit, fns, table, {f: b for f, (_, b) in groups.items() if b}))
     return entries
+
+
+def _small_group_warnings(fairness: list[dict[str, Any]]) -> list[str]:
+    """One warning per sensitive feature (not the intersection) with groups too small to compare."""
+    out = []
+    for entry in fairness:
+        small = [g for g in entry["by_group"] if g["too_few_rows"]]
+        if small and len(entry["features"]) == 1:
+            out.append(f"sensitive feature {entry['features'][0]!r}: {len(small)} group(s) with fewer than "
+                       f"{entry['min_group_size']} test rows, shown but left out of fairness differences and "
+                       "ratios: " + ", ".join(f"{g['group'][entry['features'][0]]} ({g['count']} rows)"
+                                                for g in small))
+    return out
 
 
 def _feature_summary(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
@@ -309,11 +345,11 @@ def _metrics_table(overview: dict[str, Any]) -> pd.DataFrame:
 
 
 def _fairness_table(fairness: list[dict[str, Any]], metric_names: list[str]) -> pd.DataFrame:
+    columns = ["features", "metric", "difference", "ratio", "group_min", "group_max", "groups_compared"]
     rows = [{"features": " & ".join(e["features"]), "metric": m,
-             "difference": e["difference"][m], "ratio": e["ratio"][m],
-             "group_min": e["group_min"][m], "group_max": e["group_max"][m]}
+             **{k: e[k][m] for k in columns[2:]}}
             for e in fairness for m in metric_names]
-    return pd.DataFrame(rows, columns=["features", "metric", "difference", "ratio", "group_min", "group_max"])
+    return pd.DataFrame(rows, columns=columns).astype({k: float for k in columns[2:6]})
 
 
 def pipeline_run_info(**fields: str | None) -> dict[str, str] | None:
@@ -345,6 +381,7 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
     data_analysis = _data_analysis(audit, masks, groups)
     empty = [name for name, mask in masks.items() if not mask.any()]
     warnings = [f"cohort {name!r} selects no test rows; its metrics are undefined" for name in empty]
+    warnings += _small_group_warnings(fairness)
 
     meta = audit.meta
     document = A.new_meta(
@@ -354,6 +391,8 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
         target_column=meta["target_column"],
         classes=meta["classes"],
         positive_label=meta["positive_label"],
+        desired_outcome=audit.desired_outcome,
+        min_group_size=audit.min_group_size,
         data={"n_train": meta["n_train"], "n_test": meta["n_test"], "features": meta["features"],
               "categorical_features": meta["categorical_features"],
               "sensitive_features": meta["sensitive_features"], "sample": meta["sample"]},

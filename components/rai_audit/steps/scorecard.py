@@ -5,7 +5,9 @@ Reads a gathered dashboard bundle and a scorecard config (see
 ``tables/predictions.parquet`` with the same metric functions gather uses, so it equals the
 dashboard's number; each target also gets a bootstrap confidence interval (``bootstrap``
 resamples of the rows, seeded; percentile interval). A target is met or missed by its
-measured value; a value that is undefined (e.g. a metric on an empty cohort) does not pass.
+measured value. A value that cannot be computed on these rows (a metric on an empty cohort,
+recall of rows without positives, a fairness figure with fewer than two groups of
+``min_group_size`` rows) is UNDEFINED: neither met nor missed, and said so.
 
 Writes ``scorecard.pdf`` (HTML rendered by weasyprint), ``scorecard.json`` (every target,
 value, interval and verdict, and ``passed``) and a manifest. With ``fail_on_missed_target``
@@ -30,9 +32,10 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, validate_cohorts
+from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE, KINDS, describe, group_flag, percentile_interval, spread
 from rai_audit.core.metrics import (
     COUNTED_METRICS, PROBA_METRICS, binary_roc_auc, class_positions, confusion, counted_metric, group_labels,
-    metric_from_counts, metric_functions, weighted_roc_auc,
+    metric_from_counts, metric_functions, signed_metrics, target_can_be_negative, weighted_roc_auc,
 )
 from rai_audit.core.options import check_min_ints
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
@@ -80,6 +83,7 @@ class TargetsMissed(Exception):
 
 
 def verdict(value: float | None, op: str | None, target: float | None) -> str:
+    """PASS or FAIL by the measured value; UNDEFINED (neither met nor missed) without one."""
     if op is None:
         return REPORTED
     if value is None or not math.isfinite(value):
@@ -151,18 +155,18 @@ class _Rows:
         return values
 
 
+def _replicates(replicate: Callable[[], Any], n_rows: int, options: ScorecardOptions) -> np.ndarray | None:
+    """``replicate()`` on ``options.bootstrap`` resamples of the ``n_rows`` rows (None: no bootstrap)."""
+    if options.bootstrap == 0 or n_rows < 2:
+        return None
+    return np.array([replicate() for _ in range(options.bootstrap)], dtype=float)
+
+
 def _interval(replicate: Callable[[], float], n_rows: int,
               options: ScorecardOptions) -> tuple[float | None, float | None]:
     """Bootstrap percentile interval of a statistic, ``replicate()`` giving it on one resample
-    of the ``n_rows`` rows."""
-    if options.bootstrap == 0 or n_rows < 2:
-        return None, None
-    values = np.array([replicate() for _ in range(options.bootstrap)])
-    values = values[np.isfinite(values)]
-    if len(values) < max(10, options.bootstrap // 2):  # mostly undefined: no honest interval
-        return None, None
-    low, high = np.quantile(values, [options.alpha / 2, 1 - options.alpha / 2])
-    return float(low), float(high)
+    of the ``n_rows`` rows; none where it is mostly undefined."""
+    return percentile_interval(_replicates(replicate, n_rows, options), options.alpha)
 
 
 def _finite(value: float) -> float | None:
@@ -196,7 +200,10 @@ def _targets(config, rows: _Rows, cohorts, options, rng) -> list[dict[str, Any]]
         replicate = rows.resample(t["metric"], selected, rng)
         low, high = _interval(lambda: replicate()[0], len(selected), options)
         results.append({**t, "rows": int(len(selected)), "measured": value, "ci_lower": low, "ci_upper": high,
-                        "verdict": verdict(value, t["op"], t["value"])})
+                        "verdict": verdict(value, t["op"], t["value"]),
+                        "reason": None if value is not None else
+                        "the cohort selects no test rows" if len(selected) == 0 else
+                        f"{t['metric']} is undefined on these rows"})
     return results
 
 
@@ -212,51 +219,60 @@ def _group_values(rows: _Rows, metric: str, codes: np.ndarray, n_groups: int, se
     return values
 
 
-def _spread(values: np.ndarray, kind: str) -> float:
-    """fairlearn's between-groups difference (max - min) or ratio (min / max)."""
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return float("nan")
-    if kind == "difference":
-        return float(values.max() - values.min())
-    return float(values.min() / values.max()) if values.max() != 0 else float("nan")
-
-
-def _fairness(config, rows: _Rows, options, rng) -> list[dict[str, Any]]:
+def _fairness(config, doc, rows: _Rows, options, rng) -> list[dict[str, Any]]:
+    """Per sensitive feature and metric: each group's value and interval, and the difference
+    and ratio between the groups of at least ``min_group_size`` rows (core.fairness, as gather),
+    with intervals from the same bootstrap resamples."""
     fairness = config["fairness"]
     if not fairness:
         return []
     everything = np.arange(len(rows.table))
+    size = _min_group_size(doc)
+    signed = signed_metrics(fairness["metrics"], target_signed=target_can_be_negative(doc["task_type"], rows.y_true))
     entries = []
     for feature in fairness["sensitive_features"]:
         labels, binning = group_labels(rows.table[feature])
         groups = sorted(pd.unique(labels))
         codes = pd.Categorical(labels, categories=groups).codes
         counts = np.bincount(codes, minlength=len(groups))
+        compared = counts >= size
         per_metric = []
         for metric in fairness["metrics"]:
             values = _group_values(rows, metric, codes, len(groups), everything)
             judged = [t for t in fairness["targets"] if t["metric"] == metric
                       and t["sensitive_feature"] in (None, feature)]
-            kinds = {fairness["kind"], *(t["kind"] for t in judged)}
+            # One set of resamples for the groups' intervals and both figures' (groups x resamples).
+            sample = rows.resample(metric, everything, rng, codes, len(groups))
+            replicates = _replicates(sample, len(everything), options)
+            group_low, group_high = percentile_interval(replicates, options.alpha)
             figures = {}
-            for kind in ("difference", "ratio"):
-                value = _finite(_spread(values, kind))
-                low = high = None
-                if kind in kinds:
-                    replicate = rows.resample(metric, everything, rng, codes, len(groups))
-                    low, high = _interval(lambda k=kind: _spread(replicate(), k), len(everything), options)
-                figures[kind] = {"value": value, "ci_lower": low, "ci_upper": high}
+            for kind in KINDS:
+                figure = describe(values, counts, size, kind, signed=metric in signed)
+                low, high = (None, None) if replicates is None or figure["value"] is None else percentile_interval(
+                    spread(replicates, compared, kind, signed=metric in signed), options.alpha)
+                figures[kind] = {"value": figure["value"], "ci_lower": low, "ci_upper": high,
+                                 "reason": figure["reason"], "groups_compared": figure["groups_compared"]}
             per_metric.append({
-                "metric": metric, "by_group": [{"group": g, "count": int(n), "value": _finite(v)}
-                                               for g, n, v in zip(groups, counts, values)],
+                "metric": metric, "signed": metric in signed,
+                "by_group": [{"group": g, "count": int(n), "value": _finite(v), "too_few_rows": bool(n < size),
+                              "flag": group_flag(n, size),
+                              "ci_lower": None if group_low is None else group_low[i],
+                              "ci_upper": None if group_high is None else group_high[i]}
+                             for i, (g, n, v) in enumerate(zip(groups, counts, values))],
                 **figures,
                 "targets": [{**t, "sensitive_feature": feature, "measured": figures[t["kind"]]["value"],
                              "ci_lower": figures[t["kind"]]["ci_lower"], "ci_upper": figures[t["kind"]]["ci_upper"],
-                             "verdict": verdict(figures[t["kind"]]["value"], t["op"], t["value"])} for t in judged],
+                             "verdict": verdict(figures[t["kind"]]["value"], t["op"], t["value"]),
+                             "reason": figures[t["kind"]]["reason"]} for t in judged],
             })
-        entries.append({"feature": feature, "binning": binning, "groups": groups, "metrics": per_metric})
+        entries.append({"feature": feature, "binning": binning, "groups": groups, "min_group_size": size,
+                        "metrics": per_metric})
     return entries
+
+
+def _min_group_size(doc: dict[str, Any]) -> int:
+    """The bundle's min_group_size (bundles gathered before it existed: the default)."""
+    return int(doc.get("min_group_size", DEFAULT_MIN_GROUP_SIZE))
 
 
 def _read_baseline(path: str | Path | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -408,10 +424,11 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
     rows = _Rows(doc, table)
     cohort_info = _cohort_masks(doc, table, load_cohorts(cohorts))
     check_against_bundle(parsed, metric_names=list(rows.fns), features=doc["data"]["features"],
-                         cohorts=list(cohort_info))
+                         cohorts=list(cohort_info), signed_metrics=signed_metrics(
+                             rows.fns, target_signed=target_can_be_negative(doc["task_type"], rows.y_true)))
     rng = np.random.default_rng(options.random_state)
     targets = _targets(parsed, rows, cohort_info, options, rng)
-    fairness = _fairness(parsed, rows, options, rng)
+    fairness = _fairness(parsed, doc, rows, options, rng)
     baseline_card, baseline_source = _read_baseline(baseline)
     overall = doc["model_overview"]["overall"]
     # Cohort figures that only a change target names are measured too, for this audit and the next.
@@ -424,17 +441,25 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
     judged = [t for t in targets if t["verdict"] != REPORTED] + [
         t for e in fairness for m in e["metrics"] for t in m["targets"]] + [
         t for t in change_targets if t["verdict"] != NO_BASELINE]
-    missed = [t for t in judged if t["verdict"] != PASS]
+    # UNDEFINED is neither met nor missed: too few rows (or no value) to judge; said on page 1.
+    missed = [t for t in judged if t["verdict"] == FAIL]
+    undefined = [t for t in judged if t["verdict"] == UNDEFINED]
     result = {
         "passed": not missed,
         "n_targets": len(judged),
         "n_missed": len(missed),
+        "n_undefined": len(undefined),
         "model": parsed["model"],
         "run_id": doc["run_id"],
         "pipeline_run": doc.get("pipeline_run"),
         "bundle_manifest_sha256": A.sha256_file(dashboard_dir / A.MANIFEST_FILE),
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "task_type": doc["task_type"],
+        "target_column": doc.get("target_column"),
+        "positive_label": doc.get("positive_label"),
+        # Bundles gathered before these options existed: their defaults.
+        "desired_outcome": doc.get("desired_outcome", "increase"),
+        "min_group_size": _min_group_size(doc),
         "data": {"n_test": doc["data"]["n_test"], "n_train": doc["data"]["n_train"]},
         "intervals": {"method": "bootstrap percentile", "resamples": options.bootstrap,
                       "level": 1 - options.alpha, "seed": options.random_state},
@@ -460,7 +485,8 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
     }
     headline = {f"target_{i}_{t['metric']}": t["measured"] for i, t in enumerate(targets, 1)
                 if t["measured"] is not None}
-    headline.update(targets_met=float(len(judged) - len(missed)), targets_missed=float(len(missed)))
+    headline.update(targets_met=float(len(judged) - len(missed) - len(undefined)), targets_missed=float(len(missed)),
+                    targets_undefined=float(len(undefined)))
     with A.artifact_writer(Path(output_dir)) as out:
         render_scorecard_pdf(A.to_jsonable(result), out / PDF_FILE)
         A.write_json(out / RESULT_FILE, result)
@@ -485,8 +511,9 @@ def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir
     if not card["passed"]:
         raise RAIInputError(f"the scorecard of run {meta['run_id']} did not pass ({card['n_missed']} targets missed); "
                             "the model is not registered")
-    record = {"model_sha256": A.sha256_file(model_path), "targets_met": card["n_targets"],
-              "scorecard_generated_at": card["generated_at"]}
+    undefined = card.get("n_undefined", 0)  # scorecards written before UNDEFINED was not a miss: 0
+    record = {"model_sha256": A.sha256_file(model_path), "targets_met": card["n_targets"] - undefined,
+              "targets_undefined": undefined, "scorecard_generated_at": card["generated_at"]}
     with A.artifact_writer(Path(output_dir)) as out:
         shutil.copy2(model_path, out / model_path.name)
         for name in (RESULT_FILE, PDF_FILE):
@@ -518,8 +545,10 @@ def main(argv: list[str] | None = None) -> int:
                                options=ScorecardOptions(bootstrap=args.bootstrap, alpha=args.alpha,
                                                         fail_on_missed_target=args.fail_on_missed_target,
                                                         random_state=args.random_state))
+        undefined = int(result.headline["targets_undefined"])
         print(f"scorecard written to {result.pdf}: {'PASSED' if result.passed else 'NOT PASSED'} "
-              f"({result.n_targets - result.n_missed} of {result.n_targets} targets met)")
+              f"({int(result.headline['targets_met'])} of {result.n_targets} targets met"
+              f"{f', {undefined} undefined (too few rows to judge)' if undefined else ''})")
 
     try:
         return run_cli(action)

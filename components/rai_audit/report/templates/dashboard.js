@@ -231,20 +231,33 @@ function causal() {
   const ca = DOC.causal;
   if (!ca) return null;
   const s = section("causal", "Causal effects");
-  s.append(el("p", { class: "muted" }, "Effect of each treatment on the " + ca.outcome + ", estimated from the data (econml, double machine learning on " + ca.fit.train_rows + " of " + ca.fit.train_rows_available + " train rows), not from the model. A causal reading assumes every confounder is among the features."));
-  for (const u of ca.untrained) s.append(el("p", { class: "warn" }, "No effect was estimated for " + u.treatment + ": " + u.reason));
-  for (const w of ca.warnings) s.append(el("p", { class: "warn" }, "While fitting: " + w.message + (w.explanation ? " (" + w.explanation + ")" : "")));
-  const level = e => e.treatment + (e.level !== null ? ": " + e.level + " vs " + e.control : "");
-  s.append(chart(CHARTS.causal_global));
-  s.append(table(["Treatment", "effect", "interval", "p-value"], ca.global_effects.map(e => [level(e), e.point, "[" + fmt(e.ci_lower) + ", " + fmt(e.ci_upper) + "]", e.p_value])));
+  s.append(el("p", { class: "muted" }, "Effect of each treatment on the " + ca.outcome + ", in its own unit (per 1 unit of a numeric treatment, or of a level against the control level), estimated from the data (econml, double machine learning on " + ca.fit.train_rows + " of " + ca.fit.train_rows_available + " train rows), not from the model. A causal reading assumes every confounder is among the features. Better outcome in this audit: " + ca.direction.better + "."));
+  s.append(el("h3", {}, "What each treatment's figures can be used for"));
+  s.append(table(["Treatment", "role", "first-stage R²", "assessment"], ca.treatments.map(t => [t.feature,
+    t.role === "attribute" ? "attribute, not a lever" : "lever", t.identification.first_stage_r2, t.verdict])));
+  for (const w of ca.warnings) s.append(el("p", { class: "warn" }, "Warning while fitting" + (w.treatments.length ? " (" + w.treatments.join(", ") + ")" : "") + ": " + w.plain + ". econml said: " + w.message));
+  const unit = e => e.level !== null ? e.level + " vs " + e.control : "per 1 unit of " + e.treatment;
+  // No interval or p-value where the inference is invalid: say so rather than print n/a.
+  const rows = effects => effects.map(e => [e.treatment, unit(e), e.point,
+    e.p_value === null ? "not shown: inference invalid" : "[" + fmt(e.ci_lower) + ", " + fmt(e.ci_upper) + "]",
+    e.p_value === null ? "not shown" : e.p_value]);
+  const notEstimable = ca.treatments.filter(t => !t.estimable).map(t => [t.feature, "not estimable from these data", "", "", ""]);
+  if (CHARTS.causal_global) s.append(chart(CHARTS.causal_global));
+  s.append(table(["Treatment", "unit", "effect", "interval", "p-value"], [...rows(ca.global_effects), ...notEstimable]));
   const c = viewCharts(state.view);
   s.append(el("h3", {}, "Effects in " + view().name), c.causal ? chart(c.causal) : el("p", { class: "muted" }, "not computed for this cohort"));
   s.append(el("h3", {}, "Treatment policies"));
+  s.append(el("p", { class: "muted" }, "A policy is one tree saying, for each group of rows, which option to take; every row's recommendation is its leaf's. Gain: " + ca.direction.gain + "; for a numeric treatment, per move of a tenth of its typical value (the step)."));
+  for (const t of ca.treatments) {
+    if (t.role === "attribute" && t.estimable) s.append(el("p", { class: "muted" }, t.feature + ": attribute, not a lever (" + t.protected_as + " feature): no policy and no recommendation."));
+  }
   for (const p of ca.policies) {
     if (!p.tree.length) continue;
-    s.append(el("h4", {}, p.treatment), el("p", { class: "muted" }, "Mean gain of the policy: " + fmt(p.policy_gain)));
-    s.append(table(["Policy tree leaf", "rows", "recommended"], p.tree.filter(n => n.leaf).map(n => [filterText(n.filter), n.count, n.treatment])));
-    s.append(table(["Row", "current", "recommended", "expected gain"], p.top_recommendations.map(r => [String(r.row_id), fmt(r.current), r.recommended, r.gain])));
+    s.append(el("h4", {}, p.treatment + ": mean gain of the policy " + fmt(p.policy_gain) + (p.step !== undefined ? " (step " + fmt(p.step) + ")" : "")));
+    s.append(table(["Policy tree leaf", "rows", "recommended", "mean gain"], [
+      ...p.tree.filter(n => n.leaf).map(n => [filterText(n.filter), n.count, n.treatment, n.gain]),
+      ["Recommendations (" + p.rows + " rows)", "", Object.entries(p.recommendation_counts).map(([k, v]) => k + ": " + v + " rows").join("; "), ""]]));
+    s.append(table(["Row", "current", "recommended", "change of the outcome", "expected gain"], p.top_recommendations.map(r => [String(r.row_id), fmt(r.current), r.recommended, r.outcome_change, r.gain])));
   }
   return s;
 }
