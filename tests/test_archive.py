@@ -11,6 +11,7 @@ to list, fetch, verify and link; the credentials appear in no log, compiled pipe
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import urllib.request
@@ -341,3 +342,195 @@ def test_storage_that_does_not_answer_fails_clearly_after_bounded_retries(capsys
         listener.close()
     assert len(attempts) == RETRIES.total + 1
     assert "never-shown-secret" not in capsys.readouterr().err
+
+
+# --- diff: every target added, removed or changed; list verifies; S3 errors in one line ----------
+
+def _scorecard(bundle, config, folder):
+    run_scorecard(bundle, config, folder, options=ScorecardOptions(bootstrap=0))
+    return folder
+
+
+def _adult_predictions(adult_case):
+    import joblib
+
+    test = pd.read_parquet(adult_case.test)
+    predicted = joblib.load(adult_case.model).predict(test.drop(columns=adult_case.target))
+    return test, test[adult_case.target].to_numpy(), predicted
+
+
+def test_diff_lists_targets_added_removed_and_changed(env, audit, adult_case, tmp_path, capsys):
+    """The later audit drops a failing recall target and a failing fairness target, raises the
+    accuracy threshold and adds a precision target: each is visible, with its verdicts."""
+    from sklearn.metrics import accuracy_score, precision_score, recall_score
+
+    bundle, _ = audit
+    test, truth, predicted = _adult_predictions(adult_case)
+    accuracy, recall = accuracy_score(truth, predicted), recall_score(truth, predicted, pos_label=">50K")
+    precision = precision_score(truth, predicted, pos_label=">50K")
+    rates = pd.Series(predicted == ">50K").groupby(test["sex"].to_numpy()).mean()
+    assert recall < 0.99 and accuracy < 0.99 and rates.min() / rates.max() < 0.99  # the FAILs below, by hand
+
+    earlier = _scorecard(bundle, {"targets": ["accuracy_score >= 0.5", "recall_score >= 0.99"],
+                                  "fairness": {"sensitive_features": ["sex"],
+                                               "targets": ["selection_rate ratio >= 0.99"]}}, tmp_path / "earlier")
+    later = _scorecard(bundle, {"targets": ["accuracy_score >= 0.99", "precision_score >= 0.1"]}, tmp_path / "later")
+    first = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=earlier,
+                                  model_name="diff-targets", model_version="1")
+    second = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=later,
+                                   model_name="diff-targets", model_version="2")
+    changes = archive.diff_audits(env, BUCKET, first, second)
+    targets = {t["target"]: t for t in changes["targets"]}
+    assert set(targets) == {"accuracy_score >= 0.99", "recall_score >= 0.99",
+                            "selection_rate ratio across sex >= 0.99", "precision_score >= 0.1"}
+
+    kept = targets["accuracy_score >= 0.99"]
+    assert (kept["status"], kept["definition_before"], kept["definition_after"]) == ("kept", ">= 0.5", ">= 0.99")
+    assert kept["definition_changed"] and kept["verdict_changed"]
+    assert (kept["verdict_before"], kept["verdict_after"]) == ("PASS", "FAIL")
+    assert kept["before"] == pytest.approx(accuracy) and kept["after"] == pytest.approx(accuracy)
+
+    dropped = targets["recall_score >= 0.99"]
+    assert (dropped["status"], dropped["verdict_before"], dropped["verdict_after"]) == ("removed", "FAIL", None)
+    assert dropped["before"] == pytest.approx(recall) and dropped["after"] is None
+    fairness = targets["selection_rate ratio across sex >= 0.99"]
+    assert (fairness["status"], fairness["verdict_before"]) == ("removed", "FAIL")
+    assert fairness["before"] == pytest.approx(rates.min() / rates.max())
+
+    added = targets["precision_score >= 0.1"]
+    assert (added["status"], added["verdict_before"], added["verdict_after"]) == ("added", None, "PASS")
+    assert added["after"] == pytest.approx(precision)
+
+    assert main(["audits", "diff", first, second, "--bucket", BUCKET]) == 0
+    out = capsys.readouterr().out
+    assert f"target REMOVED recall_score >= 0.99: was {recall:.4g}, FAIL; not judged in the later audit" in out
+    assert f"target ADDED precision_score >= 0.1: {precision:.4g}, PASS" in out
+    assert (f"target accuracy_score: {accuracy:.4g} -> {accuracy:.4g}, PASS -> FAIL "
+            "(definition changed: >= 0.5 -> >= 0.99)") in out
+    assert ("warning: 2 target(s) that FAILED in the earlier audit are gone from the later one: "
+            "recall_score >= 0.99; selection_rate ratio across sex >= 0.99") in out
+
+
+def _rewrite(client, key, change):
+    data = change(client.get_object(BUCKET, key).read())
+    client.put_object(BUCKET, key, io.BytesIO(data), len(data))
+
+
+def test_list_verifies_and_never_shows_a_tampered_or_forged_audit_as_passed(env, audit, tmp_path, capsys):
+    bundle, card = audit  # accuracy_score >= 0.5: PASSED
+    failing = _scorecard(bundle, {"targets": ["accuracy_score >= 0.99"]}, tmp_path / "failing")
+    assert json.loads((failing / "scorecard.json").read_text())["passed"] is False
+    honest = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
+                                   model_name="listed", model_version="1")
+    tampered = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
+                                     model_name="listed", model_version="2")
+    forged = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=failing,
+                                   model_name="listed", model_version="3")
+    deeper = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=failing,
+                                   model_name="listed", model_version="4")
+    client = env.client()
+
+    def flip(data):
+        data = bytearray(data)
+        data[100] ^= 1
+        return bytes(data)
+
+    def claim_passed(data):
+        manifest = json.loads(data)
+        manifest["passed"] = True
+        return json.dumps(manifest).encode()
+
+    _rewrite(client, f"{tampered}/dashboard/insights.json", flip)
+    _rewrite(client, f"{forged}/manifest.json", claim_passed)  # a failed audit made to read PASSED
+    # Deeper: the scorecard.json says passed too, and the manifest its new sha256 and size.
+    forged_card = json.dumps({**json.loads((failing / "scorecard.json").read_text()), "passed": True}).encode()
+    client.put_object(BUCKET, f"{deeper}/scorecard/scorecard.json", io.BytesIO(forged_card), len(forged_card))
+
+    def claim_passed_with_card(data):
+        manifest = json.loads(claim_passed(data))
+        manifest["files"]["scorecard/scorecard.json"] = {"sha256": hashlib.sha256(forged_card).hexdigest(),
+                                                         "size": len(forged_card)}
+        return json.dumps(manifest).encode()
+
+    _rewrite(client, f"{deeper}/manifest.json", claim_passed_with_card)
+
+    listed = {a["audit"]: a for a in archive.list_audits(env, BUCKET, model="listed")}
+    assert listed[honest]["verified"] is True and listed[honest]["passed"] is True
+    assert listed[tampered]["verified"] is False
+    assert "dashboard/insights.json of audit" in listed[tampered]["problem"]
+    assert listed[forged]["verified"] is False
+    assert "it says passed=True, the scorecard says passed=False" in listed[forged]["problem"]
+    assert listed[deeper]["verified"] is False
+    assert "the scorecard's files are not those its own manifest.json lists" in listed[deeper]["problem"]
+    assert [a["audit"] for a in archive.list_audits(env, BUCKET, model="listed", passed=True)] == [honest]
+    assert {a["audit"] for a in archive.list_audits(env, BUCKET, model="listed", passed=False)} == {
+        tampered, forged, deeper}
+    for bad in (tampered, forged, deeper):
+        with pytest.raises(ArtifactIntegrityError, match="the archive was changed"):
+            archive.verify_audit(env, BUCKET, bad)
+        with pytest.raises(ArtifactIntegrityError):
+            archive.fetch_audit(env, BUCKET, bad, tmp_path / "fetched")
+        assert not (tmp_path / "fetched").exists()
+
+    for flags in ([], ["--verify"]):  # verifying is the default; --verify says so explicitly
+        assert main(["audits", "list", "--model", "listed", "--bucket", BUCKET, *flags]) == 2
+        captured = capsys.readouterr()
+        lines = {line.split()[0]: line for line in captured.out.splitlines()}
+        assert "  PASSED  (" in lines[honest]
+        for bad in (tampered, forged, deeper):
+            assert "FAILED VERIFICATION: " in lines[bad] and "  PASSED" not in lines[bad]
+        [error] = captured.err.strip().splitlines()
+        assert error == "rai-audit: error: 3 of 4 audits failed verification (marked above); do not rely on them"
+    # --no-verify: fast, and says the verdict is the manifest's unverified word
+    assert main(["audits", "list", "--model", "listed", "--bucket", BUCKET, "--no-verify"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "PASSED (not verified)" in lines[forged] and "PASSED (not verified)" in lines[honest]
+
+
+def test_s3_errors_are_one_line_naming_endpoint_bucket_and_what_to_do(server, env, audit, capsys, monkeypatch):
+    from rai_audit.storage import READ_ONLY_CREDENTIALS_FILE, _read_env
+
+    folder, _ = server
+    bundle, card = audit
+    reader = settings_from_env(_read_env(folder / READ_ONLY_CREDENTIALS_FILE))
+    endpoint = env.endpoint
+    with pytest.raises(RAIInputError, match=rf"^object storage at {endpoint} denied publishing the audit on "
+                                            rf"bucket '{BUCKET}' \(AccessDenied\).*needs read-write credentials"):
+        archive.publish_audit(reader, BUCKET, bundle_dir=bundle, scorecard_dir=card,
+                              model_name="read-only-publish", model_version="1")
+    wrong_secret = S3Settings(endpoint, env.access_key, "not-the-secret-key-at-all-000000")
+    with pytest.raises(RAIInputError, match=rf"^object storage at {endpoint} rejected the credentials "
+                                            r"\(SignatureDoesNotMatch\) when listing audits: check RAI_AUDIT_S3_ACCESS_KEY"):
+        archive.list_audits(wrong_secret, BUCKET)
+    unknown_key = S3Settings(endpoint, "raiunknownkey000", env.secret_key)
+    with pytest.raises(RAIInputError, match=r"rejected the credentials \(InvalidAccessKeyId\)"):
+        archive.list_audits(unknown_key, BUCKET)
+    with pytest.raises(RAIInputError, match=rf"^bucket 'no-such-bucket' does not exist at {endpoint}: check --bucket"):
+        archive.list_audits(env, "no-such-bucket")
+    with pytest.raises(RAIInputError, match=r"bucket 'no-such-bucket' does not exist"):
+        archive.verify_audit(env, "no-such-bucket", "audits/a/1/x")
+    # An invalid name is refused before any request (this endpoint has no server at all).
+    nowhere = S3Settings("http://127.0.0.1:9", "key", "secret")
+    with pytest.raises(RAIInputError, match=r"^bucket '\.\./x' is not a valid S3 bucket name"):
+        archive.list_audits(nowhere, "../x")
+
+    # Through the command: exit 2, one line, no traceback, no secret.
+    reader_env = {ENV_ENDPOINT: endpoint, ENV_ACCESS: reader.access_key, ENV_SECRET: reader.secret_key}
+    for name, value in reader_env.items():
+        monkeypatch.setenv(name, value)
+    cases = [(["publish", "--bundle", str(bundle), "--scorecard", str(card), "--model-name", "ro",
+               "--model-version", "1", "--bucket", BUCKET], "denied publishing the audit"),
+             (["audits", "list", "--bucket", "no-such-bucket"], "bucket 'no-such-bucket' does not exist"),
+             (["audits", "list", "--bucket", "../x"], "is not a valid S3 bucket name"),
+             (["publish", "--bundle", str(bundle), "--model-name", "ro", "--model-version", "1",
+               "--bucket", "../x"], "is not a valid S3 bucket name")]
+    for argv, message in cases:
+        assert main(argv) == 2
+        out = capsys.readouterr()
+        [line] = out.err.strip().splitlines()
+        assert line.startswith("rai-audit: error: ") and message in line, line
+        assert reader.secret_key not in out.err + out.out
+    monkeypatch.setenv(ENV_SECRET, "not-the-secret-key-at-all-000000")
+    assert main(["audits", "list", "--bucket", BUCKET]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "rejected the credentials (SignatureDoesNotMatch)" in line and endpoint in line

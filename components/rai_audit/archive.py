@@ -5,8 +5,13 @@ bundle under ``dashboard/``, the scorecard under ``scorecard/`` and ``manifest.j
 (sha256 and size of every file, run id, pipeline run, model digest, verdict). The
 manifest is written last, so an audit without one is incomplete and never listed;
 publishing the same run id again completes an incomplete audit and otherwise changes
-nothing. Fetching verifies every file's sha256 and refuses a tampered or incomplete audit,
-and paths that would leave the target folder.
+nothing. Verifying (fetch, verify, and list by default) checks every file's sha256 and size
+against the manifest, the dashboard's and scorecard's own manifests against it, and the
+manifest's claims (run id, model digest, verdict) against the files they summarise, so an
+edited file or a forged manifest (say, one that turns a failed audit into a passed one) is
+refused; so are paths that would leave the target folder. Without a signature, someone who
+can rewrite every object consistently is not caught: object lock (``retention_mode``) keeps
+them from rewriting.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def _lock_enabled(client, bucket: str) -> bool:
         return False
 
 
-@storage_errors
+@storage_errors(action="publishing the audit", writes=True)
 def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, model_name: str,
                   model_version: str, scorecard_dir: str | Path | None = None,
                   pipeline_run: str | None = None, retention_mode: str | None = None,
@@ -128,20 +133,39 @@ def _manifest(client, bucket: str, prefix: str) -> dict[str, Any]:
 
     try:
         response = client.get_object(bucket, f"{prefix.rstrip('/')}/{MANIFEST}")
-        try:
-            return json.loads(response.read())
-        finally:
-            response.close()
-            response.release_conn()
     except S3Error as err:
+        if err.code not in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            raise  # access denied, no such bucket: said by storage_errors
         raise ArtifactIntegrityError(f"audit {prefix} has no {MANIFEST}: it is incomplete or does not exist "
                                      f"({err.code})") from err
+    try:
+        data = response.read()
+    finally:
+        response.close()
+        response.release_conn()
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        manifest = None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not (isinstance(files, dict) and all(isinstance(f, dict) and isinstance(f.get("sha256"), str)
+                                            for f in files.values())
+            and isinstance(manifest.get("model"), dict) and "run_id" in manifest and "passed" in manifest):
+        raise ArtifactIntegrityError(f"the {MANIFEST} of audit {prefix} is not a rai-audit archive manifest "
+                                     "(unreadable, or without files, run id, model and verdict): it was changed")
+    return manifest
 
 
-@storage_errors
+@storage_errors(action="listing audits")
 def list_audits(settings: S3Settings, bucket: str, *, model: str | None = None, version: str | None = None,
-                since: str | None = None, passed: bool | None = None) -> list[dict[str, Any]]:
-    """Complete audits (those with a manifest), newest last, filtered."""
+                since: str | None = None, passed: bool | None = None, verify: bool = True) -> list[dict[str, Any]]:
+    """Complete audits (those with a manifest), newest last, filtered.
+
+    With ``verify`` (the default) each audit is checked as ``verify_audit`` does: one that
+    fails has ``verified`` False and ``problem`` saying why, and is never counted as passed
+    (``passed=True`` leaves it out; ``passed=False`` keeps it). Without, ``verified`` is None
+    and the verdict is the manifest's claim. An unreadable manifest always fails.
+    """
     client = settings.client()
     prefix = f"{ROOT}/" + (f"{model}/" if model else "") + (f"{version}/" if model and version else "")
     found = []
@@ -150,46 +174,152 @@ def list_audits(settings: S3Settings, bucket: str, *, model: str | None = None, 
         if len(parts) != 5 or parts[-1] != MANIFEST:
             continue
         audit = obj.object_name.rsplit("/", 1)[0]
-        manifest = _manifest(client, bucket, audit)
-        if version and manifest["model"]["version"] != version:
+        if version and parts[2] != version or model and parts[1] != model:
             continue
-        if since and manifest["published_at"] < since:
+        try:
+            manifest = _manifest(client, bucket, audit)
+        except ArtifactIntegrityError as err:
+            manifest, problem = None, str(err)
+        else:
+            problem = None
+            if verify:
+                try:
+                    _check_objects(client, bucket, audit, manifest)
+                except ArtifactIntegrityError as err:
+                    problem = str(err)
+        if manifest is not None and since and str(manifest.get("published_at", "")) < since:
             continue
-        if passed is not None and manifest["passed"] is not passed:
+        claimed = None if manifest is None else manifest["passed"]
+        if passed is True and (problem or claimed is not True):
             continue
-        found.append({"audit": audit, "run_id": manifest["run_id"], "model": manifest["model"],
-                      "published_at": manifest["published_at"], "passed": manifest["passed"],
-                      "files": len(manifest["files"])})
-    return sorted(found, key=lambda a: a["published_at"])
+        if passed is False and not problem and claimed is not False:
+            continue
+        found.append({"audit": audit, "run_id": None if manifest is None else manifest["run_id"],
+                      "model": None if manifest is None else manifest["model"],
+                      "published_at": None if manifest is None else manifest.get("published_at"),
+                      "passed": claimed, "files": 0 if manifest is None else len(manifest["files"]),
+                      "verified": False if problem else (True if verify else None), "problem": problem})
+    return sorted(found, key=lambda a: (a["published_at"] or "", a["audit"]))
 
 
 def _checked_target(dest: Path, relative: str) -> Path:
     path = PurePosixPath(relative)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+    if path.is_absolute() or ".." in path.parts or not path.parts or "" in relative.split("/"):
         raise ArtifactIntegrityError(f"the manifest names {relative!r}, which would leave the target folder")
     return dest / Path(*path.parts)
 
 
-@storage_errors
+# The files whose content the manifest's claims are checked against (small JSON, kept in memory).
+_CLAIM_FILES = ("dashboard/meta.json", f"dashboard/{A.INSIGHTS_JSON_FILE}", f"dashboard/{A.MANIFEST_FILE}",
+                f"scorecard/{A.MANIFEST_FILE}", "scorecard/scorecard.json")
+
+
+def _check_objects(client, bucket: str, audit: str, manifest: dict[str, Any],
+                   dest: Path | None = None) -> dict[str, bytes]:
+    """Read every file of the audit (streamed; written under ``dest`` when given), check each
+    one's sha256 and size against the manifest, then the claims; raise ArtifactIntegrityError.
+    Returns the content of the claim files (_CLAIM_FILES) the audit has."""
+    from minio.error import S3Error
+
+    kept: dict[str, bytes] = {}
+    for relative, expected in manifest["files"].items():
+        target = _checked_target(dest or Path("."), relative)
+        digest, size = hashlib.sha256(), 0
+        try:
+            response = client.get_object(bucket, f"{audit.rstrip('/')}/{relative}")
+        except S3Error as err:
+            if err.code not in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                raise
+            raise ArtifactIntegrityError(f"{relative} of audit {audit} is listed in its manifest but missing "
+                                         "from the archive: the archive was changed") from err
+        try:
+            out = None
+            if dest is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                out = open(target, "wb")
+            try:
+                chunks = []
+                for block in response.stream(1 << 20):
+                    digest.update(block)
+                    size += len(block)
+                    if out is not None:
+                        out.write(block)
+                    if relative in _CLAIM_FILES:
+                        chunks.append(block)
+            finally:
+                if out is not None:
+                    out.close()
+        finally:
+            response.close()
+            response.release_conn()
+        actual = digest.hexdigest()
+        if actual != expected["sha256"] or expected.get("size", size) != size:
+            raise ArtifactIntegrityError(f"{relative} of audit {audit} does not match its manifest "
+                                         f"(sha256 {actual[:16]}…, expected {expected['sha256'][:16]}…): "
+                                         "the archive was changed")
+        if relative in _CLAIM_FILES:
+            kept[relative] = b"".join(chunks)
+    _check_claims(audit, manifest, kept)
+    return kept
+
+
+def _check_claims(audit: str, manifest: dict[str, Any], kept: dict[str, bytes]) -> None:
+    """The manifest's summary agrees with the files it lists: each part's own manifest lists
+    exactly the part's files with the same sha256; run id, model digest and verdict are the
+    bundle's and the scorecard's. A manifest edited to pass a failed audit fails here."""
+    def forged(what: str) -> ArtifactIntegrityError:
+        return ArtifactIntegrityError(f"the {MANIFEST} of audit {audit} does not match its files: {what}; "
+                                      "the archive was changed")
+
+    def doc(relative: str) -> Any:
+        try:
+            return json.loads(kept[relative])
+        except (KeyError, ValueError):
+            raise forged(f"{relative} is missing or unreadable") from None
+
+    files = manifest["files"]
+    parts = ["dashboard"] + (["scorecard"] if any(f.startswith("scorecard/") for f in files) else [])
+    for part in parts:
+        listed = doc(f"{part}/{A.MANIFEST_FILE}").get("files", {})
+        archived = {f.removeprefix(f"{part}/"): v for f, v in files.items()
+                    if f.startswith(f"{part}/") and f != f"{part}/{A.MANIFEST_FILE}"}
+        if set(listed) != set(archived) or any(listed[f].get("sha256") != archived[f]["sha256"] for f in listed):
+            raise forged(f"the {part}'s files are not those its own {A.MANIFEST_FILE} lists")
+    extra = sorted(f for f in files if f.split("/", 1)[0] not in parts)
+    if extra:
+        raise forged(f"it lists files outside the dashboard and scorecard ({extra[:3]})")
+    meta, insights = doc("dashboard/meta.json"), doc(f"dashboard/{A.INSIGHTS_JSON_FILE}")
+    if manifest["run_id"] != meta.get("run_id"):
+        raise forged(f"run id {manifest['run_id']!r}, the bundle's is {meta.get('run_id')!r}")
+    if manifest["model"].get("sha256") != (insights.get("model") or {}).get("sha256"):
+        raise forged("its model digest is not the bundle's")
+    if "scorecard" in parts:
+        card = doc("scorecard/scorecard.json")
+        if manifest["passed"] is not card.get("passed"):
+            raise forged(f"it says passed={manifest['passed']}, the scorecard says passed={card.get('passed')}")
+        if card.get("run_id", manifest["run_id"]) != manifest["run_id"]:
+            raise forged("the scorecard judged another run")
+        judged = card.get("bundle_manifest_sha256")
+        if judged is not None and judged != files[f"dashboard/{A.MANIFEST_FILE}"]["sha256"]:
+            raise forged("the scorecard judged another bundle")
+    elif manifest["passed"] is not None:
+        raise forged(f"it says passed={manifest['passed']} without a scorecard")
+
+
+@storage_errors(action="fetching the audit")
 def fetch_audit(settings: S3Settings, bucket: str, audit: str, dest: str | Path) -> Path:
     """Download an audit into ``dest`` and verify every file; nothing is left on failure."""
     client = settings.client()
     manifest = _manifest(client, bucket, audit)
     dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise RAIInputError(f"{dest} is a file; fetch into a new folder")
     if dest.exists() and any(dest.iterdir()):
         raise RAIInputError(f"{dest} is not empty; fetch into a new folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent))  # beside dest: the final rename is atomic
     try:
-        for relative, expected in manifest["files"].items():
-            target = _checked_target(work, relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.fget_object(bucket, f"{audit.rstrip('/')}/{relative}", str(target))
-            actual = A.sha256_file(target)
-            if actual != expected["sha256"]:
-                raise ArtifactIntegrityError(f"{relative} of audit {audit} does not match its manifest "
-                                             f"(sha256 {actual[:16]}…, expected {expected['sha256'][:16]}…): "
-                                             "the archive was changed")
+        _check_objects(client, bucket, audit, manifest, work)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if dest.exists():
             dest.rmdir()
@@ -200,15 +330,16 @@ def fetch_audit(settings: S3Settings, bucket: str, audit: str, dest: str | Path)
     return dest
 
 
-@storage_errors
+@storage_errors(action="verifying the audit")
 def verify_audit(settings: S3Settings, bucket: str, audit: str) -> dict[str, Any]:
-    """Check every file of an archived audit against its manifest (nothing kept)."""
-    with tempfile.TemporaryDirectory() as folder:
-        fetched = fetch_audit(settings, bucket, audit, Path(folder) / "audit")
-        return json.loads((fetched / MANIFEST).read_text())
+    """Check every file of an archived audit and the manifest's claims (nothing is kept)."""
+    client = settings.client()
+    manifest = _manifest(client, bucket, audit)
+    _check_objects(client, bucket, audit, manifest)
+    return manifest
 
 
-@storage_errors
+@storage_errors(action="signing a link to the audit")
 def link_audit(settings: S3Settings, bucket: str, audit: str, *, hours: float = 24.0,
                file: str = "scorecard/scorecard.pdf") -> str:
     """A presigned URL of one file of a complete audit (default: its PDF), valid ``hours``."""
@@ -233,7 +364,7 @@ def _verified_json(client, bucket: str, audit: str, manifest: dict[str, Any], re
     return json.loads(data)
 
 
-@storage_errors
+@storage_errors(action="reading the model's previous audit")
 def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str | Path) -> dict[str, Any]:
     """The latest complete archived audit of ``model_name`` (any version), as a baseline folder.
 
@@ -244,9 +375,15 @@ def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str
     client = settings.client()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    audits = list_audits(settings, bucket, model=_safe_name(model_name, "model name")) if client.bucket_exists(bucket) else []
+    audits = list_audits(settings, bucket, model=_safe_name(model_name, "model name"), verify=False) \
+        if client.bucket_exists(bucket) else []
     for audit in reversed(audits):
+        if audit["problem"]:  # an unreadable manifest: the baseline would be a guess
+            raise ArtifactIntegrityError(audit["problem"])
         manifest = _manifest(client, bucket, audit["audit"])
+        if "scorecard/scorecard.json" not in manifest["files"]:
+            continue
+        _check_objects(client, bucket, audit["audit"], manifest)  # the one compared with: checked whole
         card = _verified_json(client, bucket, audit["audit"], manifest, "scorecard/scorecard.json")
         if card is not None:
             info = {"audit": audit["audit"], "published_at": audit["published_at"], "run_id": audit["run_id"],
@@ -259,17 +396,78 @@ def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str
     return info
 
 
-@storage_errors
+def _target_identity(t: dict[str, Any], section: str) -> tuple[tuple, str]:
+    """What a target measures (its identity across audits) and how it reads, without its
+    threshold: ``selection_rate ratio across sex``, ``recall_score in 'Under 30'``."""
+    feature = t.get("sensitive_feature", t.get("feature"))
+    kind = t.get("kind")
+    words = [t["metric"]]
+    if section == "change":
+        words.append("change" if kind is None else f"{kind} change")
+    elif kind:
+        words.append(kind)
+    if feature is not None:
+        words.append(f"across {feature}")
+    if t.get("cohort") is not None:
+        words.append(f"in {t['cohort']!r}")
+    return (section, t["metric"], kind, t.get("cohort"), feature), " ".join(words)
+
+
+def _scorecard_targets(card: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every target of a scorecard.json, judged or reported: overall and cohort targets,
+    fairness targets (one per sensitive feature judged) and change targets."""
+    if not card:
+        return []
+    found = [("target", t) for t in card.get("targets", [])]
+    found += [("fairness", t) for e in card.get("fairness", []) for m in e.get("metrics", []) for t in m.get("targets", [])]
+    found += [("change", t) for t in card.get("change_targets", [])]
+    out = []
+    for section, t in found:
+        identity, what = _target_identity(t, section)
+        definition = None if t.get("op") is None else f"{t['op']} {_plain(t.get('value'))}"
+        out.append({"identity": identity, "what": what, "definition": definition,
+                    "label": what if definition is None else f"{what} {definition}",
+                    "measured": t.get("measured"), "verdict": t.get("verdict")})
+    return out
+
+
+def _plain(value: Any) -> str:
+    """A threshold as the user wrote it (0.8, not np.float64(0.8) or 0.8000000000000002)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
+    return f"{value:.10g}" if isinstance(value, float) else str(value)
+
+
+def _pair_targets(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[tuple]:
+    """(earlier, later) pairs of targets: same identity and definition first, then same
+    identity in order (a changed threshold); the rest alone (removed or added)."""
+    left, right = list(before), list(after)
+    pairs = []
+    for same_definition in (True, False):
+        for b in list(left):
+            match = next((a for a in right if a["identity"] == b["identity"]
+                          and (not same_definition or a["definition"] == b["definition"])), None)
+            if match is not None:
+                pairs.append((b, match))
+                left.remove(b)
+                right.remove(match)
+    return pairs + [(b, None) for b in left] + [(None, a) for a in right]
+
+
+@storage_errors(action="comparing audits")
 def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> dict[str, Any]:
     """What changed between two audits: overall metrics, fairness differences and ratios,
-    and every scorecard target's value and verdict (each file checked against its manifest)."""
+    and every scorecard target: added, removed (a target the later audit dropped, with the
+    verdict it had), or kept with its definition, value and verdict before and after. Both
+    audits are verified whole first (as ``verify_audit``)."""
     client = settings.client()
     sides = []
     for audit in (before, after):
         manifest = _manifest(client, bucket, audit)
-        sides.append({"manifest": manifest,
-                      "insights": _verified_json(client, bucket, audit, manifest, f"dashboard/{A.INSIGHTS_JSON_FILE}"),
-                      "scorecard": _verified_json(client, bucket, audit, manifest, "scorecard/scorecard.json")})
+        kept = _check_objects(client, bucket, audit, manifest)
+        card = kept.get("scorecard/scorecard.json")
+        sides.append({"manifest": manifest, "insights": json.loads(kept[f"dashboard/{A.INSIGHTS_JSON_FILE}"]),
+                      "scorecard": None if card is None else json.loads(card)})
     old, new = sides
 
     def change(a, b):
@@ -280,30 +478,30 @@ def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> d
     metrics = {m: change(overall[0].get(m), overall[1].get(m))
                for m in new["insights"]["model_overview"]["metric_names"] if m in overall[0]}
     fairness = []
-    old_fair = {" & ".join(e["features"]): e for e in old["insights"]["fairness"]}
-    for entry in new["insights"]["fairness"]:
-        key = " & ".join(entry["features"])
+    old_fair = {" & ".join(e["features"]): e for e in old["insights"].get("fairness", [])}
+    new_fair = {" & ".join(e["features"]): e for e in new["insights"].get("fairness", [])}
+    for key, entry in new_fair.items():
         if key in old_fair:
             for kind in ("difference", "ratio"):
                 for m, value in entry[kind].items():
                     fairness.append({"features": key, "kind": kind, "metric": m,
                                      **change(old_fair[key][kind].get(m), value)})
     targets = []
-    if old["scorecard"] and new["scorecard"]:
-        def label(t):
-            where = f" in {t['cohort']}" if t.get("cohort") else f" {t['kind']} across {t['sensitive_feature']}" \
-                if t.get("kind") else ""
-            return f"{t['metric']}{where} {t['op'] or ''} {'' if t['value'] is None else t['value']}".strip()
-
-        def judged(card):
-            return {label(t): t for t in card["targets"]} | {
-                label(t): t for e in card["fairness"] for m in e["metrics"] for t in m["targets"]}
-
-        before_targets, after_targets = judged(old["scorecard"]), judged(new["scorecard"])
-        for name, t in after_targets.items():
-            previous = before_targets.get(name)
-            targets.append({"target": name, **change(previous["measured"] if previous else None, t["measured"]),
-                            "verdict_before": previous["verdict"] if previous else None, "verdict_after": t["verdict"]})
-    return {"before": {"audit": before, "run_id": old["manifest"]["run_id"], "passed": old["manifest"]["passed"]},
-            "after": {"audit": after, "run_id": new["manifest"]["run_id"], "passed": new["manifest"]["passed"]},
-            "metrics": metrics, "fairness": fairness, "targets": targets}
+    for b, a in _pair_targets(_scorecard_targets(old["scorecard"]), _scorecard_targets(new["scorecard"])):
+        status = "removed" if a is None else "added" if b is None else "kept"
+        either = a or b
+        targets.append({
+            "target": either["label"], "what": either["what"], "status": status,
+            "definition_before": b and b["definition"], "definition_after": a and a["definition"],
+            "definition_changed": status == "kept" and a["definition"] != b["definition"],
+            "verdict_changed": status == "kept" and a["verdict"] != b["verdict"],
+            **change(b and b["measured"], a and a["measured"]),
+            "verdict_before": b and b["verdict"], "verdict_after": a and a["verdict"]})
+    return {"before": {"audit": before, "run_id": old["manifest"]["run_id"], "passed": old["manifest"]["passed"],
+                       "scorecard": old["scorecard"] is not None},
+            "after": {"audit": after, "run_id": new["manifest"]["run_id"], "passed": new["manifest"]["passed"],
+                      "scorecard": new["scorecard"] is not None},
+            "metrics": metrics, "fairness": fairness,
+            "fairness_features": {"added": sorted(set(new_fair) - set(old_fair)),
+                                  "removed": sorted(set(old_fair) - set(new_fair))},
+            "targets": targets}

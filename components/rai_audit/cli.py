@@ -26,11 +26,37 @@ def _report(bundle: Path) -> None:
                          f"model {'registered: ' + str(registered) if registered.is_dir() else 'not registered'}\n")
 
 
+def _folder(path: str | Path, option: str) -> Path:
+    """A folder option (new or existing): refused in one line when a file is in the way."""
+    from rai_audit.core import RAIInputError
+
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists() and not place.is_dir():
+            raise RAIInputError(f"{option} {path}: {place} is a file, not a folder; give a folder "
+                                "(it is created if it does not exist)")
+        if place.exists():
+            break
+    return path
+
+
+def _file(path: str | Path, option: str) -> Path:
+    """A file option to write: refused in one line when it is a folder or under a file."""
+    from rai_audit.core import RAIInputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise RAIInputError(f"{option} {path} is a folder; give the file to write")
+    _folder(path.parent, option)
+    return path
+
+
 def _cmd_run(args: argparse.Namespace) -> None:
     from rai_audit.config import load_config
     from rai_audit.local_run import run_audit_locally
     from rai_audit.storage import local_inputs
 
+    _folder(args.output, "--output")
     arguments, build = load_config(args.config)
     arguments = local_inputs(arguments, Path(args.output) / "inputs",
                              ("model_uri", "train_data_uri", "test_data_uri"))
@@ -44,7 +70,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
     from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, storage_down, storage_up
 
-    output = Path(args.output)
+    output = _folder(args.output, "--output")
     config = prepare_demo(output / "inputs")
     config.pop("name")
     print(f"demo model and data (UCI Adult) written to {output / 'inputs'}")
@@ -84,13 +110,13 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     if args.target == "argo":
         from rai_audit.argo import write_argo
 
-        folder = Path(args.output or "argo")
+        folder = _folder(args.output or "argo", "--output")
         written = write_argo(folder, PIPELINE_OPTIONS[args.pipeline]["steps"], registry=args.image_registry,
                              tag=args.image_tag, schedule=args.schedule, bucket=args.bucket,
                              endpoint=args.s3_endpoint, s3_secret=args.s3_secret)
         print(f"pipeline {args.pipeline!r} compiled for Argo Workflows: {', '.join(map(str, written))}")
         return
-    output = Path(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml")
+    output = _file(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml", "--output")
     output.parent.mkdir(parents=True, exist_ok=True)
     pipeline = PIPELINES[args.pipeline]
     if args.pipeline_root or args.image_registry or args.image_tag:
@@ -131,7 +157,7 @@ DEFAULT_STORAGE_DIR = ".rai-audit-storage"
 def _cmd_storage(args: argparse.Namespace) -> None:
     from rai_audit.storage import CREDENTIALS_FILE, storage_down, storage_up
 
-    folder = Path(args.dir)
+    folder = _folder(args.dir, "--dir")
     if args.action == "up":
         settings = storage_up(folder)
         # The credentials stay in their file (mode 0600); only where to find them is printed.
@@ -143,8 +169,9 @@ def _cmd_storage(args: argparse.Namespace) -> None:
 
 def _cmd_publish(args: argparse.Namespace) -> None:
     from rai_audit.archive import publish_audit
-    from rai_audit.storage import settings_from_env
+    from rai_audit.storage import check_bucket_name, settings_from_env
 
+    check_bucket_name(args.bucket)
     prefix = publish_audit(settings_from_env(), args.bucket, bundle_dir=args.bundle, scorecard_dir=args.scorecard,
                            model_name=args.model_name, model_version=args.model_version,
                            pipeline_run=args.pipeline_run, retention_mode=args.retention_mode,
@@ -152,37 +179,75 @@ def _cmd_publish(args: argparse.Namespace) -> None:
     print(f"published s3://{args.bucket}/{prefix}")
 
 
+VERDICTS = {True: "PASSED", False: "NOT PASSED", None: "no scorecard"}
+
+
 def _cmd_audits(args: argparse.Namespace) -> None:
     from rai_audit import archive
-    from rai_audit.storage import settings_from_env
+    from rai_audit.core import ArtifactIntegrityError
+    from rai_audit.storage import check_bucket_name, settings_from_env
 
+    check_bucket_name(args.bucket)
+    if args.action == "fetch":
+        _folder(args.to, "--to")
     settings = settings_from_env()
     if args.action == "list":
         passed = {"passed": True, "failed": False, None: None}[args.verdict]
-        for a in archive.list_audits(settings, args.bucket, model=args.model, version=args.version,
-                                     since=args.since, passed=passed):
-            verdict = {True: "PASSED", False: "NOT PASSED", None: "no scorecard"}[a["passed"]]
-            print(f"{a['audit']}  {a['published_at']}  {verdict}  ({a['files']} files)")
+        listed = archive.list_audits(settings, args.bucket, model=args.model, version=args.version,
+                                     since=args.since, passed=passed, verify=args.verify)
+        for a in listed:
+            if a["verified"] is False:  # never shown as PASSED, whatever its manifest claims
+                verdict = f"FAILED VERIFICATION: {a['problem']}"
+            else:
+                verdict = VERDICTS[a["passed"]] + ("" if a["verified"] else " (not verified)")
+            print(f"{a['audit']}  {a['published_at'] or '?'}  {verdict}  ({a['files']} files)")
+        failed = [a for a in listed if a["verified"] is False]
+        if failed:
+            raise ArtifactIntegrityError(f"{len(failed)} of {len(listed)} audits failed verification (marked above); "
+                                         "do not rely on them")
     elif args.action == "fetch":
         print(f"fetched and verified: {archive.fetch_audit(settings, args.bucket, args.audit, args.to)}")
     elif args.action == "verify":
         manifest = archive.verify_audit(settings, args.bucket, args.audit)
-        print(f"verified: {len(manifest['files'])} files of run {manifest['run_id']} match their sha256")
+        print(f"verified: {len(manifest['files'])} files of run {manifest['run_id']} match their sha256 "
+              "and the manifest's run id, model and verdict")
     elif args.action == "diff":
-        changes = archive.diff_audits(settings, args.bucket, args.audit, args.other)
-        verdict = {True: "PASSED", False: "NOT PASSED", None: "no scorecard"}
-        print(f"{changes['before']['audit']} ({verdict[changes['before']['passed']]}) -> "
-              f"{changes['after']['audit']} ({verdict[changes['after']['passed']]})")
-        for name, c in changes["metrics"].items():
-            print(f"  {name}: {_num(c['before'])} -> {_num(c['after'])} ({_num(c['change'], signed=True)})")
-        for f in changes["fairness"]:
-            if f["change"]:
-                print(f"  {f['metric']} {f['kind']} across {f['features']}: {_num(f['before'])} -> {_num(f['after'])}")
-        for t in changes["targets"]:
-            print(f"  target {t['target']}: {_num(t['before'])} -> {_num(t['after'])}, "
-                  f"{t['verdict_before'] or 'new'} -> {t['verdict_after']}")
+        _print_diff(archive.diff_audits(settings, args.bucket, args.audit, args.other))
     else:
         print(archive.link_audit(settings, args.bucket, args.audit, hours=args.hours))
+
+
+def _print_diff(changes: dict) -> None:
+    before, after = changes["before"], changes["after"]
+    print(f"{before['audit']} ({VERDICTS[before['passed']]}) -> {after['audit']} ({VERDICTS[after['passed']]})")
+    for name, c in changes["metrics"].items():
+        print(f"  {name}: {_num(c['before'])} -> {_num(c['after'])} ({_num(c['change'], signed=True)})")
+    for f in changes["fairness"]:
+        if f["change"]:
+            print(f"  {f['metric']} {f['kind']} across {f['features']}: {_num(f['before'])} -> {_num(f['after'])}")
+    for key, how in (("removed", "no longer measured in the later audit"), ("added", "new in the later audit")):
+        for features in changes.get("fairness_features", {}).get(key, []):
+            print(f"  fairness across {features}: {how}")
+    targets = changes["targets"]
+    for t in targets:
+        if t["status"] == "removed":
+            print(f"  target REMOVED {t['target']}: was {_num(t['before'])}, {t['verdict_before']}; "
+                  "not judged in the later audit")
+        elif t["status"] == "added":
+            print(f"  target ADDED {t['target']}: {_num(t['after'])}, {t['verdict_after']}")
+        else:
+            definition = f" (definition changed: {t['definition_before']} -> {t['definition_after']})" \
+                if t["definition_changed"] else ""
+            name = t["what"] if t["definition_changed"] else t["target"]
+            print(f"  target {name}: {_num(t['before'])} -> {_num(t['after'])}, "
+                  f"{t['verdict_before']} -> {t['verdict_after']}{definition}")
+    if not before["scorecard"] or not after["scorecard"]:
+        which = " and ".join(side for side, d in (("the earlier", before), ("the later", after)) if not d["scorecard"])
+        print(f"  {which} audit has no scorecard: its targets are not known")
+    dropped = [t for t in targets if t["status"] == "removed" and t["verdict_before"] == "FAIL"]
+    if dropped:
+        print(f"warning: {len(dropped)} target(s) that FAILED in the earlier audit are gone from the later one: "
+              + "; ".join(t["target"] for t in dropped))
 
 
 def _num(value, *, signed: bool = False) -> str:
@@ -280,6 +345,10 @@ def _parser() -> argparse.ArgumentParser:
     audits.add_argument("--version", default=None)
     audits.add_argument("--since", default=None, help="ISO date/time, e.g. 2026-01-01")
     audits.add_argument("--verdict", choices=["passed", "failed"], default=None)
+    audits.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                        help="list: check every audit's files against its manifest and the manifest's "
+                             "verdict against its scorecard (default); --no-verify lists faster, "
+                             "taking each manifest's word")
     audits.add_argument("--to", default=None, help="fetch: a new folder to download into")
     audits.add_argument("--hours", type=float, default=24.0, help="link: hours the URL stays valid")
     audits.set_defaults(func=_cmd_audits)
@@ -289,21 +358,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(err: KeyboardInterrupt) -> int:
+    """Ctrl-C or SIGTERM: one line, and the shell's exit code for the signal (130, 143)."""
+    import signal
+
+    signum = getattr(err, "signum", signal.SIGINT)
+    how = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    print(f"rai-audit: {how}; nothing more was done", file=sys.stderr)
+    return 128 + signum
+
+
+def _os_error(err: OSError) -> str:
+    """A file system error a user caused (a path that is a file, not writable, ...), in one line."""
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    return f"{where}: {err.strerror or err}" if where else str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in STEP_COMMANDS:
-        import importlib
+    try:
+        if argv and argv[0] in STEP_COMMANDS:
+            import importlib
 
-        return importlib.import_module(STEP_COMMANDS[argv[0]]).main(argv[1:])
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command == "audits" and args.action != "list" and not args.audit:
-        parser.error(f"`audits {args.action}` needs an audit (its prefix, as `audits list` prints it)")
-    if args.command == "audits" and args.action == "diff" and not args.other:
-        parser.error("`audits diff` needs two audits: the earlier, then the later")
-    if args.command == "audits" and args.action == "fetch" and not args.to:
-        parser.error("`audits fetch` needs --to FOLDER")
-    return run_cli(lambda: args.func(args))
+            return importlib.import_module(STEP_COMMANDS[argv[0]]).main(argv[1:])
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command == "audits" and args.action != "list" and not args.audit:
+            parser.error(f"`audits {args.action}` needs an audit (its prefix, as `audits list` prints it)")
+        if args.command == "audits" and args.action == "diff" and not args.other:
+            parser.error("`audits diff` needs two audits: the earlier, then the later")
+        if args.command == "audits" and args.action == "fetch" and not args.to:
+            parser.error("`audits fetch` needs --to FOLDER")
+        return run_cli(lambda: args.func(args))
+    except KeyboardInterrupt as err:
+        return _interrupted(err)
+    except OSError as err:
+        if err.filename is None:  # not a path the user gave: a bug to see in full
+            raise
+        print(f"rai-audit: error: {_os_error(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
