@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -155,3 +160,112 @@ def test_step_commands_are_dispatched(capsys):
         main(["gather", "--help"])
     assert exit_info.value.code == 0
     assert "--constructor" in capsys.readouterr().out
+
+
+# --- no traceback for a user's mistake or an interrupt; an interrupt ends every process ----------
+
+def test_an_output_that_is_a_file_is_refused_in_one_line(config_dir, tmp_path, capsys):
+    folder, _ = config_dir
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    cases = [
+        (["run", str(folder / "audit.yaml"), "--output", str(a_file)], f"--output {a_file}: {a_file} is a file"),
+        (["run", str(folder / "audit.yaml"), "--output", str(a_file / "out")], f"{a_file} is a file, not a folder"),
+        (["demo", "--output", str(a_file)], f"--output {a_file}: {a_file} is a file"),
+        (["compile", "--target", "argo", "--output", str(a_file)], f"{a_file} is a file, not a folder"),
+        (["compile", "--output", str(a_file / "audit.yaml")], f"{a_file} is a file, not a folder"),
+        (["compile", "--output", str(tmp_path)], f"--output {tmp_path} is a folder; give the file to write"),
+        (["storage", "up", "--dir", str(a_file)], f"--dir {a_file}: {a_file} is a file"),
+        (["audits", "fetch", "audits/m/1/x", "--to", str(a_file)], f"--to {a_file}: {a_file} is a file"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        [line] = err.strip().splitlines()
+        assert line.startswith("rai-audit: error: ") and message in line, (argv, err)
+    assert a_file.read_text() == "not a folder"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    import rai_audit.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_compile", interrupted)
+    assert cli.main(["compile"]) == 130
+    out = capsys.readouterr()
+    assert out.err == "rai-audit: interrupted (Ctrl-C); nothing more was done\n" and "Traceback" not in out.out
+
+
+def _process_table() -> dict[int, dict]:
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            # state, parent, process group, start time (ticks since boot: tells a reused pid apart)
+            table[int(entry)] = {"state": fields[0], "ppid": int(fields[1]), "pgid": int(fields[2]),
+                                 "start": fields[19], "cmdline": cmdline}
+    return table
+
+
+def _tree(table: dict[int, dict], root: int) -> dict[int, dict]:
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, info in table.items():
+            if info["ppid"] == parent and pid not in found:
+                found[pid] = info
+                todo.append(pid)
+    return found
+
+
+@pytest.mark.parametrize("signum, code, message", [
+    (signal.SIGINT, 130, "rai-audit: interrupted (Ctrl-C); nothing more was done"),
+    (signal.SIGTERM, 143, "rai-audit: stopped by SIGTERM; nothing more was done"),
+])
+def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, tmp_path, signum, code, message):
+    """kfp.local runs each step as `sh` then Python; the signal goes to `rai-audit run` only
+    (not its process group, as a terminal's Ctrl-C would), while a step runs."""
+    config = {"model": str(insurance_case.model), "allow_pickle": True, "train_data": str(insurance_case.train),
+              "test_data": str(insurance_case.test), "target_column": "charges", "task_type": "regression",
+              "sensitive_features": ["sex"], "error_analysis": {}, "explainer": {}}
+    (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
+    command = Path(sys.executable).with_name("rai-audit")
+    argv = [str(command)] if command.exists() else [sys.executable, "-m", "rai_audit.cli"]
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        # A session of its own: its process group is its pid, so whatever it leaves behind is found.
+        run = subprocess.Popen([*argv, "run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")],
+                               stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            tree = _tree(_process_table(), run.pid)
+            steps = [pid for pid, info in tree.items() if "kfp.dsl.executor_main" in info["cmdline"]
+                     and info["state"] not in "ZX"]
+            if steps or run.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert steps, f"no step started (exit {run.poll()}): {(tmp_path / 'err.txt').read_text()[-2000:]}"
+        time.sleep(0.5)  # well inside the step
+        tree = _tree(_process_table(), run.pid)
+        assert any(pid in tree for pid in steps)
+        os.kill(run.pid, signum)  # the parent alone
+        assert run.wait(timeout=30) == code
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert (tmp_path / "err.txt").read_text() == message + "\n"
+    assert "dashboard bundle:" not in (tmp_path / "out.txt").read_text()  # it stopped, it did not finish
+    time.sleep(0.2)
+    now = _process_table()
+    survivors = {pid: info for pid, info in tree.items()
+                 if pid in now and now[pid]["start"] == info["start"] and now[pid]["state"] not in "ZX"}
+    survivors.update({pid: info for pid, info in now.items()
+                      if info["pgid"] == run.pid and info["state"] not in "ZX"})
+    assert survivors == {}
