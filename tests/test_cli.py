@@ -91,8 +91,12 @@ def test_run_from_config(config_dir, capsys):
     ({"causal": {"heterogeneity_features": ["age"]}}, r"`treatment_features` must be a non-empty list"),
     ({"causal": {"treatment_features": ["bmi"], "treatment_cost": [1, 2]}},
      r"`treatment_cost` must have one value per treatment feature \(1\), got 2"),
+    # found before any step runs (rai_audit.preflight), where the step used to find it
+    ({"causal": {"treatment_features": ["charges"]}},
+     r"config `causal.treatment_features` names the target column 'charges'"),
     # found by the step itself, reported through the local pipeline run
-    ({"causal": {"treatment_features": ["charges"]}}, r"run failed: .*names the target column 'charges'"),
+    ({"causal": {"treatment_features": ["region"], "categories": {"region": ["southwest", "southeast"]}}},
+     r"run failed: .*`categories` for 'region' lists \['southwest', 'southeast'\], but the data also has"),
 ])
 def test_bad_config_exits_2_with_a_clear_message(config_dir, capsys, change, match):
     folder, config = config_dir

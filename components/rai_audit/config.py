@@ -37,6 +37,7 @@ Paths are relative to the config file. Example::
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from rai_audit.core.artifacts import read_yaml
 from rai_audit.core.cohorts import load_cohorts
 from rai_audit.core.scorecard_config import parse_scorecard_config
 from rai_audit.pipelines import ANALYSIS_STEPS
+from rai_audit.preflight import check_audit
 from rai_audit.steps.causal import CausalOptions
 from rai_audit.steps.constructor import check_desired_outcome
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions
@@ -85,11 +87,13 @@ ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
 
 
 def load_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read and check an audit config, against the data's columns too (``rai_audit.preflight``):
+    a mistake is found in seconds, before any step runs."""
     path = Path(path)
     config = read_yaml(path, what="config file")
     if not isinstance(config, dict):
         raise RAIInputError(f"config file {path} must hold a mapping of keys, got {type(config).__name__}")
-    return resolve_config(config, base_dir=path.parent)
+    return resolve_config(config, base_dir=path.parent, read_data=True)
 
 
 def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -113,11 +117,15 @@ def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, 
     return {f"{step}_{k}": PIPELINE_FORMS.get((step, k), lambda v: v)(v) for k, v in options.items()}, build
 
 
-def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def resolve_config(config: dict[str, Any], *, base_dir: Path,
+                   read_data: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the keys and make paths absolute.
 
     Returns the arguments of the audit pipeline and the keyword arguments that build it
-    (``steps`` to include, ``explainer_shards``).
+    (``steps`` to include, ``explainer_shards``). What the options name is checked against
+    each other and the task (``rai_audit.preflight``); with ``read_data``, against the
+    columns of the data too (local files; those in object storage are checked after the
+    download, by the constructor).
     """
     unknown = sorted(set(config) - set(ALLOWED_KEYS), key=str)  # YAML keys may be numbers too
     if unknown:
@@ -185,7 +193,25 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path) -> tuple[dict[str,
             raise RAIInputError("config `publish` archives the bundle with its scorecard: add `scorecard`")
         args.update(_publish_arguments(config["publish"]))
         build["with_publish"] = True
+    for note in check_audit(args, build, read_data=read_data):
+        print(f"rai-audit: note: {note}", file=sys.stderr)
+    args["cohorts"] = [_cohort_argument(c) for c in args["cohorts"]]
     return args, build
+
+
+def _cohort_argument(cohort: dict[str, Any]) -> dict[str, Any] | str:
+    """A cohort as the pipeline parameter holds it: a cohort with a null (``value: null``
+    selects missing values) as its JSON text, since KFP parameters cannot hold null; the
+    constructor's component reads the text back."""
+    return json.dumps(cohort) if _holds_null(cohort) else cohort
+
+
+def _holds_null(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_null(v) for v in value)
+    return value is None
 
 
 def _publish_arguments(value: Any) -> dict[str, Any]:
