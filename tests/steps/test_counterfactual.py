@@ -15,8 +15,12 @@ rows with a missing workclass and occupation, one a workclass never seen in trai
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
+import shutil
+import subprocess
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +33,12 @@ import pytest
 import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime that threadpool_limits below limits)
 from threadpoolctl import threadpool_limits
 
-from conftest import ADULT_COHORTS, Case, _write_case, page_data
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from conftest import ADULT_COHORTS, Case, _write_case, page_data, shared_dataset
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
@@ -38,6 +47,7 @@ from rai_audit.steps.counterfactual import (
     CounterfactualOptions, main, merge_counterfactuals, run_counterfactual,
 )
 from rai_audit.steps.gather import run_gather
+from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 
 ROWS, CFS = "rows.parquet", "counterfactuals.parquet"
 MISSING = "(missing)"
@@ -257,7 +267,9 @@ def per_row(s: Subject, run: Run) -> pd.DataFrame:
     records = []
     for row in s.rows:
         mine = run.cfs[run.cfs[A.ROW_ID] == row]
-        record = {A.ROW_ID: row, "valid": len(mine)}
+        # The row's own prediction already is the desired outcome: it is not searched.
+        record = {A.ROW_ID: row, "valid": len(mine),
+                  "already": bool(s.reached(s.predicted[[row]], np.array([row]))[0])}
         if len(mine):
             change = changed(s, mine)
             record.update(changed_features=[f for f in s.features if change[f].any()],
@@ -276,7 +288,7 @@ def groups_of(values: pd.Series) -> pd.Series:
 
 def figures(table: pd.DataFrame) -> dict[str, Any]:
     hit = table[table["valid"] > 0]
-    return {"rows": len(table), "rows_with_valid": len(hit),
+    return {"rows": len(table), "already_desired": int(table["already"].sum()), "rows_with_valid": len(hit),
             "mean_sparsity": hit["sparsity"].mean() if len(hit) else None,
             "mean_proximity": hit["proximity"].mean() if len(hit) else None}
 
@@ -314,6 +326,9 @@ def test_every_counterfactual_reaches_the_desired_outcome_with_the_real_model(su
     reached = s.reached(predicted, run.cfs[A.ROW_ID].to_numpy())
     assert reached.all(), run.cfs.loc[~reached, [A.ROW_ID, "cf_index", "prediction"]]
     assert not (run.cfs[s.features] == MISSING).any().any()  # the dice-ml text never leaks out
+    assert changed(s, run.cfs).any(axis=1).all()  # none is its own row
+    # Sensitive features are held fixed by default (no features_to_vary given).
+    assert not changed(s, run.cfs)[[f for f in s.case.sensitive if f in s.features]].any().any()
 
 
 # --- 2. per-row records -----------------------------------------------------------------------------
@@ -325,9 +340,16 @@ def test_per_row_records_equal_a_recomputation_from_the_counterfactuals(subjects
     s, run = subjects(name), counterfactuals(name, engine=engine)
     rows = run.rows
     np.testing.assert_array_equal(rows[A.ROW_ID], s.rows)  # every selected row, none dropped
-    assert (rows["requested"] == TOTAL_CFS).all()
-    assert ((rows["valid"] <= rows["found"]) & (rows["found"] <= TOTAL_CFS)).all()
     expected = per_row(s, run)
+    already = expected["already"].to_numpy()
+    if name == "compas":  # desired class High: the rows predicted High are already there
+        assert already.any() and not already.all()
+    else:
+        assert not already.any()
+    assert (rows["requested"] == np.where(already, 0, TOTAL_CFS)).all()
+    status = "already in the desired range" if name == "insurance" else f"already predicted {s.options.get('desired_class')}"
+    assert (rows.loc[already, "status"] == status).all() and (rows.loc[already, ["found", "valid"]] == 0).all().all()
+    assert ((rows["valid"] <= rows["found"]) & (rows["found"] <= TOTAL_CFS)).all()
     np.testing.assert_array_equal(rows["valid"], expected["valid"])
     np.testing.assert_array_equal(run.cfs.groupby(A.ROW_ID)["cf_index"].nunique().reindex(s.rows, fill_value=0),
                                   expected["valid"])  # cf_index numbers a row's counterfactuals
@@ -339,15 +361,15 @@ def test_per_row_records_equal_a_recomputation_from_the_counterfactuals(subjects
     for f in s.features:
         np.testing.assert_allclose(rows[f"importance:{f}"].astype(float), expected[f"share:{f}"], rtol=1e-12,
                                    err_msg=f)
-    without = rows[rows["valid"] == 0]
+    without = rows[(rows["valid"] == 0) & ~already]  # a row already there is no failure
     assert run.doc["rows_without_valid"] == [
         {"row_id": int(r[A.ROW_ID]), "status": r["status"], "found": int(r["found"])} for _, r in without.iterrows()]
     assert all(r["status"].startswith(("searched", "skipped: ")) for r in run.doc["rows_without_valid"])
-    assert run.doc["totals"]["requested"] == TOTAL_CFS * len(s.rows)
+    assert run.doc["totals"]["requested"] == TOTAL_CFS * (~already).sum()
     assert run.doc["totals"]["found"] == rows["found"].sum()
     assert run.doc["totals"]["valid"] == len(run.cfs)
     stored_proximity = expected.assign(proximity=rows["proximity"].astype(float).to_numpy())
-    assert_close(run.doc["totals"], {**figures(stored_proximity), "requested": TOTAL_CFS * len(s.rows),
+    assert_close(run.doc["totals"], {**figures(stored_proximity), "requested": TOTAL_CFS * int((~already).sum()),
                                      "found": int(rows["found"].sum()), "valid": len(run.cfs)})
 
 
@@ -489,7 +511,7 @@ def test_a_selection_without_any_counterfactual_is_written_not_a_crash(subjects,
     assert list(run.cfs.columns) == [A.ROW_ID, "cf_index", *s.features, "prediction"]
     assert [r["row_id"] for r in run.doc["rows_without_valid"]] == expected
     assert all(r["status"].startswith("skipped: ") for r in run.doc["rows_without_valid"])
-    assert run.doc["totals"] == {"rows": len(expected), "rows_with_valid": 0, "mean_sparsity": None,
+    assert run.doc["totals"] == {"rows": len(expected), "already_desired": 0, "rows_with_valid": 0, "mean_sparsity": None,
                                  "mean_proximity": None, "requested": TOTAL_CFS * len(expected),
                                  "found": 0, "valid": 0}
     assert {r["importance"] for r in run.doc["global_importance"]} == {None}
@@ -538,8 +560,11 @@ def test_the_dice_engine_reports_what_dice_ml_finds(subjects, counterfactuals):
     records = run.rows.set_index(A.ROW_ID)
     for row in picked:
         query = as_text(s.X[s.features].iloc[[row]], s.categorical).astype({c: object for c in s.categorical})
+        # The step holds the sensitive features fixed unless features_to_vary names them.
+        vary = [f for f in s.features if f not in s.case.sensitive]
         found = dice.generate_counterfactuals(query, total_CFs=TOTAL_CFS, desired_class="opposite",
-                                              random_seed=0, verbose=False).cf_examples_list[0]
+                                              features_to_vary=vary, random_seed=0,
+                                              verbose=False).cf_examples_list[0]
         reference = found.final_cfs_df
         assert (records.loc[row, "found"], records.loc[row, "valid"]) == (len(reference), len(reference)), row
         # The step reports dice-ml's final_cfs_df: the counterfactuals as its random search found
@@ -571,16 +596,16 @@ def test_global_importance_cohorts_and_groups_equal_pandas(subjects, counterfact
     assert [c["name"] for c in run.doc["cohorts"]] == [c["name"] for c in ADULT_COHORTS]
     for cohort in run.doc["cohorts"]:
         members = expected.loc[COHORT_ROWS[cohort["name"]](s.X).to_numpy()[s.rows]]
-        assert_close({k: cohort[k] for k in ("rows", "rows_with_valid", "mean_sparsity", "mean_proximity")},
-                     figures(members), cohort["name"])
-    assert run.doc["cohorts"][1] == {"name": "Nobody", "rows": 0, "rows_with_valid": 0,
+        assert_close({k: cohort[k] for k in ("rows", "already_desired", "rows_with_valid", "mean_sparsity",
+                                             "mean_proximity")}, figures(members), cohort["name"])
+    assert run.doc["cohorts"][1] == {"name": "Nobody", "rows": 0, "already_desired": 0, "rows_with_valid": 0,
                                      "mean_sparsity": None, "mean_proximity": None}
     groups = [(f, g) for f in s.case.sensitive for g in sorted(groups_of(s.X[f]).unique())]
     assert [(g["feature"], g["group"]) for g in run.doc["sensitive_groups"]] == groups
     for entry in run.doc["sensitive_groups"]:
         members = expected.loc[(groups_of(s.X[entry["feature"]]) == entry["group"]).to_numpy()[s.rows]]
-        assert_close({k: entry[k] for k in ("rows", "rows_with_valid", "mean_sparsity", "mean_proximity")},
-                     figures(members), f"{entry['feature']}={entry['group']}")
+        assert_close({k: entry[k] for k in ("rows", "already_desired", "rows_with_valid", "mean_sparsity",
+                                            "mean_proximity")}, figures(members), f"{entry['feature']}={entry['group']}")
     assert sum(g["rows"] for g in run.doc["sensitive_groups"] if g["feature"] == "sex") == len(s.rows)
 
 
@@ -695,6 +720,14 @@ BAD_OPTIONS = {
                                r"classes \['High', 'Low', 'Medium'\]"),
     "desired_class not a class": ("compas", {"desired_class": "Huge"},
                                   r"`desired_class` must be 'opposite' or one of the classes .* got 'Huge'"),
+    "better on multiclass": ("compas", {"desired_class": "better"},
+                             r"`desired_class` 'better' needs binary classification"),
+    "increase_only on a sensitive feature": (
+        "insurance", {"increase_only": ["age"]},
+        r"`increase_only` names \['age'\], which counterfactuals hold fixed \(sensitive\); list them in "
+        r"`features_to_vary` to let counterfactuals change them"),
+    "permitted_range on a sensitive feature": ("adult", {"permitted_range": {"sex": ["Male"]}},
+                                               r"`permitted_range` names \['sex'\], which counterfactuals hold fixed"),
     "unknown features_to_vary": ("adult", {"features_to_vary": ["age", "height"]},
                                  r"`features_to_vary` names unknown features \['height'\]"),
     "unknown increase_only": ("adult", {"increase_only": ["height"]},
@@ -804,3 +837,245 @@ def test_what_if_examples_are_the_first_counterfactuals_of_the_first_rows(subjec
         assert [c["feature"] for c in example["changes"]] == differs
         assert example["counterfactual_prediction"] == cf["prediction"]
         assert str(example["prediction"]) == str(s.predicted[example["row_id"]])
+
+
+# --- 10. responsible defaults: protected features, rows already there, the outcome aimed for ---------
+
+def subject_of(name: str, case: Case, constructor: Path, options: dict[str, Any]) -> Subject:
+    """A Subject for a constructor run made by one test (not one of SUBJECTS)."""
+    audit = load_constructor_artifact(constructor)
+    X = pd.read_parquet(case.test).drop(columns=case.target)
+    train = pd.read_parquet(case.train)
+    features = list(audit.meta["model_features"])
+    model = joblib.load(case.model)
+    return Subject(name=name, case=case, constructor=constructor, model=model, X=X, train=train,
+                   features=features, categorical=[f for f in features if f in audit.meta["categorical_features"]],
+                   rows=audit.predictions.loc[audit.predictions[A.IN_SAMPLE], A.ROW_ID].to_numpy(),
+                   predicted=np.asarray(model.predict(X[features])), run_id=audit.run_id, options=options)
+
+
+def words(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def page_and_pdf_text(s: Subject, counterfactual: Path, folder: Path) -> tuple[str, str]:
+    """Gather the run into a bundle, render its PDF scorecard; the text each shows (the page
+    as Chromium draws it)."""
+    from pypdf import PdfReader
+
+    run_gather(s.constructor, [counterfactual], folder / "bundle")
+    run_scorecard(folder / "bundle", {"targets": []}, folder / "scorecard", options=ScorecardOptions(bootstrap=0))
+    pdf = "\n".join(page.extract_text() or "" for page in PdfReader(folder / "scorecard" / "scorecard.pdf").pages)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Chromium is not installed: run scripts/install-system-deps.sh (make test does)")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update",
+                          f"--user-data-dir={folder / 'profile'}", "--dump-dom",
+                          (folder / "bundle" / A.DASHBOARD_HTML_FILE).as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    return words(html.unescape(re.sub(r"<[^>]+>", " ", dom))), words(pdf)
+
+
+ADULT_FIXED = {"sex": "sensitive", "race": "sensitive", "marital-status": "immutable"}
+
+
+@pytest.fixture(scope="module")
+def adult_lender(adult_case, tmp_path_factory) -> Subject:
+    """Adult with marital-status immutable and desired_outcome decrease (as if >50K were the bad outcome)."""
+    folder = tmp_path_factory.mktemp("adult_lender") / "constructor"
+    adult_case.construct(folder, sample_size=12, immutable_features=["marital-status"], desired_outcome="decrease")
+    return subject_of("adult_lender", adult_case, folder, {})
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sensitive_and_immutable_features_are_held_fixed_unless_listed(adult_lender, tmp_path, engine):
+    """Issue 19 item 1: counterfactuals changed sex, race and marital status without a word."""
+    s = adult_lender
+    run_counterfactual(s.constructor, tmp_path / "default", options=CounterfactualOptions(total_CFs=3, engine=engine))
+    run = read_run(tmp_path / "default")
+    assert len(run.cfs) > 0
+    assert_reached(s, run)  # the model, called here, gives every counterfactual the other class
+    np.testing.assert_array_equal(run.cfs["prediction"], s.model.predict(s.as_test(run.cfs)))
+    change = changed(s, run.cfs)
+    assert change.any(axis=1).all()
+    assert not change[list(ADULT_FIXED)].any().any(), run.cfs[list(ADULT_FIXED)]
+    assert run.doc["held_fixed"] == [{"feature": f, "reason": ADULT_FIXED[f]} for f in s.features if f in ADULT_FIXED]
+    assert run.doc["features_varied"] == [f for f in s.features if f not in ADULT_FIXED]
+    sensitive = [f for f in s.features if ADULT_FIXED.get(f) == "sensitive"]
+    assert sensitive == ["race", "sex"]  # the data's column order
+    note = "race, sex were held fixed (sensitive); marital-status was held fixed (immutable)."
+    assert run.doc["held_fixed_note"] == note and run.doc["varied_protected"] == []
+
+    # Named in features_to_vary, a sensitive feature may change (and the note says so).
+    listed = ["sex", "relationship"]
+    run_counterfactual(s.constructor, tmp_path / "listed",
+                       options=CounterfactualOptions(total_CFs=3, engine=engine, features_to_vary=listed))
+    listed_run = read_run(tmp_path / "listed")
+    assert_reached(s, listed_run)
+    change = changed(s, listed_run.cfs)
+    assert change["sex"].any()  # some counterfactuals do change it
+    assert not change.drop(columns=listed).any().any()
+    assert listed_run.doc["varied_protected"] == ["sex"]
+    assert listed_run.doc["held_fixed_note"] == (
+        "race was held fixed (sensitive); marital-status was held fixed (immutable); "
+        f"{', '.join(f for f in s.features if f not in ADULT_FIXED and f not in listed)} were held fixed "
+        "(not in features_to_vary); sex may change (sensitive or immutable, but listed in features_to_vary).")
+    if engine == "batched":  # what the reader sees: the page and the PDF say it in one sentence
+        page, pdf = page_and_pdf_text(s, tmp_path / "default", tmp_path / "report")
+        for text in (page, pdf):
+            assert note in text
+            assert ("the opposite prediction: <=50K (the better outcome, desired_outcome: decrease) for rows "
+                    "predicted >50K, >50K for rows predicted <=50K") in text
+
+
+def test_the_better_class_follows_desired_outcome_and_rows_already_there_are_not_searched(adult_lender, tmp_path):
+    """desired_outcome decrease: the better class of Adult is <=50K; rows predicted <=50K already have it."""
+    s = adult_lender
+    run_counterfactual(s.constructor, tmp_path / "out", options=CounterfactualOptions(total_CFs=3, desired_class="better"))
+    run = read_run(tmp_path / "out")
+    own = s.predicted[s.rows]
+    already = own == "<=50K"
+    assert already.any() and not already.all()
+    records = run.rows.set_index(A.ROW_ID).loc[s.rows]
+    assert (records["status"].to_numpy()[already] == "already predicted <=50K").all()
+    assert (records[["requested", "found", "valid"]].to_numpy()[already] == 0).all()
+    assert set(run.cfs[A.ROW_ID]) <= set(s.rows[~already]) and len(run.cfs) > 0
+    assert (s.model.predict(s.as_test(run.cfs)) == "<=50K").all()
+    assert changed(s, run.cfs).any(axis=1).all()
+    assert run.doc["totals"]["already_desired"] == int(already.sum())
+    assert run.doc["totals"]["requested"] == 3 * int((~already).sum())
+    assert run.doc["aim"] == "the prediction <=50K (the better outcome, desired_outcome: decrease)"
+    assert {r["row_id"] for r in run.doc["rows_without_valid"]} <= set(s.rows[~already])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rows_already_in_the_desired_range_are_reported_not_explained(subjects, tmp_path, engine):
+    """Issue 19 item 8: a row already inside desired_range got itself back, counted as valid."""
+    s = subjects("insurance")
+    own = s.predicted[s.rows]
+    low, high = float(np.floor(np.quantile(own, 0.3))), float(np.ceil(np.quantile(own, 0.7)))
+    inside = (own >= low) & (own <= high)
+    assert 0 < inside.sum() < len(s.rows)
+    s = Subject(**{**s.__dict__, "options": {"desired_range": [low, high]}})
+    run_counterfactual(s.constructor, tmp_path / "out",
+                       options=CounterfactualOptions(total_CFs=3, engine=engine, desired_range=[low, high]))
+    run = read_run(tmp_path / "out")
+    records = run.rows.set_index(A.ROW_ID).loc[s.rows]
+    np.testing.assert_array_equal(records["status"] == "already in the desired range", inside)
+    assert (records[["requested", "found", "valid"]].to_numpy()[inside] == 0).all()
+    assert not set(run.cfs[A.ROW_ID]) & set(s.rows[inside])  # no row gets itself back
+    assert len(run.cfs) > 0
+    predicted = s.model.predict(s.as_test(run.cfs))
+    np.testing.assert_allclose(run.cfs["prediction"], predicted, rtol=1e-9)
+    assert ((predicted >= low) & (predicted <= high)).all()
+    assert changed(s, run.cfs).any(axis=1).all()
+    with_cf = set(run.cfs[A.ROW_ID])
+    totals = run.doc["totals"]
+    assert (totals["rows"], totals["already_desired"], totals["rows_with_valid"]) == (
+        len(s.rows), int(inside.sum()), len(with_cf))
+    assert totals["requested"] == 3 * int((~inside).sum())
+    assert [r["row_id"] for r in run.doc["rows_without_valid"]] == [
+        int(r) for r in s.rows[~inside] if r not in with_cf]
+    assert run.doc["what_if"] and all(w["changes"] and w["row_id"] in with_cf for w in run.doc["what_if"])
+    aim = f"a predicted charges from {int(low)} to {int(high)} (a higher charges is the better outcome, desired_outcome: increase)"
+    assert run.doc["aim"] == aim
+    if engine == "batched":
+        page, pdf = page_and_pdf_text(s, tmp_path / "out", tmp_path / "report")
+        n = int(inside.sum())
+        for text in (page, pdf):
+            assert f"{n} rows already had a prediction in the desired range: not searched, not counted as explained." in text
+            assert aim in text and "age, sex were held fixed (sensitive)." in text
+
+
+def test_all_features_protected_is_refused(insurance_case, tmp_path):
+    features = [c for c in pd.read_parquet(insurance_case.test).columns if c != insurance_case.target]
+    constructor = insurance_case.construct(tmp_path / "constructor", sample_size=5,
+                                           immutable_features=[f for f in features if f not in insurance_case.sensitive])
+    with pytest.raises(RAIInputError, match=r"every model feature is sensitive or immutable .* list those they may "
+                                            r"change in `features_to_vary`"):
+        run_counterfactual(constructor, tmp_path / "out", options=CounterfactualOptions(desired_range=[0, 1e5]))
+    assert not (tmp_path / "out").exists()
+    # Listed explicitly, they vary.
+    run_counterfactual(constructor, tmp_path / "out", options=CounterfactualOptions(
+        total_CFs=2, desired_range=[0, 1e5], features_to_vary=["bmi", "smoker"]))
+    assert read_run(tmp_path / "out").doc["varied_protected"] == ["bmi", "smoker"]
+
+
+# --- 11. nullable columns with pd.NA (issue 29) -------------------------------------------------------
+
+NULLABLE_COLUMNS = ["age", "workclass", "education-num", "marital-status", "sex", "race", "hours-per-week",
+                    "capital-gain", "income"]
+
+
+def nullable_adult_case(folder: Path) -> Case:
+    """Adult columns with workclass as a nullable ``string`` and hours-per-week as ``Int64``,
+    both with pd.NA in train and test (test rows 0-4 and 3-7); the model imputes them itself."""
+    from sklearn.impute import SimpleImputer
+
+    train = shared_dataset("adult_train.parquet")[NULLABLE_COLUMNS].iloc[:3000].reset_index(drop=True)
+    test = shared_dataset("adult_test.parquet")[NULLABLE_COLUMNS].iloc[:40].reset_index(drop=True)
+    for frame, hours_missing in ((train, np.arange(0, len(train), 50)), (test, np.arange(3, 8))):
+        frame["workclass"] = pd.array(frame["workclass"].tolist(), dtype="string")  # None -> <NA>
+        frame["hours-per-week"] = pd.array(frame["hours-per-week"].tolist(), dtype="Int64")
+        frame.loc[hours_missing, "hours-per-week"] = pd.NA
+    test.loc[0:4, "workclass"] = pd.NA
+    categorical = ["workclass", "marital-status", "sex", "race"]
+    numeric = ["age", "education-num", "hours-per-week", "capital-gain"]
+    model = Pipeline([("encode", ColumnTransformer([
+        ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing", missing_values=pd.NA)),
+                          ("onehot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
+        ("num", Pipeline([("impute", SimpleImputer(missing_values=pd.NA)), ("scale", StandardScaler())]), numeric)])),
+        ("model", LogisticRegression(max_iter=1000))])
+    model.fit(train.drop(columns="income"), train["income"])
+    return _write_case(folder, model, train, test, target="income", task_type="binary_classification",
+                       sensitive=["sex", "race"], positive_label=">50K")
+
+
+@pytest.fixture(scope="module")
+def nullable_adult(tmp_path_factory) -> Subject:
+    folder = tmp_path_factory.mktemp("nullable_adult")
+    case = nullable_adult_case(folder / "case")
+    s = subject_of("nullable", case, case.construct(folder / "constructor"), {})
+    assert str(s.X["workclass"].dtype) == "string" and str(s.X["hours-per-week"].dtype) == "Int64"
+    assert s.X["workclass"].isna().sum() >= 5 and s.X["hours-per-week"].isna().sum() == 5
+    return s
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nullable_string_and_int64_columns_with_na_through_counterfactual_and_gather(nullable_adult, tmp_path,
+                                                                                     engine):
+    """Issue 29: pd.NA in a `string` column crashed counterfactual._changed ("boolean value of NA
+    is ambiguous"), in an `Int64` column gather's per-row counterfactuals. NA equals NA: never a change."""
+    s = nullable_adult
+    out = tmp_path / "counterfactual"
+    run_counterfactual(s.constructor, out, options=CounterfactualOptions(total_CFs=2, engine=engine, rows="all"))
+    run = read_run(out)
+    assert len(run.cfs) > 0
+    predicted = np.asarray(s.model.predict(s.as_test(run.cfs)))  # as the user's file holds them: string, Int64
+    np.testing.assert_array_equal(run.cfs["prediction"], predicted)
+    assert s.reached(predicted, run.cfs[A.ROW_ID].to_numpy()).all()
+    change = changed(s, run.cfs)
+    assert change.any(axis=1).all()
+    expected = per_row(s, run)
+    records = run.rows.set_index(A.ROW_ID).loc[s.rows]
+    np.testing.assert_array_equal(records["valid"], expected["valid"])
+    assert [list(c) for c in records["changed_features"]] == list(expected["changed_features"])
+    # A missing workclass kept missing is no change: those counterfactuals exist and say so.
+    kept = run.cfs[run.cfs[A.ROW_ID].isin(range(5)) & run.cfs["workclass"].isna()]
+    assert len(kept) > 0 and not changed(s, kept)["workclass"].any()
+    hours_missing = records.loc[[3, 4, 5, 6, 7], "status"]
+    assert (hours_missing == ("skipped: missing numeric values in ['hours-per-week']" if engine == "dice" else
+                              "searched; missing numeric values in ['hours-per-week'] kept")).all()
+    if engine == "batched":  # rows with NA in both columns are searched and explained
+        assert set(run.cfs[A.ROW_ID]) & {3, 4}
+
+    run_gather(s.constructor, [out], tmp_path / "bundle")
+    page = page_data(tmp_path / "bundle" / A.DASHBOARD_HTML_FILE)
+    shown = {r["row_id"]: r["counterfactuals"] for r in page["rows"] if r.get("counterfactuals")}
+    assert set(shown) == set(run.cfs[A.ROW_ID])
+    for row_id, entries in shown.items():
+        mine = run.cfs[run.cfs[A.ROW_ID] == row_id]
+        differs = changed(s, mine)
+        assert [[c["feature"] for c in e["changes"]] for e in entries] == [
+            [f for f in s.features if differs.at[i, f]] for i in mine.index]

@@ -24,7 +24,7 @@ import contextlib
 import io
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, get_args, Literal
 
@@ -52,6 +52,10 @@ ENGINES = get_args(Engine)
 # The batched search: candidates tried per row and round, and rounds (round k changes k features).
 CANDIDATES_PER_ROW = 64
 ROUNDS = 4
+# Why a feature is held fixed (result.json's held_fixed).
+PROTECTED_REASONS = ("sensitive", "immutable")
+NOT_LISTED = "not in features_to_vary"
+ALREADY = "already"  # the status of a row whose prediction already is the desired outcome (not searched)
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,11 @@ class CounterfactualOptions:
     """Azure ML's parameters plus the engine, monotone features, a row selection, workers and shards.
 
     ``rows``: "sample" (the constructor's sample), "all", or a cohort name.
-    ``desired_class``: "opposite" (binary) or a class label; ``desired_range``: [low, high]
-    for regression. ``permitted_range``: feature -> [low, high] or allowed values.
+    ``desired_class``: "opposite" (binary), "better" (binary: the class the constructor's
+    ``desired_outcome`` calls better) or a class label; ``desired_range``: [low, high] for
+    regression. ``permitted_range``: feature -> [low, high] or allowed values.
+    ``features_to_vary``: empty for every feature except the sensitive and immutable ones,
+    which vary only when listed here.
     """
 
     total_CFs: int = 10
@@ -129,13 +136,85 @@ def _check(audit: ConstructorArtifact, options: CounterfactualOptions) -> None:
             raise RAIInputError("regression needs `desired_range` [low, high]")
     elif options.desired_range:
         raise RAIInputError("`desired_range` applies to regression; use `desired_class` for classification")
-    elif options.desired_class == "opposite":
+    elif options.desired_class in ("opposite", "better"):
         if audit.task != "binary_classification":
-            raise RAIInputError(f"`desired_class` 'opposite' needs binary classification; "
+            raise RAIInputError(f"`desired_class` {options.desired_class!r} needs binary classification; "
                                 f"name one of the classes {audit.meta['classes']}")
     elif options.desired_class not in map(str, audit.meta["classes"]):
         raise RAIInputError(f"`desired_class` must be 'opposite' or one of the classes "
-                            f"{audit.meta['classes']}, got {options.desired_class!r}")
+                            f"{audit.meta['classes']} ('better' too for binary), got {options.desired_class!r}")
+    # A monotone or range setting on a feature held fixed would be ignored without a word.
+    fixed = {h["feature"]: h["reason"] for h in _plan(audit, options)[1] if h["reason"] in PROTECTED_REASONS}
+    for name in ("increase_only", "decrease_only", "permitted_range"):
+        named = [f for f in getattr(options, name) if f in fixed]
+        if named:
+            raise RAIInputError(f"`{name}` names {named}, which counterfactuals hold fixed "
+                                f"({', '.join(sorted({fixed[f] for f in named}))}); list them in "
+                                "`features_to_vary` to let counterfactuals change them")
+
+
+def _plan(audit: ConstructorArtifact, options: CounterfactualOptions) -> tuple[list[str], list[dict[str, str]]]:
+    """The features counterfactuals may change, and those held fixed with the reason.
+
+    Sensitive and immutable features (``protected_features``) are held fixed unless
+    ``features_to_vary`` names them: a counterfactual "change your sex" is no advice to give.
+    A ``features_to_vary`` list is taken as written (its order seeds the batched search).
+    """
+    features = audit.meta["model_features"]
+    sensitive = set(audit.meta["sensitive_features"])
+    protected = set(audit.protected_features)
+    vary = list(options.features_to_vary) or [f for f in features if f not in protected]
+    if not vary:
+        raise RAIInputError(f"every model feature is sensitive or immutable ({features}), so counterfactuals "
+                            "could change nothing; list those they may change in `features_to_vary`")
+    held = [{"feature": f, "reason": "sensitive" if f in sensitive else "immutable" if f in protected
+             else NOT_LISTED} for f in features if f not in vary]
+    return vary, held
+
+
+def _held_fixed_note(held: list[dict[str, str]], varied_protected: list[str]) -> str | None:
+    """One sentence for the page and the PDF: "sex, race were held fixed (sensitive)"."""
+    parts = []
+    for reason in (*PROTECTED_REASONS, NOT_LISTED):
+        names = [h["feature"] for h in held if h["reason"] == reason]
+        if names:
+            parts.append(f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} held fixed ({reason})")
+    if varied_protected:
+        parts.append(f"{', '.join(varied_protected)} may change (sensitive or immutable, "
+                     "but listed in features_to_vary)")
+    return "; ".join(parts) + "." if parts else None
+
+
+def _better_class(meta: dict[str, Any], desired_outcome: str) -> str:
+    """Binary: the class desired_outcome calls better (increase: the positive label)."""
+    positive = str(meta["positive_label"])
+    other = next(str(c) for c in meta["classes"] if str(c) != positive)
+    return positive if desired_outcome == "increase" else other
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _aim(audit: ConstructorArtifact, options: CounterfactualOptions) -> str:
+    """What the counterfactuals aim for, in words, with the direction desired_outcome calls better."""
+    meta, outcome = audit.meta, audit.desired_outcome
+    if audit.task == "regression":
+        low, high = options.desired_range
+        return (f"a predicted {meta['target_column']} from {_number(low)} to {_number(high)} (a "
+                f"{'higher' if outcome == 'increase' else 'lower'} {meta['target_column']} is the better outcome, "
+                f"desired_outcome: {outcome})")
+    if audit.task != "binary_classification":
+        return f"the prediction {options.desired_class}"
+    better = _better_class(meta, outcome)
+    worse = next(str(c) for c in meta["classes"] if str(c) != better)
+    why = f"desired_outcome: {outcome}"
+    if options.desired_class == "opposite":
+        return (f"the opposite prediction: {better} (the better outcome, {why}) for rows predicted {worse}, "
+                f"{worse} for rows predicted {better}")
+    if options.desired_class in ("better", better):
+        return f"the prediction {better} (the better outcome, {why})"
+    return f"the prediction {worse} (the worse outcome, {why})"
 
 
 def _selected_rows(audit: ConstructorArtifact, options: CounterfactualOptions) -> np.ndarray:
@@ -194,6 +273,18 @@ def _as_dice_data(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _numpy_numbers(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
+    """dice-ml knows int and float columns only: a nullable one (Int64, Float64) becomes int64
+    when it has no missing value, else float64 with NaN."""
+    frame = frame.copy()
+    for c in numeric:
+        if isinstance(frame[c].dtype, pd.api.extensions.ExtensionDtype):
+            values = frame[c].astype(float)
+            whole = frame[c].dtype.kind in "iu" and values.notna().all()
+            frame[c] = values.astype(np.int64) if whole else values
+    return frame
+
+
 def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: np.ndarray, meta: dict,
                    options: CounterfactualOptions) -> list[tuple[int, pd.DataFrame | None, str]]:
     """dice-ml on some rows, in one worker: (row id, its counterfactuals or None, status)."""
@@ -202,6 +293,7 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
     features = meta["model_features"]
     categorical = [f for f in features if f in meta["categorical_features"]]
     numeric = [f for f in features if f not in categorical]
+    train, queries = _numpy_numbers(train, numeric), _numpy_numbers(queries, numeric)
     target = meta["target_column"]
     wrapped = _ModelWithMissing(model, _missing_markers([train, queries], categorical))
     is_classifier = meta["task_type"] != "regression"
@@ -211,7 +303,7 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
                                             model_type="classifier" if is_classifier else "regressor"),
                         method=options.method)
     seen = {c: set(_as_dice_data(train, categorical)[c].unique()) for c in categorical}
-    desired_class = options.desired_class
+    desired_class = options.desired_class  # "better" is resolved to its class before the search
     if is_classifier and desired_class != "opposite":  # dice-ml wants the predict_proba column
         desired_class = [str(c) for c in getattr(model, "classes_", meta["classes"])].index(desired_class)
     results = []
@@ -236,7 +328,7 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
                     query.to_frame().T.astype(queries.dtypes.to_dict() | {c: object for c in categorical}),
                     total_CFs=options.total_CFs, desired_class=desired_class,
                     desired_range=options.desired_range or None, permitted_range=permitted or None,
-                    features_to_vary=list(options.features_to_vary) or "all",
+                    features_to_vary=list(options.features_to_vary),
                     random_seed=options.random_state, verbose=False)
             cfs = found.cf_examples_list[0].final_cfs_df
             results.append((int(row_id), None if cfs is None else cfs[features], "searched"))
@@ -301,7 +393,7 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
             else:
                 low = np.full(len(rows), ranges[f][0], dtype=float)
                 high = np.full(len(rows), ranges[f][1], dtype=float)
-                current = base[f].to_numpy(dtype=float)[rows]
+                current = _floats(base[f])[rows]
                 if f in options.increase_only:
                     low = np.where(np.isnan(current), low, np.maximum(low, current))
                 if f in options.decrease_only:
@@ -314,14 +406,20 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
             column.iloc[rows] = values
             candidates[f] = column
         for f in integer:
-            candidates[f] = candidates[f].round().astype(queries[f].dtype)  # int, or float with NaN
-        valid = target(np.asarray(model.predict(candidates)), owner)
+            candidates[f] = candidates[f].round().astype(queries[f].dtype)  # int, Int64, or float with NaN
+        for f in vary:  # nullable text and numbers back to their dtype, as the model gets the test rows
+            if f not in integer and (isinstance(queries[f].dtype, pd.StringDtype) or
+                                     (f not in categorical and isinstance(queries[f].dtype, pd.api.extensions.ExtensionDtype))):
+                candidates[f] = candidates[f].astype(queries[f].dtype)
+        change = changed_mask(candidates[vary], base[vary], set(numeric))
+        # A candidate equal to its row is no counterfactual (a drawn value can be the row's own).
+        valid = target(np.asarray(model.predict(candidates)), owner) & change.any(axis=1).to_numpy()
         distance = np.zeros(len(candidates))
         for f in vary:
             if f in categorical:
-                distance += (candidates[f].astype(object) != base[f].astype(object)).to_numpy()
+                distance += change[f].to_numpy(dtype=float)
             else:  # a missing value kept costs nothing, one replaced by a number costs 1
-                new, old = candidates[f].to_numpy(float), base[f].to_numpy(float)
+                new, old = _floats(candidates[f]), _floats(base[f])
                 step = np.abs(new - old) / scales[f]
                 step[np.isnan(new) & np.isnan(old)] = 0.0
                 distance += np.nan_to_num(step, nan=1.0)
@@ -360,16 +458,22 @@ def _floats(values: pd.Series) -> np.ndarray:
     return values.astype(float).to_numpy()  # via pandas: a nullable integer's missing value becomes NaN
 
 
-def _changed(cfs: pd.DataFrame, queries: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:
+def changed_mask(cfs: pd.DataFrame, queries: pd.DataFrame, numeric: set[str]) -> pd.DataFrame:
     """Per counterfactual and feature: does it differ from its query row (the row of
-    ``queries`` at the same position)? Numbers by tolerance; missing equals missing."""
+    ``queries`` at the same position)? Numbers within 1e-12 (relative) or 1e-9; missing
+    (None, NaN, pd.NA) equals missing and differs from any value (a nullable column's NA
+    never reaches a comparison: its truth value is ambiguous). Gather uses it too."""
     out = {}
     for f in cfs.columns:
         if f in numeric:
-            out[f] = ~np.isclose(_floats(cfs[f]), _floats(queries[f]), equal_nan=True)
+            out[f] = ~np.isclose(_floats(cfs[f]), _floats(queries[f]), rtol=1e-12, atol=1e-9, equal_nan=True)
         else:
             a, b = cfs[f].to_numpy(dtype=object), queries[f].to_numpy(dtype=object)
-            out[f] = ~((a == b) | (pd.isna(a) & pd.isna(b)))
+            missing_a, missing_b = pd.isna(a), pd.isna(b)
+            same = missing_a & missing_b
+            both = ~missing_a & ~missing_b
+            same[both] = (a[both] == b[both]).astype(bool)
+            out[f] = ~same
     return pd.DataFrame(out, index=cfs.index)
 
 
@@ -401,8 +505,16 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
         all_cfs = _restore_missing(all_cfs, markers)
         for c in numeric:  # dice-ml returns numbers as floats or text; give back the column's type
             values = pd.to_numeric(all_cfs[c], errors="coerce").astype(float)
-            integral = test[c].dtype.kind in "iu" and values.notna().all() and (values % 1 == 0).all()
+            nullable = isinstance(test[c].dtype, pd.api.extensions.ExtensionDtype)
+            if nullable and test[c].dtype.kind in "iu":
+                values = values.round()  # dice-ml saw an Int64 column with NA as floats; the model gets integers
+            integral = test[c].dtype.kind in "iu" and (nullable or values.notna().all()) and (values.dropna() % 1 == 0).all()
             all_cfs[c] = values.astype(test[c].dtype) if integral else values
+        # A counterfactual equal to its row is none (it "reaches" the outcome the row already has).
+        identical = ~changed_mask(all_cfs[features], test.iloc[all_cfs[A.ROW_ID].to_numpy(dtype=np.int64)],
+                                  set(numeric)).any(axis=1).to_numpy()
+        all_cfs = all_cfs[~identical].reset_index(drop=True)
+    if len(all_cfs):
         # One batched model call validates every counterfactual of every row.
         all_cfs[PREDICTION] = model.predict(all_cfs[features].astype(test.dtypes.to_dict()))
         predicted = audit.y_pred.to_numpy()[all_cfs[A.ROW_ID].to_numpy()]
@@ -422,7 +534,7 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
     valid = all_cfs[all_cfs["valid"]]
     owner = valid[A.ROW_ID].to_numpy(dtype=np.int64)
     queries = test.iloc[owner]
-    changed = _changed(valid[features], queries, set(numeric))
+    changed = changed_mask(valid[features], queries, set(numeric))
     # As the search counts it: a number by its scale; a change from or to missing, 1.
     distance = pd.DataFrame({f: pd.Series(np.abs(_floats(valid[f]) - _floats(queries[f])) / scales[f],
                                           index=valid.index).where(changed[f], 0.0).fillna(1.0)
@@ -435,7 +547,8 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
     n_valid = pd.Series(owner).value_counts().to_dict()
     rows = []
     for row_id, _, status in searched:
-        record = {A.ROW_ID: row_id, "status": status, "requested": options.total_CFs, "found": int(found.get(row_id, 0)),
+        requested = 0 if status.startswith(ALREADY) else options.total_CFs  # not searched
+        record = {A.ROW_ID: row_id, "status": status, "requested": requested, "found": int(found.get(row_id, 0)),
                   "valid": int(n_valid.get(row_id, 0)), "changed_features": [], "sparsity": None, "proximity": None}
         if record["valid"]:
             figures = per_row.loc[row_id]
@@ -449,10 +562,14 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
 def _summary(audit: ConstructorArtifact, rows: pd.DataFrame, features: list[str]) -> dict[str, Any]:
     with_cf = rows[rows["valid"] > 0]
     importance = {f: float(with_cf[f"importance:{f}"].mean()) if len(with_cf) else None for f in features}
+    already = rows["status"].astype(str).str.startswith(ALREADY)
 
     def figures(selected: pd.DataFrame) -> dict[str, Any]:
+        # Rows whose prediction already is the desired outcome were not searched: counted
+        # apart, never as explained nor as failures.
         hit = selected[selected["valid"] > 0]
-        return {"rows": len(selected), "rows_with_valid": len(hit),
+        return {"rows": len(selected), "already_desired": int(already[selected.index].sum()),
+                "rows_with_valid": len(hit),
                 "mean_sparsity": float(hit["sparsity"].mean()) if len(hit) else None,
                 "mean_proximity": float(hit["proximity"].mean()) if len(hit) else None}
 
@@ -461,7 +578,7 @@ def _summary(audit: ConstructorArtifact, rows: pd.DataFrame, features: list[str]
         "totals": {**figures(rows), "requested": int(rows["requested"].sum()),
                    "found": int(rows["found"].sum()), "valid": int(rows["valid"].sum())},
         "rows_without_valid": [{"row_id": int(r[A.ROW_ID]), "status": r["status"], "found": int(r["found"])}
-                               for _, r in rows[rows["valid"] == 0].iterrows()],
+                               for _, r in rows[(rows["valid"] == 0) & ~already].iterrows()],
         "global_importance": sorted(({"feature": f, "importance": v} for f, v in importance.items()),
                                     key=lambda item: -(item["importance"] or 0)),
         "cohorts": [{"name": name, **figures(rows[rows[A.ROW_ID].isin(row_ids[mask])])}
@@ -474,14 +591,19 @@ def _summary(audit: ConstructorArtifact, rows: pd.DataFrame, features: list[str]
 
 
 def _what_if(audit: ConstructorArtifact, cfs: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
-    """The first rows with a valid counterfactual: what changes in their first one, and the outcome."""
+    """The first rows with a valid counterfactual: what changes in their first one, and the outcome
+    (one that changes nothing, which a merged older shard could hold, is no example)."""
     numeric = set(audit.meta["numeric_features"])
     examples = []
-    for row_id, mine in list(cfs.groupby(A.ROW_ID, sort=True))[:WHAT_IF_ROWS]:
+    for row_id, mine in cfs.groupby(A.ROW_ID, sort=True):
+        if len(examples) == WHAT_IF_ROWS:
+            break
         first = mine.iloc[[0]]
         queries = audit.features[features].iloc[[int(row_id)]]
         query = queries.iloc[0]
-        changed = _changed(first[features], queries, numeric).iloc[0]
+        changed = changed_mask(first[features], queries, numeric).iloc[0]
+        if not changed.any():
+            continue
         examples.append({"row_id": int(row_id), "prediction": audit.y_pred.iloc[int(row_id)],
                          "counterfactual_prediction": first[PREDICTION].iloc[0],
                          "changes": [{"feature": f, "from": query[f], "to": first[f].iloc[0]}
@@ -512,6 +634,10 @@ def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
     _check(audit, options)
     meta = audit.meta
     features = meta["model_features"]
+    vary, held = _plan(audit, options)
+    # What the search works with: the features it may change, and "better" as its class.
+    resolved = replace(options, features_to_vary=vary, desired_class=(
+        _better_class(meta, audit.desired_outcome) if options.desired_class == "better" else options.desired_class))
     train = A.read_parquet(audit.folder / A.TRAIN_FILE)[[*features, meta["target_column"]]]
     selected = _selected_rows(audit, options)
     if options.shard_count > max(len(selected), 1):
@@ -520,19 +646,30 @@ def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
     shard = np.array_split(selected, options.shard_count)[options.shard_index]
     model = audit.load_model()
     queries = audit.features[features]
-    chunks = [c for c in np.array_split(shard, options.n_jobs) if len(c)]
     predicted = audit.y_pred.to_numpy()
-    search = (lambda chunk: delayed(_batched_search)(model, train, queries.iloc[chunk], chunk, meta, options,
+    # A row whose prediction already is the desired outcome has nothing to explain: the only
+    # "counterfactual" reaching it unchanged is the row itself. Not searched, counted apart.
+    already = _desired(meta, resolved, predicted.astype(str))(predicted[shard], shard)
+    status = ("already in the desired range" if audit.task == "regression"
+              else f"already predicted {resolved.desired_class}")
+    chunks = [c for c in np.array_split(shard[~already], options.n_jobs) if len(c)]
+    search = (lambda chunk: delayed(_batched_search)(model, train, queries.iloc[chunk], chunk, meta, resolved,
                                                      predicted[chunk])) if options.engine == "batched" else \
-        (lambda chunk: delayed(_explain_chunk)(model, train, queries.iloc[chunk], chunk, meta, options))
+        (lambda chunk: delayed(_explain_chunk)(model, train, queries.iloc[chunk], chunk, meta, resolved))
     searched = [item for part in Parallel(n_jobs=min(options.n_jobs, max(len(chunks), 1)))(
         search(chunk) for chunk in chunks) for item in part]
-    rows, cfs = _row_table(audit, train, shard, searched, options)
+    searched += [(int(r), None, status) for r in shard[already]]
+    searched.sort(key=lambda item: item[0])
+    rows, cfs = _row_table(audit, train, shard, searched, resolved)
     if rows.empty:
         rows = pd.DataFrame(columns=[A.ROW_ID, "status", "requested", "found", "valid", "changed_features",
                                      "sparsity", "proximity", *[f"importance:{f}" for f in features]])
+    varied_protected = [f for f in vary if f in audit.protected_features]
     info = {"engine": options.engine, "method": options.method, "desired_class": options.desired_class,
-            "desired_range": list(options.desired_range),
+            "desired_range": list(options.desired_range), "total_CFs": options.total_CFs,
+            "desired_outcome": audit.desired_outcome, "aim": _aim(audit, resolved),
+            "features_varied": vary, "held_fixed": held, "varied_protected": varied_protected,
+            "held_fixed_note": _held_fixed_note(held, varied_protected),
             "rows_selection": {"rows": options.rows, "total": int(len(selected)),
                                "shard_index": options.shard_index, "shard_count": options.shard_count}}
     seconds = time.perf_counter() - started
@@ -553,7 +690,9 @@ def merge_counterfactuals(constructor_dir: str | Path, shard_dirs: list[str | Pa
     rows["changed_features"] = rows["changed_features"].map(list)
     cfs = pd.concat([s[3] for s in shards], ignore_index=True)
     options = CounterfactualOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})
-    info = {k: first[k] for k in ("engine", "method", "desired_class", "desired_range")}
+    info = {k: first.get(k) for k in ("engine", "method", "desired_class", "desired_range", "total_CFs",
+                                  "desired_outcome", "aim", "features_varied", "held_fixed", "varied_protected",
+                                  "held_fixed_note")}
     info["rows_selection"] = {**first["rows_selection"], "shard_index": 0, "shard_count": 1,
                               "merged_from": len(shards)}
     seconds = time.perf_counter() - started
