@@ -322,12 +322,19 @@ def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dic
             if len(mine):
                 row["local_importance"] = {f: float(mine[f].iloc[0]) for f in audit.meta["model_features"]}
         if cfs is not None:
-            mine = cfs[cfs[A.ROW_ID] == row_id]
+            # The counterfactual step's comparison: missing equals missing (a nullable column's
+            # NA has no truth value), numbers within tolerance; one that changes nothing is none.
+            from rai_audit.steps.counterfactual import changed_mask
+
+            model_features = audit.meta["model_features"]
+            mine = cfs[cfs[A.ROW_ID] == row_id].reset_index(drop=True)
+            query = audit.features[model_features].iloc[[row_id] * len(mine)].reset_index(drop=True)
+            change = changed_mask(mine[model_features], query,
+                                  set(model_features) - set(audit.meta["categorical_features"]))
             row["counterfactuals"] = [
                 {"prediction": cf["prediction"], "changes": [
-                    {"feature": f, "from": row["features"][f], "to": cf[f]} for f in audit.meta["model_features"]
-                    if not (pd.isna(cf[f]) and pd.isna(row["features"][f])) and cf[f] != row["features"][f]]}
-                for _, cf in mine.iterrows()]
+                    {"feature": f, "from": row["features"][f], "to": cf[f]} for f in model_features if change.at[i, f]]}
+                for i, cf in mine.iterrows() if change.loc[i].any()]
         rows.append(row)
     return rows
 

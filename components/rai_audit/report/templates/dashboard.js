@@ -214,12 +214,17 @@ function counterfactuals() {
   const cf = DOC.counterfactual;
   if (!cf) return null;
   const s = section("counterfactuals", "Counterfactuals and what-if");
-  s.append(el("p", { class: "muted" }, (cf.engine === "dice" ? "dice-ml (" + cf.method + ")" : "The batched random search") + " searched " + cf.totals.requested + " counterfactuals for " + cf.totals.rows + " rows; each was checked with the model: " + cf.totals.found + " found, " + cf.totals.valid + " valid; " + cf.totals.rows_with_valid + " rows have at least one. Target: " +
-    (cf.desired_range.length ? "a prediction from " + cf.desired_range.map(fmt).join(" to ") : cf.desired_class === "opposite" ? "the opposite class" : "class " + cf.desired_class) + "."));
-  s.append(table(["Rows", "explained", "with a valid counterfactual", "mean features changed", "mean distance"],
-    [["All explained rows", cf.totals.rows, cf.totals.rows_with_valid, cf.totals.mean_sparsity, cf.totals.mean_proximity],
-      ...cf.cohorts.map(c => [c.name, c.rows, c.rows_with_valid, c.mean_sparsity, c.mean_proximity]),
-      ...cf.sensitive_groups.map(g => [g.feature + " = " + g.group, g.rows, g.rows_with_valid, g.mean_sparsity, g.mean_proximity])]));
+  // Results written before aim, held_fixed_note and already_desired existed: the older wording.
+  const already = c => c.already_desired || 0;
+  const n = already(cf.totals);
+  s.append(el("p", { class: "muted" }, (cf.engine === "dice" ? "dice-ml (" + cf.method + ")" : "The batched random search") + " searched " + cf.totals.requested + " counterfactuals for " + (cf.totals.rows - n) + " rows; each was checked with the model: " + cf.totals.found + " found, " + cf.totals.valid + " valid (one identical to its row is never counted); " + cf.totals.rows_with_valid + " rows have at least one." +
+    (n ? " " + n + (n === 1 ? " row " : " rows ") + (cf.desired_range.length ? "already had a prediction in the desired range" : "already had the desired prediction") + ": not searched, not counted as explained." : "") +
+    " Target: " + (cf.aim || (cf.desired_range.length ? "a prediction from " + cf.desired_range.map(fmt).join(" to ") : cf.desired_class === "opposite" ? "the opposite class" : "class " + cf.desired_class)) + "." +
+    (cf.held_fixed_note ? " " + cf.held_fixed_note : "")));
+  s.append(table(["Rows", "selected", "already desired", "with a valid counterfactual", "mean features changed", "mean distance"],
+    [["All selected rows", cf.totals.rows, n, cf.totals.rows_with_valid, cf.totals.mean_sparsity, cf.totals.mean_proximity],
+      ...cf.cohorts.map(c => [c.name, c.rows, already(c), c.rows_with_valid, c.mean_sparsity, c.mean_proximity]),
+      ...cf.sensitive_groups.map(g => [g.feature + " = " + g.group, g.rows, already(g), g.rows_with_valid, g.mean_sparsity, g.mean_proximity])]));
   s.append(el("h3", {}, "What if: one row and its counterfactuals"));
   s.append(rowPicker(r => r.counterfactuals && r.counterfactuals.length, row => el("div", {},
     table(["#", "prediction would become", "if"], row.counterfactuals.map((c, i) => [i + 1, fmt(c.prediction),
