@@ -681,8 +681,9 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         raise RAIInputError(f"the train rows fitted hold one outcome only ({outcome} is always {y_fit.iloc[0]})")
 
     levels = {t: _levels(X_fit, t, options) for t in options.treatment_features if t in categorical}
-    identification = {t: _identification(X_fit, t, categorical, levels.get(t), options.random_state)
-                      for t in options.treatment_features}
+    with threadpool_limits(limits=1):  # small fits: threads only contend (a loaded 2-core run took 10x longer)
+        identification = {t: _identification(X_fit, t, categorical, levels.get(t), options.random_state)
+                          for t in options.treatment_features}
     # A treatment the other features determine has no variation of its own: econml would
     # still print effects (and intervals) for it, all meaningless. It is not fitted.
     not_estimable = [t for t in options.treatment_features
