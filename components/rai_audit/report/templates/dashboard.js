@@ -251,6 +251,7 @@ function causal() {
   s.append(table(["Treatment", "unit", "effect", "interval", "p-value"], [...rows(ca.global_effects), ...notEstimable]));
   const c = viewCharts(state.view);
   s.append(el("h3", {}, "Effects in " + view().name), c.causal ? chart(c.causal) : el("p", { class: "muted" }, "not computed for this cohort"));
+  if (!ca.policies.length && !ca.treatments.some(t => t.role === "attribute")) return s;
   s.append(el("h3", {}, "Treatment policies"));
   s.append(el("p", { class: "muted" }, "A policy is one tree saying, for each group of rows, which option to take; every row's recommendation is its leaf's. Gain: " + ca.direction.gain + "; for a numeric treatment, per move of a tenth of its typical value (the step)."));
   for (const t of ca.treatments) {
