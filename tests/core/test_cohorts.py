@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import AZURE_EXAMPLES, shared_dataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rai_audit.core._errors import RAIInputError
-from rai_audit.core.cohorts import AZURE_METHODS, cohort_frame, cohort_masks, filter_mask, load_cohorts
+from rai_audit.core.cohorts import (
+    AZURE_METHODS, cohort_frame, cohort_masks, filter_mask, load_cohorts, natural_key, numeric_bins, ordered_values,
+    readable_cut,
+)
+from rai_audit.core.metrics import group_labels
 
 NULL_COLUMNS = ["workclass", "occupation", "native-country"]
 FLIP_RATE = 0.15
@@ -342,3 +351,114 @@ def test_inputs_accepted_or_refused(request, tmp_path, source, frame_name, expec
     if expectation is OK:
         assert list(masks) == [c["name"] for c in cohorts]
         assert all(m.dtype == bool and m.shape == (len(frame),) for m in masks.values())
+
+
+# --- readable cut points, numeric bins, the order of values --------------------------------------
+
+def test_no_filter_selects_every_row(adult):
+    """The root of an error tree has no filter; it selects every row (gather crashed on it)."""
+    mask = filter_mask(None, adult)
+    assert mask.dtype == bool and mask.all() and len(mask) == len(adult)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-50, 50), min_size=2, max_size=40), st.floats(-60, 60), st.booleans())
+def test_readable_cut_of_whole_numbers_is_the_largest_value_on_the_left(values, threshold, as_float):
+    data = np.array(values, dtype=float if as_float else int)
+    cut = readable_cut(data, threshold)
+    np.testing.assert_array_equal(data <= cut, data <= threshold)  # the same rows on each side
+    if (data <= threshold).any():
+        assert type(cut) is int and cut == max(v for v in values if v <= threshold)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False), min_size=2, max_size=40),
+       st.floats(-1e6, 1e6, allow_subnormal=False))
+def test_readable_cut_of_any_numbers_splits_the_same_rows(values, threshold):
+    data = np.array(values + [0.5], dtype=float)  # one non-whole number: the decimal rule applies
+    cut = readable_cut(data, threshold)
+    np.testing.assert_array_equal(data <= cut, data <= threshold)
+    if (data <= threshold).any() and (data > threshold).any():  # no more digits than the value on its left
+        low = data[data <= threshold].max()
+        assert significant_digits(cut) <= significant_digits(low)
+
+
+def significant_digits(x: float) -> int:
+    return len(Decimal(repr(float(x))).normalize().as_tuple().digits)
+
+
+@pytest.mark.parametrize("values, threshold, cut", [
+    ([-2, -1, 0, 1, 2, 8], 1.0000000180025095e-35, 0),     # LightGBM's threshold between 0 and 1
+    ([1000.0, 1001.0, 3000.0], 1000.5000000000001, 1000),
+    ([7.25, 7.9, 8.0], 7.575, 7.3),
+    ([1.3, 1.4, 2.0], 1.3000000000000003, 1.3),             # not 1.31 (1.3 is 1.3000000000000000444)
+    ([-1.23, -1.2], -1.215, -1.23),
+    ([0.0001, 5.5], 2.75, 1),
+])
+def test_readable_cut_examples(values, threshold, cut):
+    got = readable_cut(np.array(values), threshold)
+    assert got == cut and type(got) is type(cut)
+
+
+def bin_label_holds(label: str, x: pd.Series) -> np.ndarray:
+    """A numeric bin's label read as a person reads it."""
+    number = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+    x = x.astype(float)
+    for pattern, test in [(rf"({number})-({number})", lambda a, b: (a <= x) & (x <= b)),
+                          (rf"({number}) to ({number})", lambda a, b: (a <= x) & (x <= b)),
+                          (rf"\(({number}), ({number})\]", lambda a, b: (a < x) & (x <= b)),
+                          (rf"<= ({number})", lambda a: x <= a), (rf"> ({number})", lambda a: x > a),
+                          (rf"({number})", lambda a: x == a)]:
+        match = re.fullmatch(pattern, label)
+        if match:
+            return np.asarray(test(*map(float, match.groups())), dtype=bool)
+    raise AssertionError(f"unreadable label {label!r}")
+
+
+@pytest.mark.parametrize("dataset, column", [("adult_test.parquet", "age"), ("adult_test.parquet", "hours-per-week"),
+                                             ("insurance.parquet", "bmi"), ("insurance.parquet", "charges"),
+                                             ("credit_card_default.parquet", "PAY_AMT1")])
+def test_group_labels_are_pandas_quartiles_labelled_by_what_they_hold(dataset, column):
+    values = shared_dataset(dataset)[column]
+    values = values.where(np.arange(len(values)) % 97 != 0)  # some missing values
+    labels, binning = group_labels(values)
+    quartiles = pd.qcut(values, 4, duplicates="drop")
+    expected = [(quartiles == interval).to_numpy() for interval in quartiles.cat.categories]
+    assert binning["labels"] == sorted(set(labels) - {"(missing)"}, key=binning["labels"].index)
+    assert len(binning["labels"]) == len(expected)
+    for label, rows in zip(binning["labels"], expected):  # pandas' bins, in order, same rows
+        np.testing.assert_array_equal((labels == label).to_numpy(), rows)
+        present = values.notna().to_numpy()
+        np.testing.assert_array_equal(bin_label_holds(label, values)[present], rows[present])
+    assert (labels[values.isna()] == "(missing)").all()
+    assert binning["edges"][0] == values.min() and binning["edges"][-1] == values.max()
+    assert not any("999" in label or ".0]" in label for label in binning["labels"])
+    if (values.dropna() % 1 == 0).all():  # whole numbers: "17-24", both ends included
+        firsts = [values.min()] + [math.floor(iv.left) + 1 for iv in quartiles.cat.categories[1:]]
+        assert binning["labels"] == [f"{int(a)}-{math.floor(iv.right)}"
+                                     for a, iv in zip(firsts, quartiles.cat.categories)]
+
+
+def test_numeric_bins_merge_quantiles_that_fall_in_one_gap():
+    values = pd.Series([0] * 50 + [1] * 3 + [10] * 47 + [11, 12, 13], name="x")
+    codes, bins, edges = numeric_bins(values, 8)
+    labels = [b["label"] for b in bins]
+    assert labels == sorted(labels, key=natural_key) and len(set(labels)) == len(labels)
+    for i, b in enumerate(bins):  # every bin holds rows, its filter selects them, its label says so
+        rows = codes == i
+        assert rows.any()
+        np.testing.assert_array_equal(filter_mask(b["filter"], values.to_frame()), rows)
+        np.testing.assert_array_equal(bin_label_holds(b["label"], values), rows)
+
+
+def test_values_in_reading_order():
+    education = shared_dataset("adult_test.parquet")["education"]
+    assert ordered_values(education) == [
+        "1st-4th", "5th-6th", "7th-8th", "9th", "10th", "11th", "12th", "Assoc-acdm", "Assoc-voc", "Bachelors",
+        "Doctorate", "HS-grad", "Masters", "Preschool", "Prof-school", "Some-college"]
+    assert ordered_values(pd.Series(["10", "2", "1", None, "-3", "1.5"])) == ["-3", "1", "1.5", "2", "10"]
+    sizes = pd.Series(pd.Categorical(["L", "XS", "M", "L"], categories=["XS", "S", "M", "L", "XL"], ordered=True))
+    assert ordered_values(sizes) == ["XS", "M", "L"]  # its own order, categories without rows left out
+    assert ordered_values(pd.Series([True, False, True])) == [False, True]
+    assert ordered_values(pd.Series([3, "b", 1, "a"], dtype=object)) == [1, 3, "a", "b"]  # mixed types: no crash
+    assert all(type(v) is int for v in ordered_values(pd.Series([3, 1, 2])))

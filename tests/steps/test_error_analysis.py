@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,12 +20,15 @@ import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shared_dataset
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
 from rai_audit.core.constructor_artifact import load_constructor_artifact
+from rai_audit.report.dashboard import _filter_text as pdf_filter_text  # what the PDF prints
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions, main, min_split_gain, run_error_analysis
 from rai_audit.steps.gather import run_gather
@@ -136,11 +140,11 @@ def case_audit(case, folder: Path, **options: Any) -> Audit:
     return make_audit(folder, case.model, case.train, case.test, case.target, case.task_type, **options)
 
 
-def planted_audit(folder: Path, model: PlantedModel | None = None, test: pd.DataFrame | None = None,
-                  **options: Any) -> Audit:
+def planted_audit(folder: Path, model: Any = None, test: pd.DataFrame | None = None,
+                  train: pd.DataFrame | None = None, **options: Any) -> Audit:
     folder.mkdir(parents=True)
     test = planted_frame(5000, seed=2) if test is None else test
-    train = planted_frame(1000, seed=1).reindex(columns=test.columns)
+    train = planted_frame(1000, seed=1).reindex(columns=test.columns) if train is None else train
     paths = {name: folder / f"{name}.parquet" for name in ("train", "test")}
     train.to_parquet(paths["train"], index=False)
     test.to_parquet(paths["test"], index=False)
@@ -238,11 +242,39 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     return pairs["a"].is_unique and pairs["b"].is_unique
 
 
-def expected_groups(values: pd.Series) -> pd.Series:
-    """Sensitive groups: quartiles for a numeric feature with many values, else the values."""
+def expected_groups(values: pd.Series) -> list[np.ndarray]:
+    """Sensitive groups, in order: pandas' quartiles (``pd.qcut``) for a numeric feature with
+    many values, else the values sorted (as numbers where they are numbers); missing last."""
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
-        return pd.qcut(values, 4).astype(str).where(values.notna(), MISSING)
-    return values.astype(object).where(values.notna(), MISSING).astype(str)
+        binned = pd.qcut(values, 4, duplicates="drop")
+        groups = [(binned == interval).to_numpy() for interval in binned.cat.categories]
+    else:
+        present = values.dropna()
+        distinct = sorted(present.unique(), key=lambda v: (0, float(v)) if pd.api.types.is_number(v) else (1, str(v)))
+        groups = [(values == v).fillna(False).to_numpy(dtype=bool) for v in distinct]
+    if values.isna().any():
+        groups.append(values.isna().to_numpy())
+    return [g for g in groups if g.any()]
+
+
+NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+LABEL_FORMS = [  # a bin's label -> the test its values pass
+    (rf"({NUMBER})-({NUMBER})", lambda a, b: lambda x: (a <= x) & (x <= b)),   # whole numbers, both included
+    (rf"({NUMBER}) to ({NUMBER})", lambda a, b: lambda x: (a <= x) & (x <= b)),
+    (rf"\(({NUMBER}), ({NUMBER})\]", lambda a, b: lambda x: (a < x) & (x <= b)),
+    (rf"<= ({NUMBER})", lambda a: lambda x: x <= a),
+    (rf"> ({NUMBER})", lambda a: lambda x: x > a),
+    (rf"({NUMBER})", lambda a: lambda x: x == a),
+]
+
+
+def label_holds(label: str, values: pd.Series) -> np.ndarray:
+    """Whether each value is in the bin its label names (the label read as a person reads it)."""
+    for pattern, test in LABEL_FORMS:
+        match = re.fullmatch(pattern, label)
+        if match:
+            return np.asarray(test(*map(float, match.groups()))(values.astype(float)), dtype=bool)
+    raise AssertionError(f"unreadable bin label {label!r}")
 
 
 # --- 1. the planted weak region ----------------------------------------------------------------
@@ -332,18 +364,30 @@ def test_tree_parameters_are_honoured(analyse, options, holds):
     assert holds(nodes) and len(leaves(nodes)) > 1
 
 
-@pytest.mark.parametrize("why", ["min_child_samples above half the rows", "a model with no errors"])
-def test_a_tree_without_splits_is_one_leaf(audits, tmp_path, why):
+@pytest.mark.parametrize("why", ["min_child_samples above half the rows", "a model with no errors",
+                                 "a test set of 30 rows"])
+def test_a_tree_without_splits_is_one_leaf_and_gathers(audits, tmp_path, why):
+    """A root-only tree is no worst or best leaf (it is all data), so gather has no leaf cohort
+    to select (it crashed on the root's null filter)."""
     if why == "a model with no errors":
         audit, options = planted_audit(tmp_path / "perfect", PlantedModel(flip=False)), {}
         assert not audit.error.any()
+    elif why == "a test set of 30 rows":
+        audit, options = planted_audit(tmp_path / "small", test=planted_frame(30, seed=4)), {}
+        assert 0 < audit.error.sum() < 30
     else:
         audit, options = audits["insurance"], {"min_child_samples": 2000}
         assert len(audit.X) < 2 * 2000
     run_error_analysis(audit.constructor, tmp_path / "ea", options=ErrorAnalysisOptions(**options))
-    nodes = read_result(tmp_path / "ea")["tree"]["nodes"]
+    doc = read_result(tmp_path / "ea")
+    nodes = doc["tree"]["nodes"]
     assert len(nodes) == 1 and nodes[0]["leaf"] and nodes[0]["filter"] is None
     assert figures(nodes[0]) == expected_figures(audit.error, np.ones(len(audit.X), dtype=bool))
+    assert doc["cohort_errors"]["worst_leaves"] == doc["cohort_errors"]["best_leaves"] == []
+    run_gather(audit.constructor, [tmp_path / "ea"], tmp_path / "bundle")
+    gathered = json.loads((tmp_path / "bundle" / A.INSIGHTS_JSON_FILE).read_text())
+    assert gathered["error_analysis"] == doc
+    assert not [v for v in gathered["cohort_views"] if v["kind"] == "error_leaf"]
 
 
 # --- 3. the heatmap ----------------------------------------------------------------------------
@@ -353,12 +397,19 @@ def expected_bin_of_each_row(values: pd.Series, axis: dict[str, Any], n_bins: in
     labels = [b["label"] for b in axis["bins"]]
     index = pd.Series(-1, index=values.index)
     if axis["kind"] == "numeric" and values.nunique() > n_bins:
+        # pandas' quantile bins, those with rows, in order: the bins must hold the same rows
         edges = np.unique(np.nanquantile(values.astype(float), np.linspace(0, 1, n_bins + 1)))
-        assert axis["edges"] == pytest.approx(edges.tolist())
-        assert len([label for label in labels if label != MISSING]) == len(edges) - 1
         codes = pd.cut(values, edges, include_lowest=True, labels=False)
-        index[codes.notna()] = codes[codes.notna()].astype(int)
+        used = np.unique(codes.dropna())
+        assert len([label for label in labels if label != MISSING]) == len(used)
+        index[codes.notna()] = np.searchsorted(used, codes[codes.notna()])
+        for i, label in enumerate(labels):  # every row is where its label says
+            if label != MISSING:
+                assert label_holds(label, values[(index == i).to_numpy()]).all(), label
+                assert not label_holds(label, values[values.notna() & (index != i)]).any(), label
+        assert axis["edges"][0] == values.min() and axis["edges"][-1] == values.max()
     else:
+        assert axis["edges"] is None
         present = values.notna()
         named = present & values.astype(str).isin(set(labels) - {OTHER, MISSING})
         index[named] = values[named].astype(str).map(labels.index)
@@ -415,14 +466,19 @@ def test_heatmap_age_by_sex_on_adult(audits, analyse):
     heatmap = analyse("adult", heatmap_features=["age", "sex"], heatmap_bins=8)["heatmap"]
     age, sex = heatmap["axes"]
     assert (age["kind"], sex["kind"]) == ("numeric", "categorical")
-    assert age["edges"] == pytest.approx(np.quantile(audit.X["age"], np.linspace(0, 1, 9)))  # all distinct
     assert [b["label"] for b in sex["bins"]] == ["Female", "Male"] and sex["edges"] is None
-    rows = pd.DataFrame({"age": pd.cut(audit.X["age"], age["edges"], include_lowest=True),
-                         "sex": audit.X["sex"], "error": audit.error})
+    # pandas' bins, labelled by the whole ages they hold: "17-21", not "(16.999, 21.0]"
+    binned = pd.cut(audit.X["age"], np.quantile(audit.X["age"], np.linspace(0, 1, 9)), include_lowest=True)
+    intervals = binned.cat.categories
+    expected_labels = [f"{audit.X['age'].min() if i == 0 else math.floor(iv.left) + 1}-{math.floor(iv.right)}"
+                       for i, iv in enumerate(intervals)]
+    assert [b["label"] for b in age["bins"]] == expected_labels
+    assert not any("." in label for label in expected_labels)
+    rows = pd.DataFrame({"age": binned, "sex": audit.X["sex"], "error": audit.error})
     expected = rows.groupby(["age", "sex"], observed=False)["error"].agg(["size", "mean"])
     cells = {tuple(c["bins"]): c for c in heatmap["cells"]}
     for (interval, group), (size, rate) in expected.iterrows():
-        cell = cells[(age["bins"][expected.index.levels[0].get_loc(interval)]["label"], group)]
+        cell = cells[(expected_labels[intervals.get_loc(interval)], group)]
         assert (cell["count"], cell["error_rate"]) == (size, pytest.approx(rate)), (interval, group)
 
 
@@ -463,11 +519,17 @@ def test_cohort_and_sensitive_group_errors_equal_pandas(audits, analyse, name):
     for cohort in errors["cohorts"]:
         rows = np.asarray(COHORT_ROWS[name][cohort["name"]](audit.X, audit.error), dtype=bool)
         assert figures(cohort) == expected_figures(audit.error, rows), cohort["name"]
-    expected = [(f, g, (groups == g).to_numpy()) for f in audit.sensitive
-                for groups in [expected_groups(audit.X[f])] for g in sorted(groups.unique())]
-    assert [(g["feature"], g["group"]) for g in errors["sensitive_groups"]] == [(f, g) for f, g, _ in expected]
-    for group, (_, _, rows) in zip(errors["sensitive_groups"], expected):
+    expected = [(f, rows) for f in audit.sensitive for rows in expected_groups(audit.X[f])]
+    assert [g["feature"] for g in errors["sensitive_groups"]] == [f for f, _ in expected]
+    for group, (feature, rows) in zip(errors["sensitive_groups"], expected):
         assert figures(group) == expected_figures(audit.error, rows), group
+        values = audit.X[feature]
+        if group["group"] == MISSING:
+            assert values[rows].isna().all()
+        elif pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:  # a bin: its label says which
+            assert label_holds(group["group"], values[rows]).all() and not label_holds(group["group"], values[~rows]).any()
+        else:
+            assert (values[rows].astype(str) == group["group"]).all()
 
 
 def test_empty_cohort_has_no_error_rate(analyse):
@@ -479,21 +541,281 @@ EXTREMES = [("adult", 3), ("compas", 3), ("insurance", 3), ("planted", 3), ("adu
 
 
 @pytest.mark.parametrize("name, top", EXTREMES, ids=[f"{n}-top{t}" for n, t in EXTREMES])
-def test_worst_and_best_leaves_are_the_extreme_leaves(audits, analyse, name, top):
+def test_worst_and_best_leaves_are_the_extreme_leaves_on_their_side_of_all_data(audits, analyse, name, top):
     audit = audits[name]
     doc = analyse(name) if top == 3 else analyse(name, top_leaves=top)
     nodes, errors = doc["tree"]["nodes"], doc["cohort_errors"]
+    overall = audit.error.mean()
     rates = sorted(leaf["error_rate"] for leaf in leaves(nodes))
     worst, best = errors["worst_leaves"], errors["best_leaves"]
-    assert len(worst) == len(best) == min(top, len(rates))
-    assert [w["error_rate"] for w in worst] == pytest.approx(rates[::-1][:top])
-    assert [b["error_rate"] for b in best] == pytest.approx(rates[:top])
+    above, below = [r for r in rates if r > overall][::-1], [r for r in rates if r < overall]
+    assert [w["error_rate"] for w in worst] == pytest.approx(above[:top])
+    assert [b["error_rate"] for b in best] == pytest.approx(below[:top])
+    assert worst and best  # these trees have leaves on both sides
     for entry in worst + best:
         node = nodes[entry["node"]]
         assert node["leaf"] and entry["filter"] == node["filter"]
         assert (entry["count"], entry["error_rate"]) == (node["count"], node["error_rate"])
         assert rows_of(entry["filter"], audit.frame).sum() == entry["count"]
     assert len({w["node"] for w in worst}) == len(worst) and len({b["name"] for b in best}) == len(best)
+
+
+class BandModel:
+    """Right on every row except a share of each band of ``g`` (0..3): where ``u`` (uniform in
+    [0, 1)) is below the band's error rate. The tree is given only ``g``, so its leaves are the
+    bands, with the error rates 0.8, 0.5, 0.1 and 0."""
+
+    RATES = np.array([0.8, 0.5, 0.1, 0.0])
+
+    def fit(self, X: Any, y: Any) -> "BandModel":
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        truth = X["t"].to_numpy()
+        wrong = X["u"].to_numpy() < self.RATES[X["g"].to_numpy()]
+        return np.where(wrong, 1 - truth, truth)
+
+
+def test_leaves_are_named_worst_or_best_by_their_side_of_all_data(tmp_path):
+    """The third-worst leaf (band 2, 10% wrong) is better than all data (~35%): not "worst"."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    test = pd.DataFrame({"g": rng.integers(0, 4, n), "u": rng.random(n), "t": rng.integers(0, 2, n)})
+    test["label"] = test["t"]
+    audit = planted_audit(tmp_path / "bands", BandModel(), test=test)
+    band_rates = pd.Series(audit.error).groupby(test["g"]).mean()
+    overall = audit.error.mean()
+    assert band_rates[2] < overall < band_rates[1]
+    run_error_analysis(audit.constructor, tmp_path / "ea", options=ErrorAnalysisOptions(tree_features=["g"]))
+    doc = read_result(tmp_path / "ea")
+    bands = {int(test["g"][rows_of(leaf["filter"], audit.frame)].iloc[0]): leaf for leaf in leaves(doc["tree"]["nodes"])}
+    assert sorted(bands) == [0, 1, 2, 3]
+    worst, best = doc["cohort_errors"]["worst_leaves"], doc["cohort_errors"]["best_leaves"]
+    assert [w["node"] for w in worst] == [bands[0]["id"], bands[1]["id"]]  # not band 2
+    assert [b["node"] for b in best] == [bands[3]["id"], bands[2]["id"]]   # not band 1
+    assert [w["name"] for w in worst] == [f"Error tree: worst leaf {i + 1} (node {bands[g]['id']})" for i, g in enumerate((0, 1))]
+    for g, leaf in bands.items():
+        assert leaf["error_rate"] == pytest.approx(band_rates[g])
+    # the bands' filters read as the values of g they hold
+    assert {json.dumps(bands[g]["condition"]) for g in (0, 3)} == {
+        json.dumps({"column": "g", "op": "<=", "value": 0}), json.dumps({"column": "g", "op": ">", "value": 2})}
+
+
+# --- 4b. thresholds and categories read as the values they separate ----------------------------
+
+CREDIT_TARGET = "default_payment_next_month"
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory) -> tuple[Audit, dict[str, Any]]:
+    """UCI credit-card default (integer-coded PAY_0 .. PAY_6, EDUCATION, SEX): 3,000 train and
+    3,000 test rows, a gradient boosting model, error analysis with an AGE x EDUCATION heatmap."""
+    data = shared_dataset("credit_card_default.parquet").drop(columns="ID")
+    train, test = data.iloc[:3000], data.iloc[3000:6000]
+    folder = tmp_path_factory.mktemp("credit")
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(train.drop(columns=CREDIT_TARGET),
+                                                                           train[CREDIT_TARGET])
+    joblib.dump(model, folder / "model.joblib")
+    train.to_parquet(folder / "train.parquet", index=False)
+    test.to_parquet(folder / "test.parquet", index=False)
+    audit = make_audit(folder / "constructor", folder / "model.joblib", folder / "train.parquet",
+                       folder / "test.parquet", CREDIT_TARGET, "binary_classification", positive_label=1,
+                       sensitive_features=["SEX", "AGE"])
+    run_error_analysis(audit.constructor, folder / "ea",
+                       options=ErrorAnalysisOptions(heatmap_features=["AGE", "EDUCATION"]))
+    return audit, read_result(folder / "ea")
+
+
+def numbers_in(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [x for key in ("and", "or") if key in node for child in node[key] for x in numbers_in(child)] \
+            or ([v for v in (node["value"] if isinstance(node.get("value"), list) else [node.get("value")])
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)])
+    return []
+
+
+def test_integer_coded_thresholds_read_as_the_values_they_separate(credit):
+    audit, doc = credit
+    nodes = doc["tree"]["nodes"]
+    splits = [n for n in nodes if not n["leaf"]]
+    assert len(splits) >= 3
+    for node in splits:
+        split, values = node["split"], audit.X[node["split"]["feature"]]
+        assert (values == values.round()).all()  # every credit column holds whole numbers
+        # the largest value of the data at or below LightGBM's threshold, as an int
+        expected = int(values[values <= split["lightgbm_threshold"]].max())
+        left, right = (nodes[i]["condition"] for i in node["children"])
+        if values.nunique() == 2:
+            assert (left["op"], right["op"]) == ("==", "==")
+            assert (left["value"], right["value"]) == (expected, int(values[values > expected].min()))
+        else:
+            assert left == {"column": split["feature"], "op": "<=", "value": expected}
+            assert right == {"column": split["feature"], "op": ">", "value": expected}
+            assert type(left["value"]) is int
+            assert pdf_filter_text(left) == f"{split['feature']} <= {expected}"
+    # LightGBM's threshold between 0 and 1 is 1e-35: it reads "PAY_0 <= 0"
+    near_zero = [n for n in splits if abs(n["split"]["lightgbm_threshold"]) < 1e-30]
+    assert near_zero and all(n["split"]["value"] == 0 for n in near_zero)
+    assert "PAY_0 <= 0" in [pdf_filter_text(nodes[n["children"][0]]["condition"]) for n in near_zero]
+    for node in nodes:  # no float (1e-35, 1000.5000000000001) anywhere in a filter
+        assert all(type(v) is int for v in numbers_in(node["filter"])), node["filter"]
+    for leaf in doc["cohort_errors"]["worst_leaves"]:
+        assert "e-" not in pdf_filter_text(leaf["filter"]) and ".0" not in pdf_filter_text(leaf["filter"])
+
+
+def test_integer_coded_filters_select_the_rows_of_the_tree(credit):
+    audit, doc = credit
+    ours = leaf_of_each_row(doc["tree"]["nodes"], audit.frame)
+    theirs = lightgbm_leaf_of_each_row(audit.X, audit.error)
+    assert len(np.unique(ours)) == len(np.unique(theirs)) > 4
+    assert same_partition(ours, theirs)
+    for node in doc["tree"]["nodes"]:  # every node's figures from the rows its readable filter selects
+        assert figures(node) == expected_figures(audit.error, rows_of(node["filter"], audit.frame))
+
+
+def test_integer_coded_bins_and_groups_are_whole_number_ranges(credit):
+    audit, doc = credit
+    age, education = doc["heatmap"]["axes"]
+    labels = [b["label"] for b in age["bins"]]
+    assert all(re.fullmatch(r"\d+-\d+", label) for label in labels), labels
+    firsts = [int(label.split("-")[0]) for label in labels]
+    assert firsts == sorted(firsts) and firsts[0] == audit.X["AGE"].min()
+    assert int(labels[-1].split("-")[1]) == audit.X["AGE"].max()
+    check_heatmap(doc["heatmap"], audit, ["AGE", "EDUCATION"])
+    assert [b["label"] for b in education["bins"]] == [str(v) for v in sorted(audit.X["EDUCATION"].unique())]
+    groups = [g["group"] for g in doc["cohort_errors"]["sensitive_groups"] if g["feature"] == "AGE"]
+    assert len(groups) == 4 and all(re.fullmatch(r"\d+-\d+", g) for g in groups), groups
+
+
+SIZES = ["XS", "S", "M", "L", "XL"]  # ordered; alphabetically L, M, S, XL, XS
+
+
+class KindsModel:
+    """Wrong exactly where flag is True, onehot is 1 and size is XS, L or XL."""
+
+    def fit(self, X: Any, y: Any) -> "KindsModel":
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        truth = X["t"].to_numpy()
+        wrong = (X["flag"] & (X["onehot"] == 1) & X["size"].isin(["XS", "L", "XL"])).to_numpy()
+        return np.where(wrong, 1 - truth, truth)
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory) -> tuple[Audit, dict[str, Any]]:
+    rng = np.random.default_rng(11)
+    n = 5000
+    test = pd.DataFrame({
+        "flag": rng.random(n) < 0.5,
+        "onehot": rng.integers(0, 2, n),
+        "size": pd.Categorical(rng.choice(SIZES, n), categories=SIZES, ordered=True),
+        "grade": rng.choice(["1", "2", "3", "10"], n),  # numbers written as text
+        "t": rng.integers(0, 2, n),
+    })
+    test["label"] = test["t"]
+    folder = tmp_path_factory.mktemp("kinds")
+    audit = planted_audit(folder / "kinds", KindsModel(), test=test)
+    run_error_analysis(audit.constructor, folder / "ea", options=ErrorAnalysisOptions(
+        tree_features=["flag", "onehot", "size"], heatmap_features=["size", "grade"], max_depth=4))
+    return audit, read_result(folder / "ea")
+
+
+def test_boolean_one_hot_and_ordered_splits_read_as_values(kinds):
+    audit, doc = kinds
+    nodes = doc["tree"]["nodes"]
+    conditions = {}
+    for node in nodes:
+        if not node["leaf"]:
+            conditions.setdefault(node["split"]["feature"], []).append([nodes[i]["condition"] for i in node["children"]])
+    assert set(conditions) == {"flag", "onehot", "size"}
+    for left, right in conditions["flag"]:  # a bool: == True / == False
+        assert (left["op"], right["op"]) == ("==", "==") and {left["value"], right["value"]} == {True, False}
+        assert pdf_filter_text(left) in ("flag == true", "flag == false")
+    for left, right in conditions["onehot"]:  # a 0/1 column: == 0 / == 1, not <= 1e-35
+        assert (left, right) == ({"column": "onehot", "op": "==", "value": 0},
+                                 {"column": "onehot", "op": "==", "value": 1})
+    for left, right in conditions["size"]:  # the sizes of each side in their own order
+        for side in (left, right):
+            values = side["value"] if isinstance(side["value"], list) else [side["value"]]
+            assert values == [s for s in SIZES if s in values], side
+    region = KindsModel().predict(audit.X) != audit.X["t"].to_numpy()
+    wrong = [leaf for leaf in doc["cohort_errors"]["worst_leaves"] if leaf["error_rate"] == 1.0]
+    assert (np.logical_or.reduce([rows_of(leaf["filter"], audit.frame) for leaf in wrong]) == region).all()
+    ours = leaf_of_each_row(nodes, audit.frame)
+    assert same_partition(ours, lightgbm_leaf_of_each_row(audit.X, audit.error, max_depth=4,
+                                                          tree_features=["flag", "onehot", "size"]))
+
+
+def test_heatmap_categories_in_their_order(kinds, analyse):
+    audit, doc = kinds
+    size, grade = doc["heatmap"]["axes"]
+    assert [b["label"] for b in size["bins"]] == SIZES  # the ordered categorical's order
+    assert [b["label"] for b in grade["bins"]] == ["1", "2", "3", "10"]  # as numbers, not "1", "10", "2"
+    check_heatmap(doc["heatmap"], audit, ["size", "grade"])
+    education = analyse("adult", heatmap_features=["education"])["heatmap"]["axes"][0]
+    labels = [b["label"] for b in education["bins"]]
+    assert labels[:7] == ["1st-4th", "5th-6th", "7th-8th", "9th", "10th", "11th", "12th"]
+
+
+# --- 4c. columns the model is not given, dates -------------------------------------------------
+
+class IgnoresDates:
+    """The planted model; it reads only a, b, c and d."""
+
+    def fit(self, X: Any, y: Any) -> "IgnoresDates":
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return PlantedModel().predict(X[["a", "b", "c", "d"]])
+
+
+def dated_frame(n: int, seed: int) -> pd.DataFrame:
+    frame = planted_frame(n, seed)
+    frame.insert(4, "when", pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n) % 400, unit="D"))
+    return frame
+
+
+def test_a_dropped_datetime_column_never_reaches_the_tree(tmp_path):
+    """A datetime column in dropped_features crashed the tree (LightGBM's category dump)."""
+    audit = planted_audit(tmp_path / "dated", IgnoresDates(), test=dated_frame(2000, seed=2),
+                          train=dated_frame(1000, seed=1), dropped_features=["when"], sensitive_features=["b"])
+    run_error_analysis(audit.constructor, tmp_path / "ea", options=ErrorAnalysisOptions(heatmap_features=["a"]))
+    doc = read_result(tmp_path / "ea")
+    assert doc["tree"]["features"] == ["a", "b", "c", "d"]
+    assert sorted(e["feature"] for e in doc["feature_importance"]) == ["a", "b", "c", "d"]
+    assert "when" not in json.dumps(doc["tree"])
+    ours = leaf_of_each_row(doc["tree"]["nodes"], audit.frame)
+    assert same_partition(ours, lightgbm_leaf_of_each_row(audit.X, audit.error, tree_features=["a", "b", "c", "d"]))
+    run_gather(audit.constructor, [tmp_path / "ea"], tmp_path / "bundle")
+    gathered = json.loads((tmp_path / "bundle" / A.INSIGHTS_JSON_FILE).read_text())
+    assert gathered["error_analysis"] == doc
+    for option in ("tree_features", "heatmap_features"):  # named explicitly: refused, nothing written
+        out = tmp_path / f"refused-{option}"
+        with pytest.raises(RAIInputError, match=rf"`{option}` names \['when'\], which the model is not given"):
+            run_error_analysis(audit.constructor, out, options=ErrorAnalysisOptions(**{option: ["when"]}))
+        assert not out.exists()
+
+
+def test_a_datetime_feature_the_model_uses_is_refused_in_one_line(tmp_path):
+    """Refused up front (by the constructor; error analysis refuses it too in an older
+    artifact), in one line naming the column; nothing written."""
+    out = tmp_path / "ea"
+    try:
+        audit = planted_audit(tmp_path / "dated", IgnoresDates(), test=dated_frame(500, seed=3),
+                              train=dated_frame(500, seed=1))
+    except RAIInputError as refused:
+        message = str(refused)
+        assert not (tmp_path / "dated" / "constructor").exists()
+    else:
+        with pytest.raises(RAIInputError) as refused:
+            run_error_analysis(audit.constructor, out)
+        message = str(refused.value)
+    assert "\n" not in message and "'when'" in message and "dropped_features" in message
+    assert not out.exists()
 
 
 # --- 5. feature importance for errors ----------------------------------------------------------

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
+from decimal import ROUND_CEILING, Decimal, localcontext
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -204,8 +207,11 @@ def all_of(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
     return conditions[0] if len(conditions) == 1 else {"and": list(conditions)}
 
 
-def filter_mask(node: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
-    """The boolean row mask that a (validated) filter selects in ``frame``."""
+def filter_mask(node: dict[str, Any] | None, frame: pd.DataFrame) -> np.ndarray:
+    """The boolean row mask that a (validated) filter selects in ``frame``; no filter
+    (None, as the root of an error tree has) selects every row."""
+    if node is None:
+        return np.ones(len(frame), dtype=bool)
     if "and" in node:
         return np.logical_and.reduce([filter_mask(child, frame) for child in node["and"]])
     if "or" in node:
@@ -254,3 +260,132 @@ def cohort_frame(
 def cohort_masks(cohorts: list[dict[str, Any]], frame: pd.DataFrame) -> dict[str, np.ndarray]:
     validate_cohorts(cohorts, frame)
     return {c["name"]: filter_mask(c["filter"], frame) for c in cohorts}
+
+
+# --- readable values: cut points, numeric bins and the order of values -----------------------
+
+def is_integral(values: Any) -> bool:
+    """True when every present value is a whole number (integer codes such as PAY_0, one-hot
+    0/1, ages stored as floats)."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    return bool(np.isfinite(v).all() and (v == np.floor(v)).all())
+
+
+def _shortest_decimal(low: float, high: float) -> float:
+    """The number with the fewest decimals in [low, high) (low itself at worst)."""
+    if low <= 0 < high:
+        return 0
+    with localcontext() as context:
+        context.prec = 60
+        exact = Decimal(repr(low))  # the shortest text of low (Decimal(1.3) is 1.3000000000000000444)
+        top = math.floor(math.log10(max(abs(low), abs(high)))) + 1
+        for exponent in range(top, top - 19, -1):
+            candidate = float(exact.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_CEILING))
+            if low <= candidate < high:  # float() keeps candidate >= low: rounding is monotone
+                return int(candidate) if candidate == math.floor(candidate) and abs(candidate) < 2 ** 53 \
+                    else candidate
+    return low
+
+
+def readable_cut(values: Any, threshold: float) -> int | float:
+    """A cut point that splits ``values`` exactly as ``value <= threshold`` does, as a person
+    would write it: for whole numbers the largest value at or below the threshold (LightGBM's
+    ``1e-35`` between 0 and 1 becomes 0), otherwise the shortest decimal between the values
+    on either side. Only the rows of ``values`` are promised the same side."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    below, above = v[v <= threshold], v[v > threshold]
+    if not len(below):
+        return float(threshold)
+    low = float(below.max())
+    if is_integral(v):
+        return int(low)
+    if not len(above):
+        return low
+    return _shortest_decimal(low, float(above.min()))
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value == math.floor(value) and abs(value) < 2 ** 53 else repr(float(value))
+
+
+def numeric_bins(values: pd.Series, n_bins: int) -> tuple[np.ndarray, list[dict[str, Any]], list[float]]:
+    """Quantile bins of a numeric column with readable, exact edges.
+
+    The quantile edges (as ``pd.qcut``) are replaced by ``readable_cut`` points, which put
+    every row on the same side; bins left empty by two quantiles in one gap of the data are
+    merged away. Labels say what is in the bin: ``17-24`` (both ends included) for whole
+    numbers, else ``<= 7.3``, ``(7.3, 9.1]``, ``> 9.1``. Returns each row's bin (-1 for a
+    missing value), the bins (``label``, ``filter``) and the edges (min, cuts..., max).
+    """
+    name = values.name
+    v = values.astype(float).to_numpy()
+    present = v[~np.isnan(v)]
+    quantiles = np.unique(np.quantile(present, np.linspace(0, 1, n_bins + 1)))
+    cuts = sorted({readable_cut(present, q) for q in quantiles[1:-1]})
+    lowest, highest = float(present.min()), float(present.max())
+    codes = np.searchsorted(np.asarray(cuts, dtype=float), v, side="left")
+    codes[np.isnan(v)] = -1
+    integral = is_integral(present)
+    bins = []
+    bounds = [None, *cuts, None]
+    for i in range(len(cuts) + 1):
+        low, high = bounds[i], bounds[i + 1]
+        if integral:  # whole numbers: the first and last whole numbers of the bin, both included
+            first = int(lowest) if low is None else int(low) + 1
+            last = int(highest) if high is None else int(high)
+            label = (str(first) if first == last else
+                     f"{first}-{last}" if first >= 0 else f"{first} to {last}")
+            flt = ({"column": name, "op": "==", "value": first} if first == last else
+                   {"column": name, "op": "between", "value": [first, last]})
+        elif low is None and high is None:
+            label = f"{_number_text(lowest)} to {_number_text(highest)}"
+            flt = {"column": name, "op": "!=", "value": None}
+        elif low is None:
+            label, flt = f"<= {_number_text(high)}", {"column": name, "op": "<=", "value": high}
+        elif high is None:
+            label, flt = f"> {_number_text(low)}", {"column": name, "op": ">", "value": low}
+        else:
+            label = f"({_number_text(low)}, {_number_text(high)}]"
+            flt = {"and": [{"column": name, "op": ">", "value": low},
+                           {"column": name, "op": "<=", "value": high}]}
+        bins.append({"label": label, "filter": flt})
+    return codes, bins, [lowest, *[float(c) for c in cuts], highest]
+
+
+_NUMBER = re.compile(r"(-?\d+(?:\.\d+)?)")
+
+
+def natural_key(value: Any) -> tuple:
+    """Sort key that reads as people expect: numbers (and numeric text such as "10") by
+    value, text by its numbers then letters ("1st-4th" < "9th" < "10th" < "Bachelors"),
+    anything else after."""
+    if isinstance(value, (bool, np.bool_)):
+        return (0, float(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return (0, float(value))
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if math.isfinite(number):
+            return (0, number)
+        parts = tuple((0, float(p), "") if _NUMBER.fullmatch(p) else (1, 0.0, p.casefold())
+                      for p in _NUMBER.split(value) if p)
+        return (1, parts, value)
+    return (2, str(value))
+
+
+def ordered_values(values: pd.Series) -> list[Any]:
+    """The distinct present values of a column in reading order: an ordered categorical's
+    own order, else ``natural_key`` (numbers by value, so "2" before "10"). Plain Python
+    scalars."""
+    present = values.dropna()
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.ordered:
+        seen = set(present.unique().tolist())
+        ordered = [c for c in values.cat.categories.tolist() if c in seen]
+    else:
+        ordered = sorted(pd.unique(present).tolist(), key=natural_key)
+    return [v.item() if hasattr(v, "item") else v for v in ordered]

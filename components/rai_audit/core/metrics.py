@@ -262,15 +262,20 @@ def confusion(y_true, y_pred, classes: list[Any]) -> dict[str, Any]:
 def group_labels(values: pd.Series, *, max_groups: int = 10, n_bins: int = 4) -> tuple[pd.Series, dict[str, Any] | None]:
     """Group labels for a sensitive feature: its values, or quantile bins if numeric with many values.
 
-    Returns the labels (missing values as "(missing)") and the binning used (edges), if any.
+    Bins are ``cohorts.numeric_bins``: quartiles (as ``pd.qcut``) with readable exact edges,
+    labelled by what they hold ("17-24" for whole numbers, not pandas' "(16.999, 24.0]").
+    Returns the labels (missing values as "(missing)") and the binning used (``edges``, and
+    the bin ``labels`` in order), if any.
     """
+    from rai_audit.core.cohorts import numeric_bins  # (cohorts does not import metrics)
+
     binning = None
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
             and values.nunique() > max_groups:
-        binned, edges = pd.qcut(values, q=n_bins, retbins=True, duplicates="drop")
-        labels = binned.astype(str)
-        labels[values.isna()] = "(missing)"
-        binning = {"method": "quantile", "bins": n_bins, "edges": [float(e) for e in edges]}
+        codes, bins, edges = numeric_bins(values, n_bins)
+        names = np.array([b["label"] for b in bins] + ["(missing)"], dtype=object)
+        labels = pd.Series(names[codes], index=values.index, dtype=object)  # code -1: "(missing)"
+        binning = {"method": "quantile", "bins": n_bins, "edges": edges, "labels": names[:-1].tolist()}
         return labels, binning
     labels = values.astype(object).where(values.notna(), "(missing)").astype(str)
     return labels, binning

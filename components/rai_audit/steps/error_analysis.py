@@ -6,18 +6,22 @@ From the constructor's artifact (whole test set, predictions made once there):
   each node carries its filter path in the cohort format, so any node is a cohort;
 - a **heatmap** of the error over one or two features (numeric ones binned by quantiles,
   categorical ones by value);
-- the error per user cohort and per sensitive group, and the worst and best leaves as
-  ready-made cohorts;
+- the error per user cohort and per sensitive group, and the worst leaves (error above the
+  overall error) and best leaves (below it) as ready-made cohorts;
 - **feature importance for errors**: binned mutual information between each feature and
   the error.
 LightGBM is used (not scikit-learn's tree) because it splits categorical features and
 missing values natively, so paths read as raw values, and it is fast on millions of rows.
+Its thresholds are rewritten as the values they separate (``PAY_0 <= 0``, not LightGBM's
+``PAY_0 <= 1e-35``), selecting exactly the rows the tree does. Only the features the model
+uses are analysed: ``dropped_features`` never reach the tree.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +34,7 @@ from sklearn.metrics import mutual_info_score
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
-from rai_audit.core.cohorts import all_of, filter_mask
+from rai_audit.core.cohorts import all_of, filter_mask, natural_key, numeric_bins, ordered_values, readable_cut
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.options import check_min_ints, check_name_lists
 from rai_audit.steps._cli import json_arg, run_cli
@@ -45,8 +49,9 @@ OTHER, MISSING = "(other)", "(missing)"
 class ErrorAnalysisOptions:
     """Parameters of the error tree (Azure ML's names and defaults) and the heatmap.
 
-    ``tree_features`` empty means every feature. ``heatmap_features`` (Azure's
-    ``filter_features``) names one or two features; empty means no heatmap.
+    ``tree_features`` empty means every feature the model is given (never a dropped one).
+    ``heatmap_features`` (Azure's ``filter_features``) names one or two features; empty
+    means no heatmap.
     """
 
     max_depth: int = 3
@@ -89,11 +94,34 @@ def _error_stats(error: np.ndarray, mask: np.ndarray, total: float) -> dict[str,
             "error_share": error_sum / total if total else None}
 
 
+def _model_features(audit: ConstructorArtifact) -> list[str]:
+    """The features the model is given (old artifacts without ``model_features``: all but dropped)."""
+    dropped = set(audit.meta.get("dropped_features") or [])
+    return list(audit.meta.get("model_features") or [f for f in audit.meta["features"] if f not in dropped])
+
+
+def _is_time(values: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values)
+
+
 def _check_features(names: list[str], audit: ConstructorArtifact, option: str) -> None:
+    model_features = _model_features(audit)
     unknown = [f for f in names if f not in audit.meta["features"]]
     if unknown:
         raise RAIInputError(f"`{option}` names unknown features {unknown}; "
-                            f"the features are {audit.meta['features']}")
+                            f"the features are {model_features}")
+    dropped = [f for f in names if f not in model_features]
+    if dropped:
+        raise RAIInputError(f"`{option}` names {dropped}, which the model is not given (dropped_features); "
+                            f"error analysis uses the model's features {model_features}")
+    # LightGBM cannot split on dates (its dump of their categories fails). The constructor
+    # refuses a date the model uses; this covers artifacts written before it did.
+    for f in names:
+        if _is_time(audit.features[f]):
+            raise RAIInputError(
+                f"error analysis cannot use {f!r}: it holds dates or durations ({audit.features[f].dtype}); "
+                f"list it in `dropped_features` if the model ignores it, convert it to a number, "
+                f"or leave it out of `{option}`")
 
 
 def _tree_inputs(audit: ConstructorArtifact, features: list[str]) -> pd.DataFrame:
@@ -113,32 +141,69 @@ def _missing_or(condition: dict[str, Any], feature: str) -> dict[str, Any]:
     return {"or": [condition, {"column": feature, "op": "==", "value": None}]}
 
 
+def _plain(value: float) -> int | float:
+    """A number as the user wrote it: whole numbers as int (JSON ``0``, not ``0.0``)."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _category_sides(feature: str, values: pd.Series, chosen: list[Any]) -> tuple[dict, dict]:
+    """Filters of a categorical split's sides, as short as they can be read: ``==`` for one
+    value, the right side as the values it holds when that is no longer than ``not in``
+    (only without missing values: ``not in`` also holds a row whose value is missing)."""
+    present = ordered_values(values)
+    chosen = [v for v in present if v in chosen]  # in the data's order (ordered categories too)
+    others = [v for v in present if v not in chosen]
+
+    def side(vals: list[Any], negate: bool) -> dict[str, Any]:
+        if len(vals) == 1:
+            return {"column": feature, "op": "!=" if negate else "==", "value": vals[0]}
+        return {"column": feature, "op": "not in" if negate else "in", "value": vals}
+
+    right = side(others, False) if values.notna().all() and len(others) <= len(chosen) else side(chosen, True)
+    return side(chosen, False), right
+
+
 def _split_conditions(node: dict[str, Any], X: pd.DataFrame) -> tuple[dict, dict, dict]:
     """The split as data, and the cohort filters of its left and right sides.
 
     LightGBM sends a row left when value <= threshold (numeric) or its category is in the
     split's set (categorical); missing values go where ``default_left`` says when the tree
-    saw them (``missing_type`` NaN), and a categorical's missing value goes right.
+    saw them (``missing_type`` NaN), and a categorical's missing value goes right. LightGBM
+    splits an ordered categorical as numbers (its codes): its sides are ranges of categories.
+    Thresholds are written as the values they separate, which selects the same rows: a
+    whole-number column's largest value on the left (``PAY_0 <= 0`` for LightGBM's
+    ``1e-35``), the shortest decimal between the two sides otherwise, and a column of two
+    values (one-hot 0/1, codes 1/2) as ``== low`` / ``== high``.
     """
     feature = X.columns[node["split_feature"]]
     nan_left = node["missing_type"] == "NaN" and node["default_left"]
-    if node["decision_type"] == "==":
+    if node["decision_type"] == "==" or isinstance(X[feature].dtype, pd.CategoricalDtype):
         categories = X[feature].cat.categories
-        values = [categories[int(code)] for code in str(node["threshold"]).split("||")]
-        values = [v.item() if hasattr(v, "item") else v for v in values]
-        left = {"column": feature, "op": "in", "value": values}
-        right = {"column": feature, "op": "not in", "value": values}  # pandas: NaN is "not in"
+        if node["decision_type"] == "==":
+            chosen = [categories[int(code)] for code in str(node["threshold"]).split("||")]
+        else:  # an ordered categorical, which LightGBM splits by its codes: the categories up to the cut
+            chosen = [c for code, c in enumerate(categories) if code <= float(node["threshold"])]
+        chosen = [v.item() if hasattr(v, "item") else v for v in chosen]
+        left, right = _category_sides(feature, X[feature], chosen)
+        split = {"feature": feature, "op": left["op"], "value": left["value"]}
         if nan_left:
             left = _missing_or(left, feature)
             right = {"and": [right, {"column": feature, "op": "!=", "value": None}]}
-        split = {"feature": feature, "op": "in", "value": values}
     else:
         threshold = float(node["threshold"])
-        left = {"column": feature, "op": "<=", "value": threshold}
-        right = {"column": feature, "op": ">", "value": threshold}
+        values = X[feature].to_numpy(dtype=float)
+        cut = readable_cut(values, threshold)
+        low_side, high_side = np.unique(values[values <= cut]), np.unique(values[values > cut])
+        if len(low_side) == 1 and len(high_side) == 1:  # a column of two values: name them
+            low, high = _plain(low_side[0]), _plain(high_side[0])
+            left = {"column": feature, "op": "==", "value": low}
+            right = {"column": feature, "op": "==", "value": high}
+        else:
+            left = {"column": feature, "op": "<=", "value": cut}
+            right = {"column": feature, "op": ">", "value": cut}
+        split = {"feature": feature, "op": left["op"], "value": left["value"], "lightgbm_threshold": threshold}
         if node["missing_type"] == "NaN":
             left, right = (_missing_or(left, feature), right) if nan_left else (left, _missing_or(right, feature))
-        split = {"feature": feature, "op": "<=", "value": threshold}
     # Where missing values go matters (and is said) only for a column that has some.
     has_missing = bool(X[feature].isna().any())
     split["missing_values_go"] = ("left" if nan_left else "right") if has_missing else None
@@ -174,6 +239,7 @@ def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
     def visit(node: dict[str, Any], parent: int | None, conditions: list[dict], mask: np.ndarray) -> int:
         node_id = len(nodes)
         entry: dict[str, Any] = {"id": node_id, "parent": parent, "depth": len(conditions),
+                                 "condition": conditions[-1] if conditions else None,  # its side of the split
                                  "filter": all_of(conditions), **_error_stats(error, mask, total)}
         nodes.append(entry)
         if "split_feature" not in node:  # a leaf (a tree with no split has a bare root leaf)
@@ -191,42 +257,27 @@ def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
     return nodes
 
 
-def _distinct_texts(edges: list[float]) -> list[str]:
-    """The shortest %g texts of the edges that still tell them all apart (labels key the cells)."""
-    for digits in range(6, 18):
-        texts = [f"{e:.{digits}g}" for e in edges]
-        if len(set(texts)) == len(texts):
-            return texts
-    return [repr(e) for e in edges]
-
-
 def _bins(values: pd.Series, kind: str, n_bins: int) -> tuple[pd.Series, list[dict[str, Any]], list[float] | None]:
-    """Bin labels per row, the bins (label + cohort filter), and the numeric edges if binned."""
+    """Bin labels per row, the bins (label + cohort filter) in reading order, and the numeric
+    edges if binned (``numeric_bins``: quantiles with readable exact edges, "17-24")."""
     name = values.name
     bins: list[dict[str, Any]] = []
     edges = None
     labels = pd.Series(MISSING, index=values.index, dtype=object)
     present = values.notna()
     if kind == "numeric" and values.nunique() > n_bins:
-        edges = np.unique(np.nanquantile(values.astype(float), np.linspace(0, 1, n_bins + 1))).tolist()
-        codes = pd.cut(values, edges, include_lowest=True, labels=False)
-        texts = _distinct_texts(edges)
-        for i, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
-            first = i == 0
-            label = f"{'[' if first else '('}{texts[i]}, {texts[i + 1]}]"
-            labels[codes == i] = label
-            bins.append({"label": label, "filter": {"and": [
-                {"column": name, "op": ">=" if first else ">", "value": low},
-                {"column": name, "op": "<=", "value": high}]}})
+        codes, bins, edges = numeric_bins(values, n_bins)
+        for i, b in enumerate(bins):
+            labels[codes == i] = b["label"]
     elif kind == "numeric" or values.nunique() <= HEATMAP_MAX_CATEGORIES:
-        for value in sorted(values[present].unique().tolist()):
-            value = value.item() if hasattr(value, "item") else value
-            labels[values == value] = str(value)
+        for value in ordered_values(values):  # ordered categories in order, "2" before "10"
+            labels[(values == value).fillna(False).to_numpy(dtype=bool)] = str(value)
             bins.append({"label": str(value), "filter": {"column": name, "op": "==", "value": value}})
     else:  # many categories: the most frequent ones, the rest as one bin
         top = values[present].value_counts().index[:HEATMAP_MAX_CATEGORIES].tolist()
+        top = [v.item() if hasattr(v, "item") else v for v in top]
         for value in top:
-            labels[values == value] = str(value)
+            labels[(values == value).fillna(False).to_numpy(dtype=bool)] = str(value)
             bins.append({"label": str(value), "filter": {"column": name, "op": "==", "value": value}})
         labels[present & ~values.isin(top)] = OTHER
         bins.append({"label": OTHER, "filter": {"and": [
@@ -279,25 +330,51 @@ def _importance(audit: ConstructorArtifact, features: list[str], error: np.ndarr
     return sorted(scores, key=lambda s: -s["mutual_information"])
 
 
+def _group_order(values: pd.Series, labels: pd.Series, binning: dict[str, Any] | None) -> list[str]:
+    """A sensitive feature's groups in reading order: bins in order, an ordered categorical's
+    order, numbers by value ("2" before "10"); missing last."""
+    if binning is not None:
+        order = list(binning["labels"])
+    else:
+        order = [str(v) for v in ordered_values(values)]
+    present = set(labels.unique())
+    rest = sorted(present - set(order) - {MISSING}, key=natural_key)
+    return [g for g in order if g in present] + rest + ([MISSING] if MISSING in present else [])
+
+
+def _named_leaves(leaves: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [{"name": f"Error tree: {kind} leaf {i + 1} (node {n['id']})", "node": n["id"],
+             "filter": n["filter"], "count": n["count"], "error_rate": n["error_rate"]}
+            for i, n in enumerate(leaves)]
+
+
 def _cohort_errors(audit: ConstructorArtifact, error: np.ndarray, nodes: list[dict[str, Any]],
                    top: int) -> dict[str, Any]:
     total = float(error.sum())
+    overall = _error_stats(error, np.ones(len(error), dtype=bool), total)
     leaves = [n for n in nodes if n["leaf"] and n["count"]]
     by_rate = sorted(leaves, key=lambda n: (-n["error_rate"], -n["count"]))
+    # "Worst" only for a leaf worse than all data, "best" only for one better (a leaf as good
+    # as all data, like the root of a tree without splits, is neither).
+    rate = overall["error_rate"] or 0.0
+
+    def same(x: float) -> bool:
+        return math.isclose(x, rate, rel_tol=1e-9, abs_tol=1e-12)
+
+    worse = [n for n in by_rate if n["error_rate"] > rate and not same(n["error_rate"])]
+    better = [n for n in by_rate[::-1] if n["error_rate"] < rate and not same(n["error_rate"])]
+    groups = audit.sensitive_groups
     return {
-        "overall": _error_stats(error, np.ones(len(error), dtype=bool), total),
+        "overall": overall,
         "cohorts": [{"name": name, **_error_stats(error, mask, total)}
                     for name, mask in audit.cohort_masks.items()],
         "sensitive_groups": [
             {"feature": f, "group": g, **_error_stats(error, (labels == g).to_numpy(), total)}
-            for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())
+            for f, (labels, binning) in groups.items()
+            for g in _group_order(audit.features[f], labels, binning)
         ],
-        "worst_leaves": [{"name": f"Error tree: worst leaf {i + 1} (node {n['id']})", "node": n["id"],
-                          "filter": n["filter"], "count": n["count"], "error_rate": n["error_rate"]}
-                         for i, n in enumerate(by_rate[:top])],
-        "best_leaves": [{"name": f"Error tree: best leaf {i + 1} (node {n['id']})", "node": n["id"],
-                         "filter": n["filter"], "count": n["count"], "error_rate": n["error_rate"]}
-                        for i, n in enumerate(by_rate[::-1][:top])],
+        "worst_leaves": _named_leaves(worse[:top], "worst"),
+        "best_leaves": _named_leaves(better[:top], "best"),
     }
 
 
@@ -306,7 +383,7 @@ def run_error_analysis(constructor_dir: str | Path, output_dir: str | Path, *,
     """Analyse the model's errors on the whole test set and write the error analysis artifact."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
-    features = list(options.tree_features) or list(audit.meta["features"])
+    features = list(options.tree_features) or _model_features(audit)
     _check_features(features, audit, "tree_features")
     _check_features(list(options.heatmap_features), audit, "heatmap_features")
     error = _error(audit)
@@ -317,7 +394,7 @@ def run_error_analysis(constructor_dir: str | Path, output_dir: str | Path, *,
         "tree": {"features": features, "nodes": nodes},
         "heatmap": _heatmap(audit, error, options),
         "cohort_errors": _cohort_errors(audit, error, nodes, options.top_leaves),
-        "feature_importance": _importance(audit, list(audit.meta["features"]), error),
+        "feature_importance": _importance(audit, _model_features(audit), error),
     }
     seconds = time.perf_counter() - started
     with A.artifact_writer(Path(output_dir)) as out:
@@ -334,7 +411,7 @@ def _parser() -> argparse.ArgumentParser:
     defaults = ErrorAnalysisOptions()
     for name in ("max_depth", "num_leaves", "min_child_samples", "heatmap_bins", "top_leaves", "random_state"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    p.add_argument("--tree-features", type=json_arg, default=[], help="JSON list; empty: all features")
+    p.add_argument("--tree-features", type=json_arg, default=[], help="JSON list; empty: all the model's features")
     p.add_argument("--heatmap-features", type=json_arg, default=[], help="JSON list of 1 or 2 features")
     return p
 
