@@ -19,12 +19,11 @@ is refused (CausalAnalysis supports one outcome). The fit needs complete rows: a
 category becomes the level ``(missing)``, a missing number the fit sample's median (both
 counted in the output), and train rows missing a numeric treatment or the outcome are left out.
 The fit's cost grows with the train rows (about 25 s on all 32,561 Adult rows on 2 cores,
-and 7 s on 5,000; bench/causal_bench.py), so ``train_sample_size`` bounds them (seeded, recorded, 0 = all). A test row with
-a category the fit never saw gets the effect of none of the known ones (econml ignores it);
-such rows are counted per feature in the output; a categorical heterogeneity feature is
-encoded with its first level as the reference (econml encodes every level beside an intercept,
-which leaves its final stage rank-deficient by construction), so such a row gets the effect
-at that feature's first level.
+and 7 s on 5,000; bench/causal_bench.py), so ``train_sample_size`` bounds them (seeded, recorded, 0 = all). Test rows
+with a category the fit never saw are counted per feature in the output; in a heterogeneity
+feature such a row gets the effect at that feature's first level, since categorical
+heterogeneity features are encoded with their first level as the reference (econml encodes
+every level beside an intercept, which leaves its final stage rank-deficient by construction).
 
 What the output may be trusted for is checked per treatment before and after the fit:
 
@@ -418,8 +417,9 @@ class _DropFirstLevel:
     the reference. econml encodes every level beside the final stage's intercept, which makes
     that stage rank-deficient whenever a categorical feature is a heterogeneity feature (and
     raises "Inference will be invalid!" for a design problem of its own making); with one
-    reference level the estimates of every row seen in the fit are unchanged and a remaining
-    rank deficiency means a real one."""
+    reference level a remaining rank deficiency means a real one. The effects move only
+    through the nuisance models' regularisation, which sees one column fewer (the demo's
+    hours-per-week effect 0.0031305 -> 0.0031293, its standard error 0.00039100 -> 0.00039081)."""
 
     def __enter__(self):
         from econml.solutions.causal_analysis import _causal_analysis as module
