@@ -202,3 +202,4 @@ def test_the_internal_keys_are_private_and_fresh_each_start(server, tmp_path):
         assert (tmp_path / "security.toml").read_text() != (folder / "security.toml").read_text()
     finally:
         storage_down(tmp_path)
+    assert not (tmp_path / "security.toml").exists() and not (tmp_path / "tls").exists()  # gone with the server

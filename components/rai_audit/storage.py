@@ -378,6 +378,9 @@ def storage_down(folder: str | Path, *, timeout: float = 20.0) -> bool:
         if _running(pid):
             os.killpg(pid, signal.SIGKILL)
     state.unlink()
+    # The internal keys die with the server (the next `up` makes new ones).
+    (folder / SECURITY_FILE).unlink(missing_ok=True)
+    shutil.rmtree(folder / TLS_DIR, ignore_errors=True)
     for credentials in (folder / CREDENTIALS_FILE, folder / READ_ONLY_CREDENTIALS_FILE):
         if credentials.is_file():  # the endpoint changes with the next `up`
             credentials.write_text("".join(line + "\n" for line in credentials.read_text().splitlines()
