@@ -145,7 +145,9 @@ function dataAnalysis() {
 
 function treeNode(nodes, id, rate) {
   const n = nodes[id];
-  const label = [n.filter ? filterText(n.filter.and ? n.filter.and[n.filter.and.length - 1] : n.filter) : "all rows",
+  // The node's own side of its parent's split (bundles from before `condition`: the filter's last part).
+  const own = n.condition !== undefined ? n.condition : n.filter && (n.filter.and ? n.filter.and[n.filter.and.length - 1] : n.filter);
+  const label = [own ? filterText(own) : "all rows",
     " · " + n.count + " rows · ", el("span", { class: "rate" }, rate + " " + fmt(n.error_rate))];
   // A saved leaf is a cohort of the selector: offer to switch every view to it.
   const saved = VIEWS.findIndex(v => v.kind === "error_leaf" && JSON.stringify(v.filter) === JSON.stringify(n.filter));
@@ -163,9 +165,13 @@ function errorAnalysis() {
   if (!ea) return null;
   const s = section("error-analysis", "Error analysis");
   const rate = ea.error_metric === "error_rate" ? "error rate" : "mean absolute error";
-  s.append(el("p", { class: "muted" }, "Where the model is wrong: one tree fitted to the error over all " + ea.n_rows + " test rows; open a node to see its children. The worst and best leaves are in the cohort selector."));
-  s.append(el("div", { id: "error-tree" }, treeNode(ea.tree.nodes, 0, rate)));
-  const errors = ea.cohort_errors;
+  const errors = ea.cohort_errors, nodes = ea.tree.nodes;
+  const saved = errors.worst_leaves.length + errors.best_leaves.length;
+  s.append(el("p", { class: "muted" }, "Where the model is wrong: one tree fitted to the error over all " + ea.n_rows + " test rows; open a node to see its children. " +
+    (nodes.length === 1 ? "The tree found no split: the error is alike everywhere it could look (or there are too few rows to split)."
+      : saved ? "Leaves with a higher " + rate + " than all data (" + fmt(errors.overall.error_rate) + ") are in the cohort selector as worst leaves, those with a lower one as best leaves."
+        : "No leaf's " + rate + " differs from all data's (" + fmt(errors.overall.error_rate) + ").")));
+  s.append(el("div", { id: "error-tree" }, treeNode(nodes, 0, rate)));
   s.append(el("h3", {}, "Errors per cohort"));
   s.append(table(["Rows", "count", rate], [["All data", errors.overall.count, errors.overall.error_rate],
     ...errors.cohorts.map(c => [c.name, c.count, c.error_rate]),
