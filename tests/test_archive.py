@@ -534,3 +534,11 @@ def test_s3_errors_are_one_line_naming_endpoint_bucket_and_what_to_do(server, en
     assert main(["audits", "list", "--bucket", BUCKET]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "rejected the credentials (SignatureDoesNotMatch)" in line and endpoint in line
+
+
+def test_a_link_longer_than_s3_allows_is_refused_in_one_line(env, capsys):
+    for hours in ("1000", "0", "-1"):
+        assert main(["audits", "link", "audits/any/1/audit", "--bucket", BUCKET, "--hours", hours]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line == ("rai-audit: error: `hours` must be more than 0 and at most 168 (7 days, the longest an S3 "
+                        f"presigned URL lasts), got {hours}")

@@ -343,6 +343,9 @@ def verify_audit(settings: S3Settings, bucket: str, audit: str) -> dict[str, Any
 def link_audit(settings: S3Settings, bucket: str, audit: str, *, hours: float = 24.0,
                file: str = "scorecard/scorecard.pdf") -> str:
     """A presigned URL of one file of a complete audit (default: its PDF), valid ``hours``."""
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 7:
+        raise RAIInputError(f"`hours` must be more than 0 and at most 168 (7 days, the longest an S3 "
+                            f"presigned URL lasts), got {hours:g}")
     client = settings.client()
     manifest = _manifest(client, bucket, audit)
     if file not in manifest["files"]:
