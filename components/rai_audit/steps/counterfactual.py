@@ -709,7 +709,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="batched: our batched random search; dice: dice-ml row by row")
     p.add_argument("--method", choices=METHODS, default="random", help="dice-ml's method (engine dice)")
     p.add_argument("--rows", default="sample", help="sample, all, or a cohort name")
-    p.add_argument("--desired-class", type=json_arg, default='"opposite"', help='JSON: "opposite" or a class')
+    p.add_argument("--desired-class", type=json_arg, default='"opposite"',
+                   help='JSON: "opposite", "better" (binary: the class desired_outcome calls better) or a class')
     for name in ("desired_range", "features_to_vary", "increase_only", "decrease_only"):
         p.add_argument(f"--{name.replace('_', '-')}", type=json_arg, default=[], help="JSON list")
     p.add_argument("--permitted-range", type=json_arg, default={}, help="JSON object")
