@@ -203,3 +203,29 @@ def test_the_internal_keys_are_private_and_fresh_each_start(server, tmp_path):
     finally:
         storage_down(tmp_path)
     assert not (tmp_path / "security.toml").exists() and not (tmp_path / "tls").exists()  # gone with the server
+
+
+def test_ctrl_c_while_the_server_starts_leaves_no_server_running(tmp_path, monkeypatch):
+    """Interrupted before it answered, the server (in a session of its own, so a terminal's
+    Ctrl-C never reaches it) is stopped: none is left running unrecorded with open ports."""
+    import rai_audit.storage as storage
+
+    class Interrupting:
+        def list_buckets(self):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage.S3Settings, "client", lambda self: Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        storage_up(tmp_path)
+    assert not (tmp_path / STATE_FILE).exists() and not (tmp_path / "security.toml").exists()
+    running = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if str(tmp_path).encode() in cmdline and state != "Z":
+                running.append(cmdline)
+    assert running == []

@@ -18,6 +18,7 @@ the data stays for the next ``up``. Any S3 endpoint (MinIO, SeaweedFS, AWS) work
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -338,19 +339,26 @@ def storage_up(folder: str | Path) -> S3Settings:
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
     settings = S3Settings(endpoint, env[ENV_ACCESS], env[ENV_SECRET])
     deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RAIInputError(f"the SeaweedFS server exited at start (code {process.returncode}); "
-                                f"see {folder / LOG_FILE}")
-        try:
-            settings.client().list_buckets()
-            break
-        except Exception:  # not listening yet (connection refused, 503 while it starts)
-            if time.monotonic() > deadline:
-                process.terminate()
-                raise RAIInputError(f"the SeaweedFS server did not answer within {START_TIMEOUT:.0f} s; "
-                                    f"see {folder / LOG_FILE}") from None
-            time.sleep(0.3)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RAIInputError(f"the SeaweedFS server exited at start (code {process.returncode}); "
+                                    f"see {folder / LOG_FILE}")
+            try:
+                settings.client().list_buckets()
+                break
+            except Exception:  # not listening yet (connection refused, 503 while it starts)
+                if time.monotonic() > deadline:
+                    raise RAIInputError(f"the SeaweedFS server did not answer within {START_TIMEOUT:.0f} s; "
+                                        f"see {folder / LOG_FILE}") from None
+                time.sleep(0.3)
+    except BaseException:  # timed out, or Ctrl-C while it starts: no server is left running unrecorded
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        (folder / SECURITY_FILE).unlink(missing_ok=True)
+        shutil.rmtree(folder / TLS_DIR, ignore_errors=True)
+        raise
     state.write_text(json.dumps({"pid": process.pid, "endpoint": endpoint, "ports": ports}))
     for path in (credentials, read_only):
         with open(path, "a") as out:
