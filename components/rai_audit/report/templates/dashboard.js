@@ -81,6 +81,16 @@ const view = () => VIEWS[state.view];
 const viewCharts = id => CHARTS.views[String(id)] || {};
 const section = (id, title) => el("section", { id }, el("h2", {}, title));
 
+// Bundles gathered before these options existed: their defaults.
+const minGroupSize = () => DOC.min_group_size !== undefined ? DOC.min_group_size : 30;
+function desiredOutcome() {
+  const d = DOC.desired_outcome || "increase", word = d === "increase" ? "higher" : "lower";
+  const text = DOC.task_type === "binary_classification" ? "a " + word + " probability of " + DOC.positive_label
+    : DOC.task_type === "regression" ? "a " + word + " " + DOC.target_column
+    : d + " (a multiclass model has no positive label)";
+  return text + " (desired_outcome: " + d + ")";
+}
+
 function overview() {
   const s = section("model-overview", "Model overview");
   const data = DOC.data;
@@ -88,7 +98,10 @@ function overview() {
     ["Task", DOC.task_type], ["Target", DOC.target_column + (DOC.positive_label !== null ? " (positive class: " + DOC.positive_label + ")" : "")],
     ["Model", DOC.model.class + " (sha256 " + DOC.model.sha256.slice(0, 16) + "…)"],
     ["Test rows", data.n_test + " (all used)" + (data.sample.size !== data.n_test ? "; sample for per-row analyses: " + data.sample.size + " (seed " + data.sample.seed + ")" : "")],
-    ["Train rows", String(data.n_train)], ["Run id", DOC.run_id], ["Created", DOC.created_at + " by " + DOC.producer],
+    ["Train rows", String(data.n_train)],
+    ["Desired outcome", desiredOutcome()],
+    ["Fairness groups", "groups of fewer than " + minGroupSize() + " test rows are shown, flagged and left out of differences and ratios (min_group_size)"],
+    ["Run id", DOC.run_id], ["Created", DOC.created_at + " by " + DOC.producer],
     ...(DOC.pipeline_run ? [["Pipeline run", Object.entries(DOC.pipeline_run).map(([k, v]) => k.replace("_", " ") + ": " + v).join("; ")]] : []),
     ["Insights", Object.keys(DOC.insights).length ? Object.keys(DOC.insights).join(", ") : "model overview, fairness and data analysis only"]]));
   for (const w of DOC.warnings) s.append(el("p", { class: "warn" }, w));
@@ -106,13 +119,16 @@ function overview() {
 function fairness() {
   if (!DOC.fairness.length) return null;
   const s = section("fairness", "Fairness");
-  s.append(el("p", { class: "muted" }, "Metrics per group of each sensitive feature over all test rows (as fairlearn's MetricFrame computes them); difference = largest minus smallest, ratio = smallest over largest."));
+  s.append(el("p", { class: "muted" }, "Metrics per group of each sensitive feature over all test rows (as fairlearn's MetricFrame computes them); difference = largest minus smallest, ratio = smallest over largest, over the groups of at least " + minGroupSize() + " test rows with a value: smaller groups are shown, flagged \"too few rows\", and not compared. No ratio of a metric that can be negative. n/a: undefined (the reason is given below the table)."));
   const names = DOC.model_overview.metric_names;
   DOC.fairness.forEach((f, i) => {
     s.append(el("h3", {}, f.features.join(" × ")));
     s.append(table(["Group", "count", ...names], [
-      ...f.by_group.map(g => [g.label, g.count, ...names.map(m => g[m])]),
+      ...f.by_group.map(g => [g.flag ? g.label + " (" + g.flag + ": not compared)" : g.label, g.count, ...names.map(m => g[m])]),
       ["difference", "", ...names.map(m => f.difference[m])], ["ratio", "", ...names.map(m => f.ratio[m])]]));
+    for (const [kind, reasons] of Object.entries(f.undefined || {})) {
+      for (const [m, why] of Object.entries(reasons)) s.append(el("p", { class: "muted" }, m + " " + kind + ": undefined, " + why + "."));
+    }
     const extra = ["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio"].filter(k => k in f);
     if (extra.length) s.append(table(["Figure", "value"], extra.map(k => [k, f[k]])));
     const pick = el("select", { "aria-label": "fairness metric" }, names.map(m => el("option", { value: m }, m)));
