@@ -276,7 +276,12 @@ def mean_abs_over_classes(local: pd.DataFrame, features: list[str], row_ids: np.
 def expected_groups(values: pd.Series) -> pd.Series:
     """Sensitive groups: quartiles for a numeric feature with many values, else the values."""
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
-        return pd.qcut(values, 4).astype(str).where(values.notna(), MISSING)
+        # pandas' quartiles, labelled by the whole numbers they hold ("18-25", both ends included)
+        binned = pd.qcut(values, 4)
+        assert (values.dropna() % 1 == 0).all(), "labels of whole-number bins only"
+        names = {iv: f"{int(values.min()) if i == 0 else math.floor(iv.left) + 1}-{math.floor(iv.right)}"
+                 for i, iv in enumerate(binned.cat.categories)}
+        return binned.map(names).astype(object).where(values.notna(), MISSING)
     return values.astype(object).where(values.notna(), MISSING).astype(str)
 
 
