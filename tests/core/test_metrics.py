@@ -53,3 +53,23 @@ def test_weighted_roc_auc_equals_the_auc_of_the_repeated_rows():
     weights = rng.integers(0, 4, 300)
     expected = binary_roc_auc(np.repeat(true, weights), np.repeat(score, weights))
     assert weighted_roc_auc(true, score)(weights) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("task, positive", [("binary_classification", 1), ("multiclass_classification", None)])
+def test_no_positive_row_gives_no_recall_not_0(task, positive):
+    """Recall of rows without a positive (precision of rows without a predicted positive) is
+    undefined: NaN (null in JSON), as scikit-learn's zero_division=np.nan, never 0."""
+    fns = metric_functions(task, classes=[0, 1, 2], positive=positive)
+    no_positive = (np.array([0, 0, 0, 0]), np.array([0, 1, 0, 1]))
+    no_predicted_positive = (np.array([0, 1, 1, 0]), np.array([0, 0, 0, 0]))
+    if positive is not None:
+        assert np.isnan(fns["recall_score"](*no_positive))
+        assert np.isnan(counted_metric("recall_score", *no_positive, 3, positive))
+        assert np.isnan(fns["precision_score"](*no_predicted_positive))
+        assert np.isnan(counted_metric("precision_score", *no_predicted_positive, 3, positive))
+        assert fns["f1_score"](*no_positive) == 0.0  # false positives: F1 is 0, as scikit-learn
+        assert np.isnan(fns["f1_score"](np.array([0, 0]), np.array([0, 0])))
+    else:  # macro averages leave the classes without a value out, as scikit-learn
+        true, pred = np.array([0, 0, 1, 1]), np.array([0, 0, 2, 1])
+        assert fns["recall_score"](true, pred) == pytest.approx(0.75)  # class 2 has no true row
+        assert counted_metric("recall_score", true, pred, 3, None) == pytest.approx(0.75)
