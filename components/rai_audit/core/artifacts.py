@@ -194,6 +194,11 @@ def to_jsonable(value: Any) -> Any:
         return [to_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (np.datetime64, np.timedelta64)):  # a row's value of a dropped column
+        # (before np.integer: numpy's timedelta64 is one)
+        value = pd.Timestamp(value) if isinstance(value, np.datetime64) else pd.Timedelta(value)
+        if value is pd.NaT:
+            return None
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
     if isinstance(value, (np.integer,)):
@@ -202,8 +207,10 @@ def to_jsonable(value: Any) -> Any:
         return None if not math.isfinite(value) else float(value)
     if value is None or value is pd.NA or value is pd.NaT:
         return None
-    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
+    if isinstance(value, (pd.Timestamp, dt.datetime, dt.date, dt.time)):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):  # as pandas writes it in tables: "1 days 02:00:00"
+        return str(pd.Timedelta(value))
     return value
 
 

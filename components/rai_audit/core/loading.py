@@ -36,7 +36,9 @@ def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
     try:
         if not is_csv:
             return pd.read_parquet(path)
-        frame = pd.read_csv(path)
+        # In one piece: read in chunks (low_memory), a column can come back as numbers in
+        # some rows and text in others, which no step (nor Parquet) can take.
+        frame = pd.read_csv(path, low_memory=False)
         # pandas renames a repeated header (`age`, `age.1`); read the header row as written.
         header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
     except Exception as err:  # pandas/pyarrow raise many types for unreadable files

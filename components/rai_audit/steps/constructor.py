@@ -195,6 +195,57 @@ def _check_sensitive_groups(test: pd.DataFrame, sensitive: list[str]) -> None:
                 "categories) or drop it from `sensitive_features`")
 
 
+# pandas.api.types.infer_dtype's names (plus the dtypes') of what the analyses cannot take.
+DATETIME_KINDS = {"datetime64": "datetimes", "datetime": "datetimes", "date": "dates", "time": "times of day",
+                  "timedelta64": "durations", "timedelta": "durations", "period": "periods"}
+MIXED_KINDS = ("mixed", "mixed-integer")
+NOT_SCALAR = (list, tuple, dict, set, np.ndarray)
+
+
+def _value_kind(values: pd.Series) -> str:
+    """What a column holds: its dtype's kind, or for object columns the type of their values
+    as ``pandas.api.types.infer_dtype`` names it (missing values skipped); a category column
+    by its categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.categories.to_series()
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime64"
+    if pd.api.types.is_timedelta64_dtype(values):
+        return "timedelta64"
+    if isinstance(values.dtype, pd.PeriodDtype):
+        return "period"
+    if values.dtype != object:
+        return str(values.dtype)
+    return pd.api.types.infer_dtype(values, skipna=True)
+
+
+def _check_dtypes(train: pd.DataFrame, test: pd.DataFrame, model_features: list[str]) -> None:
+    """Refuse, before anything runs, the columns no step can take: a model feature of dates,
+    times or durations (the error tree, explainer, counterfactuals and causal analysis need
+    numbers or categories; dropped, such a column stays for cohorts), and any column mixing
+    value types (e.g. numbers and text) or holding lists or mappings, which the artifact's
+    Parquet files cannot store."""
+    for name, frame in (("train", train), ("test", test)):
+        for column in frame.columns:
+            values = frame[column]
+            kind = _value_kind(values)
+            if kind in MIXED_KINDS:
+                types = sorted({type(v).__name__ for v in values.dropna()})
+                if any(isinstance(v, NOT_SCALAR) for v in values.dropna()):
+                    raise RAIInputError(
+                        f"column {column!r} of the {name} data holds lists or mappings ({', '.join(types)}), "
+                        "as a Parquet list or struct column does; the audit takes one number or text per "
+                        "cell: flatten it into columns of their own or drop it from the data")
+                raise RAIInputError(
+                    f"column {column!r} of the {name} data mixes value types ({', '.join(types)}); give it "
+                    "one type: numbers, or text (e.g. read it with dtype=str), as the model was trained on")
+            if kind in DATETIME_KINDS and column in model_features:
+                raise RAIInputError(
+                    f"feature {column!r} holds {DATETIME_KINDS[kind]} (in the {name} data), which the analyses "
+                    "cannot take as a model feature; give the model numbers derived from it (e.g. days since a "
+                    "date), or list it in `dropped_features` to keep it for cohorts only")
+
+
 def _match_label(value: Any, labels: list[Any], what: str) -> Any:
     """Map a user-given label to the observed one; KFP turns ints in lists into floats."""
     for label in labels:
@@ -347,6 +398,7 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
     train = load_table(train_path, what="train data")
     test = load_table(test_path, what="test data")
     columns = _check_columns(train, test, options)
+    _check_dtypes(train, test, [c for c in columns if c not in options.dropped_features])
     _check_sensitive_groups(test, options.sensitive_features)
     model = load_model(model_path, skops_trusted_types=options.skops_trusted_types,
                        allow_pickle=options.allow_pickle)
