@@ -304,10 +304,11 @@ def test_a_difference_with_one_compared_group_is_undefined_not_0(binary_bundle, 
         assert entry["undefined"]["difference"][metric] == "fewer than two groups of at least 30 rows"
     (target,) = _card_metric(card, "region", "accuracy_score")["targets"]
     assert (target["measured"], target["verdict"]) == (None, "UNDEFINED")
-    # Neither met nor missed: the model passes its two other targets and says so.
-    assert (card["passed"], card["n_targets"], card["n_missed"], card["n_undefined"]) == (True, 4, 0, 2)
-    assert (result.passed, result.headline["targets_met"], result.headline["targets_undefined"]) == (True, 2.0, 2.0)
-    assert "PASSED: 2 of 4 targets met, none missed; 2 UNDEFINED (not judged)." in pages[0]
+    # Not missed, and not passed either: a gate never lets through what could not be judged.
+    assert (card["passed"], card["n_targets"], card["n_missed"], card["n_undefined"]) == (False, 4, 0, 2)
+    assert (result.passed, result.headline["targets_met"], result.headline["targets_undefined"]) == (False, 2.0, 2.0)
+    assert "NOT PASSED: no target missed, but 2 of 4 could not be judged (UNDEFINED: too few rows or no value)." \
+        in pages[0]
     assert "accuracy_score difference across region groups: undefined, fewer than two groups of at least 30 rows." \
         in " ".join(pages)
 

@@ -615,7 +615,9 @@ def check_undefined_target(w: World, run: Run) -> None:
     card = json.loads((run.output / "scorecard.json").read_text())
     target = next(t for t in card["targets"] if t["cohort"] == "Nobody")
     assert target["rows"] == 0 and target["measured"] is None and target["verdict"] == "UNDEFINED"
-    assert card["passed"] is False and (run.output / "scorecard.pdf").stat().st_size > 0
+    # Not a miss, and not a pass: a target that could not be judged blocks the gate.
+    assert card["passed"] is False and card["n_undefined"] == 1
+    assert (run.output / "scorecard.pdf").stat().st_size > 0
 
 
 def check_empty_cohort_counterfactual(w: World, run: Run) -> None:
@@ -637,13 +639,14 @@ def check_all_missing_feature(w: World, run: Run) -> None:
 def check_all_missing_sensitive(w: World, run: Run) -> None:
     [entry] = insights(run)["fairness"]
     assert entry["features"] == ["sex"] and [g["label"] for g in entry["by_group"]] == ["sex=(missing)"]
-    assert entry["difference"]["accuracy_score"] == 0.0
+    # One group: nothing to compare, so no difference (it was reported as 0.0)
+    assert entry["difference"]["accuracy_score"] is None and entry["undefined"]["difference"]["accuracy_score"]
 
 
 def check_constant_sensitive(w: World, run: Run) -> None:
     [entry] = insights(run)["fairness"]
     assert [g["label"] for g in entry["by_group"]] == ["sex=Female"]
-    assert entry["ratio"]["selection_rate"] == 1.0
+    assert entry["ratio"]["selection_rate"] is None and entry["undefined"]["ratio"]["selection_rate"]
 
 
 def check_numeric_sensitive_binned(w: World, run: Run) -> None:

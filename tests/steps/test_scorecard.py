@@ -471,9 +471,9 @@ def test_passed_is_all_judged_verdicts_pass_and_the_first_page_says_so(adult_car
     missed = [t for t in judged if t["verdict"] == "FAIL"]
     assert len(judged) == 10 and adult_card.json["n_targets"] == 10
     assert adult_card.json["n_missed"] == len(missed) >= 2  # accuracy >= 0.99, the ratio
-    assert adult_card.json["n_undefined"] == 1  # the empty cohort: neither met nor missed
+    assert adult_card.json["n_undefined"] == 1  # the empty cohort: not missed, and not passed either
     assert adult_card.json["passed"] is False
-    assert f"NOT PASSED: {len(missed)} of {len(judged)} targets missed; 1 UNDEFINED (not judged)." \
+    assert f"NOT PASSED: {len(missed)} of {len(judged)} targets missed; 1 could not be judged (UNDEFINED)." \
         in adult_card.pages[0]
     assert "PASSED: all" not in adult_card.pages[0]
 

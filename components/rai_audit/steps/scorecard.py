@@ -441,11 +441,12 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
     judged = [t for t in targets if t["verdict"] != REPORTED] + [
         t for e in fairness for m in e["metrics"] for t in m["targets"]] + [
         t for t in change_targets if t["verdict"] != NO_BASELINE]
-    # UNDEFINED is neither met nor missed: too few rows (or no value) to judge; said on page 1.
+    # UNDEFINED is not a miss (too few rows, or no value, to judge: counted apart on page 1),
+    # but no pass either: a gate never lets through what could not be judged.
     missed = [t for t in judged if t["verdict"] == FAIL]
     undefined = [t for t in judged if t["verdict"] == UNDEFINED]
     result = {
-        "passed": not missed,
+        "passed": not missed and not undefined,
         "n_targets": len(judged),
         "n_missed": len(missed),
         "n_undefined": len(undefined),
@@ -472,6 +473,10 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
         "data_explorer": _explorer(parsed, doc, rows),
         "cohorts": _cohort_table(parsed, doc, rows, cohort_info),
         "feature_importance": (doc["explanation"]["global"][:parsed["feature_importance"]["top_n"]]
+                               if "explanation" in doc else None),
+        # Where the importances come from: the PDF says so beside the chart.
+        "explanation_source": ({k: doc["explanation"].get(k) for k in ("method", "explainer", "fidelity", "n_rows",
+                                                                        "rows", "notes")}
                                if "explanation" in doc else None),
         "causal": doc.get("causal"),
         "counterfactual": doc.get("counterfactual"),
@@ -509,11 +514,10 @@ def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir
     meta = A.read_artifact_meta(scorecard_dir, expected_kind=KIND)
     card = A.read_json(scorecard_dir / RESULT_FILE, what="scorecard.json")
     if not card["passed"]:
-        raise RAIInputError(f"the scorecard of run {meta['run_id']} did not pass ({card['n_missed']} targets missed); "
-                            "the model is not registered")
-    undefined = card.get("n_undefined", 0)  # scorecards written before UNDEFINED was not a miss: 0
-    record = {"model_sha256": A.sha256_file(model_path), "targets_met": card["n_targets"] - undefined,
-              "targets_undefined": undefined, "scorecard_generated_at": card["generated_at"]}
+        raise RAIInputError(f"the scorecard of run {meta['run_id']} did not pass ({card['n_missed']} targets missed, "
+                            f"{card.get('n_undefined', 0)} could not be judged); the model is not registered")
+    record = {"model_sha256": A.sha256_file(model_path), "targets_met": card["n_targets"],
+              "scorecard_generated_at": card["generated_at"]}
     with A.artifact_writer(Path(output_dir)) as out:
         shutil.copy2(model_path, out / model_path.name)
         for name in (RESULT_FILE, PDF_FILE):
