@@ -552,6 +552,12 @@ def test_data_explorer_bins_equal_pandas(adult, adult_card):
     age = next(f for f in adult_card.json["data_explorer"] if f["feature"] == "age")
     binned = pd.qcut(adult.table["age"], q=6, duplicates="drop")
     assert [b["count"] for b in age["bins"]] == binned.value_counts(sort=False).tolist()
+    # Labelled by the whole ages each bin holds (both ends included), not "(16.999, 22.0]"
+    for b, interval in zip(age["bins"], binned.cat.categories):
+        first, last = (int(x) for x in b["bin"].split("-"))
+        rows = adult.table["age"].between(first, last)
+        assert rows.sum() == b["count"] == ((adult.table["age"] > interval.left) & (adult.table["age"] <= interval.right)).sum()
+    assert "999" not in adult_card.section("Data explorer")
 
 
 # --- 10: extra cohorts ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import pandas as pd
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
-from rai_audit.core.cohorts import filter_mask, load_cohorts, validate_cohorts
+from rai_audit.core.cohorts import filter_mask, load_cohorts, numeric_bins, validate_cohorts
 from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE, KINDS, describe, group_flag, percentile_interval, spread
 from rai_audit.core.metrics import (
     COUNTED_METRICS, PROBA_METRICS, binary_roc_auc, class_positions, confusion, counted_metric, group_labels,
@@ -366,8 +366,9 @@ def _explorer(config, doc, rows: _Rows) -> list[dict[str, Any]]:
             if len(counts) > EXPLORER_TOP:
                 bins.append(("(other)", (~text.isin(top)).to_numpy()))
         else:
-            binned = pd.qcut(values, q=EXPLORER_BINS, duplicates="drop")
-            bins = [(str(interval), (binned == interval).to_numpy()) for interval in binned.cat.categories]
+            # Quantile bins labelled by what they hold ("21-27"), not pandas' "(20.999, 27.0]".
+            codes, numeric, _ = numeric_bins(values, EXPLORER_BINS) if values.notna().any() else ([], [], [])
+            bins = [(b["label"], codes == i) for i, b in enumerate(numeric)]
             if values.isna().any():
                 bins.append(("(missing)", values.isna().to_numpy()))
         total = len(values)
