@@ -279,3 +279,19 @@ def group_labels(values: pd.Series, *, max_groups: int = 10, n_bins: int = 4) ->
         return labels, binning
     labels = values.astype(object).where(values.notna(), "(missing)").astype(str)
     return labels, binning
+
+
+def group_sort_key(binning: dict[str, Any] | None) -> Callable[[Any], tuple]:
+    """Sort key of a sensitive feature's group labels in reading order: numeric bins in the
+    order of their values ("9-16" before "17-24", "<= 7.3" before "(7.3, 9.1]"), other labels
+    as ``cohorts.natural_key`` orders them, "(missing)" last."""
+    from rai_audit.core.cohorts import natural_key
+
+    order = {label: i for i, label in enumerate((binning or {}).get("labels", []))}
+
+    def key(label: Any) -> tuple:
+        if label == "(missing)":
+            return (2,)
+        return (0, order[label]) if label in order else (1, natural_key(label))
+    return key
+

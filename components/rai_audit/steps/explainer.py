@@ -34,6 +34,7 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.options import check_min_ints, check_shard
 from rai_audit.core.shards import read_shards
+from rai_audit.core.metrics import group_sort_key
 from rai_audit.steps._cli import run_cli
 
 KIND = "explanation"
@@ -250,7 +251,8 @@ def _aggregate(local: pd.DataFrame, features: list[str], audit: ConstructorArtif
         "sensitive_groups": [
             {"feature": f, "group": g, "count": int(np.isin(row_ids[(labels == g).to_numpy()], explained).sum()),
              "importance": by_rows(row_ids[(labels == g).to_numpy()])}
-            for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())
+            for f, (labels, binning) in audit.sensitive_groups.items()
+            for g in sorted(labels.unique(), key=group_sort_key(binning))
         ],
     }
 

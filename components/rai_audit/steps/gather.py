@@ -25,7 +25,7 @@ from rai_audit.core.cohorts import filter_mask
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.fairness import KINDS, describe, group_flag
 from rai_audit.core.metrics import (
-    compute_metrics, confusion, metric_functions, signed_metrics, target_can_be_negative,
+    compute_metrics, confusion, group_sort_key, metric_functions, signed_metrics, target_can_be_negative,
 )
 from rai_audit.report.dashboard import render_dashboard
 from rai_audit.steps._cli import run_cli
@@ -84,8 +84,8 @@ def _rows_metrics(audit: ConstructorArtifact, fns, mask: np.ndarray, *, with_con
 def _model_overview(audit: ConstructorArtifact, fns, masks: dict[str, np.ndarray], groups) -> dict[str, Any]:
     everything = np.ones(len(audit.predictions), dtype=bool)
     by_group = []
-    for feature, (labels, _) in groups.items():
-        for group in sorted(labels.unique()):
+    for feature, (labels, binning) in groups.items():
+        for group in sorted(labels.unique(), key=group_sort_key(binning)):
             by_group.append({"feature": feature, "group": group,
                              **_rows_metrics(audit, fns, (labels == group).to_numpy())})
     return {
@@ -127,10 +127,14 @@ def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, bi
     names = list(fns)
     size = audit.min_group_size
     signed = signed_metrics(names, target_signed=target_can_be_negative(audit.task, audit.y_true))
-    positions = sensitive.groupby(list(sensitive.columns), sort=True, observed=True).indices
+    found = sensitive.groupby(list(sensitive.columns), sort=False, observed=True).indices
+    keys = {c: group_sort_key(binning.get(c)) for c in sensitive.columns}
+    as_tuple = lambda key: key if isinstance(key, tuple) else (key,)  # noqa: E731
+    positions = {k: found[k] for k in sorted(found, key=lambda k: tuple(
+        keys[c](v) for c, v in zip(sensitive.columns, as_tuple(k))))}  # groups in reading order
     groups = []
     for key, rows in positions.items():
-        key = key if isinstance(key, tuple) else (key,)
+        key = as_tuple(key)
         values = (known or {}).get(key) or _rows_metrics(audit, fns, rows, with_confusion=False)
         groups.append({"group": dict(zip(sensitive.columns, key)),
                        "label": ", ".join(f"{c}={v}" for c, v in zip(sensitive.columns, key)),
@@ -230,8 +234,9 @@ def _data_analysis(audit: ConstructorArtifact, masks, groups) -> dict[str, Any]:
             "overall": _balance(audit, np.ones(len(audit.predictions), dtype=bool)),
             "cohorts": {name: _balance(audit, mask) for name, mask in masks.items()},
             "sensitive_groups": {
-                feature: {g: _balance(audit, (labels == g).to_numpy()) for g in sorted(labels.unique())}
-                for feature, (labels, _) in groups.items()
+                feature: {g: _balance(audit, (labels == g).to_numpy())
+                          for g in sorted(labels.unique(), key=group_sort_key(binning))}
+                for feature, (labels, binning) in groups.items()
             },
         },
     }

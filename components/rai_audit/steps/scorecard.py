@@ -34,7 +34,7 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, numeric_bins, validate_cohorts
 from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE, KINDS, describe, group_flag, percentile_interval, spread
 from rai_audit.core.metrics import (
-    COUNTED_METRICS, PROBA_METRICS, binary_roc_auc, class_positions, confusion, counted_metric, group_labels,
+    COUNTED_METRICS, PROBA_METRICS, binary_roc_auc, class_positions, confusion, counted_metric, group_labels, group_sort_key,
     metric_from_counts, metric_functions, signed_metrics, target_can_be_negative, weighted_roc_auc,
 )
 from rai_audit.core.options import check_min_ints
@@ -232,7 +232,7 @@ def _fairness(config, doc, rows: _Rows, options, rng) -> list[dict[str, Any]]:
     entries = []
     for feature in fairness["sensitive_features"]:
         labels, binning = group_labels(rows.table[feature])
-        groups = sorted(pd.unique(labels))
+        groups = sorted(pd.unique(labels), key=group_sort_key(binning))
         codes = pd.Categorical(labels, categories=groups).codes
         counts = np.bincount(codes, minlength=len(groups))
         compared = counts >= size
