@@ -182,15 +182,17 @@ def list_audits(settings: S3Settings, bucket: str, *, model: str | None = None, 
             manifest, problem = None, str(err)
         else:
             problem = None
+            if since and str(manifest.get("published_at", "")) < since:
+                continue
+            if passed is True and manifest["passed"] is not True:
+                continue  # not even claimed: no need to read it
             if verify:
                 try:
                     _check_objects(client, bucket, audit, manifest)
                 except ArtifactIntegrityError as err:
                     problem = str(err)
-        if manifest is not None and since and str(manifest.get("published_at", "")) < since:
-            continue
         claimed = None if manifest is None else manifest["passed"]
-        if passed is True and (problem or claimed is not True):
+        if passed is True and problem:
             continue
         if passed is False and not problem and claimed is not False:
             continue
