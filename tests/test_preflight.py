@@ -137,6 +137,14 @@ LATE_ERRORS = [
                  id="increase-only-dropped"),
     pytest.param({"counterfactual": {"increase_only": ["region"]}},
                  r"config `counterfactual.increase_only`/`decrease_only` need numeric features, got \[.region.\]", id="increase-only-text"),
+    pytest.param({"immutable_features": ["age"], "counterfactual": {"increase_only": ["age"]}},
+                 r"config `counterfactual.increase_only` names \['age'\], which counterfactuals hold fixed "
+                 r"\(immutable\); list them in `counterfactual.features_to_vary`", id="increase-only-immutable"),
+    pytest.param({"counterfactual": {"permitted_range": {"sex": ["female"]}}},
+                 r"config `counterfactual.permitted_range` names \['sex'\], which counterfactuals hold fixed "
+                 r"\(sensitive\)", id="permitted-range-sensitive"),
+    pytest.param({"immutable_features": ["age", "bmi", "children", "region", "charges"], "counterfactual": {}},
+                 r"config `counterfactual`: every model feature is sensitive or immutable", id="all-held-fixed"),
     pytest.param({"counterfactual": {"rows": "Over 60"}},
                  r"config `counterfactual.rows` is 'Over 60': it must be 'sample', 'all' or the name of a cohort",
                  id="counterfactual-rows"),

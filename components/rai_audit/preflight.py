@@ -268,6 +268,23 @@ def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, T
         if wrong:
             problems.found.append(f"config `counterfactual.increase_only`/`decrease_only` need numeric features, "
                                   f"got {wrong}")
+        # What the step holds fixed (sensitive and immutable features, unless features_to_vary
+        # names them), checked now rather than after the constructor.
+        sensitive = set(args.get("sensitive_features") or [])
+        protected = sensitive | set(args.get("immutable_features") or [])
+        to_vary = list(args.get("counterfactual_features_to_vary") or [])
+        if not to_vary and model_features and all(f in protected for f in model_features):
+            problems.found.append(f"config `counterfactual`: every model feature is sensitive or immutable "
+                                  f"({model_features}), so counterfactuals could change nothing; list those they "
+                                  "may change in `counterfactual.features_to_vary`")
+        for key in ("increase_only", "decrease_only", "permitted_range"):
+            fixed = [f for f in (args.get(f"counterfactual_{key}") or [])
+                     if f in protected and f not in to_vary]
+            if fixed:
+                reasons = sorted({"sensitive" if f in sensitive else "immutable" for f in fixed})
+                problems.found.append(f"config `counterfactual.{key}` names {fixed}, which counterfactuals hold "
+                                      f"fixed ({', '.join(reasons)}); list them in `counterfactual.features_to_vary` "
+                                      "to let counterfactuals change them")
     if "causal" in steps and args.get("causal_categories"):
         categorical_features = categorical or [f for f in features if f not in numeric]
         treatments = args.get("causal_treatment_features") or []
