@@ -71,7 +71,9 @@ def test_run_from_config(config_dir, capsys):
     smoking = next(e for e in causal["global_effects"] if e["treatment"] == "smoker")
     assert (smoking["control"], smoking["level"]) == ("no", "yes")
     assert 15000 < smoking["point"] < 35000  # smokers' charges are ~$24k higher in this data
-    assert [p["cost"] for p in causal["policies"]] == [100.0, 100.0]
+    # smoker is a sensitive feature here: estimated as an attribute, never given a policy
+    assert [(p["treatment"], p["cost"]) for p in causal["policies"]] == [("bmi", 100.0)]
+    assert next(t for t in causal["treatments"] if t["feature"] == "smoker")["role"] == "attribute"
 
 
 @pytest.mark.parametrize("change, match", [

@@ -538,3 +538,22 @@ def test_cli_bad_option_exits_2_via_argparse(adult_case, tmp_path, capsys, extra
     assert exc.value.code == 2
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_messages_print_labels_as_the_user_wrote_them(tmp_path):
+    """Integer class labels (numpy's in the model) read 0 and 1 in a message, not np.int64(0)."""
+    from sklearn.linear_model import LogisticRegression
+    from conftest import _write_case
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"x": rng.normal(size=120)})
+    data["y"] = (data["x"] > 0).astype(int)
+    model = LogisticRegression().fit(data[["x"]], data["y"])
+    case = _write_case(tmp_path / "case", model, data.iloc[:60], data.iloc[60:].reset_index(drop=True),
+                       target="y", task_type="binary_classification", sensitive=[], positive_label=3)
+    with pytest.raises(RAIInputError) as raised:
+        case.construct(tmp_path / "out")
+    assert str(raised.value) == "`positive_label` 3 is not one of the classes [0, 1]"
+    with pytest.raises(RAIInputError) as raised:
+        case.construct(tmp_path / "out", positive_label=None, classes=[0, 2])
+    assert "np." not in str(raised.value) and "[0, 1]" in str(raised.value)

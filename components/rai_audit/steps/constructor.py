@@ -21,6 +21,7 @@ import pandas as pd
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
+from rai_audit.core._errors import as_written
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
 from rai_audit.core.artifacts import sha256_file
 from rai_audit.core.loading import load_model, load_table, model_file
@@ -253,7 +254,7 @@ def _match_label(value: Any, labels: list[Any], what: str) -> Any:
             return label
         if isinstance(value, float) and value.is_integer() and str(int(value)) == str(label):
             return label
-    raise RAIInputError(f"{what} {value!r} is not one of the classes {labels}")
+    raise RAIInputError(f"{what} {as_written(value)!r} is not one of the classes {_few(labels, 20)}")
 
 
 def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
@@ -265,7 +266,7 @@ def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
         given = [_match_label(c, classes, "class") for c in options.classes]
         if sorted(map(str, given)) != sorted(map(str, classes)) or len(given) != len(classes):
             raise RAIInputError(
-                f"`classes` {options.classes} do not match the model's classes {classes}"
+                f"`classes` {as_written(list(options.classes))} do not match the model's classes {_few(classes, 20)}"
             )
         classes = given
     unknown = sorted({str(v) for v in y_test.unique()} - {str(c) for c in classes})
@@ -274,7 +275,7 @@ def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
             f"the test labels {_few(unknown)} are not among the model's classes {_few(classes)}"
         )
     if len(classes) < 2:
-        raise RAIInputError(f"classification needs at least 2 classes, got {classes}")
+        raise RAIInputError(f"classification needs at least 2 classes, got {_few(classes)}")
     # Numbers with fractions and no classes from the model: a regression target, not labels.
     continuous = not model_classes and pd.api.types.is_float_dtype(observed.dtype) \
         and not np.all(np.mod(observed.astype(float), 1) == 0)
@@ -314,7 +315,7 @@ def _unseen_values(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list[An
 
 def _few(values: list[Any], n: int = 5) -> str:
     """A list for a message: in full if short, else its first ``n`` and the count."""
-    values = list(values)
+    values = as_written(list(values))
     if len(values) <= n:
         return repr(values)
     return f"[{', '.join(map(repr, values[:n]))}, ...] ({len(values)} in all)"
