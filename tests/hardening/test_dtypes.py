@@ -66,6 +66,7 @@ from rai_audit.steps.gather import run_gather
 
 KINDS = ("bool", "int", "int_nan", "float", "Int64", "Float64", "boolean", "string", "category",
          "ordered", "object", "mixed", "datetime", "timedelta", "date")
+NUMBERS = ("int", "int_nan", "float", "Int64", "Float64")
 # Values few enough to be a sensitive feature or a cohort's value.
 FEW_VALUES = ("bool", "Int64", "boolean", "string", "category", "ordered", "object", "mixed")
 NA_PATTERNS = ("none", "some", "test_only", "all")
@@ -181,9 +182,9 @@ def file_format(spec: Spec) -> str:
 @st.composite
 def specs(draw) -> Spec:
     n_columns = draw(st.integers(2, 5))
-    # c0 and c1 are model features; c0 drives the label and can be causal's treatment, so it
-    # always has values, and is no datetime (the table's datetime features come after it).
-    columns = tuple(Column(draw(st.sampled_from(KINDS[:-3] if i == 0 else KINDS)),
+    # c0 and c1 are model features; c0 drives the label and is a treatment causal analysis
+    # can always fit (numbers with values), whatever the other columns are.
+    columns = tuple(Column(draw(st.sampled_from(NUMBERS if i == 0 else KINDS)),
                            draw(st.sampled_from(NA_PATTERNS[:3] if i == 0 else NA_PATTERNS)),
                            dropped=i >= 2 and draw(st.booleans())) for i in range(n_columns))
     few = [i for i, c in enumerate(columns) if c.kind in FEW_VALUES]
@@ -259,8 +260,9 @@ def group_label(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), "(missing)").astype(str)
 
 
-def cohort_for(column: str, values: pd.Series) -> tuple[dict[str, Any], int]:
-    """A cohort on ``column`` and the number of test rows it selects, counted with pandas."""
+def cohort_for(column: str, values: pd.Series, negate: bool) -> tuple[dict[str, Any], int]:
+    """A cohort on ``column`` and the number of test rows it selects, counted with pandas;
+    ``negate``: text columns by ``not in``, which selects missing values too (docs/artifacts.md)."""
     present = values.dropna()
     if len(present) == 0 or datetime_like(values):
         return {"column": column, "op": "==", "value": None}, int(values.isna().sum())
@@ -274,6 +276,8 @@ def cohort_for(column: str, values: pd.Series) -> tuple[dict[str, Any], int]:
     if values.dtype == object and not all(isinstance(v, str) for v in present):
         # Mixed types: select their missing values, which every dtype shares.
         return {"column": column, "op": "==", "value": None}, int(values.isna().sum())
+    if negate:
+        return {"column": column, "op": "not in", "value": chosen}, int((~text.isin(chosen)).sum())
     return {"column": column, "op": "in", "value": chosen}, int(text.isin(chosen).sum())
 
 
@@ -332,7 +336,7 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
     sensitive = [] if spec.sensitive is None else [names[spec.sensitive]]
     cohorts, expected_sizes = [], {}
     for k, i in enumerate(spec.cohort_columns):
-        flt, size = cohort_for(names[i], test[names[i]])
+        flt, size = cohort_for(names[i], test[names[i]], negate=k == 1)
         cohorts.append({"name": f"Cohort {k}", "filter": flt})
         expected_sizes[f"Cohort {k}"] = size
 
