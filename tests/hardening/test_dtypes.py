@@ -6,8 +6,9 @@ feature besides its treatment) whose columns are drawn from every dtype a user's
 ``bool``, ``int``, ints and floats with NaN, nullable ``Int64``/``Float64``/``boolean``/
 ``string`` with ``<NA>``, ``category`` (ordered and not), plain text ``object``, ``object``
 columns of mixed types (only CSV can hold them; they come back as text, or as booleans
-mixed with NaN), datetimes, timedeltas and dates (Parquet ``date32`` reads back as
-``datetime.date`` objects), each with a random pattern of missing values (none, some, all,
+mixed with NaN), Parquet decimals and binary (``Decimal`` and ``bytes`` objects),
+datetimes, timedeltas and dates (Parquet ``date32`` reads back as ``datetime.date``
+objects), each with a random pattern of missing values (none, some, all,
 only in test), as model features or as ``dropped_features``. Each example is written to
 Parquet or CSV, read back as a user would (``pd.read_parquet``/``pd.read_csv``), and a small
 scikit-learn Pipeline (float conversion + SimpleImputer for numbers, text + OneHotEncoder
@@ -16,7 +17,7 @@ trained on it and saved with joblib. Then the constructor, every analysis step (
 analysis, explainer, counterfactual, causal) and gather run on it, and exactly one of:
 
 - the constructor refuses it with ``RAIInputError`` naming the column, and writes nothing,
-  when a datetime-like column is a model feature (no step ran);
+  when a datetime-like or bytes column is a model feature (no step ran);
 - every step succeeds, and the figures equal an independent computation on the same rows
   (pandas, scikit-learn, the model itself): accuracy and per-group selection rate and
   counts, cohort sizes, per-feature counts of present and missing values, the error tree's
@@ -32,6 +33,7 @@ new ones. Examples are derandomized so CI runs the same ones every time.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import tempfile
 import traceback
@@ -65,7 +67,7 @@ from rai_audit.steps.gather import run_gather
 # --- the tables ---------------------------------------------------------------------------------
 
 KINDS = ("bool", "int", "int_nan", "float", "Int64", "Float64", "boolean", "string", "category",
-         "ordered", "object", "mixed", "datetime", "timedelta", "date")
+         "ordered", "object", "mixed", "decimal", "bytes", "datetime", "timedelta", "date")
 NUMBERS = ("int", "int_nan", "float", "Int64", "Float64")
 # Values few enough to be a sensitive feature or a cohort's value.
 FEW_VALUES = ("bool", "Int64", "boolean", "string", "category", "ordered", "object", "mixed")
@@ -119,6 +121,10 @@ def _values(kind: str, n: int, rng: np.random.Generator) -> pd.Series:
         return pd.Series(pd.Categorical(rng.choice(LEVELS, n), categories=list(LEVELS), ordered=True))
     if kind == "object":
         return pd.Series(rng.choice(TEXT, n).tolist(), dtype=object)
+    if kind == "decimal":  # Parquet decimal128, as data warehouses export money
+        return pd.Series([decimal.Decimal(f"{v:.2f}") for v in rng.normal(100, 30, n)], dtype=object)
+    if kind == "bytes":  # Parquet binary, as some writers store text
+        return pd.Series([t.encode() for t in rng.choice(TEXT, n)], dtype=object)
     if kind == "mixed":  # numbers, text and booleans in one column: only CSV holds it
         pool = np.array([1, 2, 3.5, "a", "b", True], dtype=object)
         return pd.Series(pool[rng.integers(0, len(pool), n)].tolist(), dtype=object)
@@ -223,9 +229,13 @@ def as_text(X: pd.DataFrame) -> np.ndarray:
     return X.astype(object).where(X.notna(), "(NA)").astype(str).to_numpy()
 
 
+def is_decimal(values: pd.Series) -> bool:
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) == "decimal"
+
+
 def is_number_column(values: pd.Series) -> bool:
     return (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)
-            or pd.api.types.is_timedelta64_dtype(values))
+            or pd.api.types.is_timedelta64_dtype(values) or is_decimal(values))
 
 
 def train_model(spec: Spec, train: pd.DataFrame) -> Pipeline:
@@ -268,7 +278,7 @@ def cohort_for(column: str, values: pd.Series, negate: bool) -> tuple[dict[str, 
         return {"column": column, "op": "==", "value": None}, int(values.isna().sum())
     if pd.api.types.is_bool_dtype(values) or (values.dtype == object and all(isinstance(v, bool) for v in present)):
         return {"column": column, "op": "==", "value": True}, int((values == True).sum())  # noqa: E712
-    if pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_numeric_dtype(values) or is_decimal(values):  # decimals are read as numbers
         threshold = float(present.astype(float).median())
         return {"column": column, "op": ">", "value": threshold}, int((values.astype(float) > threshold).sum())
     text = values.astype(object)
@@ -324,7 +334,8 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
     names = [f"c{i}" for i in range(len(spec.columns))]
     features = [f"c{i}" for i in model_columns(spec)]
     dropped = [f for f in names if f not in features]
-    refused_columns = [f for f in features if datetime_like(train[f]) or datetime_like(test[f])]
+    refused_columns = [f for f in features if any(datetime_like(v) or pd.api.types.infer_dtype(v, skipna=True) == "bytes"
+                                                  for v in (train[f], test[f]))]
     # Causal's treatment: a feature that varies in train (one that does not cannot be fitted),
     # numeric or with few levels (econml leaves out one of more than upper_bound_on_cat_expansion).
     # A categorical treatment needs 2 fit rows or more of each level (missing values are one).
@@ -494,20 +505,21 @@ def _small_audit(folder: Path, extra: pd.Series, *, dropped: bool) -> Pipeline:
     return model
 
 
-DATETIME_LIKE = {
+NOT_FEATURES = {
     "datetime64": lambda n: pd.Series(pd.date_range("2021-01-01", periods=n, freq="D")),
     "datetime64 with time zone": lambda n: pd.Series(pd.date_range("2021-01-01", periods=n, freq="h", tz="UTC")),
     "timedelta64": lambda n: pd.Series(pd.to_timedelta(np.arange(n), unit="h")),
     "dates (Parquet date32)": lambda n: pd.Series([dt.date(2021, 1, 1) + dt.timedelta(days=i) for i in range(n)]),
     "category of datetimes": lambda n: pd.Series(pd.Categorical(pd.date_range("2021-01-01", periods=n, freq="D"))),
+    "bytes (Parquet binary)": lambda n: pd.Series([t.encode() for t in np.resize(TEXT, n)], dtype=object),
 }
 
 
-@pytest.mark.parametrize("kind", list(DATETIME_LIKE))
-def test_a_datetime_like_feature_is_refused_in_one_line_before_any_step(kind, tmp_path):
-    """Accepted before: the steps then crashed (LightGBM's pandas categorical dump, the
-    explainer's probing) or took dates as text."""
-    values = DATETIME_LIKE[kind](40)
+@pytest.mark.parametrize("kind", list(NOT_FEATURES))
+def test_a_datetime_like_or_bytes_feature_is_refused_in_one_line_before_any_step(kind, tmp_path):
+    """Accepted before: the steps then crashed (the error tree on LightGBM's pandas categorical
+    dump: 'Circular reference detected') or took dates as text."""
+    values = NOT_FEATURES[kind](40)
     values.iloc[3] = None
     folder = tmp_path
     _small_audit(folder, values, dropped=False)
@@ -521,9 +533,9 @@ def test_a_datetime_like_feature_is_refused_in_one_line_before_any_step(kind, tm
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
 
 
-@pytest.mark.parametrize("kind", list(DATETIME_LIKE))
-def test_a_dropped_datetime_like_column_stays_for_cohorts_only(kind, tmp_path):
-    values = DATETIME_LIKE[kind](40)
+@pytest.mark.parametrize("kind", list(NOT_FEATURES))
+def test_a_dropped_datetime_like_or_bytes_column_stays_for_cohorts_only(kind, tmp_path):
+    values = NOT_FEATURES[kind](40)
     values.iloc[[3, 30]] = None
     folder = tmp_path
     model = _small_audit(folder, values, dropped=True)
@@ -604,7 +616,7 @@ def test_a_dropped_duration_column_reaches_the_page_as_text(tmp_path):
     (pandas Timedelta) was not JSON and the page failed to render (TypeError)."""
     from conftest import page_data
 
-    values = DATETIME_LIKE["timedelta64"](40)
+    values = NOT_FEATURES["timedelta64"](40)
     values.iloc[25] = None
     _small_audit(tmp_path, values, dropped=True)
     options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
@@ -618,3 +630,40 @@ def test_a_dropped_duration_column_reaches_the_page_as_text(tmp_path):
     shown = {row["row_id"]: row["features"]["extra"] for row in rows}
     assert shown == {i: None if pd.isna(test["extra"][i]) else str(test["extra"][i]) for i in range(len(test))}
     assert shown[5] is None and shown[6] == "1 days 02:00:00"  # test row 6: 26 hours
+
+
+def test_parquet_decimals_are_read_as_the_numbers_they_are(tmp_path):
+    """A Parquet decimal column reads back as Decimal objects, which the constructor took for
+    categories: the error tree failed on them ('Circular reference detected') and so did the
+    page (Decimal is not JSON)."""
+    values = pd.Series([decimal.Decimal(f"{v:.2f}") for v in np.linspace(-5, 5, 40)], dtype=object)
+    values.iloc[4] = None
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"t": rng.choice(TEXT, 40), "amount": values})
+    frame["y"] = np.where(values.astype(float).fillna(0) + rng.normal(size=40) > 0, "yes", "no")
+    frame.iloc[:20].to_parquet(tmp_path / "train.parquet", index=False)
+    frame.iloc[20:].to_parquet(tmp_path / "test.parquet", index=False)
+    train, test = (pd.read_parquet(tmp_path / f"{n}.parquet") for n in ("train", "test"))
+    assert isinstance(test["amount"].dropna().iloc[0], decimal.Decimal)  # what the user's model sees
+    model = Pipeline([("prepare", ColumnTransformer([
+        ("num", Pipeline([("float", FunctionTransformer(as_float)), ("impute", SimpleImputer())]), ["amount"]),
+        ("text", Pipeline([("text", FunctionTransformer(as_text)), ("onehot", OneHotEncoder())]), ["t"])])),
+        ("model", LogisticRegression())]).fit(train.drop(columns="y"), train["y"])
+    joblib.dump(model, tmp_path / "model.joblib")
+    options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
+                                 allow_pickle=True, cohorts=[{"name": "Positive", "filter": {
+                                     "column": "amount", "op": ">", "value": 0}}])
+    run_constructor(tmp_path / "model.joblib", tmp_path / "train.parquet", tmp_path / "test.parquet",
+                    tmp_path / "out", options=options)
+    run_error_analysis(tmp_path / "out", tmp_path / "errors")
+    run_gather(tmp_path / "out", [tmp_path / "errors"], tmp_path / "dashboard")
+    meta = json.loads((tmp_path / "out" / A.META_FILE).read_text())
+    assert "amount" in meta["numeric_features"]
+    assert meta["cohort_sizes"] == {"Positive": int((test["amount"].astype(float) > 0).sum())}
+    stored = pd.read_parquet(tmp_path / "out" / A.TEST_FEATURES_FILE)["amount"]
+    assert stored.dtype == "float64" and stored.equals(test["amount"].astype(float))
+    y_pred = pd.read_parquet(tmp_path / "out" / A.PREDICTIONS_FILE)[A.Y_PRED]
+    assert list(y_pred) == list(model.predict(test.drop(columns="y")))
+    doc = json.loads((tmp_path / "dashboard" / A.INSIGHTS_JSON_FILE).read_text())
+    summary = next(f for f in doc["data_analysis"]["features"] if f["feature"] == "amount")
+    assert summary["kind"] == "numeric" and summary["mean"] == pytest.approx(test["amount"].astype(float).mean())

@@ -211,6 +211,8 @@ def to_jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dt.timedelta):  # as pandas writes it in tables: "1 days 02:00:00"
         return str(pd.Timedelta(value))
+    if isinstance(value, bytes):  # a dropped Parquet binary column's value
+        return value.decode("utf-8", errors="replace")
     return value
 
 

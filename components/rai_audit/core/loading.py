@@ -35,7 +35,7 @@ def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
     is_csv = path.suffix.lower() == ".csv"
     try:
         if not is_csv:
-            return pd.read_parquet(path)
+            return _decimals_as_floats(pd.read_parquet(path))
         # In one piece: read in chunks (low_memory), a column can come back as numbers in
         # some rows and text in others, which no step (nor Parquet) can take.
         frame = pd.read_csv(path, low_memory=False)
@@ -49,6 +49,16 @@ def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
     if repeated:
         raise RAIInputError(f"{what} file {path} has duplicate column names {repeated}; "
                             "give each column its own name")
+    return frame
+
+
+def _decimals_as_floats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet decimal columns (decimal.Decimal objects in pandas) as float64: every step
+    takes them as the numbers they are (as objects they were categories, and the error tree
+    and the page failed on them); scikit-learn converts them to floats for the model too."""
+    for column in frame.columns[frame.dtypes == object]:
+        if pd.api.types.infer_dtype(frame[column], skipna=True) == "decimal":
+            frame[column] = frame[column].astype("float64")
     return frame
 
 

@@ -222,8 +222,8 @@ def _value_kind(values: pd.Series) -> str:
 
 def _check_dtypes(train: pd.DataFrame, test: pd.DataFrame, model_features: list[str]) -> None:
     """Refuse, before anything runs, the columns no step can take: a model feature of dates,
-    times or durations (the error tree, explainer, counterfactuals and causal analysis need
-    numbers or categories; dropped, such a column stays for cohorts), and any column mixing
+    times, durations or bytes (the error tree, explainer, counterfactuals and causal analysis
+    need numbers or categories; dropped, such a column stays for cohorts), and any column mixing
     value types (e.g. numbers and text) or holding lists or mappings, which the artifact's
     Parquet files cannot store."""
     for name, frame in (("train", train), ("test", test)):
@@ -240,6 +240,11 @@ def _check_dtypes(train: pd.DataFrame, test: pd.DataFrame, model_features: list[
                 raise RAIInputError(
                     f"column {column!r} of the {name} data mixes value types ({', '.join(types)}); give it "
                     "one type: numbers, or text (e.g. read it with dtype=str), as the model was trained on")
+            if kind == "bytes" and column in model_features:
+                raise RAIInputError(
+                    f"feature {column!r} holds bytes (in the {name} data), as a Parquet binary column does, "
+                    "which the analyses cannot take as a model feature; write it as text (UTF-8 strings), or "
+                    "list it in `dropped_features` to keep it for cohorts only")
             if kind in DATETIME_KINDS and column in model_features:
                 raise RAIInputError(
                     f"feature {column!r} holds {DATETIME_KINDS[kind]} (in the {name} data), which the analyses "
