@@ -969,3 +969,22 @@ def test_a_missing_category_is_a_level_but_never_the_default_control(causal):
     treatment = run.treatment("g")
     assert (treatment["control"], treatment["levels"]) == ("a", ["b", "(missing)"])
     assert {e["level"] for e in run.doc["global_effects"]} == {"b", "(missing)"}
+
+
+def test_a_policy_on_an_effect_the_data_do_not_show_is_said_to_be_no_basis_for_action(subjects, causal):
+    """A policy is drawn from the point estimates; where every interval of the treatment's
+    effects includes 0 it is flagged as no basis for action (``t``, true effect 2, is supported)."""
+    from rai_audit.steps.causal import _policy_evidence
+
+    run = causal("numeric", treatment_features=["t"], rows="all")
+    t = effect_of(run.doc["global_effects"], "t")
+    assert t["ci_lower"] > 0 and run.policy("t")["evidence"] == {"supported": True, "note": None}
+    levels = [{"treatment": "region", "ci_lower": -0.1, "ci_upper": 0.3},
+              {"treatment": "region", "ci_lower": -0.4, "ci_upper": 0.0}, {**t, "treatment": "other"}]
+    assert _policy_evidence("region", levels, 0.05) == {"supported": False, "note": (
+        "the 95% interval of every effect of region includes 0: the data do not show that region moves the "
+        "outcome, so this policy is no basis for action")}
+    assert _policy_evidence("region", [{**levels[0], "ci_upper": -0.01}, levels[1]], 0.05)["supported"] is True
+    hidden = [{"treatment": "region", "ci_lower": None, "ci_upper": None}]  # inference invalid: hidden
+    assert _policy_evidence("region", hidden, 0.1)["note"] == \
+        "no valid interval for the effect of region: this policy is no basis for action"

@@ -28,8 +28,10 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import operator
 import re
+import subprocess
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -70,6 +72,8 @@ def shown(value: Any) -> str:
         return "n/a"
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return str(int(value))
+    if 1e4 <= abs(value) < 1e15:  # 4 significant digits with thousands separators: 12,280
+        return f"{round(float(value), 3 - math.floor(math.log10(abs(value)))):,.0f}"
     return f"{float(value):.4g}"
 
 
@@ -1028,3 +1032,57 @@ def test_bootstrap_from_counts_matches_resampling_the_rows():
         # 2,000 draws each: means within ~3 standard errors, spreads within 10%.
         assert np.abs(ours.mean(axis=0) - by_hand.mean(axis=0)).max() < 3 * by_hand.std(axis=0).max() / np.sqrt(draws) * 1.5
         assert np.allclose(ours.std(axis=0), by_hand.std(axis=0), rtol=0.1)
+
+
+# --- layout and provenance: no page left mostly blank, every figure says where it comes from ----
+
+def _content_bottoms(pdf: Path, tmp: Path) -> list[float]:
+    """Per page, how far down the page its content reaches (0..1, the footer left out), from the
+    pages rendered in grey by poppler's pdftoppm and read as PGM."""
+    subprocess.run(["pdftoppm", "-r", "24", "-gray", str(pdf), str(tmp / "page")], check=True)
+    bottoms = []
+    for page in sorted(tmp.glob("page-*.pgm"), key=lambda p: int(p.stem.split("-")[1])):
+        data = page.read_bytes()
+        magic, width, height, _, pixels = data.split(maxsplit=4)
+        assert magic == b"P5"
+        image = np.frombuffer(pixels[: int(width) * int(height)], dtype=np.uint8).reshape(int(height), int(width))
+        body = image[: int(int(height) * 0.9)]  # the footer sits in the bottom margin
+        inked = np.flatnonzero((body < 200).any(axis=1))
+        bottoms.append((inked[-1] + 1) / len(body) if len(inked) else 0.0)
+    return bottoms
+
+
+@pytest.mark.parametrize("run", ["adult_card", "insurance_card"])
+def test_no_page_of_the_details_is_more_than_half_blank(run, request, tmp_path):
+    card = request.getfixturevalue(run)
+    bottoms = _content_bottoms(card.folder / "scorecard.pdf", tmp_path)
+    assert len(bottoms) == len(card.pages) >= 3
+    # Page 1 is the summary and the last page ends the document; every page between is more than half full.
+    assert all(b > 0.5 for b in bottoms[1:-1]), [round(b, 2) for b in bottoms]
+
+
+def test_every_figure_says_where_it_comes_from_and_its_unit(insurance_card, adult_card):
+    importance = insurance_card.section("Feature importance")
+    n_rows = insurance_card.json["explanation_source"]["n_rows"]
+    n_test = insurance_card.json["data"]["n_test"]
+    assert f"over {n_rows} explained test rows (" in importance
+    assert "Computed with LinearExplainer (linear SHAP values of the model itself)" in importance
+    # Units: a recall is a share of the actual positives, an AUC no share at all.
+    performance = adult_card.section("Model performance")
+    assert "recall_score (share of actual positives)" in performance
+    assert "roc_auc_score (0 to 1, 0.5 is chance)" in performance and "roc_auc_score (share" not in performance
+    assert n_rows <= n_test
+
+
+def test_importances_of_a_mimic_say_so_with_its_fidelity(insurance_card):
+    from rai_audit.report.scorecard import render_scorecard_html
+
+    card = json.loads(json.dumps(insurance_card.json))
+    card["explanation_source"].update(method="mimic", explainer="MimicExplainer",
+                                      fidelity={"metric": "r2", "value": 0.9712},
+                                      rows={"selection": "all", "total": card["data"]["n_test"]})
+    text = re.sub(r"<[^>]+>", "", render_scorecard_html(card))
+    assert f"(all {card['data']['n_test']})" in text
+    assert ("These are the importances of a mimic: a LightGBM surrogate trained to imitate the model "
+            "(no exact explainer applies to it), which agrees with the model on the test set with r2 0.9712; "
+            "they describe the model only as far as the mimic imitates it.") in " ".join(text.split())

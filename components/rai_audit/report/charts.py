@@ -85,7 +85,7 @@ def confusion_matrix(labels: list[Any], matrix: list[list[int]]) -> alt.TopLevel
         total = sum(row) or 1
         for j, count in enumerate(row):
             cells.append({"true class": str(labels[i]), "predicted class": str(labels[j]), "rows": count,
-                          "text": f"{count} ({100 * count / total:.0f}%)"})
+                          "text": f"{count} ({_percent(count, total)})"})
     data = pd.DataFrame(cells)
     order = [str(label) for label in labels]
     size = min(90 * len(labels), WIDTH)
@@ -152,3 +152,13 @@ def effects_chart(rows: list[dict[str, Any]], *, value_title: str) -> alt.TopLev
     point = base.mark_point(filled=True, color=BLUE, size=60).encode(x=alt.X("point:Q", title=value_title))
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color=RED, strokeDash=[4, 3]).encode(x="x:Q")
     return alt.layer(interval, point, zero).properties(width=WIDTH, height=_bars_height(len(data)) + 10)
+
+
+def _percent(count: int, total: int) -> str:
+    """A share as a whole percentage, but never 0% or 100% for a share that is neither."""
+    share = 100 * count / total if total else 0.0
+    if 0 < share < 1:
+        return "<1%"
+    if 99 < share < 100:
+        return ">99%"
+    return f"{share:.0f}%"

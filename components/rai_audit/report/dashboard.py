@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from importlib import resources
 from typing import Any
 
@@ -35,6 +36,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
+        if 1e4 <= abs(value) < 1e15:  # 12,280 rather than 1.228e+04; still 4 significant digits
+            return f"{round(value, 3 - int(math.floor(math.log10(abs(value))))):,.0f}"
         return f"{value:.4g}"
     return str(value)
 

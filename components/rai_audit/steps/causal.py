@@ -562,6 +562,24 @@ def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any]
     return summary, table.assign(treatment_feature=treatment)
 
 
+def _policy_evidence(treatment: str, global_effects: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
+    """Whether the data show the treatment moves the outcome at all: some effect of it (a level,
+    or the unit effect) whose interval excludes 0. Without that, a policy is still drawn (the
+    point estimates give one) but said to be no basis for action."""
+    rows = [e for e in global_effects if e["treatment"] == treatment]
+    shown = [e for e in rows if e.get("ci_lower") is not None and e.get("ci_upper") is not None]
+    supported = any(e["ci_lower"] > 0 or e["ci_upper"] < 0 for e in shown)
+    level = f"{(1 - alpha) * 100:g}%"
+    if supported:
+        note = None
+    elif not shown:
+        note = f"no valid interval for the effect of {treatment}: this policy is no basis for action"
+    else:
+        note = (f"the {level} interval of every effect of {treatment} includes 0: the data do not show that "
+                f"{treatment} moves the outcome, so this policy is no basis for action")
+    return {"supported": supported, "note": note}
+
+
 def _tree_features(transformer, rows: pd.DataFrame, feature_names: list[str]) -> tuple[np.ndarray, list[str]]:
     """What the policy tree may split on: the treatment's heterogeneity features, numbers as
     they are and every level of a category as its own column (the estimator's encoding drops
@@ -775,6 +793,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
                 continue
             summary, table = _policy(analysis, X_test, t, treatments[t], costs[t], options, names, medians,
                                      sign, t not in invalid_inference)
+            summary["evidence"] = _policy_evidence(t, global_effects, options.alpha)
             policies.append(summary)
             recommendations.append(table)
         test_effects = effects(X_test)

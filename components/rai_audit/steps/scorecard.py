@@ -7,7 +7,7 @@ dashboard's number; each target also gets a bootstrap confidence interval (``boo
 resamples of the rows, seeded; percentile interval). A target is met or missed by its
 measured value. A value that cannot be computed on these rows (a metric on an empty cohort,
 recall of rows without positives, a fairness figure with fewer than two groups of
-``min_group_size`` rows) is UNDEFINED: neither met nor missed, and said so.
+``min_group_size`` rows) is UNDEFINED: not a miss, but no pass either (a gate never lets through what could not be judged).
 
 Writes ``scorecard.pdf`` (HTML rendered by weasyprint), ``scorecard.json`` (every target,
 value, interval and verdict, and ``passed``) and a manifest. With ``fail_on_missed_target``
@@ -83,7 +83,7 @@ class TargetsMissed(Exception):
 
 
 def verdict(value: float | None, op: str | None, target: float | None) -> str:
-    """PASS or FAIL by the measured value; UNDEFINED (neither met nor missed) without one."""
+    """PASS or FAIL by the measured value; UNDEFINED (not a miss, no pass) without one."""
     if op is None:
         return REPORTED
     if value is None or not math.isfinite(value):

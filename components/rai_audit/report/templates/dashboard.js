@@ -282,6 +282,7 @@ function causal() {
   for (const p of ca.policies) {
     if (!p.tree.length) continue;
     s.append(el("h4", {}, p.treatment + ": mean gain of the policy " + fmt(p.policy_gain) + (p.step !== undefined ? " (step " + fmt(p.step) + ")" : "")));
+    if (p.evidence && p.evidence.note) s.append(el("p", { class: "warn" }, "Not supported by the data: " + p.evidence.note + "."));
     s.append(table(["Policy tree leaf", "rows", "recommended", "mean gain"], [
       ...p.tree.filter(n => n.leaf).map(n => [filterText(n.filter), n.count, n.treatment, n.gain]),
       ["Recommendations (" + p.rows + " rows)", "", Object.entries(p.recommendation_counts).map(([k, v]) => k + ": " + v + " rows").join("; "), ""]]));
