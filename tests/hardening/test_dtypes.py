@@ -511,6 +511,7 @@ NOT_FEATURES = {
     "timedelta64": lambda n: pd.Series(pd.to_timedelta(np.arange(n), unit="h")),
     "dates (Parquet date32)": lambda n: pd.Series([dt.date(2021, 1, 1) + dt.timedelta(days=i) for i in range(n)]),
     "category of datetimes": lambda n: pd.Series(pd.Categorical(pd.date_range("2021-01-01", periods=n, freq="D"))),
+    "times of day (Parquet time64)": lambda n: pd.Series([dt.time(i % 24, i % 60) for i in range(n)], dtype=object),
     "bytes (Parquet binary)": lambda n: pd.Series([t.encode() for t in np.resize(TEXT, n)], dtype=object),
 }
 
@@ -667,3 +668,18 @@ def test_parquet_decimals_are_read_as_the_numbers_they_are(tmp_path):
     doc = json.loads((tmp_path / "dashboard" / A.INSIGHTS_JSON_FILE).read_text())
     summary = next(f for f in doc["data_analysis"]["features"] if f["feature"] == "amount")
     assert summary["kind"] == "numeric" and summary["mean"] == pytest.approx(test["amount"].astype(float).mean())
+
+
+def test_the_cli_refuses_a_date_feature_in_one_line(tmp_path, capsys):
+    from rai_audit import cli
+
+    values = NOT_FEATURES["datetime64"](40)
+    _small_audit(tmp_path, values, dropped=False)
+    code = cli.main(["constructor", "--model", str(tmp_path / "model.joblib"), "--train", str(tmp_path / "train.parquet"),
+                     "--test", str(tmp_path / "test.parquet"), "--output", str(tmp_path / "out"),
+                     "--target-column", "y", "--task-type", "binary_classification", "--positive-label", '"yes"',
+                     "--allow-pickle"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("rai-audit: error: feature 'extra' holds datetimes (in the train data)")
+    assert not (tmp_path / "out").exists()
