@@ -89,7 +89,8 @@ def test_run_passes_cache_to_kfp_local(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(rai_audit.local_run, "run_audit_locally", fake_run)
     (tmp_path / "m.joblib").write_bytes(b"x")
-    (tmp_path / "d.parquet").write_bytes(b"x")
+    # real data: `rai-audit run` checks the config against its columns before any step
+    pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 1.5]}).to_parquet(tmp_path / "d.parquet")
     (tmp_path / "audit.yaml").write_text(json.dumps({"model": "m.joblib", "train_data": "d.parquet",
                                                      "test_data": "d.parquet", "target_column": "y",
                                                      "task_type": "regression"}))

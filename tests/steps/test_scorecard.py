@@ -994,8 +994,8 @@ def test_register_model_copies_model_scorecard_and_pdf(adult_case, adult_azure_r
 
 def test_register_model_refuses_a_scorecard_that_did_not_pass(adult_case, adult_card, tmp_path):
     out = tmp_path / "registered"
-    with pytest.raises(RAIInputError, match=rf"did not pass \({adult_card.json['n_missed']} targets missed\); "
-                                            "the model is not registered"):
+    with pytest.raises(RAIInputError, match=rf"did not pass \({adult_card.json['n_missed']} targets missed, "
+                                            rf"{adult_card.json['n_undefined']} could not be judged\); the model is not registered"):
         register_model(adult_case.model, adult_card.folder, out)
     assert nothing_written(tmp_path, out)
 
