@@ -147,9 +147,11 @@ def effects_chart(rows: list[dict[str, Any]], *, value_title: str) -> alt.TopLev
     data = pd.DataFrame(rows)
     base = alt.Chart(data).encode(y=alt.Y("label:N", title=None, sort=list(data["label"]),
                                           axis=alt.Axis(labelLimit=240)))
+    axis = alt.Axis(labelOverlap="greedy", tickCount=6)  # long decimals must not run into each other
     interval = base.transform_filter("isValid(datum.ci_lower)").mark_rule(color=GREY, strokeWidth=2).encode(
-        x=alt.X("ci_lower:Q", title=value_title), x2="ci_upper:Q")
-    point = base.mark_point(filled=True, color=BLUE, size=60).encode(x=alt.X("point:Q", title=value_title))
+        x=alt.X("ci_lower:Q", title=value_title, axis=axis), x2="ci_upper:Q")
+    point = base.mark_point(filled=True, color=BLUE, size=60).encode(
+        x=alt.X("point:Q", title=value_title, axis=axis))
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color=RED, strokeDash=[4, 3]).encode(x="x:Q")
     return alt.layer(interval, point, zero).properties(width=WIDTH, height=_bars_height(len(data)) + 10)
 
