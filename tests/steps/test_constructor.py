@@ -557,3 +557,18 @@ def test_messages_print_labels_as_the_user_wrote_them(tmp_path):
     with pytest.raises(RAIInputError) as raised:
         case.construct(tmp_path / "out", positive_label=None, classes=[0, 2])
     assert "np." not in str(raised.value) and "[0, 1]" in str(raised.value)
+
+
+def test_the_sample_keeps_a_row_of_every_class_the_test_set_has():
+    """A stratified sample of 100 of 1,000 rows with one positive row kept it only by chance
+    (its quota 0.1 rounds to 0); now every class with rows keeps one, and the size is exact."""
+    from rai_audit.steps.constructor import _stratified_sample
+
+    y = pd.Series(["no"] * 990 + ["rare"] * 9 + ["yes"])
+    for seed in range(5):
+        mask = _stratified_sample(y, 100, seed, stratify=True)
+        assert mask.sum() == 100
+        assert set(y[mask]) == {"no", "rare", "yes"}
+        assert (y[mask] == "yes").sum() == 1 and (y[mask] == "rare").sum() == 1
+    # no room for one of each: the size still wins
+    assert _stratified_sample(y, 2, 0, stratify=True).sum() == 2

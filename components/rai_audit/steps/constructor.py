@@ -387,6 +387,12 @@ def _stratified_sample(y: pd.Series, size: int, seed: int, stratify: bool) -> np
     quota = counts * size / n
     take = np.floor(quota).astype(int)
     take[np.argsort(-(quota - take))[: size - take.sum()]] += 1
+    # A class with rows keeps one in the sample when there is room for one of each: rounding
+    # would drop a rare class (the only positive row) from every per-row step.
+    if size >= len(counts):
+        for code in np.flatnonzero(take == 0):
+            take[np.argmax(take)] -= 1  # some class has two or more: size >= classes
+            take[code] = 1
     for code, k in enumerate(take):
         rows = np.flatnonzero(codes == code)
         mask[rng.choice(rows, size=min(k, len(rows)), replace=False)] = True
