@@ -24,10 +24,9 @@ analysis, explainer, counterfactual, causal) and gather run on it, and exactly o
   root and overall error, the explained rows and features (never a dropped one), every kept
   counterfactual's prediction, and the causal fit's rows.
 
-Any other outcome fails. A bug found in a file owned by work in progress elsewhere is kept
-as an explicit reproducer (``KNOWN``) marked ``xfail(strict=True)`` with the reason, and the
-property skips inputs that fail with its signature (``KNOWN_BUGS``), so it keeps looking for
-new ones. Examples are derandomized so CI runs the same ones every time.
+Any other outcome fails. A bug it finds is kept as an explicit reproducer (``FOUND``); while
+its fix is pending, the property may skip inputs failing with its signature (``KNOWN_BUGS``)
+to keep looking for new ones. Examples are derandomized so CI runs the same ones every time.
 """
 
 from __future__ import annotations
@@ -294,11 +293,9 @@ def cohort_for(column: str, values: pd.Series, negate: bool) -> tuple[dict[str, 
 # --- known bugs in files other work owns (reproducers below) ------------------------------------
 
 # name -> (exception type, file, function) of the deepest rai_audit frame where it raises.
-KNOWN_BUGS: dict[str, tuple[type[BaseException], str, str]] = {
-    # A categorical model feature with no value in train (all missing) leaves the batched
-    # search no value to draw: IndexError (index -1 is out of bounds for axis 0 with size 0).
-    "counterfactual-all-missing-category": (IndexError, "counterfactual.py", "_batched_search"),
-}
+# Bugs the property found while their fix was pending: (exception, file, function) by name.
+# Empty: every one found is fixed and kept in FOUND below.
+KNOWN_BUGS: dict[str, tuple[type[BaseException], str, str]] = {}
 
 
 def known_bug(err: BaseException) -> str | None:
@@ -448,7 +445,7 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
 
 
 # No shrinking: each example runs a whole audit (5-15 s), and a failing Spec is already small
-# enough to read and re-run (KNOWN below shows how).
+# enough to read and re-run (FOUND below shows how).
 DTYPES = settings(max_examples=20, deadline=None, derandomize=True, database=None,
                   phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -461,22 +458,21 @@ def test_every_dtype_audits_or_is_refused_up_front(spec):
         event(audit(spec, Path(folder)))  # --hypothesis-show-statistics counts the outcomes
 
 
-# --- reproducers of known bugs (xfail until the owner's fix lands) ------------------------------
+# --- reproducers of bugs the property found, kept as regular cases ------------------------------
 
-KNOWN = [
+FOUND = [
+    # A categorical model feature with no value in train (all missing) left the batched
+    # counterfactual search no value to draw (IndexError); it now stays as it is.
     pytest.param(Spec(columns=(Column("float", "some", False), Column("object", "none", False),
                                Column("object", "all", False), Column("bool", "some", False)),
                       n_train=32, n_test=61, seed=134217729, file_format="parquet", label="str",
                       estimator="logistic", sensitive=None, cohort_columns=(1, 0), treatment=0, sample_size=0),
-                 id="counterfactual-all-missing-category",
-                 marks=pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-                     "counterfactual._batched_search: a categorical feature with no value in train (c2, all "
-                     "missing) leaves no value to draw (IndexError); reported to the lead"))),
+                 id="counterfactual-all-missing-category"),
 ]
 
 
-@pytest.mark.parametrize("spec", KNOWN)
-def test_known_bug_reproducers(spec, tmp_path):
+@pytest.mark.parametrize("spec", FOUND)
+def test_found_bug_reproducers(spec, tmp_path):
     assert audit(spec, tmp_path, skip_known=False) == "audited"
 
 

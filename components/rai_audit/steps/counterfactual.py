@@ -342,6 +342,8 @@ def _value_ranges(train: pd.DataFrame, meta: dict, options: CounterfactualOption
     features = list(options.features_to_vary) or meta["model_features"]
     ranges = {}
     for f in features:
+        if f not in options.permitted_range and train[f].isna().all():
+            continue  # no value in the train data to move it to: it stays as it is
         if f in options.permitted_range:
             ranges[f] = list(options.permitted_range[f])
         elif f in meta["categorical_features"]:
