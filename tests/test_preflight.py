@@ -123,9 +123,12 @@ LATE_ERRORS = [
                                                         "cohort": "Error tree: worst leaf 1 (node 3)"}]}}},
                  r"unknown cohort 'Error tree: worst leaf 1 \(node 3\)'", id="leaf-cohort-without-error-analysis"),
     pytest.param({"causal": {"treatment_features": ["bmi", "weight"]}},
-                 r"config `causal.treatment_features` names \['weight'\], not among the features", id="treatment"),
+                 r"config `causal.treatment_features` names \['weight'\], not among the model.s features", id="treatment"),
+    pytest.param({"causal": {"treatment_features": ["referral"]}},  # dropped: never reaches the fit
+                 r"config `causal.treatment_features` names \['referral'\], not among the model.s features",
+                 id="treatment-dropped"),
     pytest.param({"causal": {"treatment_features": ["bmi"], "heterogeneity_features": ["agee"]}},
-                 r"config `causal.heterogeneity_features` names \['agee'\], not among the features "
+                 r"config `causal.heterogeneity_features` names \['agee'\], not among the model.s features "
                  r"\(did you mean \['age'\]\?\)", id="heterogeneity"),
     pytest.param({"counterfactual": {"features_to_vary": ["bmi", "height"]}},
                  r"config `counterfactual.features_to_vary` names \['height'\], not among the model's features",

@@ -254,11 +254,11 @@ def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, T
                    "the model's features")
                   for k in ("features_to_vary", "permitted_range", "increase_only", "decrease_only")]
     if "causal" in steps:
-        named.append(("causal.treatment_features", args.get("causal_treatment_features") or [], features,
-                      "the features"))
+        named.append(("causal.treatment_features", args.get("causal_treatment_features") or [], model_features,
+                      "the model's features"))
         heterogeneity = args.get("causal_heterogeneity_features", "null")
         heterogeneity = json.loads(heterogeneity) if isinstance(heterogeneity, str) else heterogeneity
-        named.append(("causal.heterogeneity_features", heterogeneity or [], features, "the features"))
+        named.append(("causal.heterogeneity_features", heterogeneity or [], model_features, "the model's features"))
     for key, names, known_names, what in named:
         problems.check(lambda key=key, names=names, known_names=known_names, what=what:
                        _unknown(key, names, known_names, what))

@@ -988,3 +988,22 @@ def test_a_policy_on_an_effect_the_data_do_not_show_is_said_to_be_no_basis_for_a
     hidden = [{"treatment": "region", "ci_lower": None, "ci_upper": None}]  # inference invalid: hidden
     assert _policy_evidence("region", hidden, 0.1)["note"] == \
         "no valid interval for the effect of region: this policy is no basis for action"
+
+
+def test_dropped_columns_never_reach_the_fit(tmp_path):
+    """An id and a timestamp kept for cohorts (dropped_features) are neither confounders nor
+    treatments: the fit uses the model's features only, and a dropped datetime does not break it."""
+    data = numeric_data(600, seed=3)
+    data["visit"] = pd.date_range("2024-01-01", periods=len(data), freq="h")
+    data["id"] = np.arange(len(data))
+    train, test = split(data, 400)
+    model = LinearRegression().fit(train[["t", "w"]], train["y"])
+    case = _write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
+    constructor = case.construct(tmp_path / "constructor", dropped_features=["visit", "id"])
+    with pytest.raises(RAIInputError, match=r"`treatment_features` names unknown features \['id'\]; "
+                                            r"the features are \['t', 'w'\]"):
+        run_causal(constructor, tmp_path / "refused", options=CausalOptions(treatment_features=["id"], n_jobs=1))
+    run_causal(constructor, tmp_path / "causal", options=CausalOptions(treatment_features=["t"], n_jobs=1))
+    doc = json.loads((tmp_path / "causal" / A.INSIGHT_RESULT_FILE).read_text())
+    assert doc["fit"]["features"] == ["t", "w"]
+    assert contains(effect_of(doc["global_effects"], "t"), TRUE_NUMERIC_EFFECT)

@@ -180,7 +180,7 @@ class CausalResult:
 
 def _check(audit: ConstructorArtifact, options: CausalOptions) -> None:
     meta = audit.meta
-    features, target = meta["features"], meta["target_column"]
+    features, target = meta["model_features"], meta["target_column"]
     if target in options.treatment_features:
         raise RAIInputError(f"`treatment_features` names the target column {target!r}: the outcome "
                             "cannot be its own treatment")
@@ -673,7 +673,8 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
     audit = load_constructor_artifact(constructor_dir)
     _check(audit, options)
     meta = audit.meta
-    features, target = meta["features"], meta["target_column"]
+    # The model's features: dropped columns (ids, timestamps kept for cohorts) never reach the fit.
+    features, target = meta["model_features"], meta["target_column"]
     categorical = [f for f in features if f in meta["categorical_features"]]
     train = A.read_parquet(audit.folder / A.TRAIN_FILE)
     numeric_treatments = [t for t in options.treatment_features if t not in categorical]
@@ -810,6 +811,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
             "train_rows": int(len(fit_positions)), "train_rows_available": int(len(train)),
             "train_rows_left_out_missing": int((~usable).sum()),
             "train_sample_size": options.train_sample_size, "seed": options.random_state,
+            "features": features,  # the model's: confounders and heterogeneity come from these only
             "nuisance_model": options.nuisance_model, "heterogeneity_model": options.heterogeneity_model,
             "heterogeneity_features": options.heterogeneity_features, "alpha": options.alpha,
             "seconds": round(fit_seconds, 3),
