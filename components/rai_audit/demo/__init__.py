@@ -103,7 +103,8 @@ def prepare_demo(folder: str | Path) -> dict[str, Any]:
         "counterfactual": {"total_CFs": 5, "rows": "sample", "increase_only": ["age"],
                            "n_jobs": 2, "shards": 2},
         # Which levers move the chance of earning >50K, for whom (the effect may vary with
-        # sex, age and education); the fit uses 5,000 train rows (seeded, recorded).
+        # sex, age and education); sex, a sensitive feature, is estimated as an attribute (does
+        # it drive the outcome?) and never given a policy. The fit uses 5,000 train rows (seeded).
         "causal": {"treatment_features": ["hours-per-week", "sex"],
                    "heterogeneity_features": ["sex", "age", "education-num"],
                    "train_sample_size": 5000, "n_jobs": 2},
