@@ -44,6 +44,7 @@ from typing import Any
 from rai_audit.core import RAIInputError
 from rai_audit.core.artifacts import read_yaml
 from rai_audit.core.cohorts import load_cohorts
+from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE
 from rai_audit.core.scorecard_config import parse_scorecard_config
 from rai_audit.pipelines import ANALYSIS_STEPS
 from rai_audit.preflight import check_audit
@@ -59,7 +60,7 @@ REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
 LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
              "skops_trusted_types", "immutable_features")
 INT_KEYS = ("sample_size", "random_state", "min_group_size")
-INT_DEFAULTS = {"min_group_size": 30}
+INT_DEFAULTS = {"min_group_size": DEFAULT_MIN_GROUP_SIZE}
 OPTIONAL_KEYS = ("name", "positive_label", "cohorts", "allow_pickle", "desired_outcome", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS,
                  "scorecard", "publish")
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}

@@ -25,6 +25,7 @@ from rai_audit.core._errors import as_written
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
 from rai_audit.core.artifacts import sha256_file
 from rai_audit.core.loading import load_model, load_table, model_file
+from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE
 from rai_audit.core.metrics import group_labels
 from rai_audit.core.options import check_min_ints, check_name_lists
 from rai_audit.steps._cli import bool_arg, json_arg, run_cli
@@ -83,7 +84,7 @@ class ConstructorOptions:
     allow_pickle: bool = False  # a joblib/pickle model runs its own code when loaded
     desired_outcome: str = "increase"
     immutable_features: list[str] = field(default_factory=list)
-    min_group_size: int = 30
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_TYPES:
@@ -506,7 +507,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="which way of the positive label (or regression target) is good")
     p.add_argument("--immutable-features", type=json_arg, default=[],
                    help="JSON list of features counterfactuals and causal policies never change")
-    p.add_argument("--min-group-size", type=int, default=30,
+    p.add_argument("--min-group-size", type=int, default=DEFAULT_MIN_GROUP_SIZE,
                    help="groups with fewer test rows are flagged and left out of fairness differences")
     return p
 
