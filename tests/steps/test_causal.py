@@ -1007,3 +1007,18 @@ def test_dropped_columns_never_reach_the_fit(tmp_path):
     doc = json.loads((tmp_path / "causal" / A.INSIGHT_RESULT_FILE).read_text())
     assert doc["fit"]["features"] == ["t", "w"]
     assert contains(effect_of(doc["global_effects"], "t"), TRUE_NUMERIC_EFFECT)
+
+
+def test_nothing_to_adjust_for_is_refused_in_one_line(tmp_path):
+    """Besides the treatment, only a constant feature: econml would fail with "Found array with
+    0 feature(s)"; the step says what is missing."""
+    data = numeric_data(300, seed=4).drop(columns="w").assign(site="A")
+    train, test = split(data, 200)
+    model = _encoded(["site"], ["t"], LinearRegression()).fit(train[["t", "site"]], train["y"])
+    case = _write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
+    constructor = case.construct(tmp_path / "constructor")
+    with pytest.raises(RAIInputError, match=r"^causal analysis needs a model feature besides the treatments "
+                                            r"\['t'\] that varies in the fitted train rows, to adjust for; "
+                                            r"\['site'\] are constant there$"):
+        run_causal(constructor, tmp_path / "causal", options=CausalOptions(treatment_features=["t"], n_jobs=1))
+    assert not (tmp_path / "causal").exists()

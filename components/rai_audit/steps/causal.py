@@ -375,7 +375,9 @@ def _identification(X_fit: pd.DataFrame, treatment: str, categorical: list[str],
         [("cat", OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False),
           [c for c in others if c in categorical]),
          ("num", StandardScaler(), [c for c in others if c not in categorical])])
-    Z = encode.fit_transform(rows[others]) if others else np.zeros((len(rows), 1))
+    Z = encode.fit_transform(rows[others]) if others else np.zeros((len(rows), 0))
+    if Z.shape[1] == 0:  # nothing else (or only constant columns) to predict the treatment from
+        Z = np.zeros((len(rows), 1))
     folds = KFold(3, shuffle=True, random_state=seed)
     small_trees = dict(n_estimators=100, num_leaves=15, learning_rate=0.1, min_child_samples=10,
                        random_state=seed, n_jobs=1, verbose=-1)
@@ -698,6 +700,14 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
     X_test.index = audit.predictions[A.ROW_ID].to_numpy()
     if audit.is_classifier and y_fit.nunique() < 2:
         raise RAIInputError(f"the train rows fitted hold one outcome only ({outcome} is always {y_fit.iloc[0]})")
+    # Double machine learning adjusts for the other features: with none that varies, econml
+    # fails deep inside ("Found array with 0 feature(s)"); say why instead.
+    others = [f for f in features if f not in options.treatment_features]
+    if not any(X_fit[f].nunique(dropna=False) > 1 for f in others):
+        raise RAIInputError(
+            f"causal analysis needs a model feature besides the treatments {list(options.treatment_features)} "
+            f"that varies in the fitted train rows, to adjust for; "
+            + (f"{others} are constant there" if others else "the model has no other feature"))
 
     levels = {t: _levels(X_fit, t, options) for t in options.treatment_features if t in categorical}
     with threadpool_limits(limits=1):  # small fits: threads only contend (a loaded 2-core run took 10x longer)
