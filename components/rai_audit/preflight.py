@@ -32,6 +32,7 @@ from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecar
 from rai_audit.steps.constructor import (
     ERROR_LEAF_PREFIX, ConstructorOptions, _check_columns, check_cohort_names,
 )
+from rai_audit.steps.counterfactual import plan_features, settings_on_held_fixed
 
 # CSV rows read to learn the columns' types (a Parquet file's schema holds them).
 CSV_SAMPLE_ROWS = 1000
@@ -268,23 +269,16 @@ def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, T
         if wrong:
             problems.found.append(f"config `counterfactual.increase_only`/`decrease_only` need numeric features, "
                                   f"got {wrong}")
-        # What the step holds fixed (sensitive and immutable features, unless features_to_vary
-        # names them), checked now rather than after the constructor.
-        sensitive = set(args.get("sensitive_features") or [])
-        protected = sensitive | set(args.get("immutable_features") or [])
-        to_vary = list(args.get("counterfactual_features_to_vary") or [])
-        if not to_vary and model_features and all(f in protected for f in model_features):
-            problems.found.append(f"config `counterfactual`: every model feature is sensitive or immutable "
-                                  f"({model_features}), so counterfactuals could change nothing; list those they "
-                                  "may change in `counterfactual.features_to_vary`")
-        for key in ("increase_only", "decrease_only", "permitted_range"):
-            fixed = [f for f in (args.get(f"counterfactual_{key}") or [])
-                     if f in protected and f not in to_vary]
-            if fixed:
-                reasons = sorted({"sensitive" if f in sensitive else "immutable" for f in fixed})
-                problems.found.append(f"config `counterfactual.{key}` names {fixed}, which counterfactuals hold "
-                                      f"fixed ({', '.join(reasons)}); list them in `counterfactual.features_to_vary` "
-                                      "to let counterfactuals change them")
+        # What the counterfactual step holds fixed, checked now rather than after the constructor.
+        option = lambda name: f"`counterfactual.{name}`"  # noqa: E731
+        settings = {k: args.get(f"counterfactual_{k}") for k in ("increase_only", "decrease_only", "permitted_range")}
+        try:
+            _, held = plan_features(model_features, args.get("sensitive_features") or [],
+                                    args.get("immutable_features") or [],
+                                    args.get("counterfactual_features_to_vary") or [], option=option)
+            problems.found += [f"config {p}" for p in settings_on_held_fixed(held, settings, option=option)]
+        except RAIInputError as err:
+            problems.found.append(f"config `counterfactual`: {err}")
     if "causal" in steps and args.get("causal_categories"):
         categorical_features = categorical or [f for f in features if f not in numeric]
         treatments = args.get("causal_treatment_features") or []

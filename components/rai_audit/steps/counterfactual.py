@@ -26,7 +26,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, get_args, Literal
+from typing import Any, Callable, get_args, Literal
 
 import numpy as np
 import pandas as pd
@@ -143,33 +143,52 @@ def _check(audit: ConstructorArtifact, options: CounterfactualOptions) -> None:
     elif options.desired_class not in map(str, audit.meta["classes"]):
         raise RAIInputError(f"`desired_class` must be 'opposite' or one of the classes "
                             f"{audit.meta['classes']} ('better' too for binary), got {options.desired_class!r}")
-    # A monotone or range setting on a feature held fixed would be ignored without a word.
-    fixed = {h["feature"]: h["reason"] for h in _plan(audit, options)[1] if h["reason"] in PROTECTED_REASONS}
-    for name in ("increase_only", "decrease_only", "permitted_range"):
-        named = [f for f in getattr(options, name) if f in fixed]
-        if named:
-            raise RAIInputError(f"`{name}` names {named}, which counterfactuals hold fixed "
-                                f"({', '.join(sorted({fixed[f] for f in named}))}); list them in "
-                                "`features_to_vary` to let counterfactuals change them")
+    problems = settings_on_held_fixed(_plan(audit, options)[1], options.__dict__)
+    if problems:
+        raise RAIInputError(problems[0])
 
 
-def _plan(audit: ConstructorArtifact, options: CounterfactualOptions) -> tuple[list[str], list[dict[str, str]]]:
+def _option(name: str) -> str:
+    return f"`{name}`"
+
+
+def plan_features(features: list[str], sensitive: list[str], immutable: list[str], features_to_vary: list[str],
+                  *, option: Callable[[str], str] = _option) -> tuple[list[str], list[dict[str, str]]]:
     """The features counterfactuals may change, and those held fixed with the reason.
 
-    Sensitive and immutable features (``protected_features``) are held fixed unless
-    ``features_to_vary`` names them: a counterfactual "change your sex" is no advice to give.
-    A ``features_to_vary`` list is taken as written (its order seeds the batched search).
+    Sensitive and immutable features are held fixed unless ``features_to_vary`` names them: a
+    counterfactual "change your sex" is no advice to give. A ``features_to_vary`` list is
+    taken as written (its order seeds the batched search). ``option`` names an option in a
+    message (the config reader says `counterfactual.features_to_vary`).
     """
-    features = audit.meta["model_features"]
-    sensitive = set(audit.meta["sensitive_features"])
-    protected = set(audit.protected_features)
-    vary = list(options.features_to_vary) or [f for f in features if f not in protected]
+    protected = {*sensitive, *immutable}
+    vary = list(features_to_vary) or [f for f in features if f not in protected]
     if not vary:
         raise RAIInputError(f"every model feature is sensitive or immutable ({features}), so counterfactuals "
-                            "could change nothing; list those they may change in `features_to_vary`")
+                            f"could change nothing; list those they may change in {option('features_to_vary')}")
     held = [{"feature": f, "reason": "sensitive" if f in sensitive else "immutable" if f in protected
              else NOT_LISTED} for f in features if f not in vary]
     return vary, held
+
+
+def settings_on_held_fixed(held: list[dict[str, str]], settings: dict[str, Any], *,
+                           option: Callable[[str], str] = _option) -> list[str]:
+    """A message per monotone or range setting naming a sensitive or immutable feature held
+    fixed: it would be ignored without a word."""
+    fixed = {h["feature"]: h["reason"] for h in held if h["reason"] in PROTECTED_REASONS}
+    problems = []
+    for name in ("increase_only", "decrease_only", "permitted_range"):
+        named = [f for f in (settings.get(name) or []) if f in fixed]
+        if named:
+            problems.append(f"{option(name)} names {named}, which counterfactuals hold fixed "
+                            f"({', '.join(sorted({fixed[f] for f in named}))}); list them in "
+                            f"{option('features_to_vary')} to let counterfactuals change them")
+    return problems
+
+
+def _plan(audit: ConstructorArtifact, options: CounterfactualOptions) -> tuple[list[str], list[dict[str, str]]]:
+    return plan_features(audit.meta["model_features"], audit.meta["sensitive_features"],
+                         audit.immutable_features, options.features_to_vary)
 
 
 def _held_fixed_note(held: list[dict[str, str]], varied_protected: list[str]) -> str | None:
