@@ -46,8 +46,12 @@ from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 SEED = 0
 ADULT_TRAIN_ROWS = 32_561
 TREATMENTS = ["age", "hours-per-week", "sex"]
-ANALYSIS = dict(treatment_features=TREATMENTS, heterogeneity_features=["sex", "education-num"],
-                nuisance_model="linear", heterogeneity_model="linear")
+ANALYSIS = dict(
+    treatment_features=TREATMENTS,
+    heterogeneity_features=["sex", "education-num"],
+    nuisance_model="linear",
+    heterogeneity_model="linear",
+)
 
 # Runs in the peer venv, after the source of make_model.
 PEER_SCRIPT = r"""
@@ -127,8 +131,11 @@ def peer_source() -> str:
 
 def run_peer(python: Path, train_path: Path, fit_path: Path, test_path: Path, n_jobs: int) -> dict[str, Any]:
     analysis = {**ANALYSIS, "n_jobs": n_jobs, "random_state": SEED}
-    done = subprocess.run([str(python), "-c", peer_source(), str(train_path), str(fit_path), str(test_path),
-                           json.dumps(analysis)], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), "-c", peer_source(), str(train_path), str(fit_path), str(test_path), json.dumps(analysis)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
         return {"error": last_line(done)}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -160,9 +167,21 @@ def run(workdir: Path, sizes: list[int], n_jobs: int, peer_venv: str | None) -> 
     model_path = workdir / "model.joblib"
     joblib.dump(train_demo_model(pd.read_parquet(train_path)), model_path)
     constructor_dir = workdir / "constructor"
-    run_constructor(model_path, train_path, test_path, constructor_dir, options=ConstructorOptions(allow_pickle=True,  # its own joblib model
-        target_column=TARGET, task_type="binary_classification", positive_label=">50K",
-        sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, random_state=SEED))
+    run_constructor(
+        model_path,
+        train_path,
+        test_path,
+        constructor_dir,
+        options=ConstructorOptions(
+            allow_pickle=True,  # its own joblib model
+            target_column=TARGET,
+            task_type="binary_classification",
+            positive_label=">50K",
+            sensitive_features=SENSITIVE,
+            cohorts=DEMO_COHORTS,
+            random_state=SEED,
+        ),
+    )
     python, why_no_peer = peer_python(peer_venv, module="responsibleai")
     results = []
     for n in sizes:
@@ -184,8 +203,11 @@ def run(workdir: Path, sizes: list[int], n_jobs: int, peer_venv: str | None) -> 
 
 
 def effect_text(effects: list[dict[str, Any]], treatment: str) -> str:
-    parts = [f"{e['point']:+.4f} [{e['ci_lower']:+.4f}, {e['ci_upper']:+.4f}]"
-             for e in effects if e["treatment"] == treatment]
+    parts = [
+        f"{e['point']:+.4f} [{e['ci_lower']:+.4f}, {e['ci_upper']:+.4f}]"
+        for e in effects
+        if e["treatment"] == treatment
+    ]
     return "; ".join(parts) or "not fitted"
 
 
@@ -196,26 +218,43 @@ def print_results(results: list[dict[str, Any]], load_before: tuple[float, ...],
     first = results[0]["ours"]["info"]
     names = {}
     for t in first["treatments"]:  # a categorical treatment's effect is per level, against its control
-        names[t["feature"]] = t["feature"] if t["kind"] == "numeric" else \
-            f"{t['feature']} ({', '.join(t['levels'])} vs {t['control']})"
+        names[t["feature"]] = (
+            t["feature"] if t["kind"] == "numeric" else f"{t['feature']} ({', '.join(t['levels'])} vs {t['control']})"
+        )
     width = 27
 
-    print(f"\nCPUs {os.cpu_count()}; n_jobs {n_jobs}; load average (1, 5, 15 min) before {loads(load_before)}, "
-          f"after {loads(os.getloadavg())}")
-    print(f"outcome: {first['outcome']}; global effect per unit of a numeric treatment, point "
-          f"[{1 - first['fit']['alpha']:.0%} CI]")
-    print(f"{'train rows':>10} {'who':<16} {'fit s':>7} {'total s':>8} {'peak RSS MB':>11} {'workers MB':>10} "
-          f"{'load':>5}  " + "  ".join(f"{names.get(t, t):<{width}}" for t in TREATMENTS))
+    print(
+        f"\nCPUs {os.cpu_count()}; n_jobs {n_jobs}; load average (1, 5, 15 min) before {loads(load_before)}, "
+        f"after {loads(os.getloadavg())}"
+    )
+    print(
+        f"outcome: {first['outcome']}; global effect per unit of a numeric treatment, point "
+        f"[{1 - first['fit']['alpha']:.0%} CI]"
+    )
+    print(
+        f"{'train rows':>10} {'who':<16} {'fit s':>7} {'total s':>8} {'peak RSS MB':>11} {'workers MB':>10} "
+        f"{'load':>5}  " + "  ".join(f"{names.get(t, t):<{width}}" for t in TREATMENTS)
+    )
 
     def row(rows, who, fit, total, peak, workers, load, effects):
-        print(f"{rows:>10,} {who:<16} {fit:>7.2f} {total:>8.2f} {peak:>11.0f} {workers:>10} {load:>5.2f}  "
-              + "  ".join(f"{effect_text(effects, t):<{width}}" for t in TREATMENTS))
+        print(
+            f"{rows:>10,} {who:<16} {fit:>7.2f} {total:>8.2f} {peak:>11.0f} {workers:>10} {load:>5.2f}  "
+            + "  ".join(f"{effect_text(effects, t):<{width}}" for t in TREATMENTS)
+        )
 
     notes = []
     for r in results:
         ours, info, peer = r["ours"], r["ours"]["info"], r["peer"]
-        row(info["fit"]["train_rows"], "ours (rai_audit)", info["fit"]["seconds"], ours["seconds"],
-            ours["peak_rss_mb"], "-", ours["load"], info["global_effects"])
+        row(
+            info["fit"]["train_rows"],
+            "ours (rai_audit)",
+            info["fit"]["seconds"],
+            ours["seconds"],
+            ours["peak_rss_mb"],
+            "-",
+            ours["load"],
+            info["global_effects"],
+        )
         label = f"train rows {info['fit']['train_rows']:,}"
         for w in info["warnings"]:
             notes.append(f"{label}: ours warned ({w['count']}x) {w['message'][:160]}")
@@ -229,27 +268,47 @@ def print_results(results: list[dict[str, Any]], load_before: tuple[float, ...],
         if "error" in peer:
             notes.append(f"{label}: peer failed: {peer['error']}")
             continue
-        row(peer["fit_rows"], "peer RAIInsights", peer["fit_seconds"], peer["seconds"], peer["peak_rss_mb"],
-            f"{peer['workers_peak_mb']:.0f}", peer["load"], peer["global_effects"])
-        notes.append(f"{label}: ours/peer total time {ours['seconds'] / peer['seconds']:.2f}; "
-                     f"the peer's RAIInsights() took {peer['init_seconds']:.2f} s more")
+        row(
+            peer["fit_rows"],
+            "peer RAIInsights",
+            peer["fit_seconds"],
+            peer["seconds"],
+            peer["peak_rss_mb"],
+            f"{peer['workers_peak_mb']:.0f}",
+            peer["load"],
+            peer["global_effects"],
+        )
+        notes.append(
+            f"{label}: ours/peer total time {ours['seconds'] / peer['seconds']:.2f}; "
+            f"the peer's RAIInsights() took {peer['init_seconds']:.2f} s more"
+        )
         if peer["refused"]:
-            notes.append(f"{label}: the peer refused these train rows, check bypassed to time it: "
-                         f"{peer['refused'][:300]}")
+            notes.append(
+                f"{label}: the peer refused these train rows, check bypassed to time it: {peer['refused'][:300]}"
+            )
     print("\n".join(notes))
-    print("Ours: run_causal in a fresh process, including reading the artifact and writing its output; fit s is "
-          "the step's own CausalAnalysis.fit time (result.json). Peer: causal.add() + causal.compute(); fit s its "
-          "CausalAnalysis.fit. peak RSS: the process's VmHWM; workers MB: the sampled peak of the peer's joblib "
-          "worker processes (ours fits in threads). load: 1-minute load average before the run.")
+    print(
+        "Ours: run_causal in a fresh process, including reading the artifact and writing its output; fit s is "
+        "the step's own CausalAnalysis.fit time (result.json). Peer: causal.add() + causal.compute(); fit s its "
+        "CausalAnalysis.fit. peak RSS: the process's VmHWM; workers MB: the sampled peak of the peer's joblib "
+        "worker processes (ours fits in threads). load: 1-minute load average before the run."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train-sizes", type=int, nargs="+", default=[5000, 10000, 0],
-                   help=f"train rows to fit on (a seeded sample); 0 means all {ADULT_TRAIN_ROWS:,}")
+    p.add_argument(
+        "--train-sizes",
+        type=int,
+        nargs="+",
+        default=[5000, 10000, 0],
+        help=f"train rows to fit on (a seeded sample); 0 means all {ADULT_TRAIN_ROWS:,}",
+    )
     p.add_argument("--n-jobs", type=int, default=-1, help="the step's n_jobs (and the peer's): -1 = all cores")
-    p.add_argument("--workdir", help="keep inputs and artifacts in a new subfolder of this "
-                   "(default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--workdir",
+        help="keep inputs and artifacts in a new subfolder of this (default: a temporary folder, removed at the end)",
+    )
     p.add_argument("--peer-venv", help="venv with responsibleai 0.36, to run the peer")
     args = p.parse_args(argv)
     if min(args.train_sizes) < 0:
@@ -261,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     if args.workdir:  # a new subfolder each run: the steps refuse to overwrite an artifact
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
-        results = run(Path(tempfile.mkdtemp(prefix="causal-bench-", dir=args.workdir)), sizes, args.n_jobs,
-                      args.peer_venv)
+        results = run(
+            Path(tempfile.mkdtemp(prefix="causal-bench-", dir=args.workdir)), sizes, args.n_jobs, args.peer_venv
+        )
     else:
         with tempfile.TemporaryDirectory(prefix="causal-bench-") as tmp:
             results = run(Path(tmp), sizes, args.n_jobs, args.peer_venv)

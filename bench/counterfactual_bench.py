@@ -58,16 +58,20 @@ def straightforward_dice(constructor_dir: str, total_cfs: int) -> dict[str, Any]
     train[categorical] = train[categorical].fillna(MISSING)
     queries = test.iloc[rows].copy()
     queries[categorical] = queries[categorical].fillna(MISSING)
-    data = dice_ml.Data(dataframe=train, continuous_features=[f for f in features if f not in categorical],
-                        outcome_name=meta["target_column"])
+    data = dice_ml.Data(
+        dataframe=train,
+        continuous_features=[f for f in features if f not in categorical],
+        outcome_name=meta["target_column"],
+    )
     dice = dice_ml.Dice(data, dice_ml.Model(model=model, backend="sklearn"), method="random")
     found = valid = with_valid = 0
     for i in range(len(queries)):
         try:
             with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
-                result = dice.generate_counterfactuals(queries.iloc[[i]], total_CFs=total_cfs,
-                                                       desired_class="opposite", random_seed=0)
+                result = dice.generate_counterfactuals(
+                    queries.iloc[[i]], total_CFs=total_cfs, desired_class="opposite", random_seed=0
+                )
             cfs = result.cf_examples_list[0].final_cfs_df
         except Exception:  # dice-ml raises when it finds nothing
             cfs = None
@@ -90,28 +94,53 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         model_path, train_path, tests = prepare_inputs(workdir, [16_281])
         constructor_dir = workdir / "constructor"
-        run_constructor(model_path, train_path, tests[16_281], constructor_dir, options=ConstructorOptions(allow_pickle=True,  # its own joblib model
-            target_column=TARGET, task_type="binary_classification", sensitive_features=SENSITIVE,
-            positive_label=">50K", sample_size=args.rows, random_state=0))
-        runs = {"ours, batched engine": run_in_fresh_process(
-            ours, str(constructor_dir), str(workdir / "batched"), {"total_CFs": args.total_cfs})}
+        run_constructor(
+            model_path,
+            train_path,
+            tests[16_281],
+            constructor_dir,
+            options=ConstructorOptions(
+                allow_pickle=True,  # its own joblib model
+                target_column=TARGET,
+                task_type="binary_classification",
+                sensitive_features=SENSITIVE,
+                positive_label=">50K",
+                sample_size=args.rows,
+                random_state=0,
+            ),
+        )
+        runs = {
+            "ours, batched engine": run_in_fresh_process(
+                ours, str(constructor_dir), str(workdir / "batched"), {"total_CFs": args.total_cfs}
+            )
+        }
         if args.with_dice_engine:
             runs["ours, dice engine, 2 workers"] = run_in_fresh_process(
-                ours, str(constructor_dir), str(workdir / "dice"),
-                {"total_CFs": args.total_cfs, "engine": "dice", "n_jobs": 2})
+                ours,
+                str(constructor_dir),
+                str(workdir / "dice"),
+                {"total_CFs": args.total_cfs, "engine": "dice", "n_jobs": 2},
+            )
         runs["dice-ml, one call per row"] = run_in_fresh_process(
-            straightforward_dice, str(constructor_dir), args.total_cfs)
+            straightforward_dice, str(constructor_dir), args.total_cfs
+        )
     print(f"CPUs {os.cpu_count()}; 1-minute load average after the runs: {os.getloadavg()[0]:.2f}")
-    print(f"{'who':32} {'rows':>6} {'seconds':>8} {'rows/s':>8} {'valid/found':>12} {'rows with valid':>16} {'peak MB':>8}")
+    print(
+        f"{'who':32} {'rows':>6} {'seconds':>8} {'rows/s':>8} {'valid/found':>12} "
+        f"{'rows with valid':>16} {'peak MB':>8}"
+    )
     baseline = runs["dice-ml, one call per row"]
     for who, run in runs.items():
         r = run["result"]
         rate = r["rows"] / run["seconds"]
-        print(f"{who:32} {r['rows']:>6} {run['seconds']:>8.1f} {rate:>8.1f} "
-              f"{r['valid'] / max(r['found'], 1):>12.1%} {r['rows_with_valid'] / r['rows']:>16.1%} "
-              f"{run['peak_rss_mb']:>8.0f}")
+        print(
+            f"{who:32} {r['rows']:>6} {run['seconds']:>8.1f} {rate:>8.1f} "
+            f"{r['valid'] / max(r['found'], 1):>12.1%} {r['rows_with_valid'] / r['rows']:>16.1%} "
+            f"{run['peak_rss_mb']:>8.0f}"
+        )
     speedup = (runs["ours, batched engine"]["result"]["rows"] / runs["ours, batched engine"]["seconds"]) / (
-        baseline["result"]["rows"] / baseline["seconds"])
+        baseline["result"]["rows"] / baseline["seconds"]
+    )
     print(f"ours (batched) / straightforward dice-ml, rows per second: {speedup:.1f}x")
     return 0
 

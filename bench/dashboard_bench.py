@@ -59,8 +59,7 @@ def page_parts(html: Path) -> dict[str, int]:
     """Bytes of the page and of its embedded JSON (figures, chart specs, row sample)."""
     text = html.read_text(encoding="utf-8")
     found = re.search(r'<script type="application/json" id="rai-data">(.*?)</script>', text, re.S)
-    return {"html_bytes": html.stat().st_size,
-            "data_bytes": len(found.group(1).encode("utf-8")) if found else 0}
+    return {"html_bytes": html.stat().st_size, "data_bytes": len(found.group(1).encode("utf-8")) if found else 0}
 
 
 def load_page(html: Path, loads: int) -> dict[str, Any]:
@@ -75,8 +74,9 @@ def load_page(html: Path, loads: int) -> dict[str, Any]:
                 context = browser.new_context()
                 page = context.new_page()
                 errors: list[str] = []
-                page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}")
-                        if m.type == "error" else None)
+                page.on(
+                    "console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None
+                )
                 page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
                 cdp = context.new_cdp_session(page)
                 cdp.send("Performance.enable")
@@ -90,36 +90,54 @@ def load_page(html: Path, loads: int) -> dict[str, Any]:
                     errors.append(f"charts not all drawn: {str(err).splitlines()[0]}")
                     charts_s = float("nan")
                 metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-                runs.append({"load_s": load_s, "charts_s": charts_s, "errors": errors,
-                             "heap_mb": metrics.get("JSHeapUsedSize", float("nan")) / MB,
-                             **page.evaluate(PAGE_COUNTS)})
+                runs.append(
+                    {
+                        "load_s": load_s,
+                        "charts_s": charts_s,
+                        "errors": errors,
+                        "heap_mb": metrics.get("JSHeapUsedSize", float("nan")) / MB,
+                        **page.evaluate(PAGE_COUNTS),
+                    }
+                )
                 context.close()
         finally:
             browser.close()
-    return {"runs": runs,
-            "load_s": statistics.median(r["load_s"] for r in runs),
-            "charts_s": statistics.median(r["charts_s"] for r in runs),
-            "heap_mb": max(r["heap_mb"] for r in runs),
-            "errors": sorted({e for r in runs for e in r["errors"]})}
+    return {
+        "runs": runs,
+        "load_s": statistics.median(r["load_s"] for r in runs),
+        "charts_s": statistics.median(r["charts_s"] for r in runs),
+        "heap_mb": max(r["heap_mb"] for r in runs),
+        "errors": sorted({e for r in runs for e in r["errors"]}),
+    }
 
 
 def run(workdir: Path, sizes: list[int], loads: int) -> list[dict[str, Any]]:
     print(f"training the demo model and writing inputs to {workdir} ...", flush=True)
     model_path, train_path, tests = prepare_inputs(workdir, sizes)
-    constructor_options = ConstructorOptions(allow_pickle=True,  # its own joblib model
-        target_column=TARGET, task_type="binary_classification", positive_label=">50K",
-        sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, sample_size=SAMPLE_SIZE, random_state=SEED)
+    constructor_options = ConstructorOptions(
+        allow_pickle=True,  # its own joblib model
+        target_column=TARGET,
+        task_type="binary_classification",
+        positive_label=">50K",
+        sensitive_features=SENSITIVE,
+        cohorts=DEMO_COHORTS,
+        sample_size=SAMPLE_SIZE,
+        random_state=SEED,
+    )
     results = []
     for n in sizes:
-        constructor_dir, ea_dir, bundle = (workdir / f"{name}_{n}" for name in ("constructor", "error_analysis",
-                                                                                 "dashboard"))
+        constructor_dir, ea_dir, bundle = (
+            workdir / f"{name}_{n}" for name in ("constructor", "error_analysis", "dashboard")
+        )
         result: dict[str, Any] = {"rows": n, "load_before": os.getloadavg()[0]}
         print(f"{n:,} rows: constructor ...", flush=True)
         result["constructor"] = run_in_fresh_process(
-            run_constructor, model_path, train_path, tests[n], constructor_dir, options=constructor_options)
+            run_constructor, model_path, train_path, tests[n], constructor_dir, options=constructor_options
+        )
         print(f"{n:,} rows: error analysis ...", flush=True)
         result["error_analysis"] = run_in_fresh_process(
-            run_error_analysis, constructor_dir, ea_dir, options=ErrorAnalysisOptions(**EA_OPTIONS))
+            run_error_analysis, constructor_dir, ea_dir, options=ErrorAnalysisOptions(**EA_OPTIONS)
+        )
         print(f"{n:,} rows: gather ...", flush=True)
         result["gather"] = run_in_fresh_process(run_gather, constructor_dir, [ea_dir], bundle)
         result.update(page_parts(bundle / A.DASHBOARD_HTML_FILE))
@@ -133,44 +151,64 @@ def run(workdir: Path, sizes: list[int], loads: int) -> list[dict[str, Any]]:
 
 
 def print_results(results: list[dict[str, Any]], loads: int, load_before: float) -> None:
-    print(f"\n{date.today().isoformat()}; CPUs {os.cpu_count()}; 1-minute load average {load_before:.1f} "
-          f"before, {os.getloadavg()[0]:.1f} after")
-    header = (f"{'rows':>10} {'constructor s':>13} {'error an. s':>11} {'gather s':>8} {'gather MB':>9} "
-              f"{'html MB':>7} {'(data MB)':>9} {'insights KB':>11} {'views':>5} {'charts':>6} "
-              f"{'load s':>6} {'drawn s':>7} {'JS heap MB':>10} {'errors':>6}")
+    print(
+        f"\n{date.today().isoformat()}; CPUs {os.cpu_count()}; 1-minute load average {load_before:.1f} "
+        f"before, {os.getloadavg()[0]:.1f} after"
+    )
+    header = (
+        f"{'rows':>10} {'constructor s':>13} {'error an. s':>11} {'gather s':>8} {'gather MB':>9} "
+        f"{'html MB':>7} {'(data MB)':>9} {'insights KB':>11} {'views':>5} {'charts':>6} "
+        f"{'load s':>6} {'drawn s':>7} {'JS heap MB':>10} {'errors':>6}"
+    )
     print(header)
     for r in results:
         page = r["page"]
-        print(f"{r['rows']:>10,} {r['constructor']['seconds']:>13.2f} {r['error_analysis']['seconds']:>11.2f} "
-              f"{r['gather']['seconds']:>8.2f} {r['gather']['peak_rss_mb']:>9.0f} "
-              f"{r['html_bytes'] / MB:>7.2f} {r['data_bytes'] / MB:>9.2f} {r['insights_bytes'] / 1024:>11.0f} "
-              f"{r['views']:>5} {page['runs'][0]['charts']:>6} {page['load_s']:>6.2f} {page['charts_s']:>7.2f} "
-              f"{page['heap_mb']:>10.1f} {len(page['errors']):>6}")
-    print(f"gather MB: gather's peak RSS (VmHWM, fresh process); data MB: the page's embedded JSON (the rest "
-          f"is the Vega runtime and the page's script); views: cohort views the page can switch to; charts: "
-          f"chart boxes drawn for the first view; load s / drawn s: median of {loads} loads, goto() to the load "
-          f"event / to every chart drawn; JS heap: the largest used heap (CDP) once drawn.")
+        print(
+            f"{r['rows']:>10,} {r['constructor']['seconds']:>13.2f} {r['error_analysis']['seconds']:>11.2f} "
+            f"{r['gather']['seconds']:>8.2f} {r['gather']['peak_rss_mb']:>9.0f} "
+            f"{r['html_bytes'] / MB:>7.2f} {r['data_bytes'] / MB:>9.2f} {r['insights_bytes'] / 1024:>11.0f} "
+            f"{r['views']:>5} {page['runs'][0]['charts']:>6} {page['load_s']:>6.2f} {page['charts_s']:>7.2f} "
+            f"{page['heap_mb']:>10.1f} {len(page['errors']):>6}"
+        )
+    print(
+        f"gather MB: gather's peak RSS (VmHWM, fresh process); data MB: the page's embedded JSON (the rest "
+        f"is the Vega runtime and the page's script); views: cohort views the page can switch to; charts: "
+        f"chart boxes drawn for the first view; load s / drawn s: median of {loads} loads, goto() to the load "
+        f"event / to every chart drawn; JS heap: the largest used heap (CDP) once drawn."
+    )
     for small, large in zip(results, results[1:]):
         a, b = small["gather"], large["gather"]
-        print(f"growth {small['rows']:,} -> {large['rows']:,}: rows x{large['rows'] / small['rows']:.1f}, "
-              f"gather time x{b['seconds'] / a['seconds']:.1f}, gather peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.1f}, "
-              f"page size x{large['html_bytes'] / small['html_bytes']:.2f}")
+        print(
+            f"growth {small['rows']:,} -> {large['rows']:,}: rows x{large['rows'] / small['rows']:.1f}, "
+            f"gather time x{b['seconds'] / a['seconds']:.1f}, "
+            f"gather peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.1f}, "
+            f"page size x{large['html_bytes'] / small['html_bytes']:.2f}"
+        )
     for r in results:
         steps = ", ".join(f"{k} {r[k]['peak_rss_mb']:.0f}" for k in ("constructor", "error_analysis", "gather"))
         times = ", ".join(f"{x['load_s']:.2f}/{x['charts_s']:.2f}" for x in r["page"]["runs"])
-        print(f"{r['rows']:,} rows: peak RSS MB {steps}; each load (load/drawn s) {times}; "
-              f"load average before {r['load_before']:.1f}")
+        print(
+            f"{r['rows']:,} rows: peak RSS MB {steps}; each load (load/drawn s) {times}; "
+            f"load average before {r['load_before']:.1f}"
+        )
         for e in r["page"]["errors"]:
             print(f"{r['rows']:,} rows: PAGE ERROR {e[:300]}")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[ADULT_TEST_ROWS, 1_000_000],
-                   help=f"test set sizes; {ADULT_TEST_ROWS} is the real Adult test set, others are synthetic")
+    p.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[ADULT_TEST_ROWS, 1_000_000],
+        help=f"test set sizes; {ADULT_TEST_ROWS} is the real Adult test set, others are synthetic",
+    )
     p.add_argument("--loads", type=int, default=3, help="times to open each page (medians are printed)")
-    p.add_argument("--workdir", help="keep inputs and artifacts in a new subfolder of this "
-                   "(default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--workdir",
+        help="keep inputs and artifacts in a new subfolder of this (default: a temporary folder, removed at the end)",
+    )
     args = p.parse_args(argv)
     if min(args.rows) < 1:
         p.error("--rows must be positive")

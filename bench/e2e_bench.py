@@ -49,7 +49,8 @@ from sklearn import metrics as skm
 
 # The other benchmarks' pieces: the peer venv check, Azure's error analysis defaults, the
 # demo model spec the peer trains, and the causal benchmark's analysis and fit rows.
-from causal_bench import ANALYSIS as CAUSAL_ANALYSIS, peer_fit_rows
+from causal_bench import ANALYSIS as CAUSAL_ANALYSIS
+from causal_bench import peer_fit_rows
 from error_analysis_bench import EA_OPTIONS, last_line, peer_python
 from explainer_bench import make_model
 from rai_audit.core import artifacts as A
@@ -67,6 +68,7 @@ POSITIVE = ">50K"
 # Our own sampler, not VmHWM: kfp.local runs every task in a subprocess, and the peer fits
 # causal models in joblib worker processes; neither shows in the parent's VmHWM. /proc is
 # read directly (psutil is not in our venv).
+
 
 def _parents() -> dict[int, int]:
     """pid -> parent pid of every process now."""
@@ -193,6 +195,7 @@ def kfp_run_dir(log: str) -> Path:
 
 # --- Inputs ----------------------------------------------------------------------------
 
+
 def filled(data: pd.DataFrame) -> pd.DataFrame:
     """Missing categories as the level "(missing)" (the peer's managers refuse missing values)."""
     categorical = [c for c in data.columns if data[c].dtype == object and c != TARGET]
@@ -232,10 +235,15 @@ def prepare(workdir: Path, test_rows: int | None) -> tuple[Path, Path, Path, lis
 def audit_config(workdir: Path, trusted: list[str], cf_rows: int, causal_train_rows: int) -> Path:
     """Our audit config: every step, the scorecard too (the peer has nothing like it)."""
     config = {
-        "model": "model.skops", "skops_trusted_types": trusted,
-        "train_data": "train.parquet", "test_data": "test.parquet",
-        "target_column": TARGET, "task_type": "binary_classification", "positive_label": POSITIVE,
-        "sensitive_features": SENSITIVE, "cohorts": DEMO_COHORTS,
+        "model": "model.skops",
+        "skops_trusted_types": trusted,
+        "train_data": "train.parquet",
+        "test_data": "test.parquet",
+        "target_column": TARGET,
+        "task_type": "binary_classification",
+        "positive_label": POSITIVE,
+        "sensitive_features": SENSITIVE,
+        "cohorts": DEMO_COHORTS,
         "sample_size": cf_rows,  # the counterfactual rows
         "random_state": SEED,
         "error_analysis": dict(EA_OPTIONS),
@@ -367,44 +375,76 @@ def peer_source(script: str) -> str:
     return head + inspect.getsource(make_model) + script
 
 
-def run_peer(python: Path, workdir: Path, train_path: Path, test_path: Path, cf_rows: list[int],
-             causal_fit: Path | None) -> dict[str, Any]:
+def run_peer(
+    python: Path, workdir: Path, train_path: Path, test_path: Path, cf_rows: list[int], causal_fit: Path | None
+) -> dict[str, Any]:
     model_path = workdir / "peer_model.joblib"
-    done = subprocess.run([str(python), "-c", peer_source(PEER_TRAIN), str(train_path), str(model_path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), "-c", peer_source(PEER_TRAIN), str(train_path), str(model_path)], capture_output=True, text=True
+    )
     if done.returncode:
         raise RuntimeError(f"the peer could not train the model: {last_line(done)}")
-    args = {"model": str(model_path), "train": str(train_path), "test": str(test_path), "out": str(workdir),
-            "cf_rows": cf_rows, "total_CFs": 10, "causal_fit": str(causal_fit) if causal_fit else None,
-            "error_analysis": {"max_depth": EA_OPTIONS["max_depth"], "num_leaves": EA_OPTIONS["num_leaves"],
-                               "min_child_samples": EA_OPTIONS["min_child_samples"],
-                               "filter_features": EA_OPTIONS["heatmap_features"]},
-            "causal": {**CAUSAL_ANALYSIS, "n_jobs": -1, "random_state": SEED}}
+    args = {
+        "model": str(model_path),
+        "train": str(train_path),
+        "test": str(test_path),
+        "out": str(workdir),
+        "cf_rows": cf_rows,
+        "total_CFs": 10,
+        "causal_fit": str(causal_fit) if causal_fit else None,
+        "error_analysis": {
+            "max_depth": EA_OPTIONS["max_depth"],
+            "num_leaves": EA_OPTIONS["num_leaves"],
+            "min_child_samples": EA_OPTIONS["min_child_samples"],
+            "filter_features": EA_OPTIONS["heatmap_features"],
+        },
+        "causal": {**CAUSAL_ANALYSIS, "n_jobs": -1, "random_state": SEED},
+    }
     print("peer: RAIInsights ...", flush=True)
     measured = run_measured([str(python), "-c", peer_source(PEER_AUDIT), json.dumps(args)], workdir / "peer.log")
-    check = subprocess.run([str(python), "-c", peer_source(PEER_CHECK), str(model_path), str(test_path),
-                            str(workdir / "peer_counterfactuals.parquet")], capture_output=True, text=True)
+    check = subprocess.run(
+        [
+            str(python),
+            "-c",
+            peer_source(PEER_CHECK),
+            str(model_path),
+            str(test_path),
+            str(workdir / "peer_counterfactuals.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if check.returncode:
         raise RuntimeError(f"the peer's counterfactual check failed: {last_line(check)}")
     summary = json.loads((workdir / "peer_summary.json").read_text())  # its "seconds" are its parts
-    return {**measured, "seconds_wall": measured["seconds"], **summary,
-            "cf_check": json.loads(check.stdout.strip().splitlines()[-1]),
-            "predictions": pd.read_parquet(workdir / "peer_predictions.parquet")}
+    return {
+        **measured,
+        "seconds_wall": measured["seconds"],
+        **summary,
+        "cf_check": json.loads(check.stdout.strip().splitlines()[-1]),
+        "predictions": pd.read_parquet(workdir / "peer_predictions.parquet"),
+    }
 
 
 # --- Checks ------------------------------------------------------------------------------
+
 
 def sklearn_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba_positive: np.ndarray) -> dict[str, float]:
     """Our metric names, from scikit-learn on one side's predictions (positive label >50K)."""
     yt, yp = y_true == POSITIVE, y_pred == POSITIVE
     tn, fp, fn, tp = skm.confusion_matrix(yt, yp, labels=[False, True]).ravel()
-    return {"accuracy_score": skm.accuracy_score(yt, yp),
-            "balanced_accuracy_score": skm.balanced_accuracy_score(yt, yp),
-            "precision_score": skm.precision_score(yt, yp), "recall_score": skm.recall_score(yt, yp),
-            "f1_score": skm.f1_score(yt, yp), "selection_rate": yp.mean(),
-            "false_positive_rate": fp / (fp + tn), "false_negative_rate": fn / (fn + tp),
-            "roc_auc_score": skm.roc_auc_score(yt, proba_positive),
-            "log_loss": skm.log_loss(yt, np.clip(proba_positive, 1e-15, 1 - 1e-15))}
+    return {
+        "accuracy_score": skm.accuracy_score(yt, yp),
+        "balanced_accuracy_score": skm.balanced_accuracy_score(yt, yp),
+        "precision_score": skm.precision_score(yt, yp),
+        "recall_score": skm.recall_score(yt, yp),
+        "f1_score": skm.f1_score(yt, yp),
+        "selection_rate": yp.mean(),
+        "false_positive_rate": fp / (fp + tn),
+        "false_negative_rate": fn / (fn + tp),
+        "roc_auc_score": skm.roc_auc_score(yt, proba_positive),
+        "log_loss": skm.log_loss(yt, np.clip(proba_positive, 1e-15, 1 - 1e-15)),
+    }
 
 
 def check_our_counterfactuals(run_dir: Path, model_path: Path) -> dict[str, int]:
@@ -416,35 +456,52 @@ def check_our_counterfactuals(run_dir: Path, model_path: Path) -> dict[str, int]
     cfs, rows = pd.read_parquet(folder / "counterfactuals.parquet"), pd.read_parquet(folder / "rows.parquet")
     predicted = load_skops(model_path).predict(cfs[test.columns].astype(test.dtypes.to_dict()))
     valid = predicted != y_pred[cfs[A.ROW_ID].to_numpy()]
-    return {"rows": len(rows), "found": int(rows["found"].sum()), "kept": len(cfs), "valid": int(valid.sum()),
-            "rows_with_valid": int(cfs.loc[valid, A.ROW_ID].nunique())}
+    return {
+        "rows": len(rows),
+        "found": int(rows["found"].sum()),
+        "kept": len(cfs),
+        "valid": int(valid.sum()),
+        "rows_with_valid": int(cfs.loc[valid, A.ROW_ID].nunique()),
+    }
 
 
 # --- The run ----------------------------------------------------------------------------
 
-def run(workdir: Path, test_rows: int | None, cf_rows: int, causal_train_rows: int,
-        peer_venv: str | None) -> dict[str, Any]:
+
+def run(
+    workdir: Path, test_rows: int | None, cf_rows: int, causal_train_rows: int, peer_venv: str | None
+) -> dict[str, Any]:
     print(f"training the demo model, writing inputs to {workdir} ...", flush=True)
     train_path, test_path, model_path, trusted = prepare(workdir, test_rows)
     config = audit_config(workdir, trusted, cf_rows, causal_train_rows)
     print("ours: rai-audit run ...", flush=True)
-    ours = run_measured([str(RAI_AUDIT), "run", str(config), "--output", str(workdir / "ours")],
-                        workdir / "ours.log", cwd=workdir)
+    ours = run_measured(
+        [str(RAI_AUDIT), "run", str(config), "--output", str(workdir / "ours")], workdir / "ours.log", cwd=workdir
+    )
     ours["task_seconds"] = kfp_task_seconds(ours["log"])
     run_dir = kfp_run_dir(ours["log"])
     ours["run_dir"] = run_dir
     ours["insights"] = A.read_json(run_dir / "gather" / "dashboard" / A.INSIGHTS_JSON_FILE)
     ours["cf_check"] = check_our_counterfactuals(run_dir, model_path)
-    for kind, folder in (("explanation", "explainer/explanation"), ("causal", "causal/causal"),
-                         ("error_analysis", "error-analysis/error_analysis")):
+    for kind, folder in (
+        ("explanation", "explainer/explanation"),
+        ("causal", "causal/causal"),
+        ("error_analysis", "error-analysis/error_analysis"),
+    ):
         ours[kind] = A.read_json(run_dir / folder / A.INSIGHT_RESULT_FILE)
     # The steps' own seconds (meta.json), without their process's start and imports.
-    ours["step_seconds"] = {task: A.read_json(meta).get("seconds") for task, meta in
-                            ((m.parts[-3], m) for m in run_dir.glob(f"*/*/{A.META_FILE}"))}
+    ours["step_seconds"] = {
+        task: A.read_json(meta).get("seconds")
+        for task, meta in ((m.parts[-3], m) for m in run_dir.glob(f"*/*/{A.META_FILE}"))
+    }
     constructor = run_dir / "constructor" / "insights"
     predictions = pd.read_parquet(constructor / A.PREDICTIONS_FILE)
-    result = {"ours": ours, "predictions": predictions, "test_rows": len(predictions),
-              "classes": A.read_json(constructor / A.META_FILE)["classes"]}
+    result = {
+        "ours": ours,
+        "predictions": predictions,
+        "test_rows": len(predictions),
+        "classes": A.read_json(constructor / A.META_FILE)["classes"],
+    }
     python, why_not = peer_python(peer_venv, module="responsibleai")
     if python is None:
         result["peer"] = {"skipped": why_not}
@@ -452,22 +509,33 @@ def run(workdir: Path, test_rows: int | None, cf_rows: int, causal_train_rows: i
     cf_row_ids = predictions.loc[predictions[A.IN_SAMPLE], A.ROW_ID].tolist()
     causal_fit = None
     if causal_train_rows:
-        causal_fit = peer_fit_rows(constructor, CausalOptions(**CAUSAL_ANALYSIS, train_sample_size=causal_train_rows,
-                                                              random_state=SEED), workdir / "peer_causal_fit.parquet")
+        causal_fit = peer_fit_rows(
+            constructor,
+            CausalOptions(**CAUSAL_ANALYSIS, train_sample_size=causal_train_rows, random_state=SEED),
+            workdir / "peer_causal_fit.parquet",
+        )
     result["peer"] = run_peer(python, workdir, train_path, test_path, cf_row_ids, causal_fit)
     return result
 
 
 def effect_text(effects: list[dict[str, Any]], treatment: str) -> str:
-    return "; ".join(f"{e['point']:+.4f} [{e['ci_lower']:+.4f}, {e['ci_upper']:+.4f}]"
-                     for e in effects if e["treatment"] == treatment) or "-"
+    return (
+        "; ".join(
+            f"{e['point']:+.4f} [{e['ci_lower']:+.4f}, {e['ci_upper']:+.4f}]"
+            for e in effects
+            if e["treatment"] == treatment
+        )
+        or "-"
+    )
 
 
 def print_results(r: dict[str, Any], load_before: tuple[float, ...]) -> bool | None:
     ours, peer = r["ours"], r["peer"]
     loads = ", ".join(f"{x:.2f}" for x in load_before)
-    print(f"\nCPUs {os.cpu_count()}; test rows {r['test_rows']:,}; load average (1, 5, 15 min) before {loads}, "
-          f"after {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"\nCPUs {os.cpu_count()}; test rows {r['test_rows']:,}; load average (1, 5, 15 min) before {loads}, "
+        f"after {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     t, mem = ours["task_seconds"], ours["tasks"]
     has_peer = "skipped" not in peer
     ps = peer.get("seconds", {})
@@ -478,8 +546,11 @@ def print_results(r: dict[str, Any], load_before: tuple[float, ...]) -> bool | N
     rows = [
         ("whole run (process wall)", None, peer.get("seconds_wall")),
         ("  fingerprint inputs | -", "fingerprint-inputs", None),
-        ("  constructor | read + RAIInsights() + add()", "constructor",
-         ps.get("read", 0) + ps.get("RAIInsights()", 0) + ps.get("add()", 0) if ps else None),
+        (
+            "  constructor | read + RAIInsights() + add()",
+            "constructor",
+            ps.get("read", 0) + ps.get("RAIInsights()", 0) + ps.get("add()", 0) if ps else None,
+        ),
         ("  explainer", "explainer", ps.get("ExplainerManager")),
         ("  error analysis", "error-analysis", ps.get("ErrorAnalysisManager")),
         ("  causal", "causal", ps.get("CausalManager")),
@@ -496,23 +567,31 @@ def print_results(r: dict[str, Any], load_before: tuple[float, ...]) -> bool | N
             s = overhead if task == NO_TASK else t.get(task)
             own, m = ours["step_seconds"].get(task), mem.get(task, {}).get("peak_mb")
         ratio = f"{s / p:.3f}" if s is not None and p else "-"
-        print(f"{name:<46} {s if s is not None else float('nan'):>8.1f} {(f'{own:.1f}' if own else '-'):>8} "
-              f"{(f'{m:.0f}' if m else '-'):>8} {(f'{p:.1f}' if p is not None else '-'):>8} {ratio:>9}")
-    print("ours s: each kfp.local task's wall time (its own process: imports, reading its inputs, writing its "
-          "artifact); (step s): the step's own figure in its meta.json, without process start and imports; ours "
-          "MB: that task's sampled peak RSS (process tree). peer s: its own timers inside one process (each "
-          "manager's share of compute()); ours/peer: ours s over peer s.")
+        print(
+            f"{name:<46} {s if s is not None else float('nan'):>8.1f} {(f'{own:.1f}' if own else '-'):>8} "
+            f"{(f'{m:.0f}' if m else '-'):>8} {(f'{p:.1f}' if p is not None else '-'):>8} {ratio:>9}"
+        )
+    print(
+        "ours s: each kfp.local task's wall time (its own process: imports, reading its inputs, writing its "
+        "artifact); (step s): the step's own figure in its meta.json, without process start and imports; ours "
+        "MB: that task's sampled peak RSS (process tree). peer s: its own timers inside one process (each "
+        "manager's share of compute()); ours/peer: ours s over peer s."
+    )
     if not has_peer:
         print(f"peer {peer['skipped']}")
         return None
-    print(f"peak RSS of the process tree (sampled every 0.1 s): ours {ours['peak_mb']:.0f} MB, peer "
-          f"{peer['peak_mb']:.0f} MB (the peer's main process VmHWM {peer['vmhwm_mb']:.0f} MB); "
-          f"ours/peer {ours['peak_mb'] / peer['peak_mb']:.2f}")
+    print(
+        f"peak RSS of the process tree (sampled every 0.1 s): ours {ours['peak_mb']:.0f} MB, peer "
+        f"{peer['peak_mb']:.0f} MB (the peer's main process VmHWM {peer['vmhwm_mb']:.0f} MB); "
+        f"ours/peer {ours['peak_mb'] / peer['peak_mb']:.2f}"
+    )
     speedup = peer["seconds_wall"] / ours["seconds"]
-    print(f"whole audit: ours {ours['seconds']:.1f} s, peer {peer['seconds_wall']:.1f} s (compute() alone "
-          f"{ps['compute()']:.1f} s): ours is {speedup:.2f}x faster end to end; target >= 5x: "
-          f"{'MET' if speedup >= 5 else 'NOT MET'}; load before ours {ours['load']:.2f}, before the peer "
-          f"{peer['load']:.2f}")
+    print(
+        f"whole audit: ours {ours['seconds']:.1f} s, peer {peer['seconds_wall']:.1f} s (compute() alone "
+        f"{ps['compute()']:.1f} s): ours is {speedup:.2f}x faster end to end; target >= 5x: "
+        f"{'MET' if speedup >= 5 else 'NOT MET'}; load before ours {ours['load']:.2f}, before the peer "
+        f"{peer['load']:.2f}"
+    )
 
     # Metrics: ours as gather computed them, ours and the peer's from scikit-learn on each side's predictions.
     predictions = r["predictions"]
@@ -525,34 +604,50 @@ def print_results(r: dict[str, Any], load_before: tuple[float, ...]) -> bool | N
     agreement = float((pp["y_pred"].to_numpy().astype(str) == predictions[A.Y_PRED].to_numpy().astype(str)).mean())
     print(f"\n{'metric':<24} {'ours (gather)':>13} {'ours (sklearn)':>14} {'peer (sklearn)':>14} {'ours - peer':>11}")
     for name, value in ours_sk.items():
-        print(f"{name:<24} {overall[name]:>13.4f} {value:>14.4f} {peer_sk[name]:>14.4f} "
-              f"{overall[name] - peer_sk[name]:>+11.4f}")
-    print(f"the two models' predictions agree on {agreement:.2%} of the {len(pp):,} test rows "
-          f"(scikit-learn {sklearn.__version__} here, {peer['sklearn']} in the peer venv)")
+        print(
+            f"{name:<24} {overall[name]:>13.4f} {value:>14.4f} {peer_sk[name]:>14.4f} "
+            f"{overall[name] - peer_sk[name]:>+11.4f}"
+        )
+    print(
+        f"the two models' predictions agree on {agreement:.2%} of the {len(pp):,} test rows "
+        f"(scikit-learn {sklearn.__version__} here, {peer['sklearn']} in the peer venv)"
+    )
 
     oc, pc = ours["cf_check"], peer["cf_check"]
     requested = oc["rows"] * 10
-    print(f"\ncounterfactuals ({oc['rows']:,} rows x 10 requested = {requested:,}), every one re-predicted by the "
-          f"model of its own venv:")
-    print(f"  ours: found {oc['found']:,}, kept {oc['kept']:,} (the step keeps the valid ones), valid on "
-          f"re-prediction {oc['valid']:,}/{oc['kept']:,}; valid/requested {oc['valid'] / requested:.1%}; rows "
-          f"with a valid one {oc['rows_with_valid']:,}/{oc['rows']:,}")
-    print(f"  peer: found {pc['found']:,}, valid on re-prediction {pc['valid']:,}/{pc['found']:,} "
-          f"({pc['valid'] / max(pc['found'], 1):.1%}); valid/requested {pc['valid'] / requested:.1%}; rows with "
-          f"a valid one {pc['rows_with_valid']:,}/{oc['rows']:,}")
+    print(
+        f"\ncounterfactuals ({oc['rows']:,} rows x 10 requested = {requested:,}), every one re-predicted by the "
+        f"model of its own venv:"
+    )
+    print(
+        f"  ours: found {oc['found']:,}, kept {oc['kept']:,} (the step keeps the valid ones), valid on "
+        f"re-prediction {oc['valid']:,}/{oc['kept']:,}; valid/requested {oc['valid'] / requested:.1%}; rows "
+        f"with a valid one {oc['rows_with_valid']:,}/{oc['rows']:,}"
+    )
+    print(
+        f"  peer: found {pc['found']:,}, valid on re-prediction {pc['valid']:,}/{pc['found']:,} "
+        f"({pc['valid'] / max(pc['found'], 1):.1%}); valid/requested {pc['valid'] / requested:.1%}; rows with "
+        f"a valid one {pc['rows_with_valid']:,}/{oc['rows']:,}"
+    )
 
     explanation = ours["explanation"]
-    print(f"\nexplainer: ours {explanation['method']} on {explanation['n_rows']:,} rows, top 5 "
-          f"{[g['feature'] for g in explanation['global'][:5]]}; peer mimic on {peer['explained_rows']:,} rows, "
-          f"top 5 {[name for name, _ in peer['global_importance']]}")
+    print(
+        f"\nexplainer: ours {explanation['method']} on {explanation['n_rows']:,} rows, top 5 "
+        f"{[g['feature'] for g in explanation['global'][:5]]}; peer mimic on {peer['explained_rows']:,} rows, "
+        f"top 5 {[name for name, _ in peer['global_importance']]}"
+    )
     leaves = sum(n["leaf"] for n in ours["error_analysis"]["tree"]["nodes"])
     print(f"error analysis: ours {leaves} leaves, peer {peer['leaves']} leaves")
     causal = ours["causal"]
-    print(f"causal ({causal['fit']['train_rows']:,} fit rows ours, {peer['causal_fit_rows']:,} the peer), global "
-          f"effect point [95% CI]:")
+    print(
+        f"causal ({causal['fit']['train_rows']:,} fit rows ours, {peer['causal_fit_rows']:,} the peer), global "
+        f"effect point [95% CI]:"
+    )
     for treatment in CAUSAL_ANALYSIS["treatment_features"]:
-        print(f"  {treatment:<15} ours {effect_text(causal['global_effects'], treatment):<30} "
-              f"peer {effect_text(peer['global_effects'], treatment)}")
+        print(
+            f"  {treatment:<15} ours {effect_text(causal['global_effects'], treatment):<30} "
+            f"peer {effect_text(peer['global_effects'], treatment)}"
+        )
     if peer["refused"]:
         print(f"the peer refused the causal train rows, check bypassed: {peer['refused'][0]}")
     return speedup >= 5
@@ -560,14 +655,21 @@ def print_results(r: dict[str, Any], load_before: tuple[float, ...]) -> bool | N
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--test-rows", type=int, default=0,
-                   help="a seeded sample of this many Adult test rows (default 0: all 16,281)")
+    p.add_argument(
+        "--test-rows", type=int, default=0, help="a seeded sample of this many Adult test rows (default 0: all 16,281)"
+    )
     p.add_argument("--cf-rows", type=int, default=1000, help="test rows given counterfactuals (the sample)")
-    p.add_argument("--causal-train-rows", type=int, default=0,
-                   help="train rows the causal fit uses, both sides (our step's seeded sample; 0: all)")
+    p.add_argument(
+        "--causal-train-rows",
+        type=int,
+        default=0,
+        help="train rows the causal fit uses, both sides (our step's seeded sample; 0: all)",
+    )
     p.add_argument("--peer-venv", default="/tmp/peer-venv", help="venv with responsibleai 0.36")
-    p.add_argument("--workdir", help="keep inputs and outputs in a new subfolder of this "
-                   "(default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--workdir",
+        help="keep inputs and outputs in a new subfolder of this (default: a temporary folder, removed at the end)",
+    )
     args = p.parse_args(argv)
     if args.test_rows < 0 or args.cf_rows < 10 or args.causal_train_rows < 0:
         p.error("--test-rows and --causal-train-rows must be >= 0, --cf-rows >= 10 (dice-ml's importances)")

@@ -24,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import joblib
 import numpy as np
@@ -161,8 +162,9 @@ def peer_python(venv: str | None, module: str = "erroranalysis") -> tuple[Path |
 
 
 def run_peer(python: Path, constructor_dir: Path) -> dict[str, Any]:
-    done = subprocess.run([str(python), "-c", PEER_SCRIPT, str(constructor_dir), json.dumps(EA_OPTIONS)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), "-c", PEER_SCRIPT, str(constructor_dir), json.dumps(EA_OPTIONS)], capture_output=True, text=True
+    )
     if done.returncode:
         return {"error": last_line(done)}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -171,18 +173,24 @@ def run_peer(python: Path, constructor_dir: Path) -> dict[str, Any]:
 def print_results(results: list[dict[str, Any]], load_before: float) -> None:
     # Other work on the machine skews the figures (the model's OpenMP predict most): say how busy it was.
     print(f"\nCPUs {os.cpu_count()}; 1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
-    print(f"{'rows':>10} {'constructor s':>14} {'error analysis s':>17} {'peak RSS MB':>12} "
-          f"{'(base MB)':>10} {'s per 100k rows':>16} {'leaves':>7}")
+    print(
+        f"{'rows':>10} {'constructor s':>14} {'error analysis s':>17} {'peak RSS MB':>12} "
+        f"{'(base MB)':>10} {'s per 100k rows':>16} {'leaves':>7}"
+    )
     for r in results:
         ea = r["error_analysis"]
-        print(f"{r['rows']:>10,} {r['constructor']['seconds']:>14.2f} {ea['seconds']:>17.2f} "
-              f"{ea['peak_rss_mb']:>12.0f} {ea['base_rss_mb']:>10.0f} "
-              f"{ea['seconds'] / r['rows'] * 1e5:>16.3f} {ea['result'].n_leaves:>7}")
+        print(
+            f"{r['rows']:>10,} {r['constructor']['seconds']:>14.2f} {ea['seconds']:>17.2f} "
+            f"{ea['peak_rss_mb']:>12.0f} {ea['base_rss_mb']:>10.0f} "
+            f"{ea['seconds'] / r['rows'] * 1e5:>16.3f} {ea['result'].n_leaves:>7}"
+        )
     for small, large in zip(results, results[1:]):
         a, b = small["error_analysis"], large["error_analysis"]
-        print(f"growth {small['rows']:,} -> {large['rows']:,}: rows x{large['rows'] / small['rows']:.1f}, "
-              f"error analysis time x{b['seconds'] / a['seconds']:.1f}, "
-              f"peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.1f}")
+        print(
+            f"growth {small['rows']:,} -> {large['rows']:,}: rows x{large['rows'] / small['rows']:.1f}, "
+            f"error analysis time x{b['seconds'] / a['seconds']:.1f}, "
+            f"peak RSS x{b['peak_rss_mb'] / a['peak_rss_mb']:.1f}"
+        )
     for r in results:
         peer, label = r["peer"], f"peer erroranalysis, {r['rows']:,} rows:"
         if isinstance(peer, str):
@@ -192,26 +200,39 @@ def print_results(results: list[dict[str, Any]], load_before: float) -> None:
         else:
             total = sum(peer["seconds"].values())
             parts = ", ".join(f"{k} {v:.2f}" for k, v in peer["seconds"].items())
-            print(f"{label} {total:.2f} s in all ({parts}); peak RSS {peer['peak_rss_mb']:.0f} MB; "
-                  f"{peer['n_leaves']} leaves; ours/peer time {r['error_analysis']['seconds'] / total:.2f}")
+            print(
+                f"{label} {total:.2f} s in all ({parts}); peak RSS {peer['peak_rss_mb']:.0f} MB; "
+                f"{peer['n_leaves']} leaves; ours/peer time {r['error_analysis']['seconds'] / total:.2f}"
+            )
 
 
 def run(workdir: Path, sizes: list[int], peer_venv: str | None) -> list[dict[str, Any]]:
     print(f"training the demo model and writing inputs to {workdir} ...", flush=True)
     model_path, train_path, tests = prepare_inputs(workdir, sizes)
     python, why_no_peer = peer_python(peer_venv)
-    constructor_options = ConstructorOptions(allow_pickle=True,  # its own joblib model
-        target_column=TARGET, task_type="binary_classification", positive_label=">50K",
-        sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, random_state=SEED)
+    constructor_options = ConstructorOptions(
+        allow_pickle=True,  # its own joblib model
+        target_column=TARGET,
+        task_type="binary_classification",
+        positive_label=">50K",
+        sensitive_features=SENSITIVE,
+        cohorts=DEMO_COHORTS,
+        random_state=SEED,
+    )
     results = []
     for n in sizes:
         constructor_dir, ea_dir = workdir / f"constructor_{n}", workdir / f"error_analysis_{n}"
         print(f"{n:,} rows: constructor ...", flush=True)
-        result = {"rows": n, "constructor": run_in_fresh_process(
-            run_constructor, model_path, train_path, tests[n], constructor_dir, options=constructor_options)}
+        result = {
+            "rows": n,
+            "constructor": run_in_fresh_process(
+                run_constructor, model_path, train_path, tests[n], constructor_dir, options=constructor_options
+            ),
+        }
         print(f"{n:,} rows: error analysis ...", flush=True)
         result["error_analysis"] = run_in_fresh_process(
-            run_error_analysis, constructor_dir, ea_dir, options=ErrorAnalysisOptions(**EA_OPTIONS))
+            run_error_analysis, constructor_dir, ea_dir, options=ErrorAnalysisOptions(**EA_OPTIONS)
+        )
         if python:
             print(f"{n:,} rows: peer erroranalysis ...", flush=True)
         result["peer"] = run_peer(python, constructor_dir) if python else why_no_peer
@@ -221,10 +242,17 @@ def run(workdir: Path, sizes: list[int], peer_venv: str | None) -> list[dict[str
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[ADULT_TEST_ROWS, 1_000_000],
-                   help=f"test set sizes; {ADULT_TEST_ROWS} is the real Adult test set, others are synthetic")
-    p.add_argument("--workdir", help="keep inputs and artifacts in a new subfolder of this "
-                   "(default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[ADULT_TEST_ROWS, 1_000_000],
+        help=f"test set sizes; {ADULT_TEST_ROWS} is the real Adult test set, others are synthetic",
+    )
+    p.add_argument(
+        "--workdir",
+        help="keep inputs and artifacts in a new subfolder of this (default: a temporary folder, removed at the end)",
+    )
     p.add_argument("--peer-venv", help="venv with responsibleai's erroranalysis, to run the peer")
     args = p.parse_args(argv)
     if min(args.rows) < 1:

@@ -52,16 +52,23 @@ def make_model(kind, train):
     features = train.drop(columns=["income"])
     categorical = [c for c in features.columns if features[c].dtype == object]
     encode = ColumnTransformer(
-        [("categorical",
-          make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                        OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-          categorical)],
+        [
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            )
+        ],
         remainder="passthrough",
     )
     if kind == "demo":
         estimator = HistGradientBoostingClassifier(max_iter=200, random_state=0)
     else:
         from lightgbm import LGBMClassifier
+
         estimator = LGBMClassifier(n_estimators=100, verbose=-1, random_state=0)
     return Pipeline([("encode", encode), ("classify", estimator)]).fit(features, train["income"])
 
@@ -80,8 +87,12 @@ def peer_inputs(train_path, constructor_dir, rows):
     explained = predictions["in_sample"] if rows != "all" else slice(None)  # ours explains the same
     categorical = [c for c in train.columns if train[c].dtype == object and c != "income"]
     fill = {c: "?" for c in categorical}
-    return (train.fillna(fill), test[explained].reset_index(drop=True).fillna(fill), categorical,
-            predictions["y_pred"][explained].to_numpy())
+    return (
+        train.fillna(fill),
+        test[explained].reset_index(drop=True).fillna(fill),
+        categorical,
+        predictions["y_pred"][explained].to_numpy(),
+    )
 
 
 # Runs in the peer venv, after the source of make_model and peer_inputs.
@@ -126,6 +137,7 @@ def mimic_fallback(model_path: Path, train_path: str, constructor_dir: str, rows
     """What responsibleai's explainer manager does in compute(), in our venv: a
     MimicExplainer (LightGBM surrogate on the raw features, fitted on all of train)."""
     import warnings
+
     from interpret_community.mimic import MimicExplainer
     from interpret_community.mimic.models import LGBMExplainableModel
 
@@ -134,19 +146,27 @@ def mimic_fallback(model_path: Path, train_path: str, constructor_dir: str, rows
     features = train.drop(columns=["income"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        explainer = MimicExplainer(model, features, LGBMExplainableModel, features=list(features.columns),
-                                   model_task="classification", classes=list(model.classes_),
-                                   categorical_features=categorical)
+        explainer = MimicExplainer(
+            model,
+            features,
+            LGBMExplainableModel,
+            features=list(features.columns),
+            model_task="classification",
+            classes=list(model.classes_),
+            categorical_features=categorical,
+        )
         explanation = explainer.explain_global(test.drop(columns=["income"]), include_local=True)
     return len(explanation.local_importance_values[0])
 
 
-def run_peer(python: Path | None, why_not: str, kind: str, train_path: str, constructor_dir: Path,
-             rows: str, workdir: Path) -> dict[str, Any]:
+def run_peer(
+    python: Path | None, why_not: str, kind: str, train_path: str, constructor_dir: Path, rows: str, workdir: Path
+) -> dict[str, Any]:
     if python is None:
         return {"skipped": why_not}
-    done = subprocess.run([str(python), "-c", peer_source(), kind, train_path, str(constructor_dir), rows],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(python), "-c", peer_source(), kind, train_path, str(constructor_dir), rows], capture_output=True, text=True
+    )
     if done.returncode == 0:
         return {"label": "peer RAIInsights", **json.loads(done.stdout.strip().splitlines()[-1])}
     # RAIInsights could not be driven: the same explainer, in our venv, on the same rows.
@@ -156,8 +176,14 @@ def run_peer(python: Path | None, why_not: str, kind: str, train_path: str, cons
     joblib.dump(model, model_path)
     agreement = float((model.predict(test.drop(columns=["income"])) == y_ours).mean())
     timed = run_in_fresh_process(mimic_fallback, model_path, train_path, str(constructor_dir), rows)
-    return {"label": "fallback MimicExplainer", "error": last_line(done), "seconds": timed["seconds"],
-            "n_rows": timed["result"], "agreement": agreement, "peak_rss_mb": timed["peak_rss_mb"]}
+    return {
+        "label": "fallback MimicExplainer",
+        "error": last_line(done),
+        "seconds": timed["seconds"],
+        "n_rows": timed["result"],
+        "agreement": agreement,
+        "peak_rss_mb": timed["peak_rss_mb"],
+    }
 
 
 def run(workdir: Path, rows: str, peer_venv: str | None) -> list[dict[str, Any]]:
@@ -165,10 +191,16 @@ def run(workdir: Path, rows: str, peer_venv: str | None) -> list[dict[str, Any]]
     train = pd.read_parquet(train_path)
     python, why_not = peer_python(peer_venv, module="responsibleai")
     # A number of rows is the constructor's stratified sample, which the explainer takes.
-    constructor_options = ConstructorOptions(allow_pickle=True,  # its own joblib model
-        target_column=TARGET, task_type="binary_classification", positive_label=">50K",
-        sensitive_features=SENSITIVE, cohorts=DEMO_COHORTS, random_state=SEED,
-        sample_size=0 if rows == "all" else int(rows))
+    constructor_options = ConstructorOptions(
+        allow_pickle=True,  # its own joblib model
+        target_column=TARGET,
+        task_type="binary_classification",
+        positive_label=">50K",
+        sensitive_features=SENSITIVE,
+        cohorts=DEMO_COHORTS,
+        random_state=SEED,
+        sample_size=0 if rows == "all" else int(rows),
+    )
     explainer_options = ExplainerOptions(rows="all" if rows == "all" else "sample", random_state=SEED)
     results = []
     for kind, name in MODELS.items():
@@ -176,33 +208,46 @@ def run(workdir: Path, rows: str, peer_venv: str | None) -> list[dict[str, Any]]
         model_path = workdir / f"{kind}.joblib"
         joblib.dump(train_demo_model(train) if kind == "demo" else make_model(kind, train), model_path)
         constructor_dir = workdir / f"constructor_{kind}"
-        run_constructor(model_path, train_path, demo_data_path("adult_test.parquet"), constructor_dir,
-                        options=constructor_options)
+        run_constructor(
+            model_path, train_path, demo_data_path("adult_test.parquet"), constructor_dir, options=constructor_options
+        )
         print(f"{name}: explainer ...", flush=True)
         # The 1-minute load average just before each timed run: shared cores skew timings.
-        ours = {"load": os.getloadavg()[0], **run_in_fresh_process(
-            run_explainer, constructor_dir, workdir / f"explanation_{kind}", options=explainer_options)}
+        ours = {
+            "load": os.getloadavg()[0],
+            **run_in_fresh_process(
+                run_explainer, constructor_dir, workdir / f"explanation_{kind}", options=explainer_options
+            ),
+        }
         ours["info"] = json.loads((workdir / f"explanation_{kind}" / "result.json").read_text())
         if python:
             print(f"{name}: peer ...", flush=True)
-        peer = {"load": os.getloadavg()[0], **run_peer(python, why_not, kind, train_path, constructor_dir,
-                                                       rows, workdir)}
+        peer = {
+            "load": os.getloadavg()[0],
+            **run_peer(python, why_not, kind, train_path, constructor_dir, rows, workdir),
+        }
         results.append({"model": name, "ours": ours, "peer": peer})
     return results
 
 
 def print_results(results: list[dict[str, Any]], load_before: tuple[float, ...]) -> None:
     def row(model, who, method, n, run, fidelity, ratio):
-        print(f"{model:<11} {who:<24} {method:<7} {n:>7,} {run['seconds']:>8.2f} {run['seconds'] / n * 1000:>9.3f} "
-              f"{run['peak_rss_mb']:>11.0f} {fidelity:>9} {ratio:>9} {run['load']:>5.2f}")
+        print(
+            f"{model:<11} {who:<24} {method:<7} {n:>7,} {run['seconds']:>8.2f} {run['seconds'] / n * 1000:>9.3f} "
+            f"{run['peak_rss_mb']:>11.0f} {fidelity:>9} {ratio:>9} {run['load']:>5.2f}"
+        )
 
     def loads(values):
         return ", ".join(f"{x:.2f}" for x in values)
 
-    print(f"\nCPUs {os.cpu_count()}; load average (1, 5, 15 min) before {loads(load_before)}, "
-          f"after {loads(os.getloadavg())}")
-    print(f"{'model':<11} {'who':<24} {'method':<7} {'rows':>7} {'seconds':>8} {'s/1k rows':>9} "
-          f"{'peak RSS MB':>11} {'fidelity':>9} {'ours/peer':>9} {'load':>5}")
+    print(
+        f"\nCPUs {os.cpu_count()}; load average (1, 5, 15 min) before {loads(load_before)}, "
+        f"after {loads(os.getloadavg())}"
+    )
+    print(
+        f"{'model':<11} {'who':<24} {'method':<7} {'rows':>7} {'seconds':>8} {'s/1k rows':>9} "
+        f"{'peak RSS MB':>11} {'fidelity':>9} {'ours/peer':>9} {'load':>5}"
+    )
     notes = []
     for r in results:
         ours, info, peer = r["ours"], r["ours"]["info"], r["peer"]
@@ -212,22 +257,32 @@ def print_results(results: list[dict[str, Any]], load_before: tuple[float, ...])
             notes.append(f"{r['model']}: peer {peer['skipped']}")
             continue
         row(r["model"], peer["label"], "mimic", peer["n_rows"], peer, "-", f"{ours['seconds'] / peer['seconds']:.2f}")
-        notes.append(f"{r['model']}: the peer's model agrees with ours on {peer['agreement']:.2%} of the rows; "
-                     + (f"RAIInsights() took {peer['init_seconds']:.2f} s and the rest of its compute() "
-                        f"{peer['rest_seconds']:.2f} s more" if "init_seconds" in peer
-                        else f"RAIInsights failed ({peer['error']})"))
+        notes.append(
+            f"{r['model']}: the peer's model agrees with ours on {peer['agreement']:.2%} of the rows; "
+            + (
+                f"RAIInsights() took {peer['init_seconds']:.2f} s and the rest of its compute() "
+                f"{peer['rest_seconds']:.2f} s more"
+                if "init_seconds" in peer
+                else f"RAIInsights failed ({peer['error']})"
+            )
+        )
     print("\n".join(notes))
-    print("Ours: run_explainer, including reading the artifact and writing its output; fidelity is our mimic's "
-          "accuracy against the model on the whole test set. Peer: explainer.add() + explainer.compute(). "
-          "load: 1-minute load average before the run.")
+    print(
+        "Ours: run_explainer, including reading the artifact and writing its output; fidelity is our mimic's "
+        "accuracy against the model on the whole test set. Peer: explainer.add() + explainer.compute(). "
+        "load: 1-minute load average before the run."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", default="all",
-                   help="'all' (the 16,281 Adult test rows) or a number: a stratified sample of that size")
-    p.add_argument("--workdir", help="keep models and artifacts in a new subfolder of this "
-                   "(default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--rows", default="all", help="'all' (the 16,281 Adult test rows) or a number: a stratified sample of that size"
+    )
+    p.add_argument(
+        "--workdir",
+        help="keep models and artifacts in a new subfolder of this (default: a temporary folder, removed at the end)",
+    )
     p.add_argument("--peer-venv", help="venv with responsibleai 0.36, to run the peer")
     args = p.parse_args(argv)
     if args.rows != "all" and not (args.rows.isdigit() and int(args.rows) > 0):
@@ -235,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     if args.workdir:  # a new subfolder each run: the steps refuse to overwrite an artifact
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
-        results = run(Path(tempfile.mkdtemp(prefix="explainer-bench-", dir=args.workdir)), args.rows,
-                      args.peer_venv)
+        results = run(Path(tempfile.mkdtemp(prefix="explainer-bench-", dir=args.workdir)), args.rows, args.peer_venv)
     else:
         with tempfile.TemporaryDirectory(prefix="explainer-bench-") as tmp:
             results = run(Path(tmp), args.rows, args.peer_venv)

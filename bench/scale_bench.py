@@ -42,19 +42,43 @@ from error_analysis_bench import EA_OPTIONS, SEED, prepare_inputs
 from rai_audit.demo import DEMO_COHORTS, DEMO_SCORECARD, SENSITIVE, TARGET
 
 # The pipeline's tasks in the order they run (kfp.local runs one at a time).
-TASKS = ["fingerprint-inputs", "constructor", "error-analysis", "explainer", "counterfactual", "causal", "gather", "scorecard"]
+TASKS = [
+    "fingerprint-inputs",
+    "constructor",
+    "error-analysis",
+    "explainer",
+    "counterfactual",
+    "causal",
+    "gather",
+    "scorecard",
+]
 # A task's artifact folder inside the run (kfp.local: <run>/<task>/<output>).
-OUTPUTS = {"constructor": "insights", "error-analysis": "error_analysis", "explainer": "explanation",
-           "counterfactual": "counterfactuals", "causal": "causal", "gather": "dashboard", "scorecard": "scorecard"}
+OUTPUTS = {
+    "constructor": "insights",
+    "error-analysis": "error_analysis",
+    "explainer": "explanation",
+    "counterfactual": "counterfactuals",
+    "causal": "causal",
+    "gather": "dashboard",
+    "scorecard": "scorecard",
+}
 
 
-def audit_config(model: Path, trusted: list[str], train: Path, test: Path, sample_size: int,
-                 causal_train_rows: int) -> dict[str, Any]:
+def audit_config(
+    model: Path, trusted: list[str], train: Path, test: Path, sample_size: int, causal_train_rows: int
+) -> dict[str, Any]:
     return {
-        "model": str(model), "skops_trusted_types": trusted, "train_data": str(train), "test_data": str(test),
-        "target_column": TARGET, "task_type": "binary_classification", "positive_label": ">50K",
-        "sensitive_features": SENSITIVE, "cohorts": DEMO_COHORTS,
-        "sample_size": sample_size, "random_state": SEED,
+        "model": str(model),
+        "skops_trusted_types": trusted,
+        "train_data": str(train),
+        "test_data": str(test),
+        "target_column": TARGET,
+        "task_type": "binary_classification",
+        "positive_label": ">50K",
+        "sensitive_features": SENSITIVE,
+        "cohorts": DEMO_COHORTS,
+        "sample_size": sample_size,
+        "random_state": SEED,
         "error_analysis": dict(EA_OPTIONS),
         "explainer": {"method": "auto", "rows": "sample"},
         "counterfactual": {"total_CFs": 10, "desired_class": "opposite", "rows": "sample"},
@@ -71,21 +95,34 @@ def run(workdir: Path, sizes: list[int], sample_size: int, causal_train_rows: in
     results = []
     for n in sizes:
         config = workdir / f"audit_{n}.yaml"
-        config.write_text(yaml.safe_dump(audit_config(model_path, trusted, train_path, tests[n], sample_size,
-                                                      causal_train_rows), sort_keys=False))
+        config.write_text(
+            yaml.safe_dump(
+                audit_config(model_path, trusted, train_path, tests[n], sample_size, causal_train_rows), sort_keys=False
+            )
+        )
         print(f"{n:,} rows: rai-audit run ...", flush=True)
-        measured = run_measured([str(RAI_AUDIT), "run", str(config), "--output", str(workdir / f"run_{n}")],
-                                workdir / f"run_{n}.log")
-        results.append({"rows": n, "config": config, "run_dir": kfp_run_dir(measured["log"]),
-                        "task_seconds": kfp_task_seconds(measured["log"]), **measured})
+        measured = run_measured(
+            [str(RAI_AUDIT), "run", str(config), "--output", str(workdir / f"run_{n}")], workdir / f"run_{n}.log"
+        )
+        results.append(
+            {
+                "rows": n,
+                "config": config,
+                "run_dir": kfp_run_dir(measured["log"]),
+                "task_seconds": kfp_task_seconds(measured["log"]),
+                **measured,
+            }
+        )
         print(f"{n:,} rows: {measured['seconds']:.1f} s, peak {measured['peak_mb']:.0f} MB", flush=True)
     return results
 
 
 def print_results(results: list[dict[str, Any]], load_before: tuple[float, ...]) -> str:
     loads = ", ".join(f"{x:.2f}" for x in load_before)
-    print(f"\nCPUs {os.cpu_count()}; load average (1, 5, 15 min) before {loads}, "
-          f"after {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"\nCPUs {os.cpu_count()}; load average (1, 5, 15 min) before {loads}, "
+        f"after {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     head = f"{'task':<16}" + "".join(f" {format(r['rows'], ',') + ' s':>13} {'MB':>6}" for r in results)
     growth = len(results) > 1
     if growth:
@@ -108,29 +145,38 @@ def print_results(results: list[dict[str, Any]], load_before: tuple[float, ...])
         if growth and values[0][0] and values[-1][0]:
             line += f" {values[-1][0] / values[0][0]:>7.1f} {values[-1][1] / values[0][1]:>6.1f}"
         print(line)
-    print("s: wall time (whole run: the `rai-audit run` process; a task: kfp.local's log, its own process with its "
-          "imports); MB: peak RSS summed over the process tree, sampled every 0.1 s; time x / MB x: largest size "
-          "over smallest. The whole run's time includes kfp.local's driver (its imports, building the pipeline).")
+    print(
+        "s: wall time (whole run: the `rai-audit run` process; a task: kfp.local's log, its own process with its "
+        "imports); MB: peak RSS summed over the process tree, sampled every 0.1 s; time x / MB x: largest size "
+        "over smallest. The whole run's time includes kfp.local's driver (its imports, building the pipeline)."
+    )
     for r in results:
         print(f"{r['rows']:,} rows: load average before the run {r['load']:.2f}")
     if growth:
         small, large = results[0], results[-1]
         rows_x, time_x = large["rows"] / small["rows"], large["seconds"] / small["seconds"]
-        print(f"growth {small['rows']:,} -> {large['rows']:,}: rows x{rows_x:.1f}, whole run time x{time_x:.1f} "
-              f"({'no worse than' if time_x <= rows_x else 'WORSE than'} linear), peak RSS "
-              f"x{large['peak_mb'] / small['peak_mb']:.1f}")
+        print(
+            f"growth {small['rows']:,} -> {large['rows']:,}: rows x{rows_x:.1f}, whole run time x{time_x:.1f} "
+            f"({'no worse than' if time_x <= rows_x else 'WORSE than'} linear), peak RSS "
+            f"x{large['peak_mb'] / small['peak_mb']:.1f}"
+        )
     large = results[-1]
     slowest = max(large["task_seconds"], key=large["task_seconds"].get)
-    print(f"slowest task at {large['rows']:,} rows: {slowest} ({large['task_seconds'][slowest]:.1f} s of "
-          f"{large['seconds']:.1f} s)")
+    print(
+        f"slowest task at {large['rows']:,} rows: {slowest} ({large['task_seconds'][slowest]:.1f} s of "
+        f"{large['seconds']:.1f} s)"
+    )
     if large["rows"] >= 1_000_000:
         minutes, gb = large["seconds"] / 60, large["peak_mb"] / 1024
-        print(f"targets at {large['rows']:,} rows: under 10 minutes: {minutes:.1f} min, "
-              f"{'MET' if minutes < 10 else 'NOT MET'}; under 4 GB: {gb:.2f} GB, {'MET' if gb < 4 else 'NOT MET'}")
+        print(
+            f"targets at {large['rows']:,} rows: under 10 minutes: {minutes:.1f} min, "
+            f"{'MET' if minutes < 10 else 'NOT MET'}; under 4 GB: {gb:.2f} GB, {'MET' if gb < 4 else 'NOT MET'}"
+        )
     return slowest
 
 
 # --- Profiling one task ---------------------------------------------------------------------
+
 
 def task_call(task: str, run_dir: Path, config: dict[str, Any], out: Path):
     """(function, args, kwargs) that redo a task of a finished run on its inputs, into ``out``."""
@@ -145,16 +191,28 @@ def task_call(task: str, run_dir: Path, config: dict[str, Any], out: Path):
     constructor = run_dir / "constructor" / "insights"
     seed = {"random_state": config["random_state"]}
     if task == "constructor":
-        return run_constructor, (config["model"], config["train_data"], config["test_data"], out), {
-            "options": ConstructorOptions(
-                target_column=config["target_column"], task_type=config["task_type"],
-                positive_label=config["positive_label"], sensitive_features=config["sensitive_features"],
-                cohorts=config["cohorts"], sample_size=config["sample_size"],
-                skops_trusted_types=config["skops_trusted_types"], **seed)}
-    steps = {"error-analysis": (run_error_analysis, ErrorAnalysisOptions, "error_analysis"),
-             "explainer": (run_explainer, ExplainerOptions, "explainer"),
-             "counterfactual": (run_counterfactual, CounterfactualOptions, "counterfactual"),
-             "causal": (run_causal, CausalOptions, "causal")}
+        return (
+            run_constructor,
+            (config["model"], config["train_data"], config["test_data"], out),
+            {
+                "options": ConstructorOptions(
+                    target_column=config["target_column"],
+                    task_type=config["task_type"],
+                    positive_label=config["positive_label"],
+                    sensitive_features=config["sensitive_features"],
+                    cohorts=config["cohorts"],
+                    sample_size=config["sample_size"],
+                    skops_trusted_types=config["skops_trusted_types"],
+                    **seed,
+                )
+            },
+        )
+    steps = {
+        "error-analysis": (run_error_analysis, ErrorAnalysisOptions, "error_analysis"),
+        "explainer": (run_explainer, ExplainerOptions, "explainer"),
+        "counterfactual": (run_counterfactual, CounterfactualOptions, "counterfactual"),
+        "causal": (run_causal, CausalOptions, "causal"),
+    }
     if task in steps:
         function, options, key = steps[task]
         return function, (constructor, out), {"options": options(**config[key], **seed)}
@@ -162,8 +220,11 @@ def task_call(task: str, run_dir: Path, config: dict[str, Any], out: Path):
         insights = [run_dir / t / OUTPUTS[t] for t in ("error-analysis", "explainer", "counterfactual", "causal")]
         return run_gather, (constructor, insights, out), {}
     if task == "scorecard":
-        return run_scorecard, (run_dir / "gather" / "dashboard", config["scorecard"]["config"], out), {
-            "options": ScorecardOptions(**seed)}
+        return (
+            run_scorecard,
+            (run_dir / "gather" / "dashboard", config["scorecard"]["config"], out),
+            {"options": ScorecardOptions(**seed)},
+        )
     raise ValueError(f"no profile for task {task!r}")
 
 
@@ -194,11 +255,21 @@ def profile(result: dict[str, Any], task: str, workdir: Path, lines: int = 45) -
     report = workdir / f"profile_{task}_{result['rows']}.txt"
     print(f"\nprofiling {task} at {result['rows']:,} rows (pyinstrument, a fresh process) ...", flush=True)
     load = os.getloadavg()[0]
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import scale_bench; "
-            "scale_bench._profiled(*sys.argv[2:])")
-    subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), task, str(result["run_dir"]),
-                    str(result["config"]), str(workdir / f"profiled_{task}_{result['rows']}"), str(report)],
-                   check=True)
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import scale_bench; scale_bench._profiled(*sys.argv[2:])"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(Path(__file__).parent),
+            task,
+            str(result["run_dir"]),
+            str(result["config"]),
+            str(workdir / f"profiled_{task}_{result['rows']}"),
+            str(report),
+        ],
+        check=True,
+    )
     text = report.read_text().splitlines()
     print(f"load average before {load:.2f}; the whole report: {report}")
     print("\n".join(text[:lines]))
@@ -206,13 +277,20 @@ def profile(result: dict[str, Any], task: str, workdir: Path, lines: int = 45) -
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000],
-                   help="test set sizes (16281 is the real Adult test set, others are synthetic)")
+    p.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        help="test set sizes (16281 is the real Adult test set, others are synthetic)",
+    )
     p.add_argument("--sample-size", type=int, default=2000, help="test rows of the per-row steps (0: all)")
     p.add_argument("--causal-train-rows", type=int, default=10_000, help="train rows of the causal fit (0: all)")
     p.add_argument("--profile", action="store_true", help="profile the slowest task at the largest size")
-    p.add_argument("--workdir", help="keep inputs and runs in a new subfolder of this "
-                   "(default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--workdir",
+        help="keep inputs and runs in a new subfolder of this (default: a temporary folder, removed at the end)",
+    )
     args = p.parse_args(argv)
     if min(args.rows) < 1 or args.sample_size < 0 or args.causal_train_rows < 0:
         p.error("--rows must be positive, --sample-size and --causal-train-rows >= 0")

@@ -32,7 +32,6 @@ from rai_audit.kfp_components import step_images
 from rai_audit.local_run import run_audit_locally
 
 
-
 def _flags(options: dict) -> list[str]:
     """A step's config options as its command's flags (lists and objects as JSON)."""
     flags = []
@@ -61,8 +60,18 @@ class ContainerRun:
         places = {key: f"/audit/in/{key}" for key in inputs} | {"output": f"/audit/out/{name}"}
         argv = [part.format(**places) for part in command]
         started = time.perf_counter()
-        done = subprocess.run([*PODMAN, *PODMAN_RUN, *mounts, "-v", f"{out}:/audit/out",
-                               f"{self.registry}/{image}:{self.tag}", "rai-audit", *argv])
+        done = subprocess.run(
+            [
+                *PODMAN,
+                *PODMAN_RUN,
+                *mounts,
+                "-v",
+                f"{out}:/audit/out",
+                f"{self.registry}/{image}:{self.tag}",
+                "rai-audit",
+                *argv,
+            ]
+        )
         self.seconds[name] = time.perf_counter() - started
         if done.returncode:
             raise SystemExit(f"step {name} failed in its container (exit {done.returncode})")
@@ -72,39 +81,104 @@ class ContainerRun:
 def run_demo_in_containers(config: dict, inputs: Path, scorecard_config: Path, run: ContainerRun) -> tuple[Path, Path]:
     """The demo audit, one container per task; returns the bundle and the scorecard folders."""
     files = {key: Path(config[key]).name for key in ("model", "train_data", "test_data", "cohorts")}
-    constructor = run.step("constructor", "constructor", [
-        "constructor", "--model", f"{{inputs}}/{files['model']}", "--train", f"{{inputs}}/{files['train_data']}",
-        "--test", f"{{inputs}}/{files['test_data']}", "--cohorts", f"{{inputs}}/{files['cohorts']}",
-        "--output", "{output}", "--target-column", config["target_column"], "--task-type", config["task_type"],
-        "--positive-label", json.dumps(config["positive_label"]),
-        "--sensitive-features", json.dumps(config["sensitive_features"]),
-        "--sample-size", str(config["sample_size"]), "--random-state", str(config["random_state"]),
-        "--allow-pickle", json.dumps(config["allow_pickle"]),
-    ], {"inputs": inputs})
+    constructor = run.step(
+        "constructor",
+        "constructor",
+        [
+            "constructor",
+            "--model",
+            f"{{inputs}}/{files['model']}",
+            "--train",
+            f"{{inputs}}/{files['train_data']}",
+            "--test",
+            f"{{inputs}}/{files['test_data']}",
+            "--cohorts",
+            f"{{inputs}}/{files['cohorts']}",
+            "--output",
+            "{output}",
+            "--target-column",
+            config["target_column"],
+            "--task-type",
+            config["task_type"],
+            "--positive-label",
+            json.dumps(config["positive_label"]),
+            "--sensitive-features",
+            json.dumps(config["sensitive_features"]),
+            "--sample-size",
+            str(config["sample_size"]),
+            "--random-state",
+            str(config["random_state"]),
+            "--allow-pickle",
+            json.dumps(config["allow_pickle"]),
+        ],
+        {"inputs": inputs},
+    )
     uses_constructor = {"constructor": constructor}
     insights = {}
-    for step, image in (("error_analysis", "error_analysis"), ("explainer", "explainer"),
-                        ("counterfactual", "counterfactual"), ("causal", "causal")):
+    for step, image in (
+        ("error_analysis", "error_analysis"),
+        ("explainer", "explainer"),
+        ("counterfactual", "counterfactual"),
+        ("causal", "causal"),
+    ):
         options = dict(config[step])
         shards = options.pop("shards", 1)
         command = [step, "--constructor", "{constructor}", "--output", "{output}", *_flags(options)]
         if shards == 1:
             insights[step] = run.step(step, image, command, uses_constructor)
             continue
-        parts = {f"shard{i}": run.step(f"{step}-shard{i}", image,
-                                       [*command, "--shard-index", str(i), "--shard-count", str(shards)],
-                                       uses_constructor)
-                 for i in range(shards)}
-        insights[step] = run.step(f"{step}-merge", image, [
-            step, "--constructor", "{constructor}", "--output", "{output}",
-            "--merge", *(f"{{{key}}}" for key in parts)], uses_constructor | parts)
-    bundle = run.step("gather", "gather", [
-        "gather", "--constructor", "{constructor}", "--output", "{output}",
-        *(arg for step in insights for arg in ("--insight", f"{{{step}}}"))], uses_constructor | insights)
-    scorecard = run.step("scorecard", "scorecard", [
-        "scorecard", "--dashboard", "{bundle}", "--config", f"{{config}}/{scorecard_config.name}",
-        "--output", "{output}", "--random-state", str(config["random_state"]),
-    ], {"bundle": bundle, "config": scorecard_config.parent})
+        parts = {
+            f"shard{i}": run.step(
+                f"{step}-shard{i}",
+                image,
+                [*command, "--shard-index", str(i), "--shard-count", str(shards)],
+                uses_constructor,
+            )
+            for i in range(shards)
+        }
+        insights[step] = run.step(
+            f"{step}-merge",
+            image,
+            [
+                step,
+                "--constructor",
+                "{constructor}",
+                "--output",
+                "{output}",
+                "--merge",
+                *(f"{{{key}}}" for key in parts),
+            ],
+            uses_constructor | parts,
+        )
+    bundle = run.step(
+        "gather",
+        "gather",
+        [
+            "gather",
+            "--constructor",
+            "{constructor}",
+            "--output",
+            "{output}",
+            *(arg for step in insights for arg in ("--insight", f"{{{step}}}")),
+        ],
+        uses_constructor | insights,
+    )
+    scorecard = run.step(
+        "scorecard",
+        "scorecard",
+        [
+            "scorecard",
+            "--dashboard",
+            "{bundle}",
+            "--config",
+            f"{{config}}/{scorecard_config.name}",
+            "--output",
+            "{output}",
+            "--random-state",
+            str(config["random_state"]),
+        ],
+        {"bundle": bundle, "config": scorecard_config.parent},
+    )
     return bundle, scorecard
 
 
@@ -120,8 +194,9 @@ def run_pipeline_in_images(config: dict, inputs: Path, out: Path, registry: str,
     shutil.copytree(inputs, root / "inputs")
     for folder in (root, root / "inputs"):
         os.chown(folder, USER_ID, USER_ID)
-    moved = {key: str(root / "inputs" / Path(config[key]).name)
-             for key in ("model", "train_data", "test_data", "cohorts")}
+    moved = {
+        key: str(root / "inputs" / Path(config[key]).name) for key in ("model", "train_data", "test_data", "cohorts")
+    }
     socket = out / "podman.sock"
     service = subprocess.Popen([*PODMAN, "system", "service", "--time=0", f"unix://{socket}"])
     try:
@@ -130,9 +205,13 @@ def run_pipeline_in_images(config: dict, inputs: Path, out: Path, registry: str,
                 break
             time.sleep(0.1)
         os.environ["DOCKER_HOST"] = f"unix://{socket}"
-        runner = local.DockerRunner(network_mode="none", ulimits=[
-            docker.types.Ulimit(name="nofile", soft=4096, hard=4096),
-            docker.types.Ulimit(name="nproc", soft=4096, hard=4096)])
+        runner = local.DockerRunner(
+            network_mode="none",
+            ulimits=[
+                docker.types.Ulimit(name="nofile", soft=4096, hard=4096),
+                docker.types.Ulimit(name="nproc", soft=4096, hard=4096),
+            ],
+        )
         arguments, build = resolve_config(config | moved, base_dir=out)
         with step_images(registry, tag):
             return run_audit_locally(arguments, root.parent, runner=runner, **build)
@@ -146,8 +225,11 @@ def main() -> int:
     parser.add_argument("--registry", default=None, help="default: $RAI_AUDIT_IMAGE_REGISTRY or rai-audit")
     parser.add_argument("--tag", default=None, help="default: $RAI_AUDIT_IMAGE_TAG or the package version")
     parser.add_argument("--output", default="rai-audit-containers", help="folder for inputs and the runs")
-    parser.add_argument("--kfp-docker", action="store_true",
-                        help="also run the pipeline under kfp.local's DockerRunner (podman's socket)")
+    parser.add_argument(
+        "--kfp-docker",
+        action="store_true",
+        help="also run the pipeline under kfp.local's DockerRunner (podman's socket)",
+    )
     args = parser.parse_args()
     out = Path(args.output).resolve()
     shutil.rmtree(out, ignore_errors=True)
@@ -178,13 +260,16 @@ def main() -> int:
     for name, seconds in run.seconds.items():
         print(f"  {name:<28} {seconds:7.1f}")
     print(f"all containers: {container_seconds:.1f} s; the same audit locally (kfp.local): {local_seconds:.1f} s")
-    differences = (artifact_differences(local_bundle, bundle)
-                   + [f"scorecard: {d}" for d in artifact_differences(local_scorecard, scorecard)])
+    differences = artifact_differences(local_bundle, bundle) + [
+        f"scorecard: {d}" for d in artifact_differences(local_scorecard, scorecard)
+    ]
     if args.kfp_docker:
         started = time.perf_counter()
         docker_bundle = run_pipeline_in_images(config, inputs, out / "kfp-docker", registry, tag)
-        print(f"the pipeline under kfp.local's DockerRunner (one container per task): "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"the pipeline under kfp.local's DockerRunner (one container per task): "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         docker_scorecard = docker_bundle.parents[1] / "scorecard" / "scorecard"
         differences += [f"DockerRunner: {d}" for d in artifact_differences(local_bundle, docker_bundle)]
         differences += [f"DockerRunner scorecard: {d}" for d in artifact_differences(local_scorecard, docker_scorecard)]
@@ -193,8 +278,10 @@ def main() -> int:
         print("\n".join(f"  {d}" for d in differences[:50]))
         return 1
     n_files = sum(1 for p in bundle.rglob("*") if p.is_file())
-    print(f"bundle ({n_files} files) and scorecard equal to the local run's "
-          f"(run ids, times and durations set aside): {bundle}")
+    print(
+        f"bundle ({n_files} files) and scorecard equal to the local run's "
+        f"(run ids, times and durations set aside): {bundle}"
+    )
     return 0
 
 

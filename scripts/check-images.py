@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+
 from packaging.utils import canonicalize_name
 
 from rai_audit.images import PODMAN, PODMAN_RUN, STEPS, USER_ID, extra_distributions, step_image
+
 TOOLS = {"pip", "setuptools"}
 WATCHED = ("dice-ml", "xgboost", "econml", "weasyprint", "lightgbm", "interpret-community", "minio")
 
@@ -23,17 +25,23 @@ def main() -> int:
     print(f"{'image':<38} {'MB':>6} {'user':>6} {'pkgs':>5}  of note")
     for step in STEPS:
         image = step_image(step)
-        info = json.loads(subprocess.run([*PODMAN, "image", "inspect", image], check=True,
-                                         capture_output=True, text=True).stdout)[0]
-        listed = subprocess.run([*PODMAN, *PODMAN_RUN, image, "pip", "list",
-                                 "--format", "json", "--disable-pip-version-check"],
-                                check=True, capture_output=True, text=True).stdout
+        info = json.loads(
+            subprocess.run([*PODMAN, "image", "inspect", image], check=True, capture_output=True, text=True).stdout
+        )[0]
+        listed = subprocess.run(
+            [*PODMAN, *PODMAN_RUN, image, "pip", "list", "--format", "json", "--disable-pip-version-check"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         installed = {canonicalize_name(p["name"]) for p in json.loads(listed)} - {"rai-audit"}
         expected = extra_distributions(step) | TOOLS
         user = info["Config"].get("User", "")
         labels = info["Config"].get("Labels") or {}
-        print(f"{image:<38} {info['Size'] / 1e6:6.0f} {user:>6} {len(installed):5d}  "
-              f"{' '.join(n for n in WATCHED if n in installed)}")
+        print(
+            f"{image:<38} {info['Size'] / 1e6:6.0f} {user:>6} {len(installed):5d}  "
+            f"{' '.join(n for n in WATCHED if n in installed)}"
+        )
         if installed != expected:
             failures.append(f"{image}: extra {sorted(installed - expected)}, missing {sorted(expected - installed)}")
         if user != str(USER_ID):

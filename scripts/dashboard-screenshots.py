@@ -50,8 +50,14 @@ def take(page_path: Path, out: Path, width: int = 1280, height: int = 900) -> li
         page = browser.new_page(viewport={"width": width, "height": height})
         page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:", "about:"))
-                else problems.append(f"network request: {r.url}"))
+        page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith(("file:", "data:", "blob:", "about:"))
+                else problems.append(f"network request: {r.url}")
+            ),
+        )
 
         def settle() -> None:
             page.wait_for_function(CHARTS_DRAWN, timeout=30_000)

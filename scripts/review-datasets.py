@@ -39,16 +39,26 @@ DATASETS = Path(os.environ.get("RAI_AUDIT_SHARED", REPO.parent / "shared")) / "d
 
 def _model(categorical: list[str], estimator) -> Pipeline:
     encode = ColumnTransformer(
-        [("categorical", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                                       OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-          categorical)],
-        remainder="passthrough")
+        [
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            )
+        ],
+        remainder="passthrough",
+    )
     return Pipeline([("encode", encode), ("model", estimator)])
 
 
 def _split(data: pd.DataFrame, n_train: int, n_test: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     shuffled = data.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    return shuffled.iloc[:n_train].reset_index(drop=True), shuffled.iloc[n_train:n_train + n_test].reset_index(drop=True)
+    return shuffled.iloc[:n_train].reset_index(drop=True), shuffled.iloc[n_train : n_train + n_test].reset_index(
+        drop=True
+    )
 
 
 def credit() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
@@ -57,22 +67,34 @@ def credit() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     target = "default_payment_next_month"
     model = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(train.drop(columns=target), train[target])
     config = {
-        "target_column": target, "task_type": "binary_classification", "positive_label": 1,
-        "desired_outcome": "decrease", "sensitive_features": ["SEX", "MARRIAGE"],
+        "target_column": target,
+        "task_type": "binary_classification",
+        "positive_label": 1,
+        "desired_outcome": "decrease",
+        "sensitive_features": ["SEX", "MARRIAGE"],
         "immutable_features": ["AGE"],
         "cohorts": [{"name": "Recent delay", "filter": {"column": "PAY_0", "op": ">=", "value": 1}}],
         "sample_size": 300,
         "error_analysis": {"max_depth": 3, "heatmap_features": ["PAY_0", "EDUCATION"]},
         "explainer": {"method": "auto"},
         "counterfactual": {"total_CFs": 4, "n_jobs": 2},
-        "causal": {"treatment_features": ["LIMIT_BAL", "SEX"], "heterogeneity_features": ["AGE"],
-                   "train_sample_size": 4000, "n_jobs": 2},
-        "scorecard": {"config": {
-            "model": {"name": "Credit default", "version": "1", "summary": "Predicts a default next month"},
-            "targets": ["accuracy_score >= 0.8", "recall_score >= 0.3"],
-            "fairness": {"sensitive_features": ["SEX", "MARRIAGE"],
-                         "targets": ["selection_rate ratio >= 0.8", "recall_score difference <= 0.1"]},
-            "data_explorer": {"features": ["AGE", "PAY_0"]}}},
+        "causal": {
+            "treatment_features": ["LIMIT_BAL", "SEX"],
+            "heterogeneity_features": ["AGE"],
+            "train_sample_size": 4000,
+            "n_jobs": 2,
+        },
+        "scorecard": {
+            "config": {
+                "model": {"name": "Credit default", "version": "1", "summary": "Predicts a default next month"},
+                "targets": ["accuracy_score >= 0.8", "recall_score >= 0.3"],
+                "fairness": {
+                    "sensitive_features": ["SEX", "MARRIAGE"],
+                    "targets": ["selection_rate ratio >= 0.8", "recall_score difference <= 0.1"],
+                },
+                "data_explorer": {"features": ["AGE", "PAY_0"]},
+            }
+        },
     }
     return train, test, model, config
 
@@ -83,17 +105,23 @@ def insurance() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     categorical = ["sex", "smoker", "region"]
     model = _model(categorical, LinearRegression()).fit(train.drop(columns="charges"), train["charges"])
     config = {
-        "target_column": "charges", "task_type": "regression", "desired_outcome": "decrease",
-        "sensitive_features": ["sex", "age"], "sample_size": 100,
+        "target_column": "charges",
+        "task_type": "regression",
+        "desired_outcome": "decrease",
+        "sensitive_features": ["sex", "age"],
+        "sample_size": 100,
         "error_analysis": {"max_depth": 3, "heatmap_features": ["bmi", "smoker"]},
         "explainer": {"method": "auto"},
         "counterfactual": {"total_CFs": 3, "desired_range": [0, 10000], "n_jobs": 2},
         "causal": {"treatment_features": ["bmi", "smoker"], "train_sample_size": 0, "n_jobs": 2},
-        "scorecard": {"config": {
-            "model": {"name": "Insurance charges", "version": "1"},
-            "targets": ["r2_score >= 0.7", "mean_absolute_error <= 5000"],
-            "fairness": {"sensitive_features": ["sex"], "targets": ["mean_absolute_error difference <= 1000"]},
-            "data_explorer": {"features": ["age", "bmi"]}}},
+        "scorecard": {
+            "config": {
+                "model": {"name": "Insurance charges", "version": "1"},
+                "targets": ["r2_score >= 0.7", "mean_absolute_error <= 5000"],
+                "fairness": {"sensitive_features": ["sex"], "targets": ["mean_absolute_error difference <= 1000"]},
+                "data_explorer": {"features": ["age", "bmi"]},
+            }
+        },
     }
     return train, test, model, config
 
@@ -109,19 +137,32 @@ def diabetes() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     model = _model(categorical, HistGradientBoostingClassifier(max_iter=100, random_state=0))
     model.fit(train.drop(columns=target), train[target])
     config = {
-        "target_column": target, "task_type": "binary_classification", "positive_label": 1,
-        "desired_outcome": "decrease", "sensitive_features": ["gender", "race"], "sample_size": 200,
+        "target_column": target,
+        "task_type": "binary_classification",
+        "positive_label": 1,
+        "desired_outcome": "decrease",
+        "sensitive_features": ["gender", "race"],
+        "sample_size": 200,
         "error_analysis": {"max_depth": 3, "heatmap_features": ["age", "number_inpatient"]},
         "explainer": {"method": "auto"},
         "counterfactual": {"total_CFs": 3, "n_jobs": 2},
-        "causal": {"treatment_features": ["num_medications", "gender"], "heterogeneity_features": [],
-                   "train_sample_size": 4000, "n_jobs": 2},
-        "scorecard": {"config": {
-            "model": {"name": "Readmission within 30 days", "version": "1"},
-            "targets": ["accuracy_score >= 0.85", "roc_auc_score >= 0.6"],
-            "fairness": {"sensitive_features": ["gender", "race"],
-                         "targets": ["selection_rate ratio >= 0.8", "accuracy_score difference <= 0.05"]},
-            "data_explorer": {"features": ["age", "time_in_hospital"]}}},
+        "causal": {
+            "treatment_features": ["num_medications", "gender"],
+            "heterogeneity_features": [],
+            "train_sample_size": 4000,
+            "n_jobs": 2,
+        },
+        "scorecard": {
+            "config": {
+                "model": {"name": "Readmission within 30 days", "version": "1"},
+                "targets": ["accuracy_score >= 0.85", "roc_auc_score >= 0.6"],
+                "fairness": {
+                    "sensitive_features": ["gender", "race"],
+                    "targets": ["selection_rate ratio >= 0.8", "accuracy_score difference <= 0.05"],
+                },
+                "data_explorer": {"features": ["age", "time_in_hospital"]},
+            }
+        },
     }
     return train, test, model, config
 
@@ -143,8 +184,13 @@ def main() -> int:
         test.to_parquet(folder / "test.parquet", index=False)
         joblib.dump(model, folder / "model.joblib")
         # This script trained the joblib file itself; loading one from elsewhere runs its code.
-        config.update(model="model.joblib", allow_pickle=True, train_data="train.parquet",
-                      test_data="test.parquet", random_state=0)
+        config.update(
+            model="model.joblib",
+            allow_pickle=True,
+            train_data="train.parquet",
+            test_data="test.parquet",
+            random_state=0,
+        )
         (folder / "audit.json").write_text(json.dumps(config, indent=2))
         run = folder / "run"
         print(f"== {name}: rai-audit run {folder / 'audit.json'}", flush=True)
@@ -156,8 +202,10 @@ def main() -> int:
         for pdf in run.glob("pipeline_root/*/scorecard/scorecard/scorecard.pdf"):
             subprocess.run([str(REPO / "scripts/render-scorecard-pages.sh"), str(pdf), str(review / "pdf")], check=True)
         for page in run.glob("pipeline_root/*/gather/dashboard/dashboard.html"):
-            subprocess.run([sys.executable, str(REPO / "scripts/dashboard-screenshots.py"), str(page),
-                            str(review / "page")], check=True)
+            subprocess.run(
+                [sys.executable, str(REPO / "scripts/dashboard-screenshots.py"), str(page), str(review / "page")],
+                check=True,
+            )
         print(f"== {name}: review in {review}")
     return 0
 

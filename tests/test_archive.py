@@ -27,8 +27,16 @@ from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 from rai_audit.storage import (
-    CREDENTIALS_FILE, ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, download, parse_s3_uri, settings_from_env,
-    S3Settings, storage_down, storage_up,
+    CREDENTIALS_FILE,
+    ENV_ACCESS,
+    ENV_ENDPOINT,
+    ENV_SECRET,
+    S3Settings,
+    download,
+    parse_s3_uri,
+    settings_from_env,
+    storage_down,
+    storage_up,
 )
 
 BUCKET = "audit-archive"
@@ -46,8 +54,9 @@ def server(tmp_path_factory):
 def audit(adult_bundle, tmp_path_factory):
     folder, _ = adult_bundle
     card = tmp_path_factory.mktemp("card") / "scorecard"
-    run_scorecard(folder / "dashboard", {"targets": ["accuracy_score >= 0.5"]}, card,
-                  options=ScorecardOptions(bootstrap=0))
+    run_scorecard(
+        folder / "dashboard", {"targets": ["accuracy_score >= 0.5"]}, card, options=ScorecardOptions(bootstrap=0)
+    )
     return folder / "dashboard", card
 
 
@@ -74,13 +83,16 @@ def test_server_is_local_with_generated_credentials_kept_out_of_sight(server):
 
 def test_publish_list_fetch_verify_link_as_a_risk_officer(env, audit, tmp_path, capsys):
     bundle, card = audit
-    prefix = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                                   model_name="adult", model_version="1", pipeline_run="run-42")
+    prefix = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="adult", model_version="1", pipeline_run="run-42"
+    )
     run_id = json.loads((bundle / "meta.json").read_text())["run_id"]
     assert prefix.startswith("audits/adult/1/") and prefix.endswith(f"-{run_id}")
     # the same run again: nothing new
-    assert archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                                 model_name="adult", model_version="1") == prefix
+    assert (
+        archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="adult", model_version="1")
+        == prefix
+    )
     listed = archive.list_audits(env, BUCKET, model="adult")
     assert [a["audit"] for a in listed] == [prefix] and listed[0]["passed"] is True
     assert archive.list_audits(env, BUCKET, model="adult", passed=False) == []
@@ -132,14 +144,16 @@ def test_stopping_the_server_mid_publish_leaves_no_audit_and_the_rerun_completes
 
     try:
         monkeypatch.setattr(client_type, "fput_object", upload_then_stop)
-        with pytest.raises(Exception):  # the storage went away: urllib3 gives up after its retries
-            archive.publish_audit(settings, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                                  model_name="midway", model_version="1")
+        with pytest.raises(Exception):  # noqa: B017 the storage went away: urllib3 gives up after its retries
+            archive.publish_audit(
+                settings, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="midway", model_version="1"
+            )
         monkeypatch.setattr(client_type, "fput_object", real_upload)
         settings = storage_up(tmp_path / "store")  # same data, new ports
         assert archive.list_audits(settings, BUCKET, model="midway") == []  # 3 files, no manifest: invisible
-        prefix = archive.publish_audit(settings, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                                       model_name="midway", model_version="1")
+        prefix = archive.publish_audit(
+            settings, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="midway", model_version="1"
+        )
         assert prefix.rsplit("/", 1)[0] + "/" == "audits/midway/1/" and uploaded[0].startswith(prefix)
         assert [a["audit"] for a in archive.list_audits(settings, BUCKET, model="midway")] == [prefix]
         archive.verify_audit(settings, BUCKET, prefix)
@@ -194,10 +208,17 @@ def test_diff_of_two_audits_of_a_model(env, audit, adult_case, tmp_path, capsys)
     run_gather(tmp_path / "constructor", [], tmp_path / "dashboard")
     config = {"targets": ["accuracy_score >= 0.5"]}
     run_scorecard(tmp_path / "dashboard", config, tmp_path / "card", options=ScorecardOptions(bootstrap=0))
-    first = archive.publish_audit(env, BUCKET, bundle_dir=before_bundle, scorecard_dir=before_card,
-                                  model_name="diffed", model_version="1")
-    second = archive.publish_audit(env, BUCKET, bundle_dir=tmp_path / "dashboard", scorecard_dir=tmp_path / "card",
-                                   model_name="diffed", model_version="2")
+    first = archive.publish_audit(
+        env, BUCKET, bundle_dir=before_bundle, scorecard_dir=before_card, model_name="diffed", model_version="1"
+    )
+    second = archive.publish_audit(
+        env,
+        BUCKET,
+        bundle_dir=tmp_path / "dashboard",
+        scorecard_dir=tmp_path / "card",
+        model_name="diffed",
+        model_version="2",
+    )
     changes = archive.diff_audits(env, BUCKET, first, second)
     old = json.loads((before_bundle / "insights.json").read_text())["model_overview"]["overall"]
     new = json.loads((tmp_path / "dashboard" / "insights.json").read_text())["model_overview"]["overall"]
@@ -216,20 +237,31 @@ def test_run_reads_model_and_data_from_s3_uris(env, insurance_case, tmp_path, ca
     if not client.bucket_exists("inputs"):
         client.make_bucket("inputs")
     uris = {}
-    for key, path in (("model", insurance_case.model), ("train_data", insurance_case.train),
-                      ("test_data", insurance_case.test)):
+    for key, path in (
+        ("model", insurance_case.model),
+        ("train_data", insurance_case.train),
+        ("test_data", insurance_case.test),
+    ):
         client.fput_object("inputs", f"insurance/{key}/{path.name}", str(path))
         uris[key] = f"s3://inputs/insurance/{key}/{path.name}"
-    config = {**uris, "allow_pickle": True, "target_column": "charges", "task_type": "regression", "sensitive_features": ["sex"]}
+    config = {
+        **uris,
+        "allow_pickle": True,
+        "target_column": "charges",
+        "task_type": "regression",
+        "sensitive_features": ["sex"],
+    }
     (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    bundle = next(line.removeprefix("dashboard bundle: ") for line in out.splitlines()
-                  if line.startswith("dashboard bundle: "))
+    bundle = next(
+        line.removeprefix("dashboard bundle: ") for line in out.splitlines() if line.startswith("dashboard bundle: ")
+    )
     doc = json.loads((tmp_path / "out" / bundle / "insights.json").read_text())
     assert doc["data"]["n_test"] == len(pd.read_parquet(insurance_case.test))
-    assert (tmp_path / "out" / "inputs" / "model" / insurance_case.model.name).read_bytes() == \
-        insurance_case.model.read_bytes()
+    assert (
+        tmp_path / "out" / "inputs" / "model" / insurance_case.model.name
+    ).read_bytes() == insurance_case.model.read_bytes()
     assert env.secret_key not in out
     with pytest.raises(RAIInputError, match=r"cannot read s3://inputs/missing.parquet: NoSuchKey"):
         download("s3://inputs/missing.parquet", tmp_path / "nothing", env)
@@ -251,8 +283,15 @@ def test_object_lock_retention_refuses_deletion(env, audit):
     from minio.error import S3Error
 
     bundle, _ = audit
-    prefix = archive.publish_audit(env, "locked-audits", bundle_dir=bundle, model_name="worm", model_version="1",
-                                   retention_mode="compliance", retention_days=1)
+    prefix = archive.publish_audit(
+        env,
+        "locked-audits",
+        bundle_dir=bundle,
+        model_name="worm",
+        model_version="1",
+        retention_mode="compliance",
+        retention_days=1,
+    )
     client = env.client()
     key = f"{prefix}/manifest.json"
     version = client.stat_object("locked-audits", key).version_id
@@ -263,16 +302,29 @@ def test_object_lock_retention_refuses_deletion(env, audit):
     if not client.bucket_exists(BUCKET):
         client.make_bucket(BUCKET)  # without object lock
     with pytest.raises(RAIInputError, match=f"bucket '{BUCKET}' has no object lock"):
-        archive.publish_audit(env, BUCKET, bundle_dir=bundle, model_name="worm", model_version="2",
-                              retention_mode="governance", retention_days=1)
+        archive.publish_audit(
+            env,
+            BUCKET,
+            bundle_dir=bundle,
+            model_name="worm",
+            model_version="2",
+            retention_mode="governance",
+            retention_days=1,
+        )
 
 
 def test_the_pipeline_publishes_its_audit(env, insurance_case, tmp_path, capsys):
     """`rai-audit run` with `publish`: the pipeline's last step archives bundle and scorecard."""
-    config = {"model": str(insurance_case.model), "allow_pickle": True, "train_data": str(insurance_case.train),
-              "test_data": str(insurance_case.test), "target_column": "charges", "task_type": "regression",
-              "scorecard": {"config": {"targets": ["r2_score >= 0.5"]}, "bootstrap": 0},
-              "publish": {"model_name": "insurance", "model_version": "7", "bucket": BUCKET}}
+    config = {
+        "model": str(insurance_case.model),
+        "allow_pickle": True,
+        "train_data": str(insurance_case.train),
+        "test_data": str(insurance_case.test),
+        "target_column": "charges",
+        "task_type": "regression",
+        "scorecard": {"config": {"targets": ["r2_score >= 0.5"]}, "bootstrap": 0},
+        "publish": {"model_name": "insurance", "model_version": "7", "bucket": BUCKET},
+    }
     (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
     assert main(["run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")]) == 0
     [published] = archive.list_audits(env, BUCKET, model="insurance", version="7")
@@ -284,8 +336,20 @@ def test_the_pipeline_publishes_its_audit(env, insurance_case, tmp_path, capsys)
 
 def test_compiled_pipeline_keeps_its_artifacts_in_object_storage(tmp_path, capsys):
     out = tmp_path / "audit.yaml"
-    assert main(["compile", "--pipeline", "audit", "--output", str(out),
-                 "--pipeline-root", "minio://rai-audit/pipeline-root"]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                "--pipeline",
+                "audit",
+                "--output",
+                str(out),
+                "--pipeline-root",
+                "minio://rai-audit/pipeline-root",
+            ]
+        )
+        == 0
+    )
     spec, _ = yaml.safe_load_all(out.read_text())
     assert spec["defaultPipelineRoot"] == "minio://rai-audit/pipeline-root"
     assert main(["compile", "--pipeline", "audit", "--output", str(out), "--pipeline-root", "/local/folder"]) == 2
@@ -299,8 +363,9 @@ def test_read_only_credentials_suffice_for_a_risk_officer(server, env, audit, tm
 
     folder, _ = server
     bundle, card = audit
-    prefix = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                                   model_name="read-only", model_version="1")
+    prefix = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="read-only", model_version="1"
+    )
     reader = settings_from_env(_read_env(folder / READ_ONLY_CREDENTIALS_FILE))
     assert reader.access_key != env.access_key
     assert [a["audit"] for a in archive.list_audits(reader, BUCKET, model="read-only")] == [prefix]
@@ -335,8 +400,11 @@ def test_storage_that_does_not_answer_fails_clearly_after_bounded_retries(capsys
     threading.Thread(target=drop_connections, daemon=True).start()
     settings = S3Settings(f"http://127.0.0.1:{listener.getsockname()[1]}", "ACCESSKEYX", "never-shown-secret")
     try:
-        with pytest.raises(RAIInputError, match=r"object storage at http://127\.0\.0\.1:\d+ did not answer after "
-                                                 r"5 tries with backoff"):
+        with pytest.raises(
+            RAIInputError,
+            match=r"object storage at http://127\.0\.0\.1:\d+ did not answer after "
+            r"5 tries with backoff",
+        ):
             archive.list_audits(settings, BUCKET)
     finally:
         listener.close()
@@ -345,6 +413,7 @@ def test_storage_that_does_not_answer_fails_clearly_after_bounded_retries(capsys
 
 
 # --- diff: every target added, removed or changed; list verifies; S3 errors in one line ----------
+
 
 def _scorecard(bundle, config, folder):
     run_scorecard(bundle, config, folder, options=ScorecardOptions(bootstrap=0))
@@ -371,18 +440,29 @@ def test_diff_lists_targets_added_removed_and_changed(env, audit, adult_case, tm
     rates = pd.Series(predicted == ">50K").groupby(test["sex"].to_numpy()).mean()
     assert recall < 0.99 and accuracy < 0.99 and rates.min() / rates.max() < 0.99  # the FAILs below, by hand
 
-    earlier = _scorecard(bundle, {"targets": ["accuracy_score >= 0.5", "recall_score >= 0.99"],
-                                  "fairness": {"sensitive_features": ["sex"],
-                                               "targets": ["selection_rate ratio >= 0.99"]}}, tmp_path / "earlier")
+    earlier = _scorecard(
+        bundle,
+        {
+            "targets": ["accuracy_score >= 0.5", "recall_score >= 0.99"],
+            "fairness": {"sensitive_features": ["sex"], "targets": ["selection_rate ratio >= 0.99"]},
+        },
+        tmp_path / "earlier",
+    )
     later = _scorecard(bundle, {"targets": ["accuracy_score >= 0.99", "precision_score >= 0.1"]}, tmp_path / "later")
-    first = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=earlier,
-                                  model_name="diff-targets", model_version="1")
-    second = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=later,
-                                   model_name="diff-targets", model_version="2")
+    first = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=earlier, model_name="diff-targets", model_version="1"
+    )
+    second = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=later, model_name="diff-targets", model_version="2"
+    )
     changes = archive.diff_audits(env, BUCKET, first, second)
     targets = {t["target"]: t for t in changes["targets"]}
-    assert set(targets) == {"accuracy_score >= 0.99", "recall_score >= 0.99",
-                            "selection_rate ratio across sex >= 0.99", "precision_score >= 0.1"}
+    assert set(targets) == {
+        "accuracy_score >= 0.99",
+        "recall_score >= 0.99",
+        "selection_rate ratio across sex >= 0.99",
+        "precision_score >= 0.1",
+    }
 
     kept = targets["accuracy_score >= 0.99"]
     assert (kept["status"], kept["definition_before"], kept["definition_after"]) == ("kept", ">= 0.5", ">= 0.99")
@@ -405,10 +485,13 @@ def test_diff_lists_targets_added_removed_and_changed(env, audit, adult_case, tm
     out = capsys.readouterr().out
     assert f"target REMOVED recall_score >= 0.99: was {recall:.4g}, FAIL; not judged in the later audit" in out
     assert f"target ADDED precision_score >= 0.1: {precision:.4g}, PASS" in out
-    assert (f"target accuracy_score: {accuracy:.4g} -> {accuracy:.4g}, PASS -> FAIL "
-            "(definition changed: >= 0.5 -> >= 0.99)") in out
-    assert ("warning: 2 target(s) that FAILED in the earlier audit are gone from the later one: "
-            "recall_score >= 0.99; selection_rate ratio across sex >= 0.99") in out
+    assert (
+        f"target accuracy_score: {accuracy:.4g} -> {accuracy:.4g}, PASS -> FAIL (definition changed: >= 0.5 -> >= 0.99)"
+    ) in out
+    assert (
+        "warning: 2 target(s) that FAILED in the earlier audit are gone from the later one: "
+        "recall_score >= 0.99; selection_rate ratio across sex >= 0.99"
+    ) in out
 
 
 def _rewrite(client, key, change):
@@ -420,14 +503,18 @@ def test_list_verifies_and_never_shows_a_tampered_or_forged_audit_as_passed(env,
     bundle, card = audit  # accuracy_score >= 0.5: PASSED
     failing = _scorecard(bundle, {"targets": ["accuracy_score >= 0.99"]}, tmp_path / "failing")
     assert json.loads((failing / "scorecard.json").read_text())["passed"] is False
-    honest = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                                   model_name="listed", model_version="1")
-    tampered = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                                     model_name="listed", model_version="2")
-    forged = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=failing,
-                                   model_name="listed", model_version="3")
-    deeper = archive.publish_audit(env, BUCKET, bundle_dir=bundle, scorecard_dir=failing,
-                                   model_name="listed", model_version="4")
+    honest = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="listed", model_version="1"
+    )
+    tampered = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="listed", model_version="2"
+    )
+    forged = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=failing, model_name="listed", model_version="3"
+    )
+    deeper = archive.publish_audit(
+        env, BUCKET, bundle_dir=bundle, scorecard_dir=failing, model_name="listed", model_version="4"
+    )
     client = env.client()
 
     def flip(data):
@@ -448,8 +535,10 @@ def test_list_verifies_and_never_shows_a_tampered_or_forged_audit_as_passed(env,
 
     def claim_passed_with_card(data):
         manifest = json.loads(claim_passed(data))
-        manifest["files"]["scorecard/scorecard.json"] = {"sha256": hashlib.sha256(forged_card).hexdigest(),
-                                                         "size": len(forged_card)}
+        manifest["files"]["scorecard/scorecard.json"] = {
+            "sha256": hashlib.sha256(forged_card).hexdigest(),
+            "size": len(forged_card),
+        }
         return json.dumps(manifest).encode()
 
     _rewrite(client, f"{deeper}/manifest.json", claim_passed_with_card)
@@ -464,7 +553,10 @@ def test_list_verifies_and_never_shows_a_tampered_or_forged_audit_as_passed(env,
     assert "the scorecard's files are not those its own manifest.json lists" in listed[deeper]["problem"]
     assert [a["audit"] for a in archive.list_audits(env, BUCKET, model="listed", passed=True)] == [honest]
     assert {a["audit"] for a in archive.list_audits(env, BUCKET, model="listed", passed=False)} == {
-        tampered, forged, deeper}
+        tampered,
+        forged,
+        deeper,
+    }
     for bad in (tampered, forged, deeper):
         with pytest.raises(ArtifactIntegrityError, match="the archive was changed"):
             archive.verify_audit(env, BUCKET, bad)
@@ -494,13 +586,20 @@ def test_s3_errors_are_one_line_naming_endpoint_bucket_and_what_to_do(server, en
     bundle, card = audit
     reader = settings_from_env(_read_env(folder / READ_ONLY_CREDENTIALS_FILE))
     endpoint = env.endpoint
-    with pytest.raises(RAIInputError, match=rf"^object storage at {endpoint} denied publishing the audit on "
-                                            rf"bucket '{BUCKET}' \(AccessDenied\).*needs read-write credentials"):
-        archive.publish_audit(reader, BUCKET, bundle_dir=bundle, scorecard_dir=card,
-                              model_name="read-only-publish", model_version="1")
+    with pytest.raises(
+        RAIInputError,
+        match=rf"^object storage at {endpoint} denied publishing the audit on "
+        rf"bucket '{BUCKET}' \(AccessDenied\).*needs read-write credentials",
+    ):
+        archive.publish_audit(
+            reader, BUCKET, bundle_dir=bundle, scorecard_dir=card, model_name="read-only-publish", model_version="1"
+        )
     wrong_secret = S3Settings(endpoint, env.access_key, "not-the-secret-key-at-all-000000")
-    with pytest.raises(RAIInputError, match=rf"^object storage at {endpoint} rejected the credentials "
-                                            r"\(SignatureDoesNotMatch\) when listing audits: check RAI_AUDIT_S3_ACCESS_KEY"):
+    with pytest.raises(
+        RAIInputError,
+        match=rf"^object storage at {endpoint} rejected the credentials "
+        r"\(SignatureDoesNotMatch\) when listing audits: check RAI_AUDIT_S3_ACCESS_KEY",
+    ):
         archive.list_audits(wrong_secret, BUCKET)
     unknown_key = S3Settings(endpoint, "raiunknownkey000", env.secret_key)
     with pytest.raises(RAIInputError, match=r"rejected the credentials \(InvalidAccessKeyId\)"):
@@ -518,12 +617,30 @@ def test_s3_errors_are_one_line_naming_endpoint_bucket_and_what_to_do(server, en
     reader_env = {ENV_ENDPOINT: endpoint, ENV_ACCESS: reader.access_key, ENV_SECRET: reader.secret_key}
     for name, value in reader_env.items():
         monkeypatch.setenv(name, value)
-    cases = [(["publish", "--bundle", str(bundle), "--scorecard", str(card), "--model-name", "ro",
-               "--model-version", "1", "--bucket", BUCKET], "denied publishing the audit"),
-             (["audits", "list", "--bucket", "no-such-bucket"], "bucket 'no-such-bucket' does not exist"),
-             (["audits", "list", "--bucket", "../x"], "is not a valid S3 bucket name"),
-             (["publish", "--bundle", str(bundle), "--model-name", "ro", "--model-version", "1",
-               "--bucket", "../x"], "is not a valid S3 bucket name")]
+    cases = [
+        (
+            [
+                "publish",
+                "--bundle",
+                str(bundle),
+                "--scorecard",
+                str(card),
+                "--model-name",
+                "ro",
+                "--model-version",
+                "1",
+                "--bucket",
+                BUCKET,
+            ],
+            "denied publishing the audit",
+        ),
+        (["audits", "list", "--bucket", "no-such-bucket"], "bucket 'no-such-bucket' does not exist"),
+        (["audits", "list", "--bucket", "../x"], "is not a valid S3 bucket name"),
+        (
+            ["publish", "--bundle", str(bundle), "--model-name", "ro", "--model-version", "1", "--bucket", "../x"],
+            "is not a valid S3 bucket name",
+        ),
+    ]
     for argv, message in cases:
         assert main(argv) == 2
         out = capsys.readouterr()
@@ -540,5 +657,7 @@ def test_a_link_longer_than_s3_allows_is_refused_in_one_line(env, capsys):
     for hours in ("1000", "0", "-1"):
         assert main(["audits", "link", "audits/any/1/audit", "--bucket", BUCKET, "--hours", hours]) == 2
         [line] = capsys.readouterr().err.strip().splitlines()
-        assert line == ("rai-audit: error: `hours` must be more than 0 and at most 168 (7 days, the longest an S3 "
-                        f"presigned URL lasts), got {hours}")
+        assert line == (
+            "rai-audit: error: `hours` must be more than 0 and at most 168 (7 days, the longest an S3 "
+            f"presigned URL lasts), got {hours}"
+        )

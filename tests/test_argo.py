@@ -31,18 +31,23 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import ADULT_COHORTS, REPO, Case, _write_case, shared_dataset
 from rai_audit import __version__
 from rai_audit.argo import (
-    ANALYSIS_STEPS, CRON_WORKFLOW_FILE, STEP_OPTIONS, WORKFLOW_TEMPLATE_FILE, argo_yaml, build_argo,
-    validate_argo, workflow_parameters, write_argo,
+    ANALYSIS_STEPS,
+    CRON_WORKFLOW_FILE,
+    STEP_OPTIONS,
+    WORKFLOW_TEMPLATE_FILE,
+    argo_yaml,
+    build_argo,
+    validate_argo,
+    workflow_parameters,
+    write_argo,
 )
 from rai_audit.core import artifacts as A
 from rai_audit.core.compare import artifact_differences
-
 from rai_audit.demo import train_demo_model
 from rai_audit.storage import storage_down, storage_up
-
-from conftest import ADULT_COHORTS, REPO, Case, _write_case, shared_dataset
 
 REGISTRY, TAG = "registry.example.com/acme/rai-audit", "9.9.9-test"
 ALL_STEPS = {"constructor", *ANALYSIS_STEPS, "gather", "scorecard"}
@@ -73,6 +78,7 @@ def _depends(task: dict) -> set[str]:
 
 # --- the documents -------------------------------------------------------------------
 
+
 def test_both_documents_validate_strictly_and_schedule_the_template():
     template, cron = _documents(schedule="30 2 * * 1", timezone="Europe/Paris", name="credit-audit")
     for doc in (template, cron):
@@ -88,7 +94,9 @@ def test_both_documents_validate_strictly_and_schedule_the_template():
     # values given at compile time travel with the CronWorkflow, JSON where not a string
     _, cron = _documents(arguments={"target_column": "income", "sensitive_features": ["sex"]})
     assert cron["spec"]["workflowSpec"]["arguments"]["parameters"] == [
-        {"name": "target_column", "value": "income"}, {"name": "sensitive_features", "value": '["sex"]'}]
+        {"name": "target_column", "value": "income"},
+        {"name": "sensitive_features", "value": '["sex"]'},
+    ]
 
 
 def _renamed(doc: dict, path: list, new: str) -> dict:
@@ -101,16 +109,19 @@ def _renamed(doc: dict, path: list, new: str) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("which, path, misspelt", [
-    ("template", ["spec", "entrypoint"], "entrypont"),
-    ("template", ["spec", "templates", 0, "container", "image"], "imagee"),
-    ("template", ["spec", "templates", 0, "outputs", "artifacts", 0, "archive"], "archiv"),
-    ("template", ["spec", "templates", 1, "inputs", "artifacts", 0, "s3", "accessKeySecret"], "access_key_secret"),
-    ("template", ["metadata", "name"], "nmae"),
-    ("cron", ["spec", "concurrencyPolicy"], "concurrencyPolicyy"),
-    ("cron", ["spec", "startingDeadlineSeconds"], "startingDeadlineSecond"),
-    ("cron", ["spec", "workflowSpec", "workflowTemplateRef"], "workflowTemplateRefs"),
-])
+@pytest.mark.parametrize(
+    "which, path, misspelt",
+    [
+        ("template", ["spec", "entrypoint"], "entrypont"),
+        ("template", ["spec", "templates", 0, "container", "image"], "imagee"),
+        ("template", ["spec", "templates", 0, "outputs", "artifacts", 0, "archive"], "archiv"),
+        ("template", ["spec", "templates", 1, "inputs", "artifacts", 0, "s3", "accessKeySecret"], "access_key_secret"),
+        ("template", ["metadata", "name"], "nmae"),
+        ("cron", ["spec", "concurrencyPolicy"], "concurrencyPolicyy"),
+        ("cron", ["spec", "startingDeadlineSeconds"], "startingDeadlineSecond"),
+        ("cron", ["spec", "workflowSpec", "workflowTemplateRef"], "workflowTemplateRefs"),
+    ],
+)
 def test_a_misspelt_field_is_refused_with_its_name(which, path, misspelt):
     template, cron = _documents()
     doc = _renamed(template if which == "template" else cron, path, misspelt)
@@ -154,8 +165,11 @@ def test_each_step_runs_its_own_image_and_the_dag_is_right(steps):
     assert set(dag) == set(containers) and all(task["template"] == name for name, task in dag.items())
     analyses = {s.replace("_", "-") for s in steps}
     assert {name: _depends(task) for name, task in dag.items()} == {
-        "constructor": set(), **{a: {"constructor"} for a in analyses},
-        "gather": analyses or {"constructor"}, "scorecard": {"gather"}}
+        "constructor": set(),
+        **{a: {"constructor"} for a in analyses},
+        "gather": analyses or {"constructor"},
+        "scorecard": {"gather"},
+    }
     # every artifact a task reads from the run's keys is written by a task it waits for
     upstream: dict[str, set[str]] = {}
     for name in graphlib.TopologicalSorter({n: _depends(t) for n, t in dag.items()}).static_order():
@@ -168,8 +182,14 @@ def test_each_step_runs_its_own_image_and_the_dag_is_right(steps):
                 assert any(key in written[u] for u in upstream[name]), f"{name} reads {key} before it is written"
     gather_inputs = {a["name"] for a in containers["gather"]["inputs"]["artifacts"]}
     assert gather_inputs == {"constructor"} | {
-        {"error_analysis": "error_analysis", "explainer": "explanation", "counterfactual": "counterfactuals",
-         "causal": "causal"}[s] for s in steps}
+        {
+            "error_analysis": "error_analysis",
+            "explainer": "explanation",
+            "counterfactual": "counterfactuals",
+            "causal": "causal",
+        }[s]
+        for s in steps
+    }
 
 
 def test_images_default_to_the_package_version(monkeypatch):
@@ -177,7 +197,8 @@ def test_images_default_to_the_package_version(monkeypatch):
     monkeypatch.delenv("RAI_AUDIT_IMAGE_TAG", raising=False)
     template = yaml.safe_load(argo_yaml()[WORKFLOW_TEMPLATE_FILE])
     assert {t["container"]["image"] for t in _containers(template).values()} == {
-        f"rai-audit/{s}:{__version__}" for s in ALL_STEPS}
+        f"rai-audit/{s}:{__version__}" for s in ALL_STEPS
+    }
 
 
 def test_s3_settings_and_credentials_by_reference_only(monkeypatch, tmp_path):
@@ -185,21 +206,32 @@ def test_s3_settings_and_credentials_by_reference_only(monkeypatch, tmp_path):
     monkeypatch.setenv("RAI_AUDIT_S3_ACCESS_KEY", "AKIAENVIRONMENTKEY")
     monkeypatch.setenv("RAI_AUDIT_S3_SECRET_KEY", "environment-secret-value-0123456789")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value-0123456789")
-    paths = write_argo(tmp_path, endpoint="https://s3.example.com", bucket="audits", s3_secret="audit-s3",
-                       region="eu-west-1", prefix="nightly/")
+    paths = write_argo(
+        tmp_path,
+        endpoint="https://s3.example.com",
+        bucket="audits",
+        s3_secret="audit-s3",
+        region="eu-west-1",
+        prefix="nightly/",
+    )
     assert [p.name for p in paths] == [WORKFLOW_TEMPLATE_FILE, CRON_WORKFLOW_FILE]
     texts = [p.read_text() for p in paths]
     for text in texts:
         assert not any(s in text for s in ("AKIAENVIRONMENTKEY", "environment-secret-value", "aws-secret-value"))
     template = yaml.safe_load(texts[0])
-    artifacts = [a for t in _containers(template).values() for io in ("inputs", "outputs")
-                 for a in t[io].get("artifacts", [])]
+    artifacts = [
+        a for t in _containers(template).values() for io in ("inputs", "outputs") for a in t[io].get("artifacts", [])
+    ]
     assert len(artifacts) == 4 + 4 + 5 + 2 + 7  # inputs of each task, then one output each
     for a in artifacts:
         s3 = a["s3"]
         assert set(s3) == {"endpoint", "bucket", "region", "insecure", "key", "accessKeySecret", "secretKeySecret"}
         assert (s3["endpoint"], s3["bucket"], s3["region"], s3["insecure"]) == (
-            "s3.example.com", "audits", "eu-west-1", False)
+            "s3.example.com",
+            "audits",
+            "eu-west-1",
+            False,
+        )
         assert s3["accessKeySecret"] == {"name": "audit-s3", "key": "access_key"}
         assert s3["secretKeySecret"] == {"name": "audit-s3", "key": "secret_key"}
     assert all(a["archive"] == {"none": {}} for a in artifacts)  # folders stored file by file
@@ -216,19 +248,28 @@ def test_flags_and_defaults_are_the_step_clis_own():
     params = {p["name"]: p.get("value") for p in template["spec"]["arguments"]["parameters"]}
     required = {"target_column": "income", "task_type": "regression", "causal_treatment_features": '["age"]'}
     assert {n for n, v in params.items() if v is None} == set(required) | {
-        "model_key", "train_data_key", "test_data_key", "cohorts_key", "scorecard_config_key"}
+        "model_key",
+        "train_data_key",
+        "test_data_key",
+        "cohorts_key",
+        "scorecard_config_key",
+    }
     defaulted = {p.name for options in STEP_OPTIONS.values() for _, p in options if p.default is not None}
 
     def filled(arg: str) -> str:
         return _PARAM.sub(lambda m: params[m[1]] if params[m[1]] is not None else required[m[1]], arg)
 
-    for name, t in _containers(template).items():
+    for t in _containers(template).values():
         step, raw = t["container"]["args"][0], t["container"]["args"][1:]
         assert len(raw) % 2 == 0, raw  # flag, value, flag, value, ...
         pairs = list(zip(raw[::2], raw[1::2]))
         args = [filled(a) for pair in pairs for a in pair]
-        without_defaults = [filled(a) for flag, value in pairs for a in (flag, value)
-                            if not (_PARAM.fullmatch(value) and _PARAM.fullmatch(value)[1] in defaulted)]
+        without_defaults = [
+            filled(a)
+            for flag, value in pairs
+            for a in (flag, value)
+            if not (_PARAM.fullmatch(value) and _PARAM.fullmatch(value)[1] in defaulted)
+        ]
         parser = importlib.import_module(f"rai_audit.steps.{step}")._parser()
         assert vars(parser.parse_args(args)) == vars(parser.parse_args(without_defaults)), step
         declared = {a["path"] for io in ("inputs", "outputs") for a in t[io].get("artifacts", [])}
@@ -255,7 +296,10 @@ def test_build_refuses_bad_options():
         build_argo(steps=["explainer"], arguments={"causal_treatment_features": ["age"]})
     template, _ = _documents(fail_on_missed_target=True)
     assert _containers(template)["scorecard"]["container"]["args"][-3:] == [
-        "--fail-on-missed-target", "--output", "/rai/out/scorecard"]
+        "--fail-on-missed-target",
+        "--output",
+        "/rai/out/scorecard",
+    ]
 
 
 # --- the contract: run the WorkflowTemplate as written against a real S3 server -------
@@ -278,29 +322,56 @@ def small_adult(tmp_path_factory) -> Case:
     train = shared_dataset("adult_train.parquet").head(5000)
     test = shared_dataset("adult_test.parquet").head(2000)
     folder = tmp_path_factory.mktemp("small_adult")
-    return _write_case(folder, train_demo_model(train), train, test, target="income",
-                       task_type="binary_classification", sensitive=["sex", "race"], positive_label=">50K")
+    return _write_case(
+        folder,
+        train_demo_model(train),
+        train,
+        test,
+        target="income",
+        task_type="binary_classification",
+        sensitive=["sex", "race"],
+        positive_label=">50K",
+    )
 
 
-SCORECARD_CONFIG = {"targets": ["accuracy_score >= 0.5", {"metric": "recall_score", "op": ">=", "value": 0.3,
-                                                          "cohort": "Under 30"}],
-                    "fairness": {"sensitive_features": ["sex"], "targets": ["selection_rate ratio >= 0.2"]}}
+SCORECARD_CONFIG = {
+    "targets": ["accuracy_score >= 0.5", {"metric": "recall_score", "op": ">=", "value": 0.3, "cohort": "Under 30"}],
+    "fairness": {"sensitive_features": ["sex"], "targets": ["selection_rate ratio >= 0.2"]},
+}
 # The same audit in both forms: Argo's string parameters (JSON where the CLI wants JSON)
 # and the KFP pipeline's typed arguments. Small, so both runs stay short.
 ARGO_PARAMETERS = {
     "allow_pickle": "true",  # the test's model is a joblib file it wrote itself
-    "target_column": "income", "task_type": "binary_classification", "sensitive_features": '["sex", "race"]',
-    "positive_label": '">50K"', "sample_size": "200", "error_analysis_heatmap_features": '["age"]',
-    "counterfactual_total_CFs": "3", "counterfactual_features_to_vary": '["age", "hours-per-week", "education"]',
-    "causal_treatment_features": '["hours-per-week"]', "causal_heterogeneity_features": '["sex"]',
-    "causal_train_sample_size": "2000", "causal_n_jobs": "1", "scorecard_bootstrap": "10"}
+    "target_column": "income",
+    "task_type": "binary_classification",
+    "sensitive_features": '["sex", "race"]',
+    "positive_label": '">50K"',
+    "sample_size": "200",
+    "error_analysis_heatmap_features": '["age"]',
+    "counterfactual_total_CFs": "3",
+    "counterfactual_features_to_vary": '["age", "hours-per-week", "education"]',
+    "causal_treatment_features": '["hours-per-week"]',
+    "causal_heterogeneity_features": '["sex"]',
+    "causal_train_sample_size": "2000",
+    "causal_n_jobs": "1",
+    "scorecard_bootstrap": "10",
+}
 KFP_ARGUMENTS = {
     "allow_pickle": True,
-    "target_column": "income", "task_type": "binary_classification", "sensitive_features": ["sex", "race"],
-    "positive_label": ">50K", "sample_size": 200, "error_analysis_heatmap_features": ["age"],
-    "counterfactual_total_CFs": 3, "counterfactual_features_to_vary": ["age", "hours-per-week", "education"],
-    "causal_treatment_features": ["hours-per-week"], "causal_heterogeneity_features": '["sex"]',
-    "causal_train_sample_size": 2000, "causal_n_jobs": 1, "scorecard_bootstrap": 10}
+    "target_column": "income",
+    "task_type": "binary_classification",
+    "sensitive_features": ["sex", "race"],
+    "positive_label": ">50K",
+    "sample_size": 200,
+    "error_analysis_heatmap_features": ["age"],
+    "counterfactual_total_CFs": 3,
+    "counterfactual_features_to_vary": ["age", "hours-per-week", "education"],
+    "causal_treatment_features": ["hours-per-week"],
+    "causal_heterogeneity_features": '["sex"]',
+    "causal_train_sample_size": 2000,
+    "causal_n_jobs": 1,
+    "scorecard_bootstrap": 10,
+}
 
 
 class Run:
@@ -327,14 +398,21 @@ class Run:
         def one(match):
             assert match[1] in values, f"unresolved placeholder {match[0]}"
             return values[match[1]]
+
         return _PLACEHOLDER.sub(one, text)
 
     def client(self, s3: dict):
         """A client for the artifact's store, with the credentials of the secret it names."""
         from minio import Minio
 
-        ref = (s3["endpoint"], s3["insecure"], s3["accessKeySecret"]["name"], s3["accessKeySecret"]["key"],
-               s3["secretKeySecret"]["name"], s3["secretKeySecret"]["key"])
+        ref = (
+            s3["endpoint"],
+            s3["insecure"],
+            s3["accessKeySecret"]["name"],
+            s3["accessKeySecret"]["key"],
+            s3["secretKeySecret"]["name"],
+            s3["secretKeySecret"]["key"],
+        )
         if ref not in self.clients:
             access = self.secrets[ref[2]][ref[3]]
             secret = self.secrets[ref[4]][ref[5]]
@@ -350,11 +428,12 @@ class Run:
             client.stat_object(s3["bucket"], key)
         except S3Error as err:
             assert err.code == "NoSuchKey", err
-            objects = [o.object_name for o in client.list_objects(s3["bucket"], prefix=key.rstrip("/") + "/",
-                                                                  recursive=True)]
+            objects = [
+                o.object_name for o in client.list_objects(s3["bucket"], prefix=key.rstrip("/") + "/", recursive=True)
+            ]
             assert objects, f"input artifact s3://{s3['bucket']}/{key} does not exist"
             for name in objects:
-                client.fget_object(s3["bucket"], name, str(target / name[len(key.rstrip('/')) + 1:]))
+                client.fget_object(s3["bucket"], name, str(target / name[len(key.rstrip("/")) + 1 :]))
         else:
             client.fget_object(s3["bucket"], key, str(target))
 
@@ -369,8 +448,10 @@ class Run:
 
     def run_task(self, task: dict) -> None:
         template = self.templates[task["template"]]
-        given = {a["name"]: self.substitute(a["value"], self.globals)
-                 for a in task.get("arguments", {}).get("parameters", [])}
+        given = {
+            a["name"]: self.substitute(a["value"], self.globals)
+            for a in task.get("arguments", {}).get("parameters", [])
+        }
         declared = {p["name"]: p.get("value") for p in template.get("inputs", {}).get("parameters", [])}
         assert set(given) <= set(declared), f"{task['name']} passes undeclared parameters"
         values = dict(self.globals)
@@ -436,16 +517,19 @@ def test_the_workflow_template_as_written_computes_what_kfp_local_does(s3_server
     (tmp_path / "cohorts.json").write_text(json.dumps({"cohorts": ADULT_COHORTS}))
     (tmp_path / "scorecard.yaml").write_text(yaml.safe_dump(SCORECARD_CONFIG))
     case = small_adult
-    staged = {"model_key": ("inputs/adult/model", case.model),  # a folder holding the model file
-              "train_data_key": ("inputs/adult/train", case.train),
-              "test_data_key": ("inputs/adult/test", case.test),
-              "cohorts_key": ("inputs/adult/cohorts.json", tmp_path / "cohorts.json"),  # a file
-              "scorecard_config_key": ("inputs/adult/scorecard.yaml", tmp_path / "scorecard.yaml")}
+    staged = {
+        "model_key": ("inputs/adult/model", case.model),  # a folder holding the model file
+        "train_data_key": ("inputs/adult/train", case.train),
+        "test_data_key": ("inputs/adult/test", case.test),
+        "cohorts_key": ("inputs/adult/cohorts.json", tmp_path / "cohorts.json"),  # a file
+        "scorecard_config_key": ("inputs/adult/scorecard.yaml", tmp_path / "scorecard.yaml"),
+    }
     for key, path in staged.values():
         client.fput_object(BUCKET, key if key.endswith((".json", ".yaml")) else f"{key}/{path.name}", str(path))
 
-    write_argo(tmp_path / "argo", endpoint=settings.endpoint, bucket=BUCKET, s3_secret=SECRET,
-               registry=REGISTRY, tag=TAG)
+    write_argo(
+        tmp_path / "argo", endpoint=settings.endpoint, bucket=BUCKET, s3_secret=SECRET, registry=REGISTRY, tag=TAG
+    )
     text = (tmp_path / "argo" / WORKFLOW_TEMPLATE_FILE).read_text()
     cron_text = (tmp_path / "argo" / CRON_WORKFLOW_FILE).read_text()
     assert not any(s in text + cron_text for s in (settings.access_key, settings.secret_key))
@@ -470,13 +554,20 @@ def test_the_workflow_template_as_written_computes_what_kfp_local_does(s3_server
     from rai_audit.local_run import run_audit_locally
 
     started = time.monotonic()
-    arguments = dict(model_uri=str(case.model), train_data_uri=str(case.train),
-                     test_data_uri=str(case.test), cohorts=ADULT_COHORTS, scorecard_config=SCORECARD_CONFIG,
-                     **KFP_ARGUMENTS)
+    arguments = dict(
+        model_uri=str(case.model),
+        train_data_uri=str(case.train),
+        test_data_uri=str(case.test),
+        cohorts=ADULT_COHORTS,
+        scorecard_config=SCORECARD_CONFIG,
+        **KFP_ARGUMENTS,
+    )
     bundle = run_audit_locally(arguments, tmp_path / "kfp", steps=list(ANALYSIS_STEPS), with_scorecard=True)
     kfp_seconds = time.monotonic() - started
-    print(f"argo contract run {argo_seconds:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in run.seconds.items())}); "
-          f"kfp.local {kfp_seconds:.1f} s")
+    print(
+        f"argo contract run {argo_seconds:.1f} s ({', '.join(f'{k} {v:.1f}' for k, v in run.seconds.items())}); "
+        f"kfp.local {kfp_seconds:.1f} s"
+    )
 
     assert artifact_differences(got["dashboard"], bundle) == []
     assert artifact_differences(got["scorecard"], bundle.parents[1] / "scorecard" / "scorecard") == []

@@ -16,16 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import AZURE_EXAMPLES, REPO
 from rai_audit import archive
 from rai_audit.cli import main
-from rai_audit.storage import storage_down, storage_up
 from rai_audit.core import artifacts as A
-
-from conftest import AZURE_EXAMPLES, REPO
+from rai_audit.storage import storage_down, storage_up
 
 
 def _bundle_from_output(out: str) -> Path:
-    line = next(l for l in out.splitlines() if l.startswith("dashboard bundle: "))
+    line = next(text for text in out.splitlines() if text.startswith("dashboard bundle: "))
     return Path(line.removeprefix("dashboard bundle: "))
 
 
@@ -36,17 +35,35 @@ def config_dir(insurance_case, tmp_path):
         src = getattr(insurance_case, name)
         shutil.copy2(src, tmp_path / src.name)
     shutil.copy2(AZURE_EXAMPLES / "azureml-assets__boston__cohorts.json", tmp_path / "azure_cohorts.json")
-    config = {"model": "model.joblib", "allow_pickle": True, "train_data": "train.parquet", "test_data": "test.parquet",
-              "target_column": "charges", "task_type": "regression",
-              "sensitive_features": ["sex", "smoker"],
-              "error_analysis": {"filter_features": ["smoker"], "max_depth": 2},  # Azure's name
-              "explainer": {"rows": "all"},
-              "counterfactual": {"desired_range": [0, 15000], "total_CFs": 2, "rows": "Older smokers"},
-              "causal": {"treatment_features": ["smoker", "bmi"], "heterogeneity_features": None,
-                         "treatment_cost": 100, "n_jobs": 1},
-              "cohorts": [{"name": "Older smokers", "filter": {"and": [
-                  {"column": "age", "op": ">=", "value": 50},
-                  {"column": "smoker", "op": "==", "value": "yes"}]}}]}
+    config = {
+        "model": "model.joblib",
+        "allow_pickle": True,
+        "train_data": "train.parquet",
+        "test_data": "test.parquet",
+        "target_column": "charges",
+        "task_type": "regression",
+        "sensitive_features": ["sex", "smoker"],
+        "error_analysis": {"filter_features": ["smoker"], "max_depth": 2},  # Azure's name
+        "explainer": {"rows": "all"},
+        "counterfactual": {"desired_range": [0, 15000], "total_CFs": 2, "rows": "Older smokers"},
+        "causal": {
+            "treatment_features": ["smoker", "bmi"],
+            "heterogeneity_features": None,
+            "treatment_cost": 100,
+            "n_jobs": 1,
+        },
+        "cohorts": [
+            {
+                "name": "Older smokers",
+                "filter": {
+                    "and": [
+                        {"column": "age", "op": ">=", "value": 50},
+                        {"column": "smoker", "op": "==", "value": "yes"},
+                    ]
+                },
+            }
+        ],
+    }
     (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
     return tmp_path, config
 
@@ -76,30 +93,39 @@ def test_run_from_config(config_dir, capsys):
     assert next(t for t in causal["treatments"] if t["feature"] == "smoker")["role"] == "attribute"
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"colour": "blue"}, r"unknown config keys \['colour'\]"),
-    ({"target_column": None}, r"missing the required keys \['target_column'\]"),
-    ({"model": "nowhere.joblib"}, r"config `model`: .*nowhere.joblib does not exist"),
-    ({"sensitive_features": "sex"}, r"`sensitive_features` must be a list"),
-    ({"sample_size": "many"}, r"`sample_size` must be an integer"),
-    ({"cohorts": "azure_cohorts.json"}, r"column 'TAX' is not a feature"),
-    ({"cohorts": "missing.json"}, r"cohort file .*missing.json does not exist"),
-    ({"error_analysis": {"max_depth": 0}}, r"`max_depth` must be an integer >= 1, got 0"),
-    ({"error_analysis": {"depth": 3}}, r"config `error_analysis` has unknown options \['depth'\]"),
-    ({"error_analysis": [3]}, r"config `error_analysis` must be a mapping"),
-    ({"explainer": {"method": "shap"}}, r"`method` must be one of \['auto', 'tree', 'linear', 'mimic'\]"),
-    ({"explainer": {"shard_index": 1}}, r"config `explainer` has unknown options \['shard_index'\]"),
-    ({"counterfactual": {"desired_range": [5, 1]}}, r"`desired_range` must be \[low, high\] with low <= high"),
-    ({"causal": {"heterogeneity_features": ["age"]}}, r"`treatment_features` must be a non-empty list"),
-    ({"causal": {"treatment_features": ["bmi"], "treatment_cost": [1, 2]}},
-     r"`treatment_cost` must have one value per treatment feature \(1\), got 2"),
-    # found before any step runs (rai_audit.preflight), where the step used to find it
-    ({"causal": {"treatment_features": ["charges"]}},
-     r"config `causal.treatment_features` names the target column 'charges'"),
-    # found by the step itself, reported through the local pipeline run
-    ({"causal": {"treatment_features": ["region"], "categories": {"region": ["southwest", "southeast"]}}},
-     r"run failed: .*`categories` for 'region' lists \['southwest', 'southeast'\], but the data also has"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"colour": "blue"}, r"unknown config keys \['colour'\]"),
+        ({"target_column": None}, r"missing the required keys \['target_column'\]"),
+        ({"model": "nowhere.joblib"}, r"config `model`: .*nowhere.joblib does not exist"),
+        ({"sensitive_features": "sex"}, r"`sensitive_features` must be a list"),
+        ({"sample_size": "many"}, r"`sample_size` must be an integer"),
+        ({"cohorts": "azure_cohorts.json"}, r"column 'TAX' is not a feature"),
+        ({"cohorts": "missing.json"}, r"cohort file .*missing.json does not exist"),
+        ({"error_analysis": {"max_depth": 0}}, r"`max_depth` must be an integer >= 1, got 0"),
+        ({"error_analysis": {"depth": 3}}, r"config `error_analysis` has unknown options \['depth'\]"),
+        ({"error_analysis": [3]}, r"config `error_analysis` must be a mapping"),
+        ({"explainer": {"method": "shap"}}, r"`method` must be one of \['auto', 'tree', 'linear', 'mimic'\]"),
+        ({"explainer": {"shard_index": 1}}, r"config `explainer` has unknown options \['shard_index'\]"),
+        ({"counterfactual": {"desired_range": [5, 1]}}, r"`desired_range` must be \[low, high\] with low <= high"),
+        ({"causal": {"heterogeneity_features": ["age"]}}, r"`treatment_features` must be a non-empty list"),
+        (
+            {"causal": {"treatment_features": ["bmi"], "treatment_cost": [1, 2]}},
+            r"`treatment_cost` must have one value per treatment feature \(1\), got 2",
+        ),
+        # found before any step runs (rai_audit.preflight), where the step used to find it
+        (
+            {"causal": {"treatment_features": ["charges"]}},
+            r"config `causal.treatment_features` names the target column 'charges'",
+        ),
+        # found by the step itself, reported through the local pipeline run
+        (
+            {"causal": {"treatment_features": ["region"], "categories": {"region": ["southwest", "southeast"]}}},
+            r"run failed: .*`categories` for 'region' lists \['southwest', 'southeast'\], but the data also has",
+        ),
+    ],
+)
 def test_bad_config_exits_2_with_a_clear_message(config_dir, capsys, change, match):
     folder, config = config_dir
     (folder / "bad.yaml").write_text(yaml.safe_dump({**config, **change}))
@@ -135,7 +161,9 @@ def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
     assert counterfactual["totals"]["valid"] > 0
     causal = doc["causal"]
     assert causal["fit"]["train_rows"] == 5000 and [t["feature"] for t in causal["treatments"]] == [
-        "hours-per-week", "sex"]
+        "hours-per-week",
+        "sex",
+    ]
     # the demo's scorecard misses its demographic parity target, so the model is not registered
     run_dir = bundle.parents[1]
     card = json.loads((run_dir / "scorecard" / "scorecard" / "scorecard.json").read_text())
@@ -169,6 +197,7 @@ def test_step_commands_are_dispatched(capsys):
 
 
 # --- no traceback for a user's mistake or an interrupt; an interrupt ends every process ----------
+
 
 def test_an_output_that_is_a_file_is_refused_in_one_line(config_dir, tmp_path, capsys):
     folder, _ = config_dir
@@ -214,8 +243,13 @@ def _process_table() -> dict[int, dict]:
             except OSError:
                 continue
             # state, parent, process group, start time (ticks since boot: tells a reused pid apart)
-            table[int(entry)] = {"state": fields[0], "ppid": int(fields[1]), "pgid": int(fields[2]),
-                                 "start": fields[19], "cmdline": cmdline}
+            table[int(entry)] = {
+                "state": fields[0],
+                "ppid": int(fields[1]),
+                "pgid": int(fields[2]),
+                "start": fields[19],
+                "cmdline": cmdline,
+            }
     return table
 
 
@@ -230,30 +264,49 @@ def _tree(table: dict[int, dict], root: int) -> dict[int, dict]:
     return found
 
 
-@pytest.mark.parametrize("signum, code, message", [
-    (signal.SIGINT, 130, "rai-audit: interrupted (Ctrl-C); nothing more was done"),
-    (signal.SIGTERM, 143, "rai-audit: stopped by SIGTERM; nothing more was done"),
-])
+@pytest.mark.parametrize(
+    "signum, code, message",
+    [
+        (signal.SIGINT, 130, "rai-audit: interrupted (Ctrl-C); nothing more was done"),
+        (signal.SIGTERM, 143, "rai-audit: stopped by SIGTERM; nothing more was done"),
+    ],
+)
 def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, tmp_path, signum, code, message):
     """kfp.local runs each step as `sh` then Python; the signal goes to `rai-audit run` only
     (not its process group, as a terminal's Ctrl-C would), while a step runs."""
-    config = {"model": str(insurance_case.model), "allow_pickle": True, "train_data": str(insurance_case.train),
-              "test_data": str(insurance_case.test), "target_column": "charges", "task_type": "regression",
-              "sensitive_features": ["sex"], "error_analysis": {}, "explainer": {}}
+    config = {
+        "model": str(insurance_case.model),
+        "allow_pickle": True,
+        "train_data": str(insurance_case.train),
+        "test_data": str(insurance_case.test),
+        "target_column": "charges",
+        "task_type": "regression",
+        "sensitive_features": ["sex"],
+        "error_analysis": {},
+        "explainer": {},
+    }
     (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
     command = Path(sys.executable).with_name("rai-audit")
     argv = [str(command)] if command.exists() else [sys.executable, "-m", "rai_audit.cli"]
     with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
         # A session of its own: its process group is its pid, so whatever it leaves behind is found.
-        run = subprocess.Popen([*argv, "run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")],
-                               stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        run = subprocess.Popen(
+            [*argv, "run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         # A step still running half a second after it was seen: well inside it (the first tasks,
         # such as the input fingerprint, can end sooner; then the next step is waited for).
         deadline, steps = time.monotonic() + 90, []
         while not steps and run.poll() is None and time.monotonic() < deadline:
-            seen = [pid for pid, info in _tree(_process_table(), run.pid).items()
-                    if "kfp.dsl.executor_main" in info["cmdline"] and info["state"] not in "ZX"]
+            seen = [
+                pid
+                for pid, info in _tree(_process_table(), run.pid).items()
+                if "kfp.dsl.executor_main" in info["cmdline"] and info["state"] not in "ZX"
+            ]
             if not seen:
                 time.sleep(0.05)
                 continue
@@ -271,8 +324,10 @@ def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, t
     assert "dashboard bundle:" not in (tmp_path / "out.txt").read_text()  # it stopped, it did not finish
     time.sleep(0.2)
     now = _process_table()
-    survivors = {pid: info for pid, info in tree.items()
-                 if pid in now and now[pid]["start"] == info["start"] and now[pid]["state"] not in "ZX"}
-    survivors.update({pid: info for pid, info in now.items()
-                      if info["pgid"] == run.pid and info["state"] not in "ZX"})
+    survivors = {
+        pid: info
+        for pid, info in tree.items()
+        if pid in now and now[pid]["start"] == info["start"] and now[pid]["state"] not in "ZX"
+    }
+    survivors.update({pid: info for pid, info in now.items() if info["pgid"] == run.pid and info["state"] not in "ZX"})
     assert survivors == {}

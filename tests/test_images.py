@@ -24,8 +24,9 @@ HADOLINT = Path(sys.executable).with_name("hadolint")
 
 @pytest.mark.parametrize("step", STEPS)
 def test_dockerfiles_are_written_from_the_images_module(step):
-    assert (ROOT / "images" / step / "Dockerfile").read_text() == dockerfile(step), \
+    assert (ROOT / "images" / step / "Dockerfile").read_text() == dockerfile(step), (
         "run `python -m rai_audit.images images` and commit the Dockerfiles"
+    )
 
 
 def test_hadolint_finds_nothing():
@@ -39,8 +40,7 @@ def test_hadolint_would_catch_an_unpinned_package(tmp_path):
     # The lint really sees the pip calls: an unpinned package is a warning (DL3013).
     bad = tmp_path / "Dockerfile"
     bad.write_text(dockerfile("constructor").replace("setuptools==", "setuptools>="))
-    done = subprocess.run([str(HADOLINT), "--failure-threshold", "warning", str(bad)],
-                          capture_output=True, text=True)
+    done = subprocess.run([str(HADOLINT), "--failure-threshold", "warning", str(bad)], capture_output=True, text=True)
     assert done.returncode == 1 and "DL3013" in done.stdout
 
 
@@ -85,8 +85,11 @@ def test_images_with_lightgbm_carry_openmp(step):
 def test_every_debian_version_is_given_for_the_local_base():
     arguments = {a for step in STEPS for a in re.findall(r"ARG (\w+_VERSION)=", dockerfile(step))}
     bookworm = (ROOT / "images" / "debian-bookworm.args").read_text()
-    assert arguments == set(re.findall(r"^(\w+_VERSION)=\S+$", bookworm, re.M)) == {
-        "GOMP_VERSION", "PANGO_VERSION", "HARFBUZZ_VERSION", "FONTS_DEJAVU_VERSION"}
+    assert (
+        arguments
+        == set(re.findall(r"^(\w+_VERSION)=\S+$", bookworm, re.M))
+        == {"GOMP_VERSION", "PANGO_VERSION", "HARFBUZZ_VERSION", "FONTS_DEJAVU_VERSION"}
+    )
 
 
 def test_image_names_take_registry_and_tag(monkeypatch):
@@ -103,8 +106,11 @@ def test_image_names_take_registry_and_tag(monkeypatch):
 
 def _images_of(path: Path) -> dict[str, str]:
     spec = next(yaml.safe_load_all(path.read_text()))
-    return {name: executor["container"]["image"]
-            for name, executor in spec["deploymentSpec"]["executors"].items() if "container" in executor}
+    return {
+        name: executor["container"]["image"]
+        for name, executor in spec["deploymentSpec"]["executors"].items()
+        if "container" in executor
+    }
 
 
 def test_compiled_pipelines_name_each_steps_image():
@@ -119,30 +125,57 @@ def test_compiled_pipelines_name_each_steps_image():
 
 def test_compile_with_another_registry_and_tag(tmp_path, capsys):
     out = tmp_path / "audit.yaml"
-    assert main(["compile", "--pipeline", "audit", "--output", str(out),
-                 "--image-registry", "ghcr.io/acme/rai", "--image-tag", "1.2.3"]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                "--pipeline",
+                "audit",
+                "--output",
+                str(out),
+                "--image-registry",
+                "ghcr.io/acme/rai",
+                "--image-tag",
+                "1.2.3",
+            ]
+        )
+        == 0
+    )
     images = _images_of(out)
     assert images["exec-causal"] == "ghcr.io/acme/rai/causal:1.2.3"
     assert all(image.startswith("ghcr.io/acme/rai/") and image.endswith(":1.2.3") for image in images.values())
     # The components get their own images back for the next build.
-    assert all(component.component_spec.implementation.container.image == step_image(step)
-               for component, step in COMPONENT_STEPS.items())
+    assert all(
+        component.component_spec.implementation.container.image == step_image(step)
+        for component, step in COMPONENT_STEPS.items()
+    )
 
 
 def test_step_images_restores_the_images_after_an_error():
     with pytest.raises(RuntimeError):
         with step_images("elsewhere", "x"):
             raise RuntimeError("build failed")
-    assert all(component.component_spec.implementation.container.image == step_image(step)
-               for component, step in COMPONENT_STEPS.items())
+    assert all(
+        component.component_spec.implementation.container.image == step_image(step)
+        for component, step in COMPONENT_STEPS.items()
+    )
 
 
 def test_build_context_is_only_the_package_and_its_pins():
     ignore = (ROOT / ".dockerignore").read_text().split()
-    assert ignore[ignore.index("*") + 1:] == ["!pyproject.toml", "!constraints.txt", "!README.md",
-                                               "!components", "**/__pycache__"]
-    copied = {p for line in dockerfile("gather").splitlines() if line.startswith("COPY ") and "--from" not in line
-              for p in line.split()[1:-1]}
+    assert ignore[ignore.index("*") + 1 :] == [
+        "!pyproject.toml",
+        "!constraints.txt",
+        "!README.md",
+        "!components",
+        "**/__pycache__",
+    ]
+    copied = {
+        p
+        for line in dockerfile("gather").splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+        for p in line.split()[1:-1]
+    }
     assert copied == {"pyproject.toml", "constraints.txt", "README.md", "components"}
 
 

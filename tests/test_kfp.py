@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import joblib
 import pandas as pd
@@ -12,13 +11,12 @@ import yaml
 from kfp import compiler
 from sklearn import metrics as skm
 
+from conftest import ADULT_COHORTS, REPO
 from rai_audit import __version__
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.local_run import run_audit_locally
 from rai_audit.pipelines import PIPELINES
-
-from conftest import REPO, ADULT_COHORTS
 
 CHECKED_IN_YAML = REPO / "pipelines" / "audit_pipeline.yaml"
 
@@ -29,7 +27,8 @@ def test_compiled_pipelines_are_up_to_date(tmp_path, monkeypatch, name):
     fresh = tmp_path / f"{name}_pipeline.yaml"
     compiler.Compiler().compile(PIPELINES[name], str(fresh))
     assert fresh.read_text() == (REPO / "pipelines" / fresh.name).read_text(), (
-        f"pipelines/{fresh.name} is stale: run `make compile` and commit it")
+        f"pipelines/{fresh.name} is stale: run `make compile` and commit it"
+    )
 
 
 def test_component_interfaces():
@@ -50,9 +49,19 @@ def test_component_interfaces():
     executors = spec["deploymentSpec"]["executors"].values()
     images = {e["container"]["image"] for e in executors if "container" in e}
     # importers have no image; each step has its own, tagged with the package version
-    assert images == {f"rai-audit/{step}:{__version__}"
-                      for step in ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather",
-                                   "scorecard", "publish")}
+    assert images == {
+        f"rai-audit/{step}:{__version__}"
+        for step in (
+            "constructor",
+            "error_analysis",
+            "explainer",
+            "counterfactual",
+            "causal",
+            "gather",
+            "scorecard",
+            "publish",
+        )
+    }
     # the explainer and the counterfactual search fan out over shards and merges collect them
     dag = spec["root"]["dag"]["tasks"]
     for loop, merge in (("for-loop-2", "merge-explanations"), ("for-loop-4", "merge-counterfactuals")):
@@ -60,9 +69,15 @@ def test_component_interfaces():
         assert dag[merge]["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop
     gathered = dag["gather"]["inputs"]["artifacts"]
     assert {gathered[f"insight_{i}"]["taskOutputArtifact"]["producerTask"] for i in (1, 2, 3, 4)} == {
-        "error-analysis", "merge-explanations", "merge-counterfactuals", "causal"}
+        "error-analysis",
+        "merge-explanations",
+        "merge-counterfactuals",
+        "causal",
+    }
     causal = components["comp-causal"]["inputDefinitions"]["parameters"]
-    assert causal["treatment_features"]["parameterType"] == "LIST" and "defaultValue" not in causal["treatment_features"]
+    assert (
+        causal["treatment_features"]["parameterType"] == "LIST" and "defaultValue" not in causal["treatment_features"]
+    )
     # Azure's encoding: a JSON list, "null" for all features
     assert causal["heterogeneity_features"]["defaultValue"] == "null"
     assert causal["train_sample_size"]["defaultValue"] == 10000
@@ -78,8 +93,11 @@ def test_component_interfaces():
     assert dag["publish"]["dependentTasks"] == ["gather", "scorecard"]
     secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-publish"]["secretAsEnv"]
     assert {(m["secretKey"], m["envVar"]) for s in secrets for m in s["keyToEnv"]} == {
-        ("endpoint", "RAI_AUDIT_S3_ENDPOINT"), ("access_key", "RAI_AUDIT_S3_ACCESS_KEY"),
-        ("secret_key", "RAI_AUDIT_S3_SECRET_KEY"), ("region", "RAI_AUDIT_S3_REGION")}
+        ("endpoint", "RAI_AUDIT_S3_ENDPOINT"),
+        ("access_key", "RAI_AUDIT_S3_ACCESS_KEY"),
+        ("secret_key", "RAI_AUDIT_S3_SECRET_KEY"),
+        ("region", "RAI_AUDIT_S3_REGION"),
+    }
     assert {s["secretName"] for s in secrets} == {"rai-audit-s3"}
     ea = components["comp-error-analysis"]
     assert ea["inputDefinitions"]["parameters"]["max_depth"]["defaultValue"] == 3
@@ -99,22 +117,43 @@ def small_adult(adult_case, tmp_path_factory):
 
 
 def _arguments(adult_case, test_path, **overrides):
-    args = dict(model_uri=str(adult_case.model), allow_pickle=True, train_data_uri=str(adult_case.train),
-                test_data_uri=str(test_path), target_column="income",
-                task_type="binary_classification", sensitive_features=["sex", "race"],
-                positive_label=">50K", cohorts=ADULT_COHORTS, sample_size=500)
+    args = dict(
+        model_uri=str(adult_case.model),
+        allow_pickle=True,
+        train_data_uri=str(adult_case.train),
+        test_data_uri=str(test_path),
+        target_column="income",
+        task_type="binary_classification",
+        sensitive_features=["sex", "race"],
+        positive_label=">50K",
+        cohorts=ADULT_COHORTS,
+        sample_size=500,
+    )
     args.update(overrides)
     return args
 
 
 def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_path):
     test_path, test = small_adult
-    arguments = _arguments(adult_case, test_path, error_analysis_heatmap_features=["age"],
-                           causal_treatment_features=["hours-per-week"], causal_heterogeneity_features='["sex"]',
-                           causal_train_sample_size=2000, causal_n_jobs=1,
-                           scorecard_config={"targets": ["accuracy_score >= 0.5"]}, scorecard_bootstrap=10)
-    bundle = run_audit_locally(arguments, tmp_path, steps=["error_analysis", "explainer", "causal"],
-                               explainer_shards=2, with_scorecard=True, gate_registration=True)
+    arguments = _arguments(
+        adult_case,
+        test_path,
+        error_analysis_heatmap_features=["age"],
+        causal_treatment_features=["hours-per-week"],
+        causal_heterogeneity_features='["sex"]',
+        causal_train_sample_size=2000,
+        causal_n_jobs=1,
+        scorecard_config={"targets": ["accuracy_score >= 0.5"]},
+        scorecard_bootstrap=10,
+    )
+    bundle = run_audit_locally(
+        arguments,
+        tmp_path,
+        steps=["error_analysis", "explainer", "causal"],
+        explainer_shards=2,
+        with_scorecard=True,
+        gate_registration=True,
+    )
     run_dir = bundle.parents[1]
     assert bundle.is_relative_to(tmp_path / "pipeline_root")
     A.verify_manifest(bundle)
@@ -122,8 +161,7 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     model = joblib.load(adult_case.model)
     pred = model.predict(test.drop(columns="income"))
     assert doc["model_overview"]["overall"]["count"] == 3000
-    assert doc["model_overview"]["overall"]["accuracy_score"] == pytest.approx(
-        skm.accuracy_score(test["income"], pred))
+    assert doc["model_overview"]["overall"]["accuracy_score"] == pytest.approx(skm.accuracy_score(test["income"], pred))
     assert doc["data"]["sample"]["size"] == 500
     leaves = [n for n in doc["error_analysis"]["tree"]["nodes"] if n["leaf"]]
     assert sum(n["count"] for n in leaves) == 3000
@@ -139,7 +177,9 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     assert causal["fit"]["train_rows"] == 2000 and causal["fit"]["heterogeneity_features"] == ["sex"]
     assert [e["treatment"] for e in causal["global_effects"]] == ["hours-per-week"]
     assert [g["count"] for g in causal["sensitive_groups"] if g["feature"] == "sex"] == [
-        (test["sex"] == "Female").sum(), (test["sex"] == "Male").sum()]
+        (test["sex"] == "Female").sum(),
+        (test["sex"] == "Male").sum(),
+    ]
     young = next(c for c in doc["cohorts"] if c["name"] == "Under 30")
     assert young["count"] == (test["age"] < 30).sum()
     constructor_meta = json.loads((run_dir / "constructor" / "insights" / A.META_FILE).read_text())
@@ -149,7 +189,8 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
     # the scorecard passed, so the gated registration ran: the model beside its scorecard
     card = json.loads((run_dir / "scorecard" / "scorecard" / "scorecard.json").read_text())
     assert card["passed"] and card["targets"][0]["measured"] == pytest.approx(
-        doc["model_overview"]["overall"]["accuracy_score"])
+        doc["model_overview"]["overall"]["accuracy_score"]
+    )
     registered = run_dir / "register-model" / "registered_model"
     assert (registered / adult_case.model.name).read_bytes() == adult_case.model.read_bytes()
     assert json.loads((registered / "scorecard.json").read_text()) == card

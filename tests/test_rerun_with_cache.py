@@ -41,6 +41,7 @@ PER_RUN = {"fingerprint-inputs", "find-baseline", "gather", "scorecard", "publis
 
 # --- the fingerprint ------------------------------------------------------------------------
 
+
 def _inputs(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.joblib").write_bytes(b"model bytes")
@@ -91,9 +92,17 @@ def test_run_passes_cache_to_kfp_local(tmp_path, monkeypatch, capsys):
     (tmp_path / "m.joblib").write_bytes(b"x")
     # real data: `rai-audit run` checks the config against its columns before any step
     pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 1.5]}).to_parquet(tmp_path / "d.parquet")
-    (tmp_path / "audit.yaml").write_text(json.dumps({"model": "m.joblib", "train_data": "d.parquet",
-                                                     "test_data": "d.parquet", "target_column": "y",
-                                                     "task_type": "regression"}))
+    (tmp_path / "audit.yaml").write_text(
+        json.dumps(
+            {
+                "model": "m.joblib",
+                "train_data": "d.parquet",
+                "test_data": "d.parquet",
+                "target_column": "y",
+                "task_type": "regression",
+            }
+        )
+    )
     for flags, cached in (([], False), (["--cache"], True)):
         seen.clear()
         assert main(["run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out"), *flags]) == 0
@@ -103,17 +112,27 @@ def test_run_passes_cache_to_kfp_local(tmp_path, monkeypatch, capsys):
 
 # --- the pipeline, run three times ------------------------------------------------------------
 
+
 def _arguments(case, folder: Path) -> dict:
     """The audit of the case's model and data, copied to ``folder`` (the test rewrites them)."""
     folder.mkdir()
     for path in (case.model, case.train, case.test):
         shutil.copy2(path, folder / path.name)
-    return dict(model_uri=str(folder / case.model.name), allow_pickle=True,
-                train_data_uri=str(folder / case.train.name), test_data_uri=str(folder / case.test.name),
-                target_column=case.target, task_type=case.task_type,
-                sensitive_features=["sex", "smoker"], error_analysis_max_depth=2,
-                scorecard_config={"targets": ["mean_absolute_error <= 1000000"]}, scorecard_bootstrap=0,
-                publish_model_name=MODEL_NAME, publish_model_version="1", publish_bucket=BUCKET)
+    return dict(
+        model_uri=str(folder / case.model.name),
+        allow_pickle=True,
+        train_data_uri=str(folder / case.train.name),
+        test_data_uri=str(folder / case.test.name),
+        target_column=case.target,
+        task_type=case.task_type,
+        sensitive_features=["sex", "smoker"],
+        error_analysis_max_depth=2,
+        scorecard_config={"targets": ["mean_absolute_error <= 1000000"]},
+        scorecard_bootstrap=0,
+        publish_model_name=MODEL_NAME,
+        publish_model_version="1",
+        publish_bucket=BUCKET,
+    )
 
 
 def _run_dirs(root: Path) -> set[Path]:
@@ -137,13 +156,17 @@ def _cache_hits(caplog) -> set[str]:
 
 
 def test_rerun_of_a_failed_audit_recomputes_only_what_failed_and_publishes_once(
-        insurance_case, tmp_path, monkeypatch, caplog):
+    insurance_case, tmp_path, monkeypatch, caplog
+):
     started = time.monotonic()
     out, store = tmp_path / "out", tmp_path / "store"
     root = out / "pipeline_root"
     arguments = _arguments(insurance_case, tmp_path / "inputs")
-    inputs = {"model": arguments["model_uri"], "train_data": arguments["train_data_uri"],
-              "test_data": arguments["test_data_uri"]}
+    inputs = {
+        "model": arguments["model_uri"],
+        "train_data": arguments["train_data_uri"],
+        "test_data": arguments["test_data_uri"],
+    }
     settings = storage_up(store)
     try:
         # Object storage goes down before the run: the endpoint the run is given is closed.

@@ -13,13 +13,12 @@ import yaml
 from pypdf import PdfReader
 from sklearn.metrics import accuracy_score
 
+from conftest import REPO
 from rai_audit import archive
 from rai_audit.cli import main
 from rai_audit.demo import prepare_demo
 from rai_audit.pipelines import PIPELINE_OPTIONS, PIPELINES
 from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, storage_down, storage_up
-
-from conftest import REPO
 
 RECORDED = Path(__file__).parent / "data" / "kfp_api"
 
@@ -32,13 +31,16 @@ def _dag_tasks(name: str) -> set[str]:
     return {t for t in tasks if not t.startswith(("condition-", "for-loop-"))}
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("overview_error_analysis", {"error-analysis"}),
-    ("overview_fairness", set()),
-    ("data_analysis_causal", {"causal"}),
-    ("interpretability_causal", {"explainer", "causal"}),
-    ("error_analysis_counterfactuals", {"error-analysis", "counterfactual"}),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("overview_error_analysis", {"error-analysis"}),
+        ("overview_fairness", set()),
+        ("data_analysis_causal", {"causal"}),
+        ("interpretability_causal", {"explainer", "causal"}),
+        ("error_analysis_counterfactuals", {"error-analysis", "counterfactual"}),
+    ],
+)
 def test_each_flow_has_its_own_compiled_pipeline(name, expected):
     base = {"importer", "importer-2", "importer-3", "fingerprint-inputs", "constructor", "gather", "scorecard"}
     assert _dag_tasks(name) == base | expected
@@ -52,19 +54,30 @@ def test_the_full_audit_compares_with_the_archive_and_never_reuses_stale_inputs(
     # (uncached), keys the constructor's cache, so the constructor and the analyses are
     # reused only for unchanged content; the imports reuse a URI's artifact (reimport=False).
     for name in ("importer", "importer-2", "importer-3"):
-        assert spec["deploymentSpec"]["executors"][tasks[name]["componentRef"]["name"].replace("comp-", "exec-")][
-            "importer"].get("reimport", False) is False
-        assert tasks["fingerprint-inputs"]["inputs"]["artifacts"][
-            {"importer": "model", "importer-2": "train_data", "importer-3": "test_data"}[name]][
-            "taskOutputArtifact"]["producerTask"] == name
+        assert (
+            spec["deploymentSpec"]["executors"][tasks[name]["componentRef"]["name"].replace("comp-", "exec-")][
+                "importer"
+            ].get("reimport", False)
+            is False
+        )
+        assert (
+            tasks["fingerprint-inputs"]["inputs"]["artifacts"][
+                {"importer": "model", "importer-2": "train_data", "importer-3": "test_data"}[name]
+            ]["taskOutputArtifact"]["producerTask"]
+            == name
+        )
     assert tasks["fingerprint-inputs"]["cachingOptions"] == {}
     assert tasks["constructor"]["inputs"]["parameters"]["input_fingerprint"]["taskOutputParameter"] == {
-        "outputParameterKey": "Output", "producerTask": "fingerprint-inputs"}
+        "outputParameterKey": "Output",
+        "producerTask": "fingerprint-inputs",
+    }
     assert tasks["constructor"]["cachingOptions"] == {"enableCache": True}
     assert tasks["error-analysis"]["cachingOptions"] == {"enableCache": True}
     # The baseline lookup and gather (which names the run) run in every run.
     assert tasks["find-baseline"]["cachingOptions"] == {} and tasks["gather"]["cachingOptions"] == {}
-    assert tasks["scorecard"]["inputs"]["artifacts"]["baseline"]["taskOutputArtifact"]["producerTask"] == "find-baseline"
+    assert (
+        tasks["scorecard"]["inputs"]["artifacts"]["baseline"]["taskOutputArtifact"]["producerTask"] == "find-baseline"
+    )
     stamped = tasks["gather"]["inputs"]["parameters"]
     assert stamped["pipeline_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
     assert stamped["pipeline_run_scheduled_at"]["runtimeValue"]["constant"] == "{{$.pipeline_job_schedule_time_utc}}"
@@ -77,10 +90,12 @@ def test_checked_in_argo_manifests_are_up_to_date(monkeypatch):
 
     for name, text in argo_yaml(PIPELINE_OPTIONS["audit"]["steps"]).items():
         assert (REPO / "pipelines" / "argo" / name).read_text() == text, (
-            f"pipelines/argo/{name} is stale: run `make compile` and commit it")
+            f"pipelines/argo/{name} is stale: run `make compile` and commit it"
+        )
 
 
 # --- rai-audit schedule --------------------------------------------------------------------
+
 
 class _RecordedKFP(BaseHTTPRequestHandler):
     """Answers the KFP v2beta1 calls `rai-audit schedule` makes with recorded responses."""
@@ -99,8 +114,9 @@ class _RecordedKFP(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         self.requests.append(("GET", self.path, None))
         path = urlparse(self.path).path
-        self._reply({"/apis/v2beta1/healthz": "healthz.json",
-                     "/apis/v2beta1/experiments": "experiments_none.json"}[path])
+        self._reply(
+            {"/apis/v2beta1/healthz": "healthz.json", "/apis/v2beta1/experiments": "experiments_none.json"}[path]
+        )
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -125,11 +141,14 @@ def kfp_server():
 
 
 SCHEDULED_CONFIG = {
-    "model": "s3://models/adult/model.joblib", "train_data": "s3://data/adult/train.parquet",
-    "test_data": "s3://data/adult/test.parquet", "target_column": "income",
-    "task_type": "binary_classification", "positive_label": ">50K", "sensitive_features": ["sex"],
-    "scorecard": {"config": {"targets": ["accuracy_score >= 0.85"],
-                             "changes": ["accuracy_score change >= -0.01"]}},
+    "model": "s3://models/adult/model.joblib",
+    "train_data": "s3://data/adult/train.parquet",
+    "test_data": "s3://data/adult/test.parquet",
+    "target_column": "income",
+    "task_type": "binary_classification",
+    "positive_label": ">50K",
+    "sensitive_features": ["sex"],
+    "scorecard": {"config": {"targets": ["accuracy_score >= 0.85"], "changes": ["accuracy_score change >= -0.01"]}},
     "publish": {"model_name": "adult", "model_version": "4"},
 }
 
@@ -138,8 +157,18 @@ def test_schedule_sends_exactly_the_dry_run_request(kfp_server, tmp_path, capsys
     host, requests = kfp_server
     config = tmp_path / "audit.yaml"
     config.write_text(yaml.safe_dump(SCHEDULED_CONFIG))
-    args = ["schedule", str(config), "--host", host, "--name", "adult nightly", "--cron", "0 0 3 * * *",
-            "--pipeline", str(REPO / "pipelines" / "audit_pipeline.yaml")]
+    args = [
+        "schedule",
+        str(config),
+        "--host",
+        host,
+        "--name",
+        "adult nightly",
+        "--cron",
+        "0 0 3 * * *",
+        "--pipeline",
+        str(REPO / "pipelines" / "audit_pipeline.yaml"),
+    ]
     assert main([*args, "--dry-run"]) == 0
     printed = capsys.readouterr().out
     first_line, body_text = printed.split("\n", 1)
@@ -151,8 +180,11 @@ def test_schedule_sends_exactly_the_dry_run_request(kfp_server, tmp_path, capsys
     out = capsys.readouterr().out
     assert "recurring run 'adult nightly' created: 0b9d6f0e-71a5-4f26-8d0c-6c1e3c2a9b10" in out
     assert [(m, urlparse(p).path) for m, p, _ in requests] == [
-        ("GET", "/apis/v2beta1/healthz"), ("GET", "/apis/v2beta1/experiments"),
-        ("POST", "/apis/v2beta1/experiments"), ("POST", "/apis/v2beta1/recurringruns")]
+        ("GET", "/apis/v2beta1/healthz"),
+        ("GET", "/apis/v2beta1/experiments"),
+        ("POST", "/apis/v2beta1/experiments"),
+        ("POST", "/apis/v2beta1/recurringruns"),
+    ]
     sent = requests[-1][2]
     assert sent["experiment_id"] == "5f2a7c1e-0d2b-4a8e-9c61-3e8d2f0b7a44"  # the created experiment's
     assert sent == dry | {"experiment_id": sent["experiment_id"]}
@@ -171,20 +203,39 @@ def test_schedule_by_interval_with_catch_up(kfp_server, tmp_path, capsys):
     host, _ = kfp_server
     config = tmp_path / "audit.yaml"
     config.write_text(yaml.safe_dump(SCHEDULED_CONFIG))
-    assert main(["schedule", str(config), "--interval", "86400", "--max-concurrency", "2", "--catch-up",
-                 "--dry-run", "--host", host]) == 0
+    assert (
+        main(
+            [
+                "schedule",
+                str(config),
+                "--interval",
+                "86400",
+                "--max-concurrency",
+                "2",
+                "--catch-up",
+                "--dry-run",
+                "--host",
+                host,
+            ]
+        )
+        == 0
+    )
     body = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-    assert body["trigger"] == {"periodic_schedule": {"interval_second": "86400"}} or \
-        body["trigger"] == {"periodic_schedule": {"interval_second": 86400}}
+    assert body["trigger"] == {"periodic_schedule": {"interval_second": "86400"}} or body["trigger"] == {
+        "periodic_schedule": {"interval_second": 86400}
+    }
     assert body["no_catchup"] is False and body["max_concurrency"] == 2
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--cron", "0 3 * * *"], "6 fields"),
-    (["--interval", "0"], "--interval must be a number of seconds >= 1"),
-    (["--cron", "0 0 3 * * *", "--max-concurrency", "0"], "--max-concurrency must be >= 1"),
-    (["--cron", "0 0 3 * * *", "--pipeline", "missing.yaml"], "compiled pipeline missing.yaml does not exist"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--cron", "0 3 * * *"], "6 fields"),
+        (["--interval", "0"], "--interval must be a number of seconds >= 1"),
+        (["--cron", "0 0 3 * * *", "--max-concurrency", "0"], "--max-concurrency must be >= 1"),
+        (["--cron", "0 0 3 * * *", "--pipeline", "missing.yaml"], "compiled pipeline missing.yaml does not exist"),
+    ],
+)
 def test_schedule_refuses_bad_settings(tmp_path, capsys, extra, message):
     config = tmp_path / "audit.yaml"
     config.write_text(yaml.safe_dump(SCHEDULED_CONFIG))
@@ -201,6 +252,7 @@ def test_schedule_refuses_local_files(tmp_path, capsys):
 
 
 # --- baseline comparison: two consecutive audits of the demo model ---------------------------
+
 
 @pytest.fixture(scope="module")
 def seaweedfs(tmp_path_factory):
@@ -229,16 +281,25 @@ def test_two_consecutive_audits_report_the_changes(seaweedfs, tmp_path, monkeypa
     accuracy = [accuracy_score(t["income"], model.predict(t.drop(columns=["income"]))) for t in (test, shifted)]
     assert accuracy[1] - accuracy[0] < -0.01  # the shift really costs accuracy
 
-    card_config = {"targets": ["accuracy_score >= 0.7"],
-                   "fairness": {"sensitive_features": ["sex"], "metrics": ["selection_rate"]},
-                   "changes": ["accuracy_score change >= -0.01", "selection_rate ratio change >= -0.5"]}
+    card_config = {
+        "targets": ["accuracy_score >= 0.7"],
+        "fairness": {"sensitive_features": ["sex"], "metrics": ["selection_rate"]},
+        "changes": ["accuracy_score change >= -0.01", "selection_rate ratio change >= -0.5"],
+    }
     cards = []
     for week in ("week1", "week2"):
-        config = {"model": demo["model"], "allow_pickle": True, "train_data": demo["train_data"],
-                  "test_data": str(tmp_path / f"{week}.parquet"), "target_column": "income",
-                  "task_type": "binary_classification", "positive_label": ">50K", "sensitive_features": ["sex"],
-                  "scorecard": {"config": card_config, "bootstrap": 0},
-                  "publish": {"model_name": "adult-demo", "model_version": week, "bucket": "audits"}}
+        config = {
+            "model": demo["model"],
+            "allow_pickle": True,
+            "train_data": demo["train_data"],
+            "test_data": str(tmp_path / f"{week}.parquet"),
+            "target_column": "income",
+            "task_type": "binary_classification",
+            "positive_label": ">50K",
+            "sensitive_features": ["sex"],
+            "scorecard": {"config": card_config, "bootstrap": 0},
+            "publish": {"model_name": "adult-demo", "model_version": week, "bucket": "audits"},
+        }
         (tmp_path / f"{week}.yaml").write_text(yaml.safe_dump(config))
         assert main(["run", str(tmp_path / f"{week}.yaml"), "--output", str(tmp_path / week)]) == 0
         cards.append(_scorecard_of(tmp_path / week))
@@ -256,13 +317,17 @@ def test_two_consecutive_audits_report_the_changes(seaweedfs, tmp_path, monkeypa
     [archived_first, _] = archive.list_audits(seaweedfs, "audits", model="adult-demo")
     assert second["baseline"]["run_id"] == first["run_id"]
     assert second["baseline"]["audit"] == archived_first["audit"]
-    change = next(c for c in second["changes"] if (c["metric"], c["kind"], c["cohort"]) == ("accuracy_score", None, None))
+    change = next(
+        c for c in second["changes"] if (c["metric"], c["kind"], c["cohort"]) == ("accuracy_score", None, None)
+    )
     assert change["baseline"] == pytest.approx(accuracy[0], abs=1e-12)
     assert change["current"] == pytest.approx(accuracy[1], abs=1e-12)
     assert change["change"] == pytest.approx(accuracy[1] - accuracy[0], abs=1e-12)
     accuracy_target, ratio_target = second["change_targets"]
     assert accuracy_target["verdict"] == "FAIL" and accuracy_target["measured"] == pytest.approx(change["change"])
-    ratio = next(c for c in second["changes"] if (c["metric"], c["kind"], c["feature"]) == ("selection_rate", "ratio", "sex"))
+    ratio = next(
+        c for c in second["changes"] if (c["metric"], c["kind"], c["feature"]) == ("selection_rate", "ratio", "sex")
+    )
     assert ratio_target["measured"] == ratio["change"]
     assert ratio_target["verdict"] == ("PASS" if ratio["change"] >= -0.5 else "FAIL")
     assert second["passed"] is False and second["n_missed"] >= 1

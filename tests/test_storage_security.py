@@ -28,20 +28,22 @@ from rai_audit.storage import STATE_FILE, storage_down, storage_up
 
 BUCKET = "probed"
 BOUNDARY = "rai-audit-probe"
-MULTIPART = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"probe.txt\"\r\n"
-             f"Content-Type: text/plain\r\n\r\nwritten without credentials\r\n--{BOUNDARY}--\r\n").encode()
+MULTIPART = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="probe.txt"\r\n'
+    f"Content-Type: text/plain\r\n\r\nwritten without credentials\r\n--{BOUNDARY}--\r\n"
+).encode()
 # (method, path, body, headers): reads and writes of every API weed mini can serve.
 REQUESTS = [
     ("GET", "/", None, {}),
     ("GET", f"/{BUCKET}/", None, {"Accept": "application/json"}),
-    ("GET", "/buckets/", None, {"Accept": "application/json"}),              # filer listing
-    ("PUT", f"/{BUCKET}/probe.txt", b"written without credentials", {}),    # S3 / filer / WebDAV write
+    ("GET", "/buckets/", None, {"Accept": "application/json"}),  # filer listing
+    ("PUT", f"/{BUCKET}/probe.txt", b"written without credentials", {}),  # S3 / filer / WebDAV write
     ("PUT", f"/buckets/{BUCKET}/probe.txt", b"written without credentials", {}),
     ("POST", f"/buckets/{BUCKET}/", MULTIPART, {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}),
     ("POST", "/submit", MULTIPART, {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}),  # master
-    ("GET", "/dir/assign", None, {}),                                         # master: a file id to write
+    ("GET", "/dir/assign", None, {}),  # master: a file id to write
     ("GET", "/cluster/status", None, {}),
-    ("PROPFIND", "/", None, {"Depth": "1"}),                                  # WebDAV
+    ("PROPFIND", "/", None, {"Depth": "1"}),  # WebDAV
     ("MKCOL", "/probe-dir", None, {}),
 ]
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
@@ -79,7 +81,7 @@ def listening_ports(pid: int) -> set[tuple[str, int]]:
             except OSError:
                 continue
             if target.startswith("socket:["):
-                inodes.add(target[len("socket:["):-1])
+                inodes.add(target[len("socket:[") : -1])
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         if not Path(table).exists():
@@ -151,7 +153,7 @@ def test_no_port_of_the_server_answers_without_credentials(server):
     pid = json.loads((folder / STATE_FILE).read_text())["pid"]
     ports = listening_ports(pid)
     s3_port = int(settings.endpoint.rsplit(":", 1)[1])
-    assert (("0100007F", s3_port) in ports), ports  # found from the process, on 127.0.0.1
+    assert ("0100007F", s3_port) in ports, ports  # found from the process, on 127.0.0.1
     assert all(address == "0100007F" for address, _ in ports), ports  # nothing beyond 127.0.0.1
     assert len(ports) >= 5, ports  # master, volume, filer, S3 and their gRPC ports at least
 

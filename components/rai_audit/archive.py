@@ -21,7 +21,7 @@ import io
 import json
 import shutil
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,8 +44,7 @@ def _safe_name(text: str, what: str) -> str:
 
 
 def _audit_prefixes(client, bucket: str, prefix: str) -> list[str]:
-    return sorted({o.object_name.rstrip("/") for o in client.list_objects(bucket, prefix=prefix)
-                   if o.is_dir})
+    return sorted({o.object_name.rstrip("/") for o in client.list_objects(bucket, prefix=prefix) if o.is_dir})
 
 
 def _retention(mode: str | None, days: int | None):
@@ -57,7 +56,7 @@ def _retention(mode: str | None, days: int | None):
     modes = {"governance": GOVERNANCE, "compliance": COMPLIANCE}
     if mode not in modes or not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise RAIInputError(f"retention needs a mode among {list(modes)} and days >= 1, got {mode!r}, {days!r}")
-    return Retention(modes[mode], datetime.now(timezone.utc) + timedelta(days=days))
+    return Retention(modes[mode], datetime.now(UTC) + timedelta(days=days))
 
 
 def _lock_enabled(client, bucket: str) -> bool:
@@ -70,10 +69,18 @@ def _lock_enabled(client, bucket: str) -> bool:
 
 
 @storage_errors(action="publishing the audit", writes=True)
-def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, model_name: str,
-                  model_version: str, scorecard_dir: str | Path | None = None,
-                  pipeline_run: str | None = None, retention_mode: str | None = None,
-                  retention_days: int | None = None) -> str:
+def publish_audit(
+    settings: S3Settings,
+    bucket: str,
+    *,
+    bundle_dir: str | Path,
+    model_name: str,
+    model_version: str,
+    scorecard_dir: str | Path | None = None,
+    pipeline_run: str | None = None,
+    retention_mode: str | None = None,
+    retention_days: int | None = None,
+) -> str:
     """Upload the audit (files first, manifest last); returns its prefix. Idempotent per run id.
 
     ``retention_mode`` (governance/compliance) and ``retention_days`` lock every object
@@ -96,7 +103,7 @@ def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, 
         raise RAIInputError(f"bucket {bucket!r} has no object lock; retention needs a bucket created with it")
     base = f"{ROOT}/{_safe_name(model_name, 'model_name')}/{_safe_name(model_version, 'model_version')}/"
     existing = [p for p in _audit_prefixes(client, bucket, base) if p.endswith(f"-{run_id}")]
-    prefix = existing[0] if existing else base + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{run_id}"
+    prefix = existing[0] if existing else base + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{run_id}"
     if existing and _exists(client, bucket, f"{prefix}/{MANIFEST}"):
         return prefix  # already published: nothing is written twice
     files = {}
@@ -106,13 +113,24 @@ def publish_audit(settings: S3Settings, bucket: str, *, bundle_dir: str | Path, 
             files[relative] = {"sha256": A.sha256_file(path), "size": path.stat().st_size}
             client.fput_object(bucket, f"{prefix}/{relative}", str(path), retention=retention)
     bundle_meta = A.read_json(bundle_dir / A.INSIGHTS_JSON_FILE, what="insights.json")
-    manifest = {"schema_version": A.SCHEMA_VERSION, "run_id": run_id, "pipeline_run": pipeline_run,
-                "model": {"name": model_name, "version": model_version, "sha256": bundle_meta["model"]["sha256"]},
-                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "passed": None if card is None else card["passed"], "files": files}
+    manifest = {
+        "schema_version": A.SCHEMA_VERSION,
+        "run_id": run_id,
+        "pipeline_run": pipeline_run,
+        "model": {"name": model_name, "version": model_version, "sha256": bundle_meta["model"]["sha256"]},
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "passed": None if card is None else card["passed"],
+        "files": files,
+    }
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    client.put_object(bucket, f"{prefix}/{MANIFEST}", io.BytesIO(data), len(data),
-                      content_type="application/json", retention=retention)
+    client.put_object(
+        bucket,
+        f"{prefix}/{MANIFEST}",
+        io.BytesIO(data),
+        len(data),
+        content_type="application/json",
+        retention=retention,
+    )
     return prefix
 
 
@@ -136,8 +154,9 @@ def _manifest(client, bucket: str, prefix: str) -> dict[str, Any]:
     except S3Error as err:
         if err.code not in ("NoSuchKey", "NoSuchObject", "NotFound"):
             raise  # access denied, no such bucket: said by storage_errors
-        raise ArtifactIntegrityError(f"audit {prefix} has no {MANIFEST}: it is incomplete or does not exist "
-                                     f"({err.code})") from err
+        raise ArtifactIntegrityError(
+            f"audit {prefix} has no {MANIFEST}: it is incomplete or does not exist ({err.code})"
+        ) from err
     try:
         data = response.read()
     finally:
@@ -148,17 +167,31 @@ def _manifest(client, bucket: str, prefix: str) -> dict[str, Any]:
     except ValueError:
         manifest = None
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not (isinstance(files, dict) and all(isinstance(f, dict) and isinstance(f.get("sha256"), str)
-                                            for f in files.values())
-            and isinstance(manifest.get("model"), dict) and "run_id" in manifest and "passed" in manifest):
-        raise ArtifactIntegrityError(f"the {MANIFEST} of audit {prefix} is not a rai-audit archive manifest "
-                                     "(unreadable, or without files, run id, model and verdict): it was changed")
+    if not (
+        isinstance(files, dict)
+        and all(isinstance(f, dict) and isinstance(f.get("sha256"), str) for f in files.values())
+        and isinstance(manifest.get("model"), dict)
+        and "run_id" in manifest
+        and "passed" in manifest
+    ):
+        raise ArtifactIntegrityError(
+            f"the {MANIFEST} of audit {prefix} is not a rai-audit archive manifest "
+            "(unreadable, or without files, run id, model and verdict): it was changed"
+        )
     return manifest
 
 
 @storage_errors(action="listing audits")
-def list_audits(settings: S3Settings, bucket: str, *, model: str | None = None, version: str | None = None,
-                since: str | None = None, passed: bool | None = None, verify: bool = True) -> list[dict[str, Any]]:
+def list_audits(
+    settings: S3Settings,
+    bucket: str,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    since: str | None = None,
+    passed: bool | None = None,
+    verify: bool = True,
+) -> list[dict[str, Any]]:
     """Complete audits (those with a manifest), newest last, filtered.
 
     With ``verify`` (the default) each audit is checked as ``verify_audit`` does: one that
@@ -196,11 +229,18 @@ def list_audits(settings: S3Settings, bucket: str, *, model: str | None = None, 
             continue
         if passed is False and not problem and claimed is not False:
             continue
-        found.append({"audit": audit, "run_id": None if manifest is None else manifest["run_id"],
-                      "model": None if manifest is None else manifest["model"],
-                      "published_at": None if manifest is None else manifest.get("published_at"),
-                      "passed": claimed, "files": 0 if manifest is None else len(manifest["files"]),
-                      "verified": False if problem else (True if verify else None), "problem": problem})
+        found.append(
+            {
+                "audit": audit,
+                "run_id": None if manifest is None else manifest["run_id"],
+                "model": None if manifest is None else manifest["model"],
+                "published_at": None if manifest is None else manifest.get("published_at"),
+                "passed": claimed,
+                "files": 0 if manifest is None else len(manifest["files"]),
+                "verified": False if problem else (True if verify else None),
+                "problem": problem,
+            }
+        )
     return sorted(found, key=lambda a: (a["published_at"] or "", a["audit"]))
 
 
@@ -212,12 +252,18 @@ def _checked_target(dest: Path, relative: str) -> Path:
 
 
 # The files whose content the manifest's claims are checked against (small JSON, kept in memory).
-_CLAIM_FILES = ("dashboard/meta.json", f"dashboard/{A.INSIGHTS_JSON_FILE}", f"dashboard/{A.MANIFEST_FILE}",
-                f"scorecard/{A.MANIFEST_FILE}", "scorecard/scorecard.json")
+_CLAIM_FILES = (
+    "dashboard/meta.json",
+    f"dashboard/{A.INSIGHTS_JSON_FILE}",
+    f"dashboard/{A.MANIFEST_FILE}",
+    f"scorecard/{A.MANIFEST_FILE}",
+    "scorecard/scorecard.json",
+)
 
 
-def _check_objects(client, bucket: str, audit: str, manifest: dict[str, Any],
-                   dest: Path | None = None) -> dict[str, bytes]:
+def _check_objects(
+    client, bucket: str, audit: str, manifest: dict[str, Any], dest: Path | None = None
+) -> dict[str, bytes]:
     """Read every file of the audit (streamed; written under ``dest`` when given), check each
     one's sha256 and size against the manifest, then the claims; raise ArtifactIntegrityError.
     Returns the content of the claim files (_CLAIM_FILES) the audit has."""
@@ -232,8 +278,10 @@ def _check_objects(client, bucket: str, audit: str, manifest: dict[str, Any],
         except S3Error as err:
             if err.code not in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 raise
-            raise ArtifactIntegrityError(f"{relative} of audit {audit} is listed in its manifest but missing "
-                                         "from the archive: the archive was changed") from err
+            raise ArtifactIntegrityError(
+                f"{relative} of audit {audit} is listed in its manifest but missing "
+                "from the archive: the archive was changed"
+            ) from err
         try:
             out = None
             if dest is not None:
@@ -256,9 +304,11 @@ def _check_objects(client, bucket: str, audit: str, manifest: dict[str, Any],
             response.release_conn()
         actual = digest.hexdigest()
         if actual != expected["sha256"] or expected.get("size", size) != size:
-            raise ArtifactIntegrityError(f"{relative} of audit {audit} does not match its manifest "
-                                         f"(sha256 {actual[:16]}…, expected {expected['sha256'][:16]}…): "
-                                         "the archive was changed")
+            raise ArtifactIntegrityError(
+                f"{relative} of audit {audit} does not match its manifest "
+                f"(sha256 {actual[:16]}…, expected {expected['sha256'][:16]}…): "
+                "the archive was changed"
+            )
         if relative in _CLAIM_FILES:
             kept[relative] = b"".join(chunks)
     _check_claims(audit, manifest, kept)
@@ -269,9 +319,11 @@ def _check_claims(audit: str, manifest: dict[str, Any], kept: dict[str, bytes]) 
     """The manifest's summary agrees with the files it lists: each part's own manifest lists
     exactly the part's files with the same sha256; run id, model digest and verdict are the
     bundle's and the scorecard's. A manifest edited to pass a failed audit fails here."""
+
     def forged(what: str) -> ArtifactIntegrityError:
-        return ArtifactIntegrityError(f"the {MANIFEST} of audit {audit} does not match its files: {what}; "
-                                      "the archive was changed")
+        return ArtifactIntegrityError(
+            f"the {MANIFEST} of audit {audit} does not match its files: {what}; the archive was changed"
+        )
 
     def doc(relative: str) -> Any:
         try:
@@ -283,8 +335,11 @@ def _check_claims(audit: str, manifest: dict[str, Any], kept: dict[str, bytes]) 
     parts = ["dashboard"] + (["scorecard"] if any(f.startswith("scorecard/") for f in files) else [])
     for part in parts:
         listed = doc(f"{part}/{A.MANIFEST_FILE}").get("files", {})
-        archived = {f.removeprefix(f"{part}/"): v for f, v in files.items()
-                    if f.startswith(f"{part}/") and f != f"{part}/{A.MANIFEST_FILE}"}
+        archived = {
+            f.removeprefix(f"{part}/"): v
+            for f, v in files.items()
+            if f.startswith(f"{part}/") and f != f"{part}/{A.MANIFEST_FILE}"
+        }
         if set(listed) != set(archived) or any(listed[f].get("sha256") != archived[f]["sha256"] for f in listed):
             raise forged(f"the {part}'s files are not those its own {A.MANIFEST_FILE} lists")
     extra = sorted(f for f in files if f.split("/", 1)[0] not in parts)
@@ -342,12 +397,15 @@ def verify_audit(settings: S3Settings, bucket: str, audit: str) -> dict[str, Any
 
 
 @storage_errors(action="signing a link to the audit")
-def link_audit(settings: S3Settings, bucket: str, audit: str, *, hours: float = 24.0,
-               file: str = "scorecard/scorecard.pdf") -> str:
+def link_audit(
+    settings: S3Settings, bucket: str, audit: str, *, hours: float = 24.0, file: str = "scorecard/scorecard.pdf"
+) -> str:
     """A presigned URL of one file of a complete audit (default: its PDF), valid ``hours``."""
     if isinstance(hours, bool) or not isinstance(hours, (int, float)) or not 0 < hours <= 24 * 7:
-        raise RAIInputError(f"`hours` must be more than 0 and at most 168 (7 days, the longest an S3 "
-                            f"presigned URL lasts), got {hours:g}")
+        raise RAIInputError(
+            f"`hours` must be more than 0 and at most 168 (7 days, the longest an S3 "
+            f"presigned URL lasts), got {hours:g}"
+        )
     client = settings.client()
     manifest = _manifest(client, bucket, audit)
     if file not in manifest["files"]:
@@ -365,7 +423,9 @@ def _verified_json(client, bucket: str, audit: str, manifest: dict[str, Any], re
         response.close()
         response.release_conn()
     if _sha256_bytes(data) != manifest["files"][relative]["sha256"]:
-        raise ArtifactIntegrityError(f"{relative} of audit {audit} does not match its manifest: the archive was changed")
+        raise ArtifactIntegrityError(
+            f"{relative} of audit {audit} does not match its manifest: the archive was changed"
+        )
     return json.loads(data)
 
 
@@ -380,8 +440,11 @@ def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str
     client = settings.client()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    audits = list_audits(settings, bucket, model=_safe_name(model_name, "model name"), verify=False) \
-        if client.bucket_exists(bucket) else []
+    audits = (
+        list_audits(settings, bucket, model=_safe_name(model_name, "model name"), verify=False)
+        if client.bucket_exists(bucket)
+        else []
+    )
     for audit in reversed(audits):
         if audit["problem"]:  # an unreadable manifest: the baseline would be a guess
             raise ArtifactIntegrityError(audit["problem"])
@@ -391,8 +454,12 @@ def fetch_baseline(settings: S3Settings, bucket: str, model_name: str, dest: str
         _check_objects(client, bucket, audit["audit"], manifest)  # the one compared with: checked whole
         card = _verified_json(client, bucket, audit["audit"], manifest, "scorecard/scorecard.json")
         if card is not None:
-            info = {"audit": audit["audit"], "published_at": audit["published_at"], "run_id": audit["run_id"],
-                    "model": audit["model"]}
+            info = {
+                "audit": audit["audit"],
+                "published_at": audit["published_at"],
+                "run_id": audit["run_id"],
+                "model": audit["model"],
+            }
             A.write_json(dest / "scorecard.json", card)
             break
     else:
@@ -424,15 +491,24 @@ def _scorecard_targets(card: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not card:
         return []
     found = [("target", t) for t in card.get("targets", [])]
-    found += [("fairness", t) for e in card.get("fairness", []) for m in e.get("metrics", []) for t in m.get("targets", [])]
+    found += [
+        ("fairness", t) for e in card.get("fairness", []) for m in e.get("metrics", []) for t in m.get("targets", [])
+    ]
     found += [("change", t) for t in card.get("change_targets", [])]
     out = []
     for section, t in found:
         identity, what = _target_identity(t, section)
         definition = None if t.get("op") is None else f"{t['op']} {_plain(t.get('value'))}"
-        out.append({"identity": identity, "what": what, "definition": definition,
-                    "label": what if definition is None else f"{what} {definition}",
-                    "measured": t.get("measured"), "verdict": t.get("verdict")})
+        out.append(
+            {
+                "identity": identity,
+                "what": what,
+                "definition": definition,
+                "label": what if definition is None else f"{what} {definition}",
+                "measured": t.get("measured"),
+                "verdict": t.get("verdict"),
+            }
+        )
     return out
 
 
@@ -450,8 +526,14 @@ def _pair_targets(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> 
     pairs = []
     for same_definition in (True, False):
         for b in list(left):
-            match = next((a for a in right if a["identity"] == b["identity"]
-                          and (not same_definition or a["definition"] == b["definition"])), None)
+            match = next(
+                (
+                    a
+                    for a in right
+                    if a["identity"] == b["identity"] and (not same_definition or a["definition"] == b["definition"])
+                ),
+                None,
+            )
             if match is not None:
                 pairs.append((b, match))
                 left.remove(b)
@@ -471,8 +553,13 @@ def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> d
         manifest = _manifest(client, bucket, audit)
         kept = _check_objects(client, bucket, audit, manifest)
         card = kept.get("scorecard/scorecard.json")
-        sides.append({"manifest": manifest, "insights": json.loads(kept[f"dashboard/{A.INSIGHTS_JSON_FILE}"]),
-                      "scorecard": None if card is None else json.loads(card)})
+        sides.append(
+            {
+                "manifest": manifest,
+                "insights": json.loads(kept[f"dashboard/{A.INSIGHTS_JSON_FILE}"]),
+                "scorecard": None if card is None else json.loads(card),
+            }
+        )
     old, new = sides
 
     def change(a, b):
@@ -480,8 +567,11 @@ def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> d
         return {"before": a, "after": b, "change": delta}
 
     overall = [old["insights"]["model_overview"]["overall"], new["insights"]["model_overview"]["overall"]]
-    metrics = {m: change(overall[0].get(m), overall[1].get(m))
-               for m in new["insights"]["model_overview"]["metric_names"] if m in overall[0]}
+    metrics = {
+        m: change(overall[0].get(m), overall[1].get(m))
+        for m in new["insights"]["model_overview"]["metric_names"]
+        if m in overall[0]
+    }
     fairness = []
     old_fair = {" & ".join(e["features"]): e for e in old["insights"].get("fairness", [])}
     new_fair = {" & ".join(e["features"]): e for e in new["insights"].get("fairness", [])}
@@ -489,24 +579,45 @@ def diff_audits(settings: S3Settings, bucket: str, before: str, after: str) -> d
         if key in old_fair:
             for kind in ("difference", "ratio"):
                 for m, value in entry[kind].items():
-                    fairness.append({"features": key, "kind": kind, "metric": m,
-                                     **change(old_fair[key][kind].get(m), value)})
+                    fairness.append(
+                        {"features": key, "kind": kind, "metric": m, **change(old_fair[key][kind].get(m), value)}
+                    )
     targets = []
     for b, a in _pair_targets(_scorecard_targets(old["scorecard"]), _scorecard_targets(new["scorecard"])):
         status = "removed" if a is None else "added" if b is None else "kept"
         either = a or b
-        targets.append({
-            "target": either["label"], "what": either["what"], "status": status,
-            "definition_before": b and b["definition"], "definition_after": a and a["definition"],
-            "definition_changed": status == "kept" and a["definition"] != b["definition"],
-            "verdict_changed": status == "kept" and a["verdict"] != b["verdict"],
-            **change(b and b["measured"], a and a["measured"]),
-            "verdict_before": b and b["verdict"], "verdict_after": a and a["verdict"]})
-    return {"before": {"audit": before, "run_id": old["manifest"]["run_id"], "passed": old["manifest"]["passed"],
-                       "scorecard": old["scorecard"] is not None},
-            "after": {"audit": after, "run_id": new["manifest"]["run_id"], "passed": new["manifest"]["passed"],
-                      "scorecard": new["scorecard"] is not None},
-            "metrics": metrics, "fairness": fairness,
-            "fairness_features": {"added": sorted(set(new_fair) - set(old_fair)),
-                                  "removed": sorted(set(old_fair) - set(new_fair))},
-            "targets": targets}
+        targets.append(
+            {
+                "target": either["label"],
+                "what": either["what"],
+                "status": status,
+                "definition_before": b and b["definition"],
+                "definition_after": a and a["definition"],
+                "definition_changed": status == "kept" and a["definition"] != b["definition"],
+                "verdict_changed": status == "kept" and a["verdict"] != b["verdict"],
+                **change(b and b["measured"], a and a["measured"]),
+                "verdict_before": b and b["verdict"],
+                "verdict_after": a and a["verdict"],
+            }
+        )
+    return {
+        "before": {
+            "audit": before,
+            "run_id": old["manifest"]["run_id"],
+            "passed": old["manifest"]["passed"],
+            "scorecard": old["scorecard"] is not None,
+        },
+        "after": {
+            "audit": after,
+            "run_id": new["manifest"]["run_id"],
+            "passed": new["manifest"]["passed"],
+            "scorecard": new["scorecard"] is not None,
+        },
+        "metrics": metrics,
+        "fairness": fairness,
+        "fairness_features": {
+            "added": sorted(set(new_fair) - set(old_fair)),
+            "removed": sorted(set(old_fair) - set(new_fair)),
+        },
+        "targets": targets,
+    }

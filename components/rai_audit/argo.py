@@ -29,9 +29,10 @@ import json
 import re
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -51,8 +52,9 @@ def _import_hera_leaving_pyyaml_alone() -> None:
     from yaml import representer
 
     classes = (yaml.Dumper, yaml.SafeDumper, representer.SafeRepresenter, representer.Representer)
-    saved = {cls: dict(cls.__dict__["yaml_representers"]) if "yaml_representers" in cls.__dict__ else None
-             for cls in classes}
+    saved = {
+        cls: dict(cls.__dict__["yaml_representers"]) if "yaml_representers" in cls.__dict__ else None for cls in classes
+    }
     import hera.workflows  # noqa: F401
 
     for cls, representers in saved.items():
@@ -87,6 +89,7 @@ OUT_VOLUME = "outputs"
 @dataclass(frozen=True)
 class Param:
     """A workflow parameter: ``default`` None means it must be given at submission."""
+
     name: str
     default: str | None
     description: str
@@ -100,12 +103,22 @@ def _p(name: str, default: str | None, description: str, enum: Sequence[str] | N
 # The S3 keys of the audit's inputs (in `bucket`). Cohorts and the scorecard config are
 # required files, so every run states them: `{"cohorts": []}` is a valid cohort file.
 INPUT_KEYS = {
-    "model": _p("model_key", None, "S3 key of the model file (joblib/pickle), or of a folder (key prefix) "
-                "holding exactly one model file (.joblib, .pkl, .skops)"),
-    "train": _p("train_data_key", None, "S3 key of the train data (Parquet), or of a folder holding exactly "
-                "one .parquet or .csv file"),
-    "test": _p("test_data_key", None, "S3 key of the test data (Parquet), or of a folder holding exactly "
-               "one .parquet or .csv file"),
+    "model": _p(
+        "model_key",
+        None,
+        "S3 key of the model file (joblib/pickle), or of a folder (key prefix) "
+        "holding exactly one model file (.joblib, .pkl, .skops)",
+    ),
+    "train": _p(
+        "train_data_key",
+        None,
+        "S3 key of the train data (Parquet), or of a folder holding exactly one .parquet or .csv file",
+    ),
+    "test": _p(
+        "test_data_key",
+        None,
+        "S3 key of the test data (Parquet), or of a folder holding exactly one .parquet or .csv file",
+    ),
     "cohorts": _p("cohorts_key", None, 'S3 key of the cohort file (JSON; {"cohorts": []} for none)'),
     "scorecard_config": _p("scorecard_config_key", None, "S3 key of the scorecard config (YAML or JSON)"),
 }
@@ -116,25 +129,56 @@ RANDOM_STATE = _p("random_state", "0", "seed of every step (sample, trees, searc
 STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
     "constructor": [
         ("--target-column", _p("target_column", None, "name of the target column")),
-        ("--task-type", _p("task_type", None, "the model's task", (
-            "binary_classification", "multiclass_classification", "regression", "classification"))),
+        (
+            "--task-type",
+            _p(
+                "task_type",
+                None,
+                "the model's task",
+                ("binary_classification", "multiclass_classification", "regression", "classification"),
+            ),
+        ),
         ("--categorical-features", _p("categorical_features", "null", "JSON list; null: inferred from dtypes")),
         ("--sensitive-features", _p("sensitive_features", "[]", "JSON list of features to assess fairness over")),
         ("--dropped-features", _p("dropped_features", "[]", "JSON list of columns not given to the model")),
         ("--classes", _p("classes", "null", "JSON list of the class labels in order; null: the model's")),
-        ("--positive-label", _p("positive_label", "null", 'JSON value of the positive class, e.g. ">50K" '
-                                "in quotes or 1; null: the second class")),
+        (
+            "--positive-label",
+            _p(
+                "positive_label",
+                "null",
+                'JSON value of the positive class, e.g. ">50K" in quotes or 1; null: the second class',
+            ),
+        ),
         ("--sample-size", _p("sample_size", "0", "test rows sampled for per-row steps; 0: all")),
         ("--random-state", RANDOM_STATE),
         ("--skops-trusted-types", _p("skops_trusted_types", "[]", "JSON list of types to trust in a .skops model")),
-        ("--allow-pickle", _p("allow_pickle", "false", "true: load a joblib/pickle model, which runs code "
-                              "stored in the file", ("true", "false"))),
-        ("--desired-outcome", _p("desired_outcome", "increase", "which way of the positive label or target "
-                                 "is good", ("increase", "decrease"))),
-        ("--immutable-features", _p("immutable_features", "[]", "JSON list of features counterfactuals and "
-                                    "causal policies never change")),
-        ("--min-group-size", _p("min_group_size", "30", "groups with fewer test rows are flagged and left "
-                                "out of fairness differences")),
+        (
+            "--allow-pickle",
+            _p(
+                "allow_pickle",
+                "false",
+                "true: load a joblib/pickle model, which runs code stored in the file",
+                ("true", "false"),
+            ),
+        ),
+        (
+            "--desired-outcome",
+            _p(
+                "desired_outcome",
+                "increase",
+                "which way of the positive label or target is good",
+                ("increase", "decrease"),
+            ),
+        ),
+        (
+            "--immutable-features",
+            _p("immutable_features", "[]", "JSON list of features counterfactuals and causal policies never change"),
+        ),
+        (
+            "--min-group-size",
+            _p("min_group_size", "30", "groups with fewer test rows are flagged and left out of fairness differences"),
+        ),
     ],
     "error_analysis": [
         ("--max-depth", _p("error_analysis_max_depth", "3", "depth of the error tree")),
@@ -155,8 +199,10 @@ STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
     ],
     "counterfactual": [
         ("--engine", _p("counterfactual_engine", "batched", "search engine", ("batched", "dice"))),
-        ("--method", _p("counterfactual_method", "random", "dice-ml's method (engine dice)",
-                        ("random", "genetic", "kdtree"))),
+        (
+            "--method",
+            _p("counterfactual_method", "random", "dice-ml's method (engine dice)", ("random", "genetic", "kdtree")),
+        ),
         ("--rows", _p("counterfactual_rows", "sample", "sample, all, or a cohort name")),
         ("--desired-class", _p("counterfactual_desired_class", '"opposite"', 'JSON: "opposite" or a class')),
         ("--desired-range", _p("counterfactual_desired_range", "[]", "JSON [low, high] (regression)")),
@@ -170,17 +216,23 @@ STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
     ],
     "causal": [
         ("--treatment-features", _p("causal_treatment_features", None, 'JSON list, e.g. ["hours-per-week"]')),
-        ("--heterogeneity-features", _p("causal_heterogeneity_features", "null",
-                                        "JSON list; null: all features, []: one constant effect")),
+        (
+            "--heterogeneity-features",
+            _p("causal_heterogeneity_features", "null", "JSON list; null: all features, []: one constant effect"),
+        ),
         ("--nuisance-model", _p("causal_nuisance_model", "linear", "nuisance model", ("linear", "automl"))),
-        ("--heterogeneity-model", _p("causal_heterogeneity_model", "linear", "heterogeneity model",
-                                     ("linear", "forest"))),
+        (
+            "--heterogeneity-model",
+            _p("causal_heterogeneity_model", "linear", "heterogeneity model", ("linear", "forest")),
+        ),
         ("--alpha", _p("causal_alpha", "0.05", "significance level of the intervals")),
         ("--treatment-cost", _p("causal_treatment_cost", "0.0", "JSON number, or list (one per treatment)")),
         ("--categories", _p("causal_categories", '"auto"', 'JSON: "auto" or {treatment: [levels]}')),
         ("--rows", _p("causal_rows", "sample", "rows given local effects", ("sample", "all"))),
-        ("--upper-bound-on-cat-expansion", _p("causal_upper_bound_on_cat_expansion", "50",
-                                              "most levels of a categorical treatment")),
+        (
+            "--upper-bound-on-cat-expansion",
+            _p("causal_upper_bound_on_cat_expansion", "50", "most levels of a categorical treatment"),
+        ),
         ("--min-tree-leaf-samples", _p("causal_min_tree_leaf_samples", "2", "rows per policy tree leaf")),
         ("--max-tree-depth", _p("causal_max_tree_depth", "2", "depth of the policy tree")),
         ("--train-sample-size", _p("causal_train_sample_size", "10000", "train rows the fit uses; 0: all")),
@@ -197,10 +249,22 @@ STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
 }
 
 # What each step writes (the KFP components' output names), and its input file paths.
-OUTPUTS = {"constructor": "insights", "error_analysis": "error_analysis", "explainer": "explanation",
-           "counterfactual": "counterfactuals", "causal": "causal", "gather": "dashboard", "scorecard": "scorecard"}
-INPUT_PATHS = {"model": f"{IN}/model", "train": f"{IN}/train", "test": f"{IN}/test",
-               "cohorts": f"{IN}/cohorts.json", "scorecard_config": f"{IN}/scorecard-config.yaml"}
+OUTPUTS = {
+    "constructor": "insights",
+    "error_analysis": "error_analysis",
+    "explainer": "explanation",
+    "counterfactual": "counterfactuals",
+    "causal": "causal",
+    "gather": "dashboard",
+    "scorecard": "scorecard",
+}
+INPUT_PATHS = {
+    "model": f"{IN}/model",
+    "train": f"{IN}/train",
+    "test": f"{IN}/test",
+    "cohorts": f"{IN}/cohorts.json",
+    "scorecard_config": f"{IN}/scorecard-config.yaml",
+}
 
 
 _INPUT_PARAMETER = re.compile(r"\{\{inputs\.parameters\.(\w+)\}\}")
@@ -241,8 +305,9 @@ def _parameter(param: Param):
 
     # No value at all for a required one (hera would write None as "null").
     optional = {"value": param.default} if param.default is not None else {}
-    return Parameter(name=param.name, description=param.description,
-                     enum=list(param.enum) if param.enum else None, **optional)
+    return Parameter(
+        name=param.name, description=param.description, enum=list(param.enum) if param.enum else None, **optional
+    )
 
 
 def _s3_location(endpoint: str) -> tuple[str, bool]:
@@ -253,12 +318,22 @@ def _s3_location(endpoint: str) -> tuple[str, bool]:
     return url.netloc, url.scheme == "http"
 
 
-def build_argo(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit", registry: str | None = None,
-               tag: str | None = None, schedule: str = "0 3 * * *", timezone: str = "UTC",
-               bucket: str = "rai-audit", s3_secret: str = "rai-audit-s3",
-               endpoint: str = "http://minio.argo.svc.cluster.local:9000", region: str | None = None,
-               prefix: str = "runs", fail_on_missed_target: bool = False,
-               arguments: Mapping[str, Any] | None = None):
+def build_argo(
+    steps: Sequence[str] = ANALYSIS_STEPS,
+    *,
+    name: str = "rai-audit",
+    registry: str | None = None,
+    tag: str | None = None,
+    schedule: str = "0 3 * * *",
+    timezone: str = "UTC",
+    bucket: str = "rai-audit",
+    s3_secret: str = "rai-audit-s3",
+    endpoint: str = "http://minio.argo.svc.cluster.local:9000",
+    region: str | None = None,
+    prefix: str = "runs",
+    fail_on_missed_target: bool = False,
+    arguments: Mapping[str, Any] | None = None,
+):
     """The audit's WorkflowTemplate and the CronWorkflow that runs it on ``schedule``.
 
     ``steps``: the analysis steps to include (a subset of ``ANALYSIS_STEPS``).
@@ -274,7 +349,13 @@ def build_argo(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit"
     Returns hera ``(WorkflowTemplate, CronWorkflow)``.
     """
     from hera.workflows import (
-        DAG, Container, CronWorkflow, NoneArchiveStrategy, Parameter, S3Artifact, WorkflowTemplate,
+        DAG,
+        Container,
+        CronWorkflow,
+        NoneArchiveStrategy,
+        Parameter,
+        S3Artifact,
+        WorkflowTemplate,
     )
     from hera.workflows import models as m
 
@@ -294,10 +375,17 @@ def build_argo(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit"
         # `archive: none` both ways: outputs are stored file by file, and an input is never
         # unpacked because it looks like a tarball.
         return S3Artifact(
-            name=name, path=path, key=key, bucket=bucket, endpoint=host, insecure=insecure, region=region,
+            name=name,
+            path=path,
+            key=key,
+            bucket=bucket,
+            endpoint=host,
+            insecure=insecure,
+            region=region,
             access_key_secret=m.SecretKeySelector(name=s3_secret, key="access_key"),
             secret_key_secret=m.SecretKeySelector(name=s3_secret, key="secret_key"),
-            archive=NoneArchiveStrategy())
+            archive=NoneArchiveStrategy(),
+        )
 
     def container(step: str, inputs: list[tuple[str, str, str]], args: list[str]) -> Container:
         """``step``'s template: ``inputs`` are (artifact name, container path, S3 key); its
@@ -312,11 +400,14 @@ def build_argo(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit"
         # Its input parameters are exactly those its command line and keys use.
         used = dict.fromkeys(_INPUT_PARAMETER.findall(" ".join(args + [key for _, _, key in inputs])))
         return Container(
-            name=task_name(step), image=step_image(step, registry=registry, tag=tag),
-            command=["rai-audit"], args=args,
+            name=task_name(step),
+            image=step_image(step, registry=registry, tag=tag),
+            command=["rai-audit"],
+            args=args,
             inputs=[*(Parameter(name=n) for n in used), *(s3(n, path, key) for n, path, key in inputs)],
             outputs=[s3(OUTPUTS[step], out_path, output_key(step, prefix))],
-            volume_mounts=[m.VolumeMount(name=OUT_VOLUME, mount_path=OUT)])
+            volume_mounts=[m.VolumeMount(name=OUT_VOLUME, mount_path=OUT)],
+        )
 
     def user_input(what: str) -> tuple[str, str, str]:  # read at the key its parameter gives
         return what, INPUT_PATHS[what], _input(INPUT_KEYS[what].name)
@@ -325,30 +416,45 @@ def build_argo(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit"
         return name, f"{IN}/{name}", output_key(step, prefix)
 
     with WorkflowTemplate(
-            name=name, entrypoint="audit",
-            labels={"app.kubernetes.io/name": "rai-audit", "app.kubernetes.io/version": __version__},
-            arguments=[_parameter(p) for p in params],
-            volumes=[m.Volume(name=OUT_VOLUME, empty_dir=m.EmptyDirVolumeSource())]) as template:
+        name=name,
+        entrypoint="audit",
+        labels={"app.kubernetes.io/name": "rai-audit", "app.kubernetes.io/version": __version__},
+        arguments=[_parameter(p) for p in params],
+        volumes=[m.Volume(name=OUT_VOLUME, empty_dir=m.EmptyDirVolumeSource())],
+    ) as template:
         model, train, test, cohorts = (user_input(w) for w in ("model", "train", "test", "cohorts"))
-        templates = {"constructor": container(
-            "constructor", [model, train, test, cohorts],
-            ["--model", model[1], "--train", train[1], "--test", test[1], "--cohorts", cohorts[1]])}
+        templates = {
+            "constructor": container(
+                "constructor",
+                [model, train, test, cohorts],
+                ["--model", model[1], "--train", train[1], "--test", test[1], "--cohorts", cohorts[1]],
+            )
+        }
         constructor = run_output("constructor", "constructor")
         for step in steps:
             templates[step] = container(step, [constructor], ["--constructor", constructor[1]])
         insights = [run_output(s, OUTPUTS[s]) for s in steps]
         templates["gather"] = container(
-            "gather", [constructor, *insights],
-            ["--constructor", constructor[1], *(a for _, path, _ in insights for a in ("--insight", path))])
+            "gather",
+            [constructor, *insights],
+            ["--constructor", constructor[1], *(a for _, path, _ in insights for a in ("--insight", path))],
+        )
         dashboard, config = run_output("gather", "dashboard"), user_input("scorecard_config")
         templates["scorecard"] = container(
-            "scorecard", [dashboard, config], ["--dashboard", dashboard[1], "--config", config[1]])
+            "scorecard", [dashboard, config], ["--dashboard", dashboard[1], "--config", config[1]]
+        )
 
         with DAG(name="audit"):
             # Every task takes its template's parameters from the workflow's, by name.
-            tasks = {step: tmpl(name=task_name(step), arguments={
-                p.name: f"{{{{workflow.parameters.{p.name}}}}}" for p in tmpl.inputs if isinstance(p, Parameter)})
-                for step, tmpl in templates.items()}
+            tasks = {
+                step: tmpl(
+                    name=task_name(step),
+                    arguments={
+                        p.name: f"{{{{workflow.parameters.{p.name}}}}}" for p in tmpl.inputs if isinstance(p, Parameter)
+                    },
+                )
+                for step, tmpl in templates.items()
+            }
             analyses = [tasks[s] for s in steps]
             if analyses:
                 tasks["constructor"] >> analyses >> tasks["gather"]
@@ -357,14 +463,20 @@ def build_argo(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit"
             tasks["gather"] >> tasks["scorecard"]
 
     cron = CronWorkflow(
-        name=name, schedules=[schedule], timezone=timezone,
+        name=name,
+        schedules=[schedule],
+        timezone=timezone,
         labels={"app.kubernetes.io/name": "rai-audit", "app.kubernetes.io/version": __version__},
         concurrency_policy="Forbid",  # a run still going when the next is due: skip the next
         starting_deadline_seconds=0,  # runs missed while the controller was down are not caught up
-        successful_jobs_history_limit=3, failed_jobs_history_limit=3,
+        successful_jobs_history_limit=3,
+        failed_jobs_history_limit=3,
         workflow_template_ref=m.WorkflowTemplateRef(name=name),
-        arguments=[Parameter(name=k, value=v if isinstance(v, str) else json.dumps(v))
-                   for k, v in (arguments or {}).items()] or None)
+        arguments=[
+            Parameter(name=k, value=v if isinstance(v, str) else json.dumps(v)) for k, v in (arguments or {}).items()
+        ]
+        or None,
+    )
     return template, cron
 
 
@@ -380,8 +492,10 @@ def _name_first(value: Any) -> Any:
 
 
 def _yaml(document: dict, what: str) -> str:
-    header = (f"# rai-audit {__version__}: {what}.\n"
-              "# Written by `rai-audit compile --target argo` (rai_audit.argo); regenerate it rather than edit it.\n")
+    header = (
+        f"# rai-audit {__version__}: {what}.\n"
+        "# Written by `rai-audit compile --target argo` (rai_audit.argo); regenerate it rather than edit it.\n"
+    )
     return header + yaml.dump(_name_first(document), Dumper=_Dumper, sort_keys=False, width=120)
 
 
@@ -391,8 +505,10 @@ def argo_yaml(steps: Sequence[str] = ANALYSIS_STEPS, **options: Any) -> dict[str
     Each document is checked with ``validate_argo`` before it is returned.
     """
     template, cron = build_argo(steps, **options)
-    texts = {WORKFLOW_TEMPLATE_FILE: _yaml(template.to_dict(), "the audit as an Argo WorkflowTemplate"),
-             CRON_WORKFLOW_FILE: _yaml(cron.to_dict(), "the audit's schedule (runs the WorkflowTemplate)")}
+    texts = {
+        WORKFLOW_TEMPLATE_FILE: _yaml(template.to_dict(), "the audit as an Argo WorkflowTemplate"),
+        CRON_WORKFLOW_FILE: _yaml(cron.to_dict(), "the audit's schedule (runs the WorkflowTemplate)"),
+    }
     for text in texts.values():
         validate_argo(text)
     return texts
@@ -410,6 +526,7 @@ def write_argo(folder: str | Path, steps: Sequence[str] = ANALYSIS_STEPS, **opti
 
 
 # --- strict validation -------------------------------------------------------------------
+
 
 def _fields(model: type) -> dict[str, Any]:
     """A model's fields by the name Argo's JSON uses (its alias)."""

@@ -20,10 +20,16 @@ def _report(bundle: Path) -> None:
     card = run_dir / "scorecard" / "scorecard"
     if (card / "scorecard.json").is_file():
         result = json.loads((card / "scorecard.json").read_text())
-        verdict = "PASSED" if result["passed"] else f"NOT PASSED ({result['n_missed']} of {result['n_targets']} targets missed)"
+        verdict = (
+            "PASSED"
+            if result["passed"]
+            else f"NOT PASSED ({result['n_missed']} of {result['n_targets']} targets missed)"
+        )
         registered = run_dir / "register-model" / "registered_model"
-        sys.stdout.write(f"scorecard: {card / 'scorecard.pdf'}: {verdict}\n"
-                         f"model {'registered: ' + str(registered) if registered.is_dir() else 'not registered'}\n")
+        sys.stdout.write(
+            f"scorecard: {card / 'scorecard.pdf'}: {verdict}\n"
+            f"model {'registered: ' + str(registered) if registered.is_dir() else 'not registered'}\n"
+        )
 
 
 def _folder(path: str | Path, option: str) -> Path:
@@ -33,8 +39,9 @@ def _folder(path: str | Path, option: str) -> Path:
     path = Path(path)
     for place in (path, *path.parents):
         if place.exists() and not place.is_dir():
-            raise RAIInputError(f"{option} {path}: {place} is a file, not a folder; give a folder "
-                                "(it is created if it does not exist)")
+            raise RAIInputError(
+                f"{option} {path}: {place} is a file, not a folder; give a folder (it is created if it does not exist)"
+            )
         if place.exists():
             break
     return path
@@ -58,8 +65,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     _folder(args.output, "--output")
     arguments, build = load_config(args.config)
-    arguments = local_inputs(arguments, Path(args.output) / "inputs",
-                             ("model_uri", "train_data_uri", "test_data_uri"))
+    arguments = local_inputs(arguments, Path(args.output) / "inputs", ("model_uri", "train_data_uri", "test_data_uri"))
     _report(run_audit_locally(arguments, args.output, enable_caching=args.cache, **build))
 
 
@@ -67,7 +73,6 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from rai_audit.config import resolve_config
     from rai_audit.demo import prepare_demo
     from rai_audit.local_run import run_audit_locally
-
     from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, storage_down, storage_up
 
     output = _folder(args.output, "--output")
@@ -79,8 +84,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     # after it; its data stays in <output>/storage for `rai-audit storage up --dir`.
     settings = storage_up(output / "storage")
     saved = {k: os.environ.get(k) for k in (ENV_ENDPOINT, ENV_ACCESS, ENV_SECRET)}
-    os.environ.update({ENV_ENDPOINT: settings.endpoint, ENV_ACCESS: settings.access_key,
-                       ENV_SECRET: settings.secret_key})
+    os.environ.update(
+        {ENV_ENDPOINT: settings.endpoint, ENV_ACCESS: settings.access_key, ENV_SECRET: settings.secret_key}
+    )
     try:
         bundle = run_audit_locally(arguments, output, **build)
     finally:
@@ -94,8 +100,10 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     published = bundle.parents[1] / "publish" / "executor_output.json"
     if published.is_file():
         uri = json.loads(published.read_text())["parameterValues"]["Output"]
-        sys.stdout.write(f"archived: {uri} (storage data in {output / 'storage'}; "
-                         f"`rai-audit storage up --dir {output / 'storage'}` serves it again)\n")
+        sys.stdout.write(
+            f"archived: {uri} (storage data in {output / 'storage'}; "
+            f"`rai-audit storage up --dir {output / 'storage'}` serves it again)\n"
+        )
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
@@ -111,9 +119,16 @@ def _cmd_compile(args: argparse.Namespace) -> None:
         from rai_audit.argo import write_argo
 
         folder = _folder(args.output or "argo", "--output")
-        written = write_argo(folder, PIPELINE_OPTIONS[args.pipeline]["steps"], registry=args.image_registry,
-                             tag=args.image_tag, schedule=args.schedule, bucket=args.bucket,
-                             endpoint=args.s3_endpoint, s3_secret=args.s3_secret)
+        written = write_argo(
+            folder,
+            PIPELINE_OPTIONS[args.pipeline]["steps"],
+            registry=args.image_registry,
+            tag=args.image_tag,
+            schedule=args.schedule,
+            bucket=args.bucket,
+            endpoint=args.s3_endpoint,
+            s3_secret=args.s3_secret,
+        )
         print(f"pipeline {args.pipeline!r} compiled for Argo Workflows: {', '.join(map(str, written))}")
         return
     output = _file(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml", "--output")
@@ -137,18 +152,35 @@ def _cmd_schedule(args: argparse.Namespace) -> None:
     arguments, _ = load_config(args.config)
     local = [k for k in ("model_uri", "train_data_uri", "test_data_uri") if "://" not in arguments[k]]
     if local:
-        raise RAIInputError(f"a run on a cluster cannot read local files: give {[k[:-4] for k in local]} "
-                            "as s3://, minio:// or gs:// URIs in the config")
-    plan = Schedule(name=args.name, cron=args.cron, interval_seconds=args.interval,
-                    max_concurrency=args.max_concurrency, catch_up=args.catch_up,
-                    start_time=args.start_time, end_time=args.end_time, description=args.description)
-    done = schedule_audit(args.pipeline, arguments, plan, host=args.host, experiment=args.experiment,
-                          namespace=args.namespace, dry_run=args.dry_run)
+        raise RAIInputError(
+            f"a run on a cluster cannot read local files: give {[k[:-4] for k in local]} "
+            "as s3://, minio:// or gs:// URIs in the config"
+        )
+    plan = Schedule(
+        name=args.name,
+        cron=args.cron,
+        interval_seconds=args.interval,
+        max_concurrency=args.max_concurrency,
+        catch_up=args.catch_up,
+        start_time=args.start_time,
+        end_time=args.end_time,
+        description=args.description,
+    )
+    done = schedule_audit(
+        args.pipeline,
+        arguments,
+        plan,
+        host=args.host,
+        experiment=args.experiment,
+        namespace=args.namespace,
+        dry_run=args.dry_run,
+    )
     if args.dry_run:
         sys.stdout.write(f"{done['method']} {done['url']}\n{json.dumps(done['body'], indent=2, sort_keys=True)}\n")
     else:
-        sys.stdout.write(f"recurring run {done['name']!r} created: {done['recurring_run_id']} "
-                         f"(experiment {done['experiment_id']})\n")
+        sys.stdout.write(
+            f"recurring run {done['name']!r} created: {done['recurring_run_id']} (experiment {done['experiment_id']})\n"
+        )
 
 
 DEFAULT_STORAGE_DIR = ".rai-audit-storage"
@@ -161,8 +193,10 @@ def _cmd_storage(args: argparse.Namespace) -> None:
     if args.action == "up":
         settings = storage_up(folder)
         # The credentials stay in their file (mode 0600); only where to find them is printed.
-        print(f"SeaweedFS S3 server on {settings.endpoint} (data in {folder / 'data'})\n"
-              f"to use it: source {folder / CREDENTIALS_FILE}")
+        print(
+            f"SeaweedFS S3 server on {settings.endpoint} (data in {folder / 'data'})\n"
+            f"to use it: source {folder / CREDENTIALS_FILE}"
+        )
     else:
         print("stopped" if storage_down(folder) else "no server was running")
 
@@ -172,10 +206,17 @@ def _cmd_publish(args: argparse.Namespace) -> None:
     from rai_audit.storage import check_bucket_name, settings_from_env
 
     check_bucket_name(args.bucket)
-    prefix = publish_audit(settings_from_env(), args.bucket, bundle_dir=args.bundle, scorecard_dir=args.scorecard,
-                           model_name=args.model_name, model_version=args.model_version,
-                           pipeline_run=args.pipeline_run, retention_mode=args.retention_mode,
-                           retention_days=args.retention_days)
+    prefix = publish_audit(
+        settings_from_env(),
+        args.bucket,
+        bundle_dir=args.bundle,
+        scorecard_dir=args.scorecard,
+        model_name=args.model_name,
+        model_version=args.model_version,
+        pipeline_run=args.pipeline_run,
+        retention_mode=args.retention_mode,
+        retention_days=args.retention_days,
+    )
     print(f"published s3://{args.bucket}/{prefix}")
 
 
@@ -193,8 +234,15 @@ def _cmd_audits(args: argparse.Namespace) -> None:
     settings = settings_from_env()
     if args.action == "list":
         passed = {"passed": True, "failed": False, None: None}[args.verdict]
-        listed = archive.list_audits(settings, args.bucket, model=args.model, version=args.version,
-                                     since=args.since, passed=passed, verify=args.verify)
+        listed = archive.list_audits(
+            settings,
+            args.bucket,
+            model=args.model,
+            version=args.version,
+            since=args.since,
+            passed=passed,
+            verify=args.verify,
+        )
         for a in listed:
             if a["verified"] is False:  # never shown as PASSED, whatever its manifest claims
                 verdict = f"FAILED VERIFICATION: {a['problem']}"
@@ -203,14 +251,17 @@ def _cmd_audits(args: argparse.Namespace) -> None:
             print(f"{a['audit']}  {a['published_at'] or '?'}  {verdict}  ({a['files']} files)")
         failed = [a for a in listed if a["verified"] is False]
         if failed:
-            raise ArtifactIntegrityError(f"{len(failed)} of {len(listed)} audits failed verification (marked above); "
-                                         "do not rely on them")
+            raise ArtifactIntegrityError(
+                f"{len(failed)} of {len(listed)} audits failed verification (marked above); do not rely on them"
+            )
     elif args.action == "fetch":
         print(f"fetched and verified: {archive.fetch_audit(settings, args.bucket, args.audit, args.to)}")
     elif args.action == "verify":
         manifest = archive.verify_audit(settings, args.bucket, args.audit)
-        print(f"verified: {len(manifest['files'])} files of run {manifest['run_id']} match their sha256 "
-              "and the manifest's run id, model and verdict")
+        print(
+            f"verified: {len(manifest['files'])} files of run {manifest['run_id']} match their sha256 "
+            "and the manifest's run id, model and verdict"
+        )
     elif args.action == "diff":
         _print_diff(archive.diff_audits(settings, args.bucket, args.audit, args.other))
     else:
@@ -231,23 +282,32 @@ def _print_diff(changes: dict) -> None:
     targets = changes["targets"]
     for t in targets:
         if t["status"] == "removed":
-            print(f"  target REMOVED {t['target']}: was {_num(t['before'])}, {t['verdict_before']}; "
-                  "not judged in the later audit")
+            print(
+                f"  target REMOVED {t['target']}: was {_num(t['before'])}, {t['verdict_before']}; "
+                "not judged in the later audit"
+            )
         elif t["status"] == "added":
             print(f"  target ADDED {t['target']}: {_num(t['after'])}, {t['verdict_after']}")
         else:
-            definition = f" (definition changed: {t['definition_before']} -> {t['definition_after']})" \
-                if t["definition_changed"] else ""
+            definition = (
+                f" (definition changed: {t['definition_before']} -> {t['definition_after']})"
+                if t["definition_changed"]
+                else ""
+            )
             name = t["what"] if t["definition_changed"] else t["target"]
-            print(f"  target {name}: {_num(t['before'])} -> {_num(t['after'])}, "
-                  f"{t['verdict_before']} -> {t['verdict_after']}{definition}")
+            print(
+                f"  target {name}: {_num(t['before'])} -> {_num(t['after'])}, "
+                f"{t['verdict_before']} -> {t['verdict_after']}{definition}"
+            )
     if not before["scorecard"] or not after["scorecard"]:
         which = " and ".join(side for side, d in (("the earlier", before), ("the later", after)) if not d["scorecard"])
         print(f"  {which} audit has no scorecard: its targets are not known")
     dropped = [t for t in targets if t["status"] == "removed" and t["verdict_before"] == "FAIL"]
     if dropped:
-        print(f"warning: {len(dropped)} target(s) that FAILED in the earlier audit are gone from the later one: "
-              + "; ".join(t["target"] for t in dropped))
+        print(
+            f"warning: {len(dropped)} target(s) that FAILED in the earlier audit are gone from the later one: "
+            + "; ".join(t["target"] for t in dropped)
+        )
 
 
 def _num(value, *, signed: bool = False) -> str:
@@ -273,40 +333,69 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the audit pipeline locally (kfp.local) from a YAML/JSON config")
     run.add_argument("config", help="audit config file")
     run.add_argument("--output", default="rai-audit-output", help="folder for the run's artifacts")
-    run.add_argument("--cache", action="store_true",
-                     help="reuse the constructor and analyses of an earlier run in --output on the same "
-                          "model, data and parameters (kfp.local's cache); re-running a failed run "
-                          "recomputes only what failed")
+    run.add_argument(
+        "--cache",
+        action="store_true",
+        help="reuse the constructor and analyses of an earlier run in --output on the same "
+        "model, data and parameters (kfp.local's cache); re-running a failed run "
+        "recomputes only what failed",
+    )
     run.set_defaults(func=_cmd_run)
     demo = sub.add_parser("demo", help="train a model on the shipped Adult data and audit it locally")
     demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")
     demo.set_defaults(func=_cmd_demo)
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
-    comp.add_argument("--pipeline", default="audit",
-                      help="audit (default), overview, or a flow: overview_error_analysis, overview_fairness, "
-                           "data_analysis_causal, interpretability_causal, error_analysis_counterfactuals")
-    comp.add_argument("--target", choices=["kfp", "argo"], default="kfp",
-                      help="kfp: KFP IR YAML; argo: an Argo WorkflowTemplate and CronWorkflow (no Kubeflow)")
-    comp.add_argument("--output", default=None,
-                      help="default: pipelines/<pipeline>_pipeline.yaml; for argo a folder (default argo/)")
+    comp.add_argument(
+        "--pipeline",
+        default="audit",
+        help="audit (default), overview, or a flow: overview_error_analysis, overview_fairness, "
+        "data_analysis_causal, interpretability_causal, error_analysis_counterfactuals",
+    )
+    comp.add_argument(
+        "--target",
+        choices=["kfp", "argo"],
+        default="kfp",
+        help="kfp: KFP IR YAML; argo: an Argo WorkflowTemplate and CronWorkflow (no Kubeflow)",
+    )
+    comp.add_argument(
+        "--output", default=None, help="default: pipelines/<pipeline>_pipeline.yaml; for argo a folder (default argo/)"
+    )
     comp.add_argument("--schedule", default="0 3 * * *", help="argo: the CronWorkflow's cron (5 fields)")
     comp.add_argument("--bucket", default="rai-audit", help="argo: the S3 bucket of the artifacts")
-    comp.add_argument("--s3-endpoint", default="http://minio.argo.svc.cluster.local:9000",
-                      help="argo: the S3 endpoint the workflow's artifacts go to")
-    comp.add_argument("--s3-secret", default="rai-audit-s3",
-                      help="argo: the Kubernetes secret holding that store's access_key and secret_key")
-    comp.add_argument("--pipeline-root", default=None,
-                      help="where a cluster keeps the artifacts, e.g. s3://bucket/pipeline-root (MinIO/SeaweedFS)")
-    comp.add_argument("--image-registry", default=None,
-                      help="registry of the step images, e.g. ghcr.io/acme/rai-audit (default: "
-                           "$RAI_AUDIT_IMAGE_REGISTRY or rai-audit)")
-    comp.add_argument("--image-tag", default=None,
-                      help="tag of the step images (default: $RAI_AUDIT_IMAGE_TAG or the package version)")
+    comp.add_argument(
+        "--s3-endpoint",
+        default="http://minio.argo.svc.cluster.local:9000",
+        help="argo: the S3 endpoint the workflow's artifacts go to",
+    )
+    comp.add_argument(
+        "--s3-secret",
+        default="rai-audit-s3",
+        help="argo: the Kubernetes secret holding that store's access_key and secret_key",
+    )
+    comp.add_argument(
+        "--pipeline-root",
+        default=None,
+        help="where a cluster keeps the artifacts, e.g. s3://bucket/pipeline-root (MinIO/SeaweedFS)",
+    )
+    comp.add_argument(
+        "--image-registry",
+        default=None,
+        help="registry of the step images, e.g. ghcr.io/acme/rai-audit (default: "
+        "$RAI_AUDIT_IMAGE_REGISTRY or rai-audit)",
+    )
+    comp.add_argument(
+        "--image-tag",
+        default=None,
+        help="tag of the step images (default: $RAI_AUDIT_IMAGE_TAG or the package version)",
+    )
     comp.set_defaults(func=_cmd_compile)
     sched = sub.add_parser("schedule", help="create a recurring audit on a Kubeflow Pipelines cluster")
     sched.add_argument("config", help="the audit config (as for `run`), model and data as s3:// URIs")
-    sched.add_argument("--pipeline", default=str(PIPELINES_DIR / "audit_pipeline.yaml"),
-                       help="the compiled pipeline (default: pipelines/audit_pipeline.yaml)")
+    sched.add_argument(
+        "--pipeline",
+        default=str(PIPELINES_DIR / "audit_pipeline.yaml"),
+        help="the compiled pipeline (default: pipelines/audit_pipeline.yaml)",
+    )
     sched.add_argument("--host", default=None, help="the KFP API endpoint, e.g. http://localhost:8888")
     sched.add_argument("--namespace", default=None, help="the Kubeflow profile namespace (multi-user clusters)")
     sched.add_argument("--experiment", default="rai-audit", help="experiment to file the runs under")
@@ -332,11 +421,17 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--model-version", required=True)
     pub.add_argument("--pipeline-run", default=None)
     pub.add_argument("--bucket", default="rai-audit")
-    pub.add_argument("--retention-mode", choices=["governance", "compliance"], default=None,
-                     help="lock every object (S3 object lock; a new bucket is created with it)")
+    pub.add_argument(
+        "--retention-mode",
+        choices=["governance", "compliance"],
+        default=None,
+        help="lock every object (S3 object lock; a new bucket is created with it)",
+    )
     pub.add_argument("--retention-days", type=int, default=None)
     pub.set_defaults(func=_cmd_publish)
-    audits = sub.add_parser("audits", help="archived audits: list, fetch, verify, link, diff (read-only credentials do)")
+    audits = sub.add_parser(
+        "audits", help="archived audits: list, fetch, verify, link, diff (read-only credentials do)"
+    )
     audits.add_argument("action", choices=["list", "fetch", "verify", "link", "diff"])
     audits.add_argument("audit", nargs="?", help="an audit's prefix, as `list` prints it")
     audits.add_argument("other", nargs="?", help="diff: the later audit")
@@ -345,16 +440,19 @@ def _parser() -> argparse.ArgumentParser:
     audits.add_argument("--version", default=None)
     audits.add_argument("--since", default=None, help="ISO date/time, e.g. 2026-01-01")
     audits.add_argument("--verdict", choices=["passed", "failed"], default=None)
-    audits.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
-                        help="list: check every audit's files against its manifest and the manifest's "
-                             "verdict against its scorecard (default); --no-verify lists faster, "
-                             "taking each manifest's word")
+    audits.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="list: check every audit's files against its manifest and the manifest's "
+        "verdict against its scorecard (default); --no-verify lists faster, "
+        "taking each manifest's word",
+    )
     audits.add_argument("--to", default=None, help="fetch: a new folder to download into")
     audits.add_argument("--hours", type=float, default=24.0, help="link: hours the URL stays valid")
     audits.set_defaults(func=_cmd_audits)
     for step in STEP_COMMANDS:
-        sub.add_parser(step, help=f"run the {step} step alone (see `rai-audit {step} --help`)",
-                       add_help=False)
+        sub.add_parser(step, help=f"run the {step} step alone (see `rai-audit {step} --help`)", add_help=False)
     return parser
 
 

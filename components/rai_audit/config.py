@@ -50,19 +50,35 @@ from rai_audit.pipelines import ANALYSIS_STEPS
 from rai_audit.preflight import check_audit
 from rai_audit.steps.causal import CausalOptions
 from rai_audit.steps.constructor import check_desired_outcome
-from rai_audit.steps.error_analysis import ErrorAnalysisOptions
 from rai_audit.steps.counterfactual import CounterfactualOptions
+from rai_audit.steps.error_analysis import ErrorAnalysisOptions
 from rai_audit.steps.explainer import ExplainerOptions
 from rai_audit.steps.scorecard import ScorecardOptions
 
 PATH_KEYS = ("model", "train_data", "test_data")
 REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
-LIST_KEYS = ("categorical_features", "sensitive_features", "dropped_features", "classes",
-             "skops_trusted_types", "immutable_features")
+LIST_KEYS = (
+    "categorical_features",
+    "sensitive_features",
+    "dropped_features",
+    "classes",
+    "skops_trusted_types",
+    "immutable_features",
+)
 INT_KEYS = ("sample_size", "random_state", "min_group_size")
 INT_DEFAULTS = {"min_group_size": DEFAULT_MIN_GROUP_SIZE}
-OPTIONAL_KEYS = ("name", "positive_label", "cohorts", "allow_pickle", "desired_outcome", *LIST_KEYS, *INT_KEYS, *ANALYSIS_STEPS,
-                 "scorecard", "publish")
+OPTIONAL_KEYS = (
+    "name",
+    "positive_label",
+    "cohorts",
+    "allow_pickle",
+    "desired_outcome",
+    *LIST_KEYS,
+    *INT_KEYS,
+    *ANALYSIS_STEPS,
+    "scorecard",
+    "publish",
+)
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
 SCORECARD_OPTIONS = ("config", "bootstrap", "fail_on_missed_target")
 # Per analysis step: its options class and the Azure ML names it also accepts.
@@ -80,8 +96,7 @@ PIPELINE_FORMS = {
     ("causal", "categories"): lambda v: {} if v == "auto" else v,
 }
 # Options set when the pipeline is built, not passed to it.
-BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"},
-                 "counterfactual": {"shards": "counterfactual_shards"}}
+BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"}, "counterfactual": {"shards": "counterfactual_shards"}}
 # Options the pipeline sets itself.
 PIPELINE_SET = ("random_state", "shard_index", "shard_count")
 ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
@@ -118,8 +133,9 @@ def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, 
     return {f"{step}_{k}": PIPELINE_FORMS.get((step, k), lambda v: v)(v) for k, v in options.items()}, build
 
 
-def resolve_config(config: dict[str, Any], *, base_dir: Path,
-                   read_data: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+def resolve_config(
+    config: dict[str, Any], *, base_dir: Path, read_data: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the keys and make paths absolute.
 
     Returns the arguments of the audit pipeline and the keyword arguments that build it
@@ -162,8 +178,10 @@ def resolve_config(config: dict[str, Any], *, base_dir: Path,
         if key == "sample_size" and value < 0:  # refused now, not by the constructor's task
             raise RAIInputError(f"config `sample_size` must be an integer >= 0 (0 means every row), got {value!r}")
         if key == "min_group_size" and value < 1:
-            raise RAIInputError(f"config `min_group_size` must be an integer >= 1 (test rows a group needs to "
-                                f"count in fairness differences), got {value!r}")
+            raise RAIInputError(
+                f"config `min_group_size` must be an integer >= 1 (test rows a group needs to "
+                f"count in fairness differences), got {value!r}"
+            )
         args[key] = value
     desired = config.get("desired_outcome", "increase")
     try:
@@ -218,15 +236,18 @@ def _holds_null(value: Any) -> bool:
 def _publish_arguments(value: Any) -> dict[str, Any]:
     """``publish: {model_name, model_version, bucket, retention_mode, retention_days}``."""
     if not isinstance(value, dict) or not {"model_name", "model_version"} <= set(value):
-        raise RAIInputError(f"config `publish` must be a mapping with `model_name` and `model_version` (and "
-                            f"optionally {list(PUBLISH_OPTIONS)[2:]}), got {value!r}")
+        raise RAIInputError(
+            f"config `publish` must be a mapping with `model_name` and `model_version` (and "
+            f"optionally {list(PUBLISH_OPTIONS)[2:]}), got {value!r}"
+        )
     unknown = sorted(set(value) - set(PUBLISH_OPTIONS), key=str)
     if unknown:
         raise RAIInputError(f"config `publish` has unknown options {unknown}; allowed are {list(PUBLISH_OPTIONS)}")
     for key, kind in PUBLISH_OPTIONS.items():
         if key in value and (not isinstance(value[key], kind) or isinstance(value[key], bool)):
-            raise RAIInputError(f"config `publish.{key}` must be {'an integer' if kind is int else 'text'}, "
-                                f"got {value[key]!r}")
+            raise RAIInputError(
+                f"config `publish.{key}` must be {'an integer' if kind is int else 'text'}, got {value[key]!r}"
+            )
     return {f"publish_{k}": v for k, v in value.items()}
 
 
@@ -235,16 +256,21 @@ def _scorecard_arguments(value: Any, base_dir: Path) -> dict[str, Any]:
     if isinstance(value, str):
         value = {"config": value}
     if not isinstance(value, dict) or "config" not in value:
-        raise RAIInputError("config `scorecard` must be a scorecard config file, or a mapping with `config` "
-                            f"(a file or the config itself) and options {list(SCORECARD_OPTIONS[1:])}; got {value!r}")
+        raise RAIInputError(
+            "config `scorecard` must be a scorecard config file, or a mapping with `config` "
+            f"(a file or the config itself) and options {list(SCORECARD_OPTIONS[1:])}; got {value!r}"
+        )
     unknown = sorted(set(value) - set(SCORECARD_OPTIONS), key=str)
     if unknown:
         raise RAIInputError(f"config `scorecard` has unknown options {unknown}; allowed are {list(SCORECARD_OPTIONS)}")
     source = value["config"]
     parsed = parse_scorecard_config(base_dir / source if isinstance(source, str) else source)
     options = ScorecardOptions(**{k: v for k, v in value.items() if k != "config"})  # refuses bad values now
-    return {"scorecard_config": _without_nulls(parsed), "scorecard_bootstrap": options.bootstrap,
-            "scorecard_fail_on_missed_target": options.fail_on_missed_target}
+    return {
+        "scorecard_config": _without_nulls(parsed),
+        "scorecard_bootstrap": options.bootstrap,
+        "scorecard_fail_on_missed_target": options.fail_on_missed_target,
+    }
 
 
 def _without_nulls(value: Any) -> Any:

@@ -40,20 +40,32 @@ STEP_SUMMARY = {
 # LightGBM's wheel links the system's OpenMP runtime, which slim Debian lacks.
 _OPENMP = {"libgomp1": "GOMP_VERSION"}
 # weasyprint loads Pango and HarfBuzz with dlopen and needs a font.
-_WEASYPRINT = {"libpango-1.0-0": "PANGO_VERSION", "libpangoft2-1.0-0": "PANGO_VERSION",
-               "libharfbuzz-subset0": "HARFBUZZ_VERSION", "fonts-dejavu-core": "FONTS_DEJAVU_VERSION"}
-SYSTEM_PACKAGES = {"error_analysis": _OPENMP, "explainer": _OPENMP, "counterfactual": _OPENMP,
-                   "causal": _OPENMP, "scorecard": _WEASYPRINT}
-TRIXIE_VERSIONS = {"GOMP_VERSION": "14.2.0-19", "PANGO_VERSION": "1.56.3-1",
-                   "HARFBUZZ_VERSION": "10.2.0-1+deb13u1", "FONTS_DEJAVU_VERSION": "2.37-8"}
+_WEASYPRINT = {
+    "libpango-1.0-0": "PANGO_VERSION",
+    "libpangoft2-1.0-0": "PANGO_VERSION",
+    "libharfbuzz-subset0": "HARFBUZZ_VERSION",
+    "fonts-dejavu-core": "FONTS_DEJAVU_VERSION",
+}
+SYSTEM_PACKAGES = {
+    "error_analysis": _OPENMP,
+    "explainer": _OPENMP,
+    "counterfactual": _OPENMP,
+    "causal": _OPENMP,
+    "scorecard": _WEASYPRINT,
+}
+TRIXIE_VERSIONS = {
+    "GOMP_VERSION": "14.2.0-19",
+    "PANGO_VERSION": "1.56.3-1",
+    "HARFBUZZ_VERSION": "10.2.0-1+deb13u1",
+    "FONTS_DEJAVU_VERSION": "2.37-8",
+}
 
 PIP_VERSION, SETUPTOOLS_VERSION = "26.3", "80.9.0"
 
 # Podman as scripts/build-images.sh runs it without a daemon or cgroup manager: images in
 # buildah's vfs storage, runc, and explicit limits (runc may not raise the defaults here).
 PODMAN = ("podman", "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager=cgroupfs")
-PODMAN_RUN = ("run", "--rm", "--network", "none",
-              "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
+PODMAN_RUN = ("run", "--rm", "--network", "none", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
 USER_ID = 10001
 
 
@@ -81,9 +93,11 @@ def _system_packages(step: str) -> str:
         return ""
     args = "".join(f"ARG {arg}={TRIXIE_VERSIONS[arg]}\n" for arg in dict.fromkeys(packages.values()))
     pinned = " \\\n        ".join(f"{name}=${{{arg}}}" for name, arg in packages.items())
-    return (f"{args}RUN apt-get update \\\n"
-            f" && apt-get install -y --no-install-recommends \\\n        {pinned} \\\n"
-            f" && apt-get clean \\\n && rm -rf /var/lib/apt/lists/*\n")
+    return (
+        f"{args}RUN apt-get update \\\n"
+        f" && apt-get install -y --no-install-recommends \\\n        {pinned} \\\n"
+        f" && apt-get clean \\\n && rm -rf /var/lib/apt/lists/*\n"
+    )
 
 
 def dockerfile(step: str) -> str:

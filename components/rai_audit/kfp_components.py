@@ -93,18 +93,30 @@ def constructor(
         cohorts = [json.loads(c) if isinstance(c, str) else c for c in cohorts]
     except ValueError as err:
         raise RAIInputError(f"`cohorts`: a cohort given as text must be its JSON: {err}") from err
-    result = run_constructor(model.path, train_data.path, test_data.path, insights.path,
-                             options=ConstructorOptions(
-                                 target_column=target_column, task_type=task_type,
-                                 categorical_features=categorical_features or None,
-                                 sensitive_features=sensitive_features,
-                                 dropped_features=dropped_features, classes=classes or None,
-                                 positive_label=positive_label or None, cohorts=cohorts,
-                                 sample_size=sample_size, random_state=random_state,
-                                 skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle,
-                                 desired_outcome=desired_outcome, immutable_features=immutable_features,
-                                 min_group_size=min_group_size),
-                             input_fingerprint=input_fingerprint)
+    result = run_constructor(
+        model.path,
+        train_data.path,
+        test_data.path,
+        insights.path,
+        options=ConstructorOptions(
+            target_column=target_column,
+            task_type=task_type,
+            categorical_features=categorical_features or None,
+            sensitive_features=sensitive_features,
+            dropped_features=dropped_features,
+            classes=classes or None,
+            positive_label=positive_label or None,
+            cohorts=cohorts,
+            sample_size=sample_size,
+            random_state=random_state,
+            skops_trusted_types=skops_trusted_types,
+            allow_pickle=allow_pickle,
+            desired_outcome=desired_outcome,
+            immutable_features=immutable_features,
+            min_group_size=min_group_size,
+        ),
+        input_fingerprint=input_fingerprint,
+    )
     insights.metadata.update(run_id=result.run_id, task_type=result.task_type, n_test=result.n_test)
 
 
@@ -137,10 +149,20 @@ def error_analysis(
     """
     from rai_audit.steps.error_analysis import ErrorAnalysisOptions, run_error_analysis
 
-    result = run_error_analysis(constructor.path, error_analysis.path, options=ErrorAnalysisOptions(
-        max_depth=max_depth, num_leaves=num_leaves, min_child_samples=min_child_samples,
-        tree_features=tree_features, heatmap_features=heatmap_features,
-        heatmap_bins=heatmap_bins, top_leaves=top_leaves, random_state=random_state))
+    result = run_error_analysis(
+        constructor.path,
+        error_analysis.path,
+        options=ErrorAnalysisOptions(
+            max_depth=max_depth,
+            num_leaves=num_leaves,
+            min_child_samples=min_child_samples,
+            tree_features=tree_features,
+            heatmap_features=heatmap_features,
+            heatmap_bins=heatmap_bins,
+            top_leaves=top_leaves,
+            random_state=random_state,
+        ),
+    )
     error_analysis.metadata.update(run_id=result.run_id, leaves=result.n_leaves)
 
 
@@ -171,19 +193,24 @@ def explainer(
     """
     from rai_audit.steps.explainer import ExplainerOptions, run_explainer
 
-    result = run_explainer(constructor.path, explanation.path, options=ExplainerOptions(
-        method=method, rows=rows, shard_index=shard_index, shard_count=shard_count,
-        background_size=background_size, mimic_train_size=mimic_train_size,
-        random_state=random_state))
+    result = run_explainer(
+        constructor.path,
+        explanation.path,
+        options=ExplainerOptions(
+            method=method,
+            rows=rows,
+            shard_index=shard_index,
+            shard_count=shard_count,
+            background_size=background_size,
+            mimic_train_size=mimic_train_size,
+            random_state=random_state,
+        ),
+    )
     explanation.metadata.update(run_id=result.run_id, method=result.method, rows=result.n_rows)
 
 
 @dsl.component(base_image=step_image("explainer"), install_kfp_package=False)
-def merge_explanations(
-    explanation: Output[Artifact],
-    constructor: Input[Artifact],
-    shards: Input[List[Artifact]],
-):
+def merge_explanations(explanation: Output[Artifact], constructor: Input[Artifact], shards: Input[List[Artifact]]):
     """Joins explanation shards into the result of one unsharded run.
 
     Args:
@@ -238,20 +265,32 @@ def counterfactual(
     """
     from rai_audit.steps.counterfactual import CounterfactualOptions, run_counterfactual
 
-    result = run_counterfactual(constructor.path, counterfactuals.path, options=CounterfactualOptions(
-        total_CFs=total_CFs, engine=engine, method=method, desired_class=desired_class,
-        desired_range=desired_range,
-        features_to_vary=features_to_vary, permitted_range=permitted_range,
-        increase_only=increase_only, decrease_only=decrease_only, rows=rows, n_jobs=n_jobs,
-        shard_index=shard_index, shard_count=shard_count, random_state=random_state))
+    result = run_counterfactual(
+        constructor.path,
+        counterfactuals.path,
+        options=CounterfactualOptions(
+            total_CFs=total_CFs,
+            engine=engine,
+            method=method,
+            desired_class=desired_class,
+            desired_range=desired_range,
+            features_to_vary=features_to_vary,
+            permitted_range=permitted_range,
+            increase_only=increase_only,
+            decrease_only=decrease_only,
+            rows=rows,
+            n_jobs=n_jobs,
+            shard_index=shard_index,
+            shard_count=shard_count,
+            random_state=random_state,
+        ),
+    )
     counterfactuals.metadata.update(run_id=result.run_id, rows=result.n_rows, valid=result.n_valid)
 
 
 @dsl.component(base_image=step_image("counterfactual"), install_kfp_package=False)
 def merge_counterfactuals(
-    counterfactuals: Output[Artifact],
-    constructor: Input[Artifact],
-    shards: Input[List[Artifact]],
+    counterfactuals: Output[Artifact], constructor: Input[Artifact], shards: Input[List[Artifact]]
 ):
     """Joins counterfactual shards into the result of one unsharded run.
 
@@ -311,15 +350,28 @@ def causal(
     """
     from rai_audit.steps.causal import CausalOptions, heterogeneity_from_json, run_causal
 
-    result = run_causal(constructor.path, causal.path, options=CausalOptions(
-        treatment_features=treatment_features,
-        heterogeneity_features=heterogeneity_from_json(heterogeneity_features),
-        nuisance_model=nuisance_model, heterogeneity_model=heterogeneity_model, alpha=alpha,
-        upper_bound_on_cat_expansion=upper_bound_on_cat_expansion,
-        treatment_cost=treatment_cost or 0.0, min_tree_leaf_samples=min_tree_leaf_samples,
-        max_tree_depth=max_tree_depth, skip_cat_limit_checks=skip_cat_limit_checks,
-        categories=categories or "auto", train_sample_size=train_sample_size, rows=rows,
-        top_recommendations=top_recommendations, n_jobs=n_jobs, random_state=random_state))
+    result = run_causal(
+        constructor.path,
+        causal.path,
+        options=CausalOptions(
+            treatment_features=treatment_features,
+            heterogeneity_features=heterogeneity_from_json(heterogeneity_features),
+            nuisance_model=nuisance_model,
+            heterogeneity_model=heterogeneity_model,
+            alpha=alpha,
+            upper_bound_on_cat_expansion=upper_bound_on_cat_expansion,
+            treatment_cost=treatment_cost or 0.0,
+            min_tree_leaf_samples=min_tree_leaf_samples,
+            max_tree_depth=max_tree_depth,
+            skip_cat_limit_checks=skip_cat_limit_checks,
+            categories=categories or "auto",
+            train_sample_size=train_sample_size,
+            rows=rows,
+            top_recommendations=top_recommendations,
+            n_jobs=n_jobs,
+            random_state=random_state,
+        ),
+    )
     causal.metadata.update(run_id=result.run_id, treatments=result.treatments, fit_rows=result.fit_rows)
 
 
@@ -360,9 +412,17 @@ def gather(
     from rai_audit.steps.gather import pipeline_run_info, run_gather
 
     insight_dirs = [i.path for i in (insight_1, insight_2, insight_3, insight_4) if i is not None]
-    result = run_gather(constructor.path, insight_dirs, dashboard.path, pipeline_run=pipeline_run_info(
-        id=pipeline_run_id, name=pipeline_run_name, created_at=pipeline_run_created_at,
-        scheduled_at=pipeline_run_scheduled_at))
+    result = run_gather(
+        constructor.path,
+        insight_dirs,
+        dashboard.path,
+        pipeline_run=pipeline_run_info(
+            id=pipeline_run_id,
+            name=pipeline_run_name,
+            created_at=pipeline_run_created_at,
+            scheduled_at=pipeline_run_scheduled_at,
+        ),
+    )
     shutil.copyfile(f"{dashboard.path}/dashboard.html", dashboard_html.path)
     for name, value in result.overall_metrics.items():
         if value is not None and math.isfinite(value):
@@ -405,10 +465,16 @@ def scorecard(
     """
     from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 
-    result = run_scorecard(dashboard.path, config, scorecard.path, cohorts=cohorts,
-                           baseline=baseline.path if baseline is not None else None, options=ScorecardOptions(
-        bootstrap=bootstrap, alpha=alpha, fail_on_missed_target=fail_on_missed_target,
-        random_state=random_state))
+    result = run_scorecard(
+        dashboard.path,
+        config,
+        scorecard.path,
+        cohorts=cohorts,
+        baseline=baseline.path if baseline is not None else None,
+        options=ScorecardOptions(
+            bootstrap=bootstrap, alpha=alpha, fail_on_missed_target=fail_on_missed_target, random_state=random_state
+        ),
+    )
     for name, value in result.headline.items():
         headline_metrics.log_metric(name, value)
     scorecard.metadata.update(run_id=result.run_id, passed=result.passed)
@@ -416,11 +482,7 @@ def scorecard(
 
 
 @dsl.component(base_image=step_image("scorecard"), install_kfp_package=False)
-def register_model(
-    registered_model: Output[Model],
-    model: Input[Model],
-    scorecard: Input[Artifact],
-):
+def register_model(registered_model: Output[Model], model: Input[Model], scorecard: Input[Artifact]):
     """Registers a model whose scorecard passed: the model file beside its scorecard, with lineage.
 
     Args:
@@ -467,10 +529,17 @@ def publish(
     from rai_audit.archive import publish_audit
     from rai_audit.storage import settings_from_env
 
-    prefix = publish_audit(settings_from_env(), bucket, bundle_dir=dashboard.path, scorecard_dir=scorecard.path,
-                           model_name=model_name, model_version=model_version,
-                           pipeline_run=pipeline_run or None, retention_mode=retention_mode or None,
-                           retention_days=retention_days or None)
+    prefix = publish_audit(
+        settings_from_env(),
+        bucket,
+        bundle_dir=dashboard.path,
+        scorecard_dir=scorecard.path,
+        model_name=model_name,
+        model_version=model_version,
+        pipeline_run=pipeline_run or None,
+        retention_mode=retention_mode or None,
+        retention_days=retention_days or None,
+    )
     return f"s3://{bucket}/{prefix}"
 
 
@@ -496,10 +565,19 @@ def find_baseline(baseline: Output[Artifact], model_name: str, bucket: str = "ra
 
 # Each component runs in the image of the step it belongs to.
 COMPONENT_STEPS = {
-    fingerprint_inputs: "constructor", constructor: "constructor", error_analysis: "error_analysis",
-    explainer: "explainer", merge_explanations: "explainer", counterfactual: "counterfactual",
-    merge_counterfactuals: "counterfactual", causal: "causal", gather: "gather",
-    scorecard: "scorecard", register_model: "scorecard", publish: "publish", find_baseline: "publish",
+    fingerprint_inputs: "constructor",
+    constructor: "constructor",
+    error_analysis: "error_analysis",
+    explainer: "explainer",
+    merge_explanations: "explainer",
+    counterfactual: "counterfactual",
+    merge_counterfactuals: "counterfactual",
+    causal: "causal",
+    gather: "gather",
+    scorecard: "scorecard",
+    register_model: "scorecard",
+    publish: "publish",
+    find_baseline: "publish",
 }
 
 
@@ -510,8 +588,7 @@ def step_images(registry: Optional[str] = None, tag: Optional[str] = None):
     The components' images are set when this module is imported (from the environment);
     this changes them for one build and puts them back after.
     """
-    containers = {component: component.component_spec.implementation.container
-                  for component in COMPONENT_STEPS}
+    containers = {component: component.component_spec.implementation.container for component in COMPONENT_STEPS}
     before = {component: container.image for component, container in containers.items()}
     try:
         for component, step in COMPONENT_STEPS.items():

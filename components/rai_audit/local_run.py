@@ -13,8 +13,9 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from kfp import local
 
@@ -172,9 +173,15 @@ class _Tee(io.TextIOBase):
         self.stream.flush()
 
 
-def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
-                      steps: Sequence[str], runner: local.DockerRunner | None = None,
-                      enable_caching: bool = False, **build: int) -> Path:
+def run_audit_locally(
+    arguments: dict[str, Any],
+    output_dir: str | Path,
+    *,
+    steps: Sequence[str],
+    runner: local.DockerRunner | None = None,
+    enable_caching: bool = False,
+    **build: int,
+) -> Path:
     """Run the audit pipeline with these arguments and analysis steps; return the bundle's folder.
 
     ``build`` holds the shard counts (``explainer_shards``, ``counterfactual_shards``).
@@ -192,8 +199,9 @@ def run_audit_locally(arguments: dict[str, Any], output_dir: str | Path, *,
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
-    local.init(runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
-               enable_caching=enable_caching)
+    local.init(
+        runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root), enable_caching=enable_caching
+    )
     tee = _Tee(sys.stdout)
     # kfp.local swaps builtins.print for an indenting one and, after a ParallelFor, leaves it
     # there; code that runs later in this process (numba's registry, for one) then breaks.

@@ -7,14 +7,25 @@ steps left out are unused, so one config format serves every variant.
 
 # No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Model
 
 from rai_audit.kfp_components import (
-    causal, constructor, counterfactual, error_analysis, explainer, find_baseline, fingerprint_inputs, gather,
-    merge_counterfactuals, merge_explanations, publish, register_model, scorecard,
+    causal,
+    constructor,
+    counterfactual,
+    error_analysis,
+    explainer,
+    find_baseline,
+    fingerprint_inputs,
+    gather,
+    merge_counterfactuals,
+    merge_explanations,
+    publish,
+    register_model,
+    scorecard,
 )
 from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_REGION, ENV_SECRET
 
@@ -27,10 +38,12 @@ ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual", "causal")
 
 def _s3_settings_from_secret(task) -> None:
     """On a cluster the task reads its S3 settings from the S3_SECRET Kubernetes secret."""
-    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={
-        "endpoint": ENV_ENDPOINT, "access_key": ENV_ACCESS, "secret_key": ENV_SECRET})
-    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={"region": ENV_REGION},
-                                 optional=True)
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=S3_SECRET,
+        secret_key_to_env={"endpoint": ENV_ENDPOINT, "access_key": ENV_ACCESS, "secret_key": ENV_SECRET},
+    )
+    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={"region": ENV_REGION}, optional=True)
 
 
 def _sharded(step, merge, output: str, constructor_output, shards: int, options: dict):
@@ -42,11 +55,18 @@ def _sharded(step, merge, output: str, constructor_output, shards: int, options:
     return merge(constructor=constructor_output, shards=dsl.Collected(part.outputs[output])).outputs[output]
 
 
-def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "rai-audit",
-                         explainer_shards: int = 1, counterfactual_shards: int = 1,
-                         with_scorecard: bool = False, gate_registration: bool = False,
-                         with_publish: bool = False, pipeline_root: str | None = None,
-                         run_times: bool = True):
+def build_audit_pipeline(
+    steps: Sequence[str] = ANALYSIS_STEPS,
+    *,
+    name: str = "rai-audit",
+    explainer_shards: int = 1,
+    counterfactual_shards: int = 1,
+    with_scorecard: bool = False,
+    gate_registration: bool = False,
+    with_publish: bool = False,
+    pipeline_root: str | None = None,
+    run_times: bool = True,
+):
     """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
 
     With ``explainer_shards`` or ``counterfactual_shards`` > 1 that step fans out over as
@@ -152,65 +172,120 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
         fingerprint = fingerprint_inputs(model=model.output, train_data=train.output, test_data=test.output)
         fingerprint.set_caching_options(False)  # it must read the content every run
         built = constructor(
-            model=model.output, train_data=train.output, test_data=test.output,
-            target_column=target_column, task_type=task_type,
-            categorical_features=categorical_features, sensitive_features=sensitive_features,
-            dropped_features=dropped_features, classes=classes, positive_label=positive_label,
-            cohorts=cohorts, sample_size=sample_size, random_state=random_state,
-            skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle,
-            desired_outcome=desired_outcome, immutable_features=immutable_features,
-            min_group_size=min_group_size, input_fingerprint=fingerprint.output,
+            model=model.output,
+            train_data=train.output,
+            test_data=test.output,
+            target_column=target_column,
+            task_type=task_type,
+            categorical_features=categorical_features,
+            sensitive_features=sensitive_features,
+            dropped_features=dropped_features,
+            classes=classes,
+            positive_label=positive_label,
+            cohorts=cohorts,
+            sample_size=sample_size,
+            random_state=random_state,
+            skops_trusted_types=skops_trusted_types,
+            allow_pickle=allow_pickle,
+            desired_outcome=desired_outcome,
+            immutable_features=immutable_features,
+            min_group_size=min_group_size,
+            input_fingerprint=fingerprint.output,
         )
         insights = []
         if "error_analysis" in steps:
-            insights.append(error_analysis(
-                constructor=built.outputs["insights"], max_depth=error_analysis_max_depth,
-                num_leaves=error_analysis_num_leaves,
-                min_child_samples=error_analysis_min_child_samples,
-                tree_features=error_analysis_tree_features,
-                heatmap_features=error_analysis_heatmap_features,
-                heatmap_bins=error_analysis_heatmap_bins, top_leaves=error_analysis_top_leaves,
-                random_state=random_state,
-            ).outputs["error_analysis"])
+            insights.append(
+                error_analysis(
+                    constructor=built.outputs["insights"],
+                    max_depth=error_analysis_max_depth,
+                    num_leaves=error_analysis_num_leaves,
+                    min_child_samples=error_analysis_min_child_samples,
+                    tree_features=error_analysis_tree_features,
+                    heatmap_features=error_analysis_heatmap_features,
+                    heatmap_bins=error_analysis_heatmap_bins,
+                    top_leaves=error_analysis_top_leaves,
+                    random_state=random_state,
+                ).outputs["error_analysis"]
+            )
         if "explainer" in steps:
-            insights.append(_sharded(explainer, merge_explanations, "explanation", built.outputs["insights"],
-                                     explainer_shards, dict(
-                                         method=explainer_method, rows=explainer_rows,
-                                         background_size=explainer_background_size,
-                                         mimic_train_size=explainer_mimic_train_size,
-                                         random_state=random_state)))
+            insights.append(
+                _sharded(
+                    explainer,
+                    merge_explanations,
+                    "explanation",
+                    built.outputs["insights"],
+                    explainer_shards,
+                    dict(
+                        method=explainer_method,
+                        rows=explainer_rows,
+                        background_size=explainer_background_size,
+                        mimic_train_size=explainer_mimic_train_size,
+                        random_state=random_state,
+                    ),
+                )
+            )
         if "counterfactual" in steps:
-            insights.append(_sharded(counterfactual, merge_counterfactuals, "counterfactuals",
-                                     built.outputs["insights"], counterfactual_shards, dict(
-                                         total_CFs=counterfactual_total_CFs, engine=counterfactual_engine,
-                                         method=counterfactual_method,
-                                         desired_class=counterfactual_desired_class,
-                                         desired_range=counterfactual_desired_range,
-                                         features_to_vary=counterfactual_features_to_vary,
-                                         permitted_range=counterfactual_permitted_range,
-                                         increase_only=counterfactual_increase_only,
-                                         decrease_only=counterfactual_decrease_only,
-                                         rows=counterfactual_rows, n_jobs=counterfactual_n_jobs,
-                                         random_state=random_state)))
+            insights.append(
+                _sharded(
+                    counterfactual,
+                    merge_counterfactuals,
+                    "counterfactuals",
+                    built.outputs["insights"],
+                    counterfactual_shards,
+                    dict(
+                        total_CFs=counterfactual_total_CFs,
+                        engine=counterfactual_engine,
+                        method=counterfactual_method,
+                        desired_class=counterfactual_desired_class,
+                        desired_range=counterfactual_desired_range,
+                        features_to_vary=counterfactual_features_to_vary,
+                        permitted_range=counterfactual_permitted_range,
+                        increase_only=counterfactual_increase_only,
+                        decrease_only=counterfactual_decrease_only,
+                        rows=counterfactual_rows,
+                        n_jobs=counterfactual_n_jobs,
+                        random_state=random_state,
+                    ),
+                )
+            )
         if "causal" in steps:
-            insights.append(causal(
-                constructor=built.outputs["insights"], treatment_features=causal_treatment_features,
-                heterogeneity_features=causal_heterogeneity_features,
-                nuisance_model=causal_nuisance_model, heterogeneity_model=causal_heterogeneity_model,
-                alpha=causal_alpha, upper_bound_on_cat_expansion=causal_upper_bound_on_cat_expansion,
-                treatment_cost=causal_treatment_cost, min_tree_leaf_samples=causal_min_tree_leaf_samples,
-                max_tree_depth=causal_max_tree_depth, skip_cat_limit_checks=causal_skip_cat_limit_checks,
-                categories=causal_categories, train_sample_size=causal_train_sample_size,
-                rows=causal_rows, top_recommendations=causal_top_recommendations,
-                n_jobs=causal_n_jobs, random_state=random_state,
-            ).outputs["causal"])
+            insights.append(
+                causal(
+                    constructor=built.outputs["insights"],
+                    treatment_features=causal_treatment_features,
+                    heterogeneity_features=causal_heterogeneity_features,
+                    nuisance_model=causal_nuisance_model,
+                    heterogeneity_model=causal_heterogeneity_model,
+                    alpha=causal_alpha,
+                    upper_bound_on_cat_expansion=causal_upper_bound_on_cat_expansion,
+                    treatment_cost=causal_treatment_cost,
+                    min_tree_leaf_samples=causal_min_tree_leaf_samples,
+                    max_tree_depth=causal_max_tree_depth,
+                    skip_cat_limit_checks=causal_skip_cat_limit_checks,
+                    categories=causal_categories,
+                    train_sample_size=causal_train_sample_size,
+                    rows=causal_rows,
+                    top_recommendations=causal_top_recommendations,
+                    n_jobs=causal_n_jobs,
+                    random_state=random_state,
+                ).outputs["causal"]
+            )
         # The run's id, name and times go into the bundle and the scorecard.
-        times = dict(pipeline_run_created_at=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
-                     pipeline_run_scheduled_at=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER) if run_times else {}
-        gathered = gather(constructor=built.outputs["insights"],
-                          pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                          pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, **times,
-                          **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)})
+        times = (
+            dict(
+                pipeline_run_created_at=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER,
+                pipeline_run_scheduled_at=dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER,
+            )
+            if run_times
+            else {}
+        )
+        gathered = gather(
+            constructor=built.outputs["insights"],
+            pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            pipeline_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            **times,
+            **{f"insight_{i}": insight for i, insight in enumerate(insights, start=1)},
+        )
         # The bundle names this run, so gather runs in every run (a cache key may hold the
         # placeholder, not its value: kfp.local's does); the scorecard and publish after it
         # get a new bundle, so they run too, and publish writes an audit once per run id.
@@ -223,14 +298,25 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
                 found.set_caching_options(False)  # the archive changes between runs
                 _s3_settings_from_secret(found)
                 compared["baseline"] = found.outputs["baseline"]
-            card = scorecard(dashboard=gathered.outputs["dashboard"], config=scorecard_config,
-                             bootstrap=scorecard_bootstrap, random_state=random_state,
-                             fail_on_missed_target=scorecard_fail_on_missed_target, **compared)
+            card = scorecard(
+                dashboard=gathered.outputs["dashboard"],
+                config=scorecard_config,
+                bootstrap=scorecard_bootstrap,
+                random_state=random_state,
+                fail_on_missed_target=scorecard_fail_on_missed_target,
+                **compared,
+            )
             if with_publish:
-                archived = publish(dashboard=gathered.outputs["dashboard"], scorecard=card.outputs["scorecard"],
-                                   model_name=publish_model_name, model_version=publish_model_version,
-                                   bucket=publish_bucket, pipeline_run=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                                   retention_mode=publish_retention_mode, retention_days=publish_retention_days)
+                archived = publish(
+                    dashboard=gathered.outputs["dashboard"],
+                    scorecard=card.outputs["scorecard"],
+                    model_name=publish_model_name,
+                    model_version=publish_model_version,
+                    bucket=publish_bucket,
+                    pipeline_run=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    retention_mode=publish_retention_mode,
+                    retention_days=publish_retention_days,
+                )
                 _s3_settings_from_secret(archived)
             if gate_registration:
                 with dsl.If(card.outputs["Output"] == True, name="scorecard-passed"):  # noqa: E712 (KFP condition)
@@ -246,16 +332,25 @@ def build_audit_pipeline(steps: Sequence[str] = ANALYSIS_STEPS, *, name: str = "
 # each ending in a scorecard (model overview and fairness come with every pipeline: the
 # constructor and gather compute them; data analysis too).
 PIPELINE_OPTIONS = {
-    "audit": dict(steps=ANALYSIS_STEPS, explainer_shards=2, counterfactual_shards=2,
-                  with_scorecard=True, gate_registration=True, with_publish=True),
+    "audit": dict(
+        steps=ANALYSIS_STEPS,
+        explainer_shards=2,
+        counterfactual_shards=2,
+        with_scorecard=True,
+        gate_registration=True,
+        with_publish=True,
+    ),
     "overview": dict(steps=(), name="rai-audit-overview"),
-    "overview_error_analysis": dict(steps=("error_analysis",), name="rai-audit-overview-error-analysis",
-                                    with_scorecard=True),
+    "overview_error_analysis": dict(
+        steps=("error_analysis",), name="rai-audit-overview-error-analysis", with_scorecard=True
+    ),
     "overview_fairness": dict(steps=(), name="rai-audit-overview-fairness", with_scorecard=True),
     "data_analysis_causal": dict(steps=("causal",), name="rai-audit-data-analysis-causal", with_scorecard=True),
-    "interpretability_causal": dict(steps=("explainer", "causal"), name="rai-audit-interpretability-causal",
-                                    with_scorecard=True),
-    "error_analysis_counterfactuals": dict(steps=("error_analysis", "counterfactual"),
-                                           name="rai-audit-error-analysis-counterfactuals", with_scorecard=True),
+    "interpretability_causal": dict(
+        steps=("explainer", "causal"), name="rai-audit-interpretability-causal", with_scorecard=True
+    ),
+    "error_analysis_counterfactuals": dict(
+        steps=("error_analysis", "counterfactual"), name="rai-audit-error-analysis-counterfactuals", with_scorecard=True
+    ),
 }
 PIPELINES = {name: build_audit_pipeline(**options) for name, options in PIPELINE_OPTIONS.items()}

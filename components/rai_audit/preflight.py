@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -29,9 +30,7 @@ from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, validate_cohor
 from rai_audit.core.loading import TABLE_SUFFIXES, _single_file
 from rai_audit.core.metrics import metric_functions, signed_metrics, target_can_be_negative
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
-from rai_audit.steps.constructor import (
-    ERROR_LEAF_PREFIX, ConstructorOptions, _check_columns, check_cohort_names,
-)
+from rai_audit.steps.constructor import ERROR_LEAF_PREFIX, ConstructorOptions, _check_columns, check_cohort_names
 from rai_audit.steps.counterfactual import plan_features, settings_on_held_fixed
 
 # CSV rows read to learn the columns' types (a Parquet file's schema holds them).
@@ -62,8 +61,9 @@ def read_table_columns(path: str | Path, what: str, target: str | None = None) -
             header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
             repeated = sorted({name for name in header[header.duplicated()] if name})
             if repeated:
-                raise RAIInputError(f"{what} file {path} has duplicate column names {repeated}; "
-                                    "give each column its own name")
+                raise RAIInputError(
+                    f"{what} file {path} has duplicate column names {repeated}; give each column its own name"
+                )
             typed = {c for c in frame.columns if frame[c].notna().any()}
             values = frame[target] if target in frame.columns else None
             return Table(path, frame, typed, values)
@@ -78,8 +78,7 @@ def read_table_columns(path: str | Path, what: str, target: str | None = None) -
     except RAIInputError:
         raise
     except Exception as err:  # pandas/pyarrow raise many types for unreadable files
-        raise RAIInputError(f"{what} file {path} could not be read as {'CSV' if is_csv else 'Parquet'}: "
-                            f"{err}") from err
+        raise RAIInputError(f"{what} file {path} could not be read as {'CSV' if is_csv else 'Parquet'}: {err}") from err
 
 
 def _listed(names: list[Any]) -> str:
@@ -128,8 +127,10 @@ class _Problems:
         if len(self.found) == 1:
             raise RAIInputError(self.found[0])
         if self.found:
-            raise RAIInputError(f"the audit config has {len(self.found)} problems: "
-                                + " ".join(f"({i}) {p}" for i, p in enumerate(self.found, start=1)))
+            raise RAIInputError(
+                f"the audit config has {len(self.found)} problems: "
+                + " ".join(f"({i}) {p}" for i, p in enumerate(self.found, start=1))
+            )
 
 
 def metric_names(task: str) -> list[str]:
@@ -145,7 +146,7 @@ def check_audit(args: dict[str, Any], build: dict[str, Any], *, read_data: bool)
     """
     problems, notes = _Problems(), []
     steps = build.get("steps", [])
-    task, target = args["task_type"], args["target_column"]
+    target = args["target_column"]
     cohorts = args.get("cohorts") or []
     sensitive = args.get("sensitive_features") or []
     problems.check(lambda: check_cohort_names(cohorts, sensitive))
@@ -154,12 +155,17 @@ def check_audit(args: dict[str, Any], build: dict[str, Any], *, read_data: bool)
     local = [k for k in DATA_KEYS if "://" not in str(args[f"{k}_uri"])] if read_data else []
     if read_data and len(local) < len(DATA_KEYS):
         remote = [k for k in DATA_KEYS if k not in local]
-        notes.append(f"{' and '.join(remote)} {'are' if len(remote) > 1 else 'is'} read from object storage "
-                     "after the download: the constructor checks the columns then")
+        notes.append(
+            f"{' and '.join(remote)} {'are' if len(remote) > 1 else 'is'} read from object storage "
+            "after the download: the constructor checks the columns then"
+        )
     tables: dict[str, Table] = {}
     for key in local:
-        problems.check(lambda key=key: tables.__setitem__(key, read_table_columns(
-            args[f"{key}_uri"], key.replace("_", " "), target)))
+        problems.check(
+            lambda key=key: tables.__setitem__(
+                key, read_table_columns(args[f"{key}_uri"], key.replace("_", " "), target)
+            )
+        )
     if local and len(tables) == len(local):
         _check_with_data(args, steps, tables, problems)
     else:  # the features are not known: every name is taken as one
@@ -168,8 +174,9 @@ def check_audit(args: dict[str, Any], build: dict[str, Any], *, read_data: bool)
     return notes
 
 
-def _check_steps_without_data(args: dict[str, Any], steps: list[str], cohorts: list[dict[str, Any]],
-                              problems: _Problems) -> None:
+def _check_steps_without_data(
+    args: dict[str, Any], steps: list[str], cohorts: list[dict[str, Any]], problems: _Problems
+) -> None:
     """What the config alone decides: options that contradict each other or the task."""
     task, target = args["task_type"], args["target_column"]
     immutable = args.get("immutable_features") or []
@@ -180,32 +187,42 @@ def _check_steps_without_data(args: dict[str, Any], steps: list[str], cohorts: l
         if both:
             problems.found.append(
                 f"config `causal.treatment_features` names {both}, which `immutable_features` lists: a feature "
-                "that cannot change is no treatment; remove it from one of the two")
+                "that cannot change is no treatment; remove it from one of the two"
+            )
         if target in treatments:
-            problems.found.append(f"config `causal.treatment_features` names the target column {target!r}: the "
-                                  "outcome cannot be its own treatment")
+            problems.found.append(
+                f"config `causal.treatment_features` names the target column {target!r}: the "
+                "outcome cannot be its own treatment"
+            )
         if task == "multiclass_classification":
-            problems.found.append("config `causal`: causal analysis supports regression and binary classification "
-                                  "(econml's CausalAnalysis estimates one outcome); this audit is multiclass")
+            problems.found.append(
+                "config `causal`: causal analysis supports regression and binary classification "
+                "(econml's CausalAnalysis estimates one outcome); this audit is multiclass"
+            )
     if "counterfactual" in steps:
         desired_range = args.get("counterfactual_desired_range") or []
         desired_class = args.get("counterfactual_desired_class", "opposite")
         if task == "regression" and not desired_range:
             problems.found.append("config `counterfactual`: regression needs `desired_range: [low, high]`")
         elif task != "regression" and desired_range:
-            problems.found.append(f"config `counterfactual.desired_range` {desired_range} applies to regression; "
-                                  "use `desired_class` for classification")
+            problems.found.append(
+                f"config `counterfactual.desired_range` {desired_range} applies to regression; "
+                "use `desired_class` for classification"
+            )
         elif task == "multiclass_classification" and desired_class in ("opposite", "better"):
-            problems.found.append(f"config `counterfactual.desired_class` {desired_class!r} needs binary "
-                                  "classification; name one of the classes")
+            problems.found.append(
+                f"config `counterfactual.desired_class` {desired_class!r} needs binary "
+                "classification; name one of the classes"
+            )
         rows = args.get("counterfactual_rows", "sample")
         if rows not in ("sample", "all") and rows not in cohort_names:
-            problems.found.append(f"config `counterfactual.rows` is {rows!r}: it must be 'sample', 'all' or the "
-                                  f"name of a cohort of the config {cohort_names}")
+            problems.found.append(
+                f"config `counterfactual.rows` is {rows!r}: it must be 'sample', 'all' or the "
+                f"name of a cohort of the config {cohort_names}"
+            )
 
 
-def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, Table],
-                     problems: _Problems) -> None:
+def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, Table], problems: _Problems) -> None:
     task, target = args["task_type"], args["target_column"]
     test = tables.get("test_data") or tables["train_data"]
     train = tables.get("train_data", test)
@@ -214,10 +231,13 @@ def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, T
 
     def columns() -> None:  # the constructor's own checks (cohort names are checked above)
         options = ConstructorOptions(
-            target_column=target, task_type=task, categorical_features=categorical,
+            target_column=target,
+            task_type=task,
+            categorical_features=categorical,
             sensitive_features=args.get("sensitive_features") or [],
             dropped_features=args.get("dropped_features") or [],
-            immutable_features=args.get("immutable_features") or [])
+            immutable_features=args.get("immutable_features") or [],
+        )
         features.extend(_check_columns(train.frame, test.frame, options))
 
     problems.check(columns)
@@ -228,8 +248,9 @@ def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, T
     is_classifier = task != "regression"
     empty = test.frame.iloc[:0]
     y_pred = empty[target] if is_classifier else pd.Series([], dtype=float)
-    frame = cohort_frame(empty[features], empty[target] if is_classifier else y_pred, y_pred,
-                         is_classifier=is_classifier)
+    frame = cohort_frame(
+        empty[features], empty[target] if is_classifier else y_pred, y_pred, is_classifier=is_classifier
+    )
     for cohort in args.get("cohorts") or []:
         used = _leaf_columns(cohort["filter"])
         if all(c in test.typed or c in SPECIAL_COLUMNS or c not in frame.columns for c in used):
@@ -238,44 +259,69 @@ def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, T
         # A CSV column empty in its first rows: its type is unknown, only the names are checked.
         unknown = [c for c in used if c not in frame.columns]
         if unknown:
-            problems.found.append(f"cohort {cohort['name']!r}: column {unknown[0]!r} is not a feature nor one of "
-                                  f"{list(SPECIAL_COLUMNS)}")
+            problems.found.append(
+                f"cohort {cohort['name']!r}: column {unknown[0]!r} is not a feature nor one of {list(SPECIAL_COLUMNS)}"
+            )
 
     dropped = set(args.get("dropped_features") or [])
     model_features = [f for f in features if f not in dropped]
-    numeric = ([f for f in features if f not in categorical] if categorical else
-               [f for f in features if pd.api.types.is_numeric_dtype(test.frame[f])
-                and not pd.api.types.is_bool_dtype(test.frame[f])])
+    numeric = (
+        [f for f in features if f not in categorical]
+        if categorical
+        else [
+            f
+            for f in features
+            if pd.api.types.is_numeric_dtype(test.frame[f]) and not pd.api.types.is_bool_dtype(test.frame[f])
+        ]
+    )
     named: list[tuple[str, list[Any], list[str], str]] = []
     if "error_analysis" in steps:
-        named += [(f"error_analysis.{k}", args.get(f"error_analysis_{k}") or [], features, "the features")
-                  for k in ("tree_features", "heatmap_features")]
+        named += [
+            (f"error_analysis.{k}", args.get(f"error_analysis_{k}") or [], features, "the features")
+            for k in ("tree_features", "heatmap_features")
+        ]
     if "counterfactual" in steps:
-        named += [(f"counterfactual.{k}", list(args.get(f"counterfactual_{k}") or []), model_features,
-                   "the model's features")
-                  for k in ("features_to_vary", "permitted_range", "increase_only", "decrease_only")]
+        named += [
+            (f"counterfactual.{k}", list(args.get(f"counterfactual_{k}") or []), model_features, "the model's features")
+            for k in ("features_to_vary", "permitted_range", "increase_only", "decrease_only")
+        ]
     if "causal" in steps:
-        named.append(("causal.treatment_features", args.get("causal_treatment_features") or [], model_features,
-                      "the model's features"))
+        named.append(
+            (
+                "causal.treatment_features",
+                args.get("causal_treatment_features") or [],
+                model_features,
+                "the model's features",
+            )
+        )
         heterogeneity = args.get("causal_heterogeneity_features", "null")
         heterogeneity = json.loads(heterogeneity) if isinstance(heterogeneity, str) else heterogeneity
         named.append(("causal.heterogeneity_features", heterogeneity or [], model_features, "the model's features"))
     for key, names, known_names, what in named:
-        problems.check(lambda key=key, names=names, known_names=known_names, what=what:
-                       _unknown(key, names, known_names, what))
+        problems.check(
+            lambda key=key, names=names, known_names=known_names, what=what: _unknown(key, names, known_names, what)
+        )
     if "counterfactual" in steps:
-        monotone = [*(args.get("counterfactual_increase_only") or []), *(args.get("counterfactual_decrease_only") or [])]
+        monotone = [
+            *(args.get("counterfactual_increase_only") or []),
+            *(args.get("counterfactual_decrease_only") or []),
+        ]
         wrong = [f for f in monotone if f in model_features and f not in numeric]
         if wrong:
-            problems.found.append(f"config `counterfactual.increase_only`/`decrease_only` need numeric features, "
-                                  f"got {wrong}")
+            problems.found.append(
+                f"config `counterfactual.increase_only`/`decrease_only` need numeric features, got {wrong}"
+            )
         # What the counterfactual step holds fixed, checked now rather than after the constructor.
         option = lambda name: f"`counterfactual.{name}`"  # noqa: E731
         settings = {k: args.get(f"counterfactual_{k}") for k in ("increase_only", "decrease_only", "permitted_range")}
         try:
-            _, held = plan_features(model_features, args.get("sensitive_features") or [],
-                                    args.get("immutable_features") or [],
-                                    args.get("counterfactual_features_to_vary") or [], option=option)
+            _, held = plan_features(
+                model_features,
+                args.get("sensitive_features") or [],
+                args.get("immutable_features") or [],
+                args.get("counterfactual_features_to_vary") or [],
+                option=option,
+            )
             problems.found += [f"config {p}" for p in settings_on_held_fixed(held, settings, option=option)]
         except RAIInputError as err:
             problems.found.append(f"config `counterfactual`: {err}")
@@ -284,13 +330,15 @@ def _check_with_data(args: dict[str, Any], steps: list[str], tables: dict[str, T
         treatments = args.get("causal_treatment_features") or []
         wrong = [f for f in args["causal_categories"] if f not in treatments or f not in categorical_features]
         if wrong:
-            problems.found.append(f"config `causal.categories` names {wrong}, which are not categorical treatment "
-                                  "features")
+            problems.found.append(
+                f"config `causal.categories` names {wrong}, which are not categorical treatment features"
+            )
     problems.check(lambda: _check_scorecard(args, steps, features, test.target_values))
 
 
-def _check_scorecard(args: dict[str, Any], steps: list[str], features: list[str],
-                     target_values: pd.Series | None) -> None:
+def _check_scorecard(
+    args: dict[str, Any], steps: list[str], features: list[str], target_values: pd.Series | None
+) -> None:
     """The scorecard's metrics, cohorts and features, as the scorecard step checks them
     against the bundle (``check_against_bundle``)."""
     if not args.get("scorecard_config"):
@@ -304,8 +352,11 @@ def _check_scorecard(args: dict[str, Any], steps: list[str], features: list[str]
     # Metrics that can be negative take no ratio target; None (the target's values unknown):
     # those signed whatever the target. A CSV's first rows may miss a negative value, which
     # the scorecard step then finds.
-    signed = None if target_values is None else signed_metrics(
-        names, target_signed=target_can_be_negative(args["task_type"], target_values))
+    signed = (
+        None
+        if target_values is None
+        else signed_metrics(names, target_signed=target_can_be_negative(args["task_type"], target_values))
+    )
     try:
         check_against_bundle(config, metric_names=names, features=features, cohorts=cohorts, signed_metrics=signed)
     except RAIInputError as err:

@@ -41,8 +41,9 @@ class Schedule:
         if (self.cron is None) == (self.interval_seconds is None):
             raise RAIInputError("give exactly one of --cron and --interval")
         if self.cron is not None and len(self.cron.split()) != 6:
-            raise RAIInputError(f"--cron must have KFP's 6 fields (seconds first, e.g. '0 0 3 * * *'), "
-                                f"got {self.cron!r}")
+            raise RAIInputError(
+                f"--cron must have KFP's 6 fields (seconds first, e.g. '0 0 3 * * *'), got {self.cron!r}"
+            )
         if self.interval_seconds is not None and self.interval_seconds < 1:
             raise RAIInputError(f"--interval must be a number of seconds >= 1, got {self.interval_seconds}")
         if self.max_concurrency < 1:
@@ -66,16 +67,30 @@ class _DryRunClient(kfp.Client):
 
 def _create(client, experiment_id: str, pipeline: Path, arguments: dict[str, Any], schedule: Schedule):
     return client.create_recurring_run(
-        experiment_id=experiment_id, job_name=schedule.name, description=schedule.description,
-        start_time=schedule.start_time, end_time=schedule.end_time,
-        cron_expression=schedule.cron, interval_second=schedule.interval_seconds,
-        max_concurrency=schedule.max_concurrency, no_catchup=not schedule.catch_up,
-        params=arguments, pipeline_package_path=str(pipeline))
+        experiment_id=experiment_id,
+        job_name=schedule.name,
+        description=schedule.description,
+        start_time=schedule.start_time,
+        end_time=schedule.end_time,
+        cron_expression=schedule.cron,
+        interval_second=schedule.interval_seconds,
+        max_concurrency=schedule.max_concurrency,
+        no_catchup=not schedule.catch_up,
+        params=arguments,
+        pipeline_package_path=str(pipeline),
+    )
 
 
-def schedule_audit(pipeline: str | Path, arguments: dict[str, Any], schedule: Schedule, *,
-                   host: str | None, experiment: str, namespace: str | None = None,
-                   dry_run: bool = False) -> dict[str, Any]:
+def schedule_audit(
+    pipeline: str | Path,
+    arguments: dict[str, Any],
+    schedule: Schedule,
+    *,
+    host: str | None,
+    experiment: str,
+    namespace: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Create the recurring run (or, with ``dry_run``, return the request instead).
 
     Returns ``{"method", "url", "body"}`` for a dry run, else the created recurring run's
@@ -85,7 +100,9 @@ def schedule_audit(pipeline: str | Path, arguments: dict[str, Any], schedule: Sc
     if not pipeline.is_file():
         raise RAIInputError(f"compiled pipeline {pipeline} does not exist (see `rai-audit compile`)")
     # kfp.Client warns on every start that it needs a KFP 2 server; so does this command.
-    warnings.filterwarnings("ignore", message="This client only works with Kubeflow Pipeline v2", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message="This client only works with Kubeflow Pipeline v2", category=FutureWarning
+    )
     if dry_run:
         client = _DryRunClient(host=host or "http://localhost:8888", namespace=namespace)
 
@@ -95,13 +112,17 @@ def schedule_audit(pipeline: str | Path, arguments: dict[str, Any], schedule: Sc
 
         client._recurring_run_api.recurring_run_service_create_recurring_run = hold_back
         try:
-            _create(client, f"<id of experiment {experiment!r}, looked up or created on the server>",
-                    pipeline, arguments, schedule)
+            _create(
+                client,
+                f"<id of experiment {experiment!r}, looked up or created on the server>",
+                pipeline,
+                arguments,
+                schedule,
+            )
         except _HeldBack as held:
             return {"method": "POST", "url": f"{host or '<host>'}{RECURRING_RUNS_PATH}", "body": held.body}
         raise AssertionError("kfp.Client did not reach its create call")  # pragma: no cover
     client = kfp.Client(host=host, namespace=namespace)
     experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id
     created = _create(client, experiment_id, pipeline, arguments, schedule)
-    return {"recurring_run_id": created.recurring_run_id, "name": created.display_name,
-            "experiment_id": experiment_id}
+    return {"recurring_run_id": created.recurring_run_id, "name": created.display_name, "experiment_id": experiment_id}

@@ -58,6 +58,7 @@ def listing(folder):
 
 # --- manifest ------------------------------------------------------------------------------
 
+
 def test_manifest_round_trip(tmp_path):
     manifest = artifact(tmp_path)
     assert manifest["schema_version"] == SCHEMA_VERSION
@@ -82,8 +83,7 @@ TAMPERING = {
 }
 
 
-@pytest.mark.parametrize(("label", "name", "tamper"), [(k, *v) for k, v in TAMPERING.items()],
-                         ids=TAMPERING.keys())
+@pytest.mark.parametrize(("label", "name", "tamper"), [(k, *v) for k, v in TAMPERING.items()], ids=TAMPERING.keys())
 def test_tampered_artifact_is_refused(tmp_path, label, name, tamper):
     artifact(tmp_path)
     tamper(tmp_path / name)
@@ -91,10 +91,11 @@ def test_tampered_artifact_is_refused(tmp_path, label, name, tamper):
         verify_manifest(tmp_path)
 
 
-@pytest.mark.parametrize(("setup", "match"), [
-    (fill, rf"has no {MANIFEST_FILE}"),
-    (lambda folder: None, r"does not exist or is not a folder"),
-], ids=["no-manifest", "no-folder"])
+@pytest.mark.parametrize(
+    ("setup", "match"),
+    [(fill, rf"has no {MANIFEST_FILE}"), (lambda folder: None, r"does not exist or is not a folder")],
+    ids=["no-manifest", "no-folder"],
+)
 def test_unverifiable_folder_is_refused(tmp_path, setup, match):
     folder = tmp_path / "artifact"
     setup(folder)
@@ -102,20 +103,29 @@ def test_unverifiable_folder_is_refused(tmp_path, setup, match):
         verify_manifest(folder)
 
 
-@pytest.mark.parametrize(("meta_fields", "expected_kind", "expectation"), [
-    ({}, KIND_CONSTRUCTOR, contextlib.nullcontext()),
-    ({}, None, contextlib.nullcontext()),
-    ({"schema_version": "999"}, None,
-     pytest.raises(ArtifactIntegrityError, match=r"schema_version '999'.*reads \['1\.0'\]")),
-    ({}, KIND_DASHBOARD,
-     pytest.raises(ArtifactIntegrityError, match=r"must be of kind 'dashboard', got 'constructor'")),
-], ids=["kind-ok", "any-kind", "unknown-schema", "wrong-kind"])
+@pytest.mark.parametrize(
+    ("meta_fields", "expected_kind", "expectation"),
+    [
+        ({}, KIND_CONSTRUCTOR, contextlib.nullcontext()),
+        ({}, None, contextlib.nullcontext()),
+        (
+            {"schema_version": "999"},
+            None,
+            pytest.raises(ArtifactIntegrityError, match=r"schema_version '999'.*reads \['1\.0'\]"),
+        ),
+        (
+            {},
+            KIND_DASHBOARD,
+            pytest.raises(ArtifactIntegrityError, match=r"must be of kind 'dashboard', got 'constructor'"),
+        ),
+    ],
+    ids=["kind-ok", "any-kind", "unknown-schema", "wrong-kind"],
+)
 def test_read_artifact_meta(tmp_path, meta_fields, expected_kind, expectation):
     artifact(tmp_path, **meta_fields)
     with expectation:
         meta = read_artifact_meta(tmp_path, expected_kind=expected_kind)
-        assert (meta["kind"], meta["run_id"], meta["schema_version"]) == (
-            KIND_CONSTRUCTOR, "run-1", SCHEMA_VERSION)
+        assert (meta["kind"], meta["run_id"], meta["schema_version"]) == (KIND_CONSTRUCTOR, "run-1", SCHEMA_VERSION)
 
 
 def test_read_artifact_meta_verifies_manifest_first(tmp_path):
@@ -126,6 +136,7 @@ def test_read_artifact_meta_verifies_manifest_first(tmp_path):
 
 
 # --- artifact_writer -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("relative", ["out", "deeper/still/out"])
 @pytest.mark.parametrize("pre_existing_empty", [False, True], ids=["new", "empty-existing"])
@@ -154,10 +165,14 @@ def test_writer_failure_leaves_nothing(tmp_path, pre_existing_empty):
     assert not pre_existing_empty or listing(out) == []
 
 
-@pytest.mark.parametrize("make_existing", [
-    lambda out: (out.mkdir(), (out / "keep.txt").write_text("old results")),
-    lambda out: out.write_text("old results"),
-], ids=["non-empty-folder", "file"])
+@pytest.mark.parametrize(
+    "make_existing",
+    [
+        lambda out: (out.mkdir(), (out / "keep.txt").write_text("old results")),
+        lambda out: out.write_text("old results"),
+    ],
+    ids=["non-empty-folder", "file"],
+)
 def test_writer_refuses_existing_output(tmp_path, make_existing):
     out = tmp_path / "out"
     make_existing(out)
@@ -172,6 +187,7 @@ def test_writer_refuses_existing_output(tmp_path, make_existing):
 
 
 # --- JSON ----------------------------------------------------------------------------------------
+
 
 def typed(value):
     """``value`` with every leaf paired with its exact type, so that 1, 1.0 and True differ."""

@@ -17,13 +17,20 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import AZURE_EXAMPLES, shared_dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import AZURE_EXAMPLES, shared_dataset
 from rai_audit.core._errors import RAIInputError
 from rai_audit.core.cohorts import (
-    AZURE_METHODS, cohort_frame, cohort_masks, filter_mask, load_cohorts, natural_key, numeric_bins, ordered_values,
+    AZURE_METHODS,
+    cohort_frame,
+    cohort_masks,
+    filter_mask,
+    load_cohorts,
+    natural_key,
+    numeric_bins,
+    ordered_values,
     readable_cut,
 )
 from rai_audit.core.metrics import group_labels
@@ -98,34 +105,37 @@ QUERY_CASES = {
     ">=": (leaf("education-num", ">=", 13), "`education-num` >= 13"),
     "in": (leaf("race", "in", ["Black", "Asian-Pac-Islander"]), "race in ['Black', 'Asian-Pac-Islander']"),
     "in numbers": (leaf("age", "in", [20, 40, 60]), "age in [20, 40, 60]"),
-    "not in": (leaf("marital-status", "not in", ["Never-married", "Divorced"]),
-               "`marital-status` not in ['Never-married', 'Divorced']"),
+    "not in": (
+        leaf("marital-status", "not in", ["Never-married", "Divorced"]),
+        "`marital-status` not in ['Never-married', 'Divorced']",
+    ),
     "y_true": (leaf("y_true", "==", ">50K"), "y_true == '>50K'"),
     "y_pred": (leaf("y_pred", "!=", ">50K"), "y_pred != '>50K'"),
     "error": (leaf("error", "==", True), "error == True"),
     "correct": (leaf("correct", "==", False), "correct == False"),
     "null column ==": (leaf("workclass", "==", "Private"), "workclass == 'Private'"),
     "null column !=": (leaf("workclass", "!=", "Private"), "workclass != 'Private'"),
-    "null column != 2": (leaf("native-country", "!=", "United-States"),
-                         "`native-country` != 'United-States'"),
-    "null column in": (leaf("occupation", "in", ["Sales", "Tech-support"]),
-                       "occupation in ['Sales', 'Tech-support']"),
-    "null column not in": (leaf("occupation", "not in", ["Sales", "Tech-support"]),
-                           "occupation not in ['Sales', 'Tech-support']"),
-    "not in with null": (leaf("workclass", "not in", ["Private", None]),
-                         "workclass not in ['Private', None]"),
-    "and": ({"and": [leaf("sex", "==", "Female"), leaf("age", "<", 30)]},
-            "sex == 'Female' and age < 30"),
-    "or": ({"or": [leaf("race", "==", "Black"), leaf("error", "==", True)]},
-           "race == 'Black' or error == True"),
+    "null column != 2": (leaf("native-country", "!=", "United-States"), "`native-country` != 'United-States'"),
+    "null column in": (leaf("occupation", "in", ["Sales", "Tech-support"]), "occupation in ['Sales', 'Tech-support']"),
+    "null column not in": (
+        leaf("occupation", "not in", ["Sales", "Tech-support"]),
+        "occupation not in ['Sales', 'Tech-support']",
+    ),
+    "not in with null": (leaf("workclass", "not in", ["Private", None]), "workclass not in ['Private', None]"),
+    "and": ({"and": [leaf("sex", "==", "Female"), leaf("age", "<", 30)]}, "sex == 'Female' and age < 30"),
+    "or": ({"or": [leaf("race", "==", "Black"), leaf("error", "==", True)]}, "race == 'Black' or error == True"),
     "nested 3 levels": (
-        {"and": [
-            {"or": [leaf("sex", "==", "Female"), leaf("age", "<", 25)]},
-            {"or": [
-                {"and": [leaf("race", "==", "White"), leaf("hours-per-week", ">", 40)]},
-                {"and": [leaf("error", "==", True), leaf("workclass", "!=", "Private")]},
-            ]},
-        ]},
+        {
+            "and": [
+                {"or": [leaf("sex", "==", "Female"), leaf("age", "<", 25)]},
+                {
+                    "or": [
+                        {"and": [leaf("race", "==", "White"), leaf("hours-per-week", ">", 40)]},
+                        {"and": [leaf("error", "==", True), leaf("workclass", "!=", "Private")]},
+                    ]
+                },
+            ]
+        },
         "(sex == 'Female' or age < 25) and ((race == 'White' and `hours-per-week` > 40)"
         " or (error == True and workclass != 'Private'))",
     ),
@@ -139,11 +149,9 @@ def test_filter_selects_what_query_selects(adult, flt, query):
     np.testing.assert_array_equal(select(flt, adult), expected)
 
 
-@pytest.mark.parametrize(("column", "low", "high"), [
-    ("age", 30, 40),
-    ("hours-per-week", 40, 40),
-    ("capital-gain", 0.5, 5000.5),
-])
+@pytest.mark.parametrize(
+    ("column", "low", "high"), [("age", 30, 40), ("hours-per-week", 40, 40), ("capital-gain", 0.5, 5000.5)]
+)
 def test_between_is_inclusive_like_series_between(adult, column, low, high):
     expected = adult[column].between(low, high).to_numpy()
     assert 0 < expected.sum() < len(adult)
@@ -162,8 +170,7 @@ REGRESSION_CASES = {
     "error >": (leaf("error", ">", 2000), "error > 2000"),
     "error between": (leaf("error", "between", [500, 3000]), "500 <= error <= 3000"),
     "y_true": (leaf("y_true", ">=", 20000), "y_true >= 20000"),
-    "and": ({"and": [leaf("smoker", "==", "yes"), leaf("y_pred", "<", 30000)]},
-            "smoker == 'yes' and y_pred < 30000"),
+    "and": ({"and": [leaf("smoker", "==", "yes"), leaf("y_pred", "<", 30000)]}, "smoker == 'yes' and y_pred < 30000"),
 }
 
 
@@ -174,23 +181,29 @@ def test_regression_filters_select_what_query_selects(insurance, flt, query):
     np.testing.assert_array_equal(select(flt, insurance), expected)
 
 
-@pytest.mark.parametrize("flt", [
-    leaf("age", ">", 200),
-    leaf("sex", "==", "Other"),
-    {"and": [leaf("sex", "==", "Male"), leaf("sex", "==", "Female")]},
-], ids=["number", "text", "contradiction"])
+@pytest.mark.parametrize(
+    "flt",
+    [
+        leaf("age", ">", 200),
+        leaf("sex", "==", "Other"),
+        {"and": [leaf("sex", "==", "Male"), leaf("sex", "==", "Female")]},
+    ],
+    ids=["number", "text", "contradiction"],
+)
 def test_empty_cohort_is_all_false(adult, flt):
     assert not select(flt, adult).any()
 
 
 # --- Azure ML cohort lists -------------------------------------------------------------
 
+
 def test_azure_boston_example_converts():
     path = AZURE_EXAMPLES / "azureml-assets__boston__cohorts.json"
-    assert load_cohorts(path) == load_cohorts(str(path)) == [
-        {"name": "High Tax", "filter": leaf("TAX", ">", 300)},
-        {"name": "Low Tax", "filter": leaf("TAX", "<", 300)},
-    ]
+    assert (
+        load_cohorts(path)
+        == load_cohorts(str(path))
+        == [{"name": "High Tax", "filter": leaf("TAX", ">", 300)}, {"name": "Low Tax", "filter": leaf("TAX", "<", 300)}]
+    )
 
 
 AZURE_CASES = [
@@ -211,33 +224,44 @@ def test_azure_cases_cover_every_method():
 
 @pytest.mark.parametrize(("method", "arg", "expected"), AZURE_CASES, ids=[c[0] for c in AZURE_CASES])
 def test_azure_method_converts(adult, method, arg, expected):
-    azure = [{"name": method, "cohort_filter_list": [
-        {"method": method, "arg": arg, "column": expected["column"]}]}]
+    azure = [{"name": method, "cohort_filter_list": [{"method": method, "arg": arg, "column": expected["column"]}]}]
     [cohort] = load_cohorts(azure)
     assert cohort == {"name": method, "filter": expected}
     assert cohort_masks([cohort], adult)[method].any()
 
 
 def test_azure_filters_are_and_ed_with_special_columns(adult):
-    azure = [{"name": "Older misclassified women", "cohort_filter_list": [
-        {"method": "greater", "arg": [40], "column": "age"},
-        {"method": "includes", "arg": ["Female"], "column": "sex"},
-        {"method": "equal", "arg": [True], "column": "Error"},
-        {"method": "equal", "arg": ["<=50K"], "column": "Predicted Y"},
-        {"method": "excludes", "arg": ["<=50K"], "column": "True Y"},
-    ]}]
+    azure = [
+        {
+            "name": "Older misclassified women",
+            "cohort_filter_list": [
+                {"method": "greater", "arg": [40], "column": "age"},
+                {"method": "includes", "arg": ["Female"], "column": "sex"},
+                {"method": "equal", "arg": [True], "column": "Error"},
+                {"method": "equal", "arg": ["<=50K"], "column": "Predicted Y"},
+                {"method": "excludes", "arg": ["<=50K"], "column": "True Y"},
+            ],
+        }
+    ]
     [cohort] = load_cohorts(azure)
-    assert cohort["filter"] == {"and": [
-        leaf("age", ">", 40), leaf("sex", "in", ["Female"]), leaf("error", "==", True),
-        leaf("y_pred", "==", "<=50K"), leaf("y_true", "not in", ["<=50K"]),
-    ]}
-    expected = query_mask(adult, "age > 40 and sex in ['Female'] and error == True"
-                                 " and y_pred == '<=50K' and y_true not in ['<=50K']")
+    assert cohort["filter"] == {
+        "and": [
+            leaf("age", ">", 40),
+            leaf("sex", "in", ["Female"]),
+            leaf("error", "==", True),
+            leaf("y_pred", "==", "<=50K"),
+            leaf("y_true", "not in", ["<=50K"]),
+        ]
+    }
+    expected = query_mask(
+        adult, "age > 40 and sex in ['Female'] and error == True and y_pred == '<=50K' and y_true not in ['<=50K']"
+    )
     assert expected.sum() > 0
     np.testing.assert_array_equal(cohort_masks([cohort], adult)[cohort["name"]], expected)
 
 
 # --- bad inputs --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class OnDisk:
@@ -280,62 +304,101 @@ INPUT_CASES = [
     pytest.param(OnDisk(json.dumps(one(leaf("age", "<", 30))).encode()), "adult", OK, id="ok-file"),
     pytest.param(None, "adult", OK, id="ok-none"),
     # refused when checked against the data
-    pytest.param(one(leaf("hours_per_week", ">", 40)), "adult",
-                 refused(r"'hours_per_week' is not a feature.*did you mean \['hours-per-week'\]"),
-                 id="unknown-column-suggests"),
-    pytest.param(one(leaf("age", "==", "30")), "adult", refused(r"'30' must be a number"),
-                 id="string-for-numeric"),
-    pytest.param(one(leaf("age", "in", [30, "forty"])), "adult", refused(r"'forty' must be a number"),
-                 id="string-in-numeric-list"),
-    pytest.param(one(leaf("sex", "==", 1)), "adult", refused(r"value 1 must be a string"),
-                 id="number-for-text"),
-    pytest.param(one(leaf("error", "==", 1)), "adult", refused(r"must be true or false"),
-                 id="number-for-boolean"),
-    pytest.param(one(leaf("race", "<", "White")), "adult", refused(r"`<` needs a numeric column"),
-                 id="order-on-categorical"),
-    pytest.param(one(leaf("age", "between", [1, 2, 3])), "adult", refused(r"`between` needs \[low, high\]"),
-                 id="between-3-values"),
-    pytest.param(one(leaf("age", "between", [50, 20])), "adult", refused(r"low <= high"),
-                 id="between-low-above-high"),
-    pytest.param(one(leaf("age", "between", 30)), "adult", refused(r"`between` needs \[low, high\]"),
-                 id="between-scalar"),
-    pytest.param(one(leaf("race", "in", "Black")), "adult", refused(r"`in` needs a list value"),
-                 id="in-scalar"),
-    pytest.param(one(leaf("race", "==", ["Black"])), "adult", refused(r"`==` needs a single value"),
-                 id="equal-list"),
-    pytest.param(one(leaf("age", "<", None)), "adult", refused(r"null is only allowed with == or !="),
-                 id="null-with-order"),
-    pytest.param(one(leaf("correct", "==", True)), "insurance", refused(r"'correct' is not a feature"),
-                 id="correct-in-regression"),
-    pytest.param(one({"or": [leaf("age", "<", 30), {"and": [leaf("nope", "==", 1)]}]}), "adult",
-                 refused(r"'nope' is not a feature"), id="unknown-column-nested"),
+    pytest.param(
+        one(leaf("hours_per_week", ">", 40)),
+        "adult",
+        refused(r"'hours_per_week' is not a feature.*did you mean \['hours-per-week'\]"),
+        id="unknown-column-suggests",
+    ),
+    pytest.param(one(leaf("age", "==", "30")), "adult", refused(r"'30' must be a number"), id="string-for-numeric"),
+    pytest.param(
+        one(leaf("age", "in", [30, "forty"])),
+        "adult",
+        refused(r"'forty' must be a number"),
+        id="string-in-numeric-list",
+    ),
+    pytest.param(one(leaf("sex", "==", 1)), "adult", refused(r"value 1 must be a string"), id="number-for-text"),
+    pytest.param(one(leaf("error", "==", 1)), "adult", refused(r"must be true or false"), id="number-for-boolean"),
+    pytest.param(
+        one(leaf("race", "<", "White")), "adult", refused(r"`<` needs a numeric column"), id="order-on-categorical"
+    ),
+    pytest.param(
+        one(leaf("age", "between", [1, 2, 3])),
+        "adult",
+        refused(r"`between` needs \[low, high\]"),
+        id="between-3-values",
+    ),
+    pytest.param(one(leaf("age", "between", [50, 20])), "adult", refused(r"low <= high"), id="between-low-above-high"),
+    pytest.param(
+        one(leaf("age", "between", 30)), "adult", refused(r"`between` needs \[low, high\]"), id="between-scalar"
+    ),
+    pytest.param(one(leaf("race", "in", "Black")), "adult", refused(r"`in` needs a list value"), id="in-scalar"),
+    pytest.param(one(leaf("race", "==", ["Black"])), "adult", refused(r"`==` needs a single value"), id="equal-list"),
+    pytest.param(
+        one(leaf("age", "<", None)), "adult", refused(r"null is only allowed with == or !="), id="null-with-order"
+    ),
+    pytest.param(
+        one(leaf("correct", "==", True)),
+        "insurance",
+        refused(r"'correct' is not a feature"),
+        id="correct-in-regression",
+    ),
+    pytest.param(
+        one({"or": [leaf("age", "<", 30), {"and": [leaf("nope", "==", 1)]}]}),
+        "adult",
+        refused(r"'nope' is not a feature"),
+        id="unknown-column-nested",
+    ),
     # refused when loaded
-    pytest.param({"cohorts": [{"name": "A", "filter": leaf("age", "<", 30)},
-                              {"name": "A", "filter": leaf("age", ">", 60)}]}, "adult",
-                 refused(r"unique, got duplicates \['A'\]"), id="duplicate-names"),
-    pytest.param({"cohorts": [{"name": "A"}]}, "adult",
-                 refused(r"not valid at cohorts/0: 'filter' is a required property"), id="missing-filter"),
-    pytest.param(one(leaf("sex", "=~", "Fem")), "adult", refused(r"not valid at cohorts/0/filter"),
-                 id="unknown-op"),
-    pytest.param({"cohorts": [{"name": "A", "filter": leaf("age", "<", 30), "colour": "red"}]}, "adult",
-                 refused(r"not valid at cohorts/0: .*'colour' was unexpected"), id="extra-key"),
-    pytest.param(one({**leaf("age", "<", 30), "negate": True}), "adult",
-                 refused(r"not valid at cohorts/0/filter"), id="extra-key-in-leaf"),
-    pytest.param({"groups": []}, "adult", refused(r"not valid at \(top level\): 'cohorts' is a required"),
-                 id="missing-cohorts-key"),
-    pytest.param(one(leaf("age", "<", 30), name=""), "adult", refused(r"not valid at cohorts/0/name"),
-                 id="empty-name"),
-    pytest.param(azure("contains", ["x"]), "adult", refused(r"`method` must be one of .*got 'contains'"),
-                 id="azure-unknown-method"),
-    pytest.param(azure("greater", 30), "adult", refused(r"`arg` must be a non-empty list, got 30"),
-                 id="azure-arg-not-list"),
-    pytest.param(azure("in the range of", [30]), "adult", refused(r"`between` needs \[low, high\]"),
-                 id="azure-range-one-value"),
-    pytest.param(OnDisk(b"name: young\nfilter: age < 30\n"), "adult", refused(r"is not valid JSON"),
-                 id="not-json-file"),
+    pytest.param(
+        {"cohorts": [{"name": "A", "filter": leaf("age", "<", 30)}, {"name": "A", "filter": leaf("age", ">", 60)}]},
+        "adult",
+        refused(r"unique, got duplicates \['A'\]"),
+        id="duplicate-names",
+    ),
+    pytest.param(
+        {"cohorts": [{"name": "A"}]},
+        "adult",
+        refused(r"not valid at cohorts/0: 'filter' is a required property"),
+        id="missing-filter",
+    ),
+    pytest.param(one(leaf("sex", "=~", "Fem")), "adult", refused(r"not valid at cohorts/0/filter"), id="unknown-op"),
+    pytest.param(
+        {"cohorts": [{"name": "A", "filter": leaf("age", "<", 30), "colour": "red"}]},
+        "adult",
+        refused(r"not valid at cohorts/0: .*'colour' was unexpected"),
+        id="extra-key",
+    ),
+    pytest.param(
+        one({**leaf("age", "<", 30), "negate": True}),
+        "adult",
+        refused(r"not valid at cohorts/0/filter"),
+        id="extra-key-in-leaf",
+    ),
+    pytest.param(
+        {"groups": []},
+        "adult",
+        refused(r"not valid at \(top level\): 'cohorts' is a required"),
+        id="missing-cohorts-key",
+    ),
+    pytest.param(one(leaf("age", "<", 30), name=""), "adult", refused(r"not valid at cohorts/0/name"), id="empty-name"),
+    pytest.param(
+        azure("contains", ["x"]),
+        "adult",
+        refused(r"`method` must be one of .*got 'contains'"),
+        id="azure-unknown-method",
+    ),
+    pytest.param(
+        azure("greater", 30), "adult", refused(r"`arg` must be a non-empty list, got 30"), id="azure-arg-not-list"
+    ),
+    pytest.param(
+        azure("in the range of", [30]), "adult", refused(r"`between` needs \[low, high\]"), id="azure-range-one-value"
+    ),
+    pytest.param(
+        OnDisk(b"name: young\nfilter: age < 30\n"), "adult", refused(r"is not valid JSON"), id="not-json-file"
+    ),
     pytest.param(OnDisk(None), "adult", refused(r"cohorts\.json does not exist"), id="missing-file"),
-    pytest.param(OnDisk(b"PAR1\x15\x04\x15\xff\xfe"), "adult", refused(r"not valid JSON|UTF-8"),
-                 id="binary-file"),
+    pytest.param(OnDisk(b"PAR1\x15\x04\x15\xff\xfe"), "adult", refused(r"not valid JSON|UTF-8"), id="binary-file"),
     pytest.param(OnDisk(folder=True), "adult", refused(r"cohorts\.json"), id="folder-not-file"),
 ]
 
@@ -355,6 +418,7 @@ def test_inputs_accepted_or_refused(request, tmp_path, source, frame_name, expec
 
 # --- readable cut points, numeric bins, the order of values --------------------------------------
 
+
 def test_no_filter_selects_every_row(adult):
     """The root of an error tree has no filter; it selects every row (gather crashed on it)."""
     mask = filter_mask(None, adult)
@@ -372,8 +436,10 @@ def test_readable_cut_of_whole_numbers_is_the_largest_value_on_the_left(values, 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False), min_size=2, max_size=40),
-       st.floats(-1e6, 1e6, allow_subnormal=False))
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, allow_subnormal=False), min_size=2, max_size=40),
+    st.floats(-1e6, 1e6, allow_subnormal=False),
+)
 def test_readable_cut_of_any_numbers_splits_the_same_rows(values, threshold):
     data = np.array(values + [0.5], dtype=float)  # one non-whole number: the decimal rule applies
     cut = readable_cut(data, threshold)
@@ -387,14 +453,17 @@ def significant_digits(x: float) -> int:
     return len(Decimal(repr(float(x))).normalize().as_tuple().digits)
 
 
-@pytest.mark.parametrize("values, threshold, cut", [
-    ([-2, -1, 0, 1, 2, 8], 1.0000000180025095e-35, 0),     # LightGBM's threshold between 0 and 1
-    ([1000.0, 1001.0, 3000.0], 1000.5000000000001, 1000),
-    ([7.25, 7.9, 8.0], 7.575, 7.3),
-    ([1.3, 1.4, 2.0], 1.3000000000000003, 1.3),             # not 1.31 (1.3 is 1.3000000000000000444)
-    ([-1.23, -1.2], -1.215, -1.23),
-    ([0.0001, 5.5], 2.75, 1),
-])
+@pytest.mark.parametrize(
+    "values, threshold, cut",
+    [
+        ([-2, -1, 0, 1, 2, 8], 1.0000000180025095e-35, 0),  # LightGBM's threshold between 0 and 1
+        ([1000.0, 1001.0, 3000.0], 1000.5000000000001, 1000),
+        ([7.25, 7.9, 8.0], 7.575, 7.3),
+        ([1.3, 1.4, 2.0], 1.3000000000000003, 1.3),  # not 1.31 (1.3 is 1.3000000000000000444)
+        ([-1.23, -1.2], -1.215, -1.23),
+        ([0.0001, 5.5], 2.75, 1),
+    ],
+)
 def test_readable_cut_examples(values, threshold, cut):
     got = readable_cut(np.array(values), threshold)
     assert got == cut and type(got) is type(cut)
@@ -404,20 +473,30 @@ def bin_label_holds(label: str, x: pd.Series) -> np.ndarray:
     """A numeric bin's label read as a person reads it."""
     number = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
     x = x.astype(float)
-    for pattern, test in [(rf"({number})-({number})", lambda a, b: (a <= x) & (x <= b)),
-                          (rf"({number}) to ({number})", lambda a, b: (a <= x) & (x <= b)),
-                          (rf"\(({number}), ({number})\]", lambda a, b: (a < x) & (x <= b)),
-                          (rf"<= ({number})", lambda a: x <= a), (rf"> ({number})", lambda a: x > a),
-                          (rf"({number})", lambda a: x == a)]:
+    for pattern, test in [
+        (rf"({number})-({number})", lambda a, b: (a <= x) & (x <= b)),
+        (rf"({number}) to ({number})", lambda a, b: (a <= x) & (x <= b)),
+        (rf"\(({number}), ({number})\]", lambda a, b: (a < x) & (x <= b)),
+        (rf"<= ({number})", lambda a: x <= a),
+        (rf"> ({number})", lambda a: x > a),
+        (rf"({number})", lambda a: x == a),
+    ]:
         match = re.fullmatch(pattern, label)
         if match:
             return np.asarray(test(*map(float, match.groups())), dtype=bool)
     raise AssertionError(f"unreadable label {label!r}")
 
 
-@pytest.mark.parametrize("dataset, column", [("adult_test.parquet", "age"), ("adult_test.parquet", "hours-per-week"),
-                                             ("insurance.parquet", "bmi"), ("insurance.parquet", "charges"),
-                                             ("credit_card_default.parquet", "PAY_AMT1")])
+@pytest.mark.parametrize(
+    "dataset, column",
+    [
+        ("adult_test.parquet", "age"),
+        ("adult_test.parquet", "hours-per-week"),
+        ("insurance.parquet", "bmi"),
+        ("insurance.parquet", "charges"),
+        ("credit_card_default.parquet", "PAY_AMT1"),
+    ],
+)
 def test_group_labels_are_pandas_quartiles_labelled_by_what_they_hold(dataset, column):
     values = shared_dataset(dataset)[column]
     values = values.where(np.arange(len(values)) % 97 != 0)  # some missing values
@@ -435,8 +514,9 @@ def test_group_labels_are_pandas_quartiles_labelled_by_what_they_hold(dataset, c
     assert not any("999" in label or ".0]" in label for label in binning["labels"])
     if (values.dropna() % 1 == 0).all():  # whole numbers: "17-24", both ends included
         firsts = [values.min()] + [math.floor(iv.left) + 1 for iv in quartiles.cat.categories[1:]]
-        assert binning["labels"] == [f"{int(a)}-{math.floor(iv.right)}"
-                                     for a, iv in zip(firsts, quartiles.cat.categories)]
+        assert binning["labels"] == [
+            f"{int(a)}-{math.floor(iv.right)}" for a, iv in zip(firsts, quartiles.cat.categories)
+        ]
 
 
 def test_numeric_bins_merge_quantiles_that_fall_in_one_gap():
@@ -454,8 +534,23 @@ def test_numeric_bins_merge_quantiles_that_fall_in_one_gap():
 def test_values_in_reading_order():
     education = shared_dataset("adult_test.parquet")["education"]
     assert ordered_values(education) == [
-        "1st-4th", "5th-6th", "7th-8th", "9th", "10th", "11th", "12th", "Assoc-acdm", "Assoc-voc", "Bachelors",
-        "Doctorate", "HS-grad", "Masters", "Preschool", "Prof-school", "Some-college"]
+        "1st-4th",
+        "5th-6th",
+        "7th-8th",
+        "9th",
+        "10th",
+        "11th",
+        "12th",
+        "Assoc-acdm",
+        "Assoc-voc",
+        "Bachelors",
+        "Doctorate",
+        "HS-grad",
+        "Masters",
+        "Preschool",
+        "Prof-school",
+        "Some-college",
+    ]
     assert ordered_values(pd.Series(["10", "2", "1", None, "-3", "1.5"])) == ["-3", "1", "1.5", "2", "10"]
     sizes = pd.Series(pd.Categorical(["L", "XS", "M", "L"], categories=["XS", "S", "M", "L", "XL"], ordered=True))
     assert ordered_values(sizes) == ["XS", "M", "L"]  # its own order, categories without rows left out

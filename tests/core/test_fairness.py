@@ -38,18 +38,25 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.fairness import describe, group_flag, percentile_interval, spread
 from rai_audit.core.metrics import (
-    ALWAYS_SIGNED_METRICS, METRIC_SIGNS, metric_functions, signed_metrics, target_can_be_negative,
+    ALWAYS_SIGNED_METRICS,
+    METRIC_SIGNS,
+    metric_functions,
+    signed_metrics,
+    target_can_be_negative,
 )
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 
 POS = "yes"
-FAIRLEARN = {"selection_rate": lambda t, p: flm.selection_rate(t, p, pos_label=POS),
-             "recall_score": lambda t, p: skm.recall_score(t, p, pos_label=POS, zero_division=np.nan),
-             "accuracy_score": skm.accuracy_score}
+FAIRLEARN = {
+    "selection_rate": lambda t, p: flm.selection_rate(t, p, pos_label=POS),
+    "recall_score": lambda t, p: skm.recall_score(t, p, pos_label=POS, zero_division=np.nan),
+    "accuracy_score": skm.accuracy_score,
+}
 
 
 # --- the core functions against fairlearn --------------------------------------------------------
+
 
 def _fairlearn_on_compared(values: np.ndarray, counts: np.ndarray, size: int) -> tuple[float, float]:
     """fairlearn's between-groups difference and ratio of the compared groups' values (a
@@ -57,8 +64,12 @@ def _fairlearn_on_compared(values: np.ndarray, counts: np.ndarray, size: int) ->
     keep = (counts >= size) & np.isfinite(values)
     if keep.sum() < 2:
         return np.nan, np.nan
-    frame = flm.MetricFrame(metrics=lambda t, p: float(np.mean(p)), y_true=values[keep], y_pred=values[keep],
-                            sensitive_features=np.arange(keep.sum()))
+    frame = flm.MetricFrame(
+        metrics=lambda t, p: float(np.mean(p)),
+        y_true=values[keep],
+        y_pred=values[keep],
+        sensitive_features=np.arange(keep.sum()),
+    )
     return float(frame.difference(method="between_groups")), float(frame.ratio(method="between_groups"))
 
 
@@ -87,15 +98,24 @@ def test_undefined_figures_are_undefined_with_the_reason():
     assert describe([0.5, 0.45, 0.0], counts, 30, "ratio")["value"] == pytest.approx(0.9)
     # One group big enough: no difference (fairlearn would say 0.0), with the reason.
     one = describe([0.5, 0.1, 0.0], np.array([200, 10, 3]), 30, "difference")
-    assert one == {"value": None, "reason": "fewer than two groups of at least 30 rows", "group_min": 0.5,
-                   "group_max": 0.5, "groups_compared": 1}
+    assert one == {
+        "value": None,
+        "reason": "fewer than two groups of at least 30 rows",
+        "group_min": 0.5,
+        "group_max": 0.5,
+        "groups_compared": 1,
+    }
     # Two big groups, one without a value (recall with no positives): no difference either.
-    assert describe([0.7, np.nan, 0.2], counts, 30, "difference")["reason"] == \
-        "fewer than two groups of at least 30 rows have a value"
+    assert (
+        describe([0.7, np.nan, 0.2], counts, 30, "difference")["reason"]
+        == "fewer than two groups of at least 30 rows have a value"
+    )
     assert describe([0.7, np.nan, 0.2], counts, 30, "difference")["groups_compared"] == 1
     # Ratios: never of a signed metric, nor of negative values, nor 0 / 0.
-    assert describe([0.7, 0.5, 0.2], counts, 30, "ratio", signed=True)["reason"] == \
-        "no ratio of a metric that can be negative"
+    assert (
+        describe([0.7, 0.5, 0.2], counts, 30, "ratio", signed=True)["reason"]
+        == "no ratio of a metric that can be negative"
+    )
     assert describe([0.7, 0.5, 0.2], counts, 30, "difference", signed=True)["value"] == pytest.approx(0.2)
     assert describe([-1.0, 0.5, 0.2], counts, 30, "ratio")["reason"] == "a group's value is negative"
     assert describe([0.0, 0.0, 0.2], counts, 30, "ratio")["reason"] == "the largest group value is 0"
@@ -113,9 +133,13 @@ def test_spread_of_a_bootstrap_matrix_equals_each_row_alone():
 
 
 def test_every_metric_has_a_sign_and_signed_ones_are_the_expected():
-    every = {name for task in ("binary_classification", "multiclass_classification", "regression")
-             for name in metric_functions(task, classes=[0, 1, 2], positive=1 if task.startswith("b") else None,
-                                          with_proba=True)}
+    every = {
+        name
+        for task in ("binary_classification", "multiclass_classification", "regression")
+        for name in metric_functions(
+            task, classes=[0, 1, 2], positive=1 if task.startswith("b") else None, with_proba=True
+        )
+    }
     assert every <= set(METRIC_SIGNS)
     assert ALWAYS_SIGNED_METRICS == ("r2_score",)
     assert signed_metrics(sorted(every), target_signed=False) == ["r2_score"]
@@ -138,30 +162,61 @@ def test_percentile_interval_as_numpy_and_none_when_mostly_undefined():
 
 # --- ratio targets on signed metrics refused when the config is read ------------------------------
 
-@pytest.mark.parametrize("config, where", [
-    ({"fairness": {"sensitive_features": ["sex"], "targets": ["r2_score ratio >= 0.8"]}}, "`fairness.targets[0]`"),
-    ({"fairness": {"sensitive_features": ["sex"], "targets": [
-        {"metric": "r2", "kind": "ratio", "op": ">=", "value": 0.8}]}}, "`fairness.targets[0]`"),
-    ({"changes": ["r2_score ratio change >= -0.05"]}, "`changes[0]`"),
-    ({"Fairness": {"metric": ["r2_score"], "sensitive_features": ["sex"], "fairness_evaluation_kind": "ratio",
-                   "threshold": ">=0.8"}}, "`fairness.targets[0]`"),
-])
+
+@pytest.mark.parametrize(
+    "config, where",
+    [
+        ({"fairness": {"sensitive_features": ["sex"], "targets": ["r2_score ratio >= 0.8"]}}, "`fairness.targets[0]`"),
+        (
+            {
+                "fairness": {
+                    "sensitive_features": ["sex"],
+                    "targets": [{"metric": "r2", "kind": "ratio", "op": ">=", "value": 0.8}],
+                }
+            },
+            "`fairness.targets[0]`",
+        ),
+        ({"changes": ["r2_score ratio change >= -0.05"]}, "`changes[0]`"),
+        (
+            {
+                "Fairness": {
+                    "metric": ["r2_score"],
+                    "sensitive_features": ["sex"],
+                    "fairness_evaluation_kind": "ratio",
+                    "threshold": ">=0.8",
+                }
+            },
+            "`fairness.targets[0]`",
+        ),
+    ],
+)
 def test_a_ratio_target_on_r2_is_refused_when_parsed(config, where):
     with pytest.raises(RAIInputError) as raised:
         parse_scorecard_config(config)
     message = str(raised.value)
     assert "\n" not in message
-    assert message == (f"{where}: r2_score ratio: r2_score can be negative, so a ratio of two groups' values "
-                       "means nothing; use a difference target")
+    assert message == (
+        f"{where}: r2_score ratio: r2_score can be negative, so a ratio of two groups' values "
+        "means nothing; use a difference target"
+    )
 
 
 def test_difference_targets_on_r2_and_ratio_reports_are_accepted():
-    parsed = parse_scorecard_config({"fairness": {"sensitive_features": ["sex"], "kind": "ratio",
-                                                  "metrics": ["r2_score"], "targets": ["r2_score difference <= 0.1"]}})
+    parsed = parse_scorecard_config(
+        {
+            "fairness": {
+                "sensitive_features": ["sex"],
+                "kind": "ratio",
+                "metrics": ["r2_score"],
+                "targets": ["r2_score difference <= 0.1"],
+            }
+        }
+    )
     assert parsed["fairness"]["targets"][0]["kind"] == "difference"
 
 
 # --- the data sets built for it --------------------------------------------------------------------
+
 
 def _binary_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     """A model that says yes when x > 0 (a depth-1 tree on x alone). Test rows: groups A (200
@@ -169,8 +224,9 @@ def _binary_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     (the even rows of A and B) has no positive row; region R2 holds 3 rows only."""
     rng = np.random.default_rng(7)
     train_x = rng.normal(size=1000)
-    train = pd.DataFrame({"x": train_x, "group": "A", "site": "S1", "region": "R1",
-                          "label": np.where(train_x > 0, POS, "no")})
+    train = pd.DataFrame(
+        {"x": train_x, "group": "A", "site": "S1", "region": "R1", "label": np.where(train_x > 0, POS, "no")}
+    )
     selected = np.r_[np.arange(200) < 100, np.arange(200) < 90, np.zeros(3, bool)]
     x = np.where(selected, 1.0, -1.0) + rng.uniform(0, 0.5, 403) * np.where(selected, 1, -1)
     group = np.r_[["A"] * 200, ["B"] * 200, ["C"] * 3]
@@ -178,8 +234,7 @@ def _binary_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     region = np.where(np.arange(403) < 3, "R2", "R1")
     truth = selected ^ (rng.random(403) < 0.15)  # a model right 85% of the time
     truth[site == "S2"] = False
-    test = pd.DataFrame({"x": x, "group": group, "site": site, "region": region,
-                         "label": np.where(truth, POS, "no")})
+    test = pd.DataFrame({"x": x, "group": group, "site": site, "region": region, "label": np.where(truth, POS, "no")})
     return train, test
 
 
@@ -187,9 +242,17 @@ def _binary_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 def binary_case(tmp_path_factory):
     train, test = _binary_frames()
     model = DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[["x"]], train["label"])
-    return _write_case(tmp_path_factory.mktemp("rare_groups"), model, train, test, target="label",
-                       task_type="binary_classification", sensitive=["group", "site", "region"], positive_label=POS,
-                       extra={"test": test})
+    return _write_case(
+        tmp_path_factory.mktemp("rare_groups"),
+        model,
+        train,
+        test,
+        target="label",
+        task_type="binary_classification",
+        sensitive=["group", "site", "region"],
+        positive_label=POS,
+        extra={"test": test},
+    )
 
 
 def _bundle(case, folder: Path, **options) -> tuple[Path, dict]:
@@ -212,8 +275,7 @@ SCORECARD = {
         "targets": [
             {"metric": "selection_rate", "kind": "ratio", "op": ">=", "value": 0.8, "sensitive_feature": "group"},
             {"metric": "recall_score", "kind": "difference", "op": "<=", "value": 0.1, "sensitive_feature": "site"},
-            {"metric": "accuracy_score", "kind": "difference", "op": "<=", "value": 0.1,
-             "sensitive_feature": "region"},
+            {"metric": "accuracy_score", "kind": "difference", "op": "<=", "value": 0.1, "sensitive_feature": "region"},
         ],
     },
 }
@@ -242,7 +304,7 @@ def test_a_rare_group_is_flagged_and_does_not_make_the_selection_ratio_0(binary_
     test = binary_case.extra["test"]
     _, doc = binary_bundle
     _, card, pages = binary_card
-    rates = (test.assign(s=test["x"] > 0).groupby("group").s.mean())  # the model: yes when x > 0
+    rates = test.assign(s=test["x"] > 0).groupby("group").s.mean()  # the model: yes when x > 0
     assert rates["C"] == 0.0 and rates.min() / rates.max() == 0.0  # fairlearn's ratio over every group
     expected = rates[["A", "B"]].min() / rates[["A", "B"]].max()
     assert expected == pytest.approx(0.9)
@@ -291,8 +353,11 @@ def test_a_group_without_positives_has_no_recall_and_decides_nothing(binary_case
     (target,) = figure["targets"]
     assert (target["measured"], target["verdict"]) == (None, "UNDEFINED")
     assert target["reason"] == "fewer than two groups of at least 30 rows have a value"
-    assert re.search(r"recall_score difference across site groups <= 0\.1 fewer than two groups of at least 30 "
-                     r"rows have a value 403 n/a n/a UNDEFINED", pages[0])
+    assert re.search(
+        r"recall_score difference across site groups <= 0\.1 fewer than two groups of at least 30 "
+        r"rows have a value 403 n/a n/a UNDEFINED",
+        pages[0],
+    )
 
 
 def test_a_difference_with_one_compared_group_is_undefined_not_0(binary_bundle, binary_card):
@@ -307,10 +372,14 @@ def test_a_difference_with_one_compared_group_is_undefined_not_0(binary_bundle, 
     # Not missed, and not passed either: a gate never lets through what could not be judged.
     assert (card["passed"], card["n_targets"], card["n_missed"], card["n_undefined"]) == (False, 4, 0, 2)
     assert (result.passed, result.headline["targets_met"], result.headline["targets_undefined"]) == (False, 2.0, 2.0)
-    assert "NOT PASSED: no target missed, but 2 of 4 could not be judged (UNDEFINED: too few rows or no value)." \
+    assert (
+        "NOT PASSED: no target missed, but 2 of 4 could not be judged (UNDEFINED: too few rows or no value)."
         in pages[0]
-    assert "accuracy_score difference across region groups: undefined, fewer than two groups of at least 30 rows." \
+    )
+    assert (
+        "accuracy_score difference across region groups: undefined, fewer than two groups of at least 30 rows."
         in " ".join(pages)
+    )
 
 
 def test_gather_and_scorecard_give_fairlearns_figures_on_the_same_rows(binary_case, binary_bundle, binary_card):
@@ -322,8 +391,9 @@ def test_gather_and_scorecard_give_fairlearns_figures_on_the_same_rows(binary_ca
     for feature in ("group", "site", "region"):
         sizes = test[feature].map(test[feature].value_counts())
         keep = (sizes >= 30).to_numpy()
-        frame = flm.MetricFrame(metrics=FAIRLEARN, y_true=test["label"][keep], y_pred=y_pred[keep],
-                                sensitive_features=test[feature][keep])
+        frame = flm.MetricFrame(
+            metrics=FAIRLEARN, y_true=test["label"][keep], y_pred=y_pred[keep], sensitive_features=test[feature][keep]
+        )
         for metric in FAIRLEARN:
             defined = frame.by_group[metric].notna().sum() >= 2
             for kind in ("difference", "ratio"):
@@ -358,7 +428,9 @@ def test_group_intervals_equal_a_bootstrap_by_hand(binary_case, binary_card):
         group = figure["by_group"][i]
         assert group["group"] == name
         assert group["ci_lower"] <= group["value"] <= group["ci_upper"]
-        assert group["ci_lower"] == pytest.approx(low[i], abs=0.02) and group["ci_upper"] == pytest.approx(high[i], abs=0.02)
+        assert group["ci_lower"] == pytest.approx(low[i], abs=0.02) and group["ci_upper"] == pytest.approx(
+            high[i], abs=0.02
+        )
     difference = figure["difference"]
     assert difference["ci_lower"] <= difference["value"] <= difference["ci_upper"]
     fairness_page = next(p for p in pages if "too few rows (3)" in p)
@@ -372,7 +444,9 @@ def test_desired_outcome_and_min_group_size_are_carried_and_shown(binary_bundle,
     assert (doc["desired_outcome"], doc["min_group_size"]) == ("decrease", 30)
     assert (card["desired_outcome"], card["min_group_size"]) == ("decrease", 30)
     assert "Desired outcome a lower probability of yes (desired_outcome: decrease)" in pages[0]
-    assert "Fairness groups groups of fewer than 30 test rows are shown, flagged and left out of differences" in pages[0]
+    assert (
+        "Fairness groups groups of fewer than 30 test rows are shown, flagged and left out of differences" in pages[0]
+    )
     page = page_data(dashboard / A.DASHBOARD_HTML_FILE)
     assert page["doc"]["desired_outcome"] == "decrease" and page["doc"]["min_group_size"] == 30
     assert page["doc"]["fairness"] == json.loads((dashboard / A.INSIGHTS_JSON_FILE).read_text())["fairness"]
@@ -383,11 +457,25 @@ def test_the_page_shows_flags_undefined_figures_and_the_desired_outcome(binary_b
     if chromium is None:
         pytest.fail("Chromium is not installed: run scripts/install-system-deps.sh (make test does)")
     dashboard, _ = binary_bundle
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-                          (dashboard / A.DASHBOARD_HTML_FILE).as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            (dashboard / A.DASHBOARD_HTML_FILE).as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
     assert "Desired outcome a lower probability of yes (desired_outcome: decrease)" in text
     assert "group=C (too few rows (3): not compared) 3" in text
@@ -396,19 +484,22 @@ def test_the_page_shows_flags_undefined_figures_and_the_desired_outcome(binary_b
 
 # --- regression: mean_prediction of a target that can be negative --------------------------------
 
+
 @pytest.fixture(scope="module")
 def signed_target_bundle(tmp_path_factory):
     rng = np.random.default_rng(11)
 
     def frame(n):
         x = rng.normal(size=n)
-        return pd.DataFrame({"x": x, "side": np.where(rng.random(n) < 0.5, "left", "right"),
-                             "y": 2 * x + rng.normal(0, 0.1, n)})
+        return pd.DataFrame(
+            {"x": x, "side": np.where(rng.random(n) < 0.5, "left", "right"), "y": 2 * x + rng.normal(0, 0.1, n)}
+        )
 
     train, test = frame(300), frame(200)
     model = LinearRegression().fit(train[["x"]], train["y"])
-    case = _write_case(tmp_path_factory.mktemp("signed"), model, train, test, target="y", task_type="regression",
-                       sensitive=["side"])
+    case = _write_case(
+        tmp_path_factory.mktemp("signed"), model, train, test, target="y", task_type="regression", sensitive=["side"]
+    )
     folder, doc = build_bundle(case, tmp_path_factory.mktemp("signed_bundle"), dropped_features=["side"])
     return folder / "dashboard", doc
 
@@ -423,15 +514,27 @@ def test_no_ratio_of_signed_metrics_and_a_ratio_target_on_them_refused(signed_ta
     assert entry["ratio"]["mean_absolute_error"] is not None
     out = tmp_path / "card"
     config = {"fairness": {"sensitive_features": ["side"], "targets": ["mean_prediction ratio >= 0.8"]}}
-    with pytest.raises(RAIInputError, match=r"^`fairness.targets\[0\]`: mean_prediction ratio: mean_prediction can be "
-                                            r"negative \(the target has negative values\), so a ratio"):
+    with pytest.raises(
+        RAIInputError,
+        match=r"^`fairness.targets\[0\]`: mean_prediction ratio: mean_prediction can be "
+        r"negative \(the target has negative values\), so a ratio",
+    ):
         run_scorecard(dashboard, config, out, options=ScorecardOptions(bootstrap=0))
     assert not out.exists()
     # The same check for a caller with the data's target (e.g. the audit config's checks).
-    check_against_bundle(parse_scorecard_config(config), metric_names=["mean_prediction"], features=["side"],
-                         cohorts=[], signed_metrics=[])
-    card = run_scorecard(dashboard, {"fairness": {"sensitive_features": ["side"], "metrics": ["mean_prediction"],
-                                                  "kind": "ratio"}}, out, options=ScorecardOptions(bootstrap=20))
+    check_against_bundle(
+        parse_scorecard_config(config),
+        metric_names=["mean_prediction"],
+        features=["side"],
+        cohorts=[],
+        signed_metrics=[],
+    )
+    card = run_scorecard(
+        dashboard,
+        {"fairness": {"sensitive_features": ["side"], "metrics": ["mean_prediction"], "kind": "ratio"}},
+        out,
+        options=ScorecardOptions(bootstrap=20),
+    )
     shown = json.loads((out / "scorecard.json").read_text())
     figure = _card_metric(shown, "side", "mean_prediction")
     assert figure["signed"] is True and figure["ratio"]["value"] is None and card.passed

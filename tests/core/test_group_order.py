@@ -34,14 +34,26 @@ def test_group_sort_key_orders_bins_by_value_and_numbered_text_by_number():
 def test_groups_are_listed_in_value_order_in_the_bundle_and_the_scorecard(tmp_path):
     rng = np.random.default_rng(0)
     n = 400
-    data = pd.DataFrame({"years": rng.integers(5, 25, n), "grade": rng.choice(["1st-4th", "9th", "10th", "12th"], n),
-                         "x": rng.normal(size=n)})
+    data = pd.DataFrame(
+        {
+            "years": rng.integers(5, 25, n),
+            "grade": rng.choice(["1st-4th", "9th", "10th", "12th"], n),
+            "x": rng.normal(size=n),
+        }
+    )
     data["label"] = np.where(data["x"] + rng.normal(scale=0.5, size=n) > 0, "yes", "no")
     features = data[["years", "x"]]
     model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(features, data["label"])
-    case = _write_case(tmp_path / "case", model, data.iloc[:200].drop(columns="grade"),
-                       data.iloc[200:].drop(columns="grade").reset_index(drop=True), target="label",
-                       task_type="binary_classification", sensitive=["years"], positive_label="yes")
+    case = _write_case(
+        tmp_path / "case",
+        model,
+        data.iloc[:200].drop(columns="grade"),
+        data.iloc[200:].drop(columns="grade").reset_index(drop=True),
+        target="label",
+        task_type="binary_classification",
+        sensitive=["years"],
+        positive_label="yes",
+    )
     folder, doc = build_bundle(case, tmp_path / "bundle")
     expected = group_labels(pd.read_parquet(case.test)["years"])[1]["labels"]
     assert [int(label.split("-")[0]) for label in expected] == sorted(int(label.split("-")[0]) for label in expected)
@@ -49,7 +61,11 @@ def test_groups_are_listed_in_value_order_in_the_bundle_and_the_scorecard(tmp_pa
     assert [g["group"]["years"] for g in entry["by_group"]] == expected
     assert [g["group"] for g in doc["model_overview"]["sensitive_groups"]] == expected
     assert list(doc["data_analysis"]["balance"]["sensitive_groups"]["years"]) == expected
-    run_scorecard(folder / "dashboard", {"fairness": {"sensitive_features": ["years"], "metrics": ["accuracy_score"]}},
-                  tmp_path / "scorecard", options=ScorecardOptions(bootstrap=20))
+    run_scorecard(
+        folder / "dashboard",
+        {"fairness": {"sensitive_features": ["years"], "metrics": ["accuracy_score"]}},
+        tmp_path / "scorecard",
+        options=ScorecardOptions(bootstrap=20),
+    )
     card = json.loads((tmp_path / "scorecard" / "scorecard.json").read_text())
     assert card["fairness"][0]["groups"] == expected

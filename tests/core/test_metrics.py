@@ -43,7 +43,8 @@ def test_binary_roc_auc_equals_scikit_learn():
             score = rng.choice([0.1, 0.5, 0.9], n) if n % 2 else rng.random(n)  # with and without ties
             proba = np.column_stack([1 - score, score])
             assert binary_roc_auc(true == 1, score) == pytest.approx(
-                reference(true, (score > 0.5).astype(int), proba=proba), abs=1e-12, nan_ok=True)
+                reference(true, (score > 0.5).astype(int), proba=proba), abs=1e-12, nan_ok=True
+            )
 
 
 def test_weighted_roc_auc_equals_the_auc_of_the_repeated_rows():

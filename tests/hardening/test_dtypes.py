@@ -65,8 +65,25 @@ from rai_audit.steps.gather import run_gather
 
 # --- the tables ---------------------------------------------------------------------------------
 
-KINDS = ("bool", "int", "int_nan", "float", "Int64", "Float64", "boolean", "string", "category",
-         "ordered", "object", "mixed", "decimal", "bytes", "datetime", "timedelta", "date")
+KINDS = (
+    "bool",
+    "int",
+    "int_nan",
+    "float",
+    "Int64",
+    "Float64",
+    "boolean",
+    "string",
+    "category",
+    "ordered",
+    "object",
+    "mixed",
+    "decimal",
+    "bytes",
+    "datetime",
+    "timedelta",
+    "date",
+)
 NUMBERS = ("int", "int_nan", "float", "Int64", "Float64")
 # Values few enough to be a sensitive feature or a cohort's value.
 FEW_VALUES = ("bool", "Int64", "boolean", "string", "category", "ordered", "object", "mixed")
@@ -132,8 +149,9 @@ def _values(kind: str, n: int, rng: np.random.Generator) -> pd.Series:
     if kind == "timedelta":
         return pd.Series(pd.to_timedelta(rng.integers(0, 500, n), unit="h"))
     if kind == "date":
-        return pd.Series([dt.date(2021, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 400, n)],
-                         dtype=object)
+        return pd.Series(
+            [dt.date(2021, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 400, n)], dtype=object
+        )
     raise AssertionError(kind)
 
 
@@ -172,7 +190,7 @@ def build(spec: Spec) -> tuple[pd.DataFrame, pd.DataFrame]:
     y[:2] = [True, False]  # both classes in train: the model needs them
     labels = {"int": (0, 1), "str": ("no", "yes"), "bool": (False, True)}[spec.label]
     frame["y"] = pd.Series(np.where(y, labels[1], labels[0]).tolist(), dtype=object).infer_objects()
-    return frame.iloc[:spec.n_train].reset_index(drop=True), frame.iloc[spec.n_train:].reset_index(drop=True)
+    return frame.iloc[: spec.n_train].reset_index(drop=True), frame.iloc[spec.n_train :].reset_index(drop=True)
 
 
 def model_columns(spec: Spec) -> list[int]:
@@ -191,14 +209,20 @@ def specs(draw) -> Spec:
     # can always fit (numbers with values), whatever the other columns are; c1 has values in
     # train, so the fit has something to adjust for (the causal step refuses, in one line,
     # a fit whose other features are all constant: tested in test_causal).
-    columns = tuple(Column(draw(st.sampled_from(NUMBERS if i == 0 else KINDS)),
-                           draw(st.sampled_from(NA_PATTERNS[:3] if i <= 1 else NA_PATTERNS)),
-                           dropped=i >= 2 and draw(st.booleans())) for i in range(n_columns))
+    columns = tuple(
+        Column(
+            draw(st.sampled_from(NUMBERS if i == 0 else KINDS)),
+            draw(st.sampled_from(NA_PATTERNS[:3] if i <= 1 else NA_PATTERNS)),
+            dropped=i >= 2 and draw(st.booleans()),
+        )
+        for i in range(n_columns)
+    )
     few = [i for i, c in enumerate(columns) if c.kind in FEW_VALUES]
     n_model = sum(not c.dropped for c in columns)
     return Spec(
         columns=columns,
-        n_train=draw(st.integers(30, 80)), n_test=draw(st.integers(30, 80)),
+        n_train=draw(st.integers(30, 80)),
+        n_test=draw(st.integers(30, 80)),
         seed=draw(st.integers(0, 2**32 - 1)),
         file_format=draw(st.sampled_from(("parquet", "csv"))),
         label=draw(st.sampled_from(("int", "str", "bool"))),
@@ -211,6 +235,7 @@ def specs(draw) -> Spec:
 
 
 # --- the user's model ---------------------------------------------------------------------------
+
 
 def as_float(X: pd.DataFrame) -> np.ndarray:
     """Numbers as floats, missing as NaN (nullable dtypes too); datetimes as seconds."""
@@ -235,8 +260,12 @@ def is_decimal(values: pd.Series) -> bool:
 
 
 def is_number_column(values: pd.Series) -> bool:
-    return (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values)
-            or pd.api.types.is_timedelta64_dtype(values) or is_decimal(values))
+    return (
+        pd.api.types.is_numeric_dtype(values)
+        or pd.api.types.is_datetime64_any_dtype(values)
+        or pd.api.types.is_timedelta64_dtype(values)
+        or is_decimal(values)
+    )
 
 
 def train_model(spec: Spec, train: pd.DataFrame) -> Pipeline:
@@ -245,26 +274,47 @@ def train_model(spec: Spec, train: pd.DataFrame) -> Pipeline:
     text = [f for f in features if f not in numbers]
     parts = []
     if numbers:
-        parts.append(("num", Pipeline([("float", FunctionTransformer(as_float)),
-                                       ("impute", SimpleImputer(strategy="median", keep_empty_features=True))]),
-                      numbers))
+        parts.append(
+            (
+                "num",
+                Pipeline(
+                    [
+                        ("float", FunctionTransformer(as_float)),
+                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                    ]
+                ),
+                numbers,
+            )
+        )
     if text:
-        parts.append(("text", Pipeline([("text", FunctionTransformer(as_text)),
-                                        ("onehot", OneHotEncoder(handle_unknown="ignore"))]), text))
-    estimator = (LogisticRegression(max_iter=500) if spec.estimator == "logistic"
-                 else DecisionTreeClassifier(max_depth=3, random_state=0))
+        parts.append(
+            (
+                "text",
+                Pipeline([("text", FunctionTransformer(as_text)), ("onehot", OneHotEncoder(handle_unknown="ignore"))]),
+                text,
+            )
+        )
+    estimator = (
+        LogisticRegression(max_iter=500)
+        if spec.estimator == "logistic"
+        else DecisionTreeClassifier(max_depth=3, random_state=0)
+    )
     model = Pipeline([("prepare", ColumnTransformer(parts)), ("model", estimator)])
     return model.fit(train[features], train["y"])
 
 
 # --- independent figures ------------------------------------------------------------------------
 
+
 def datetime_like(values: pd.Series) -> bool:
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
         return True
     present = values.dropna()
-    return values.dtype == object and len(present) > 0 and all(
-        isinstance(v, (dt.date, dt.datetime, dt.timedelta, pd.Timestamp, pd.Timedelta)) for v in present)
+    return (
+        values.dtype == object
+        and len(present) > 0
+        and all(isinstance(v, (dt.date, dt.datetime, dt.timedelta, pd.Timestamp, pd.Timedelta)) for v in present)
+    )
 
 
 def group_label(values: pd.Series) -> pd.Series:
@@ -313,6 +363,7 @@ def known_bug(err: BaseException) -> str | None:
 
 # --- the audit of one table ---------------------------------------------------------------------
 
+
 def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
     """Run the whole audit on ``spec`` in ``folder`` and check it; returns the outcome:
     "refused", "audited" or the name of a known bug that stopped it (``skip_known``)."""
@@ -333,14 +384,25 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
     names = [f"c{i}" for i in range(len(spec.columns))]
     features = [f"c{i}" for i in model_columns(spec)]
     dropped = [f for f in names if f not in features]
-    refused_columns = [f for f in features if any(datetime_like(v) or pd.api.types.infer_dtype(v, skipna=True) == "bytes"
-                                                  for v in (train[f], test[f]))]
+    refused_columns = [
+        f
+        for f in features
+        if any(datetime_like(v) or pd.api.types.infer_dtype(v, skipna=True) == "bytes" for v in (train[f], test[f]))
+    ]
     # Causal's treatment: a feature that varies in train (one that does not cannot be fitted),
     # numeric or with few levels (econml leaves out one of more than upper_bound_on_cat_expansion).
     # A categorical treatment needs 2 fit rows or more of each level (missing values are one).
-    varying = [f for f in features if not datetime_like(train[f]) and 2 <= train[f].nunique() and (
-        is_number_column(train[f]) and not pd.api.types.is_bool_dtype(train[f])
-        or (train[f].nunique() <= 10 and group_label(train[f]).value_counts().min() >= 2))]
+    varying = [
+        f
+        for f in features
+        if not datetime_like(train[f])
+        and 2 <= train[f].nunique()
+        and (
+            is_number_column(train[f])
+            and not pd.api.types.is_bool_dtype(train[f])
+            or (train[f].nunique() <= 10 and group_label(train[f]).value_counts().min() >= 2)
+        )
+    ]
     treatment = varying[spec.treatment % len(varying)] if varying else None
     positive = {"int": 1, "str": "yes", "bool": True}[spec.label]
     sensitive = [] if spec.sensitive is None else [names[spec.sensitive]]
@@ -352,16 +414,23 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
 
     constructor = folder / "constructor"
     options = ConstructorOptions(
-        target_column="y", task_type="binary_classification", positive_label=positive,
-        sensitive_features=sensitive, dropped_features=dropped, cohorts=cohorts,
-        sample_size=spec.sample_size, allow_pickle=True)
+        target_column="y",
+        task_type="binary_classification",
+        positive_label=positive,
+        sensitive_features=sensitive,
+        dropped_features=dropped,
+        cohorts=cohorts,
+        sample_size=spec.sample_size,
+        allow_pickle=True,
+    )
     try:
         run_constructor(folder / "model.joblib", paths["train"], paths["test"], constructor, options=options)
     except RAIInputError as err:
         message = str(err)
         assert refused_columns, f"refused a table every step should take: {message}"
-        assert "\n" not in message and any(repr(c) in message or f"`{c}`" in message for c in refused_columns), \
+        assert "\n" not in message and any(repr(c) in message or f"`{c}`" in message for c in refused_columns), (
             f"the refusal must name the column ({refused_columns}) in one line: {message}"
+        )
         assert not constructor.exists() and not list(folder.glob(".constructor*")), "a refusal wrote files"
         return "refused"
     assert not refused_columns, f"datetime-like features {refused_columns} were accepted"
@@ -377,14 +446,31 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
     insight_dirs = []
     try:
         steps = (
-            ("error_analysis", lambda out: run_error_analysis(
-                constructor, out, options=ErrorAnalysisOptions(min_child_samples=5, heatmap_features=features[:2]))),
+            (
+                "error_analysis",
+                lambda out: run_error_analysis(
+                    constructor, out, options=ErrorAnalysisOptions(min_child_samples=5, heatmap_features=features[:2])
+                ),
+            ),
             ("explainer", lambda out: run_explainer(constructor, out, options=ExplainerOptions(mimic_train_size=50))),
-            ("counterfactual", lambda out: run_counterfactual(
-                constructor, out, options=CounterfactualOptions(total_CFs=2))),
-            ("causal", lambda out: run_causal(constructor, out, options=CausalOptions(
-                treatment_features=[treatment], heterogeneity_features=[],
-                train_sample_size=0, skip_cat_limit_checks=True, n_jobs=1))),
+            (
+                "counterfactual",
+                lambda out: run_counterfactual(constructor, out, options=CounterfactualOptions(total_CFs=2)),
+            ),
+            (
+                "causal",
+                lambda out: run_causal(
+                    constructor,
+                    out,
+                    options=CausalOptions(
+                        treatment_features=[treatment],
+                        heterogeneity_features=[],
+                        train_sample_size=0,
+                        skip_cat_limit_checks=True,
+                        n_jobs=1,
+                    ),
+                ),
+            ),
         )
         for name, step in steps:
             step(folder / name)
@@ -405,11 +491,15 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
     summaries = {f["feature"]: f for f in doc["data_analysis"]["features"]}
     for name in names:
         assert (summaries[name]["count"], summaries[name]["missing"]) == (
-            int(test[name].notna().sum()), int(test[name].isna().sum())), name
+            int(test[name].notna().sum()),
+            int(test[name].isna().sum()),
+        ), name
     if sensitive:
         labels = group_label(test[sensitive[0]])
-        expected = {g: ((y_pred[labels == g].astype(str) == str(positive)).mean(), int((labels == g).sum()))
-                    for g in labels.unique()}
+        expected = {
+            g: ((y_pred[labels == g].astype(str) == str(positive)).mean(), int((labels == g).sum()))
+            for g in labels.unique()
+        }
         entry = doc["fairness"][0]
         got = {g["group"][sensitive[0]]: (g["selection_rate"], g["count"]) for g in entry["by_group"]}
         assert got.keys() == expected.keys()
@@ -448,9 +538,14 @@ def audit(spec: Spec, folder: Path, *, skip_known: bool = True) -> str:
 
 # No shrinking: each example runs a whole audit (5-15 s), and a failing Spec is already small
 # enough to read and re-run (FOUND below shows how).
-DTYPES = settings(max_examples=20, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+DTYPES = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @DTYPES
@@ -465,11 +560,27 @@ def test_every_dtype_audits_or_is_refused_up_front(spec):
 FOUND = [
     # A categorical model feature with no value in train (all missing) left the batched
     # counterfactual search no value to draw (IndexError); it now stays as it is.
-    pytest.param(Spec(columns=(Column("float", "some", False), Column("object", "none", False),
-                               Column("object", "all", False), Column("bool", "some", False)),
-                      n_train=32, n_test=61, seed=134217729, file_format="parquet", label="str",
-                      estimator="logistic", sensitive=None, cohort_columns=(1, 0), treatment=0, sample_size=0),
-                 id="counterfactual-all-missing-category"),
+    pytest.param(
+        Spec(
+            columns=(
+                Column("float", "some", False),
+                Column("object", "none", False),
+                Column("object", "all", False),
+                Column("bool", "some", False),
+            ),
+            n_train=32,
+            n_test=61,
+            seed=134217729,
+            file_format="parquet",
+            label="str",
+            estimator="logistic",
+            sensitive=None,
+            cohort_columns=(1, 0),
+            treatment=0,
+            sample_size=0,
+        ),
+        id="counterfactual-all-missing-category",
+    )
 ]
 
 
@@ -480,10 +591,16 @@ def test_found_bug_reproducers(spec, tmp_path):
 
 # --- the constructor's refusals and the CSV reader, one case each -------------------------------
 
+
 def _text_and_numbers(numbers: list[str], text: list[str], estimator=None) -> Pipeline:
-    parts = [("num", SimpleImputer(), numbers),
-             ("text", Pipeline([("text", FunctionTransformer(as_text)),
-                                ("onehot", OneHotEncoder(handle_unknown="ignore"))]), text)]
+    parts = [
+        ("num", SimpleImputer(), numbers),
+        (
+            "text",
+            Pipeline([("text", FunctionTransformer(as_text)), ("onehot", OneHotEncoder(handle_unknown="ignore"))]),
+            text,
+        ),
+    ]
     return Pipeline([("prepare", ColumnTransformer(parts)), ("model", estimator or LogisticRegression())])
 
 
@@ -494,8 +611,8 @@ def _small_audit(folder: Path, extra: pd.Series, *, dropped: bool) -> Pipeline:
     n = len(extra)
     frame = pd.DataFrame({"x": rng.normal(size=n), "t": rng.choice(TEXT, n), "extra": extra})
     frame["y"] = np.where(frame["x"] + rng.normal(scale=0.5, size=n) > 0, "yes", "no")
-    frame.iloc[:n // 2].to_parquet(folder / "train.parquet", index=False)
-    frame.iloc[n // 2:].to_parquet(folder / "test.parquet", index=False)
+    frame.iloc[: n // 2].to_parquet(folder / "train.parquet", index=False)
+    frame.iloc[n // 2 :].to_parquet(folder / "test.parquet", index=False)
     train = pd.read_parquet(folder / "train.parquet")
     model = _text_and_numbers(["x"], ["t"] if dropped else ["t", "extra"])
     model.fit(train.drop(columns="y"), train["y"])
@@ -522,11 +639,17 @@ def test_a_datetime_like_or_bytes_feature_is_refused_in_one_line_before_any_step
     values.iloc[3] = None
     folder = tmp_path
     _small_audit(folder, values, dropped=False)
-    options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
-                                 allow_pickle=True)
+    options = ConstructorOptions(
+        target_column="y", task_type="binary_classification", positive_label="yes", allow_pickle=True
+    )
     with pytest.raises(RAIInputError) as err:
-        run_constructor(folder / "model.joblib", folder / "train.parquet", folder / "test.parquet",
-                        tmp_path / "out", options=options)
+        run_constructor(
+            folder / "model.joblib",
+            folder / "train.parquet",
+            folder / "test.parquet",
+            tmp_path / "out",
+            options=options,
+        )
     message = str(err.value)
     assert "\n" not in message and "feature 'extra' holds" in message and "`dropped_features`" in message
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
@@ -538,11 +661,17 @@ def test_a_dropped_datetime_like_or_bytes_column_stays_for_cohorts_only(kind, tm
     values.iloc[[3, 30]] = None
     folder = tmp_path
     model = _small_audit(folder, values, dropped=True)
-    options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
-                                 dropped_features=["extra"], allow_pickle=True,
-                                 cohorts=[{"name": "No date", "filter": {"column": "extra", "op": "==", "value": None}}])
-    run_constructor(folder / "model.joblib", folder / "train.parquet", folder / "test.parquet",
-                    tmp_path / "out", options=options)
+    options = ConstructorOptions(
+        target_column="y",
+        task_type="binary_classification",
+        positive_label="yes",
+        dropped_features=["extra"],
+        allow_pickle=True,
+        cohorts=[{"name": "No date", "filter": {"column": "extra", "op": "==", "value": None}}],
+    )
+    run_constructor(
+        folder / "model.joblib", folder / "train.parquet", folder / "test.parquet", tmp_path / "out", options=options
+    )
     meta = json.loads((tmp_path / "out" / A.META_FILE).read_text())
     test = pd.read_parquet(folder / "test.parquet")
     assert meta["model_features"] == ["x", "t"] and meta["dropped_features"] == ["extra"]
@@ -569,10 +698,12 @@ def test_a_csv_read_in_chunks_gives_each_column_one_type(tmp_path):
     model = _text_and_numbers(["x"], ["code"])
     model.fit(read["train"].drop(columns="y"), read["train"]["y"])
     joblib.dump(model, tmp_path / "model.joblib")
-    options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
-                                 allow_pickle=True)
-    run_constructor(tmp_path / "model.joblib", tmp_path / "train.csv", tmp_path / "test.csv", tmp_path / "out",
-                    options=options)
+    options = ConstructorOptions(
+        target_column="y", task_type="binary_classification", positive_label="yes", allow_pickle=True
+    )
+    run_constructor(
+        tmp_path / "model.joblib", tmp_path / "train.csv", tmp_path / "test.csv", tmp_path / "out", options=options
+    )
     stored = pd.read_parquet(tmp_path / "out" / A.TEST_FEATURES_FILE)
     assert stored["code"].map(type).eq(str).all() and stored["code"].iloc[-1] == "A7"
     y_pred = pd.read_parquet(tmp_path / "out" / A.PREDICTIONS_FILE)[A.Y_PRED]
@@ -589,11 +720,21 @@ def test_a_column_of_lists_is_refused_in_one_line(tmp_path):
     (unhashable values)."""
     folder = tmp_path
     _small_audit(folder, pd.Series([[i, i + 1] for i in range(40)], dtype=object), dropped=True)
-    options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
-                                 dropped_features=["extra"], allow_pickle=True)
+    options = ConstructorOptions(
+        target_column="y",
+        task_type="binary_classification",
+        positive_label="yes",
+        dropped_features=["extra"],
+        allow_pickle=True,
+    )
     with pytest.raises(RAIInputError, match=r"^column 'extra' of the train data holds lists or mappings \(ndarray\)"):
-        run_constructor(folder / "model.joblib", folder / "train.parquet", folder / "test.parquet",
-                        tmp_path / "out", options=options)
+        run_constructor(
+            folder / "model.joblib",
+            folder / "train.parquet",
+            folder / "test.parquet",
+            tmp_path / "out",
+            options=options,
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -603,8 +744,11 @@ def test_a_column_mixing_numbers_and_text_is_refused_in_one_line():
     from rai_audit.steps.constructor import _check_dtypes
 
     train = pd.DataFrame({"code": pd.Series([1, "a", None, 2.5], dtype=object), "y": [0, 1, 0, 1]})
-    with pytest.raises(RAIInputError, match=r"^column 'code' of the train data mixes value types "
-                                            r"\(float, int, str\); give it one type"):
+    with pytest.raises(
+        RAIInputError,
+        match=r"^column 'code' of the train data mixes value types "
+        r"\(float, int, str\); give it one type",
+    ):
         _check_dtypes(train, train, ["code"])
     booleans = pd.DataFrame({"flag": pd.Series([True, None, False, True], dtype=object), "y": [0, 1, 0, 1]})
     _check_dtypes(booleans, booleans, ["flag"])  # booleans with missing values, as CSV gives them: fine
@@ -618,10 +762,20 @@ def test_a_dropped_duration_column_reaches_the_page_as_text(tmp_path):
     values = NOT_FEATURES["timedelta64"](40)
     values.iloc[25] = None
     _small_audit(tmp_path, values, dropped=True)
-    options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
-                                 dropped_features=["extra"], allow_pickle=True)
-    run_constructor(tmp_path / "model.joblib", tmp_path / "train.parquet", tmp_path / "test.parquet",
-                    tmp_path / "out", options=options)
+    options = ConstructorOptions(
+        target_column="y",
+        task_type="binary_classification",
+        positive_label="yes",
+        dropped_features=["extra"],
+        allow_pickle=True,
+    )
+    run_constructor(
+        tmp_path / "model.joblib",
+        tmp_path / "train.parquet",
+        tmp_path / "test.parquet",
+        tmp_path / "out",
+        options=options,
+    )
     run_explainer(tmp_path / "out", tmp_path / "explanation")
     run_gather(tmp_path / "out", [tmp_path / "explanation"], tmp_path / "dashboard")
     rows = page_data(tmp_path / "dashboard" / A.DASHBOARD_HTML_FILE)["rows"]
@@ -644,16 +798,43 @@ def test_parquet_decimals_are_read_as_the_numbers_they_are(tmp_path):
     frame.iloc[20:].to_parquet(tmp_path / "test.parquet", index=False)
     train, test = (pd.read_parquet(tmp_path / f"{n}.parquet") for n in ("train", "test"))
     assert isinstance(test["amount"].dropna().iloc[0], decimal.Decimal)  # what the user's model sees
-    model = Pipeline([("prepare", ColumnTransformer([
-        ("num", Pipeline([("float", FunctionTransformer(as_float)), ("impute", SimpleImputer())]), ["amount"]),
-        ("text", Pipeline([("text", FunctionTransformer(as_text)), ("onehot", OneHotEncoder())]), ["t"])])),
-        ("model", LogisticRegression())]).fit(train.drop(columns="y"), train["y"])
+    model = Pipeline(
+        [
+            (
+                "prepare",
+                ColumnTransformer(
+                    [
+                        (
+                            "num",
+                            Pipeline([("float", FunctionTransformer(as_float)), ("impute", SimpleImputer())]),
+                            ["amount"],
+                        ),
+                        (
+                            "text",
+                            Pipeline([("text", FunctionTransformer(as_text)), ("onehot", OneHotEncoder())]),
+                            ["t"],
+                        ),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression()),
+        ]
+    ).fit(train.drop(columns="y"), train["y"])
     joblib.dump(model, tmp_path / "model.joblib")
-    options = ConstructorOptions(target_column="y", task_type="binary_classification", positive_label="yes",
-                                 allow_pickle=True, cohorts=[{"name": "Positive", "filter": {
-                                     "column": "amount", "op": ">", "value": 0}}])
-    run_constructor(tmp_path / "model.joblib", tmp_path / "train.parquet", tmp_path / "test.parquet",
-                    tmp_path / "out", options=options)
+    options = ConstructorOptions(
+        target_column="y",
+        task_type="binary_classification",
+        positive_label="yes",
+        allow_pickle=True,
+        cohorts=[{"name": "Positive", "filter": {"column": "amount", "op": ">", "value": 0}}],
+    )
+    run_constructor(
+        tmp_path / "model.joblib",
+        tmp_path / "train.parquet",
+        tmp_path / "test.parquet",
+        tmp_path / "out",
+        options=options,
+    )
     run_error_analysis(tmp_path / "out", tmp_path / "errors")
     run_gather(tmp_path / "out", [tmp_path / "errors"], tmp_path / "dashboard")
     meta = json.loads((tmp_path / "out" / A.META_FILE).read_text())
@@ -673,10 +854,26 @@ def test_the_cli_refuses_a_date_feature_in_one_line(tmp_path, capsys):
 
     values = NOT_FEATURES["datetime64"](40)
     _small_audit(tmp_path, values, dropped=False)
-    code = cli.main(["constructor", "--model", str(tmp_path / "model.joblib"), "--train", str(tmp_path / "train.parquet"),
-                     "--test", str(tmp_path / "test.parquet"), "--output", str(tmp_path / "out"),
-                     "--target-column", "y", "--task-type", "binary_classification", "--positive-label", '"yes"',
-                     "--allow-pickle"])
+    code = cli.main(
+        [
+            "constructor",
+            "--model",
+            str(tmp_path / "model.joblib"),
+            "--train",
+            str(tmp_path / "train.parquet"),
+            "--test",
+            str(tmp_path / "test.parquet"),
+            "--output",
+            str(tmp_path / "out"),
+            "--target-column",
+            "y",
+            "--task-type",
+            "binary_classification",
+            "--positive-label",
+            '"yes"',
+            "--allow-pickle",
+        ]
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("rai-audit: error: feature 'extra' holds datetimes (in the train data)")

@@ -39,8 +39,10 @@ from rai_audit.steps.gather import run_gather
 PICKLE_OPT_IN = "allow_pickle" in ConstructorOptions.__dataclass_fields__
 PICKLE = {"allow_pickle": True} if PICKLE_OPT_IN else {}
 PICKLE_FLAG = ["--allow-pickle"] if PICKLE_OPT_IN else []
-COHORTS = [{"name": "Under 30", "filter": {"column": "age", "op": "<", "value": 30}},
-           {"name": "Women", "filter": {"column": "sex", "op": "==", "value": "Female"}}]
+COHORTS = [
+    {"name": "Under 30", "filter": {"column": "age", "op": "<", "value": 30}},
+    {"name": "Women", "filter": {"column": "sex", "op": "==", "value": "Female"}},
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,6 +60,7 @@ def child_env() -> dict[str, str]:
 
 # --- (a) a step killed while it writes ----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def adult_inputs(tmp_path_factory) -> dict[str, Path]:
     """The demo model (trained on 800 rows) and the whole Adult data: 32,561 train rows and
@@ -70,13 +73,23 @@ def adult_inputs(tmp_path_factory) -> dict[str, Path]:
     joblib.dump(model, folder / "model.joblib")
     (folder / "cohorts.json").write_text(json.dumps({"cohorts": COHORTS}))
     constructor = folder / "constructor"
-    run_constructor(folder / "model.joblib", _parquet(train, folder / "train"),
-                    _parquet(shared_dataset("adult_test.parquet").iloc[:2000], folder / "small_test"), constructor,
-                    options=ConstructorOptions(target_column="income", task_type="binary_classification",
-                                               positive_label=">50K", **PICKLE))
-    return {"folder": folder, "model": folder / "model.joblib", "train": folder / "train.parquet",
-            "test": _parquet(shared_dataset("adult_test.parquet"), folder / "test"),
-            "cohorts": folder / "cohorts.json", "constructor": constructor}
+    run_constructor(
+        folder / "model.joblib",
+        _parquet(train, folder / "train"),
+        _parquet(shared_dataset("adult_test.parquet").iloc[:2000], folder / "small_test"),
+        constructor,
+        options=ConstructorOptions(
+            target_column="income", task_type="binary_classification", positive_label=">50K", **PICKLE
+        ),
+    )
+    return {
+        "folder": folder,
+        "model": folder / "model.joblib",
+        "train": folder / "train.parquet",
+        "test": _parquet(shared_dataset("adult_test.parquet"), folder / "test"),
+        "cohorts": folder / "cohorts.json",
+        "constructor": constructor,
+    }
 
 
 def _parquet(frame, path: Path) -> Path:
@@ -90,10 +103,28 @@ def gather_argv(inputs: dict[str, Path], output: Path) -> list[str]:
 
 
 def constructor_argv(inputs: dict[str, Path], output: Path) -> list[str]:
-    return ["constructor", "--model", str(inputs["model"]), "--train", str(inputs["train"]),
-            "--test", str(inputs["test"]), "--output", str(output), "--target-column", "income",
-            "--task-type", "binary_classification", "--positive-label", '">50K"',
-            "--sensitive-features", '["sex", "race"]', "--cohorts", str(inputs["cohorts"]), *PICKLE_FLAG]
+    return [
+        "constructor",
+        "--model",
+        str(inputs["model"]),
+        "--train",
+        str(inputs["train"]),
+        "--test",
+        str(inputs["test"]),
+        "--output",
+        str(output),
+        "--target-column",
+        "income",
+        "--task-type",
+        "binary_classification",
+        "--positive-label",
+        '">50K"',
+        "--sensitive-features",
+        '["sex", "race"]',
+        "--cohorts",
+        str(inputs["cohorts"]),
+        *PICKLE_FLAG,
+    ]
 
 
 def partial_folders(parent: Path, name: str) -> list[Path]:
@@ -111,8 +142,12 @@ def kill_while_writing(argv: list[str], parent: Path, name: str, timeout: float 
     """Run `rai-audit <argv>` in a subprocess and SIGKILL it (by its pid) as soon as its
     partial folder holds a file; that folder, or None if the step finished first."""
     parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([sys.executable, "-m", "rai_audit.cli", *argv], env=child_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rai_audit.cli", *argv],
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -134,16 +169,36 @@ def kill_while_writing(argv: list[str], parent: Path, name: str, timeout: float 
 
 STEPS = {
     # step: (argv maker, a later step given the output (as argv for an input folder), rerun)
-    "gather": (gather_argv,
-               lambda folder, out: ["scorecard", "--dashboard", str(folder), "--config", str(out.parent / "card.yaml"),
-                                    "--output", str(out)],
-               lambda inputs, output: run_gather(inputs["constructor"], [], output)),
-    "constructor": (constructor_argv,
-                    lambda folder, out: ["error_analysis", "--constructor", str(folder), "--output", str(out)],
-                    lambda inputs, output: run_constructor(
-                        inputs["model"], inputs["train"], inputs["test"], output,
-                        options=ConstructorOptions(target_column="income", task_type="binary_classification",
-                                                   positive_label=">50K", cohorts=str(inputs["cohorts"]), **PICKLE))),
+    "gather": (
+        gather_argv,
+        lambda folder, out: [
+            "scorecard",
+            "--dashboard",
+            str(folder),
+            "--config",
+            str(out.parent / "card.yaml"),
+            "--output",
+            str(out),
+        ],
+        lambda inputs, output: run_gather(inputs["constructor"], [], output),
+    ),
+    "constructor": (
+        constructor_argv,
+        lambda folder, out: ["error_analysis", "--constructor", str(folder), "--output", str(out)],
+        lambda inputs, output: run_constructor(
+            inputs["model"],
+            inputs["train"],
+            inputs["test"],
+            output,
+            options=ConstructorOptions(
+                target_column="income",
+                task_type="binary_classification",
+                positive_label=">50K",
+                cohorts=str(inputs["cohorts"]),
+                **PICKLE,
+            ),
+        ),
+    ),
 }
 
 
@@ -190,6 +245,7 @@ def test_a_step_killed_while_writing_leaves_nothing_a_later_step_would_take(step
 
 # --- (b) no credential in any output ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def s3_server(tmp_path_factory):
     from rai_audit.storage import storage_down, storage_up
@@ -210,20 +266,39 @@ def insurance_audit(folder: Path) -> Path:
 
     data = shared_dataset("insurance.parquet")
     train, test = data.iloc[:400], data.iloc[1000:1200]
-    model = Pipeline([("encode", ColumnTransformer([
-        ("cat", OneHotEncoder(handle_unknown="ignore"), ["sex", "smoker", "region"]),
-        ("num", StandardScaler(), ["age", "bmi", "children"])])), ("model", LinearRegression())])
+    model = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["sex", "smoker", "region"]),
+                        ("num", StandardScaler(), ["age", "bmi", "children"]),
+                    ]
+                ),
+            ),
+            ("model", LinearRegression()),
+        ]
+    )
     model.fit(train.drop(columns="charges"), train["charges"])
     joblib.dump(model, folder / "model.joblib")
     train.to_parquet(folder / "train.parquet", index=False)
     test.to_parquet(folder / "test.parquet", index=False)
-    config = {"model": "model.joblib", "train_data": "train.parquet", "test_data": "test.parquet",
-              "target_column": "charges", "task_type": "regression", "sensitive_features": ["sex"],
-              "cohorts": [{"name": "Smokers", "filter": {"column": "smoker", "op": "==", "value": "yes"}}],
-              "scorecard": {"config": {"model": {"name": "insurance", "version": "1"},
-                                       "targets": ["r2_score >= 0.5"]}, "bootstrap": 0},
-              "publish": {"model_name": "insurance-secrets", "model_version": "1", "bucket": "secrets-check"},
-              **PICKLE}
+    config = {
+        "model": "model.joblib",
+        "train_data": "train.parquet",
+        "test_data": "test.parquet",
+        "target_column": "charges",
+        "task_type": "regression",
+        "sensitive_features": ["sex"],
+        "cohorts": [{"name": "Smokers", "filter": {"column": "smoker", "op": "==", "value": "yes"}}],
+        "scorecard": {
+            "config": {"model": {"name": "insurance", "version": "1"}, "targets": ["r2_score >= 0.5"]},
+            "bootstrap": 0,
+        },
+        "publish": {"model_name": "insurance-secrets", "model_version": "1", "bucket": "secrets-check"},
+        **PICKLE,
+    }
     (folder / "audit.yaml").write_text(yaml.safe_dump(config))
     return folder / "audit.yaml"
 
@@ -242,7 +317,8 @@ def pdf_text(path: Path) -> str:
 
     reader = PdfReader(path)
     return "\n".join(page.extract_text() or "" for page in reader.pages) + json.dumps(
-        {str(k): str(v) for k, v in (reader.metadata or {}).items()})
+        {str(k): str(v) for k, v in (reader.metadata or {}).items()}
+    )
 
 
 def test_no_credential_is_in_any_output_log_archive_or_compiled_pipeline(s3_server, tmp_path, monkeypatch, capfd):
@@ -263,8 +339,12 @@ def test_no_credential_is_in_any_output_log_archive_or_compiled_pipeline(s3_serv
 
     assert cli.main(["run", str(config), "--output", str(out)]) == 0
     assert cli.main(["compile", "--pipeline", "audit", "--output", str(tmp_path / "compiled" / "audit.yaml")]) == 0
-    assert cli.main(["compile", "--target", "argo", "--pipeline", "audit", "--output",
-                     str(tmp_path / "compiled" / "argo")]) == 0
+    assert (
+        cli.main(
+            ["compile", "--target", "argo", "--pipeline", "audit", "--output", str(tmp_path / "compiled" / "argo")]
+        )
+        == 0
+    )
     captured = capfd.readouterr()
 
     # The run did what it should: a bundle, a scorecard PDF, an archived audit.
@@ -277,15 +357,19 @@ def test_no_credential_is_in_any_output_log_archive_or_compiled_pipeline(s3_serv
     assert any(o.object_name.endswith("/manifest.json") for o in archived)
 
     # The search finds a secret where one is: the server's credentials file, and text in the PDF.
-    assert holders([folder / "credentials.env"], secrets) == [f"{folder / 'credentials.env'}: {name}"
-                                                              for name in secrets]
+    assert holders([folder / "credentials.env"], secrets) == [
+        f"{folder / 'credentials.env'}: {name}" for name in secrets
+    ]
     assert all("r2_score" in pdf_text(p) for p in pdfs)
 
     leaks = holders(files, secrets)
-    leaks += [f"{p} (text): {name}" for p in pdfs for name, value in secrets.items()
-              if value.decode() in pdf_text(p)]
-    leaks += [f"captured {stream}: {name}" for stream, text in (("stdout", captured.out), ("stderr", captured.err))
-              for name, value in secrets.items() if value.decode() in text]
+    leaks += [f"{p} (text): {name}" for p in pdfs for name, value in secrets.items() if value.decode() in pdf_text(p)]
+    leaks += [
+        f"captured {stream}: {name}"
+        for stream, text in (("stdout", captured.out), ("stderr", captured.err))
+        for name, value in secrets.items()
+        if value.decode() in text
+    ]
     leaks += holders(sorted(p for p in (tmp_path / "compiled").rglob("*") if p.is_file()), secrets)
     leaks += holders([folder / "weed.log"], secrets)
     for item in archived:

@@ -10,19 +10,26 @@ from rai_audit.report import charts
 
 def _altair_with_rows_inline(rows, label_title, value_title):
     """altair's spec for these rows, its named dataset moved inline (what bars_spec writes)."""
-    out = charts.spec(charts.horizontal_bars(rows, label="label", value="value", label_title=label_title,
-                                             value_title=value_title))
+    out = charts.spec(
+        charts.horizontal_bars(rows, label="label", value="value", label_title=label_title, value_title=value_title)
+    )
     datasets = out.pop("datasets")
     out["data"] = {"values": datasets[out["data"]["name"]]}
     return out
 
 
-@pytest.mark.parametrize("rows", [
-    [{"label": "Male", "value": 0.25}],
-    [{"label": f"{i} to {i + 1}", "value": i * 3} for i in range(12)],
-    [{"label": "≤50K (true)", "value": 12}, {"label": "≤50K (predicted)", "value": 0.0},
-     {"label": "a \"quoted\" <b>", "value": -1.5}],
-])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [{"label": "Male", "value": 0.25}],
+        [{"label": f"{i} to {i + 1}", "value": i * 3} for i in range(12)],
+        [
+            {"label": "≤50K (true)", "value": 12},
+            {"label": "≤50K (predicted)", "value": 0.0},
+            {"label": 'a "quoted" <b>', "value": -1.5},
+        ],
+    ],
+)
 def test_bars_spec_equals_altair(rows):
     for titles in (("sex", "recall_score"), ("feature", "mean |contribution|")):
         made = charts.bars_spec(rows, label_title=titles[0], value_title=titles[1])
@@ -32,8 +39,9 @@ def test_bars_spec_equals_altair(rows):
 
 def test_bars_spec_calls_do_not_share_state():
     first = charts.bars_spec([{"label": "a", "value": 1}], label_title="x", value_title="rows")
-    second = charts.bars_spec([{"label": "b", "value": 2}, {"label": "c", "value": 3}], label_title="x",
-                              value_title="rows")
+    second = charts.bars_spec(
+        [{"label": "b", "value": 2}, {"label": "c", "value": 3}], label_title="x", value_title="rows"
+    )
     assert first["data"]["values"] == [{"label": "a", "value": 1}]
     assert first["layer"][0]["encoding"]["y"]["sort"] == ["a"]
     assert second["layer"][0]["encoding"]["y"]["sort"] == ["b", "c"]

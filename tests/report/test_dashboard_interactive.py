@@ -54,6 +54,7 @@ TABLE_CELLS = "t => [...t.rows].map(r => [...r.cells].map(c => c.textContent))"
 
 # --- threads: one per library, as in tests/steps/test_counterfactual.py and test_causal.py ------
 
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread_per_library():
     """Session-scoped so that it comes before the conftest's Adult model fit when this module
@@ -73,6 +74,7 @@ def one_thread_per_library(_one_thread_per_library):
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
 
 def pyfmt(value: Any) -> str:
     """A value as the page must show it: Python's ``f"{v:.4g}"`` for floats (as
@@ -106,8 +108,9 @@ class Dashboard:
         self.errors: list[str] = []
         self.requests: list[str] = []
         self.dialogs: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}")
-                     if m.type == "error" else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("dialog", self._dialog)
@@ -156,7 +159,8 @@ class Dashboard:
             if not closed:
                 break
             self.page.wait_for_function(
-                "() => [...document.querySelectorAll('#error-tree details[open]')].every(d => d.dataset.filled)")
+                "() => [...document.querySelectorAll('#error-tree details[open]')].every(d => d.dataset.filled)"
+            )
         self.settle("opening the whole error tree")
 
     # reading
@@ -198,14 +202,15 @@ def open_page(browser):
 
 # --- the Adult bundle ---------------------------------------------------------------------------
 
+
 @dataclass
 class Bundle:
     html: Path
     doc: dict[str, Any]
-    test: pd.DataFrame            # the user's test file
-    predictions: pd.DataFrame     # the constructor's predictions (y_true, y_pred per row)
-    local: pd.DataFrame           # the explanation's local_importance.parquet
-    cfs: pd.DataFrame             # counterfactuals.parquet (the valid counterfactuals)
+    test: pd.DataFrame  # the user's test file
+    predictions: pd.DataFrame  # the constructor's predictions (y_true, y_pred per row)
+    local: pd.DataFrame  # the explanation's local_importance.parquet
+    cfs: pd.DataFrame  # counterfactuals.parquet (the valid counterfactuals)
 
     def view(self, name: str) -> dict[str, Any]:
         (view,) = [v for v in self.doc["cohort_views"] if v["name"] == name]
@@ -223,8 +228,13 @@ def adult(adult_case: Case, tmp_path_factory) -> Bundle:
     run_error_analysis(constructor, root / "error_analysis", options=ErrorAnalysisOptions(heatmap_features=["age"]))
     run_explainer(constructor, root / "explanation", options=ExplainerOptions(rows="sample"))
     run_counterfactual(constructor, root / "counterfactual", options=CounterfactualOptions(total_CFs=2, n_jobs=1))
-    run_causal(constructor, root / "causal", options=CausalOptions(
-        treatment_features=["hours-per-week"], heterogeneity_features=["sex"], train_sample_size=2000, n_jobs=1))
+    run_causal(
+        constructor,
+        root / "causal",
+        options=CausalOptions(
+            treatment_features=["hours-per-week"], heterogeneity_features=["sex"], train_sample_size=2000, n_jobs=1
+        ),
+    )
     insights = [root / k for k in ("error_analysis", "explanation", "counterfactual", "causal")]
     run_gather(constructor, insights, root / "dashboard")
     bundle = root / "dashboard"
@@ -249,15 +259,25 @@ def test_bundle_holds_every_insight(adult):
 
 # --- 2, 8: loading, charts ----------------------------------------------------------------------
 
+
 def test_loads_offline_without_errors_and_draws_charts(adult, open_page):
     dash = open_page(adult.html)
     page = dash.page
     assert dash.requests[0] == adult.html.as_uri()
     sections = page.eval_on_selector_all("main > section", "ss => ss.map(s => s.id)")
-    assert sections == ["model-overview", "fairness", "data-analysis", "error-analysis", "feature-importance",
-                        "counterfactuals", "causal", "cohorts"]
+    assert sections == [
+        "model-overview",
+        "fairness",
+        "data-analysis",
+        "error-analysis",
+        "feature-importance",
+        "counterfactuals",
+        "causal",
+        "cohorts",
+    ]
     assert page.eval_on_selector_all("#nav a", "as => as.map(a => a.getAttribute('href'))") == [
-        "#" + s for s in sections]
+        "#" + s for s in sections
+    ]
     # Vega drew SVG charts: the confusion matrix, fairness, balance, distributions, importance, effects.
     for section in ("model-overview", "fairness", "data-analysis", "feature-importance", "causal"):
         assert page.locator(f"#{section} .chart svg").count() > 0, section
@@ -282,7 +302,8 @@ def test_switching_cohort_redraws_charts(adult, open_page):
     after = svg_texts(page, confusion)
     assert after != before
     assert sorted(int(t.split(" (")[0]) for t in after if t.endswith("%)")) == sorted(
-        np.ravel(under_30["metrics"]["confusion_matrix"]["matrix"]))
+        np.ravel(under_30["metrics"]["confusion_matrix"]["matrix"])
+    )
     assert "Confusion matrix (rows: true class): Under 30" in page.inner_text("#model-overview")
     # A cohort with no rows: no confusion matrix, no error either.
     dash.select_view(adult.view("Nobody"))
@@ -291,6 +312,7 @@ def test_switching_cohort_redraws_charts(adult, open_page):
 
 
 # --- 3: cohort switching --------------------------------------------------------------------------
+
 
 def _check_view_shown(dash: Dashboard, view: dict[str, Any], names: list[str]) -> None:
     metrics = dash.metrics()
@@ -354,6 +376,7 @@ def test_undefined_metrics_read_n_a(adult, open_page):
 
 # --- 4: comparison --------------------------------------------------------------------------------
 
+
 def test_compare_shows_a_column_per_cohort(adult, open_page):
     dash = open_page(adult.html)
     overall, under_30, female = adult.view("All data"), adult.view("Under 30"), adult.view("sex = Female")
@@ -367,8 +390,10 @@ def test_compare_shows_a_column_per_cohort(adult, open_page):
     # The compared cohort chosen as the view is shown once, first.
     dash.select_view(female)
     assert dash.metrics()["Metric"] == ["sex = Female", "Under 30"]
-    assert dash.metrics()["accuracy_score"] == [pyfmt(female["metrics"]["accuracy_score"]),
-                                                pyfmt(under_30["metrics"]["accuracy_score"])]
+    assert dash.metrics()["accuracy_score"] == [
+        pyfmt(female["metrics"]["accuracy_score"]),
+        pyfmt(under_30["metrics"]["accuracy_score"]),
+    ]
     dash.compare([])
     assert dash.metrics()["Metric"] == ["sex = Female"]
 
@@ -379,8 +404,12 @@ NODE_LABEL = "e => (e.tagName === 'DETAILS' ? e.querySelector('summary') : e).te
 
 
 def _node_labels(dash: Dashboard, selector: str) -> list[tuple[int, str]]:
-    return [(int(i), text) for i, text in dash.page.eval_on_selector_all(
-        selector, f"es => es.map(e => [e.dataset.node, ({NODE_LABEL})(e)])")]
+    return [
+        (int(i), text)
+        for i, text in dash.page.eval_on_selector_all(
+            selector, f"es => es.map(e => [e.dataset.node, ({NODE_LABEL})(e)])"
+        )
+    ]
 
 
 def test_error_tree_expands(adult, open_page):
@@ -388,8 +417,9 @@ def test_error_tree_expands(adult, open_page):
     nodes = adult.doc["error_analysis"]["tree"]["nodes"]
     root = nodes[0]
     assert not root["leaf"] and len(root["children"]) == 2
-    assert _node_labels(dash, "#error-tree [data-node]") == [(0, f"all rows · {root['count']} rows · error rate "
-                                                                 f"{pyfmt(root['error_rate'])}")]
+    assert _node_labels(dash, "#error-tree [data-node]") == [
+        (0, f"all rows · {root['count']} rows · error rate {pyfmt(root['error_rate'])}")
+    ]
     dash.toggle_node(0)
     assert dash.page.eval_on_selector('#error-tree details[data-node="0"]', "d => d.open")
     children = _node_labels(dash, '#error-tree details[data-node="0"] > [data-node]')
@@ -405,8 +435,10 @@ def test_error_tree_expands(adult, open_page):
     assert [i for i, _ in _node_labels(dash, '#error-tree details[data-node="0"] > [data-node]')] == root["children"]
     # All the way down: every node of the tree, under its parent, with its count.
     dash.open_whole_tree()
-    shown = dash.page.eval_on_selector_all("#error-tree [data-node]", "es => es.map(e => [+e.dataset.node, "
-                                           f"e.parentElement.dataset.node ?? null, e.tagName, ({NODE_LABEL})(e)])")
+    shown = dash.page.eval_on_selector_all(
+        "#error-tree [data-node]",
+        f"es => es.map(e => [+e.dataset.node, e.parentElement.dataset.node ?? null, e.tagName, ({NODE_LABEL})(e)])",
+    )
     assert sorted(s[0] for s in shown) == [n["id"] for n in nodes]
     for node_id, parent, tag, label in shown:
         node = nodes[node_id]
@@ -430,12 +462,20 @@ def test_error_tree_labels_read_like_the_python_filter_text(adult, open_page):
 def test_saved_leaf_switches_the_page_to_its_cohort(adult, open_page):
     """A leaf saved as a cohort view offers a button that selects that view."""
     dash = open_page(adult.html)
-    saved = {leaf["node"]: adult.view(leaf["name"]) for kind in ("worst_leaves", "best_leaves")
-             for leaf in adult.doc["error_analysis"]["cohort_errors"][kind]}
+    saved = {
+        leaf["node"]: adult.view(leaf["name"])
+        for kind in ("worst_leaves", "best_leaves")
+        for leaf in adult.doc["error_analysis"]["cohort_errors"][kind]
+    }
     dash.open_whole_tree()
-    with_button = [int(i) for i in dash.page.eval_on_selector_all(
-        "#error-tree [data-node]", "es => es.filter(e => [...e.children].some(c => c.tagName === 'BUTTON') || "
-        "(e.querySelector(':scope > summary > button'))).map(e => e.dataset.node)")]
+    with_button = [
+        int(i)
+        for i in dash.page.eval_on_selector_all(
+            "#error-tree [data-node]",
+            "es => es.filter(e => [...e.children].some(c => c.tagName === 'BUTTON') || "
+            "(e.querySelector(':scope > summary > button'))).map(e => e.dataset.node)",
+        )
+    ]
     assert sorted(with_button) == sorted(saved)
     node_id = adult.doc["error_analysis"]["cohort_errors"]["best_leaves"][0]["node"]
     dash.page.click(f'#error-tree [data-node="{node_id}"] > button')
@@ -447,9 +487,14 @@ def test_saved_leaf_switches_the_page_to_its_cohort(adult, open_page):
 
 # --- 6: counterfactuals ---------------------------------------------------------------------------
 
+
 def _rows_offered(dash: Dashboard, section: str) -> list[int]:
-    return [int(v) for v in dash.page.eval_on_selector_all(
-        f"#{section} select[aria-label=row] option", "os => os.map(o => o.value)")]
+    return [
+        int(v)
+        for v in dash.page.eval_on_selector_all(
+            f"#{section} select[aria-label=row] option", "os => os.map(o => o.value)"
+        )
+    ]
 
 
 def test_counterfactuals_of_a_chosen_row(adult, open_page):
@@ -459,11 +504,21 @@ def test_counterfactuals_of_a_chosen_row(adult, open_page):
     assert sorted(offered) == with_cf
     test = adult.test.set_index(pd.RangeIndex(len(adult.test)))
     # Rows whose counterfactuals change a categorical feature and a numeric one, and the last row.
-    changed = {r: {f for _, cf in adult.cfs[adult.cfs[A.ROW_ID] == r].iterrows() for f in adult.features
-                   if not (missing(cf[f]) and missing(test.at[r, f])) and cf[f] != test.at[r, f]} for r in with_cf}
+    changed = {
+        r: {
+            f
+            for _, cf in adult.cfs[adult.cfs[A.ROW_ID] == r].iterrows()
+            for f in adult.features
+            if not (missing(cf[f]) and missing(test.at[r, f])) and cf[f] != test.at[r, f]
+        }
+        for r in with_cf
+    }
     categorical = set(adult.doc["data"]["categorical_features"])
-    chosen = [next(r for r in offered[1:] if changed[r] & categorical),
-              next(r for r in offered[1:] if changed[r] - categorical), offered[-1]]
+    chosen = [
+        next(r for r in offered[1:] if changed[r] & categorical),
+        next(r for r in offered[1:] if changed[r] - categorical),
+        offered[-1],
+    ]
     for row_id in chosen:
         dash.pick_row("counterfactuals", row_id)
         cells = dash.table("#counterfactuals .row-view table")
@@ -477,15 +532,19 @@ def test_counterfactuals_of_a_chosen_row(adult, open_page):
             for part in changes.split("; "):
                 feature, _, move = part.partition(": ")
                 named[feature] = move
-            differ = {f for f in adult.features
-                      if not (missing(cf[f]) and missing(test.at[row_id, f])) and cf[f] != test.at[row_id, f]}
+            differ = {
+                f
+                for f in adult.features
+                if not (missing(cf[f]) and missing(test.at[row_id, f])) and cf[f] != test.at[row_id, f]
+            }
             assert set(named) == differ and differ, (row_id, changes)
             for f, move in named.items():
                 assert move == f"{pyfmt(test.at[row_id, f])} → {pyfmt(cf[f])}", (f, move)
         # The counterfactual's prediction is the other class: the row's prediction is in the label.
         predicted = adult.predictions.at[row_id, A.Y_PRED]
-        label = dash.page.eval_on_selector("#counterfactuals select[aria-label=row]",
-                                           "s => s.selectedOptions[0].textContent")
+        label = dash.page.eval_on_selector(
+            "#counterfactuals select[aria-label=row]", "s => s.selectedOptions[0].textContent"
+        )
         assert label == f"row {row_id} (prediction {predicted}, true {adult.predictions.at[row_id, A.Y_TRUE]})"
         assert all(p != predicted for p in mine["prediction"])
 
@@ -499,6 +558,7 @@ def test_chosen_row_survives_a_cohort_switch(adult, open_page):
 
 
 # --- 7: local importance --------------------------------------------------------------------------
+
 
 def test_local_importance_of_a_chosen_row(adult, open_page):
     dash = open_page(adult.html)
@@ -550,7 +610,7 @@ def _shown_values(dash: Dashboard, view_index: int, n: int) -> list[str]:
     dash.page.select_option("#cohort", value=str(view_index))
     dash.settle(f"selecting view {view_index}")
     metrics = dash.metrics()
-    return [metrics[m][0] for m in list(metrics)[2:2 + n]]
+    return [metrics[m][0] for m in list(metrics)[2 : 2 + n]]
 
 
 def test_numbers_are_shown_like_python_4g(formatter_page, open_page):
@@ -570,8 +630,11 @@ def _filter_shown(dash: Dashboard, view_index: int) -> str:
 
 def test_filter_numbers_are_shown_like_python_6g(formatter_page, open_page):
     dash = open_page(formatter_page)
-    assert _filter_shown(dash, 0) == _filter_text(_numbers_filter(FILTER_NOISE)) == (
-        "x <= 1162 and x <= 12.5 and x <= 0.3 and x <= -33.5 and x <= 99999.5")
+    assert (
+        _filter_shown(dash, 0)
+        == _filter_text(_numbers_filter(FILTER_NOISE))
+        == ("x <= 1162 and x <= 12.5 and x <= 0.3 and x <= -33.5 and x <= 99999.5")
+    )
 
 
 def test_large_and_small_filter_numbers_are_shown_like_python_6g(formatter_page, open_page):
@@ -604,18 +667,36 @@ def hostile(tmp_path_factory) -> tuple[Path, Path, dict[str, Any]]:
     first = rng.choice([IMG, SVG, AMP, "plain"], n)
     number = rng.normal(size=n)
     logit = 1.5 * number + np.where(first == IMG, 1.0, -0.5)
-    data = pd.DataFrame({SCRIPT: first, SVG: rng.choice([SCRIPT, "&lt;b&gt;", "ok"], n), IMG: number,
-                         AMP: rng.integers(0, 5, n).astype(float),
-                         TARGET: np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), YES, "no")})
+    data = pd.DataFrame(
+        {
+            SCRIPT: first,
+            SVG: rng.choice([SCRIPT, "&lt;b&gt;", "ok"], n),
+            IMG: number,
+            AMP: rng.integers(0, 5, n).astype(float),
+            TARGET: np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), YES, "no"),
+        }
+    )
     train, test = data.iloc[:250].reset_index(drop=True), data.iloc[250:].reset_index(drop=True)
     model = _encoded([SCRIPT, SVG], [IMG, AMP], LogisticRegression())
     model.fit(train.drop(columns=TARGET), train[TARGET])
-    case = _write_case(root / "case", model, train, test, target=TARGET, task_type="binary_classification",
-                       sensitive=[SCRIPT], positive_label=YES)
-    constructor = case.construct(root / "constructor", cohorts=[
-        {"name": BOLD, "filter": {"column": SCRIPT, "op": "==", "value": IMG}}])
-    run_error_analysis(constructor, root / "error_analysis", options=ErrorAnalysisOptions(
-        heatmap_features=[SVG, IMG], min_child_samples=5))  # the tree may split on every column
+    case = _write_case(
+        root / "case",
+        model,
+        train,
+        test,
+        target=TARGET,
+        task_type="binary_classification",
+        sensitive=[SCRIPT],
+        positive_label=YES,
+    )
+    constructor = case.construct(
+        root / "constructor", cohorts=[{"name": BOLD, "filter": {"column": SCRIPT, "op": "==", "value": IMG}}]
+    )
+    run_error_analysis(
+        constructor,
+        root / "error_analysis",
+        options=ErrorAnalysisOptions(heatmap_features=[SVG, IMG], min_child_samples=5),
+    )  # the tree may split on every column
     run_gather(constructor, [root / "error_analysis"], root / "dashboard")
     doc = json.loads((root / "dashboard" / A.INSIGHTS_JSON_FILE).read_text())
     return constructor, root / "dashboard" / A.DASHBOARD_HTML_FILE, doc

@@ -23,9 +23,10 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,12 @@ UNSEEN_LEVEL_ROW = 7  # test row of the categorical subject given a level the fi
 ADULT_SAMPLE = 200
 ADULT_TRAIN_SAMPLE = 2000
 # A cost that makes the hours-per-week policy tree split (per unit); sex, a sensitive feature, gets no policy.
-ADULT_OPTIONS = dict(treatment_features=["hours-per-week", "sex"], heterogeneity_features=["sex", "education-num"],
-                     train_sample_size=ADULT_TRAIN_SAMPLE, treatment_cost=[0.0029, 0.02])
+ADULT_OPTIONS = dict(
+    treatment_features=["hours-per-week", "sex"],
+    heterogeneity_features=["sex", "education-num"],
+    train_sample_size=ADULT_TRAIN_SAMPLE,
+    treatment_cost=[0.0029, 0.02],
+)
 ADULT_COHORT_ROWS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "Under 30": lambda X: X["age"] < 30,
     "Nobody": lambda X: X["age"] > 500,
@@ -74,6 +79,7 @@ def one_thread_per_library():
 
 
 # --- the subjects: data with known effects, and Adult -------------------------------------------
+
 
 def numeric_data(n: int = 3000, seed: int = 0) -> pd.DataFrame:
     """w ~ N(0,1) confounds t = 1.5 w + e and y = 2 t + 3 w + e."""
@@ -139,8 +145,10 @@ def categorical_case(folder: Path) -> Case:
 
 def coded_case(folder: Path) -> Case:
     """The categorical subject's data with its levels coded as the integers 0, 1, 2 (A, B, C)."""
-    train, test = (part.rename(columns={"treat": "dose"}).assign(dose=part["treat"].map(CODES))
-                   for part in split(categorical_data()))
+    train, test = (
+        part.rename(columns={"treat": "dose"}).assign(dose=part["treat"].map(CODES))
+        for part in split(categorical_data())
+    )
     features = ["dose", "w", "region"]
     model = _encoded(["dose", "region"], ["w"], LinearRegression()).fit(train[features], train["y"])
     return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
@@ -149,10 +157,18 @@ def coded_case(folder: Path) -> Case:
 def missing_case(folder: Path) -> Case:
     train, test = split(missing_data())
     test.loc[3, "g"] = "zzz"  # a category the fit never sees
-    encode = ColumnTransformer([
-        ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="none"),
-                              OneHotEncoder(handle_unknown="ignore")), ["g"]),
-        ("num", SimpleImputer(strategy="median"), ["t", "w", "h"])])
+    encode = ColumnTransformer(
+        [
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="none"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                ["g"],
+            ),
+            ("num", SimpleImputer(strategy="median"), ["t", "w", "h"]),
+        ]
+    )
     model = Pipeline([("encode", encode), ("model", LinearRegression())])
     model.fit(train[["t", "w", "h", "g"]], train["y"])
     return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=["g"])
@@ -183,8 +199,16 @@ def credit_case(folder: Path) -> Case:
     numeric = [c for c in [*CREDIT_COLUMNS, "TOTAL_BILL"] if c != "SEX"]
     model = _encoded(["SEX"], numeric, LogisticRegression(max_iter=1000))
     model.fit(train.drop(columns=CREDIT_TARGET), train[CREDIT_TARGET])
-    return _write_case(folder, model, train, test, target=CREDIT_TARGET, task_type="binary_classification",
-                       sensitive=["SEX"], positive_label=1)
+    return _write_case(
+        folder,
+        model,
+        train,
+        test,
+        target=CREDIT_TARGET,
+        task_type="binary_classification",
+        sensitive=["SEX"],
+        positive_label=1,
+    )
 
 
 @dataclass
@@ -193,9 +217,9 @@ class Subject:
 
     case: Case
     constructor: Path
-    train: pd.DataFrame      # the user's train data (features and target)
-    X: pd.DataFrame          # the user's test features
-    rows: np.ndarray         # the constructor's sample (row ids), in order
+    train: pd.DataFrame  # the user's train data (features and target)
+    X: pd.DataFrame  # the user's test features
+    rows: np.ndarray  # the constructor's sample (row ids), in order
     run_id: str
 
     @property
@@ -207,17 +231,25 @@ class Subject:
 SUBJECTS: dict[str, tuple[Callable[[Path, Any], Case], dict[str, Any]]] = {
     "numeric": (lambda folder, request: numeric_case(folder), {"sample_size": 100}),
     "categorical": (lambda folder, request: categorical_case(folder), {"sample_size": 100}),
-    "coded": (lambda folder, request: coded_case(folder),
-              {"sample_size": 100, "categorical_features": ["dose", "region"]}),
+    "coded": (
+        lambda folder, request: coded_case(folder),
+        {"sample_size": 100, "categorical_features": ["dose", "region"]},
+    ),
     "missing": (lambda folder, request: missing_case(folder), {"sample_size": 100}),
-    "adult": (lambda folder, request: request.getfixturevalue("adult_case"),
-              {"sample_size": ADULT_SAMPLE, "cohorts": ADULT_COHORTS}),
+    "adult": (
+        lambda folder, request: request.getfixturevalue("adult_case"),
+        {"sample_size": ADULT_SAMPLE, "cohorts": ADULT_COHORTS},
+    ),
     "compas": (lambda folder, request: request.getfixturevalue("compas_case"), {"sample_size": 50}),
     "redundant": (lambda folder, request: redundant_heterogeneity_case(folder), {"sample_size": 100}),
-    "credit": (lambda folder, request: credit_case(folder),
-               {"sample_size": 100, "categorical_features": ["SEX"], "desired_outcome": "decrease"}),
-    "numeric immutable": (lambda folder, request: numeric_case(folder),
-                          {"sample_size": 100, "immutable_features": ["t"]}),
+    "credit": (
+        lambda folder, request: credit_case(folder),
+        {"sample_size": 100, "categorical_features": ["SEX"], "desired_outcome": "decrease"},
+    ),
+    "numeric immutable": (
+        lambda folder, request: numeric_case(folder),
+        {"sample_size": 100, "immutable_features": ["t"]},
+    ),
 }
 
 
@@ -235,9 +267,13 @@ def subjects(request, tmp_path_factory) -> Callable[[str], Subject]:
             meta = A.read_artifact_meta(constructor, expected_kind=A.KIND_CONSTRUCTOR)
             predictions = pd.read_parquet(constructor / A.PREDICTIONS_FILE)
             built[name] = Subject(
-                case=case, constructor=constructor, train=pd.read_parquet(case.train),
+                case=case,
+                constructor=constructor,
+                train=pd.read_parquet(case.train),
                 X=pd.read_parquet(case.test).drop(columns=case.target),
-                rows=predictions.loc[predictions[A.IN_SAMPLE], A.ROW_ID].to_numpy(), run_id=meta["run_id"])
+                rows=predictions.loc[predictions[A.IN_SAMPLE], A.ROW_ID].to_numpy(),
+                run_id=meta["run_id"],
+            )
         return built[name]
 
     return get
@@ -267,8 +303,13 @@ class Run:
 
 
 def read_run(folder: Path, options: CausalOptions) -> Run:
-    return Run(folder, options, json.loads((folder / A.INSIGHT_RESULT_FILE).read_text()),
-               pd.read_parquet(folder / LOCAL), pd.read_parquet(folder / RECOMMENDATIONS))
+    return Run(
+        folder,
+        options,
+        json.loads((folder / A.INSIGHT_RESULT_FILE).read_text()),
+        pd.read_parquet(folder / LOCAL),
+        pd.read_parquet(folder / RECOMMENDATIONS),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +332,7 @@ def causal(subjects, tmp_path_factory) -> Callable[..., Run]:
 
 
 # --- independent recomputations -------------------------------------------------------------------
+
 
 def naive_slope(x: pd.Series, y: pd.Series) -> float:
     """OLS slope of y on x alone (with an intercept): what a plain correlation would report."""
@@ -346,18 +388,28 @@ def leaves(policy: dict[str, Any]) -> list[dict[str, Any]]:
 
 def leaf_masks(policy: dict[str, Any], X: pd.DataFrame) -> list[np.ndarray]:
     """Each leaf's filter applied to the test rows as a cohort filter (None: every row)."""
-    return [np.ones(len(X), dtype=bool) if leaf["filter"] is None else filter_mask(leaf["filter"], X)
-            for leaf in leaves(policy)]
+    return [
+        np.ones(len(X), dtype=bool) if leaf["filter"] is None else filter_mask(leaf["filter"], X)
+        for leaf in leaves(policy)
+    ]
 
 
 # --- 1. a numeric treatment: the known effect, through confounding --------------------------------
+
 
 def test_numeric_effect_is_recovered_where_the_naive_slope_is_not(subjects, causal):
     s, run = subjects("numeric"), causal("numeric", treatment_features=["t"])
     doc = run.doc
     assert doc["outcome"] == "y"
-    assert described(doc) == [{"feature": "t", "kind": "numeric", "control": None, "levels": [],
-                                  "typical_value": pytest.approx(s.train["t"].abs().mean(), rel=1e-12)}]
+    assert described(doc) == [
+        {
+            "feature": "t",
+            "kind": "numeric",
+            "control": None,
+            "levels": [],
+            "typical_value": pytest.approx(s.train["t"].abs().mean(), rel=1e-12),
+        }
+    ]
     assert doc["untrained"] == [] and doc["fit"]["train_rows"] == len(s.train) == 2000
 
     fitted = effect_of(doc["global_effects"], "t")
@@ -387,8 +439,12 @@ def test_numeric_policy_is_a_move_of_a_tenth_of_the_typical_value_where_it_helps
     typical = run.treatment("t")["typical_value"]
     policy = run.policy("t")
     assert policy["step"] == pytest.approx(0.1 * typical, rel=1e-12)
-    assert (policy["control"], policy["cost"], policy["rows"], policy["excluded_rows"]) == \
-        ("decrease", 0.0, len(s.X), 0)
+    assert (policy["control"], policy["cost"], policy["rows"], policy["excluded_rows"]) == (
+        "decrease",
+        0.0,
+        len(s.X),
+        0,
+    )
 
     local = run.local_of("t")
     np.testing.assert_array_equal(local.index, np.arange(len(s.X)))
@@ -420,12 +476,15 @@ def test_numeric_treatment_cost_is_per_unit_in_the_tree_and_in_the_recommendatio
 
 # --- 2. a categorical treatment -------------------------------------------------------------------
 
+
 def test_categorical_effects_are_recovered_per_level_against_the_control(subjects, causal):
     s, run = subjects("categorical"), causal("categorical", treatment_features=["treat"])
     doc = run.doc
     assert described(doc) == [{"feature": "treat", "kind": "categorical", "control": "A", "levels": ["B", "C"]}]
-    assert [(r["treatment"], r["level"], r["control"]) for r in doc["global_effects"]] == \
-        [("treat", "B", "A"), ("treat", "C", "A")]
+    assert [(r["treatment"], r["level"], r["control"]) for r in doc["global_effects"]] == [
+        ("treat", "B", "A"),
+        ("treat", "C", "A"),
+    ]
     means = s.train.groupby("treat")["y"].mean()
     for level in ("B", "C"):
         fitted = effect_of(doc["global_effects"], "treat", level)
@@ -447,14 +506,16 @@ def test_categorical_local_effects_and_policy_follow_from_each_rows_effects(subj
     points.insert(0, "A", 0.0)  # the control against itself
 
     for level in ("B", "C"):
-        assert effect_of(run.doc["test_effects"], "treat", level)["point"] == \
-            pytest.approx(points[level].mean(), rel=1e-9)
+        assert effect_of(run.doc["test_effects"], "treat", level)["point"] == pytest.approx(
+            points[level].mean(), rel=1e-9
+        )
     for group in run.doc["sensitive_groups"]:
         members = (group_labels(s.X[group["feature"]]) == group["group"]).to_numpy()
         assert group["count"] == members.sum()
         for level in ("B", "C"):
-            assert effect_of(group["effects"], "treat", level)["point"] == \
-                pytest.approx(points.loc[members, level].mean(), rel=1e-9), (group["group"], level)
+            assert effect_of(group["effects"], "treat", level)["point"] == pytest.approx(
+                points.loc[members, level].mean(), rel=1e-9
+            ), (group["group"], level)
 
     policy = run.policy("treat")
     assert (policy["control"], policy["rows"], policy["excluded_rows"]) == ("A", n - 1, 1)
@@ -468,8 +529,10 @@ def test_categorical_local_effects_and_policy_follow_from_each_rows_effects(subj
     current = s.X["treat"].iloc[kept].to_numpy()
     effects = points.loc[kept].to_numpy()
     column = {level: i for i, level in enumerate(points.columns)}
-    change = effects[np.arange(len(kept)), [column[c] for c in chosen]] - \
-        effects[np.arange(len(kept)), [column[c] for c in current]]
+    change = (
+        effects[np.arange(len(kept)), [column[c] for c in chosen]]
+        - effects[np.arange(len(kept)), [column[c] for c in current]]
+    )
     np.testing.assert_allclose(table["gain"], change, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(table["outcome_change"], change, rtol=1e-9, atol=1e-12)
     for level in ("B", "C"):
@@ -478,8 +541,7 @@ def test_categorical_local_effects_and_policy_follow_from_each_rows_effects(subj
 
 def test_categories_option_makes_its_first_level_the_control(subjects, causal):
     run = causal("categorical", treatment_features=["treat"], categories={"treat": ["B", "A", "C"]})
-    assert described(run.doc) == \
-        [{"feature": "treat", "kind": "categorical", "control": "B", "levels": ["A", "C"]}]
+    assert described(run.doc) == [{"feature": "treat", "kind": "categorical", "control": "B", "levels": ["A", "C"]}]
     assert run.policy("treat")["control"] == "B"
     assert set(run.local["level"]) == {"A", "C"}
     for level in ("A", "C"):
@@ -489,20 +551,21 @@ def test_categories_option_makes_its_first_level_the_control(subjects, causal):
     # the same fit seen from another control: C vs B = (C vs A) - (B vs A)
     auto = causal("categorical", treatment_features=["treat"]).doc["global_effects"]
     assert effect_of(run.doc["global_effects"], "treat", "C")["point"] == pytest.approx(
-        effect_of(auto, "treat", "C")["point"] - effect_of(auto, "treat", "B")["point"], abs=1e-6)
+        effect_of(auto, "treat", "C")["point"] - effect_of(auto, "treat", "B")["point"], abs=1e-6
+    )
 
 
 def test_integer_coded_levels_are_named_as_text_and_change_nothing_else(causal):
     coded = causal("coded", treatment_features=["dose"])
     named = causal("categorical", treatment_features=["treat"])  # same train rows, levels named A, B, C
-    assert described(coded.doc) == \
-        [{"feature": "dose", "kind": "categorical", "control": "0", "levels": ["1", "2"]}]
-    for (code, level) in (("1", "B"), ("2", "C")):
+    assert described(coded.doc) == [{"feature": "dose", "kind": "categorical", "control": "0", "levels": ["1", "2"]}]
+    for code, level in (("1", "B"), ("2", "C")):
         fitted = effect_of(coded.doc["global_effects"], "dose", code)
         assert fitted["control"] == "0"
         assert contains(fitted, TRUE_LEVEL_EFFECTS[level])
-        assert fitted["point"] == pytest.approx(effect_of(named.doc["global_effects"], "treat", level)["point"],
-                                                rel=1e-9)
+        assert fitted["point"] == pytest.approx(
+            effect_of(named.doc["global_effects"], "treat", level)["point"], rel=1e-9
+        )
 
 
 def test_categories_given_as_numbers_choose_the_control_of_an_integer_coded_treatment(causal):
@@ -514,6 +577,7 @@ def test_categories_given_as_numbers_choose_the_control_of_an_integer_coded_trea
 
 
 # --- 3. Adult: a binary outcome on real data -----------------------------------------------------
+
 
 def test_adult_fit_counts_cohorts_and_groups_equal_pandas(subjects, causal):
     s, run = subjects("adult"), causal("adult", **ADULT_OPTIONS)
@@ -529,19 +593,23 @@ def test_adult_fit_counts_cohorts_and_groups_equal_pandas(subjects, causal):
 
     categorical = [c for c in s.X.columns if s.X[c].dtype == object]
     expected_missing = {c: int(fit[c].isna().sum() + s.X[c].isna().sum()) for c in categorical}
-    assert doc["missing_values"] == {"categorical_as_level": {c: n for c, n in expected_missing.items() if n},
-                                     "numeric_filled_with_median": {}}
+    assert doc["missing_values"] == {
+        "categorical_as_level": {c: n for c, n in expected_missing.items() if n},
+        "numeric_filled_with_median": {},
+    }
     assert set(doc["missing_values"]["categorical_as_level"]) == {"workclass", "occupation", "native-country"}
     unseen = {c: int((~group_labels(s.X[c]).isin(set(group_labels(fit[c])))).sum()) for c in categorical}
     assert doc["unseen_categories_in_test"] == {c: n for c, n in unseen.items() if n}
 
-    assert [(c["name"], c["count"]) for c in doc["cohorts"]] == \
-        [(name, int(rows(s.X).sum())) for name, rows in ADULT_COHORT_ROWS.items()]
+    assert [(c["name"], c["count"]) for c in doc["cohorts"]] == [
+        (name, int(rows(s.X).sum())) for name, rows in ADULT_COHORT_ROWS.items()
+    ]
     assert doc["cohorts"][1]["effects"] is None  # "Nobody" has no rows
-    assert [(r["treatment"], r["level"]) for r in doc["cohorts"][0]["effects"]] == \
-        [("hours-per-week", None), ("sex", "Male")]
-    expected_groups = [(f, g, int(n)) for f in ("sex", "race")
-                       for g, n in sorted(s.X[f].value_counts().items())]
+    assert [(r["treatment"], r["level"]) for r in doc["cohorts"][0]["effects"]] == [
+        ("hours-per-week", None),
+        ("sex", "Male"),
+    ]
+    expected_groups = [(f, g, int(n)) for f in ("sex", "race") for g, n in sorted(s.X[f].value_counts().items())]
     assert [(g["feature"], g["group"], g["count"]) for g in doc["sensitive_groups"]] == expected_groups
 
 
@@ -588,8 +656,9 @@ def test_adult_recommendations_cover_every_test_row_and_the_top_ones_are_the_lar
         for record in top:
             row = by_row.loc[record[A.ROW_ID]]
             assert (str(record["current"]), record["recommended"]) == (row["current"], row["recommended"])
-            assert [record[k] for k in ("gain", "gain_ci_lower", "gain_ci_upper")] == \
-                [row[k] for k in ("gain", "gain_ci_lower", "gain_ci_upper")]
+            assert [record[k] for k in ("gain", "gain_ci_lower", "gain_ci_upper")] == [
+                row[k] for k in ("gain", "gain_ci_lower", "gain_ci_upper")
+            ]
 
 
 def test_adult_policy_tree_leaves_as_cohort_filters_partition_the_test_rows(subjects, causal):
@@ -630,12 +699,16 @@ def test_adult_policy_tree_inner_node_counts_are_the_sums_of_their_children(caus
         assert tree[0]["count"] == policy["rows"], (treatment, tree[0])
 
 
-@pytest.mark.parametrize("name, options", [
-    ("adult", ADULT_OPTIONS),
-    ("numeric", {"treatment_features": ["t"], "rows": "all"}),
-    ("categorical", {"treatment_features": ["treat"], "rows": "all"}),
-    ("missing", {"treatment_features": ["t"], "train_sample_size": 0}),
-], ids=["adult", "numeric", "categorical", "missing"])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("adult", ADULT_OPTIONS),
+        ("numeric", {"treatment_features": ["t"], "rows": "all"}),
+        ("categorical", {"treatment_features": ["treat"], "rows": "all"}),
+        ("missing", {"treatment_features": ["t"], "train_sample_size": 0}),
+    ],
+    ids=["adult", "numeric", "categorical", "missing"],
+)
 def test_every_interval_holds_its_point_and_every_p_value_is_a_probability(causal, name, options):
     run = causal(name, **options)
     records = all_effect_records(run.doc) + run.local.to_dict("records")
@@ -649,8 +722,9 @@ def test_every_interval_holds_its_point_and_every_p_value_is_a_probability(causa
 
 # --- 3b. what the figures may be trusted for: identification, inference, role, direction ----------
 
-CREDIT_OPTIONS = dict(treatment_features=["LIMIT_BAL", "SEX", "TOTAL_BILL"], heterogeneity_features=["AGE", "PAY_0"],
-                      rows="all")
+CREDIT_OPTIONS = dict(
+    treatment_features=["LIMIT_BAL", "SEX", "TOTAL_BILL"], heterogeneity_features=["AGE", "PAY_0"], rows="all"
+)
 
 
 def ols_r2(target: pd.Series, others: pd.DataFrame) -> float:
@@ -670,8 +744,9 @@ def test_a_treatment_the_other_features_determine_is_not_estimable_and_gets_no_n
     total = run.treatment("TOTAL_BILL")
     assert total["estimable"] is False and total["inference_valid"] is False
     assert total["identification"]["first_stage_r2"] > 0.99 and total["identification"]["rows"] == len(s.train)
-    assert total["verdict"].startswith("not estimable from these data: the other features predict TOTAL_BILL "
-                                       "almost exactly (first-stage R² ")
+    assert total["verdict"].startswith(
+        "not estimable from these data: the other features predict TOTAL_BILL almost exactly (first-stage R² "
+    )
     # no point estimate, interval, p-value, local effect, policy or recommendation anywhere
     assert "TOTAL_BILL" not in {r["treatment"] for r in all_effect_records(run.doc)}
     assert "TOTAL_BILL" not in set(run.local["treatment"])
@@ -688,10 +763,16 @@ def test_a_treatment_the_other_features_determine_is_not_estimable_and_gets_no_n
 def test_a_sensitive_or_immutable_treatment_is_an_attribute_with_effects_but_no_policy(subjects, causal):
     adult = causal("adult", **ADULT_OPTIONS)
     sex = adult.treatment("sex")
-    assert (sex["role"], sex["protected_as"], sex["estimable"], sex["inference_valid"]) == \
-        ("attribute", "sensitive", True, True)
-    assert sex["verdict"].startswith("attribute, not a lever: sex is a sensitive feature, so its effect is "
-                                    "estimated (does this attribute drive the outcome?) but no policy")
+    assert (sex["role"], sex["protected_as"], sex["estimable"], sex["inference_valid"]) == (
+        "attribute",
+        "sensitive",
+        True,
+        True,
+    )
+    assert sex["verdict"].startswith(
+        "attribute, not a lever: sex is a sensitive feature, so its effect is "
+        "estimated (does this attribute drive the outcome?) but no policy"
+    )
     assert effect_of(adult.doc["global_effects"], "sex", "Male")["p_value"] is not None  # still estimated
     assert len(adult.local_of("sex", "Male")) == ADULT_SAMPLE
     assert [p["treatment"] for p in adult.doc["policies"]] == ["hours-per-week"]
@@ -730,7 +811,9 @@ def test_with_desired_outcome_decrease_every_policy_lowers_the_outcome(subjects,
     assert change.mean() < 0 and policy["policy_gain"] > 0
     assert policy["policy_gain"] == pytest.approx(-change.mean(), rel=1e-9)
     # a gain's interval is its change's, turned round
-    assert (table["gain_ci_lower"] <= table["gain"] + 1e-12).all() and (table["gain"] <= table["gain_ci_upper"] + 1e-12).all()
+    assert (table["gain_ci_lower"] <= table["gain"] + 1e-12).all() and (
+        table["gain"] <= table["gain_ci_upper"] + 1e-12
+    ).all()
 
     # the counts beside the tree are the tree's
     by_leaf = Counter()
@@ -749,8 +832,10 @@ def test_a_rank_deficient_final_stage_keeps_its_point_estimates_but_shows_no_inf
     assert np.linalg.matrix_rank(design) == 2  # the final stage's columns, per unit of the treatment
     t = run.treatment("t")
     assert t["final_stage"] == {"rank": 2, "coefficients": 3} and t["inference_valid"] is False
-    assert "intervals and p-values not shown: the final stage of the estimate is rank-deficient (rank 2 of 3" \
+    assert (
+        "intervals and p-values not shown: the final stage of the estimate is rank-deficient (rank 2 of 3"
         in t["verdict"]
+    )
     [warning] = [w for w in run.doc["warnings"] if "Co-variance matrix is underdetermined" in w["message"]]
     assert warning["treatments"] == ["t"] and "are not valid" in warning["plain"]
     assert "explanation" not in warning  # nothing explains it away
@@ -759,8 +844,10 @@ def test_a_rank_deficient_final_stage_keeps_its_point_estimates_but_shows_no_inf
     assert len(records) == 1 + 1 + len(s.X)  # global, test set, every row
     for record in records:
         assert math.isfinite(record["point"])
-        assert all(record[k] is None or (isinstance(record[k], float) and math.isnan(record[k]))
-                   for k in ("stderr", "zstat", "p_value", "ci_lower", "ci_upper")), record
+        assert all(
+            record[k] is None or (isinstance(record[k], float) and math.isnan(record[k]))
+            for k in ("stderr", "zstat", "p_value", "ci_lower", "ci_upper")
+        ), record
     table = run.table("t")
     assert table["gain_ci_lower"].isna().all() and table["gain_ci_upper"].isna().all()
     assert table["gain"].notna().all()
@@ -775,8 +862,7 @@ def loose(text: str) -> str:
     return " ?".join(" " if ch == " " else re.escape(ch) for ch in text)
 
 
-def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effects_unit(subjects, causal,
-                                                                                         tmp_path):
+def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effects_unit(subjects, causal, tmp_path):
     from pypdf import PdfReader
 
     from rai_audit.steps.gather import run_gather
@@ -788,28 +874,38 @@ def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effe
     shown = page["doc"]["causal"]
     assert [t["verdict"] for t in shown["treatments"]] == [t["verdict"] for t in run.doc["treatments"]]
     panels = page["charts"]["causal_global"]["vconcat"]  # one scale per treatment
-    assert [p["title"]["text"] for p in panels] == ["LIMIT_BAL: effect per 1 unit of LIMIT_BAL",
-                                                     "SEX: effect each level vs 1"]
+    assert [p["title"]["text"] for p in panels] == [
+        "LIMIT_BAL: effect per 1 unit of LIMIT_BAL",
+        "SEX: effect each level vs 1",
+    ]
     script = (tmp_path / "dashboard" / A.DASHBOARD_HTML_FILE).read_text(encoding="utf-8")
     for drawn in ("t.verdict", "ca.direction.better", "ca.direction.gain", "attribute, not a lever"):
         assert drawn in script
 
-    run_scorecard(tmp_path / "dashboard", {"targets": ["accuracy_score"]}, tmp_path / "scorecard",
-                  options=ScorecardOptions(bootstrap=0))
-    text = " ".join(" ".join((p.extract_text() or "").split())
-                    for p in PdfReader(tmp_path / "scorecard" / "scorecard.pdf").pages)
+    run_scorecard(
+        tmp_path / "dashboard",
+        {"targets": ["accuracy_score"]},
+        tmp_path / "scorecard",
+        options=ScorecardOptions(bootstrap=0),
+    )
+    text = " ".join(
+        " ".join((p.extract_text() or "").split()) for p in PdfReader(tmp_path / "scorecard" / "scorecard.pdf").pages
+    )
     policy = run.policy("LIMIT_BAL")
-    for expected in (f"Better outcome in this audit: a lower probability of {CREDIT_TARGET} = 1.",
-                     f"Gain: the expected fall of the probability of {CREDIT_TARGET} = 1",
-                     "TOTAL_BILL not estimable from these data",
-                     run.treatment("TOTAL_BILL")["verdict"],
-                     "SEX attribute, not a lever",
-                     "SEX: attribute, not a lever (sensitive feature): no policy and no recommendation.",
-                     "LIMIT_BAL per 1 unit of LIMIT_BAL",
-                     "SEX 2 vs 1",
-                     f"LIMIT_BAL: mean gain of the policy {policy['policy_gain']:.4g}",
-                     "Recommendations ({} rows) {}".format(policy["rows"], "; ".join(
-                         f"{k}: {v} rows" for k, v in policy["recommendation_counts"].items()))):
+    for expected in (
+        f"Better outcome in this audit: a lower probability of {CREDIT_TARGET} = 1.",
+        f"Gain: the expected fall of the probability of {CREDIT_TARGET} = 1",
+        "TOTAL_BILL not estimable from these data",
+        run.treatment("TOTAL_BILL")["verdict"],
+        "SEX attribute, not a lever",
+        "SEX: attribute, not a lever (sensitive feature): no policy and no recommendation.",
+        "LIMIT_BAL per 1 unit of LIMIT_BAL",
+        "SEX 2 vs 1",
+        f"LIMIT_BAL: mean gain of the policy {policy['policy_gain']:.4g}",
+        "Recommendations ({} rows) {}".format(
+            policy["rows"], "; ".join(f"{k}: {v} rows" for k, v in policy["recommendation_counts"].items())
+        ),
+    ):
         assert re.search(loose(expected), text), (expected, text)
     for leaf in leaves(policy):
         assert re.search(loose(f"{leaf['count']} {leaf['treatment']} {leaf['gain']:.4g}"), text), leaf
@@ -817,6 +913,7 @@ def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effe
 
 
 # --- 4. reproducibility ---------------------------------------------------------------------------
+
 
 def test_same_options_and_seed_give_identical_results(subjects, causal, tmp_path):
     s, first = subjects("adult"), causal("adult", **ADULT_OPTIONS)
@@ -835,36 +932,76 @@ def test_same_options_and_seed_give_identical_results(subjects, causal, tmp_path
 # --- 5. bad parameters ----------------------------------------------------------------------------
 
 BAD_PARAMETERS = {
-    "unknown treatment": ("numeric", {"treatment_features": ["t", "dose"]},
-                          r"`treatment_features` names unknown features \['dose'\]"),
-    "target as treatment": ("numeric", {"treatment_features": ["y"]},
-                            r"`treatment_features` names the target column 'y'"),
-    "unknown heterogeneity feature": ("numeric", {"treatment_features": ["t"], "heterogeneity_features": ["age"]},
-                                      r"`heterogeneity_features` names unknown features \['age'\]"),
-    "nuisance_model foo": ("numeric", {"treatment_features": ["t"], "nuisance_model": "foo"},
-                           r"`nuisance_model` must be one of \['linear', 'automl'\], got 'foo'"),
-    "heterogeneity_model foo": ("numeric", {"treatment_features": ["t"], "heterogeneity_model": "foo"},
-                                r"`heterogeneity_model` must be one of \['linear', 'forest'\], got 'foo'"),
-    "alpha 0": ("numeric", {"treatment_features": ["t"], "alpha": 0},
-                r"`alpha` must be a number between 0 and 1, got 0"),
-    "alpha 1.5": ("numeric", {"treatment_features": ["t"], "alpha": 1.5},
-                  r"`alpha` must be a number between 0 and 1, got 1.5"),
-    "treatment_cost of wrong length": ("numeric", {"treatment_features": ["t", "w"], "treatment_cost": [1, 2, 3]},
-                                       r"`treatment_cost` must have one value per treatment feature \(2\), got 3"),
-    "categories of a numeric treatment": ("numeric", {"treatment_features": ["t"], "categories": {"t": [0, 1]}},
-                                          r"`categories` names \['t'\], which are not categorical treatment"),
+    "unknown treatment": (
+        "numeric",
+        {"treatment_features": ["t", "dose"]},
+        r"`treatment_features` names unknown features \['dose'\]",
+    ),
+    "target as treatment": (
+        "numeric",
+        {"treatment_features": ["y"]},
+        r"`treatment_features` names the target column 'y'",
+    ),
+    "unknown heterogeneity feature": (
+        "numeric",
+        {"treatment_features": ["t"], "heterogeneity_features": ["age"]},
+        r"`heterogeneity_features` names unknown features \['age'\]",
+    ),
+    "nuisance_model foo": (
+        "numeric",
+        {"treatment_features": ["t"], "nuisance_model": "foo"},
+        r"`nuisance_model` must be one of \['linear', 'automl'\], got 'foo'",
+    ),
+    "heterogeneity_model foo": (
+        "numeric",
+        {"treatment_features": ["t"], "heterogeneity_model": "foo"},
+        r"`heterogeneity_model` must be one of \['linear', 'forest'\], got 'foo'",
+    ),
+    "alpha 0": (
+        "numeric",
+        {"treatment_features": ["t"], "alpha": 0},
+        r"`alpha` must be a number between 0 and 1, got 0",
+    ),
+    "alpha 1.5": (
+        "numeric",
+        {"treatment_features": ["t"], "alpha": 1.5},
+        r"`alpha` must be a number between 0 and 1, got 1.5",
+    ),
+    "treatment_cost of wrong length": (
+        "numeric",
+        {"treatment_features": ["t", "w"], "treatment_cost": [1, 2, 3]},
+        r"`treatment_cost` must have one value per treatment feature \(2\), got 3",
+    ),
+    "categories of a numeric treatment": (
+        "numeric",
+        {"treatment_features": ["t"], "categories": {"t": [0, 1]}},
+        r"`categories` names \['t'\], which are not categorical treatment",
+    ),
     "categories of a categorical non-treatment": (
-        "categorical", {"treatment_features": ["treat"], "categories": {"region": ["south", "north"]}},
-        r"`categories` names \['region'\], which are not categorical treatment"),
+        "categorical",
+        {"treatment_features": ["treat"], "categories": {"region": ["south", "north"]}},
+        r"`categories` names \['region'\], which are not categorical treatment",
+    ),
     "categories missing a level of the data": (
-        "categorical", {"treatment_features": ["treat"], "categories": {"treat": ["A", "B"]}},
-        r"`categories` for 'treat' lists \['A', 'B'\], but the data also has the levels \['C'\]"),
-    "no treatments": ("numeric", {"treatment_features": []},
-                      r"`treatment_features` must be a non-empty list of feature names, got \[\]"),
-    "duplicated treatments": ("numeric", {"treatment_features": ["t", "w", "t"]},
-                              r"`treatment_features` names \['t'\] more than once"),
-    "multiclass audit": ("compas", {"treatment_features": ["priors_count"]},
-                         r"causal analysis supports regression and binary classification .*this audit is multiclass"),
+        "categorical",
+        {"treatment_features": ["treat"], "categories": {"treat": ["A", "B"]}},
+        r"`categories` for 'treat' lists \['A', 'B'\], but the data also has the levels \['C'\]",
+    ),
+    "no treatments": (
+        "numeric",
+        {"treatment_features": []},
+        r"`treatment_features` must be a non-empty list of feature names, got \[\]",
+    ),
+    "duplicated treatments": (
+        "numeric",
+        {"treatment_features": ["t", "w", "t"]},
+        r"`treatment_features` names \['t'\] more than once",
+    ),
+    "multiclass audit": (
+        "compas",
+        {"treatment_features": ["priors_count"]},
+        r"causal analysis supports regression and binary classification .*this audit is multiclass",
+    ),
 }
 
 
@@ -879,6 +1016,7 @@ def test_bad_parameters_are_refused_and_nothing_is_written(subjects, tmp_path, n
 
 
 # --- 6. the command line --------------------------------------------------------------------------
+
 
 def test_cli_writes_the_artifact_and_reports_bad_input(subjects, tmp_path, capsys):
     s = subjects("numeric")
@@ -897,6 +1035,7 @@ def test_cli_writes_the_artifact_and_reports_bad_input(subjects, tmp_path, capsy
 
 
 # --- 7. the artifact ------------------------------------------------------------------------------
+
 
 def test_artifact_passes_the_manifest_check_and_belongs_to_the_constructor_run(subjects, tmp_path):
     s, out = subjects("categorical"), tmp_path / "causal"
@@ -941,15 +1080,13 @@ def test_missing_values_are_filled_counted_and_rows_missing_the_treatment_left_o
     np.testing.assert_allclose(table["current"].astype(float)[~no_t], s.X["t"][~no_t], rtol=1e-12)
     # every explained row has its effect; the missing category is a group of its own
     np.testing.assert_array_equal(run.local_of("t").index, s.rows)
-    assert [(g["group"], g["count"]) for g in doc["sensitive_groups"]] == \
-        sorted(group_labels(s.X["g"]).value_counts().items())
+    assert [(g["group"], g["count"]) for g in doc["sensitive_groups"]] == sorted(
+        group_labels(s.X["g"]).value_counts().items()
+    )
     assert all(g["effects"] is not None for g in doc["sensitive_groups"])
 
 
-@pytest.mark.parametrize("heterogeneity", [
-    pytest.param("g", id="category"),
-    pytest.param("h", id="number"),
-])
+@pytest.mark.parametrize("heterogeneity", [pytest.param("g", id="category"), pytest.param("h", id="number")])
 def test_policy_leaves_as_cohort_filters_hold_the_rows_with_missing_values(subjects, causal, heterogeneity):
     """One split, on a heterogeneity feature with missing values in the test rows."""
     s = subjects("missing")
@@ -979,15 +1116,24 @@ def test_a_policy_on_an_effect_the_data_do_not_show_is_said_to_be_no_basis_for_a
     run = causal("numeric", treatment_features=["t"], rows="all")
     t = effect_of(run.doc["global_effects"], "t")
     assert t["ci_lower"] > 0 and run.policy("t")["evidence"] == {"supported": True, "note": None}
-    levels = [{"treatment": "region", "ci_lower": -0.1, "ci_upper": 0.3},
-              {"treatment": "region", "ci_lower": -0.4, "ci_upper": 0.0}, {**t, "treatment": "other"}]
-    assert _policy_evidence("region", levels, 0.05) == {"supported": False, "note": (
-        "the 95% interval of every effect of region includes 0: the data do not show that region moves the "
-        "outcome, so this policy is no basis for action")}
+    levels = [
+        {"treatment": "region", "ci_lower": -0.1, "ci_upper": 0.3},
+        {"treatment": "region", "ci_lower": -0.4, "ci_upper": 0.0},
+        {**t, "treatment": "other"},
+    ]
+    assert _policy_evidence("region", levels, 0.05) == {
+        "supported": False,
+        "note": (
+            "the 95% interval of every effect of region includes 0: the data do not show that region moves the "
+            "outcome, so this policy is no basis for action"
+        ),
+    }
     assert _policy_evidence("region", [{**levels[0], "ci_upper": -0.01}, levels[1]], 0.05)["supported"] is True
     hidden = [{"treatment": "region", "ci_lower": None, "ci_upper": None}]  # inference invalid: hidden
-    assert _policy_evidence("region", hidden, 0.1)["note"] == \
-        "no valid interval for the effect of region: this policy is no basis for action"
+    assert (
+        _policy_evidence("region", hidden, 0.1)["note"]
+        == "no valid interval for the effect of region: this policy is no basis for action"
+    )
 
 
 def test_dropped_columns_never_reach_the_fit(tmp_path):
@@ -1000,8 +1146,11 @@ def test_dropped_columns_never_reach_the_fit(tmp_path):
     model = LinearRegression().fit(train[["t", "w"]], train["y"])
     case = _write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
     constructor = case.construct(tmp_path / "constructor", dropped_features=["visit", "id"])
-    with pytest.raises(RAIInputError, match=r"`treatment_features` names unknown features \['id'\]; "
-                                            r"the features are \['t', 'w'\]"):
+    with pytest.raises(
+        RAIInputError,
+        match=r"`treatment_features` names unknown features \['id'\]; "
+        r"the features are \['t', 'w'\]",
+    ):
         run_causal(constructor, tmp_path / "refused", options=CausalOptions(treatment_features=["id"], n_jobs=1))
     run_causal(constructor, tmp_path / "causal", options=CausalOptions(treatment_features=["t"], n_jobs=1))
     doc = json.loads((tmp_path / "causal" / A.INSIGHT_RESULT_FILE).read_text())
@@ -1017,8 +1166,11 @@ def test_nothing_to_adjust_for_is_refused_in_one_line(tmp_path):
     model = _encoded(["site"], ["t"], LinearRegression()).fit(train[["t", "site"]], train["y"])
     case = _write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
     constructor = case.construct(tmp_path / "constructor")
-    with pytest.raises(RAIInputError, match=r"^causal analysis needs a model feature besides the treatments "
-                                            r"\['t'\] that varies in the fitted train rows, to adjust for; "
-                                            r"\['site'\] are constant there$"):
+    with pytest.raises(
+        RAIInputError,
+        match=r"^causal analysis needs a model feature besides the treatments "
+        r"\['t'\] that varies in the fitted train rows, to adjust for; "
+        r"\['site'\] are constant there$",
+    ):
         run_causal(constructor, tmp_path / "causal", options=CausalOptions(treatment_features=["t"], n_jobs=1))
     assert not (tmp_path / "causal").exists()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-import zipfile
-import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import joblib
 import numpy as np
@@ -36,6 +35,7 @@ COMPAS_NUMERIC = ["age", "priors_count", "juv_fel_count"]
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
 
 def read_meta(out: Path) -> dict[str, Any]:
     return A.read_artifact_meta(out, expected_kind=A.KIND_CONSTRUCTOR)
@@ -67,8 +67,9 @@ def write_model(model: Any, path: Path) -> Path:
 
 
 def compas_pipeline(categorical: list[str], numeric: list[str]) -> Pipeline:
-    encode = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
-                                ("num", StandardScaler(), numeric)])
+    encode = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), categorical), ("num", StandardScaler(), numeric)]
+    )
     return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=1000))])
 
 
@@ -89,6 +90,7 @@ def sample_mask(case, tmp_path: Path, name: str, **overrides) -> np.ndarray:
 
 
 # --- the artifact of each case -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module", params=CASES)
 def built(request, tmp_path_factory):
@@ -122,8 +124,14 @@ def test_meta_describes_the_run(built):
 def test_manifest_lists_every_file(built):
     _, _, out = built
     manifest = A.verify_manifest(out)
-    assert set(manifest["files"]) == {A.META_FILE, A.PREDICTIONS_FILE, A.TEST_FEATURES_FILE,
-                                      A.TRAIN_FILE, A.COHORTS_FILE, "model/model.joblib"}
+    assert set(manifest["files"]) == {
+        A.META_FILE,
+        A.PREDICTIONS_FILE,
+        A.TEST_FEATURES_FILE,
+        A.TRAIN_FILE,
+        A.COHORTS_FILE,
+        "model/model.joblib",
+    }
     assert read_meta(out)["kind"] == "constructor"  # read_artifact_meta verifies the manifest too
 
 
@@ -163,8 +171,7 @@ def test_train_and_test_tables_are_copied(built):
     meta = read_meta(out)
     assert meta["n_train"] == len(train) == len(pd.read_parquet(out / A.TRAIN_FILE))
     pd.testing.assert_frame_equal(pd.read_parquet(out / A.TRAIN_FILE), train)
-    pd.testing.assert_frame_equal(pd.read_parquet(out / A.TEST_FEATURES_FILE),
-                                  features(case, test)[meta["features"]])
+    pd.testing.assert_frame_equal(pd.read_parquet(out / A.TEST_FEATURES_FILE), features(case, test)[meta["features"]])
 
 
 def test_model_copy_is_identical(built):
@@ -176,8 +183,10 @@ def test_model_copy_is_identical(built):
 
 # --- task types and classes --------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, expected", [("adult_case", "binary_classification"),
-                                            ("compas_case", "multiclass_classification")])
+
+@pytest.mark.parametrize(
+    "name, expected", [("adult_case", "binary_classification"), ("compas_case", "multiclass_classification")]
+)
 def test_azure_classification_task_type(request, tmp_path, name, expected):
     case = request.getfixturevalue(name)
     out = case.construct(tmp_path / "out", task_type="classification")
@@ -191,8 +200,7 @@ def test_given_classes_set_the_probability_order(compas_case, tmp_path):
     proba = model.predict_proba(features(compas_case))
     assert read_meta(out)["classes"] == order
     for i, label in enumerate(order):
-        np.testing.assert_allclose(predictions(out)[A.proba_column(i)],
-                                   proba[:, model.classes_.tolist().index(label)])
+        np.testing.assert_allclose(predictions(out)[A.proba_column(i)], proba[:, model.classes_.tolist().index(label)])
 
 
 @pytest.fixture(scope="module")
@@ -206,10 +214,13 @@ def int_label_case(adult_case, tmp_path_factory):
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(frames["train"][ADULT_NUMERIC], frames["train"]["income"])
     return dataclasses.replace(
-        adult_case, sensitive=[], positive_label=None,
+        adult_case,
+        sensitive=[],
+        positive_label=None,
         model=write_model(model, folder / "model.joblib"),
         train=write_table(frames["train"], folder / "train.parquet"),
-        test=write_table(frames["test"], folder / "test.parquet"))
+        test=write_table(frames["test"], folder / "test.parquet"),
+    )
 
 
 @pytest.mark.parametrize("positive, expected", [(1.0, 1), (0.0, 0), (None, 1)])
@@ -226,6 +237,7 @@ def test_float_classes_map_to_int_labels(int_label_case, tmp_path, positive, exp
 
 # --- sampling ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name, size", [("adult_case", 1000), ("compas_case", 301)])
 def test_sample_is_stratified_exact_and_seeded(request, tmp_path, name, size):
     case = request.getfixturevalue(name)
@@ -241,8 +253,7 @@ def test_sample_is_stratified_exact_and_seeded(request, tmp_path, name, size):
     assert set(sampled.index) == set(population.index)
     for label, share in population.items():
         assert abs(sampled[label] - share * size) <= 1, label
-    assert read_meta(tmp_path / "a")["sample"] == {"size": size, "requested": size, "seed": 7,
-                                                   "stratified": True}
+    assert read_meta(tmp_path / "a")["sample"] == {"size": size, "requested": size, "seed": 7, "stratified": True}
 
 
 @pytest.mark.parametrize("size", [0, 10**6])
@@ -250,8 +261,7 @@ def test_sample_of_zero_or_more_than_all_rows_keeps_every_row(compas_case, tmp_p
     mask = sample_mask(compas_case, tmp_path, "out", sample_size=size)
     n = len(pd.read_parquet(compas_case.test))
     assert mask.all() and len(mask) == n
-    assert read_meta(tmp_path / "out")["sample"] == {"size": n, "requested": size, "seed": 0,
-                                                     "stratified": True}
+    assert read_meta(tmp_path / "out")["sample"] == {"size": n, "requested": size, "seed": 0, "stratified": True}
 
 
 def test_regression_sample_is_exact_and_not_stratified(insurance_case, tmp_path):
@@ -261,6 +271,7 @@ def test_regression_sample_is_exact_and_not_stratified(insurance_case, tmp_path)
 
 
 # --- dropped features, CSV and skops inputs ----------------------------------------------------
+
 
 def test_dropped_feature_stays_in_data_but_not_in_model(compas_case, tmp_path):
     kept = [c for c in COMPAS_CATEGORICAL if c != "race"]
@@ -279,7 +290,8 @@ def test_csv_train_and_test_work(compas_case, tmp_path):
     case = dataclasses.replace(
         compas_case,
         train=write_table(pd.read_parquet(compas_case.train), tmp_path / "train.csv"),
-        test=write_table(pd.read_parquet(compas_case.test), tmp_path / "test.csv"))
+        test=write_table(pd.read_parquet(compas_case.test), tmp_path / "test.csv"),
+    )
     out = case.construct(tmp_path / "out")
     expected = joblib.load(case.model).predict(features(compas_case))
     np.testing.assert_array_equal(predictions(out)[A.Y_PRED], expected)
@@ -303,12 +315,27 @@ def test_skops_model_loads_with_its_types_trusted(adult_case, tmp_path):
 
 
 def test_pickled_model_needs_the_opt_in_and_nothing_is_written(adult_case, tmp_path, capsys):
-    with pytest.raises(RAIInputError, match=r"is a pickle \(\.joblib\): loading it runs any code stored in it.*"
-                                            r"`allow_pickle`"):
+    with pytest.raises(
+        RAIInputError,
+        match=r"is a pickle \(\.joblib\): loading it runs any code stored in it.*"
+        r"`allow_pickle`",
+    ):
         adult_case.construct(tmp_path / "out", allow_pickle=False)
     assert list(tmp_path.iterdir()) == []
-    args = ["--model", str(adult_case.model), "--train", str(adult_case.train), "--test", str(adult_case.test),
-            "--output", str(tmp_path / "cli"), "--target-column", "income", "--task-type", "binary_classification"]
+    args = [
+        "--model",
+        str(adult_case.model),
+        "--train",
+        str(adult_case.train),
+        "--test",
+        str(adult_case.test),
+        "--output",
+        str(tmp_path / "cli"),
+        "--target-column",
+        "income",
+        "--task-type",
+        "binary_classification",
+    ]
     assert main(args) == 2 and "--allow-pickle" in capsys.readouterr().err
     assert main([*args, "--allow-pickle", "false"]) == 2 and not (tmp_path / "cli").exists()
     capsys.readouterr()
@@ -322,8 +349,9 @@ def test_later_steps_load_the_copy_as_the_constructor_was_allowed(adult_case, tm
 
     model = skops_copy(adult_case, tmp_path)
     trusted = skops.io.get_untrusted_types(file=model)
-    out = dataclasses.replace(adult_case, model=model).construct(tmp_path / "out", skops_trusted_types=trusted,
-                                                                 allow_pickle=False)
+    out = dataclasses.replace(adult_case, model=model).construct(
+        tmp_path / "out", skops_trusted_types=trusted, allow_pickle=False
+    )
     meta = read_meta(out)["model"]
     assert meta["skops_trusted_types"] == trusted and meta["allow_pickle"] is False
     loaded = load_constructor_artifact(out).load_model()
@@ -343,16 +371,21 @@ def edit_test(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Make:
     def make(case, tmp):
         path = write_table(edit(pd.read_parquet(case.test)), tmp / "test.parquet")
         return dataclasses.replace(case, test=path), {}
+
     return make
 
 
 def edit_data(edit: Callable[[pd.DataFrame], pd.DataFrame], *, test: bool = True) -> Make:
     """Apply ``edit`` to the train data (and the test data too, unless test=False)."""
+
     def make(case, tmp):
         splits = ("train", "test") if test else ("train",)
-        paths = {split: write_table(edit(pd.read_parquet(getattr(case, split))),
-                                    tmp / f"{split}.parquet") for split in splits}
+        paths = {
+            split: write_table(edit(pd.read_parquet(getattr(case, split))), tmp / f"{split}.parquet")
+            for split in splits
+        }
         return dataclasses.replace(case, **paths), {}
+
     return make
 
 
@@ -368,13 +401,15 @@ def bytes_file(name: str, content: bytes) -> Callable[[Any, Path], Path]:
         path = tmp / name
         path.write_bytes(content)
         return path
+
     return make_file
 
 
 def numeric_only_model(case, tmp):
     """A compas model fitted on other columns (the numeric ones only)."""
-    return write_model(fit_on_train(case, LogisticRegression(max_iter=1000), COMPAS_NUMERIC),
-                       tmp / "other_columns.joblib")
+    return write_model(
+        fit_on_train(case, LogisticRegression(max_iter=1000), COMPAS_NUMERIC), tmp / "other_columns.joblib"
+    )
 
 
 def garbage_test_file(case, tmp):
@@ -384,66 +419,164 @@ def garbage_test_file(case, tmp):
 
 
 BAD_INPUTS = [
-    pytest.param("adult_case", edit_test(lambda d: d.drop(columns="income")),
-                 r"`target_column` 'income' is not a column of the test data", id="target-not-in-test"),
-    pytest.param("adult_case", edit_data(lambda d: d.drop(columns="income"), test=False),
-                 r"`target_column` 'income' is not a column of the train data", id="target-not-in-train"),
-    pytest.param("compas_case", edit_test(lambda d: d.drop(columns="sex")),
-                 r"same columns; missing in test: \['sex'\]$", id="test-column-missing"),
-    pytest.param("compas_case", edit_test(lambda d: d.assign(extra=1)),
-                 r"same columns; only in test: \['extra'\]$", id="test-column-extra"),
-    pytest.param("compas_case", options(sensitive_features=["gender"]),
-                 r"`sensitive_features` names columns that are not in the data: \['gender'\]",
-                 id="unknown-sensitive"),
-    pytest.param("compas_case", options(categorical_features=["sex", "colour"]),
-                 r"`categorical_features` names columns that are not in the data: \['colour'\]",
-                 id="unknown-categorical"),
-    pytest.param("compas_case", options(dropped_features=["zip"]),
-                 r"`dropped_features` names columns that are not in the data: \['zip'\]",
-                 id="unknown-dropped"),
-    pytest.param("compas_case", edit_data(lambda d: d.assign(y_pred=0)),
-                 r"feature names \['y_pred'\] are reserved", id="reserved-feature-name"),
-    pytest.param("compas_case", options(classes=["Low", "High"]),
-                 r"`classes` \['Low', 'High'\] do not match the model's classes", id="classes-subset"),
-    pytest.param("compas_case", options(classes=["Low", "Medium", "Severe"]),
-                 r"class 'Severe' is not one of the classes", id="classes-unknown"),
-    pytest.param("adult_case", options(positive_label="rich"),
-                 r"`positive_label` 'rich' is not one of the classes", id="positive-label-unknown"),
-    pytest.param("compas_case", options(positive_label="High"),
-                 r"`positive_label` applies to binary classification only", id="positive-label-multiclass"),
-    pytest.param("compas_case", options(task_type="binary_classification"),
-                 r"binary_classification needs exactly 2 classes, got 3", id="binary-with-3-classes"),
-    pytest.param("compas_case", edit_test(lambda d: d.assign(age="unknown")),
-                 r"the model could not predict on the test data \(ValueError", id="predict-wrong-type"),
-    pytest.param("compas_case", model_file(numeric_only_model),
-                 r"the model could not predict on the test data \(ValueError: The feature names",
-                 id="predict-other-columns"),
-    pytest.param("compas_case", options(task_type="ranking"),
-                 r"`task_type` must be one of .* got 'ranking'", id="unknown-task-type"),
-    pytest.param("compas_case", options(sample_size=-5),
-                 r"`sample_size` must be an integer >= 0 .* got -5", id="negative-sample-size"),
-    pytest.param("adult_case", edit_test(lambda d: d.assign(income=d["income"].mask(d.index < 3))),
-                 r"the test data has 3 rows with no `income` value", id="missing-target-values"),
-    pytest.param("compas_case", model_file(lambda case, tmp: tmp / "missing.joblib"),
-                 r"model file \S*missing.joblib does not exist", id="model-missing"),
-    pytest.param("compas_case", model_file(bytes_file("corrupt.joblib", NOISE)),
-                 r"model file \S*corrupt.joblib could not be loaded \(KeyError",
-                 id="model-random-bytes"),
+    pytest.param(
+        "adult_case",
+        edit_test(lambda d: d.drop(columns="income")),
+        r"`target_column` 'income' is not a column of the test data",
+        id="target-not-in-test",
+    ),
+    pytest.param(
+        "adult_case",
+        edit_data(lambda d: d.drop(columns="income"), test=False),
+        r"`target_column` 'income' is not a column of the train data",
+        id="target-not-in-train",
+    ),
+    pytest.param(
+        "compas_case",
+        edit_test(lambda d: d.drop(columns="sex")),
+        r"same columns; missing in test: \['sex'\]$",
+        id="test-column-missing",
+    ),
+    pytest.param(
+        "compas_case",
+        edit_test(lambda d: d.assign(extra=1)),
+        r"same columns; only in test: \['extra'\]$",
+        id="test-column-extra",
+    ),
+    pytest.param(
+        "compas_case",
+        options(sensitive_features=["gender"]),
+        r"`sensitive_features` names columns that are not in the data: \['gender'\]",
+        id="unknown-sensitive",
+    ),
+    pytest.param(
+        "compas_case",
+        options(categorical_features=["sex", "colour"]),
+        r"`categorical_features` names columns that are not in the data: \['colour'\]",
+        id="unknown-categorical",
+    ),
+    pytest.param(
+        "compas_case",
+        options(dropped_features=["zip"]),
+        r"`dropped_features` names columns that are not in the data: \['zip'\]",
+        id="unknown-dropped",
+    ),
+    pytest.param(
+        "compas_case",
+        edit_data(lambda d: d.assign(y_pred=0)),
+        r"feature names \['y_pred'\] are reserved",
+        id="reserved-feature-name",
+    ),
+    pytest.param(
+        "compas_case",
+        options(classes=["Low", "High"]),
+        r"`classes` \['Low', 'High'\] do not match the model's classes",
+        id="classes-subset",
+    ),
+    pytest.param(
+        "compas_case",
+        options(classes=["Low", "Medium", "Severe"]),
+        r"class 'Severe' is not one of the classes",
+        id="classes-unknown",
+    ),
+    pytest.param(
+        "adult_case",
+        options(positive_label="rich"),
+        r"`positive_label` 'rich' is not one of the classes",
+        id="positive-label-unknown",
+    ),
+    pytest.param(
+        "compas_case",
+        options(positive_label="High"),
+        r"`positive_label` applies to binary classification only",
+        id="positive-label-multiclass",
+    ),
+    pytest.param(
+        "compas_case",
+        options(task_type="binary_classification"),
+        r"binary_classification needs exactly 2 classes, got 3",
+        id="binary-with-3-classes",
+    ),
+    pytest.param(
+        "compas_case",
+        edit_test(lambda d: d.assign(age="unknown")),
+        r"the model could not predict on the test data \(ValueError",
+        id="predict-wrong-type",
+    ),
+    pytest.param(
+        "compas_case",
+        model_file(numeric_only_model),
+        r"the model could not predict on the test data \(ValueError: The feature names",
+        id="predict-other-columns",
+    ),
+    pytest.param(
+        "compas_case",
+        options(task_type="ranking"),
+        r"`task_type` must be one of .* got 'ranking'",
+        id="unknown-task-type",
+    ),
+    pytest.param(
+        "compas_case",
+        options(sample_size=-5),
+        r"`sample_size` must be an integer >= 0 .* got -5",
+        id="negative-sample-size",
+    ),
+    pytest.param(
+        "adult_case",
+        edit_test(lambda d: d.assign(income=d["income"].mask(d.index < 3))),
+        r"the test data has 3 rows with no `income` value",
+        id="missing-target-values",
+    ),
+    pytest.param(
+        "compas_case",
+        model_file(lambda case, tmp: tmp / "missing.joblib"),
+        r"model file \S*missing.joblib does not exist",
+        id="model-missing",
+    ),
+    pytest.param(
+        "compas_case",
+        model_file(bytes_file("corrupt.joblib", NOISE)),
+        r"model file \S*corrupt.joblib could not be loaded \(KeyError",
+        id="model-random-bytes",
+    ),
     # Corrupt or foreign model files fail in many ways inside unpickling; each is a clear error.
-    pytest.param("compas_case", model_file(bytes_file("corrupt.joblib", b"s" + NOISE)),
-                 r"model file \S*corrupt.joblib could not be loaded", id="model-bytes-pickle-opcode"),
-    pytest.param("compas_case", model_file(bytes_file("corrupt.joblib", b"x" + NOISE)),
-                 r"model file \S*corrupt.joblib could not be loaded", id="model-bytes-zlib-magic"),
-    pytest.param("compas_case",
-                 model_file(bytes_file("old.pkl", b"csklearn.linear_model\nNoSuchModel\n.")),
-                 r"model file \S*old.pkl", id="model-class-not-in-installed-package"),
-    pytest.param("compas_case", model_file(bytes_file("corrupt.skops", NOISE)),
-                 r"model file \S*corrupt.skops", id="model-corrupt-skops"),
-    pytest.param("adult_case", garbage_test_file,
-                 r"test data file \S*test.parquet could not be read as Parquet", id="unreadable-parquet"),
-    pytest.param("adult_case", model_file(skops_copy),
-                 r"contains types skops does not trust by default: \[.*'numpy.dtype'.*TreePredictor'\]; "
-                 r"if you trust them, pass them as `skops_trusted_types`", id="skops-untrusted"),
+    pytest.param(
+        "compas_case",
+        model_file(bytes_file("corrupt.joblib", b"s" + NOISE)),
+        r"model file \S*corrupt.joblib could not be loaded",
+        id="model-bytes-pickle-opcode",
+    ),
+    pytest.param(
+        "compas_case",
+        model_file(bytes_file("corrupt.joblib", b"x" + NOISE)),
+        r"model file \S*corrupt.joblib could not be loaded",
+        id="model-bytes-zlib-magic",
+    ),
+    pytest.param(
+        "compas_case",
+        model_file(bytes_file("old.pkl", b"csklearn.linear_model\nNoSuchModel\n.")),
+        r"model file \S*old.pkl",
+        id="model-class-not-in-installed-package",
+    ),
+    pytest.param(
+        "compas_case",
+        model_file(bytes_file("corrupt.skops", NOISE)),
+        r"model file \S*corrupt.skops",
+        id="model-corrupt-skops",
+    ),
+    pytest.param(
+        "adult_case",
+        garbage_test_file,
+        r"test data file \S*test.parquet could not be read as Parquet",
+        id="unreadable-parquet",
+    ),
+    pytest.param(
+        "adult_case",
+        model_file(skops_copy),
+        r"contains types skops does not trust by default: \[.*'numpy.dtype'.*TreePredictor'\]; "
+        r"if you trust them, pass them as `skops_trusted_types`",
+        id="skops-untrusted",
+    ),
 ]
 
 
@@ -458,6 +591,7 @@ def test_bad_input_is_refused_with_its_cause(request, tmp_path, name, make, matc
 
 
 # --- the output folder -------------------------------------------------------------------------
+
 
 def fail_copy(*args, **kwargs):
     raise OSError("No space left on device")
@@ -495,16 +629,42 @@ def test_existing_empty_output_folder_is_used(compas_case, tmp_path):
 
 # --- the command line --------------------------------------------------------------------------
 
+
 def cli_args(case, out: Path, *extra: str) -> list[str]:
-    return ["--model", str(case.model), "--allow-pickle", "--train", str(case.train), "--test", str(case.test),
-            "--output", str(out), "--target-column", case.target, "--task-type", case.task_type,
-            *extra]
+    return [
+        "--model",
+        str(case.model),
+        "--allow-pickle",
+        "--train",
+        str(case.train),
+        "--test",
+        str(case.test),
+        "--output",
+        str(out),
+        "--target-column",
+        case.target,
+        "--task-type",
+        case.task_type,
+        *extra,
+    ]
 
 
 def test_cli_writes_the_artifact(adult_case, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(cli_args(adult_case, out, "--positive-label", '">50K"', "--sample-size", "500",
-                         "--sensitive-features", '["sex", "race"]', "--classes", '["<=50K", ">50K"]'))
+    code = main(
+        cli_args(
+            adult_case,
+            out,
+            "--positive-label",
+            '">50K"',
+            "--sample-size",
+            "500",
+            "--sensitive-features",
+            '["sex", "race"]',
+            "--classes",
+            '["<=50K", ">50K"]',
+        )
+    )
     meta = read_meta(out)
     assert code == 0
     assert meta["positive_label"] == ">50K"
@@ -514,11 +674,14 @@ def test_cli_writes_the_artifact(adult_case, tmp_path, capsys):
     assert f"run id {meta['run_id']}" in captured.out and captured.err == ""
 
 
-@pytest.mark.parametrize("extra, match", [
-    (["--target-column", "salary"], r"`target_column` 'salary' is not a column of the train data"),
-    (["--sample-size", "-1"], r"`sample_size` must be an integer >= 0"),
-    (["--positive-label", '"rich"'], r"`positive_label` 'rich' is not one of the classes"),
-])
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--target-column", "salary"], r"`target_column` 'salary' is not a column of the train data"),
+        (["--sample-size", "-1"], r"`sample_size` must be an integer >= 0"),
+        (["--positive-label", '"rich"'], r"`positive_label` 'rich' is not one of the classes"),
+    ],
+)
 def test_cli_bad_input_exits_2_with_one_line(adult_case, tmp_path, capsys, extra, match):
     out = tmp_path / "out"
     assert main(cli_args(adult_case, out, *extra)) == 2
@@ -530,8 +693,7 @@ def test_cli_bad_input_exits_2_with_one_line(adult_case, tmp_path, capsys, extra
     assert_no_output(out)
 
 
-@pytest.mark.parametrize("extra", [["--bogus", "1"], ["--task-type", "ranking"],
-                                   ["--sensitive-features", "[not json"]])
+@pytest.mark.parametrize("extra", [["--bogus", "1"], ["--task-type", "ranking"], ["--sensitive-features", "[not json"]])
 def test_cli_bad_option_exits_2_via_argparse(adult_case, tmp_path, capsys, extra):
     with pytest.raises(SystemExit) as exc:
         main(cli_args(adult_case, tmp_path / "out", *extra))
@@ -543,14 +705,23 @@ def test_cli_bad_option_exits_2_via_argparse(adult_case, tmp_path, capsys, extra
 def test_messages_print_labels_as_the_user_wrote_them(tmp_path):
     """Integer class labels (numpy's in the model) read 0 and 1 in a message, not np.int64(0)."""
     from sklearn.linear_model import LogisticRegression
+
     from conftest import _write_case
 
     rng = np.random.default_rng(0)
     data = pd.DataFrame({"x": rng.normal(size=120)})
     data["y"] = (data["x"] > 0).astype(int)
     model = LogisticRegression().fit(data[["x"]], data["y"])
-    case = _write_case(tmp_path / "case", model, data.iloc[:60], data.iloc[60:].reset_index(drop=True),
-                       target="y", task_type="binary_classification", sensitive=[], positive_label=3)
+    case = _write_case(
+        tmp_path / "case",
+        model,
+        data.iloc[:60],
+        data.iloc[60:].reset_index(drop=True),
+        target="y",
+        task_type="binary_classification",
+        sensitive=[],
+        positive_label=3,
+    )
     with pytest.raises(RAIInputError) as raised:
         case.construct(tmp_path / "out")
     assert str(raised.value) == "`positive_label` 3 is not one of the classes [0, 1]"

@@ -22,30 +22,28 @@ import re
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime that threadpool_limits below limits)
-from threadpoolctl import threadpool_limits
-
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from conftest import ADULT_COHORTS, Case, _write_case, page_data, shared_dataset
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
 from rai_audit.steps.constructor import _stratified_sample
-from rai_audit.steps.counterfactual import (
-    CounterfactualOptions, main, merge_counterfactuals, run_counterfactual,
-)
+from rai_audit.steps.counterfactual import CounterfactualOptions, main, merge_counterfactuals, run_counterfactual
 from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 
@@ -82,20 +80,21 @@ def one_openmp_thread(_openmp_threads):
 
 # --- the subjects: constructor runs and what the tests recompute from ---------------------------
 
+
 @dataclass
 class Subject:
     name: str
     case: Case
     constructor: Path
     model: Any
-    X: pd.DataFrame            # the user's test features, as read from the user's file
-    train: pd.DataFrame        # the user's train data (features and target)
+    X: pd.DataFrame  # the user's test features, as read from the user's file
+    train: pd.DataFrame  # the user's train data (features and target)
     features: list[str]
     categorical: list[str]
-    rows: np.ndarray           # the constructor's sample (row ids, in order)
-    predicted: np.ndarray      # the model's prediction of every test row, recomputed here
+    rows: np.ndarray  # the constructor's sample (row ids, in order)
+    predicted: np.ndarray  # the model's prediction of every test row, recomputed here
     run_id: str
-    options: dict[str, Any]    # the counterfactual options that say what is desired
+    options: dict[str, Any]  # the counterfactual options that say what is desired
 
     @property
     def numeric(self) -> list[str]:
@@ -121,8 +120,7 @@ def adult_test_file(case: Case) -> tuple[pd.DataFrame, np.ndarray]:
     test = pd.read_parquet(case.test)
     features = [c for c in test.columns if c != case.target]
     sample = np.flatnonzero(_stratified_sample(test[case.target], ADULT_SAMPLE, 0, stratify=True))
-    donors = [d for d in np.flatnonzero(test["workclass"].isna() & test["occupation"].isna())
-              if d not in set(sample)]
+    donors = [d for d in np.flatnonzero(test["workclass"].isna() & test["occupation"].isna()) if d not in set(sample)]
     for position in MISSING_AT:
         row = sample[position]
         donor = next(d for d in donors if test.at[d, case.target] == test.at[row, case.target])
@@ -138,8 +136,10 @@ def adult_test_file(case: Case) -> tuple[pd.DataFrame, np.ndarray]:
 SUBJECTS: dict[str, dict[str, Any]] = {
     "adult": {"constructor": {"sample_size": ADULT_SAMPLE, "cohorts": ADULT_COHORTS}, "options": {}},
     "compas": {"constructor": {"sample_size": 20}, "options": {"desired_class": "High"}},
-    "compas_reordered": {"constructor": {"sample_size": 20, "classes": ["Low", "Medium", "High"]},
-                         "options": {"desired_class": "High"}},
+    "compas_reordered": {
+        "constructor": {"sample_size": 20, "classes": ["Low", "Medium", "High"]},
+        "options": {"desired_class": "High"},
+    },
     "insurance": {"constructor": {"sample_size": 20}, "options": {"desired_range": INSURANCE_RANGE}},
 }
 
@@ -156,10 +156,16 @@ def subjects(adult_case, compas_case, insurance_case, tmp_path_factory) -> Calla
         spec = SUBJECTS[name]
         if name == "adult":
             test, sample = adult_test_file(adult_case)
-            case = _write_case(root / "adult_case", joblib.load(adult_case.model),
-                               pd.read_parquet(adult_case.train), test, target=adult_case.target,
-                               task_type=adult_case.task_type, sensitive=adult_case.sensitive,
-                               positive_label=adult_case.positive_label)
+            case = _write_case(
+                root / "adult_case",
+                joblib.load(adult_case.model),
+                pd.read_parquet(adult_case.train),
+                test,
+                target=adult_case.target,
+                task_type=adult_case.task_type,
+                sensitive=adult_case.sensitive,
+                positive_label=adult_case.positive_label,
+            )
         else:
             case = compas_case if name.startswith("compas") else insurance_case
             sample = None
@@ -174,10 +180,19 @@ def subjects(adult_case, compas_case, insurance_case, tmp_path_factory) -> Calla
             np.testing.assert_array_equal(rows, sample)  # the edited rows are in the sample
         assert len(rows) == spec["constructor"]["sample_size"]
         built[name] = Subject(
-            name=name, case=case, constructor=constructor, model=model, X=X, train=train,
-            features=features, categorical=[f for f in features if train[f].dtype == object],
-            rows=rows, predicted=np.asarray(model.predict(X[features])), run_id=audit.run_id,
-            options=spec["options"])
+            name=name,
+            case=case,
+            constructor=constructor,
+            model=model,
+            X=X,
+            train=train,
+            features=features,
+            categorical=[f for f in features if train[f].dtype == object],
+            rows=rows,
+            predicted=np.asarray(model.predict(X[features])),
+            run_id=audit.run_id,
+            options=spec["options"],
+        )
         assert audit.meta["model_features"] == features
         return built[name]
 
@@ -194,9 +209,13 @@ class Run:
 
 
 def read_run(folder: Path) -> Run:
-    return Run(folder, json.loads((folder / A.INSIGHT_RESULT_FILE).read_text()),
-               pd.read_parquet(folder / ROWS), pd.read_parquet(folder / CFS),
-               A.read_artifact_meta(folder, expected_kind="counterfactual"))
+    return Run(
+        folder,
+        json.loads((folder / A.INSIGHT_RESULT_FILE).read_text()),
+        pd.read_parquet(folder / ROWS),
+        pd.read_parquet(folder / CFS),
+        A.read_artifact_meta(folder, expected_kind="counterfactual"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +240,7 @@ def counterfactuals(subjects, tmp_path_factory) -> Callable[..., Run]:
 
 # --- independent recomputations --------------------------------------------------------------------
 
+
 def same(a: Any, b: Any) -> bool:
     """One feature value of a counterfactual equals the row's: missing equals missing."""
     if pd.isna(a) and pd.isna(b):
@@ -236,7 +256,10 @@ def changed(s: Subject, cfs: pd.DataFrame) -> pd.DataFrame:
     """Per counterfactual (in order) and feature: does it differ from its row?"""
     return pd.DataFrame(
         [[not same(cf[f], s.X.at[int(cf[A.ROW_ID]), f]) for f in s.features] for _, cf in cfs.iterrows()],
-        columns=s.features, index=cfs.index, dtype=bool)
+        columns=s.features,
+        index=cfs.index,
+        dtype=bool,
+    )
 
 
 def scale(values: pd.Series) -> float:
@@ -268,16 +291,19 @@ def per_row(s: Subject, run: Run) -> pd.DataFrame:
     for row in s.rows:
         mine = run.cfs[run.cfs[A.ROW_ID] == row]
         # The row's own prediction already is the desired outcome: it is not searched.
-        record = {A.ROW_ID: row, "valid": len(mine),
-                  "already": bool(s.reached(s.predicted[[row]], np.array([row]))[0])}
+        record = {A.ROW_ID: row, "valid": len(mine), "already": bool(s.reached(s.predicted[[row]], np.array([row]))[0])}
         if len(mine):
             change = changed(s, mine)
-            record.update(changed_features=[f for f in s.features if change[f].any()],
-                          sparsity=change.sum(axis=1).mean(), proximity=distance(s, mine).mean(),
-                          **{f"share:{f}": change[f].mean() for f in s.features})
+            record.update(
+                changed_features=[f for f in s.features if change[f].any()],
+                sparsity=change.sum(axis=1).mean(),
+                proximity=distance(s, mine).mean(),
+                **{f"share:{f}": change[f].mean() for f in s.features},
+            )
         else:
-            record.update(changed_features=[], sparsity=np.nan, proximity=np.nan,
-                          **{f"share:{f}": np.nan for f in s.features})
+            record.update(
+                changed_features=[], sparsity=np.nan, proximity=np.nan, **{f"share:{f}": np.nan for f in s.features}
+            )
         records.append(record)
     return pd.DataFrame(records).set_index(A.ROW_ID)
 
@@ -288,9 +314,13 @@ def groups_of(values: pd.Series) -> pd.Series:
 
 def figures(table: pd.DataFrame) -> dict[str, Any]:
     hit = table[table["valid"] > 0]
-    return {"rows": len(table), "already_desired": int(table["already"].sum()), "rows_with_valid": len(hit),
-            "mean_sparsity": hit["sparsity"].mean() if len(hit) else None,
-            "mean_proximity": hit["proximity"].mean() if len(hit) else None}
+    return {
+        "rows": len(table),
+        "already_desired": int(table["already"].sum()),
+        "rows_with_valid": len(hit),
+        "mean_sparsity": hit["sparsity"].mean() if len(hit) else None,
+        "mean_proximity": hit["proximity"].mean() if len(hit) else None,
+    }
 
 
 def assert_close(a: Any, b: Any, where: str = "") -> None:
@@ -311,10 +341,10 @@ def assert_close(a: Any, b: Any, where: str = "") -> None:
 
 # --- 1. validity -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["adult", "compas", "insurance"])
-def test_every_counterfactual_reaches_the_desired_outcome_with_the_real_model(subjects, counterfactuals,
-                                                                             name, engine):
+def test_every_counterfactual_reaches_the_desired_outcome_with_the_real_model(subjects, counterfactuals, name, engine):
     s, run = subjects(name), counterfactuals(name, engine=engine)
     assert len(run.cfs) > 0
     assert list(run.cfs.columns) == [A.ROW_ID, "cf_index", *s.features, "prediction"]
@@ -333,10 +363,10 @@ def test_every_counterfactual_reaches_the_desired_outcome_with_the_real_model(su
 
 # --- 2. per-row records -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["adult", "compas", "insurance"])
 @pytest.mark.parametrize("engine", ENGINES)
-def test_per_row_records_equal_a_recomputation_from_the_counterfactuals(subjects, counterfactuals,
-                                                                       name, engine):
+def test_per_row_records_equal_a_recomputation_from_the_counterfactuals(subjects, counterfactuals, name, engine):
     s, run = subjects(name), counterfactuals(name, engine=engine)
     rows = run.rows
     np.testing.assert_array_equal(rows[A.ROW_ID], s.rows)  # every selected row, none dropped
@@ -347,33 +377,44 @@ def test_per_row_records_equal_a_recomputation_from_the_counterfactuals(subjects
     else:
         assert not already.any()
     assert (rows["requested"] == np.where(already, 0, TOTAL_CFS)).all()
-    status = "already in the desired range" if name == "insurance" else f"already predicted {s.options.get('desired_class')}"
+    status = (
+        "already in the desired range" if name == "insurance" else f"already predicted {s.options.get('desired_class')}"
+    )
     assert (rows.loc[already, "status"] == status).all() and (rows.loc[already, ["found", "valid"]] == 0).all().all()
     assert ((rows["valid"] <= rows["found"]) & (rows["found"] <= TOTAL_CFS)).all()
     np.testing.assert_array_equal(rows["valid"], expected["valid"])
-    np.testing.assert_array_equal(run.cfs.groupby(A.ROW_ID)["cf_index"].nunique().reindex(s.rows, fill_value=0),
-                                  expected["valid"])  # cf_index numbers a row's counterfactuals
+    np.testing.assert_array_equal(
+        run.cfs.groupby(A.ROW_ID)["cf_index"].nunique().reindex(s.rows, fill_value=0), expected["valid"]
+    )  # cf_index numbers a row's counterfactuals
     assert [list(c) for c in rows["changed_features"]] == list(expected["changed_features"])
     np.testing.assert_allclose(rows["sparsity"].astype(float), expected["sparsity"], rtol=1e-12)
     # proximity of rows with a missing number: test_proximity_counts_a_missing_number_as_the_search_does
     complete = s.X[s.numeric].notna().all(axis=1).to_numpy()[s.rows]
     np.testing.assert_allclose(rows["proximity"].astype(float)[complete], expected["proximity"][complete], rtol=1e-9)
     for f in s.features:
-        np.testing.assert_allclose(rows[f"importance:{f}"].astype(float), expected[f"share:{f}"], rtol=1e-12,
-                                   err_msg=f)
+        np.testing.assert_allclose(rows[f"importance:{f}"].astype(float), expected[f"share:{f}"], rtol=1e-12, err_msg=f)
     without = rows[(rows["valid"] == 0) & ~already]  # a row already there is no failure
     assert run.doc["rows_without_valid"] == [
-        {"row_id": int(r[A.ROW_ID]), "status": r["status"], "found": int(r["found"])} for _, r in without.iterrows()]
+        {"row_id": int(r[A.ROW_ID]), "status": r["status"], "found": int(r["found"])} for _, r in without.iterrows()
+    ]
     assert all(r["status"].startswith(("searched", "skipped: ")) for r in run.doc["rows_without_valid"])
     assert run.doc["totals"]["requested"] == TOTAL_CFS * (~already).sum()
     assert run.doc["totals"]["found"] == rows["found"].sum()
     assert run.doc["totals"]["valid"] == len(run.cfs)
     stored_proximity = expected.assign(proximity=rows["proximity"].astype(float).to_numpy())
-    assert_close(run.doc["totals"], {**figures(stored_proximity), "requested": TOTAL_CFS * int((~already).sum()),
-                                     "found": int(rows["found"].sum()), "valid": len(run.cfs)})
+    assert_close(
+        run.doc["totals"],
+        {
+            **figures(stored_proximity),
+            "requested": TOTAL_CFS * int((~already).sum()),
+            "found": int(rows["found"].sum()),
+            "valid": len(run.cfs),
+        },
+    )
 
 
 # --- 3. constraints ---------------------------------------------------------------------------------
+
 
 def assert_reached(s: Subject, run: Run) -> None:
     assert s.reached(s.model.predict(s.as_test(run.cfs)), run.cfs[A.ROW_ID].to_numpy()).all()
@@ -382,8 +423,12 @@ def assert_reached(s: Subject, run: Run) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_features_to_vary_and_permitted_range_are_honoured(subjects, counterfactuals, engine):
     s = subjects("adult")
-    run = counterfactuals("adult", engine=engine, features_to_vary=["capital-gain", "hours-per-week"],
-                          permitted_range={"hours-per-week": [30, 50]})
+    run = counterfactuals(
+        "adult",
+        engine=engine,
+        features_to_vary=["capital-gain", "hours-per-week"],
+        permitted_range={"hours-per-week": [30, 50]},
+    )
     assert len(run.cfs) > 0
     change = changed(s, run.cfs)
     assert not change.drop(columns=["capital-gain", "hours-per-week"]).any().any()
@@ -400,8 +445,9 @@ def test_features_to_vary_and_permitted_range_are_honoured(subjects, counterfact
 def test_increase_only_and_decrease_only_are_honoured(subjects, counterfactuals, engine):
     s = subjects("adult")
     run = counterfactuals("adult", engine=engine, increase_only=["age"], decrease_only=["education-num"])
-    cfs = run.cfs.assign(query_age=s.X["age"].to_numpy()[run.cfs[A.ROW_ID]],
-                         query_edu=s.X["education-num"].to_numpy()[run.cfs[A.ROW_ID]])
+    cfs = run.cfs.assign(
+        query_age=s.X["age"].to_numpy()[run.cfs[A.ROW_ID]], query_edu=s.X["education-num"].to_numpy()[run.cfs[A.ROW_ID]]
+    )
     known = cfs[cfs["query_age"].notna()]  # a missing age has no direction
     assert len(known) > 0
     assert (known["age"] >= known["query_age"]).all(), known[[A.ROW_ID, "age", "query_age"]]
@@ -411,6 +457,7 @@ def test_increase_only_and_decrease_only_are_honoured(subjects, counterfactuals,
 
 
 # --- 4. missing values and categories unseen in training -------------------------------------------
+
 
 def test_the_demo_model_reads_a_missing_category_as_none_not_as_nan(subjects):
     """Why the step must give missing categories back as the data holds them: Parquet gives
@@ -428,7 +475,8 @@ def test_the_demo_model_reads_a_missing_category_as_none_not_as_nan(subjects):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_missing_categories_stay_missing_and_counterfactuals_flip_the_rows_as_the_data_holds_them(
-        subjects, counterfactuals, engine):
+    subjects, counterfactuals, engine
+):
     s, run = subjects("adult"), counterfactuals("adult", engine=engine)
     missing_rows = [r for r in s.rows if pd.isna(s.X.at[r, "workclass"]) and pd.notna(s.X.at[r, "age"])]
     assert set(s.rows[list(MISSING_AT)]) <= set(missing_rows)
@@ -454,7 +502,8 @@ UNUSUAL = {  # (position in the sample, feature, engine): status
 
 @pytest.mark.parametrize("position, feature, engine", UNUSUAL, ids=[f"{f}-{e}" for _, f, e in UNUSUAL])
 def test_rows_with_an_unseen_category_or_a_missing_number_are_reported_not_dropped(
-        subjects, counterfactuals, position, feature, engine):
+    subjects, counterfactuals, position, feature, engine
+):
     """dice-ml cannot search them: skipped, with the reason. The batched search gives the model
     the value as it is (the demo model ignores an unknown category and handles a NaN) and says so."""
     s, run = subjects("adult"), counterfactuals("adult", engine=engine)
@@ -496,28 +545,41 @@ def test_numbers_whole_in_the_training_data_stay_whole(subjects, counterfactuals
     assert not fractional.any().any(), run.cfs.loc[fractional.any(axis=1), [A.ROW_ID, *whole]]
 
 
-@pytest.mark.parametrize("engine, options", [
-    ("batched", {"rows": "Nobody"}),
-    ("dice", {"rows": "Nobody"}),
-    ("dice", {"shard_index": 2, "shard_count": 12}),  # the unseen-category and missing-age rows
-], ids=["batched-empty-cohort", "dice-empty-cohort", "dice-shard-of-skipped-rows"])
+@pytest.mark.parametrize(
+    "engine, options",
+    [
+        ("batched", {"rows": "Nobody"}),
+        ("dice", {"rows": "Nobody"}),
+        ("dice", {"shard_index": 2, "shard_count": 12}),  # the unseen-category and missing-age rows
+    ],
+    ids=["batched-empty-cohort", "dice-empty-cohort", "dice-shard-of-skipped-rows"],
+)
 def test_a_selection_without_any_counterfactual_is_written_not_a_crash(subjects, tmp_path, engine, options):
     s = subjects("adult")
-    run_counterfactual(s.constructor, tmp_path / "out",
-                       options=CounterfactualOptions(total_CFs=TOTAL_CFS, engine=engine, **options))
+    run_counterfactual(
+        s.constructor, tmp_path / "out", options=CounterfactualOptions(total_CFs=TOTAL_CFS, engine=engine, **options)
+    )
     run = read_run(tmp_path / "out")
     expected = [] if options.get("rows") == "Nobody" else list(s.rows[[UNSEEN_AT, NAN_AGE_AT]])
     assert list(run.rows[A.ROW_ID]) == expected and run.cfs.empty
     assert list(run.cfs.columns) == [A.ROW_ID, "cf_index", *s.features, "prediction"]
     assert [r["row_id"] for r in run.doc["rows_without_valid"]] == expected
     assert all(r["status"].startswith("skipped: ") for r in run.doc["rows_without_valid"])
-    assert run.doc["totals"] == {"rows": len(expected), "already_desired": 0, "rows_with_valid": 0, "mean_sparsity": None,
-                                 "mean_proximity": None, "requested": TOTAL_CFS * len(expected),
-                                 "found": 0, "valid": 0}
+    assert run.doc["totals"] == {
+        "rows": len(expected),
+        "already_desired": 0,
+        "rows_with_valid": 0,
+        "mean_sparsity": None,
+        "mean_proximity": None,
+        "requested": TOTAL_CFS * len(expected),
+        "found": 0,
+        "valid": 0,
+    }
     assert {r["importance"] for r in run.doc["global_importance"]} == {None}
 
 
 # --- 5. dice-ml as the reference ---------------------------------------------------------------------
+
 
 class MissingAsNone:
     """The model behind dice-ml: the '(missing)' text back to None, as the Parquet data holds it."""
@@ -541,9 +603,13 @@ def as_text(frame: pd.DataFrame, categorical: list[str]) -> pd.DataFrame:
 
 def cf_set(frame: pd.DataFrame, s: Subject) -> Counter:
     """Counterfactuals as a multiset of rows: missing categories as None, numbers as floats."""
-    return Counter(tuple(None if (f in s.categorical and (pd.isna(v) or v == MISSING)) else
-                         (v if f in s.categorical else float(v)) for f, v in zip(s.features, values))
-                   for values in frame[s.features].itertuples(index=False))
+    return Counter(
+        tuple(
+            None if (f in s.categorical and (pd.isna(v) or v == MISSING)) else (v if f in s.categorical else float(v))
+            for f, v in zip(s.features, values)
+        )
+        for values in frame[s.features].itertuples(index=False)
+    )
 
 
 def test_the_dice_engine_reports_what_dice_ml_finds(subjects, counterfactuals):
@@ -551,10 +617,16 @@ def test_the_dice_engine_reports_what_dice_ml_finds(subjects, counterfactuals):
 
     s, run = subjects("adult"), counterfactuals("adult", engine="dice")
     target = s.case.target
-    data = dice_ml.Data(dataframe=as_text(s.train[[*s.features, target]], s.categorical),
-                        continuous_features=s.numeric, outcome_name=target)
-    dice = dice_ml.Dice(data, dice_ml.Model(model=MissingAsNone(s.model, s.categorical), backend="sklearn",
-                                            model_type="classifier"), method="random")
+    data = dice_ml.Data(
+        dataframe=as_text(s.train[[*s.features, target]], s.categorical),
+        continuous_features=s.numeric,
+        outcome_name=target,
+    )
+    dice = dice_ml.Dice(
+        data,
+        dice_ml.Model(model=MissingAsNone(s.model, s.categorical), backend="sklearn", model_type="classifier"),
+        method="random",
+    )
     natural = next(r for i, r in enumerate(s.rows) if i not in MISSING_AT and pd.isna(s.X.at[r, "workclass"]))
     picked = [s.rows[MISSING_AT[0]], natural, s.rows[6]]  # two rows with a missing workclass, one without
     records = run.rows.set_index(A.ROW_ID)
@@ -562,9 +634,9 @@ def test_the_dice_engine_reports_what_dice_ml_finds(subjects, counterfactuals):
         query = as_text(s.X[s.features].iloc[[row]], s.categorical).astype({c: object for c in s.categorical})
         # The step holds the sensitive features fixed unless features_to_vary names them.
         vary = [f for f in s.features if f not in s.case.sensitive]
-        found = dice.generate_counterfactuals(query, total_CFs=TOTAL_CFS, desired_class="opposite",
-                                              features_to_vary=vary, random_seed=0,
-                                              verbose=False).cf_examples_list[0]
+        found = dice.generate_counterfactuals(
+            query, total_CFs=TOTAL_CFS, desired_class="opposite", features_to_vary=vary, random_seed=0, verbose=False
+        ).cf_examples_list[0]
         reference = found.final_cfs_df
         assert (records.loc[row, "found"], records.loc[row, "valid"]) == (len(reference), len(reference)), row
         # The step reports dice-ml's final_cfs_df: the counterfactuals as its random search found
@@ -576,6 +648,7 @@ def test_the_dice_engine_reports_what_dice_ml_finds(subjects, counterfactuals):
 
 
 # --- 6. global, cohort and group figures ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_global_importance_cohorts_and_groups_equal_pandas(subjects, counterfactuals, engine):
@@ -596,20 +669,33 @@ def test_global_importance_cohorts_and_groups_equal_pandas(subjects, counterfact
     assert [c["name"] for c in run.doc["cohorts"]] == [c["name"] for c in ADULT_COHORTS]
     for cohort in run.doc["cohorts"]:
         members = expected.loc[COHORT_ROWS[cohort["name"]](s.X).to_numpy()[s.rows]]
-        assert_close({k: cohort[k] for k in ("rows", "already_desired", "rows_with_valid", "mean_sparsity",
-                                             "mean_proximity")}, figures(members), cohort["name"])
-    assert run.doc["cohorts"][1] == {"name": "Nobody", "rows": 0, "already_desired": 0, "rows_with_valid": 0,
-                                     "mean_sparsity": None, "mean_proximity": None}
+        assert_close(
+            {k: cohort[k] for k in ("rows", "already_desired", "rows_with_valid", "mean_sparsity", "mean_proximity")},
+            figures(members),
+            cohort["name"],
+        )
+    assert run.doc["cohorts"][1] == {
+        "name": "Nobody",
+        "rows": 0,
+        "already_desired": 0,
+        "rows_with_valid": 0,
+        "mean_sparsity": None,
+        "mean_proximity": None,
+    }
     groups = [(f, g) for f in s.case.sensitive for g in sorted(groups_of(s.X[f]).unique())]
     assert [(g["feature"], g["group"]) for g in run.doc["sensitive_groups"]] == groups
     for entry in run.doc["sensitive_groups"]:
         members = expected.loc[(groups_of(s.X[entry["feature"]]) == entry["group"]).to_numpy()[s.rows]]
-        assert_close({k: entry[k] for k in ("rows", "already_desired", "rows_with_valid", "mean_sparsity",
-                                            "mean_proximity")}, figures(members), f"{entry['feature']}={entry['group']}")
+        assert_close(
+            {k: entry[k] for k in ("rows", "already_desired", "rows_with_valid", "mean_sparsity", "mean_proximity")},
+            figures(members),
+            f"{entry['feature']}={entry['group']}",
+        )
     assert sum(g["rows"] for g in run.doc["sensitive_groups"] if g["feature"] == "sex") == len(s.rows)
 
 
 # --- 7. shards and workers ------------------------------------------------------------------------
+
 
 def comparable(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     return run.rows.assign(changed_features=run.rows["changed_features"].map(tuple)), run.cfs
@@ -637,8 +723,13 @@ def shards(subjects, tmp_path_factory) -> Callable[..., list[Path]]:
         if key not in done:
             folders = [root / f"set{len(done)}_shard{i}" for i in range(2)]
             for i, folder in enumerate(folders):
-                run_counterfactual(s.constructor, folder, options=CounterfactualOptions(
-                    total_CFs=TOTAL_CFS, engine=engine, shard_index=i, shard_count=2, **{**s.options, **options}))
+                run_counterfactual(
+                    s.constructor,
+                    folder,
+                    options=CounterfactualOptions(
+                        total_CFs=TOTAL_CFS, engine=engine, shard_index=i, shard_count=2, **{**s.options, **options}
+                    ),
+                )
             done[key] = folders
         return done[key]
 
@@ -652,8 +743,12 @@ def test_merged_shards_equal_the_unsharded_run(subjects, counterfactuals, shards
     for i, (folder, rows) in enumerate(zip(parts, np.array_split(s.rows, 2))):
         part = read_run(folder)
         np.testing.assert_array_equal(part.rows[A.ROW_ID], rows)
-        assert part.doc["rows_selection"] == {"rows": "sample", "total": len(s.rows), "shard_index": i,
-                                              "shard_count": 2}
+        assert part.doc["rows_selection"] == {
+            "rows": "sample",
+            "total": len(s.rows),
+            "shard_index": i,
+            "shard_count": 2,
+        }
     result = merge_counterfactuals(s.constructor, list(reversed(parts)), tmp_path / "merged")
     merged = read_run(tmp_path / "merged")
     assert (result.run_id, result.n_rows, result.n_valid) == (s.run_id, len(s.rows), len(whole.cfs))
@@ -673,10 +768,18 @@ def test_merge_refuses_missing_foreign_mixed_or_modified_shards(subjects, shards
     p0, p1 = shards("compas", "batched")
     other_run = s.case.construct(tmp_path / "other_run", **SUBJECTS["compas"]["constructor"])
     foreign, mixed = tmp_path / "foreign", tmp_path / "mixed"
-    run_counterfactual(other_run, foreign, options=CounterfactualOptions(
-        total_CFs=TOTAL_CFS, shard_index=1, shard_count=2, desired_class="High"))
-    run_counterfactual(s.constructor, mixed, options=CounterfactualOptions(
-        total_CFs=TOTAL_CFS, shard_index=1, shard_count=2, desired_class="High", random_state=1))
+    run_counterfactual(
+        other_run,
+        foreign,
+        options=CounterfactualOptions(total_CFs=TOTAL_CFS, shard_index=1, shard_count=2, desired_class="High"),
+    )
+    run_counterfactual(
+        s.constructor,
+        mixed,
+        options=CounterfactualOptions(
+            total_CFs=TOTAL_CFS, shard_index=1, shard_count=2, desired_class="High", random_state=1
+        ),
+    )
     modified = tmp_path / "modified"
     modified.mkdir()
     for f in p1.iterdir():
@@ -702,55 +805,111 @@ def test_merge_refuses_missing_foreign_mixed_or_modified_shards(subjects, shards
 # --- 8. bad options ------------------------------------------------------------------------------
 
 BAD_OPTIONS = {
-    "method=magic": ("adult", {"method": "magic"},
-                     r"`method` must be one of \['random', 'genetic', 'kdtree'\], got 'magic'"),
+    "method=magic": (
+        "adult",
+        {"method": "magic"},
+        r"`method` must be one of \['random', 'genetic', 'kdtree'\], got 'magic'",
+    ),
     "engine=warp": ("adult", {"engine": "warp"}, r"`engine` must be one of \['batched', 'dice'\], got 'warp'"),
     "total_CFs=0": ("adult", {"total_CFs": 0}, r"`total_CFs` must be an integer >= 1, got 0"),
     "total_CFs=True": ("adult", {"total_CFs": True}, r"`total_CFs` must be an integer >= 1, got True"),
     "n_jobs=0": ("adult", {"n_jobs": 0}, r"`n_jobs` must be an integer >= 1, got 0"),
-    "desired_range=[5, 1]": ("insurance", {"desired_range": [5, 1]},
-                             r"`desired_range` must be \[low, high\] with low <= high, got \[5, 1\]"),
+    "desired_range=[5, 1]": (
+        "insurance",
+        {"desired_range": [5, 1]},
+        r"`desired_range` must be \[low, high\] with low <= high, got \[5, 1\]",
+    ),
     "desired_range of 3": ("insurance", {"desired_range": [1, 2, 3]}, r"`desired_range` must be \[low, high\]"),
-    "desired_range on a classifier": ("adult", {"desired_range": [0, 1]},
-                                      r"`desired_range` applies to regression; use `desired_class`"),
-    "no desired_range on a regression": ("insurance", {"desired_range": []},
-                                         r"regression needs `desired_range` \[low, high\]"),
-    "opposite on multiclass": ("compas", {"desired_class": "opposite"},
-                               r"`desired_class` 'opposite' needs binary classification; name one of the "
-                               r"classes \['High', 'Low', 'Medium'\]"),
-    "desired_class not a class": ("compas", {"desired_class": "Huge"},
-                                  r"`desired_class` must be 'opposite' or one of the classes .* got 'Huge'"),
-    "better on multiclass": ("compas", {"desired_class": "better"},
-                             r"`desired_class` 'better' needs binary classification"),
+    "desired_range on a classifier": (
+        "adult",
+        {"desired_range": [0, 1]},
+        r"`desired_range` applies to regression; use `desired_class`",
+    ),
+    "no desired_range on a regression": (
+        "insurance",
+        {"desired_range": []},
+        r"regression needs `desired_range` \[low, high\]",
+    ),
+    "opposite on multiclass": (
+        "compas",
+        {"desired_class": "opposite"},
+        r"`desired_class` 'opposite' needs binary classification; name one of the "
+        r"classes \['High', 'Low', 'Medium'\]",
+    ),
+    "desired_class not a class": (
+        "compas",
+        {"desired_class": "Huge"},
+        r"`desired_class` must be 'opposite' or one of the classes .* got 'Huge'",
+    ),
+    "better on multiclass": (
+        "compas",
+        {"desired_class": "better"},
+        r"`desired_class` 'better' needs binary classification",
+    ),
     "increase_only on a sensitive feature": (
-        "insurance", {"increase_only": ["age"]},
+        "insurance",
+        {"increase_only": ["age"]},
         r"`increase_only` names \['age'\], which counterfactuals hold fixed \(sensitive\); list them in "
-        r"`features_to_vary` to let counterfactuals change them"),
-    "permitted_range on a sensitive feature": ("adult", {"permitted_range": {"sex": ["Male"]}},
-                                               r"`permitted_range` names \['sex'\], which counterfactuals hold fixed"),
-    "unknown features_to_vary": ("adult", {"features_to_vary": ["age", "height"]},
-                                 r"`features_to_vary` names unknown features \['height'\]"),
-    "unknown increase_only": ("adult", {"increase_only": ["height"]},
-                              r"`increase_only` names unknown features \['height'\]"),
-    "unknown decrease_only": ("adult", {"decrease_only": ["weight"]},
-                              r"`decrease_only` names unknown features \['weight'\]"),
-    "unknown permitted_range": ("adult", {"permitted_range": {"height": [1, 2]}},
-                                r"`permitted_range` names unknown features \['height'\]"),
-    "increase_only on a categorical": ("adult", {"increase_only": ["sex"]},
-                                       r"`increase_only`/`decrease_only` need numeric features, got \['sex'\]"),
-    "both increase and decrease": ("adult", {"increase_only": ["age", "fnlwgt"], "decrease_only": ["age"]},
-                                   r"features \['age'\] cannot be both `increase_only` and `decrease_only`"),
-    "rows=no-such-cohort": ("adult", {"rows": "no-such-cohort"},
-                            r"`rows` must be 'sample', 'all' or a cohort name \['Under 30', 'Nobody'\], "
-                            r"got 'no-such-cohort'"),
-    "shard_index=2 of 2": ("adult", {"shard_index": 2, "shard_count": 2},
-                           r"`shard_index` must be in \[0, shard_count=2\), got 2"),
-    "shard_index=-1": ("adult", {"shard_index": -1, "shard_count": 2},
-                       r"`shard_index` must be in \[0, shard_count=2\), got -1"),
+        r"`features_to_vary` to let counterfactuals change them",
+    ),
+    "permitted_range on a sensitive feature": (
+        "adult",
+        {"permitted_range": {"sex": ["Male"]}},
+        r"`permitted_range` names \['sex'\], which counterfactuals hold fixed",
+    ),
+    "unknown features_to_vary": (
+        "adult",
+        {"features_to_vary": ["age", "height"]},
+        r"`features_to_vary` names unknown features \['height'\]",
+    ),
+    "unknown increase_only": (
+        "adult",
+        {"increase_only": ["height"]},
+        r"`increase_only` names unknown features \['height'\]",
+    ),
+    "unknown decrease_only": (
+        "adult",
+        {"decrease_only": ["weight"]},
+        r"`decrease_only` names unknown features \['weight'\]",
+    ),
+    "unknown permitted_range": (
+        "adult",
+        {"permitted_range": {"height": [1, 2]}},
+        r"`permitted_range` names unknown features \['height'\]",
+    ),
+    "increase_only on a categorical": (
+        "adult",
+        {"increase_only": ["sex"]},
+        r"`increase_only`/`decrease_only` need numeric features, got \['sex'\]",
+    ),
+    "both increase and decrease": (
+        "adult",
+        {"increase_only": ["age", "fnlwgt"], "decrease_only": ["age"]},
+        r"features \['age'\] cannot be both `increase_only` and `decrease_only`",
+    ),
+    "rows=no-such-cohort": (
+        "adult",
+        {"rows": "no-such-cohort"},
+        r"`rows` must be 'sample', 'all' or a cohort name \['Under 30', 'Nobody'\], "
+        r"got 'no-such-cohort'",
+    ),
+    "shard_index=2 of 2": (
+        "adult",
+        {"shard_index": 2, "shard_count": 2},
+        r"`shard_index` must be in \[0, shard_count=2\), got 2",
+    ),
+    "shard_index=-1": (
+        "adult",
+        {"shard_index": -1, "shard_count": 2},
+        r"`shard_index` must be in \[0, shard_count=2\), got -1",
+    ),
     "shard_count=0": ("adult", {"shard_count": 0}, r"`shard_count` must be an integer >= 1, got 0"),
-    "shard_count > rows": ("adult", {"shard_index": 0, "shard_count": ADULT_SAMPLE + 1},
-                           rf"`shard_count` \({ADULT_SAMPLE + 1}\) must not exceed the number of rows "
-                           rf"\({ADULT_SAMPLE}\)"),
+    "shard_count > rows": (
+        "adult",
+        {"shard_index": 0, "shard_count": ADULT_SAMPLE + 1},
+        rf"`shard_count` \({ADULT_SAMPLE + 1}\) must not exceed the number of rows "
+        rf"\({ADULT_SAMPLE}\)",
+    ),
 }
 
 
@@ -758,12 +917,16 @@ BAD_OPTIONS = {
 def test_bad_options_are_refused(subjects, tmp_path, name, options, match):
     s = subjects(name)
     with pytest.raises(RAIInputError, match=match):
-        run_counterfactual(s.constructor, tmp_path / "out",
-                           options=CounterfactualOptions(**{"total_CFs": TOTAL_CFS, **s.options, **options}))
+        run_counterfactual(
+            s.constructor,
+            tmp_path / "out",
+            options=CounterfactualOptions(**{"total_CFs": TOTAL_CFS, **s.options, **options}),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
 # --- the dice engine and the constructor's order of classes -----------------------------------------
+
 
 def test_the_dice_engine_searches_the_desired_class_whatever_the_order_of_classes(subjects, counterfactuals):
     s = subjects("compas_reordered")
@@ -776,6 +939,7 @@ def test_the_dice_engine_searches_the_desired_class_whatever_the_order_of_classe
 
 
 # --- 9. the artifact, gather and the command line ---------------------------------------------------
+
 
 def test_artifact_is_a_counterfactual_of_the_run_that_gather_embeds(subjects, tmp_path):
     s, out = subjects("insurance"), tmp_path / "counterfactual"
@@ -831,15 +995,19 @@ def test_what_if_examples_are_the_first_counterfactuals_of_the_first_rows(subjec
     assert [w["row_id"] for w in run.doc["what_if"]] == first[A.ROW_ID].head(20).tolist()
     for example, (_, cf) in zip(run.doc["what_if"], first.iterrows()):
         query = s.X.iloc[example["row_id"]][s.features]
-        differs = [f for f in s.features
-                   if not (pd.isna(query[f]) and pd.isna(cf[f])) and not (
-                       query[f] == cf[f] or (isinstance(cf[f], float) and np.isclose(float(query[f]), cf[f])))]
+        differs = [
+            f
+            for f in s.features
+            if not (pd.isna(query[f]) and pd.isna(cf[f]))
+            and not (query[f] == cf[f] or (isinstance(cf[f], float) and np.isclose(float(query[f]), cf[f])))
+        ]
         assert [c["feature"] for c in example["changes"]] == differs
         assert example["counterfactual_prediction"] == cf["prediction"]
         assert str(example["prediction"]) == str(s.predicted[example["row_id"]])
 
 
 # --- 10. responsible defaults: protected features, rows already there, the outcome aimed for ---------
+
 
 def subject_of(name: str, case: Case, constructor: Path, options: dict[str, Any]) -> Subject:
     """A Subject for a constructor run made by one test (not one of SUBJECTS)."""
@@ -848,10 +1016,20 @@ def subject_of(name: str, case: Case, constructor: Path, options: dict[str, Any]
     train = pd.read_parquet(case.train)
     features = list(audit.meta["model_features"])
     model = joblib.load(case.model)
-    return Subject(name=name, case=case, constructor=constructor, model=model, X=X, train=train,
-                   features=features, categorical=[f for f in features if f in audit.meta["categorical_features"]],
-                   rows=audit.predictions.loc[audit.predictions[A.IN_SAMPLE], A.ROW_ID].to_numpy(),
-                   predicted=np.asarray(model.predict(X[features])), run_id=audit.run_id, options=options)
+    return Subject(
+        name=name,
+        case=case,
+        constructor=constructor,
+        model=model,
+        X=X,
+        train=train,
+        features=features,
+        categorical=[f for f in features if f in audit.meta["categorical_features"]],
+        rows=audit.predictions.loc[audit.predictions[A.IN_SAMPLE], A.ROW_ID].to_numpy(),
+        predicted=np.asarray(model.predict(X[features])),
+        run_id=audit.run_id,
+        options=options,
+    )
 
 
 def words(text: str) -> str:
@@ -869,11 +1047,24 @@ def page_and_pdf_text(s: Subject, counterfactual: Path, folder: Path) -> tuple[s
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.fail("Chromium is not installed: run scripts/install-system-deps.sh (make test does)")
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update",
-                          f"--user-data-dir={folder / 'profile'}", "--dump-dom",
-                          (folder / "bundle" / A.DASHBOARD_HTML_FILE).as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            f"--user-data-dir={folder / 'profile'}",
+            "--dump-dom",
+            (folder / "bundle" / A.DASHBOARD_HTML_FILE).as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return words(html.unescape(re.sub(r"<[^>]+>", " ", dom))), words(pdf)
 
 
@@ -909,8 +1100,11 @@ def test_sensitive_and_immutable_features_are_held_fixed_unless_listed(adult_len
 
     # Named in features_to_vary, a sensitive feature may change (and the note says so).
     listed = ["sex", "relationship"]
-    run_counterfactual(s.constructor, tmp_path / "listed",
-                       options=CounterfactualOptions(total_CFs=3, engine=engine, features_to_vary=listed))
+    run_counterfactual(
+        s.constructor,
+        tmp_path / "listed",
+        options=CounterfactualOptions(total_CFs=3, engine=engine, features_to_vary=listed),
+    )
     listed_run = read_run(tmp_path / "listed")
     assert_reached(s, listed_run)
     change = changed(s, listed_run.cfs)
@@ -920,19 +1114,24 @@ def test_sensitive_and_immutable_features_are_held_fixed_unless_listed(adult_len
     assert listed_run.doc["held_fixed_note"] == (
         "race was held fixed (sensitive); marital-status was held fixed (immutable); "
         f"{', '.join(f for f in s.features if f not in ADULT_FIXED and f not in listed)} were held fixed "
-        "(not in features_to_vary); sex may change (sensitive or immutable, but listed in features_to_vary).")
+        "(not in features_to_vary); sex may change (sensitive or immutable, but listed in features_to_vary)."
+    )
     if engine == "batched":  # what the reader sees: the page and the PDF say it in one sentence
         page, pdf = page_and_pdf_text(s, tmp_path / "default", tmp_path / "report")
         for text in (page, pdf):
             assert note in text
-            assert ("the opposite prediction: <=50K (the better outcome, desired_outcome: decrease) for rows "
-                    "predicted >50K, >50K for rows predicted <=50K") in text
+            assert (
+                "the opposite prediction: <=50K (the better outcome, desired_outcome: decrease) for rows "
+                "predicted >50K, >50K for rows predicted <=50K"
+            ) in text
 
 
 def test_the_better_class_follows_desired_outcome_and_rows_already_there_are_not_searched(adult_lender, tmp_path):
     """desired_outcome decrease: the better class of Adult is <=50K; rows predicted <=50K already have it."""
     s = adult_lender
-    run_counterfactual(s.constructor, tmp_path / "out", options=CounterfactualOptions(total_CFs=3, desired_class="better"))
+    run_counterfactual(
+        s.constructor, tmp_path / "out", options=CounterfactualOptions(total_CFs=3, desired_class="better")
+    )
     run = read_run(tmp_path / "out")
     own = s.predicted[s.rows]
     already = own == "<=50K"
@@ -958,8 +1157,11 @@ def test_rows_already_in_the_desired_range_are_reported_not_explained(subjects, 
     inside = (own >= low) & (own <= high)
     assert 0 < inside.sum() < len(s.rows)
     s = Subject(**{**s.__dict__, "options": {"desired_range": [low, high]}})
-    run_counterfactual(s.constructor, tmp_path / "out",
-                       options=CounterfactualOptions(total_CFs=3, engine=engine, desired_range=[low, high]))
+    run_counterfactual(
+        s.constructor,
+        tmp_path / "out",
+        options=CounterfactualOptions(total_CFs=3, engine=engine, desired_range=[low, high]),
+    )
     run = read_run(tmp_path / "out")
     records = run.rows.set_index(A.ROW_ID).loc[s.rows]
     np.testing.assert_array_equal(records["status"] == "already in the desired range", inside)
@@ -973,39 +1175,65 @@ def test_rows_already_in_the_desired_range_are_reported_not_explained(subjects, 
     with_cf = set(run.cfs[A.ROW_ID])
     totals = run.doc["totals"]
     assert (totals["rows"], totals["already_desired"], totals["rows_with_valid"]) == (
-        len(s.rows), int(inside.sum()), len(with_cf))
+        len(s.rows),
+        int(inside.sum()),
+        len(with_cf),
+    )
     assert totals["requested"] == 3 * int((~inside).sum())
-    assert [r["row_id"] for r in run.doc["rows_without_valid"]] == [
-        int(r) for r in s.rows[~inside] if r not in with_cf]
+    assert [r["row_id"] for r in run.doc["rows_without_valid"]] == [int(r) for r in s.rows[~inside] if r not in with_cf]
     assert run.doc["what_if"] and all(w["changes"] and w["row_id"] in with_cf for w in run.doc["what_if"])
-    aim = f"a predicted charges from {int(low)} to {int(high)} (a higher charges is the better outcome, desired_outcome: increase)"
+    aim = (
+        f"a predicted charges from {int(low)} to {int(high)} "
+        "(a higher charges is the better outcome, desired_outcome: increase)"
+    )
     assert run.doc["aim"] == aim
     if engine == "batched":
         page, pdf = page_and_pdf_text(s, tmp_path / "out", tmp_path / "report")
         n = int(inside.sum())
         for text in (page, pdf):
-            assert f"{n} rows already had a prediction in the desired range: not searched, not counted as explained." in text
+            assert (
+                f"{n} rows already had a prediction in the desired range: not searched, not counted as explained."
+                in text
+            )
             assert aim in text and "age, sex were held fixed (sensitive)." in text
 
 
 def test_all_features_protected_is_refused(insurance_case, tmp_path):
     features = [c for c in pd.read_parquet(insurance_case.test).columns if c != insurance_case.target]
-    constructor = insurance_case.construct(tmp_path / "constructor", sample_size=5,
-                                           immutable_features=[f for f in features if f not in insurance_case.sensitive])
-    with pytest.raises(RAIInputError, match=r"every model feature is sensitive or immutable .* list those they may "
-                                            r"change in `features_to_vary`"):
+    constructor = insurance_case.construct(
+        tmp_path / "constructor",
+        sample_size=5,
+        immutable_features=[f for f in features if f not in insurance_case.sensitive],
+    )
+    with pytest.raises(
+        RAIInputError,
+        match=r"every model feature is sensitive or immutable .* list those they may "
+        r"change in `features_to_vary`",
+    ):
         run_counterfactual(constructor, tmp_path / "out", options=CounterfactualOptions(desired_range=[0, 1e5]))
     assert not (tmp_path / "out").exists()
     # Listed explicitly, they vary.
-    run_counterfactual(constructor, tmp_path / "out", options=CounterfactualOptions(
-        total_CFs=2, desired_range=[0, 1e5], features_to_vary=["bmi", "smoker"]))
+    run_counterfactual(
+        constructor,
+        tmp_path / "out",
+        options=CounterfactualOptions(total_CFs=2, desired_range=[0, 1e5], features_to_vary=["bmi", "smoker"]),
+    )
     assert read_run(tmp_path / "out").doc["varied_protected"] == ["bmi", "smoker"]
 
 
 # --- 11. nullable columns with pd.NA (issue 29) -------------------------------------------------------
 
-NULLABLE_COLUMNS = ["age", "workclass", "education-num", "marital-status", "sex", "race", "hours-per-week",
-                    "capital-gain", "income"]
+NULLABLE_COLUMNS = [
+    "age",
+    "workclass",
+    "education-num",
+    "marital-status",
+    "sex",
+    "race",
+    "hours-per-week",
+    "capital-gain",
+    "income",
+]
 
 
 def nullable_adult_case(folder: Path) -> Case:
@@ -1022,14 +1250,47 @@ def nullable_adult_case(folder: Path) -> Case:
     test.loc[0:4, "workclass"] = pd.NA
     categorical = ["workclass", "marital-status", "sex", "race"]
     numeric = ["age", "education-num", "hours-per-week", "capital-gain"]
-    model = Pipeline([("encode", ColumnTransformer([
-        ("cat", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing", missing_values=pd.NA)),
-                          ("onehot", OneHotEncoder(handle_unknown="ignore"))]), categorical),
-        ("num", Pipeline([("impute", SimpleImputer(missing_values=pd.NA)), ("scale", StandardScaler())]), numeric)])),
-        ("model", LogisticRegression(max_iter=1000))])
+    model = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        (
+                            "cat",
+                            Pipeline(
+                                [
+                                    (
+                                        "impute",
+                                        SimpleImputer(strategy="constant", fill_value="missing", missing_values=pd.NA),
+                                    ),
+                                    ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                                ]
+                            ),
+                            categorical,
+                        ),
+                        (
+                            "num",
+                            Pipeline([("impute", SimpleImputer(missing_values=pd.NA)), ("scale", StandardScaler())]),
+                            numeric,
+                        ),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=1000)),
+        ]
+    )
     model.fit(train.drop(columns="income"), train["income"])
-    return _write_case(folder, model, train, test, target="income", task_type="binary_classification",
-                       sensitive=["sex", "race"], positive_label=">50K")
+    return _write_case(
+        folder,
+        model,
+        train,
+        test,
+        target="income",
+        task_type="binary_classification",
+        sensitive=["sex", "race"],
+        positive_label=">50K",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -1043,8 +1304,7 @@ def nullable_adult(tmp_path_factory) -> Subject:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_nullable_string_and_int64_columns_with_na_through_counterfactual_and_gather(nullable_adult, tmp_path,
-                                                                                     engine):
+def test_nullable_string_and_int64_columns_with_na_through_counterfactual_and_gather(nullable_adult, tmp_path, engine):
     """Issue 29: pd.NA in a `string` column crashed counterfactual._changed ("boolean value of NA
     is ambiguous"), in an `Int64` column gather's per-row counterfactuals. NA equals NA: never a change."""
     s = nullable_adult
@@ -1065,8 +1325,14 @@ def test_nullable_string_and_int64_columns_with_na_through_counterfactual_and_ga
     kept = run.cfs[run.cfs[A.ROW_ID].isin(range(5)) & run.cfs["workclass"].isna()]
     assert len(kept) > 0 and not changed(s, kept)["workclass"].any()
     hours_missing = records.loc[[3, 4, 5, 6, 7], "status"]
-    assert (hours_missing == ("skipped: missing numeric values in ['hours-per-week']" if engine == "dice" else
-                              "searched; missing numeric values in ['hours-per-week'] kept")).all()
+    assert (
+        hours_missing
+        == (
+            "skipped: missing numeric values in ['hours-per-week']"
+            if engine == "dice"
+            else "searched; missing numeric values in ['hours-per-week'] kept"
+        )
+    ).all()
     if engine == "batched":  # rows with NA in both columns are searched and explained
         assert set(run.cfs[A.ROW_ID]) & {3, 4}
 
@@ -1078,4 +1344,5 @@ def test_nullable_string_and_int64_columns_with_na_through_counterfactual_and_ga
         mine = run.cfs[run.cfs[A.ROW_ID] == row_id]
         differs = changed(s, mine)
         assert [[c["feature"] for c in e["changes"]] for e in entries] == [
-            [f for f in s.features if differs.at[i, f]] for i in mine.index]
+            [f for f in s.features if differs.at[i, f]] for i in mine.index
+        ]

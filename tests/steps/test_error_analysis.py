@@ -11,19 +11,20 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import joblib
 import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_dataset
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
+from conftest import shared_dataset
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
@@ -39,6 +40,7 @@ FIGURES = ("count", "error_sum", "error_rate", "error_share")
 
 # --- the planted dataset: a model that is wrong exactly where a > 7 and b == "x" -------------
 
+
 def planted_truth(X: pd.DataFrame) -> np.ndarray:
     return ((X["a"] >= 5) ^ (X["b"] == "y")).astype(int).to_numpy()
 
@@ -53,7 +55,7 @@ class PlantedModel:
     def __init__(self, flip: bool = True) -> None:
         self.flip = flip
 
-    def fit(self, X: pd.DataFrame, y: Any) -> "PlantedModel":
+    def fit(self, X: pd.DataFrame, y: Any) -> PlantedModel:
         self.classes_ = np.array([0, 1])
         return self
 
@@ -79,17 +81,27 @@ def planted_frame(n: int, seed: int) -> pd.DataFrame:
 
 
 PLANTED_COHORTS = [
-    {"name": "Weak region", "filter": {"and": [{"column": "a", "op": ">", "value": 7},
-                                               {"column": "b", "op": "==", "value": "x"}]}},
+    {
+        "name": "Weak region",
+        "filter": {"and": [{"column": "a", "op": ">", "value": 7}, {"column": "b", "op": "==", "value": "x"}]},
+    },
     {"name": "No b", "filter": {"column": "b", "op": "==", "value": None}},
-    {"name": "d near 0 or a low", "filter": {"or": [{"column": "d", "op": "between", "value": [-0.5, 0.5]},
-                                                   {"column": "a", "op": "<", "value": 2}]}},
+    {
+        "name": "d near 0 or a low",
+        "filter": {
+            "or": [{"column": "d", "op": "between", "value": [-0.5, 0.5]}, {"column": "a", "op": "<", "value": 2}]
+        },
+    },
 ]
 ADULT_COHORTS = [
     {"name": "Under 30", "filter": {"column": "age", "op": "<", "value": 30}},
     {"name": "Nobody", "filter": {"column": "age", "op": ">", "value": 500}},
-    {"name": "Misclassified women", "filter": {"and": [{"column": "sex", "op": "==", "value": "Female"},
-                                                       {"column": "error", "op": "==", "value": True}]}},
+    {
+        "name": "Misclassified women",
+        "filter": {
+            "and": [{"column": "sex", "op": "==", "value": "Female"}, {"column": "error", "op": "==", "value": True}]
+        },
+    },
     {"name": "No workclass", "filter": {"column": "workclass", "op": "==", "value": None}},
 ]
 # The same cohorts in pandas: (test features, recomputed error) -> rows.
@@ -111,28 +123,33 @@ COHORT_ROWS: dict[str, dict[str, Callable[[pd.DataFrame, np.ndarray], Any]]] = {
 
 # --- constructor artifacts, with what the tests recompute from the user's files ----------------
 
+
 @dataclass
 class Audit:
     constructor: Path
-    X: pd.DataFrame          # the test features, read here from the user's test file
-    error: np.ndarray        # recomputed here: misclassified (0/1) or |y_true - y_pred|
-    frame: pd.DataFrame      # the constructor's cohort frame, on which filters select
+    X: pd.DataFrame  # the test features, read here from the user's test file
+    error: np.ndarray  # recomputed here: misclassified (0/1) or |y_true - y_pred|
+    frame: pd.DataFrame  # the constructor's cohort frame, on which filters select
     run_id: str
     sensitive: list[str]
 
 
-def make_audit(folder: Path, model: Path, train: Path, test: Path, target: str, task_type: str,
-               **options: Any) -> Audit:
-    run_constructor(model, train, test, folder,
-                    options=ConstructorOptions(target_column=target, task_type=task_type, allow_pickle=True,
-                                               **options))
+def make_audit(
+    folder: Path, model: Path, train: Path, test: Path, target: str, task_type: str, **options: Any
+) -> Audit:
+    run_constructor(
+        model,
+        train,
+        test,
+        folder,
+        options=ConstructorOptions(target_column=target, task_type=task_type, allow_pickle=True, **options),
+    )
     data = pd.read_parquet(test)
     X = data.drop(columns=target)
     y, pred = data[target].to_numpy(), joblib.load(model).predict(X)
     error = np.abs(y - pred) if task_type == "regression" else (y != pred).astype(float)
     artifact = load_constructor_artifact(folder)
-    return Audit(folder, X, error, artifact.cohort_frame, artifact.run_id,
-                 list(options.get("sensitive_features", [])))
+    return Audit(folder, X, error, artifact.cohort_frame, artifact.run_id, list(options.get("sensitive_features", [])))
 
 
 def case_audit(case, folder: Path, **options: Any) -> Audit:
@@ -140,8 +157,9 @@ def case_audit(case, folder: Path, **options: Any) -> Audit:
     return make_audit(folder, case.model, case.train, case.test, case.target, case.task_type, **options)
 
 
-def planted_audit(folder: Path, model: Any = None, test: pd.DataFrame | None = None,
-                  train: pd.DataFrame | None = None, **options: Any) -> Audit:
+def planted_audit(
+    folder: Path, model: Any = None, test: pd.DataFrame | None = None, train: pd.DataFrame | None = None, **options: Any
+) -> Audit:
     folder.mkdir(parents=True)
     test = planted_frame(5000, seed=2) if test is None else test
     train = planted_frame(1000, seed=1).reindex(columns=test.columns) if train is None else train
@@ -149,8 +167,15 @@ def planted_audit(folder: Path, model: Any = None, test: pd.DataFrame | None = N
     train.to_parquet(paths["train"], index=False)
     test.to_parquet(paths["test"], index=False)
     joblib.dump((model or PlantedModel()).fit(None, None), folder / "model.joblib")
-    return make_audit(folder / "constructor", folder / "model.joblib", paths["train"], paths["test"],
-                      "label", "binary_classification", **options)
+    return make_audit(
+        folder / "constructor",
+        folder / "model.joblib",
+        paths["train"],
+        paths["test"],
+        "label",
+        "binary_classification",
+        **options,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +212,7 @@ def analyse(audits, tmp_path_factory) -> Callable[..., dict[str, Any]]:
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def rows_of(node_filter: dict[str, Any] | None, frame: pd.DataFrame) -> np.ndarray:
     """The rows a filter selects; the root's filter (None) selects every row."""
     return np.ones(len(frame), dtype=bool) if node_filter is None else filter_mask(node_filter, frame)
@@ -199,9 +225,14 @@ def figures(entry: dict[str, Any]) -> dict[str, Any]:
 def expected_figures(error: np.ndarray, rows: np.ndarray) -> Any:
     rows = np.asarray(rows, dtype=bool)
     count, error_sum, total = int(rows.sum()), float(error[rows].sum()), float(error.sum())
-    return pytest.approx({"count": count, "error_sum": error_sum,
-                          "error_rate": error_sum / count if count else None,
-                          "error_share": error_sum / total if total else None})
+    return pytest.approx(
+        {
+            "count": count,
+            "error_sum": error_sum,
+            "error_rate": error_sum / count if count else None,
+            "error_share": error_sum / total if total else None,
+        }
+    )
 
 
 def leaves(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -219,20 +250,37 @@ def leaf_of_each_row(nodes: list[dict[str, Any]], frame: pd.DataFrame) -> np.nda
     return assigned
 
 
-def lightgbm_leaf_of_each_row(X: pd.DataFrame, error: np.ndarray, *, max_depth: int = 3,
-                              num_leaves: int = 31, min_child_samples: int = 20,
-                              tree_features: list[str] | None = None) -> np.ndarray:
+def lightgbm_leaf_of_each_row(
+    X: pd.DataFrame,
+    error: np.ndarray,
+    *,
+    max_depth: int = 3,
+    num_leaves: int = 31,
+    min_child_samples: int = 20,
+    tree_features: list[str] | None = None,
+) -> np.ndarray:
     """A tree fitted here with the documented settings: categorical as category, numeric as float."""
-    inputs = pd.DataFrame({
-        f: X[f].astype(float) if pd.api.types.is_numeric_dtype(X[f]) and not pd.api.types.is_bool_dtype(X[f])
-        else X[f].astype("category")
-        for f in (tree_features or X.columns)
-    })
+    inputs = pd.DataFrame(
+        {
+            f: X[f].astype(float)
+            if pd.api.types.is_numeric_dtype(X[f]) and not pd.api.types.is_bool_dtype(X[f])
+            else X[f].astype("category")
+            for f in (tree_features or X.columns)
+        }
+    )
     tree = lightgbm.LGBMRegressor(
-        n_estimators=1, learning_rate=1.0, num_leaves=num_leaves, max_depth=max_depth,
-        min_child_samples=min_child_samples, min_split_gain=min_split_gain(error),
-        deterministic=True, force_row_wise=True, n_jobs=1,
-        verbose=-1, random_state=0)
+        n_estimators=1,
+        learning_rate=1.0,
+        num_leaves=num_leaves,
+        max_depth=max_depth,
+        min_child_samples=min_child_samples,
+        min_split_gain=min_split_gain(error),
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=1,
+        verbose=-1,
+        random_state=0,
+    )
     return tree.fit(inputs, error).predict(inputs, pred_leaf=True).ravel()
 
 
@@ -259,7 +307,7 @@ def expected_groups(values: pd.Series) -> list[np.ndarray]:
 
 NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 LABEL_FORMS = [  # a bin's label -> the test its values pass
-    (rf"({NUMBER})-({NUMBER})", lambda a, b: lambda x: (a <= x) & (x <= b)),   # whole numbers, both included
+    (rf"({NUMBER})-({NUMBER})", lambda a, b: lambda x: (a <= x) & (x <= b)),  # whole numbers, both included
     (rf"({NUMBER}) to ({NUMBER})", lambda a, b: lambda x: (a <= x) & (x <= b)),
     (rf"\(({NUMBER}), ({NUMBER})\]", lambda a, b: lambda x: (a < x) & (x <= b)),
     (rf"<= ({NUMBER})", lambda a: lambda x: x <= a),
@@ -279,14 +327,16 @@ def label_holds(label: str, values: pd.Series) -> np.ndarray:
 
 # --- 1. the planted weak region ----------------------------------------------------------------
 
+
 def test_planted_region_is_exactly_the_leaves_that_are_always_wrong(audits, analyse):
     audit, doc = audits["planted"], analyse("planted")
     region = in_weak_region(audit.X)
     assert (audit.error == region).all() and 400 < region.sum() < 600  # the model is wrong there only
     tree_leaves = leaves(doc["tree"]["nodes"])
     assert {leaf["error_rate"] for leaf in tree_leaves} == {0.0, 1.0}
-    always_wrong = np.logical_or.reduce([rows_of(leaf["filter"], audit.frame)
-                                         for leaf in tree_leaves if leaf["error_rate"] == 1.0])
+    always_wrong = np.logical_or.reduce(
+        [rows_of(leaf["filter"], audit.frame) for leaf in tree_leaves if leaf["error_rate"] == 1.0]
+    )
     assert (always_wrong == region).all()
     worst = doc["cohort_errors"]["worst_leaves"][0]
     assert worst["error_rate"] == 1.0
@@ -305,6 +355,7 @@ def test_planted_worst_leaf_is_exactly_the_weak_region(audits, analyse):
 
 
 # --- 2. the error tree -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["adult", "compas", "insurance", "planted"])
 def test_every_node_is_a_cohort_with_its_error_figures(audits, analyse, name):
@@ -329,15 +380,21 @@ def test_every_node_is_a_cohort_with_its_error_figures(audits, analyse, name):
 
 
 TREE_OPTIONS = [
-    ("adult", {}), ("compas", {}), ("insurance", {}), ("planted", {}),
-    ("adult", {"max_depth": 2}), ("adult", {"num_leaves": 3}), ("adult", {"min_child_samples": 2000}),
+    ("adult", {}),
+    ("compas", {}),
+    ("insurance", {}),
+    ("planted", {}),
+    ("adult", {"max_depth": 2}),
+    ("adult", {"num_leaves": 3}),
+    ("adult", {"min_child_samples": 2000}),
     ("adult", {"tree_features": ["age", "hours-per-week", "workclass", "native-country"]}),
     ("planted", {"tree_features": ["a", "c", "d"]}),  # NaN in a numeric and a high-cardinality feature
 ]
 
 
-@pytest.mark.parametrize("name, options", TREE_OPTIONS,
-                         ids=[f"{n}-{'-'.join(map(str, o)) or 'default'}" for n, o in TREE_OPTIONS])
+@pytest.mark.parametrize(
+    "name, options", TREE_OPTIONS, ids=[f"{n}-{'-'.join(map(str, o)) or 'default'}" for n, o in TREE_OPTIONS]
+)
 def test_leaves_equal_a_lightgbm_tree_fitted_here(audits, analyse, name, options):
     audit, doc = audits[name], analyse(name, **options)
     assert doc["tree"]["features"] == options.get("tree_features", list(audit.X.columns))
@@ -350,10 +407,14 @@ def test_leaves_equal_a_lightgbm_tree_fitted_here(audits, analyse, name, options
 TREE_PARAMETERS = {  # option: a property of the nodes that the default tree does not have
     "max_depth=2": ({"max_depth": 2}, lambda nodes: max(n["depth"] for n in nodes) <= 2),
     "num_leaves=3": ({"num_leaves": 3}, lambda nodes: len(leaves(nodes)) <= 3),
-    "min_child_samples=2000": ({"min_child_samples": 2000},
-                               lambda nodes: min(n["count"] for n in leaves(nodes)) >= 2000),
-    "tree_features": ({"tree_features": ["age", "sex"]},
-                      lambda nodes: {n["split"]["feature"] for n in nodes if not n["leaf"]} <= {"age", "sex"}),
+    "min_child_samples=2000": (
+        {"min_child_samples": 2000},
+        lambda nodes: min(n["count"] for n in leaves(nodes)) >= 2000,
+    ),
+    "tree_features": (
+        {"tree_features": ["age", "sex"]},
+        lambda nodes: {n["split"]["feature"] for n in nodes if not n["leaf"]} <= {"age", "sex"},
+    ),
 }
 
 
@@ -364,8 +425,9 @@ def test_tree_parameters_are_honoured(analyse, options, holds):
     assert holds(nodes) and len(leaves(nodes)) > 1
 
 
-@pytest.mark.parametrize("why", ["min_child_samples above half the rows", "a model with no errors",
-                                 "a test set of 30 rows"])
+@pytest.mark.parametrize(
+    "why", ["min_child_samples above half the rows", "a model with no errors", "a test set of 30 rows"]
+)
 def test_a_tree_without_splits_is_one_leaf_and_gathers(audits, tmp_path, why):
     """A root-only tree is no worst or best leaf (it is all data), so gather has no leaf cohort
     to select (it crashed on the root's null filter)."""
@@ -391,6 +453,7 @@ def test_a_tree_without_splits_is_one_leaf_and_gathers(audits, tmp_path, why):
 
 
 # --- 3. the heatmap ----------------------------------------------------------------------------
+
 
 def expected_bin_of_each_row(values: pd.Series, axis: dict[str, Any], n_bins: int) -> np.ndarray:
     """Index into axis["bins"] per row, from pd.cut on the quantiles or from the values."""
@@ -434,8 +497,10 @@ def check_heatmap(heatmap: dict[str, Any], audit: Audit, features: list[str], n_
             assert (rows_of(b["filter"], audit.frame) == (expected == i)).all(), b["label"]
         bin_of_row.append(expected)
     table = pd.DataFrame({f"bin{i}": rows for i, rows in enumerate(bin_of_row)})
-    groups = {key if isinstance(key, tuple) else (key,): rows.index.to_numpy()
-              for key, rows in table.groupby(list(table.columns))}
+    groups = {
+        key if isinstance(key, tuple) else (key,): rows.index.to_numpy()
+        for key, rows in table.groupby(list(table.columns))
+    }
     cells = heatmap["cells"]
     assert len(cells) == math.prod(len(axis["bins"]) for axis in axes)  # every combination
     position = [{b["label"]: i for i, b in enumerate(axis["bins"])} for axis in axes]
@@ -450,9 +515,15 @@ def check_heatmap(heatmap: dict[str, Any], audit: Audit, features: list[str], n_
     assert sum(cell["count"] for cell in cells) == len(audit.X)
 
 
-HEATMAPS = [("adult", ["age", "sex"], 8), ("adult", ["education-num", "education"], 8),
-            ("adult", ["hours-per-week", "race"], 4), ("planted", ["a", "b"], 8), ("planted", ["c"], 8),
-            ("planted", ["d"], 12), ("insurance", ["bmi", "smoker"], 8)]
+HEATMAPS = [
+    ("adult", ["age", "sex"], 8),
+    ("adult", ["education-num", "education"], 8),
+    ("adult", ["hours-per-week", "race"], 4),
+    ("planted", ["a", "b"], 8),
+    ("planted", ["c"], 8),
+    ("planted", ["d"], 12),
+    ("insurance", ["bmi", "smoker"], 8),
+]
 
 
 @pytest.mark.parametrize("name, features, bins", HEATMAPS, ids=[f"{n}-{'-'.join(f)}-{b}" for n, f, b in HEATMAPS])
@@ -470,8 +541,10 @@ def test_heatmap_age_by_sex_on_adult(audits, analyse):
     # pandas' bins, labelled by the whole ages they hold: "17-21", not "(16.999, 21.0]"
     binned = pd.cut(audit.X["age"], np.quantile(audit.X["age"], np.linspace(0, 1, 9)), include_lowest=True)
     intervals = binned.cat.categories
-    expected_labels = [f"{audit.X['age'].min() if i == 0 else math.floor(iv.left) + 1}-{math.floor(iv.right)}"
-                       for i, iv in enumerate(intervals)]
+    expected_labels = [
+        f"{audit.X['age'].min() if i == 0 else math.floor(iv.left) + 1}-{math.floor(iv.right)}"
+        for i, iv in enumerate(intervals)
+    ]
     assert [b["label"] for b in age["bins"]] == expected_labels
     assert not any("." in label for label in expected_labels)
     rows = pd.DataFrame({"age": binned, "sex": audit.X["sex"], "error": audit.error})
@@ -511,6 +584,7 @@ def test_heatmap_bins_of_large_close_values_stay_distinct(tmp_path):
 
 # --- 4. errors per cohort, per sensitive group, and the extreme leaves --------------------------
 
+
 @pytest.mark.parametrize("name", ["adult", "insurance", "planted"])
 def test_cohort_and_sensitive_group_errors_equal_pandas(audits, analyse, name):
     audit, errors = audits[name], analyse(name)["cohort_errors"]
@@ -527,7 +601,9 @@ def test_cohort_and_sensitive_group_errors_equal_pandas(audits, analyse, name):
         if group["group"] == MISSING:
             assert values[rows].isna().all()
         elif pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:  # a bin: its label says which
-            assert label_holds(group["group"], values[rows]).all() and not label_holds(group["group"], values[~rows]).any()
+            assert (
+                label_holds(group["group"], values[rows]).all() and not label_holds(group["group"], values[~rows]).any()
+            )
         else:
             assert (values[rows].astype(str) == group["group"]).all()
 
@@ -567,7 +643,7 @@ class BandModel:
 
     RATES = np.array([0.8, 0.5, 0.1, 0.0])
 
-    def fit(self, X: Any, y: Any) -> "BandModel":
+    def fit(self, X: Any, y: Any) -> BandModel:
         self.classes_ = np.array([0, 1])
         return self
 
@@ -589,17 +665,23 @@ def test_leaves_are_named_worst_or_best_by_their_side_of_all_data(tmp_path):
     assert band_rates[2] < overall < band_rates[1]
     run_error_analysis(audit.constructor, tmp_path / "ea", options=ErrorAnalysisOptions(tree_features=["g"]))
     doc = read_result(tmp_path / "ea")
-    bands = {int(test["g"][rows_of(leaf["filter"], audit.frame)].iloc[0]): leaf for leaf in leaves(doc["tree"]["nodes"])}
+    bands = {
+        int(test["g"][rows_of(leaf["filter"], audit.frame)].iloc[0]): leaf for leaf in leaves(doc["tree"]["nodes"])
+    }
     assert sorted(bands) == [0, 1, 2, 3]
     worst, best = doc["cohort_errors"]["worst_leaves"], doc["cohort_errors"]["best_leaves"]
     assert [w["node"] for w in worst] == [bands[0]["id"], bands[1]["id"]]  # not band 2
-    assert [b["node"] for b in best] == [bands[3]["id"], bands[2]["id"]]   # not band 1
-    assert [w["name"] for w in worst] == [f"Error tree: worst leaf {i + 1} (node {bands[g]['id']})" for i, g in enumerate((0, 1))]
+    assert [b["node"] for b in best] == [bands[3]["id"], bands[2]["id"]]  # not band 1
+    assert [w["name"] for w in worst] == [
+        f"Error tree: worst leaf {i + 1} (node {bands[g]['id']})" for i, g in enumerate((0, 1))
+    ]
     for g, leaf in bands.items():
         assert leaf["error_rate"] == pytest.approx(band_rates[g])
     # the bands' filters read as the values of g they hold
     assert {json.dumps(bands[g]["condition"]) for g in (0, 3)} == {
-        json.dumps({"column": "g", "op": "<=", "value": 0}), json.dumps({"column": "g", "op": ">", "value": 2})}
+        json.dumps({"column": "g", "op": "<=", "value": 0}),
+        json.dumps({"column": "g", "op": ">", "value": 2}),
+    }
 
 
 # --- 4b. thresholds and categories read as the values they separate ----------------------------
@@ -614,24 +696,37 @@ def credit(tmp_path_factory) -> tuple[Audit, dict[str, Any]]:
     data = shared_dataset("credit_card_default.parquet").drop(columns="ID")
     train, test = data.iloc[:3000], data.iloc[3000:6000]
     folder = tmp_path_factory.mktemp("credit")
-    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(train.drop(columns=CREDIT_TARGET),
-                                                                           train[CREDIT_TARGET])
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(
+        train.drop(columns=CREDIT_TARGET), train[CREDIT_TARGET]
+    )
     joblib.dump(model, folder / "model.joblib")
     train.to_parquet(folder / "train.parquet", index=False)
     test.to_parquet(folder / "test.parquet", index=False)
-    audit = make_audit(folder / "constructor", folder / "model.joblib", folder / "train.parquet",
-                       folder / "test.parquet", CREDIT_TARGET, "binary_classification", positive_label=1,
-                       sensitive_features=["SEX", "AGE"])
-    run_error_analysis(audit.constructor, folder / "ea",
-                       options=ErrorAnalysisOptions(heatmap_features=["AGE", "EDUCATION"]))
+    audit = make_audit(
+        folder / "constructor",
+        folder / "model.joblib",
+        folder / "train.parquet",
+        folder / "test.parquet",
+        CREDIT_TARGET,
+        "binary_classification",
+        positive_label=1,
+        sensitive_features=["SEX", "AGE"],
+    )
+    run_error_analysis(
+        audit.constructor, folder / "ea", options=ErrorAnalysisOptions(heatmap_features=["AGE", "EDUCATION"])
+    )
     return audit, read_result(folder / "ea")
 
 
 def numbers_in(node: Any) -> list[Any]:
     if isinstance(node, dict):
-        return [x for key in ("and", "or") if key in node for child in node[key] for x in numbers_in(child)] \
-            or ([v for v in (node["value"] if isinstance(node.get("value"), list) else [node.get("value")])
-                 if isinstance(v, (int, float)) and not isinstance(v, bool)])
+        return [x for key in ("and", "or") if key in node for child in node[key] for x in numbers_in(child)] or (
+            [
+                v
+                for v in (node["value"] if isinstance(node.get("value"), list) else [node.get("value")])
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            ]
+        )
     return []
 
 
@@ -694,7 +789,7 @@ SIZES = ["XS", "S", "M", "L", "XL"]  # ordered; alphabetically L, M, S, XL, XS
 class KindsModel:
     """Wrong exactly where flag is True, onehot is 1 and size is XS, L or XL."""
 
-    def fit(self, X: Any, y: Any) -> "KindsModel":
+    def fit(self, X: Any, y: Any) -> KindsModel:
         self.classes_ = np.array([0, 1])
         return self
 
@@ -708,18 +803,25 @@ class KindsModel:
 def kinds(tmp_path_factory) -> tuple[Audit, dict[str, Any]]:
     rng = np.random.default_rng(11)
     n = 5000
-    test = pd.DataFrame({
-        "flag": rng.random(n) < 0.5,
-        "onehot": rng.integers(0, 2, n),
-        "size": pd.Categorical(rng.choice(SIZES, n), categories=SIZES, ordered=True),
-        "grade": rng.choice(["1", "2", "3", "10"], n),  # numbers written as text
-        "t": rng.integers(0, 2, n),
-    })
+    test = pd.DataFrame(
+        {
+            "flag": rng.random(n) < 0.5,
+            "onehot": rng.integers(0, 2, n),
+            "size": pd.Categorical(rng.choice(SIZES, n), categories=SIZES, ordered=True),
+            "grade": rng.choice(["1", "2", "3", "10"], n),  # numbers written as text
+            "t": rng.integers(0, 2, n),
+        }
+    )
     test["label"] = test["t"]
     folder = tmp_path_factory.mktemp("kinds")
     audit = planted_audit(folder / "kinds", KindsModel(), test=test)
-    run_error_analysis(audit.constructor, folder / "ea", options=ErrorAnalysisOptions(
-        tree_features=["flag", "onehot", "size"], heatmap_features=["size", "grade"], max_depth=4))
+    run_error_analysis(
+        audit.constructor,
+        folder / "ea",
+        options=ErrorAnalysisOptions(
+            tree_features=["flag", "onehot", "size"], heatmap_features=["size", "grade"], max_depth=4
+        ),
+    )
     return audit, read_result(folder / "ea")
 
 
@@ -729,14 +831,18 @@ def test_boolean_one_hot_and_ordered_splits_read_as_values(kinds):
     conditions = {}
     for node in nodes:
         if not node["leaf"]:
-            conditions.setdefault(node["split"]["feature"], []).append([nodes[i]["condition"] for i in node["children"]])
+            conditions.setdefault(node["split"]["feature"], []).append(
+                [nodes[i]["condition"] for i in node["children"]]
+            )
     assert set(conditions) == {"flag", "onehot", "size"}
     for left, right in conditions["flag"]:  # a bool: == True / == False
         assert (left["op"], right["op"]) == ("==", "==") and {left["value"], right["value"]} == {True, False}
         assert pdf_filter_text(left) in ("flag == true", "flag == false")
     for left, right in conditions["onehot"]:  # a 0/1 column: == 0 / == 1, not <= 1e-35
-        assert (left, right) == ({"column": "onehot", "op": "==", "value": 0},
-                                 {"column": "onehot", "op": "==", "value": 1})
+        assert (left, right) == (
+            {"column": "onehot", "op": "==", "value": 0},
+            {"column": "onehot", "op": "==", "value": 1},
+        )
     for left, right in conditions["size"]:  # the sizes of each side in their own order
         for side in (left, right):
             values = side["value"] if isinstance(side["value"], list) else [side["value"]]
@@ -745,8 +851,9 @@ def test_boolean_one_hot_and_ordered_splits_read_as_values(kinds):
     wrong = [leaf for leaf in doc["cohort_errors"]["worst_leaves"] if leaf["error_rate"] == 1.0]
     assert (np.logical_or.reduce([rows_of(leaf["filter"], audit.frame) for leaf in wrong]) == region).all()
     ours = leaf_of_each_row(nodes, audit.frame)
-    assert same_partition(ours, lightgbm_leaf_of_each_row(audit.X, audit.error, max_depth=4,
-                                                          tree_features=["flag", "onehot", "size"]))
+    assert same_partition(
+        ours, lightgbm_leaf_of_each_row(audit.X, audit.error, max_depth=4, tree_features=["flag", "onehot", "size"])
+    )
 
 
 def test_heatmap_categories_in_their_order(kinds, analyse):
@@ -762,10 +869,11 @@ def test_heatmap_categories_in_their_order(kinds, analyse):
 
 # --- 4c. columns the model is not given, dates -------------------------------------------------
 
+
 class IgnoresDates:
     """The planted model; it reads only a, b, c and d."""
 
-    def fit(self, X: Any, y: Any) -> "IgnoresDates":
+    def fit(self, X: Any, y: Any) -> IgnoresDates:
         self.classes_ = np.array([0, 1])
         return self
 
@@ -781,8 +889,14 @@ def dated_frame(n: int, seed: int) -> pd.DataFrame:
 
 def test_a_dropped_datetime_column_never_reaches_the_tree(tmp_path):
     """A datetime column in dropped_features crashed the tree (LightGBM's category dump)."""
-    audit = planted_audit(tmp_path / "dated", IgnoresDates(), test=dated_frame(2000, seed=2),
-                          train=dated_frame(1000, seed=1), dropped_features=["when"], sensitive_features=["b"])
+    audit = planted_audit(
+        tmp_path / "dated",
+        IgnoresDates(),
+        test=dated_frame(2000, seed=2),
+        train=dated_frame(1000, seed=1),
+        dropped_features=["when"],
+        sensitive_features=["b"],
+    )
     run_error_analysis(audit.constructor, tmp_path / "ea", options=ErrorAnalysisOptions(heatmap_features=["a"]))
     doc = read_result(tmp_path / "ea")
     assert doc["tree"]["features"] == ["a", "b", "c", "d"]
@@ -805,8 +919,9 @@ def test_a_datetime_feature_the_model_uses_is_refused_in_one_line(tmp_path):
     artifact), in one line naming the column; nothing written."""
     out = tmp_path / "ea"
     try:
-        audit = planted_audit(tmp_path / "dated", IgnoresDates(), test=dated_frame(500, seed=3),
-                              train=dated_frame(500, seed=1))
+        audit = planted_audit(
+            tmp_path / "dated", IgnoresDates(), test=dated_frame(500, seed=3), train=dated_frame(500, seed=1)
+        )
     except RAIInputError as refused:
         message = str(refused)
         assert not (tmp_path / "dated" / "constructor").exists()
@@ -819,6 +934,7 @@ def test_a_datetime_feature_the_model_uses_is_refused_in_one_line(tmp_path):
 
 
 # --- 5. feature importance for errors ----------------------------------------------------------
+
 
 def test_feature_importance_ranks_the_planted_features_first(analyse):
     mi = {e["feature"]: e["mutual_information"] for e in analyse("planted")["feature_importance"]}
@@ -856,10 +972,14 @@ BAD_OPTIONS = {
     "max_depth='3'": ({"max_depth": "3"}, r"`max_depth` must be an integer >= 1, got '3'"),
     "three heatmap features": ({"heatmap_features": ["age", "bmi", "sex"]}, r"at most two different features"),
     "duplicate heatmap features": ({"heatmap_features": ["age", "age"]}, r"at most two different features"),
-    "unknown tree feature": ({"tree_features": ["age", "salary"]},
-                             r"`tree_features` names unknown features \['salary'\]"),
-    "unknown heatmap feature": ({"heatmap_features": ["salary"]},
-                                r"`heatmap_features` names unknown features \['salary'\]"),
+    "unknown tree feature": (
+        {"tree_features": ["age", "salary"]},
+        r"`tree_features` names unknown features \['salary'\]",
+    ),
+    "unknown heatmap feature": (
+        {"heatmap_features": ["salary"]},
+        r"`heatmap_features` names unknown features \['salary'\]",
+    ),
 }
 
 
@@ -873,10 +993,12 @@ def test_bad_parameters_are_refused(audits, tmp_path, options, match):
 
 # --- 7. the artifact ---------------------------------------------------------------------------
 
+
 def test_artifact_is_an_insight_of_the_run_that_gather_accepts(audits, tmp_path):
     audit, out = audits["insurance"], tmp_path / "ea"
-    result = run_error_analysis(audit.constructor, out,
-                                options=ErrorAnalysisOptions(max_depth=2, heatmap_features=["bmi", "smoker"]))
+    result = run_error_analysis(
+        audit.constructor, out, options=ErrorAnalysisOptions(max_depth=2, heatmap_features=["bmi", "smoker"])
+    )
     meta = A.read_artifact_meta(out, expected_kind="error_analysis")  # verifies the manifest
     assert meta["kind"] == "error_analysis" and meta["run_id"] == audit.run_id == result.run_id
     assert meta["options"]["max_depth"] == 2 and meta["options"]["heatmap_features"] == ["bmi", "smoker"]
@@ -893,12 +1015,29 @@ def test_artifact_is_an_insight_of_the_run_that_gather_accepts(audits, tmp_path)
 
 # --- 8. the command line -----------------------------------------------------------------------
 
+
 def test_cli_runs_and_reports_bad_input(audits, tmp_path, capsys):
     audit = audits["insurance"]
     common = ["--constructor", str(audit.constructor)]
     good = tmp_path / "good"
-    assert main([*common, "--output", str(good), "--max-depth", "2", "--num-leaves", "3",
-                 "--heatmap-features", '["age"]', "--tree-features", '["age", "smoker", "bmi"]']) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--output",
+                str(good),
+                "--max-depth",
+                "2",
+                "--num-leaves",
+                "3",
+                "--heatmap-features",
+                '["age"]',
+                "--tree-features",
+                '["age", "smoker", "bmi"]',
+            ]
+        )
+        == 0
+    )
     assert "error analysis written" in capsys.readouterr().out
     doc = read_result(good)
     nodes = doc["tree"]["nodes"]

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import joblib
 import lightgbm
@@ -56,14 +57,23 @@ COHORT_ROWS: dict[str, Callable[[pd.DataFrame, np.ndarray], Any]] = {
 
 # --- the cases: the conftest ones and models built here -----------------------------------------
 
+
 def adult_linear_case(folder: Path) -> Case:
     """A bare LogisticRegression on Adult's numeric columns; ``sex`` is kept for cohorts only."""
     columns = [*ADULT_NUMERIC, "sex", "income"]
     train = shared_dataset("adult_train.parquet")[columns]
     test = shared_dataset("adult_test.parquet")[columns]
     model = LogisticRegression(max_iter=5000).fit(train[ADULT_NUMERIC], train["income"])
-    return _write_case(folder, model, train, test, target="income", task_type="binary_classification",
-                       sensitive=["sex"], positive_label=">50K")
+    return _write_case(
+        folder,
+        model,
+        train,
+        test,
+        target="income",
+        task_type="binary_classification",
+        sensitive=["sex"],
+        positive_label=">50K",
+    )
 
 
 def compas_tree_case(folder: Path, estimator, merge_rare_races: bool = True) -> Case:
@@ -75,8 +85,15 @@ def compas_tree_case(folder: Path, estimator, merge_rare_races: bool = True) -> 
     train, test = data.iloc[:5000].reset_index(drop=True), data.iloc[5000:].reset_index(drop=True)
     model = _encoded(COMPAS_CATEGORICAL, COMPAS_NUMERIC, estimator)
     model.fit(train.drop(columns="score_text"), train["score_text"])
-    return _write_case(folder, model, train, test, target="score_text",
-                       task_type="multiclass_classification", sensitive=["race", "sex"])
+    return _write_case(
+        folder,
+        model,
+        train,
+        test,
+        target="score_text",
+        task_type="multiclass_classification",
+        sensitive=["race", "sex"],
+    )
 
 
 def adult_lightgbm_case(folder: Path, columns: list[str]) -> Case:
@@ -86,14 +103,32 @@ def adult_lightgbm_case(folder: Path, columns: list[str]) -> Case:
     features = train.drop(columns="income")
     categorical = [c for c in features.columns if features[c].dtype == object]
     encode = ColumnTransformer(
-        [("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
-                               OneHotEncoder(handle_unknown="ignore", sparse_output=False)), categorical)],
-        remainder="passthrough")
-    model = Pipeline([("encode", encode),
-                      ("model", lightgbm.LGBMClassifier(n_estimators=40, random_state=0, verbose=-1))])
+        [
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            )
+        ],
+        remainder="passthrough",
+    )
+    model = Pipeline(
+        [("encode", encode), ("model", lightgbm.LGBMClassifier(n_estimators=40, random_state=0, verbose=-1))]
+    )
     model.fit(features, train["income"])
-    return _write_case(folder, model, train, test, target="income", task_type="binary_classification",
-                       sensitive=["sex"], positive_label=">50K")
+    return _write_case(
+        folder,
+        model,
+        train,
+        test,
+        target="income",
+        task_type="binary_classification",
+        sensitive=["sex"],
+        positive_label=">50K",
+    )
 
 
 @dataclass
@@ -103,11 +138,11 @@ class Subject:
     case: Case
     constructor: Path
     model: Any
-    X: pd.DataFrame          # the user's test features (every column, not only the model's)
-    train: pd.DataFrame      # the user's train features (the model's)
+    X: pd.DataFrame  # the user's test features (every column, not only the model's)
+    train: pd.DataFrame  # the user's train features (the model's)
     features: list[str]
-    rows: np.ndarray         # the constructor's sample (row ids), in order
-    wrong: np.ndarray        # misclassified, recomputed here (classification)
+    rows: np.ndarray  # the constructor's sample (row ids), in order
+    wrong: np.ndarray  # misclassified, recomputed here (classification)
     run_id: str
     sensitive: list[str]
 
@@ -127,17 +162,24 @@ def forest() -> RandomForestClassifier:
 
 # name: (case, constructor options)
 SUBJECTS: dict[str, tuple[Callable[..., Case], dict[str, Any]]] = {
-    "adult_linear": (lambda f, cases: adult_linear_case(f),
-                     {"sample_size": 300, "dropped_features": ["sex"], "cohorts": ADULT_COHORTS}),
+    "adult_linear": (
+        lambda f, cases: adult_linear_case(f),
+        {"sample_size": 300, "dropped_features": ["sex"], "cohorts": ADULT_COHORTS},
+    ),
     "insurance": (lambda f, cases: cases["insurance"], {"sample_size": 100}),
     "compas": (lambda f, cases: cases["compas"], {"sample_size": 150}),
     "compas_rf": (lambda f, cases: compas_tree_case(f, forest()), {"sample_size": 150, "cohorts": COMPAS_COHORTS}),
     "compas_rf_rare": (lambda f, cases: compas_tree_case(f, forest(), merge_rare_races=False), {"sample_size": 150}),
-    "compas_lgbm": (lambda f, cases: compas_tree_case(
-        f, lightgbm.LGBMClassifier(n_estimators=40, random_state=0, verbose=-1)), {"sample_size": 150}),
-    "adult_lgbm": (lambda f, cases: adult_lightgbm_case(
-        f, ["age", "education-num", "hours-per-week", "capital-gain", "sex", "race", "relationship"]),
-        {"sample_size": 150}),
+    "compas_lgbm": (
+        lambda f, cases: compas_tree_case(f, lightgbm.LGBMClassifier(n_estimators=40, random_state=0, verbose=-1)),
+        {"sample_size": 150},
+    ),
+    "adult_lgbm": (
+        lambda f, cases: adult_lightgbm_case(
+            f, ["age", "education-num", "hours-per-week", "capital-gain", "sex", "race", "relationship"]
+        ),
+        {"sample_size": 150},
+    ),
     "adult_mimic": (lambda f, cases: cases["adult"], {"sample_size": 200, "cohorts": ADULT_COHORTS}),
 }
 
@@ -159,14 +201,24 @@ def subjects(adult_case, compas_case, insurance_case, tmp_path_factory) -> Calla
             X = data.drop(columns=case.target)
             features = [c for c in X.columns if c not in options.get("dropped_features", [])]
             model = joblib.load(case.model)
-            wrong = (model.predict(X[features]) != data[case.target].to_numpy()) \
-                if case.task_type != "regression" else np.zeros(len(X), dtype=bool)
+            wrong = (
+                (model.predict(X[features]) != data[case.target].to_numpy())
+                if case.task_type != "regression"
+                else np.zeros(len(X), dtype=bool)
+            )
             predictions = audit.predictions
             built[name] = Subject(
-                case=case, constructor=constructor, model=model, X=X,
-                train=pd.read_parquet(case.train)[features], features=features,
+                case=case,
+                constructor=constructor,
+                model=model,
+                X=X,
+                train=pd.read_parquet(case.train)[features],
+                features=features,
                 rows=predictions.loc[predictions[A.IN_SAMPLE], A.ROW_ID].to_numpy(),
-                wrong=np.asarray(wrong, dtype=bool), run_id=audit.run_id, sensitive=case.sensitive)
+                wrong=np.asarray(wrong, dtype=bool),
+                run_id=audit.run_id,
+                sensitive=case.sensitive,
+            )
             assert audit.meta["model_features"] == features
             assert len(built[name].rows) == options["sample_size"]
         return built[name]
@@ -182,8 +234,9 @@ class Explanation:
 
 
 def read_explanation(folder: Path) -> Explanation:
-    return Explanation(folder, json.loads((folder / A.INSIGHT_RESULT_FILE).read_text()),
-                       pd.read_parquet(folder / LOCAL))
+    return Explanation(
+        folder, json.loads((folder / A.INSIGHT_RESULT_FILE).read_text()), pd.read_parquet(folder / LOCAL)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +269,9 @@ def shards(subjects, tmp_path_factory) -> Callable[[str], list[Path]]:
         if name not in done:
             folders = [root / f"{name}_shard{i}" for i in range(SHARDS)]
             for i, folder in enumerate(folders):
-                run_explainer(subjects(name).constructor, folder,
-                              options=ExplainerOptions(shard_index=i, shard_count=SHARDS))
+                run_explainer(
+                    subjects(name).constructor, folder, options=ExplainerOptions(shard_index=i, shard_count=SHARDS)
+                )
             done[name] = folders
         return done[name]
 
@@ -225,6 +279,7 @@ def shards(subjects, tmp_path_factory) -> Callable[[str], list[Path]]:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
 
 def dense(values: Any) -> np.ndarray:
     return np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=float)
@@ -237,8 +292,11 @@ def engineered_names(model) -> list[str]:
 def columns_of(model, feature: str) -> list[int]:
     """Indexes of the engineered columns made from a raw feature, from the encoder's names."""
     names = engineered_names(model)
-    found = [i for i, n in enumerate(names)
-             if n in (f"num__{feature}", f"remainder__{feature}") or n.startswith(f"cat__{feature}_")]
+    found = [
+        i
+        for i, n in enumerate(names)
+        if n in (f"num__{feature}", f"remainder__{feature}") or n.startswith(f"cat__{feature}_")
+    ]
     assert found, f"no engineered column for {feature} in {names}"
     return found
 
@@ -279,14 +337,15 @@ def expected_groups(values: pd.Series) -> pd.Series:
         # pandas' quartiles, labelled by the whole numbers they hold ("18-25", both ends included)
         binned = pd.qcut(values, 4)
         assert (values.dropna() % 1 == 0).all(), "labels of whole-number bins only"
-        names = {iv: f"{int(values.min()) if i == 0 else math.floor(iv.left) + 1}-{math.floor(iv.right)}"
-                 for i, iv in enumerate(binned.cat.categories)}
+        names = {
+            iv: f"{int(values.min()) if i == 0 else math.floor(iv.left) + 1}-{math.floor(iv.right)}"
+            for i, iv in enumerate(binned.cat.categories)
+        }
         return binned.map(names).astype(object).where(values.notna(), MISSING)
     return values.astype(object).where(values.notna(), MISSING).astype(str)
 
 
-def surrogate_fidelity(s: Subject, *, background_size: int = 100, mimic_train_size: int = 5000,
-                       seed: int = 0) -> float:
+def surrogate_fidelity(s: Subject, *, background_size: int = 100, mimic_train_size: int = 5000, seed: int = 0) -> float:
     """The mimic's fidelity from a LightGBM surrogate fitted here as interpret-community's is:
     a regressor on the soft logit (clipped to +-5) of the second class's probability (binary)
     or on the model's output (regression), trained on a seeded sample of train rows."""
@@ -316,8 +375,11 @@ LINEAR_BACKGROUNDS = [pytest.param(40, id="background-40"), pytest.param(100, id
 @pytest.mark.parametrize("background_size", LINEAR_BACKGROUNDS)
 def test_auto_explains_a_logistic_regression_with_linear_shap(subjects, explain, background_size):
     s, e = subjects("adult_linear"), explain("adult_linear", background_size=background_size)
-    assert (e.doc["method"], e.doc["explainer"], e.doc["estimator"]) == ("linear", "LinearExplainer",
-                                                                        "LogisticRegression")
+    assert (e.doc["method"], e.doc["explainer"], e.doc["estimator"]) == (
+        "linear",
+        "LinearExplainer",
+        "LogisticRegression",
+    )
     assert e.doc["background"] == {"size": background_size, "seed": 0} and e.doc["fidelity"] is None
     assert list(e.local.columns) == [A.ROW_ID, "class", *ADULT_NUMERIC]  # sex is not a model feature
     model = s.model
@@ -359,14 +421,20 @@ def test_linear_shap_of_a_pipeline_sums_one_hot_columns_back(subjects, explain, 
     by_hand = bmi_coef * (scaled(s.explained["bmi"]) - scaled(s.background(background_size)["bmi"]).mean())
     np.testing.assert_allclose(e.local["bmi"], by_hand, rtol=1e-9, atol=1e-6)
     for feature in s.features:
-        np.testing.assert_allclose(e.local[feature], contribution[:, columns_of(s.model, feature)].sum(axis=1),
-                                   rtol=1e-9, atol=1e-6, err_msg=feature)
+        np.testing.assert_allclose(
+            e.local[feature],
+            contribution[:, columns_of(s.model, feature)].sum(axis=1),
+            rtol=1e-9,
+            atol=1e-6,
+            err_msg=feature,
+        )
     base = regression.intercept_ + regression.coef_ @ background.mean(axis=0)
     assert e.doc["expected_values"]["output"] == pytest.approx(base, rel=1e-9)
     np.testing.assert_allclose(e.local[s.features].sum(axis=1) + base, s.model.predict(s.explained), rtol=1e-9)
 
 
 # --- 2. tree SHAP adds up to the model's output -------------------------------------------------
+
 
 def tree_output(model, X: pd.DataFrame) -> np.ndarray:
     """What tree SHAP explains, one column per class in model.classes_ order: a random forest's
@@ -419,6 +487,7 @@ def test_the_rare_race_case_has_a_column_constant_on_the_probed_rows_that_the_fo
 
 # --- 3. one-hot columns summed back to raw features ---------------------------------------------
 
+
 def engineered_shap(s: Subject, rows: np.ndarray) -> np.ndarray:
     """SHAP values of the final estimator on the transformed rows: (classes, rows, columns)."""
     pre, estimator = s.model[:-1], s.model[-1]
@@ -450,8 +519,11 @@ def test_local_table_has_raw_features_with_one_hot_columns_summed(subjects, expl
             for feature in s.features:
                 columns = columns_of(s.model, feature)
                 assert (len(columns) > 1) == (feature in COMPAS_CATEGORICAL)
-                assert part.loc[row, feature] == pytest.approx(direct[k, i, columns].sum(), rel=1e-9, abs=1e-12), \
-                    (label, row, feature)
+                assert part.loc[row, feature] == pytest.approx(direct[k, i, columns].sum(), rel=1e-9, abs=1e-12), (
+                    label,
+                    row,
+                    feature,
+                )
 
 
 # --- 4. shards merge into the unsharded result ---------------------------------------------------
@@ -466,8 +538,12 @@ def test_merged_shards_equal_the_unsharded_run(subjects, explain, shards, tmp_pa
     classes = list(whole.doc["expected_values"])
     for i, (folder, rows) in enumerate(zip(parts, np.array_split(s.rows, SHARDS))):
         part = read_explanation(folder)
-        assert part.doc["rows"] == {"selection": "sample", "total": len(s.rows), "shard_index": i,
-                                    "shard_count": SHARDS}
+        assert part.doc["rows"] == {
+            "selection": "sample",
+            "total": len(s.rows),
+            "shard_index": i,
+            "shard_count": SHARDS,
+        }
         assert part.doc["n_rows"] == len(rows)
         for label in classes:
             np.testing.assert_array_equal(of_class(part.local, label)[A.ROW_ID], rows)
@@ -476,8 +552,9 @@ def test_merged_shards_equal_the_unsharded_run(subjects, explain, shards, tmp_pa
     assert (result.run_id, result.method, result.n_rows) == (s.run_id, whole.doc["method"], len(s.rows))
     pd.testing.assert_frame_equal(merged.local, whole.local, check_exact=False, rtol=1e-9, atol=1e-12)
     assert merged.doc["rows"] == {**whole.doc["rows"], "merged_from": SHARDS}
-    assert_same({k: v for k, v in merged.doc.items() if k != "rows"},
-                {k: v for k, v in whole.doc.items() if k != "rows"})
+    assert_same(
+        {k: v for k, v in merged.doc.items() if k != "rows"}, {k: v for k, v in whole.doc.items() if k != "rows"}
+    )
     merged_meta = A.read_artifact_meta(tmp_path / "merged", expected_kind="explanation")
     assert merged_meta["run_id"] == s.run_id and merged_meta["options"] == asdict(ExplainerOptions())
 
@@ -518,8 +595,9 @@ def test_merge_refuses_shards_computed_with_other_options(subjects, tmp_path, op
     folders = [tmp_path / f"shard{i}" for i in range(2)]
     for i, folder in enumerate(folders):
         extra = option if i == 1 else {}
-        run_explainer(s.constructor, folder, options=ExplainerOptions(shard_index=i, shard_count=2,
-                                                                      background_size=100, **extra))
+        run_explainer(
+            s.constructor, folder, options=ExplainerOptions(shard_index=i, shard_count=2, background_size=100, **extra)
+        )
     with pytest.raises(RAIInputError, match=next(iter(option))):
         merge_explanations(s.constructor, folders, tmp_path / "merged")
 
@@ -538,11 +616,15 @@ def test_a_shard_with_no_rows_is_empty_or_refused_clearly(subjects, tmp_path):
 
 # --- 5. the mimic fallback and forced methods ------------------------------------------------------
 
+
 def test_auto_falls_back_to_a_mimic_and_records_its_fidelity(subjects, explain):
     s, e = subjects("adult_mimic"), explain("adult_mimic")
     assert type(s.model[-1]).__name__ == "HistGradientBoostingClassifier"
     assert (e.doc["method"], e.doc["explainer"], e.doc["estimator"]) == (
-        "mimic", "MimicExplainer", "HistGradientBoostingClassifier")
+        "mimic",
+        "MimicExplainer",
+        "HistGradientBoostingClassifier",
+    )
     assert any("mimic" in note and "HistGradientBoostingClassifier" in note for note in e.doc["notes"])
     fidelity = e.doc["fidelity"]
     assert fidelity["metric"] == "accuracy" and isinstance(fidelity["value"], float)
@@ -565,8 +647,7 @@ FORCED = [("adult_mimic", "linear"), ("adult_mimic", "tree"), ("insurance", "tre
 
 
 @pytest.mark.parametrize("name, method", FORCED, ids=[f"{m}-on-{n}" for n, m in FORCED])
-def test_a_forced_method_the_model_does_not_support_is_a_clear_input_error(subjects, tmp_path, capsys,
-                                                                          name, method):
+def test_a_forced_method_the_model_does_not_support_is_a_clear_input_error(subjects, tmp_path, capsys, name, method):
     s = subjects(name)
     with pytest.raises(RAIInputError, match=method):
         run_explainer(s.constructor, tmp_path / "api", options=ExplainerOptions(method=method))
@@ -576,6 +657,7 @@ def test_a_forced_method_the_model_does_not_support_is_a_clear_input_error(subje
 
 
 # --- 6. aggregates --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["adult_linear", "compas_rf", "insurance", "adult_mimic"])
 def test_global_class_cohort_and_group_importances_equal_pandas(subjects, explain, name):
@@ -599,19 +681,21 @@ def test_global_class_cohort_and_group_importances_equal_pandas(subjects, explai
         members = np.flatnonzero(np.asarray(COHORT_ROWS[cohort["name"]](s.X, s.wrong), dtype=bool))
         explained = np.intersect1d(members, s.rows)
         assert cohort["count"] == len(explained), cohort["name"]
-        assert cohort["importance"] == pytest.approx(mean_abs_over_classes(local, features, explained)), \
-            cohort["name"]
+        assert cohort["importance"] == pytest.approx(mean_abs_over_classes(local, features, explained)), cohort["name"]
     for nobody in (c for c in doc["cohorts"] if c["name"] == "Nobody"):  # an empty cohort has no figures
         assert nobody == {"name": "Nobody", "count": 0, "importance": {f: None for f in features}}
     # sensitive groups (sex is not a feature of the adult_linear model, but groups its rows)
-    expected = [(f, g, np.flatnonzero((groups == g).to_numpy())) for f in s.sensitive
-                for groups in [expected_groups(s.X[f])] for g in sorted(groups.unique())]
+    expected = [
+        (f, g, np.flatnonzero((groups == g).to_numpy()))
+        for f in s.sensitive
+        for groups in [expected_groups(s.X[f])]
+        for g in sorted(groups.unique())
+    ]
     assert [(g["feature"], g["group"]) for g in doc["sensitive_groups"]] == [(f, g) for f, g, _ in expected]
     for group, (_, _, members) in zip(doc["sensitive_groups"], expected):
         explained = np.intersect1d(members, s.rows)
         assert group["count"] == len(explained), group["group"]
-        assert group["importance"] == pytest.approx(mean_abs_over_classes(local, features, explained)), \
-            group["group"]
+        assert group["importance"] == pytest.approx(mean_abs_over_classes(local, features, explained)), group["group"]
 
 
 # --- 7. bad options -------------------------------------------------------------------------------
@@ -619,14 +703,18 @@ def test_global_class_cohort_and_group_importances_equal_pandas(subjects, explai
 BAD_OPTIONS = {
     "method=shap": ({"method": "shap"}, r"`method` must be one of \['auto', 'tree', 'linear', 'mimic'\], got 'shap'"),
     "rows=some": ({"rows": "some"}, r"`rows` must be one of \['sample', 'all'\], got 'some'"),
-    "shard_index=3 of 3": ({"shard_index": 3, "shard_count": 3},
-                           r"`shard_index` must be in \[0, shard_count=3\), got 3"),
+    "shard_index=3 of 3": (
+        {"shard_index": 3, "shard_count": 3},
+        r"`shard_index` must be in \[0, shard_count=3\), got 3",
+    ),
     "shard_index=-1": ({"shard_index": -1, "shard_count": 2}, r"`shard_index` must be in \[0, shard_count=2\)"),
     "shard_count=0": ({"shard_count": 0}, r"`shard_count` must be an integer >= 1, got 0"),
     "background_size=0": ({"background_size": 0}, r"`background_size` must be an integer >= 1, got 0"),
     "background_size=True": ({"background_size": True}, r"`background_size` must be an integer >= 1, got True"),
-    "background_size=101": ({"background_size": 101},
-                            r"`background_size` must be at most 100 \(shap.s linear explainer uses no more\), got 101"),
+    "background_size=101": (
+        {"background_size": 101},
+        r"`background_size` must be at most 100 \(shap.s linear explainer uses no more\), got 101",
+    ),
     "mimic_train_size=5": ({"mimic_train_size": 5}, r"`mimic_train_size` must be an integer >= 10, got 5"),
 }
 
@@ -640,6 +728,7 @@ def test_bad_options_are_refused(subjects, tmp_path, options, match):
 
 
 # --- 8. the artifact and the command line -----------------------------------------------------------
+
 
 def test_artifact_is_an_explanation_of_the_run_that_gather_embeds(subjects, tmp_path):
     s, out = subjects("insurance"), tmp_path / "explanation"
@@ -667,13 +756,28 @@ def test_cli_explains_merges_and_reports_bad_input(subjects, tmp_path, capsys):
     assert f"explanation written to {whole} (tree, {len(s.rows)} rows" in capsys.readouterr().out
     parts = [tmp_path / f"shard{i}" for i in range(2)]
     for i, part in enumerate(parts):
-        assert main([*common, "--output", str(part), "--background-size", "50",
-                     "--shard-index", str(i), "--shard-count", "2"]) == 0
+        assert (
+            main(
+                [
+                    *common,
+                    "--output",
+                    str(part),
+                    "--background-size",
+                    "50",
+                    "--shard-index",
+                    str(i),
+                    "--shard-count",
+                    "2",
+                ]
+            )
+            == 0
+        )
     merged = tmp_path / "merged"
     assert main([*common, "--output", str(merged), "--merge", *map(str, parts)]) == 0
     assert "explanation written" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(read_explanation(merged).local, read_explanation(whole).local,
-                                  check_exact=False, rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(
+        read_explanation(merged).local, read_explanation(whole).local, check_exact=False, rtol=1e-9, atol=1e-12
+    )
     assert A.read_json(merged / A.META_FILE)["options"] == A.read_json(whole / A.META_FILE)["options"]
     bad = tmp_path / "bad"
     assert main([*common, "--output", str(bad), "--shard-index", "2", "--shard-count", "2"]) == 2

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from conftest import build_bundle, page_data
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
 from rai_audit.steps.error_analysis import run_error_analysis
 from rai_audit.steps.gather import main, run_gather
 
-from conftest import build_bundle, page_data
 
 @pytest.fixture(scope="module")
 def adult(adult_bundle):
@@ -81,13 +81,18 @@ def test_cohort_metrics_and_empty_cohort(adult, adult_case):
 def _by_hand_rates(frame: pd.DataFrame, keys: list[str], pos: str) -> pd.DataFrame:
     """Per-group accuracy, selection rate, TPR and FPR with pandas alone."""
     frame = frame.assign(correct=frame.y == frame.pred, selected=frame.pred == pos, actual=frame.y == pos)
-    return frame.groupby(keys).apply(lambda g: pd.Series({
-        "count": len(g),
-        "accuracy": g.correct.mean(),
-        "selection_rate": g.selected.mean(),
-        "tpr": g.selected[g.actual].mean(),
-        "fpr": g.selected[~g.actual].mean(),
-    }), include_groups=False)
+    return frame.groupby(keys).apply(
+        lambda g: pd.Series(
+            {
+                "count": len(g),
+                "accuracy": g.correct.mean(),
+                "selection_rate": g.selected.mean(),
+                "tpr": g.selected[g.actual].mean(),
+                "fpr": g.selected[~g.actual].mean(),
+            }
+        ),
+        include_groups=False,
+    )
 
 
 @pytest.mark.parametrize("keys", [["sex"], ["race"], ["sex", "race"]])
@@ -136,7 +141,8 @@ def test_multiclass_metrics_and_fairness(compas, compas_case):
     assert overall["f1_score"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
     assert overall["precision_score"] == pytest.approx(skm.precision_score(y, pred, average="macro"))
     assert overall["roc_auc_score"] == pytest.approx(
-        skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=model.classes_))
+        skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=model.classes_)
+    )
     assert overall["confusion_matrix"]["matrix"] == skm.confusion_matrix(y, pred, labels=model.classes_).tolist()
     assert "selection_rate" not in overall and "demographic_parity_difference" not in doc["fairness"][0]
     by_race = test.assign(ok=(y == pred)).groupby("race").ok.agg(["mean", "size"])
@@ -145,7 +151,8 @@ def test_multiclass_metrics_and_fairness(compas, compas_case):
     assert len(compared) < len(by_race)  # COMPAS's smallest race groups are under 30 rows
     assert race["difference"]["accuracy_score"] == pytest.approx(compared.max() - compared.min())
     assert [g["label"] for g in race["by_group"] if g["too_few_rows"]] == [
-        f"race={r}" for r in by_race.index[by_race["size"] < 30]]
+        f"race={r}" for r in by_race.index[by_race["size"] < 30]
+    ]
 
 
 def test_regression_metrics_and_binned_sensitive_feature(insurance, insurance_case):
@@ -154,12 +161,12 @@ def test_regression_metrics_and_binned_sensitive_feature(insurance, insurance_ca
     overall = doc["model_overview"]["overall"]
     err = y - pred
     assert overall["mean_absolute_error"] == pytest.approx(np.abs(err).mean())
-    assert overall["root_mean_squared_error"] == pytest.approx(np.sqrt((err ** 2).mean()))
-    assert overall["r2_score"] == pytest.approx(1 - (err ** 2).sum() / ((y - y.mean()) ** 2).sum())
+    assert overall["root_mean_squared_error"] == pytest.approx(np.sqrt((err**2).mean()))
+    assert overall["r2_score"] == pytest.approx(1 - (err**2).sum() / ((y - y.mean()) ** 2).sum())
     assert overall["mean_prediction"] == pytest.approx(pred.mean())
     age = next(e for e in doc["fairness"] if e["features"] == ["age"])
     edges = age["binning"]["age"]["edges"]
-    assert edges == pytest.approx(np.quantile(test["age"], [0, .25, .5, .75, 1]).tolist())
+    assert edges == pytest.approx(np.quantile(test["age"], [0, 0.25, 0.5, 0.75, 1]).tolist())
     assert sum(g["count"] for g in age["by_group"]) == len(test)
     sex = next(e for e in doc["fairness"] if e["features"] == ["sex"])
     mae = test.assign(e=np.abs(err)).groupby("sex").e.mean()
@@ -204,16 +211,22 @@ def test_gather_embeds_an_insight_of_this_run(adult, tmp_path):
     page = page_data(tmp_path / "out" / A.DASHBOARD_HTML_FILE)  # the figures the page draws from
     assert page["doc"]["error_analysis"] == gathered["error_analysis"]
     leaves = [v["name"] for v in page["doc"]["cohort_views"] if v["kind"] == "error_leaf"]
-    assert leaves == [leaf["name"] for kind in ("worst_leaves", "best_leaves")
-                      for leaf in gathered["error_analysis"]["cohort_errors"][kind]]
+    assert leaves == [
+        leaf["name"]
+        for kind in ("worst_leaves", "best_leaves")
+        for leaf in gathered["error_analysis"]["cohort_errors"][kind]
+    ]
 
 
-@pytest.mark.parametrize("insights, match", [
-    ([("error_analysis", "another-run")], "comes from constructor run 'another-run'"),
-    ([("error_analysis", None), ("error_analysis", None)], "two insights of kind 'error_analysis'"),
-    ([("mystery", None)], "gather takes one of"),
-    ([("constructor", None)], "gather takes one of"),
-])
+@pytest.mark.parametrize(
+    "insights, match",
+    [
+        ([("error_analysis", "another-run")], "comes from constructor run 'another-run'"),
+        ([("error_analysis", None), ("error_analysis", None)], "two insights of kind 'error_analysis'"),
+        ([("mystery", None)], "gather takes one of"),
+        ([("constructor", None)], "gather takes one of"),
+    ],
+)
 def test_gather_refuses_foreign_or_duplicate_insights(adult, tmp_path, insights, match):
     folder, doc = adult
     dirs = [_fake_insight(tmp_path / f"i{i}", kind, run or doc["run_id"]) for i, (kind, run) in enumerate(insights)]
@@ -241,8 +254,9 @@ def test_gather_refuses_a_tampered_constructor(adult, tmp_path):
     assert main(["--constructor", str(copy), "--output", str(tmp_path / "out2")]) == 2
 
 
-@pytest.mark.parametrize("bundle, case", [("adult", "adult_case"), ("compas", "compas_case"),
-                                          ("insurance", "insurance_case")])
+@pytest.mark.parametrize(
+    "bundle, case", [("adult", "adult_case"), ("compas", "compas_case"), ("insurance", "insurance_case")]
+)
 def test_fairness_equals_fairlearn_metric_frame(bundle, case, request):
     """Every per-group figure, difference, ratio and parity figure equals fairlearn's."""
     from fairlearn import metrics as flm
@@ -252,8 +266,9 @@ def test_fairness_equals_fairlearn_metric_frame(bundle, case, request):
     _, doc = request.getfixturevalue(bundle)
     case = request.getfixturevalue(case)
     test, y, pred, proba, _ = _model_outputs(case)
-    fns = metric_functions(doc["task_type"], classes=doc["classes"], positive=doc["positive_label"],
-                           with_proba=proba is not None)
+    fns = metric_functions(
+        doc["task_type"], classes=doc["classes"], positive=doc["positive_label"], with_proba=proba is not None
+    )
     metrics = {name: fn for name, fn in fns.items() if name not in PROBA_METRICS}
     signed = {"r2_score"} | ({"mean_prediction"} if doc["task_type"] == "regression" and (y < 0).any() else set())
     assert doc["model_overview"]["signed_metrics"] == [m for m in fns if m in signed]
@@ -263,22 +278,30 @@ def test_fairness_equals_fairlearn_metric_frame(bundle, case, request):
         for name in metrics:  # every group shown, small ones too
             assert [g[name] for g in entry["by_group"]] == pytest.approx(frame.by_group[name].tolist(), nan_ok=True)
         # Differences and ratios: fairlearn on the rows of the groups of at least 30 rows.
-        size = sensitive.groupby(list(sensitive.columns)).transform("size") if len(entry["features"]) > 1 else \
-            sensitive.iloc[:, 0].map(sensitive.iloc[:, 0].value_counts())
-        keep = (np.asarray(size).reshape(len(test), -1)[:, 0] >= 30)
-        frame = flm.MetricFrame(metrics=metrics, y_true=y.to_numpy()[keep], y_pred=pred[keep],
-                                sensitive_features=sensitive[keep])
+        size = (
+            sensitive.groupby(list(sensitive.columns)).transform("size")
+            if len(entry["features"]) > 1
+            else sensitive.iloc[:, 0].map(sensitive.iloc[:, 0].value_counts())
+        )
+        keep = np.asarray(size).reshape(len(test), -1)[:, 0] >= 30
+        frame = flm.MetricFrame(
+            metrics=metrics, y_true=y.to_numpy()[keep], y_pred=pred[keep], sensitive_features=sensitive[keep]
+        )
         for name in metrics:
             by_group = frame.by_group[name].dropna()
             defined = len(by_group) >= 2
             assert entry["difference"][name] == (pytest.approx(frame.difference()[name]) if defined else None), name
             ratio = frame.ratio()[name] if defined and name not in signed else None
-            assert entry["ratio"][name] == (None if ratio is None or not np.isfinite(ratio) else pytest.approx(ratio)), name
+            assert entry["ratio"][name] == (
+                None if ratio is None or not np.isfinite(ratio) else pytest.approx(ratio)
+            ), name
         if doc["task_type"] == "binary_classification":
             truth, chosen = (y == doc["positive_label"]).astype(int), (pred == doc["positive_label"]).astype(int)
-            for name, fn in (("demographic_parity_difference", flm.demographic_parity_difference),
-                             ("demographic_parity_ratio", flm.demographic_parity_ratio),
-                             ("equalized_odds_difference", flm.equalized_odds_difference),
-                             ("equalized_odds_ratio", flm.equalized_odds_ratio)):
+            for name, fn in (
+                ("demographic_parity_difference", flm.demographic_parity_difference),
+                ("demographic_parity_ratio", flm.demographic_parity_ratio),
+                ("equalized_odds_difference", flm.equalized_odds_difference),
+                ("equalized_odds_ratio", flm.equalized_odds_ratio),
+            ):
                 expected = fn(truth[keep], chosen[keep], sensitive_features=sensitive[keep])
                 assert entry[name] == pytest.approx(expected), name

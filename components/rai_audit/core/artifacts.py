@@ -16,8 +16,9 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,18 +105,13 @@ def verify_manifest(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ArtifactIntegrityError(f"artifact folder {folder} does not exist or is not a folder")
     if not manifest_path.is_file():
-        raise ArtifactIntegrityError(
-            f"artifact folder {folder} has no {MANIFEST_FILE}; was it written by rai-audit?"
-        )
+        raise ArtifactIntegrityError(f"artifact folder {folder} has no {MANIFEST_FILE}; was it written by rai-audit?")
     manifest = read_json(manifest_path)
     listed = manifest.get("files", {})
     present = set(_files_under(folder))
     missing = sorted(set(listed) - present)
     extra = sorted(present - set(listed))
-    changed = sorted(
-        name for name in set(listed) & present
-        if sha256_file(folder / name) != listed[name]["sha256"]
-    )
+    changed = sorted(name for name in set(listed) & present if sha256_file(folder / name) != listed[name]["sha256"])
     if missing or extra or changed:
         details = "; ".join(
             f"{label}: {', '.join(names)}"
@@ -134,7 +130,7 @@ def new_meta(kind: str, run_id: str, **fields: Any) -> dict[str, Any]:
         "kind": kind,
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "producer": f"rai-audit {__version__}",
         **fields,
     }
@@ -146,8 +142,10 @@ def read_artifact_meta(folder: Path, *, expected_kind: str | None = None) -> dic
     verify_manifest(folder)
     meta = read_json(folder / META_FILE)
     if not isinstance(meta, dict) or "run_id" not in meta:
-        raise ArtifactIntegrityError(f"artifact {folder}: {META_FILE} must be a mapping with `kind`, "
-                                     "`schema_version` and `run_id`; re-run the step that produced it")
+        raise ArtifactIntegrityError(
+            f"artifact {folder}: {META_FILE} must be a mapping with `kind`, "
+            "`schema_version` and `run_id`; re-run the step that produced it"
+        )
     version = meta.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise ArtifactIntegrityError(
@@ -155,9 +153,7 @@ def read_artifact_meta(folder: Path, *, expected_kind: str | None = None) -> dic
             f"({__version__}) reads {list(SUPPORTED_SCHEMA_VERSIONS)}: run all steps with one version"
         )
     if expected_kind is not None and meta.get("kind") != expected_kind:
-        raise ArtifactIntegrityError(
-            f"artifact {folder} must be of kind {expected_kind!r}, got {meta.get('kind')!r}"
-        )
+        raise ArtifactIntegrityError(f"artifact {folder} must be of kind {expected_kind!r}, got {meta.get('kind')!r}")
     return meta
 
 
@@ -170,8 +166,7 @@ def artifact_writer(out_dir: Path) -> Iterator[Path]:
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RAIInputError(
-            f"output folder {out_dir} already exists and is not empty; "
-            "choose a new folder or remove the old one"
+            f"output folder {out_dir} already exists and is not empty; choose a new folder or remove the old one"
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -270,7 +265,8 @@ def read_parquet(path: Path, **kwargs: Any) -> pd.DataFrame:
     except Exception as err:  # pyarrow raises several types for damaged files
         raise ArtifactIntegrityError(
             f"artifact file {path} could not be read as Parquet ({type(err).__name__}: {err}); "
-            "re-run the step that produced it") from err
+            "re-run the step that produced it"
+        ) from err
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -72,23 +72,24 @@ def _from_azure(items: list[dict[str, Any]]) -> dict[str, Any]:
     cohorts = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise RAIInputError(f"cohort {i}: an Azure ML cohort must be a mapping with `name` and "
-                                f"`cohort_filter_list`, got {item!r}")
+            raise RAIInputError(
+                f"cohort {i}: an Azure ML cohort must be a mapping with `name` and `cohort_filter_list`, got {item!r}"
+            )
         filters = item.get("cohort_filter_list", [])
         if not isinstance(filters, list):
-            raise RAIInputError(f"cohort {item.get('name', i)!r}: `cohort_filter_list` must be a list of "
-                                f"filters, got {filters!r}")
+            raise RAIInputError(
+                f"cohort {item.get('name', i)!r}: `cohort_filter_list` must be a list of filters, got {filters!r}"
+            )
         leaves = []
         for j, flt in enumerate(filters):
             where = f"cohort {item.get('name', i)!r}, filter {j}"
             if not isinstance(flt, dict):
-                raise RAIInputError(f"{where}: a filter must be a mapping with `method`, `arg` and `column`, "
-                                    f"got {flt!r}")
+                raise RAIInputError(
+                    f"{where}: a filter must be a mapping with `method`, `arg` and `column`, got {flt!r}"
+                )
             method, arg = flt.get("method"), flt.get("arg")
             if not isinstance(method, str) or method not in AZURE_METHODS:  # (a list is unhashable)
-                raise RAIInputError(
-                    f"{where}: `method` must be one of {sorted(AZURE_METHODS)}, got {method!r}"
-                )
+                raise RAIInputError(f"{where}: `method` must be one of {sorted(AZURE_METHODS)}, got {method!r}")
             if not isinstance(arg, list) or not arg:
                 raise RAIInputError(f"{where}: `arg` must be a non-empty list, got {arg!r}")
             op = AZURE_METHODS[method]
@@ -153,8 +154,7 @@ def _check_leaf(leaf: dict[str, Any], frame: pd.DataFrame, cohort: str) -> None:
         close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=3)
         hint = f"; did you mean {close}?" if close else ""
         raise RAIInputError(
-            f"cohort {cohort!r}: column {column!r} is not a feature nor one of "
-            f"{list(SPECIAL_COLUMNS)}{hint}"
+            f"cohort {cohort!r}: column {column!r} is not a feature nor one of {list(SPECIAL_COLUMNS)}{hint}"
         )
     series = frame[column]
     kind = column_kind(series)
@@ -175,9 +175,7 @@ def _check_leaf(leaf: dict[str, Any], frame: pd.DataFrame, cohort: str) -> None:
             raise RAIInputError(f"{where}: null is only allowed with == or !=, got `{op}`")
         values = [value]
     if (op in ORDER_OPS or op == "between") and kind != "numeric":
-        raise RAIInputError(
-            f"{where}: `{op}` needs a numeric column, but {column!r} is {kind}; use ==, != or in"
-        )
+        raise RAIInputError(f"{where}: `{op}` needs a numeric column, but {column!r} is {kind}; use ==, != or in")
     observed = series.dropna()
     sample = observed.iloc[0] if len(observed) else None
     for v in values:
@@ -188,9 +186,7 @@ def _check_leaf(leaf: dict[str, Any], frame: pd.DataFrame, cohort: str) -> None:
         if kind == "boolean" and not isinstance(v, bool):
             raise RAIInputError(f"{where}: value {v!r} must be true or false, as {column!r} is boolean")
         if kind == "categorical" and isinstance(sample, str) and not isinstance(v, str):
-            raise RAIInputError(
-                f"{where}: value {v!r} must be a string, as {column!r} holds text such as {sample!r}"
-            )
+            raise RAIInputError(f"{where}: value {v!r} must be a string, as {column!r} holds text such as {sample!r}")
 
 
 def validate_cohorts(cohorts: list[dict[str, Any]], frame: pd.DataFrame) -> None:
@@ -242,9 +238,7 @@ def filter_mask(node: dict[str, Any] | None, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(result.fillna(False), dtype=bool)
 
 
-def cohort_frame(
-    features: pd.DataFrame, y_true: pd.Series, y_pred: pd.Series, *, is_classifier: bool
-) -> pd.DataFrame:
+def cohort_frame(features: pd.DataFrame, y_true: pd.Series, y_pred: pd.Series, *, is_classifier: bool) -> pd.DataFrame:
     """The features plus the special columns that cohort filters may use."""
     frame = features.reset_index(drop=True).copy()
     frame[Y_TRUE] = np.asarray(y_true)
@@ -263,6 +257,7 @@ def cohort_masks(cohorts: list[dict[str, Any]], frame: pd.DataFrame) -> dict[str
 
 
 # --- readable values: cut points, numeric bins and the order of values -----------------------
+
 
 def is_integral(values: Any) -> bool:
     """True when every present value is a whole number (integer codes such as PAY_0, one-hot
@@ -283,8 +278,7 @@ def _shortest_decimal(low: float, high: float) -> float:
         for exponent in range(top, top - 19, -1):
             candidate = float(exact.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_CEILING))
             if low <= candidate < high:  # float() keeps candidate >= low: rounding is monotone
-                return int(candidate) if candidate == math.floor(candidate) and abs(candidate) < 2 ** 53 \
-                    else candidate
+                return int(candidate) if candidate == math.floor(candidate) and abs(candidate) < 2**53 else candidate
     return low
 
 
@@ -307,7 +301,7 @@ def readable_cut(values: Any, threshold: float) -> int | float:
 
 
 def _number_text(value: float) -> str:
-    return str(int(value)) if value == math.floor(value) and abs(value) < 2 ** 53 else repr(float(value))
+    return str(int(value)) if value == math.floor(value) and abs(value) < 2**53 else repr(float(value))
 
 
 def numeric_bins(values: pd.Series, n_bins: int) -> tuple[np.ndarray, list[dict[str, Any]], list[float]]:
@@ -335,10 +329,12 @@ def numeric_bins(values: pd.Series, n_bins: int) -> tuple[np.ndarray, list[dict[
         if integral:  # whole numbers: the first and last whole numbers of the bin, both included
             first = int(lowest) if low is None else int(low) + 1
             last = int(highest) if high is None else int(high)
-            label = (str(first) if first == last else
-                     f"{first}-{last}" if first >= 0 else f"{first} to {last}")
-            flt = ({"column": name, "op": "==", "value": first} if first == last else
-                   {"column": name, "op": "between", "value": [first, last]})
+            label = str(first) if first == last else f"{first}-{last}" if first >= 0 else f"{first} to {last}"
+            flt = (
+                {"column": name, "op": "==", "value": first}
+                if first == last
+                else {"column": name, "op": "between", "value": [first, last]}
+            )
         elif low is None and high is None:
             label = f"{_number_text(lowest)} to {_number_text(highest)}"
             flt = {"column": name, "op": "!=", "value": None}
@@ -348,8 +344,7 @@ def numeric_bins(values: pd.Series, n_bins: int) -> tuple[np.ndarray, list[dict[
             label, flt = f"> {_number_text(low)}", {"column": name, "op": ">", "value": low}
         else:
             label = f"({_number_text(low)}, {_number_text(high)}]"
-            flt = {"and": [{"column": name, "op": ">", "value": low},
-                           {"column": name, "op": "<=", "value": high}]}
+            flt = {"and": [{"column": name, "op": ">", "value": low}, {"column": name, "op": "<=", "value": high}]}
         bins.append({"label": label, "filter": flt})
     return codes, bins, [lowest, *[float(c) for c in cuts], highest]
 
@@ -372,8 +367,9 @@ def natural_key(value: Any) -> tuple:
             number = math.nan
         if math.isfinite(number):
             return (0, number)
-        parts = tuple((0, float(p), "") if _NUMBER.fullmatch(p) else (1, 0.0, p.casefold())
-                      for p in _NUMBER.split(value) if p)
+        parts = tuple(
+            (0, float(p), "") if _NUMBER.fullmatch(p) else (1, 0.0, p.casefold()) for p in _NUMBER.split(value) if p
+        )
         return (1, parts, value)
     return (2, str(value))
 

@@ -18,8 +18,18 @@ import pandas as pd
 
 # Keys whose values name or time a run, not what it computed (input_fingerprint: the KFP
 # pipeline's cache key of the inputs; empty when a step runs alone, as on Argo).
-RUN_KEYS = frozenset({"run_id", "bundle_run_id", "created_at", "generated_at", "seconds",
-                      "bundle_manifest_sha256", "pipeline_run", "input_fingerprint"})
+RUN_KEYS = frozenset(
+    {
+        "run_id",
+        "bundle_run_id",
+        "created_at",
+        "generated_at",
+        "seconds",
+        "bundle_manifest_sha256",
+        "pipeline_run",
+        "input_fingerprint",
+    }
+)
 # Files that only list hashes and times of the files compared here.
 SKIPPED_FILES = frozenset({"manifest.json", "executor_output.json"})
 RELATIVE_TOLERANCE = 1e-9
@@ -44,8 +54,12 @@ def _json_differences(a: Any, b: Any, where: str, found: list[str]) -> None:
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
             _json_differences(x, y, f"{where}[{i}]", found)
-    elif (isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool)
-          and math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)):
+    elif (
+        isinstance(a, float)
+        and isinstance(b, (int, float))
+        and not isinstance(b, bool)
+        and math.isclose(a, b, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
+    ):
         return
     elif a != b:
         found.append(f"{where}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}")
@@ -57,14 +71,15 @@ def _page_parts(path: Path) -> tuple[Any, str]:
     match = _DATA_ELEMENT.search(text)
     if not match:
         return None, text
-    return json.loads(match.group(2)), text[:match.start(2)] + text[match.end(2):]
+    return json.loads(match.group(2)), text[: match.start(2)] + text[match.end(2) :]
 
 
 def _file_differences(a: Path, b: Path, relative: str) -> list[str]:
     found: list[str] = []
     if a.suffix == ".json":
-        _json_differences(_without_run_keys(json.loads(a.read_text())),
-                          _without_run_keys(json.loads(b.read_text())), relative, found)
+        _json_differences(
+            _without_run_keys(json.loads(a.read_text())), _without_run_keys(json.loads(b.read_text())), relative, found
+        )
     elif a.suffix == ".parquet":
         try:
             pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b), rtol=RELATIVE_TOLERANCE)
@@ -90,10 +105,14 @@ def artifact_differences(first: str | Path, second: str | Path) -> list[str]:
     first, second = Path(first), Path(second)
     files = {}
     for root in (first, second):
-        files[root] = {p.relative_to(root).as_posix() for p in root.rglob("*")
-                       if p.is_file() and p.name not in SKIPPED_FILES}
-    found = [f"{name}: only in {root}" for root, other in ((first, second), (second, first))
-             for name in sorted(files[root] - files[other])]
+        files[root] = {
+            p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name not in SKIPPED_FILES
+        }
+    found = [
+        f"{name}: only in {root}"
+        for root, other in ((first, second), (second, first))
+        for name in sorted(files[root] - files[other])
+    ]
     for name in sorted(files[first] & files[second]):
         found += _file_differences(first / name, second / name, name)
     return found

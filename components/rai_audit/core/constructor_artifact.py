@@ -18,9 +18,23 @@ from rai_audit.core.metrics import class_positions, group_labels
 
 # What the constructor writes to meta.json (beside kind, schema_version, run_id) and the steps read.
 CONSTRUCTOR_META_KEYS = (
-    "task_type", "target_column", "features", "model_features", "categorical_features", "numeric_features",
-    "sensitive_features", "dropped_features", "classes", "positive_label", "has_probabilities",
-    "n_train", "n_test", "sample", "cohort_sizes", "model", "options",
+    "task_type",
+    "target_column",
+    "features",
+    "model_features",
+    "categorical_features",
+    "numeric_features",
+    "sensitive_features",
+    "dropped_features",
+    "classes",
+    "positive_label",
+    "has_probabilities",
+    "n_train",
+    "n_test",
+    "sample",
+    "cohort_sizes",
+    "model",
+    "options",
 )
 
 
@@ -86,8 +100,11 @@ class ConstructorArtifact:
         from rai_audit.core.loading import load_model
 
         model = self.meta["model"]
-        return load_model(self.folder / model["file"], skops_trusted_types=model.get("skops_trusted_types"),
-                          allow_pickle=model.get("allow_pickle", False))
+        return load_model(
+            self.folder / model["file"],
+            skops_trusted_types=model.get("skops_trusted_types"),
+            allow_pickle=model.get("allow_pickle", False),
+        )
 
     @cached_property
     def metric_labels(self) -> tuple[np.ndarray, np.ndarray, list[Any], Any]:
@@ -121,12 +138,14 @@ def load_constructor_artifact(folder: str | Path) -> ConstructorArtifact:
     # check that meta.json holds what the steps read, and read the tables with clear errors.
     missing = [k for k in CONSTRUCTOR_META_KEYS if k not in meta]
     if missing:
-        raise ArtifactIntegrityError(f"artifact {folder}: {A.META_FILE} lacks the keys {missing}; "
-                                     "re-run the constructor")
+        raise ArtifactIntegrityError(
+            f"artifact {folder}: {A.META_FILE} lacks the keys {missing}; re-run the constructor"
+        )
     cohorts = A.read_json(folder / A.COHORTS_FILE, what="artifact file")
     if not isinstance(cohorts, dict) or not isinstance(cohorts.get("cohorts"), list):
-        raise ArtifactIntegrityError(f"artifact {folder}: {A.COHORTS_FILE} holds no `cohorts` list; "
-                                     "re-run the constructor")
+        raise ArtifactIntegrityError(
+            f"artifact {folder}: {A.COHORTS_FILE} holds no `cohorts` list; re-run the constructor"
+        )
     return ConstructorArtifact(
         folder=folder,
         meta=meta,

@@ -79,10 +79,13 @@ def describe(values: Any, counts: Any, min_group_size: int, kind: str, *, signed
             reason = "a group's value is negative"
         else:
             reason = "the largest group value is 0"
-    return {"value": _number(value), "reason": reason,
-            "group_min": _number(values[usable].min()) if usable.any() else None,
-            "group_max": _number(values[usable].max()) if usable.any() else None,
-            "groups_compared": int(usable.sum())}
+    return {
+        "value": _number(value),
+        "reason": reason,
+        "group_min": _number(values[usable].min()) if usable.any() else None,
+        "group_max": _number(values[usable].max()) if usable.any() else None,
+        "groups_compared": int(usable.sum()),
+    }
 
 
 def percentile_interval(replicates: np.ndarray | None, alpha: float) -> tuple[Any, Any]:

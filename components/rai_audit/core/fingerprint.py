@@ -9,8 +9,8 @@ key (the cached analyses are reused); one byte changed, a new key (everything re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from rai_audit.core._errors import RAIInputError
 from rai_audit.core.artifacts import sha256_file

@@ -42,13 +42,10 @@ def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
         # pandas renames a repeated header (`age`, `age.1`); read the header row as written.
         header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
     except Exception as err:  # pandas/pyarrow raise many types for unreadable files
-        raise RAIInputError(
-            f"{what} file {path} could not be read as {'CSV' if is_csv else 'Parquet'}: {err}"
-        ) from err
+        raise RAIInputError(f"{what} file {path} could not be read as {'CSV' if is_csv else 'Parquet'}: {err}") from err
     repeated = sorted({name for name in header[header.duplicated()] if name})
     if repeated:
-        raise RAIInputError(f"{what} file {path} has duplicate column names {repeated}; "
-                            "give each column its own name")
+        raise RAIInputError(f"{what} file {path} has duplicate column names {repeated}; give each column its own name")
     return frame
 
 
@@ -56,7 +53,7 @@ def _decimals_as_floats(frame: pd.DataFrame) -> pd.DataFrame:
     """Parquet decimal columns (decimal.Decimal objects in pandas) as float64: every step
     takes them as the numbers they are (as objects they were categories, and the error tree
     and the page failed on them); scikit-learn converts them to floats for the model too."""
-    for column in frame.columns[frame.dtypes == object]:
+    for column in frame.columns[frame.dtypes == object]:  # noqa: E721 (elementwise, pandas)
         if pd.api.types.infer_dtype(frame[column], skipna=True) == "decimal":
             frame[column] = frame[column].astype("float64")
     return frame
@@ -67,8 +64,7 @@ def model_file(path: str | Path) -> Path:
     return _single_file(Path(path), MODEL_SUFFIXES, "model")
 
 
-def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None,
-               allow_pickle: bool = False) -> Any:
+def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None, allow_pickle: bool = False) -> Any:
     """Load a scikit-learn-compatible model saved with skops, or with joblib or pickle if allowed.
 
     skops loads only the types it trusts by default plus ``skops_trusted_types``. Loading a
@@ -81,7 +77,8 @@ def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None
         raise RAIInputError(
             f"model file {path} is a pickle ({path.suffix}): loading it runs any code stored in it. "
             "Save the model with skops (skops.io.dump), or, if you trust this file, allow pickles with "
-            "`allow_pickle` (config `allow_pickle: true`, CLI --allow-pickle)")
+            "`allow_pickle` (config `allow_pickle: true`, CLI --allow-pickle)"
+        )
     try:
         if path.suffix.lower() == ".skops":
             import skops.io

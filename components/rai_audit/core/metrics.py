@@ -11,20 +11,22 @@ target.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
 REGRESSION_METRICS = (
-    "mean_absolute_error", "mean_squared_error", "root_mean_squared_error", "r2_score",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "root_mean_squared_error",
+    "r2_score",
     "mean_prediction",
 )
-LABEL_METRICS = (
-    "accuracy_score", "balanced_accuracy_score", "precision_score", "recall_score", "f1_score",
-)
+LABEL_METRICS = ("accuracy_score", "balanced_accuracy_score", "precision_score", "recall_score", "f1_score")
 BINARY_ONLY_METRICS = ("selection_rate", "false_positive_rate", "false_negative_rate")
 PROBA_METRICS = ("roc_auc_score", "log_loss")
 
@@ -35,8 +37,11 @@ PROBA_METRICS = ("roc_auc_score", "log_loss")
 NON_NEGATIVE, SIGNED, AS_TARGET = "non-negative", "signed", "as the target"
 METRIC_SIGNS = {
     **{name: NON_NEGATIVE for name in (*LABEL_METRICS, *BINARY_ONLY_METRICS, *PROBA_METRICS)},
-    "mean_absolute_error": NON_NEGATIVE, "mean_squared_error": NON_NEGATIVE,
-    "root_mean_squared_error": NON_NEGATIVE, "r2_score": SIGNED, "mean_prediction": AS_TARGET,
+    "mean_absolute_error": NON_NEGATIVE,
+    "mean_squared_error": NON_NEGATIVE,
+    "root_mean_squared_error": NON_NEGATIVE,
+    "r2_score": SIGNED,
+    "mean_prediction": AS_TARGET,
 }
 ALWAYS_SIGNED_METRICS = tuple(sorted(name for name, sign in METRIC_SIGNS.items() if sign == SIGNED))
 
@@ -51,11 +56,13 @@ def target_can_be_negative(task: str, y_true: Any) -> bool:
 
 def signed_metrics(names: Any, *, target_signed: bool) -> list[str]:
     """The metrics among ``names`` that can be negative (no ratio of them), in their order."""
+
     def signed(name: str) -> bool:
         sign = METRIC_SIGNS.get(name, SIGNED)
         return sign == SIGNED or (sign == AS_TARGET and target_signed)
 
     return [name for name in names if signed(name)]
+
 
 MetricFn = Callable[..., float]
 
@@ -82,8 +89,7 @@ def _r2(y_true, y_pred) -> float:
 
 
 def _binary_rates(y_true, y_pred, *, positive) -> tuple[float, float]:
-    tn, fp, fn, tp = skm.confusion_matrix(
-        y_true == positive, y_pred == positive, labels=[False, True]).ravel()
+    tn, fp, fn, tp = skm.confusion_matrix(y_true == positive, y_pred == positive, labels=[False, True]).ravel()
     fpr = fp / (fp + tn) if fp + tn else float("nan")
     fnr = fn / (fn + tp) if fn + tp else float("nan")
     return fpr, fnr
@@ -105,8 +111,9 @@ def _log_loss(y_true, y_pred, *, proba, classes) -> float:
     return skm.log_loss(y_true, np.asarray(proba), labels=list(classes))
 
 
-def class_positions(y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any] | None,
-                    positive: Any) -> tuple[np.ndarray, np.ndarray, list[Any] | None, Any]:
+def class_positions(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: list[Any] | None, positive: Any
+) -> tuple[np.ndarray, np.ndarray, list[Any] | None, Any]:
     """A classifier's labels as their positions in ``classes``, with classes and positive label to match.
 
     scikit-learn's metrics run ~30x faster on integers than on text labels (8.7 s against
@@ -133,8 +140,7 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def counted_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
-                   positive: int | None) -> float:
+def counted_metric(name: str, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, positive: int | None) -> float:
     """``name`` (one of COUNTED_METRICS) on class positions 0..n_classes-1, as
     ``metric_functions`` gives it: binary metrics of the ``positive`` position, else macro
     averages over the classes present in y_true or y_pred; NaN where undefined."""
@@ -206,8 +212,9 @@ def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     return weighted_roc_auc(is_positive, score)(np.ones(len(score)))
 
 
-def metric_functions(task: str, *, classes: list[Any] | None = None, positive: Any = None,
-                     with_proba: bool = False) -> dict[str, MetricFn]:
+def metric_functions(
+    task: str, *, classes: list[Any] | None = None, positive: Any = None, with_proba: bool = False
+) -> dict[str, MetricFn]:
     """Metric name -> f(y_true, y_pred[, proba=...]) for the task (proba ones need ``proba``)."""
     if task == "regression":
         fns = {
@@ -231,13 +238,10 @@ def metric_functions(task: str, *, classes: list[Any] | None = None, positive: A
         }
         if binary:
             fns["selection_rate"] = lambda y_true, y_pred: np.mean(y_pred == positive)
-            fns["false_positive_rate"] = lambda y_true, y_pred: _binary_rates(
-                y_true, y_pred, positive=positive)[0]
-            fns["false_negative_rate"] = lambda y_true, y_pred: _binary_rates(
-                y_true, y_pred, positive=positive)[1]
+            fns["false_positive_rate"] = lambda y_true, y_pred: _binary_rates(y_true, y_pred, positive=positive)[0]
+            fns["false_negative_rate"] = lambda y_true, y_pred: _binary_rates(y_true, y_pred, positive=positive)[1]
         if with_proba:
-            fns["roc_auc_score"] = partial(_roc_auc, classes=classes,
-                                           positive=positive if binary else None)
+            fns["roc_auc_score"] = partial(_roc_auc, classes=classes, positive=positive if binary else None)
             fns["log_loss"] = partial(_log_loss, classes=classes)
     return {name: _undefined_as_nan(fn) for name, fn in fns.items()}
 
@@ -259,7 +263,9 @@ def confusion(y_true, y_pred, classes: list[Any]) -> dict[str, Any]:
     return {"labels": list(classes), "matrix": matrix.tolist()}
 
 
-def group_labels(values: pd.Series, *, max_groups: int = 10, n_bins: int = 4) -> tuple[pd.Series, dict[str, Any] | None]:
+def group_labels(
+    values: pd.Series, *, max_groups: int = 10, n_bins: int = 4
+) -> tuple[pd.Series, dict[str, Any] | None]:
     """Group labels for a sensitive feature: its values, or quantile bins if numeric with many values.
 
     Bins are ``cohorts.numeric_bins``: quartiles (as ``pd.qcut``) with readable exact edges,
@@ -270,8 +276,11 @@ def group_labels(values: pd.Series, *, max_groups: int = 10, n_bins: int = 4) ->
     from rai_audit.core.cohorts import numeric_bins  # (cohorts does not import metrics)
 
     binning = None
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) \
-            and values.nunique() > max_groups:
+    if (
+        pd.api.types.is_numeric_dtype(values)
+        and not pd.api.types.is_bool_dtype(values)
+        and values.nunique() > max_groups
+    ):
         codes, bins, edges = numeric_bins(values, n_bins)
         names = np.array([b["label"] for b in bins] + ["(missing)"], dtype=object)
         labels = pd.Series(names[codes], index=values.index, dtype=object)  # code -1: "(missing)"
@@ -293,5 +302,5 @@ def group_sort_key(binning: dict[str, Any] | None) -> Callable[[Any], tuple]:
         if label == "(missing)":
             return (2,)
         return (0, order[label]) if label in order else (1, natural_key(label))
-    return key
 
+    return key

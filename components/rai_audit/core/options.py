@@ -20,7 +20,8 @@ def check_shard(options: Any) -> None:
     check_min_ints(options, {"shard_count": 1})
     if not isinstance(options.shard_index, int) or not 0 <= options.shard_index < options.shard_count:
         raise RAIInputError(
-            f"`shard_index` must be in [0, shard_count={options.shard_count}), got {options.shard_index!r}")
+            f"`shard_index` must be in [0, shard_count={options.shard_count}), got {options.shard_index!r}"
+        )
 
 
 def check_name_lists(options: Any, names: tuple[str, ...]) -> None:

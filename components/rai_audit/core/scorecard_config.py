@@ -47,19 +47,28 @@ KINDS = ("difference", "ratio")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _TARGET_TEXT = re.compile(
     rf"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)(?:\s+(?P<kind>difference|ratio))?"
-    rf"(?:\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER}))?\s*$")
+    rf"(?:\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER}))?\s*$"
+)
 # A target on the change since the baseline audit: "accuracy_score change >= -0.01",
 # "selection_rate ratio change >= -0.05" (a fairness figure), like TFMA's change thresholds.
 _CHANGE_TEXT = re.compile(
     rf"^\s*(?P<metric>[A-Za-z_][A-Za-z0-9_]*)(?:\s+(?P<kind>difference|ratio))?\s+change"
-    rf"\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER})\s*$")
+    rf"\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER})\s*$"
+)
 _THRESHOLD = re.compile(rf"^\s*(?P<op>>=|<=|==|=|>|<)\s*(?P<value>{_NUMBER})\s*$")
 # Short names people write, as scikit-learn's (the bundle's) metric names.
 ALIASES = {
-    "accuracy": "accuracy_score", "balanced_accuracy": "balanced_accuracy_score",
-    "precision": "precision_score", "recall": "recall_score", "f1": "f1_score",
-    "roc_auc": "roc_auc_score", "auc": "roc_auc_score", "mae": "mean_absolute_error",
-    "mse": "mean_squared_error", "rmse": "root_mean_squared_error", "r2": "r2_score",
+    "accuracy": "accuracy_score",
+    "balanced_accuracy": "balanced_accuracy_score",
+    "precision": "precision_score",
+    "recall": "recall_score",
+    "f1": "f1_score",
+    "roc_auc": "roc_auc_score",
+    "auc": "roc_auc_score",
+    "mae": "mean_absolute_error",
+    "mse": "mean_squared_error",
+    "rmse": "root_mean_squared_error",
+    "r2": "r2_score",
 }
 MODEL_KEYS = ("name", "version", "type", "summary", "owner")
 KEYS = ("model", "targets", "fairness", "feature_importance", "data_explorer", "cohorts", "changes")
@@ -70,8 +79,10 @@ DEFAULT_TOP_N = 10
 def _check_ratio(target: dict[str, Any], where: str, signed: Any = ALWAYS_SIGNED_METRICS, why: str = "") -> None:
     """A ratio (or ratio change) target needs a metric that cannot be negative."""
     if target.get("kind") == "ratio" and target["metric"] in signed:
-        raise RAIInputError(f"{where}: {target['metric']} ratio: {target['metric']} can be negative{why}, so a ratio "
-                            "of two groups' values means nothing; use a difference target")
+        raise RAIInputError(
+            f"{where}: {target['metric']} ratio: {target['metric']} can be negative{why}, so a ratio "
+            "of two groups' values means nothing; use a difference target"
+        )
 
 
 def _metric(name: Any, where: str) -> str:
@@ -91,7 +102,7 @@ def _op_value(op: Any, value: Any, where: str) -> tuple[str | None, float | None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise RAIInputError(f"{where}: `value` must be a number, got {value!r}")
     # YAML .inf, text such as 1e999, an integer beyond floats: no text form, JSON writes null.
-    number = float(value) if not isinstance(value, int) or abs(value) < 2 ** 1023 else math.inf
+    number = float(value) if not isinstance(value, int) or abs(value) < 2**1023 else math.inf
     if not math.isfinite(number):
         raise RAIInputError(f"{where}: `value` must be a finite number, got {value!r}")
     return op, number
@@ -103,8 +114,7 @@ def _target(item: Any, where: str, *, fairness: bool) -> dict[str, Any]:
         match = _TARGET_TEXT.match(item)
         if not match:
             form = "'<metric> <difference|ratio> <op> <number>'" if fairness else "'<metric> <op> <number>'"
-            raise RAIInputError(f"{where}: cannot read target {item!r}; write it as {form}, "
-                                f"with op one of {list(OPS)}")
+            raise RAIInputError(f"{where}: cannot read target {item!r}; write it as {form}, with op one of {list(OPS)}")
         item = {k: v for k, v in match.groupdict().items() if v is not None}
     if not isinstance(item, dict):
         raise RAIInputError(f"{where}: a target must be text or a mapping, got {item!r}")
@@ -135,8 +145,10 @@ def _change_target(item: Any, where: str) -> dict[str, Any]:
     if isinstance(item, str):
         match = _CHANGE_TEXT.match(item)
         if not match:
-            raise RAIInputError(f"{where}: cannot read change target {item!r}; write it as "
-                                f"'<metric> [difference|ratio] change <op> <number>', with op one of {list(OPS)}")
+            raise RAIInputError(
+                f"{where}: cannot read change target {item!r}; write it as "
+                f"'<metric> [difference|ratio] change <op> <number>', with op one of {list(OPS)}"
+            )
         item = {k: v for k, v in match.groupdict().items() if v is not None}
     if not isinstance(item, dict):
         raise RAIInputError(f"{where}: a change target must be text or a mapping, got {item!r}")
@@ -154,8 +166,14 @@ def _change_target(item: Any, where: str) -> dict[str, Any]:
         raise RAIInputError(f"{where}: `sensitive_feature` needs `kind` (difference or ratio)")
     if kind is not None and item.get("cohort") is not None:
         raise RAIInputError(f"{where}: fairness figures are over the whole test set; `cohort` is for metrics")
-    target = {"metric": _metric(item.get("metric"), where), "kind": kind, "op": op, "value": value,
-              "cohort": item.get("cohort"), "sensitive_feature": item.get("sensitive_feature")}
+    target = {
+        "metric": _metric(item.get("metric"), where),
+        "kind": kind,
+        "op": op,
+        "value": value,
+        "cohort": item.get("cohort"),
+        "sensitive_feature": item.get("sensitive_feature"),
+    }
     _check_ratio(target, where)
     return target
 
@@ -175,21 +193,23 @@ def _from_azure(config: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(config.get(section) or {}, dict):
             raise RAIInputError(f"`{section}` must be a mapping, got {config[section]!r}")
     model = config.get("Model") or {}
-    out: dict[str, Any] = {"model": {"name": model.get("ModelName"), "type": model.get("ModelType"),
-                                     "summary": model.get("ModelSummary")}}
+    out: dict[str, Any] = {
+        "model": {"name": model.get("ModelName"), "type": model.get("ModelType"), "summary": model.get("ModelSummary")}
+    }
     targets = []
     for name, spec in (config.get("Metrics") or {}).items():
         spec = spec or {}
         if not isinstance(spec, dict):
-            raise RAIInputError(f"`Metrics.{name}` must be a mapping such as {{threshold: \">=0.85\"}}, got {spec!r}")
+            raise RAIInputError(f'`Metrics.{name}` must be a mapping such as {{threshold: ">=0.85"}}, got {spec!r}')
         threshold = spec.get("threshold")
         if threshold is None:
             targets.append({"metric": name})
             continue
         match = _THRESHOLD.match(str(threshold))
         if not match:
-            raise RAIInputError(f"`Metrics.{name}.threshold` must be an operator and a number (e.g. \">=0.85\"), "
-                                f"got {threshold!r}")
+            raise RAIInputError(
+                f'`Metrics.{name}.threshold` must be an operator and a number (e.g. ">=0.85"), got {threshold!r}'
+            )
         targets.append({"metric": name, **match.groupdict()})
     out["targets"] = targets
     if "FeatureImportance" in config:
@@ -204,8 +224,11 @@ def _from_azure(config: dict[str, Any]) -> dict[str, Any]:
         if kind not in KINDS:
             raise RAIInputError(f"`Fairness.fairness_evaluation_kind` must be one of {list(KINDS)}, got {kind!r}")
         metrics = _names(fairness.get("metric") or [], "`Fairness.metric`")
-        fair: dict[str, Any] = {"sensitive_features": fairness.get("sensitive_features") or [],
-                                "metrics": metrics, "kind": kind}
+        fair: dict[str, Any] = {
+            "sensitive_features": fairness.get("sensitive_features") or [],
+            "metrics": metrics,
+            "kind": kind,
+        }
         threshold = fairness.get("threshold")
         if threshold is not None:
             match = _THRESHOLD.match(str(threshold))
@@ -228,8 +251,9 @@ def parse_scorecard_config(source: str | Path | dict[str, Any]) -> dict[str, Any
         config = _from_azure(config)
     unknown = sorted(set(config) - set(KEYS), key=str)  # YAML keys may be numbers, booleans, null
     if unknown:
-        raise RAIInputError(f"unknown scorecard config keys {unknown}; allowed are {list(KEYS)} "
-                            f"(or Azure ML's {list(AZURE_KEYS)})")
+        raise RAIInputError(
+            f"unknown scorecard config keys {unknown}; allowed are {list(KEYS)} (or Azure ML's {list(AZURE_KEYS)})"
+        )
     model = config.get("model") or {}
     if not isinstance(model, dict) or set(model) - set(MODEL_KEYS):
         raise RAIInputError(f"`model` must be a mapping with keys among {list(MODEL_KEYS)}, got {model!r}")
@@ -242,8 +266,9 @@ def parse_scorecard_config(source: str | Path | dict[str, Any]) -> dict[str, Any
     fairness = config.get("fairness")
     if fairness is not None:
         if not isinstance(fairness, dict) or set(fairness) - {"sensitive_features", "metrics", "kind", "targets"}:
-            raise RAIInputError("`fairness` must be a mapping with keys sensitive_features, metrics, kind, "
-                                f"targets; got {fairness!r}")
+            raise RAIInputError(
+                f"`fairness` must be a mapping with keys sensitive_features, metrics, kind, targets; got {fairness!r}"
+            )
         kind = fairness.get("kind", "difference")
         if kind not in KINDS:
             raise RAIInputError(f"`fairness.kind` must be one of {list(KINDS)}, got {kind!r}")
@@ -251,11 +276,16 @@ def parse_scorecard_config(source: str | Path | dict[str, Any]) -> dict[str, Any
         if not isinstance(fair_targets, list):
             raise RAIInputError(f"`fairness.targets` must be a list, got {fair_targets!r}")
         fair_targets = [_target(t, f"`fairness.targets[{i}]`", fairness=True) for i, t in enumerate(fair_targets)]
-        metrics = [_metric(m, "`fairness.metrics`") for m in _names(fairness.get("metrics") or [], "`fairness.metrics`")]
+        metrics = [
+            _metric(m, "`fairness.metrics`") for m in _names(fairness.get("metrics") or [], "`fairness.metrics`")
+        ]
         metrics += [t["metric"] for t in fair_targets if t["metric"] not in metrics]
-        out["fairness"] = {"sensitive_features": _names(fairness.get("sensitive_features") or [],
-                                                        "`fairness.sensitive_features`"),
-                           "metrics": metrics, "kind": kind, "targets": fair_targets}
+        out["fairness"] = {
+            "sensitive_features": _names(fairness.get("sensitive_features") or [], "`fairness.sensitive_features`"),
+            "metrics": metrics,
+            "kind": kind,
+            "targets": fair_targets,
+        }
     else:
         out["fairness"] = None
 
@@ -281,13 +311,20 @@ def parse_scorecard_config(source: str | Path | dict[str, Any]) -> dict[str, Any
     return out
 
 
-def check_against_bundle(config: dict[str, Any], *, metric_names: list[str], features: list[str],
-                         cohorts: list[str], signed_metrics: list[str] | None = None) -> None:
+def check_against_bundle(
+    config: dict[str, Any],
+    *,
+    metric_names: list[str],
+    features: list[str],
+    cohorts: list[str],
+    signed_metrics: list[str] | None = None,
+) -> None:
     """Every metric, feature and cohort the config names must exist in the bundle, and no
     ratio target may be on one of the bundle's ``signed_metrics`` (``metrics.signed_metrics``
     of its task and target; None: only those signed whatever the target)."""
     signed = ALWAYS_SIGNED_METRICS if signed_metrics is None else signed_metrics
     why = " (the target has negative values)"
+
     def known_metric(name: str, where: str) -> None:
         if name not in metric_names:
             raise RAIInputError(f"{where}: unknown metric {name!r} for this model; the metrics are {metric_names}")
@@ -302,12 +339,16 @@ def check_against_bundle(config: dict[str, Any], *, metric_names: list[str], fea
             known_metric(name, "`fairness`")
         for name in fairness["sensitive_features"]:
             if name not in features:
-                raise RAIInputError(f"`fairness.sensitive_features`: unknown feature {name!r}; the features are {features}")
+                raise RAIInputError(
+                    f"`fairness.sensitive_features`: unknown feature {name!r}; the features are {features}"
+                )
         for i, t in enumerate(fairness["targets"]):
             _check_ratio(t, f"`fairness.targets[{i}]`", signed, why)
             if t["sensitive_feature"] is not None and t["sensitive_feature"] not in fairness["sensitive_features"]:
-                raise RAIInputError(f"`fairness.targets[{i}]`: `sensitive_feature` {t['sensitive_feature']!r} is not "
-                                    f"among `fairness.sensitive_features` {fairness['sensitive_features']}")
+                raise RAIInputError(
+                    f"`fairness.targets[{i}]`: `sensitive_feature` {t['sensitive_feature']!r} is not "
+                    f"among `fairness.sensitive_features` {fairness['sensitive_features']}"
+                )
         if fairness["targets"] and not fairness["sensitive_features"]:
             raise RAIInputError("`fairness.targets` need `fairness.sensitive_features`")
     for name in config["data_explorer"]["features"]:
@@ -322,8 +363,12 @@ def check_against_bundle(config: dict[str, Any], *, metric_names: list[str], fea
         if t["cohort"] is not None and t["cohort"] not in cohorts:
             raise RAIInputError(f"`changes[{i}]`: unknown cohort {t['cohort']!r}; the cohorts are {cohorts}")
         if t["kind"] is not None and (not fairness or t["metric"] not in fairness["metrics"]):
-            raise RAIInputError(f"`changes[{i}]`: {t['metric']} {t['kind']} is not a fairness figure of this "
-                                "scorecard; add the metric to `fairness.metrics`")
+            raise RAIInputError(
+                f"`changes[{i}]`: {t['metric']} {t['kind']} is not a fairness figure of this "
+                "scorecard; add the metric to `fairness.metrics`"
+            )
         if t["sensitive_feature"] is not None and t["sensitive_feature"] not in fairness["sensitive_features"]:
-            raise RAIInputError(f"`changes[{i}]`: `sensitive_feature` {t['sensitive_feature']!r} is not among "
-                                f"`fairness.sensitive_features` {fairness['sensitive_features']}")
+            raise RAIInputError(
+                f"`changes[{i}]`: `sensitive_feature` {t['sensitive_feature']!r} is not among "
+                f"`fairness.sensitive_features` {fairness['sensitive_features']}"
+            )

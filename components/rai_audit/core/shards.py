@@ -9,8 +9,9 @@ from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 
 
-def read_shards(run_id: str, shard_dirs: list[str | Path], kind: str, *,
-                free_options: tuple[str, ...] = ("shard_index",)) -> list[tuple[Path, dict[str, Any]]]:
+def read_shards(
+    run_id: str, shard_dirs: list[str | Path], kind: str, *, free_options: tuple[str, ...] = ("shard_index",)
+) -> list[tuple[Path, dict[str, Any]]]:
     """(folder, meta) of each shard, in shard order, once they are known to make one whole:
     verified, of ``kind``, from run ``run_id``, made with the same options (but
     ``free_options``), and numbered 0..n-1 of one split of n."""
@@ -18,8 +19,7 @@ def read_shards(run_id: str, shard_dirs: list[str | Path], kind: str, *,
     for folder in map(Path, shard_dirs):
         meta = A.read_artifact_meta(folder, expected_kind=kind)
         if meta["run_id"] != run_id:
-            raise ArtifactIntegrityError(f"{kind} shard {folder} comes from run {meta['run_id']!r}, "
-                                         f"not {run_id!r}")
+            raise ArtifactIntegrityError(f"{kind} shard {folder} comes from run {meta['run_id']!r}, not {run_id!r}")
         shards.append((folder, meta))
     if not shards:
         raise RAIInputError(f"`shard_dirs` must name at least one {kind} shard")

@@ -82,8 +82,13 @@ def _vega_runtime() -> str:
 def _script_json(value: Any) -> Markup:
     """JSON safe inside a <script> element: no "</script>", no HTML-significant characters."""
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    return Markup(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-                  .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return Markup(
+        text.replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def _bars(rows: list[dict[str, Any]], label_title: str, value_title: str) -> dict[str, Any] | None:
@@ -100,19 +105,31 @@ def _view_charts(doc: dict[str, Any], view: dict[str, Any], by_name: dict[str, d
     if matrix and view["count"]:
         out["confusion"] = charts.spec(charts.confusion_matrix(matrix["labels"], matrix["matrix"]))
     if view.get("residuals"):
-        out["residuals"] = charts.spec(charts.histogram(view["residuals"]["edges"], view["residuals"]["counts"],
-                                                  x_title="residual (predicted - true)"))
+        out["residuals"] = charts.spec(
+            charts.histogram(
+                view["residuals"]["edges"], view["residuals"]["counts"], x_title="residual (predicted - true)"
+            )
+        )
     balance = view["balance"]
     if doc["task_type"] != "regression":
-        out["balance"] = _bars([{"label": f"{c} ({side})", "value": balance[key][c]}
-                                for c in balance["y_true"] for side, key in (("true", "y_true"), ("predicted", "y_pred"))],
-                               "class", "rows")
-    out["distributions"] = {f: _bars([{"label": b, "value": n} for b, n in zip(d["bins"], d["counts"])], f, "rows")
-                            for f, d in view["distributions"].items()}
+        out["balance"] = _bars(
+            [
+                {"label": f"{c} ({side})", "value": balance[key][c]}
+                for c in balance["y_true"]
+                for side, key in (("true", "y_true"), ("predicted", "y_pred"))
+            ],
+            "class",
+            "rows",
+        )
+    out["distributions"] = {
+        f: _bars([{"label": b, "value": n} for b, n in zip(d["bins"], d["counts"])], f, "rows")
+        for f, d in view["distributions"].items()
+    }
     importance = by_name.get(("explanation", view["name"]))
     if importance:
-        out["importance"] = _bars([{"label": f, "value": v} for f, v in importance["importance"].items()],
-                                  "feature", "mean |contribution|")
+        out["importance"] = _bars(
+            [{"label": f, "value": v} for f, v in importance["importance"].items()], "feature", "mean |contribution|"
+        )
     effects = by_name.get(("causal", view["name"]))
     if effects and effects.get("effects"):
         out["causal"] = charts.spec(charts.treatment_effects(effects["effects"], doc["causal"]["outcome"]))
@@ -141,9 +158,14 @@ def _page_charts(doc: dict[str, Any]) -> dict[str, Any]:
     by_name = _named_results(doc)
     page: dict[str, Any] = {"views": {str(v["id"]): _view_charts(doc, v, by_name) for v in doc["cohort_views"]}}
     page["fairness"] = [
-        {m: _bars([{"label": g["label"], "value": g[m]} for g in entry["by_group"]], " × ".join(entry["features"]), m)
-         for m in doc["model_overview"]["metric_names"]}
-        for entry in doc["fairness"]]
+        {
+            m: _bars(
+                [{"label": g["label"], "value": g[m]} for g in entry["by_group"]], " × ".join(entry["features"]), m
+            )
+            for m in doc["model_overview"]["metric_names"]
+        }
+        for entry in doc["fairness"]
+    ]
     if doc.get("causal", {}).get("global_effects"):
         causal = doc["causal"]
         page["causal_global"] = charts.spec(charts.treatment_effects(causal["global_effects"], causal["outcome"]))
@@ -155,4 +177,5 @@ def render_dashboard(insights: dict[str, Any], rows: list[dict[str, Any]] | None
     script = resources.files("rai_audit.report").joinpath("templates/dashboard.js").read_text(encoding="utf-8")
     data = {"doc": insights, "rows": rows or [], "charts": _page_charts(insights)}
     return ENV.get_template("dashboard.html.j2").render(
-        d=insights, data=_script_json(data), vega=Markup(_vega_runtime()), app=Markup(script))
+        d=insights, data=_script_json(data), vega=Markup(_vega_runtime()), app=Markup(script)
+    )

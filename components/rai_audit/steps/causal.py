@@ -120,40 +120,54 @@ class CausalOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.treatment_features, list) or not self.treatment_features:
-            raise RAIInputError("`treatment_features` must be a non-empty list of feature names, "
-                                f"got {self.treatment_features!r}")
+            raise RAIInputError(
+                f"`treatment_features` must be a non-empty list of feature names, got {self.treatment_features!r}"
+            )
         check_name_lists(self, ("treatment_features",))  # names before counting them (hashable)
         repeated = sorted(f for f, n in Counter(self.treatment_features).items() if n > 1)
         if repeated:
             raise RAIInputError(f"`treatment_features` names {repeated} more than once")
         if self.heterogeneity_features is not None and not (
-                isinstance(self.heterogeneity_features, list)
-                and all(isinstance(f, str) for f in self.heterogeneity_features)):
-            raise RAIInputError("`heterogeneity_features` must be a list of feature names or null (all), "
-                                f"got {self.heterogeneity_features!r}")
+            isinstance(self.heterogeneity_features, list)
+            and all(isinstance(f, str) for f in self.heterogeneity_features)
+        ):
+            raise RAIInputError(
+                "`heterogeneity_features` must be a list of feature names or null (all), "
+                f"got {self.heterogeneity_features!r}"
+            )
         if self.nuisance_model not in NUISANCE_MODELS:
-            raise RAIInputError(f"`nuisance_model` must be one of {list(NUISANCE_MODELS)}, "
-                                f"got {self.nuisance_model!r}")
+            raise RAIInputError(f"`nuisance_model` must be one of {list(NUISANCE_MODELS)}, got {self.nuisance_model!r}")
         if self.heterogeneity_model not in HETEROGENEITY_MODELS:
-            raise RAIInputError(f"`heterogeneity_model` must be one of {list(HETEROGENEITY_MODELS)}, "
-                                f"got {self.heterogeneity_model!r}")
+            raise RAIInputError(
+                f"`heterogeneity_model` must be one of {list(HETEROGENEITY_MODELS)}, got {self.heterogeneity_model!r}"
+            )
         if self.rows not in ROWS:
             raise RAIInputError(f"`rows` must be one of {list(ROWS)}, got {self.rows!r}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
             raise RAIInputError(f"`alpha` must be a number between 0 and 1, got {self.alpha!r}")
-        check_min_ints(self, {"upper_bound_on_cat_expansion": 1, "min_tree_leaf_samples": 1,
-                              "max_tree_depth": 1, "train_sample_size": 0, "top_recommendations": 1})
-        if not isinstance(self.n_jobs, int) or isinstance(self.n_jobs, bool) or self.n_jobs == 0 \
-                or self.n_jobs < -1:
+        check_min_ints(
+            self,
+            {
+                "upper_bound_on_cat_expansion": 1,
+                "min_tree_leaf_samples": 1,
+                "max_tree_depth": 1,
+                "train_sample_size": 0,
+                "top_recommendations": 1,
+            },
+        )
+        if not isinstance(self.n_jobs, int) or isinstance(self.n_jobs, bool) or self.n_jobs == 0 or self.n_jobs < -1:
             raise RAIInputError(f"`n_jobs` must be -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
         if not isinstance(self.skip_cat_limit_checks, bool):
             raise RAIInputError(f"`skip_cat_limit_checks` must be true or false, got {self.skip_cat_limit_checks!r}")
         self.costs()  # checks the shape
         if self.categories != "auto" and not (
-                isinstance(self.categories, dict)
-                and all(isinstance(v, list) and len(v) >= 2 for v in self.categories.values())):
-            raise RAIInputError("`categories` must be \"auto\" or a mapping of categorical treatment -> its "
-                                f"levels (at least two, the control first), got {self.categories!r}")
+            isinstance(self.categories, dict)
+            and all(isinstance(v, list) and len(v) >= 2 for v in self.categories.values())
+        ):
+            raise RAIInputError(
+                '`categories` must be "auto" or a mapping of categorical treatment -> its '
+                f"levels (at least two, the control first), got {self.categories!r}"
+            )
 
     def costs(self) -> dict[str, float]:
         """The cost of each treatment."""
@@ -162,8 +176,10 @@ class CausalOptions:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values):
             raise RAIInputError(f"`treatment_cost` must be a number or a list of numbers, got {cost!r}")
         if isinstance(cost, list) and len(cost) not in (1, len(self.treatment_features)):
-            raise RAIInputError(f"`treatment_cost` must have one value per treatment feature "
-                                f"({len(self.treatment_features)}), got {len(cost)}")
+            raise RAIInputError(
+                f"`treatment_cost` must have one value per treatment feature "
+                f"({len(self.treatment_features)}), got {len(cost)}"
+            )
         if len(values) == 1:
             values = values * len(self.treatment_features)
         return {f: float(v) for f, v in zip(self.treatment_features, values)}
@@ -182,24 +198,31 @@ def _check(audit: ConstructorArtifact, options: CausalOptions) -> None:
     meta = audit.meta
     features, target = meta["model_features"], meta["target_column"]
     if target in options.treatment_features:
-        raise RAIInputError(f"`treatment_features` names the target column {target!r}: the outcome "
-                            "cannot be its own treatment")
+        raise RAIInputError(
+            f"`treatment_features` names the target column {target!r}: the outcome cannot be its own treatment"
+        )
     unknown = [f for f in options.treatment_features if f not in features]
     if unknown:
         raise RAIInputError(f"`treatment_features` names unknown features {unknown}; the features are {features}")
     if options.heterogeneity_features:
         unknown = [f for f in options.heterogeneity_features if f not in features]
         if unknown:
-            raise RAIInputError(f"`heterogeneity_features` names unknown features {unknown}; "
-                                f"the features are {features}")
+            raise RAIInputError(
+                f"`heterogeneity_features` names unknown features {unknown}; the features are {features}"
+            )
     if isinstance(options.categories, dict):
-        wrong = [f for f in options.categories if f not in options.treatment_features
-                 or f not in meta["categorical_features"]]
+        wrong = [
+            f
+            for f in options.categories
+            if f not in options.treatment_features or f not in meta["categorical_features"]
+        ]
         if wrong:
             raise RAIInputError(f"`categories` names {wrong}, which are not categorical treatment features")
     if audit.task == "multiclass_classification":
-        raise RAIInputError("causal analysis supports regression and binary classification (econml's "
-                            "CausalAnalysis estimates one outcome); this audit is multiclass")
+        raise RAIInputError(
+            "causal analysis supports regression and binary classification (econml's "
+            "CausalAnalysis estimates one outcome); this audit is multiclass"
+        )
 
 
 def _fit_rows(n_rows: int, options: CausalOptions) -> np.ndarray:
@@ -239,8 +262,10 @@ def _levels(X: pd.DataFrame, treatment: str, options: CausalOptions) -> list[str
         given = [MISSING if v is None else str(v) for v in options.categories[treatment]]
         unlisted = sorted(present - set(given))
         if unlisted:
-            raise RAIInputError(f"`categories` for {treatment!r} lists {given}, but the data also has the levels "
-                                f"{unlisted}; list every level (the control first)")
+            raise RAIInputError(
+                f"`categories` for {treatment!r} lists {given}, but the data also has the levels "
+                f"{unlisted}; list every level (the control first)"
+            )
         return given
     return sorted(present - {MISSING}) + ([MISSING] if MISSING in present else [])
 
@@ -281,39 +306,50 @@ def _without_invalid_inference(table: pd.DataFrame, invalid: set[str]) -> pd.Dat
 def _direction(desired: str, outcome: str) -> dict[str, str]:
     """What counts as good, in words for the page and the PDF."""
     better = "higher" if desired == "increase" else "lower"
-    return {"better": f"a {better} {outcome}",
-            "gain": f"the expected {'rise' if desired == 'increase' else 'fall'} of the {outcome} "
-                    "(net of the treatment's cost); a positive gain is good"}
+    return {
+        "better": f"a {better} {outcome}",
+        "gain": f"the expected {'rise' if desired == 'increase' else 'fall'} of the {outcome} "
+        "(net of the treatment's cost); a positive gain is good",
+    }
 
 
 def _verdict(treatment: str, info: dict[str, Any], untrained: dict[str, str]) -> str:
     """One sentence on what the figures of a treatment may be used for."""
     ident = info["identification"]
     if not info["estimable"]:
-        return (f"not estimable from these data: the other features predict {treatment} almost exactly "
-                f"(first-stage R² {ident['first_stage_r2']:.3f} > {R2_LIMIT}, {ident['first_stage_model']}), "
-                "so its effect cannot be told apart from theirs; no effect, interval, p-value or policy is reported")
+        return (
+            f"not estimable from these data: the other features predict {treatment} almost exactly "
+            f"(first-stage R² {ident['first_stage_r2']:.3f} > {R2_LIMIT}, {ident['first_stage_model']}), "
+            "so its effect cannot be told apart from theirs; no effect, interval, p-value or policy is reported"
+        )
     if treatment in untrained:
         return f"not estimated: econml could not fit it ({untrained[treatment]})"
     parts = []
     if info["role"] == "attribute":
-        parts.append(f"attribute, not a lever: {treatment} is a {info['protected_as']} feature, so its effect is estimated "
-                     "(does this attribute drive the outcome?) but no policy or recommendation is made")
+        parts.append(
+            f"attribute, not a lever: {treatment} is a {info['protected_as']} feature, so its effect is estimated "
+            "(does this attribute drive the outcome?) but no policy or recommendation is made"
+        )
     else:
         parts.append("a lever: effect and policy estimated")
     if not info["inference_valid"]:
         fs = info.get("final_stage") or {}
-        parts.append(f"intervals and p-values not shown: the final stage of the estimate is rank-deficient "
-                     f"(rank {fs.get('rank')} of {fs.get('coefficients')} coefficients), so its inference is invalid")
+        parts.append(
+            f"intervals and p-values not shown: the final stage of the estimate is rank-deficient "
+            f"(rank {fs.get('rank')} of {fs.get('coefficients')} coefficients), so its inference is invalid"
+        )
     overlap = ident.get("overlap")
     if overlap and overlap["share_without_overlap"] > OVERLAP_WARNING_SHARE:
-        parts.append(f"weak overlap: for {overlap['share_without_overlap']:.0%} of rows some level has a propensity "
-                     f"under {EXTREME_PROPENSITY:.0%}, so their effects rest on extrapolation")
+        parts.append(
+            f"weak overlap: for {overlap['share_without_overlap']:.0%} of rows some level has a propensity "
+            f"under {EXTREME_PROPENSITY:.0%}, so their effects rest on extrapolation"
+        )
     return "; ".join(parts)
 
 
-def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
-                medians: dict[str, float]) -> list[dict[str, Any]]:
+def _tree_nodes(
+    tree: dict[str, Any], names: dict[str, tuple[str, Any]], medians: dict[str, float]
+) -> list[dict[str, Any]]:
     """econml's policy tree (nested dict, splits on encoded columns) as a list of nodes, each
     with its filter in the cohort format (on the raw data) so any leaf can be saved as a cohort.
 
@@ -324,8 +360,13 @@ def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
 
     def visit(node: dict[str, Any], parent: int | None, conditions: list[dict[str, Any]]) -> int:
         node_id = len(nodes)
-        entry: dict[str, Any] = {"id": node_id, "parent": parent, "depth": len(conditions),
-                                 "filter": all_of(conditions), "count": int(node.get("n_samples", 0))}
+        entry: dict[str, Any] = {
+            "id": node_id,
+            "parent": parent,
+            "depth": len(conditions),
+            "filter": all_of(conditions),
+            "count": int(node.get("n_samples", 0)),
+        }
         nodes.append(entry)
         if node["leaf"]:
             entry.update(leaf=True, treatment=node["treatment"], gain=node.get("gain"), children=[])
@@ -339,16 +380,23 @@ def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
         else:
             left = {"column": encoded, "op": "<=", "value": threshold}
             right = {"column": encoded, "op": ">", "value": threshold}
-            split = {"feature": encoded, "op": "<=", "value": threshold, "true_goes": "left",
-                     "missing_values_go": "left" if medians[encoded] <= threshold else "right"}
+            split = {
+                "feature": encoded,
+                "op": "<=",
+                "value": threshold,
+                "true_goes": "left",
+                "missing_values_go": "left" if medians[encoded] <= threshold else "right",
+            }
             missing = {"column": encoded, "op": "==", "value": None}
             if split["missing_values_go"] == "left":
                 left = {"or": [left, missing]}
             else:
                 right = {"or": [right, missing]}
         entry.update(leaf=False, split=split)
-        entry["children"] = [visit(node["left"], node_id, [*conditions, left]),
-                             visit(node["right"], node_id, [*conditions, right])]
+        entry["children"] = [
+            visit(node["left"], node_id, [*conditions, left]),
+            visit(node["right"], node_id, [*conditions, right]),
+        ]
         entry["count"] = sum(nodes[c]["count"] for c in entry["children"])  # the tree keeps leaves' counts
         return node_id
 
@@ -356,8 +404,9 @@ def _tree_nodes(tree: dict[str, Any], names: dict[str, tuple[str, Any]],
     return nodes
 
 
-def _identification(X_fit: pd.DataFrame, treatment: str, categorical: list[str], levels: list[str] | None,
-                    seed: int) -> dict[str, Any]:
+def _identification(
+    X_fit: pd.DataFrame, treatment: str, categorical: list[str], levels: list[str] | None, seed: int
+) -> dict[str, Any]:
     """How well the other features predict the treatment (first stage, cross-validated) and,
     for a categorical treatment, the overlap of its levels. A treatment the others determine
     leaves no variation of its own to estimate an effect from."""
@@ -372,22 +421,37 @@ def _identification(X_fit: pd.DataFrame, treatment: str, categorical: list[str],
         rows = rows.iloc[np.sort(np.random.default_rng(seed).choice(len(rows), DIAGNOSTIC_ROWS, replace=False))]
     others = [c for c in rows.columns if c != treatment]
     encode = ColumnTransformer(
-        [("cat", OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False),
-          [c for c in others if c in categorical]),
-         ("num", StandardScaler(), [c for c in others if c not in categorical])])
+        [
+            (
+                "cat",
+                OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False),
+                [c for c in others if c in categorical],
+            ),
+            ("num", StandardScaler(), [c for c in others if c not in categorical]),
+        ]
+    )
     Z = encode.fit_transform(rows[others]) if others else np.zeros((len(rows), 0))
     if Z.shape[1] == 0:  # nothing else (or only constant columns) to predict the treatment from
         Z = np.zeros((len(rows), 1))
     folds = KFold(3, shuffle=True, random_state=seed)
-    small_trees = dict(n_estimators=100, num_leaves=15, learning_rate=0.1, min_child_samples=10,
-                       random_state=seed, n_jobs=1, verbose=-1)
+    small_trees = dict(
+        n_estimators=100,
+        num_leaves=15,
+        learning_rate=0.1,
+        min_child_samples=10,
+        random_state=seed,
+        n_jobs=1,
+        verbose=-1,
+    )
     out: dict[str, Any] = {"rows": int(len(rows)), "r2_limit": R2_LIMIT}
     if levels is None:
         t = rows[treatment].to_numpy(dtype=float)
         if np.ptp(t) == 0:  # a constant treatment: econml refuses it (reported as untrained)
             return {**out, "first_stage_r2": None, "first_stage_model": None, "overlap": None}
-        predicted = {"linear": cross_val_predict(RidgeCV(alphas=np.logspace(-4, 2, 7)), Z, t, cv=folds),
-                     "boosted trees": cross_val_predict(LGBMRegressor(**small_trees), Z, t, cv=folds)}
+        predicted = {
+            "linear": cross_val_predict(RidgeCV(alphas=np.logspace(-4, 2, 7)), Z, t, cv=folds),
+            "boosted trees": cross_val_predict(LGBMRegressor(**small_trees), Z, t, cv=folds),
+        }
         r2 = {name: float(1 - np.mean((t - p) ** 2) / np.var(t)) for name, p in predicted.items()}
         best = max(r2, key=r2.get)
         return {**out, "first_stage_r2": r2[best], "first_stage_model": best, "overlap": None}
@@ -398,20 +462,28 @@ def _identification(X_fit: pd.DataFrame, treatment: str, categorical: list[str],
     onehot = (labels[:, None] == np.array(present, dtype=object)[None, :]).astype(float)
     codes = onehot.argmax(axis=1)
     probabilities = {}
-    for name, model in (("linear", LogisticRegression(max_iter=1000)),
-                        ("boosted trees", LGBMClassifier(**small_trees))):
+    for name, model in (
+        ("linear", LogisticRegression(max_iter=1000)),
+        ("boosted trees", LGBMClassifier(**small_trees)),
+    ):
         with warnings.catch_warnings():  # a level missing from a fold: its column is 0 there
             warnings.simplefilter("ignore")
             probabilities[name] = cross_val_predict(model, Z, codes, cv=folds, method="predict_proba")
     shares = onehot.mean(axis=0)
     brier_null = float(np.sum(shares * (1 - shares)))
-    r2 = {name: float(1 - np.mean(np.sum((onehot - p) ** 2, axis=1)) / brier_null)
-          for name, p in probabilities.items()}
+    r2 = {name: float(1 - np.mean(np.sum((onehot - p) ** 2, axis=1)) / brier_null) for name, p in probabilities.items()}
     best = max(r2, key=r2.get)
     p = probabilities[best]
-    return {**out, "first_stage_r2": r2[best], "first_stage_model": best,
-            "overlap": {"min_propensity": float(p.min()), "extreme_propensity": EXTREME_PROPENSITY,
-                        "share_without_overlap": float((p < EXTREME_PROPENSITY).any(axis=1).mean())}}
+    return {
+        **out,
+        "first_stage_r2": r2[best],
+        "first_stage_model": best,
+        "overlap": {
+            "min_propensity": float(p.min()),
+            "extreme_propensity": EXTREME_PROPENSITY,
+            "share_without_overlap": float((p < EXTREME_PROPENSITY).any(axis=1).mean()),
+        },
+    }
 
 
 class _DropFirstLevel:
@@ -434,9 +506,9 @@ class _DropFirstLevel:
             def fit(self, X):
                 super().fit(X)
                 if self.has_cats:
-                    self.one_hot_encoder = OneHotEncoder(drop="first", handle_unknown="ignore",
-                                                         sparse_output=False).fit(
-                        _safe_indexing(X, self.categorical, axis=1))
+                    self.one_hot_encoder = OneHotEncoder(
+                        drop="first", handle_unknown="ignore", sparse_output=False
+                    ).fit(_safe_indexing(X, self.categorical, axis=1))
                 return self
 
         self.module, self.base = module, base
@@ -466,9 +538,18 @@ def _row_effects(estimator, X: np.ndarray | None, n: int) -> np.ndarray:
     return np.broadcast_to(effect, (n, effect.shape[1])) if effect.shape[0] != n else effect
 
 
-def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any], cost: float,
-            options: CausalOptions, names: dict[str, tuple[str, Any]], medians: dict[str, float],
-            sign: float, inference: bool) -> tuple[dict[str, Any], pd.DataFrame]:
+def _policy(
+    analysis,
+    X_eval: pd.DataFrame,
+    treatment: str,
+    info: dict[str, Any],
+    cost: float,
+    options: CausalOptions,
+    names: dict[str, tuple[str, Any]],
+    medians: dict[str, float],
+    sign: float,
+    inference: bool,
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """The policy tree, its gains, and every evaluated row's recommendation: the tree's.
 
     ``sign`` is +1 when a higher outcome is better, -1 when a lower one is: a gain is the
@@ -484,9 +565,16 @@ def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any]
         known = rows[treatment].isin([info["control"], *info["levels"]])
         excluded, rows = int((~known).sum()), rows[known]
     if rows.empty:
-        return {"treatment": treatment, "excluded_rows": excluded, "rows": 0, "tree": [],
-                "policy_gain": None, "always_treat_gains": {}, "recommendation_counts": {},
-                "top_recommendations": []}, pd.DataFrame()
+        return {
+            "treatment": treatment,
+            "excluded_rows": excluded,
+            "rows": 0,
+            "tree": [],
+            "policy_gain": None,
+            "always_treat_gains": {},
+            "recommendation_counts": {},
+            "top_recommendations": [],
+        }, pd.DataFrame()
     result = analysis._safe_result_index(rows, treatment)
     X_het = result.X_transformer.transform(rows)
     X_het = X_het if X_het.shape[1] else None
@@ -496,10 +584,16 @@ def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any]
     numeric = info["kind"] == "numeric"
     options_names = ["decrease", "increase"] if numeric else [info["control"], *info["levels"]]
     tree_X, tree_names = _tree_features(result.X_transformer, rows, list(analysis.feature_names_))
-    tree = PolicyTree(criterion="neg_welfare", splitter="best", max_depth=options.max_tree_depth,
-                      min_samples_split=2, min_samples_leaf=options.min_tree_leaf_samples,
-                      min_impurity_decrease=1e-4, honest=False,
-                      random_state=options.random_state).fit(tree_X, np.hstack([np.zeros((n, 1)), value]))
+    tree = PolicyTree(
+        criterion="neg_welfare",
+        splitter="best",
+        max_depth=options.max_tree_depth,
+        min_samples_split=2,
+        min_samples_leaf=options.min_tree_leaf_samples,
+        min_impurity_decrease=1e-4,
+        honest=False,
+        random_state=options.random_state,
+    ).fit(tree_X, np.hstack([np.zeros((n, 1)), value]))
     choice = np.asarray(tree.predict(tree_X), dtype=int)
     leaf_of = tree.apply(tree_X)
     recommended = np.array(options_names, dtype=object)[choice]
@@ -536,15 +630,21 @@ def _policy(analysis, X_eval: pd.DataFrame, treatment: str, info: dict[str, Any]
         gain_low, gain_high = low + shift, high + shift
     else:
         gain_low = gain_high = np.full(n, np.nan)
-    table = pd.DataFrame({
-        A.ROW_ID: rows.index.to_numpy(dtype=np.int64),
-        "current": current,
-        "recommended": recommended.astype(str),
-        "outcome_change": change,
-        "gain": gain,
-        "gain_ci_lower": gain_low,
-        "gain_ci_upper": gain_high,
-    }).sort_values("gain", ascending=False, kind="stable").reset_index(drop=True)
+    table = (
+        pd.DataFrame(
+            {
+                A.ROW_ID: rows.index.to_numpy(dtype=np.int64),
+                "current": current,
+                "recommended": recommended.astype(str),
+                "outcome_change": change,
+                "gain": gain,
+                "gain_ci_lower": gain_low,
+                "gain_ci_upper": gain_high,
+            }
+        )
+        .sort_values("gain", ascending=False, kind="stable")
+        .reset_index(drop=True)
+    )
 
     nodes = _tree_nodes(_tree_dict(tree, tree_names, options_names, leaf_of, choice, gain), names, medians)
     summary = {
@@ -577,8 +677,10 @@ def _policy_evidence(treatment: str, global_effects: list[dict[str, Any]], alpha
     elif not shown:
         note = f"no valid interval for the effect of {treatment}: this policy is no basis for action"
     else:
-        note = (f"the {level} interval of every effect of {treatment} includes 0: the data do not show that "
-                f"{treatment} moves the outcome, so this policy is no basis for action")
+        note = (
+            f"the {level} interval of every effect of {treatment} includes 0: the data do not show that "
+            f"{treatment} moves the outcome, so this policy is no basis for action"
+        )
     return {"supported": supported, "note": note}
 
 
@@ -600,8 +702,9 @@ def _tree_features(transformer, rows: pd.DataFrame, feature_names: list[str]) ->
     return np.column_stack(columns), names
 
 
-def _tree_dict(tree, features, options_names: list[str], leaf_of: np.ndarray, choice: np.ndarray,
-               gain: np.ndarray) -> dict[str, Any]:
+def _tree_dict(
+    tree, features, options_names: list[str], leaf_of: np.ndarray, choice: np.ndarray, gain: np.ndarray
+) -> dict[str, Any]:
     """The fitted PolicyTree as a nested dict, each leaf with the rows it holds, the option it
     gives them (the one ``predict`` gave every row) and their mean gain."""
     structure = tree.tree_
@@ -611,27 +714,44 @@ def _tree_dict(tree, features, options_names: list[str], leaf_of: np.ndarray, ch
             members = leaf_of == node
             options_here = np.unique(choice[members])
             assert len(options_here) <= 1  # a leaf gives one option
-            return {"leaf": True, "n_samples": int(members.sum()),
-                    "treatment": options_names[int(options_here[0])] if len(options_here) else None,
-                    "gain": float(gain[members].mean()) if members.any() else None}
-        return {"leaf": False, "feature": features[structure.feature[node]],
-                "threshold": float(structure.threshold[node]),
-                "left": visit(structure.children_left[node]), "right": visit(structure.children_right[node])}
+            return {
+                "leaf": True,
+                "n_samples": int(members.sum()),
+                "treatment": options_names[int(options_here[0])] if len(options_here) else None,
+                "gain": float(gain[members].mean()) if members.any() else None,
+            }
+        return {
+            "leaf": False,
+            "feature": features[structure.feature[node]],
+            "threshold": float(structure.threshold[node]),
+            "left": visit(structure.children_left[node]),
+            "right": visit(structure.children_right[node]),
+        }
 
     return visit(0)
 
 
 # econml's warnings in plain words (matched on the start of their text).
 PLAIN_WARNINGS = (
-    ("Co-variance matrix is underdetermined", "the final stage of an estimate had fewer independent columns than "
-     "coefficients, so standard errors, intervals and p-values of that estimate are not valid"),
-    ("Number of observations <= than number of parameters", "an estimate had no more rows than coefficients: its "
-     "variance is biased"),
+    (
+        "Co-variance matrix is underdetermined",
+        "the final stage of an estimate had fewer independent columns than "
+        "coefficients, so standard errors, intervals and p-values of that estimate are not valid",
+    ),
+    (
+        "Number of observations <= than number of parameters",
+        "an estimate had no more rows than coefficients: its variance is biased",
+    ),
     ("Exception caught when training model for feature", "no effect could be estimated for a treatment"),
-    ("Using a linear model instead of a forest model", "a linear heterogeneity model was used instead of a forest "
-     "(the treatment has no heterogeneity features)"),
-    ("Column ", "a categorical feature has a rare or very numerous level: no heterogeneity model for it, or one "
-     "that may not be robust"),
+    (
+        "Using a linear model instead of a forest model",
+        "a linear heterogeneity model was used instead of a forest (the treatment has no heterogeneity features)",
+    ),
+    (
+        "Column ",
+        "a categorical feature has a rare or very numerous level: no heterogeneity model for it, or one "
+        "that may not be robust",
+    ),
 )
 
 
@@ -644,8 +764,9 @@ def _plain(category: str, text: str) -> str:
     return "a warning from econml or scikit-learn while fitting; see the message"
 
 
-def _collect_warnings(caught: list[warnings.WarningMessage], treatments: list[str],
-                      rank_deficient: list[str]) -> list[dict[str, Any]]:
+def _collect_warnings(
+    caught: list[warnings.WarningMessage], treatments: list[str], rank_deficient: list[str]
+) -> list[dict[str, Any]]:
     """econml's warnings, counted, each with the treatment(s) it concerns and a plain sentence.
     The covariance warning names no treatment: it belongs to those whose final stage is
     rank-deficient (the condition it tests, checked per treatment)."""
@@ -657,17 +778,14 @@ def _collect_warnings(caught: list[warnings.WarningMessage], treatments: list[st
         counts[(w.category.__name__, text[:500])] += 1
     out = []
     for (category, text), n in counts.items():
-        named = [t for t in treatments
-                 if f"({t})" in text or f"feature {t}:" in text or f"feature '{t}'" in text]
+        named = [t for t in treatments if f"({t})" in text or f"feature {t}:" in text or f"feature '{t}'" in text]
         if text.startswith("Co-variance matrix is underdetermined"):
             named = rank_deficient
-        out.append({"message": f"{category}: {text}", "count": n, "treatments": named,
-                    "plain": _plain(category, text)})
+        out.append({"message": f"{category}: {text}", "count": n, "treatments": named, "plain": _plain(category, text)})
     return out
 
 
-def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
-               options: CausalOptions) -> CausalResult:
+def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: CausalOptions) -> CausalResult:
     """Fit CausalAnalysis once and write effects (global, test, cohorts, groups, local) and policies."""
     from econml.solutions.causal_analysis import CausalAnalysis
 
@@ -685,15 +803,17 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         needed = [target, *numeric_treatments]
         empty = [c for c in needed if train[c].isna().all()]
         raise RAIInputError(
-            f"no train row can be fitted: a fitted row needs a value of the outcome and of every numeric "
-            f"treatment, and " + (f"{empty} have no value in any train row" if empty else
-                                  f"no train row has a value in all of {needed}")
-            + "; drop such treatments from `treatment_features` or fill in their values")
+            "no train row can be fitted: a fitted row needs a value of the outcome and of every numeric "
+            "treatment, and "
+            + (f"{empty} have no value in any train row" if empty else f"no train row has a value in all of {needed}")
+            + "; drop such treatments from `treatment_features` or fill in their values"
+        )
     train = train[usable].reset_index(drop=True)
     fit_positions = _fit_rows(len(train), options)
     fit_raw = train.iloc[fit_positions]
-    medians = {c: float(fit_raw[c].median()) if fit_raw[c].notna().any() else 0.0
-               for c in features if c not in categorical}
+    medians = {
+        c: float(fit_raw[c].median()) if fit_raw[c].notna().any() else 0.0 for c in features if c not in categorical
+    }
     X_fit = _prepared(fit_raw[features], categorical, medians)
     y_fit, outcome = _outcome(audit, fit_raw[target])
     X_test = _prepared(audit.features[features], categorical, medians)
@@ -707,34 +827,45 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         raise RAIInputError(
             f"causal analysis needs a model feature besides the treatments {list(options.treatment_features)} "
             f"that varies in the fitted train rows, to adjust for; "
-            + (f"{others} are constant there" if others else "the model has no other feature"))
+            + (f"{others} are constant there" if others else "the model has no other feature")
+        )
 
     levels = {t: _levels(X_fit, t, options) for t in options.treatment_features if t in categorical}
     with threadpool_limits(limits=1):  # small fits: threads only contend (a loaded 2-core run took 10x longer)
-        identification = {t: _identification(X_fit, t, categorical, levels.get(t), options.random_state)
-                          for t in options.treatment_features}
+        identification = {
+            t: _identification(X_fit, t, categorical, levels.get(t), options.random_state)
+            for t in options.treatment_features
+        }
     # A treatment the other features determine has no variation of its own: econml would
     # still print effects (and intervals) for it, all meaningless. It is not fitted.
-    not_estimable = [t for t in options.treatment_features
-                     if (identification[t]["first_stage_r2"] or 0.0) > R2_LIMIT]
+    not_estimable = [t for t in options.treatment_features if (identification[t]["first_stage_r2"] or 0.0) > R2_LIMIT]
     to_fit = [t for t in options.treatment_features if t not in not_estimable]
     protected = audit.protected_features
     sign = 1.0 if audit.desired_outcome == "increase" else -1.0
     analysis = CausalAnalysis(
-        to_fit, categorical, heterogeneity_inds=options.heterogeneity_features,
-        classification=audit.is_classifier, upper_bound_on_cat_expansion=options.upper_bound_on_cat_expansion,
-        nuisance_models=options.nuisance_model, heterogeneity_model=options.heterogeneity_model,
+        to_fit,
+        categorical,
+        heterogeneity_inds=options.heterogeneity_features,
+        classification=audit.is_classifier,
+        upper_bound_on_cat_expansion=options.upper_bound_on_cat_expansion,
+        nuisance_models=options.nuisance_model,
+        heterogeneity_model=options.heterogeneity_model,
         categories=[levels[c] if c in levels else "auto" for c in categorical],
-        n_jobs=options.n_jobs, skip_cat_limit_checks=options.skip_cat_limit_checks,
-        random_state=options.random_state)
+        n_jobs=options.n_jobs,
+        skip_cat_limit_checks=options.skip_cat_limit_checks,
+        random_state=options.random_state,
+    )
     fit_started = time.perf_counter()
     # Threads, not processes: the treatments share one copy of the data, and warnings raised
     # while fitting them reach this process, where they are kept for the output.
     # One BLAS thread per worker thread: several fits each starting BLAS threads on a small
     # machine made the full Adult fit ~20x slower (bench/README.md).
     blas_threads = 1 if options.n_jobs != 1 else None
-    with warnings.catch_warnings(record=True) as caught, joblib.parallel_config(backend="threading"), \
-            threadpool_limits(limits=blas_threads, user_api="blas"):
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        joblib.parallel_config(backend="threading"),
+        threadpool_limits(limits=blas_threads, user_api="blas"),
+    ):
         warnings.simplefilter("always")
         untrained, trained = [], []
         if to_fit:
@@ -744,8 +875,10 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
             except ValueError as err:
                 reasons = {features[i]: str(r) for i, r in getattr(analysis, "untrained_feature_indices_", [])}
                 raise RAIInputError(f"no treatment could be fitted ({err}); reasons: {reasons or 'see above'}") from err
-            untrained = [{"treatment": X_fit.columns[i], "reason": str(reason)}
-                         for i, reason in analysis.untrained_feature_indices_]
+            untrained = [
+                {"treatment": X_fit.columns[i], "reason": str(reason)}
+                for i, reason in analysis.untrained_feature_indices_
+            ]
             trained = [X_fit.columns[i] for i in analysis.trained_feature_indices_]
             if not trained and not not_estimable:
                 raise RAIInputError(f"no treatment could be fitted: {untrained}")
@@ -757,8 +890,12 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
             if t in categorical:
                 info = {"kind": "categorical", "control": levels[t][0], "levels": levels[t][1:]}
             else:
-                info = {"kind": "numeric", "control": None, "levels": [],
-                        "typical_value": float(analysis.typical_treatment_value(t)) if t in trained else None}
+                info = {
+                    "kind": "numeric",
+                    "control": None,
+                    "levels": [],
+                    "typical_value": float(analysis.typical_treatment_value(t)) if t in trained else None,
+                }
             role = "attribute" if t in protected else "lever"
             info.update(role=role, estimable=t not in not_estimable, identification=identification[t])
             if role == "attribute":
@@ -781,29 +918,45 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
                 return []
             return records(analysis.cohort_causal_effect(rows, alpha=options.alpha, keep_all_levels=True))
 
-        global_effects = (records(analysis.global_causal_effect(alpha=options.alpha, keep_all_levels=True))
-                          if trained else [])
+        global_effects = (
+            records(analysis.global_causal_effect(alpha=options.alpha, keep_all_levels=True)) if trained else []
+        )
         row_ids = X_test.index.to_numpy()
-        cohorts = [{"name": name, "count": int(mask.sum()), "effects": effects(X_test[mask])}
-                   for name, mask in audit.cohort_masks.items()]
-        groups = [{"feature": f, "group": g, "count": int((labels == g).sum()),
-                   "effects": effects(X_test[(labels == g).to_numpy()])}
-                  for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())]
+        cohorts = [
+            {"name": name, "count": int(mask.sum()), "effects": effects(X_test[mask])}
+            for name, mask in audit.cohort_masks.items()
+        ]
+        groups = [
+            {
+                "feature": f,
+                "group": g,
+                "count": int((labels == g).sum()),
+                "effects": effects(X_test[(labels == g).to_numpy()]),
+            }
+            for f, (labels, _) in audit.sensitive_groups.items()
+            for g in sorted(labels.unique())
+        ]
         explained = row_ids if options.rows == "all" else row_ids[audit.predictions[A.IN_SAMPLE].to_numpy()]
         local = _without_invalid_inference(
             _local_effects(analysis if trained else None, X_test.loc[explained], treatments, options.alpha),
-            invalid_inference)
-        raw_values = {c: {str(v): v for v in pd.concat([fit_raw[c], audit.features[c]]).dropna().unique()}
-                      for c in categorical}
-        names = {f"{c}_{v}": (c, None if v == MISSING else raw_values[c].get(v, v))
-                 for c in categorical for v in X_fit[c].unique()}
+            invalid_inference,
+        )
+        raw_values = {
+            c: {str(v): v for v in pd.concat([fit_raw[c], audit.features[c]]).dropna().unique()} for c in categorical
+        }
+        names = {
+            f"{c}_{v}": (c, None if v == MISSING else raw_values[c].get(v, v))
+            for c in categorical
+            for v in X_fit[c].unique()
+        }
         costs = options.costs()
         policies, recommendations = [], []
         for t in trained:
             if treatments[t]["role"] == "attribute":  # estimated, never recommended
                 continue
-            summary, table = _policy(analysis, X_test, t, treatments[t], costs[t], options, names, medians,
-                                     sign, t not in invalid_inference)
+            summary, table = _policy(
+                analysis, X_test, t, treatments[t], costs[t], options, names, medians, sign, t not in invalid_inference
+            )
             summary["evidence"] = _policy_evidence(t, global_effects, options.alpha)
             policies.append(summary)
             recommendations.append(table)
@@ -818,22 +971,27 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         "treatments": [{"feature": t, **info} for t, info in treatments.items()],
         "untrained": untrained,
         "fit": {
-            "train_rows": int(len(fit_positions)), "train_rows_available": int(len(train)),
+            "train_rows": int(len(fit_positions)),
+            "train_rows_available": int(len(train)),
             "train_rows_left_out_missing": int((~usable).sum()),
-            "train_sample_size": options.train_sample_size, "seed": options.random_state,
+            "train_sample_size": options.train_sample_size,
+            "seed": options.random_state,
             "features": features,  # the model's: confounders and heterogeneity come from these only
-            "nuisance_model": options.nuisance_model, "heterogeneity_model": options.heterogeneity_model,
-            "heterogeneity_features": options.heterogeneity_features, "alpha": options.alpha,
+            "nuisance_model": options.nuisance_model,
+            "heterogeneity_model": options.heterogeneity_model,
+            "heterogeneity_features": options.heterogeneity_features,
+            "alpha": options.alpha,
             "seconds": round(fit_seconds, 3),
         },
         "missing_values": {
-            "categorical_as_level": {c: int(n) for c in categorical
-                                     if (n := fit_raw[c].isna().sum() + audit.features[c].isna().sum())},
-            "numeric_filled_with_median": {c: int(n) for c in medians
-                                           if (n := fit_raw[c].isna().sum() + audit.features[c].isna().sum())},
+            "categorical_as_level": {
+                c: int(n) for c in categorical if (n := fit_raw[c].isna().sum() + audit.features[c].isna().sum())
+            },
+            "numeric_filled_with_median": {
+                c: int(n) for c in medians if (n := fit_raw[c].isna().sum() + audit.features[c].isna().sum())
+            },
         },
-        "unseen_categories_in_test": {c: n for c in categorical
-                                      if (n := int((~X_test[c].isin(set(X_fit[c]))).sum()))},
+        "unseen_categories_in_test": {c: n for c in categorical if (n := int((~X_test[c].isin(set(X_fit[c]))).sum()))},
         "global_effects": global_effects,
         "test_effects": test_effects,
         "cohorts": cohorts,
@@ -843,21 +1001,24 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *,
         "warnings": _collect_warnings(caught, options.treatment_features, sorted(invalid_inference)),
         "seconds": round(seconds, 3),
     }
-    recommendations_table = (pd.concat(recommendations, ignore_index=True) if any(len(r) for r in recommendations)
-                             else pd.DataFrame(columns=[A.ROW_ID, "treatment_feature"]))
+    recommendations_table = (
+        pd.concat(recommendations, ignore_index=True)
+        if any(len(r) for r in recommendations)
+        else pd.DataFrame(columns=[A.ROW_ID, "treatment_feature"])
+    )
     with A.artifact_writer(Path(output_dir)) as out:
         A.write_parquet(local, out / LOCAL_EFFECTS_FILE)
         # Numeric and categorical treatments share the "current" column: store it as text.
-        A.write_parquet(recommendations_table.astype({"current": str}) if len(recommendations_table)
-                        else recommendations_table, out / RECOMMENDATIONS_FILE)
+        A.write_parquet(
+            recommendations_table.astype({"current": str}) if len(recommendations_table) else recommendations_table,
+            out / RECOMMENDATIONS_FILE,
+        )
         A.write_json(out / A.INSIGHT_RESULT_FILE, result)
-        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options),
-                                                   seconds=seconds))
+        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
     return CausalResult(audit.run_id, trained, int(len(fit_positions)), fit_seconds, seconds)
 
 
-def _local_effects(analysis, rows: pd.DataFrame, treatments: dict[str, dict[str, Any]],
-                   alpha: float) -> pd.DataFrame:
+def _local_effects(analysis, rows: pd.DataFrame, treatments: dict[str, dict[str, Any]], alpha: float) -> pd.DataFrame:
     """Per explained row, treatment and level: the row's own effect and its interval."""
     columns = [A.ROW_ID, "treatment", "level", *EFFECT_COLUMNS]
     if rows.empty or analysis is None:
@@ -874,8 +1035,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="causal artifact folder to create")
     p.add_argument("--treatment-features", type=json_arg, required=True, help='JSON list, e.g. ["age"]')
-    p.add_argument("--heterogeneity-features", type=json_arg, default=None,
-                   help="JSON list; null (default) for all features, [] for none")
+    p.add_argument(
+        "--heterogeneity-features",
+        type=json_arg,
+        default=None,
+        help="JSON list; null (default) for all features, [] for none",
+    )
     p.add_argument("--nuisance-model", choices=NUISANCE_MODELS, default="linear")
     p.add_argument("--heterogeneity-model", choices=HETEROGENEITY_MODELS, default="linear")
     p.add_argument("--alpha", type=float, default=0.05)
@@ -884,8 +1049,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-cat-limit-checks", action="store_true")
     p.add_argument("--rows", choices=ROWS, default="sample", help="rows given local effects")
     defaults = CausalOptions(treatment_features=["_"])
-    for name in ("upper_bound_on_cat_expansion", "min_tree_leaf_samples", "max_tree_depth",
-                 "train_sample_size", "top_recommendations", "n_jobs", "random_state"):
+    for name in (
+        "upper_bound_on_cat_expansion",
+        "min_tree_leaf_samples",
+        "max_tree_depth",
+        "train_sample_size",
+        "top_recommendations",
+        "n_jobs",
+        "random_state",
+    ):
         p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(defaults, name))
     return p
 
@@ -896,8 +1068,10 @@ def main(argv: list[str] | None = None) -> int:
     def action() -> None:
         constructor, output = args.pop("constructor"), args.pop("output")
         result = run_causal(constructor, output, options=CausalOptions(**args))
-        print(f"causal effects written to {output} ({len(result.treatments)} treatments, fitted on "
-              f"{result.fit_rows} train rows in {result.fit_seconds:.1f} s; {result.seconds:.1f} s in all)")
+        print(
+            f"causal effects written to {output} ({len(result.treatments)} treatments, fitted on "
+            f"{result.fit_rows} train rows in {result.fit_seconds:.1f} s; {result.seconds:.1f} s in all)"
+        )
 
     return run_cli(action)
 

@@ -22,10 +22,10 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core._errors import as_written
-from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
 from rai_audit.core.artifacts import sha256_file
-from rai_audit.core.loading import load_model, load_table, model_file
+from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
 from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE
+from rai_audit.core.loading import load_model, load_table, model_file
 from rai_audit.core.metrics import group_labels
 from rai_audit.core.options import check_min_ints, check_name_lists
 from rai_audit.steps._cli import bool_arg, json_arg, run_cli
@@ -38,10 +38,16 @@ DESIRED_OUTCOMES = get_args(DesiredOutcome)
 # name would collide with them (gather's predictions table fails to write as Parquet, or a
 # step's table silently replaces the feature's values). proba_<n> (A.proba_column) too, any n.
 # Literals for the steps' own names: the constructor's image does not hold their libraries.
-RESERVED_COLUMNS = (*SPECIAL_COLUMNS, A.ROW_ID, A.IN_SAMPLE,
-                    "class",                            # explainer: local_importance.parquet
-                    "cf_index", "prediction", "valid",  # counterfactual: counterfactuals.parquet
-                    "_error")                           # error analysis: its heatmap table
+RESERVED_COLUMNS = (
+    *SPECIAL_COLUMNS,
+    A.ROW_ID,
+    A.IN_SAMPLE,
+    "class",  # explainer: local_importance.parquet
+    "cf_index",
+    "prediction",
+    "valid",  # counterfactual: counterfactuals.parquet
+    "_error",
+)  # error analysis: its heatmap table
 RESERVED_PATTERN = re.compile(rf"{re.escape(A.PROBA_PREFIX)}\d+")
 # Names the dashboard gives its built-in cohort views: a user cohort of the same name would
 # take the place of the built-in view (its figures shown as those of all data or of a group).
@@ -88,15 +94,11 @@ class ConstructorOptions:
 
     def __post_init__(self) -> None:
         if self.task_type not in TASK_TYPES:
-            raise RAIInputError(
-                f"`task_type` must be one of {list(TASK_TYPES)}, got {self.task_type!r}"
-            )
+            raise RAIInputError(f"`task_type` must be one of {list(TASK_TYPES)}, got {self.task_type!r}")
         if not isinstance(self.target_column, str) or not self.target_column:
             raise RAIInputError(f"`target_column` must be a column name, got {self.target_column!r}")
         if not isinstance(self.sample_size, int) or self.sample_size < 0:
-            raise RAIInputError(
-                f"`sample_size` must be an integer >= 0 (0 means every row), got {self.sample_size!r}"
-            )
+            raise RAIInputError(f"`sample_size` must be an integer >= 0 (0 means every row), got {self.sample_size!r}")
         check_desired_outcome(self.desired_outcome)
         check_name_lists(self, ("immutable_features",))
         check_min_ints(self, {"min_group_size": 1})
@@ -104,8 +106,10 @@ class ConstructorOptions:
 
 def check_desired_outcome(value: Any) -> None:
     if value not in DESIRED_OUTCOMES:
-        raise RAIInputError(f"`desired_outcome` must be one of {list(DESIRED_OUTCOMES)} (which way of the "
-                            f"positive label or target is good), got {value!r}")
+        raise RAIInputError(
+            f"`desired_outcome` must be one of {list(DESIRED_OUTCOMES)} (which way of the "
+            f"positive label or target is good), got {value!r}"
+        )
 
 
 @dataclass
@@ -127,16 +131,20 @@ def _check_columns(train: pd.DataFrame, test: pd.DataFrame, options: Constructor
                 f"its columns are {list(map(str, frame.columns))}"
             )
         if frame.columns.duplicated().any():
-            raise RAIInputError(f"the {name} data has duplicate column names "
-                                f"{sorted(set(frame.columns[frame.columns.duplicated()]))}")
+            raise RAIInputError(
+                f"the {name} data has duplicate column names {sorted(set(frame.columns[frame.columns.duplicated()]))}"
+            )
     columns = [c for c in train.columns if c != target]
     missing = [c for c in columns if c not in test.columns]
     extra = [c for c in test.columns if c not in columns and c != target]
     if missing or extra:
         raise RAIInputError(
             "train and test data must have the same columns; "
-            + "; ".join(p for p in (f"missing in test: {missing}" if missing else "",
-                                    f"only in test: {extra}" if extra else "") if p)
+            + "; ".join(
+                p
+                for p in (f"missing in test: {missing}" if missing else "", f"only in test: {extra}" if extra else "")
+                if p
+            )
         )
     reserved = [c for c in columns if is_reserved_column(c)]
     if reserved:
@@ -148,13 +156,13 @@ def _check_columns(train: pd.DataFrame, test: pd.DataFrame, options: Constructor
         unknown = [c for c in (getattr(options, option) or []) if c not in columns]
         if unknown:
             raise RAIInputError(
-                f"`{option}` names columns that are not in the data: {unknown}; "
-                f"the feature columns are {columns}"
+                f"`{option}` names columns that are not in the data: {unknown}; the feature columns are {columns}"
             )
     n_missing_target = int(test[target].isna().sum())
     if n_missing_target:
-        raise RAIInputError(f"the test data has {n_missing_target} rows with no `{target}` value; "
-                            "drop them or fill them in")
+        raise RAIInputError(
+            f"the test data has {n_missing_target} rows with no `{target}` value; drop them or fill them in"
+        )
     check_cohort_names(load_cohorts(options.cohorts), options.sensitive_features)
     return columns
 
@@ -179,7 +187,8 @@ def check_cohort_names(cohorts: list[dict[str, Any]], sensitive_features: list[A
             raise RAIInputError(
                 f"cohort name {cohort['name']!r} is reserved: the dashboard names its own views "
                 f"{ALL_DATA_VIEW!r}, '<feature> = <group>' for each sensitive feature's groups and "
-                f"'{ERROR_LEAF_PREFIX}...' for the error tree's leaves; give the cohort another name")
+                f"'{ERROR_LEAF_PREFIX}...' for the error tree's leaves; give the cohort another name"
+            )
 
 
 def _check_sensitive_groups(test: pd.DataFrame, sensitive: list[str]) -> None:
@@ -194,12 +203,20 @@ def _check_sensitive_groups(test: pd.DataFrame, sensitive: list[str]) -> None:
             raise RAIInputError(
                 f"`sensitive_features`: {name!r} has {n} distinct values in the test data, more than "
                 f"{MAX_SENSITIVE_GROUPS} groups; group its values into fewer (e.g. bins or broader "
-                "categories) or drop it from `sensitive_features`")
+                "categories) or drop it from `sensitive_features`"
+            )
 
 
 # pandas.api.types.infer_dtype's names (plus the dtypes') of what the analyses cannot take.
-DATETIME_KINDS = {"datetime64": "datetimes", "datetime": "datetimes", "date": "dates", "time": "times of day",
-                  "timedelta64": "durations", "timedelta": "durations", "period": "periods"}
+DATETIME_KINDS = {
+    "datetime64": "datetimes",
+    "datetime": "datetimes",
+    "date": "dates",
+    "time": "times of day",
+    "timedelta64": "durations",
+    "timedelta": "durations",
+    "period": "periods",
+}
 MIXED_KINDS = ("mixed", "mixed-integer")
 NOT_SCALAR = (list, tuple, dict, set, np.ndarray)
 
@@ -237,20 +254,24 @@ def _check_dtypes(train: pd.DataFrame, test: pd.DataFrame, model_features: list[
                     raise RAIInputError(
                         f"column {column!r} of the {name} data holds lists or mappings ({', '.join(types)}), "
                         "as a Parquet list or struct column does; the audit takes one number or text per "
-                        "cell: flatten it into columns of their own or drop it from the data")
+                        "cell: flatten it into columns of their own or drop it from the data"
+                    )
                 raise RAIInputError(
                     f"column {column!r} of the {name} data mixes value types ({', '.join(types)}); give it "
-                    "one type: numbers, or text (e.g. read it with dtype=str), as the model was trained on")
+                    "one type: numbers, or text (e.g. read it with dtype=str), as the model was trained on"
+                )
             if kind == "bytes" and column in model_features:
                 raise RAIInputError(
                     f"feature {column!r} holds bytes (in the {name} data), as a Parquet binary column does, "
                     "which the analyses cannot take as a model feature; write it as text (UTF-8 strings), or "
-                    "list it in `dropped_features` to keep it for cohorts only")
+                    "list it in `dropped_features` to keep it for cohorts only"
+                )
             if kind in DATETIME_KINDS and column in model_features:
                 raise RAIInputError(
                     f"feature {column!r} holds {DATETIME_KINDS[kind]} (in the {name} data), which the analyses "
                     "cannot take as a model feature; give the model numbers derived from it (e.g. days since a "
-                    "date), or list it in `dropped_features` to keep it for cohorts only")
+                    "date), or list it in `dropped_features` to keep it for cohorts only"
+                )
 
 
 def _match_label(value: Any, labels: list[Any], what: str) -> Any:
@@ -263,8 +284,9 @@ def _match_label(value: Any, labels: list[Any], what: str) -> Any:
     raise RAIInputError(f"{what} {as_written(value)!r} is not one of the classes {_few(labels, 20)}")
 
 
-def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
-                     options: ConstructorOptions) -> tuple[str, list[Any], Any]:
+def _resolve_classes(
+    model: Any, y_train: pd.Series, y_test: pd.Series, options: ConstructorOptions
+) -> tuple[str, list[Any], Any]:
     observed = pd.unique(pd.concat([y_train.dropna(), y_test], ignore_index=True))
     model_classes = list(getattr(model, "classes_", []))
     classes = model_classes or sorted(observed.tolist(), key=lambda v: (str(type(v)), v))
@@ -277,16 +299,19 @@ def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
         classes = given
     unknown = sorted({str(v) for v in y_test.unique()} - {str(c) for c in classes})
     if unknown:
-        raise RAIInputError(
-            f"the test labels {_few(unknown)} are not among the model's classes {_few(classes)}"
-        )
+        raise RAIInputError(f"the test labels {_few(unknown)} are not among the model's classes {_few(classes)}")
     if len(classes) < 2:
         raise RAIInputError(f"classification needs at least 2 classes, got {_few(classes)}")
     # Numbers with fractions and no classes from the model: a regression target, not labels.
-    continuous = not model_classes and pd.api.types.is_float_dtype(observed.dtype) \
+    continuous = (
+        not model_classes
+        and pd.api.types.is_float_dtype(observed.dtype)
         and not np.all(np.mod(observed.astype(float), 1) == 0)
-    regression_hint = (f"`{options.target_column}` holds continuous numbers ({len(classes)} distinct values, "
-                       f"such as {', '.join(map(repr, classes[:3]))}): use task_type regression")
+    )
+    regression_hint = (
+        f"`{options.target_column}` holds continuous numbers ({len(classes)} distinct values, "
+        f"such as {', '.join(map(repr, classes[:3]))}): use task_type regression"
+    )
     task = options.task_type
     if task == "classification":
         task = "binary_classification" if len(classes) == 2 else "multiclass_classification"
@@ -299,8 +324,11 @@ def _resolve_classes(model: Any, y_train: pd.Series, y_test: pd.Series,
         raise RAIInputError(f"`task_type` {options.task_type} needs class labels, but {regression_hint}")
     positive = None
     if task == "binary_classification":
-        positive = classes[1] if options.positive_label in (None, "") else _match_label(
-            options.positive_label, classes, "`positive_label`")
+        positive = (
+            classes[1]
+            if options.positive_label in (None, "")
+            else _match_label(options.positive_label, classes, "`positive_label`")
+        )
     elif options.positive_label not in (None, ""):
         raise RAIInputError("`positive_label` applies to binary classification only")
     return task, classes, positive
@@ -333,29 +361,34 @@ def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None, 
     except Exception as err:  # any failure inside the user's model
         # An encoder's message names its own column index ("column 0"); name the columns.
         unseen = _unseen_values(train[X.columns], X)
-        hint = (f"; the test data has values that the train data never holds: "
-                + "; ".join(f"`{c}`: {v}" for c, v in unseen.items())) if unseen else ""
+        hint = (
+            (
+                "; the test data has values that the train data never holds: "
+                + "; ".join(f"`{c}`: {v}" for c, v in unseen.items())
+            )
+            if unseen
+            else ""
+        )
         raise RAIInputError(
             f"the model could not predict on the test data ({type(err).__name__}: {err}){hint}; "
             "check that the features, their names and types are those the model was trained on"
         ) from err
     if y_pred.ndim != 1 or len(y_pred) != len(X):
-        raise RAIInputError(
-            f"the model's predict() must return one value per row ({len(X)}), got shape {y_pred.shape}"
-        )
+        raise RAIInputError(f"the model's predict() must return one value per row ({len(X)}), got shape {y_pred.shape}")
     if task == "regression":
         if not np.issubdtype(y_pred.dtype, np.number):
             raise RAIInputError(f"a regression model must predict numbers, got dtype {y_pred.dtype}")
         y_pred = y_pred.astype(float)
         bad = int((~np.isfinite(y_pred)).sum())
         if bad:  # every later figure (errors, metrics, histograms) would be NaN or fail
-            raise RAIInputError(f"the model ({type(model).__name__}) predicted NaN or infinity for {bad} of "
-                                f"{len(y_pred)} test rows; a regression model must predict finite numbers")
+            raise RAIInputError(
+                f"the model ({type(model).__name__}) predicted NaN or infinity for {bad} of "
+                f"{len(y_pred)} test rows; a regression model must predict finite numbers"
+            )
         return y_pred, None
     unknown = sorted({str(v) for v in pd.unique(y_pred)} - {str(c) for c in classes})
     if unknown:
-        raise RAIInputError(f"the model predicts labels {_few(unknown)} that are not among the classes "
-                            f"{_few(classes)}")
+        raise RAIInputError(f"the model predicts labels {_few(unknown)} that are not among the classes {_few(classes)}")
     if not hasattr(model, "predict_proba"):
         return y_pred, None
     try:
@@ -364,9 +397,7 @@ def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None, 
         raise RAIInputError(f"the model's predict_proba failed on the test data: {err}") from err
     model_classes = list(getattr(model, "classes_", classes))
     if proba.shape != (len(X), len(model_classes)):
-        raise RAIInputError(
-            f"predict_proba must return shape ({len(X)}, {len(model_classes)}), got {proba.shape}"
-        )
+        raise RAIInputError(f"predict_proba must return shape ({len(X)}, {len(model_classes)}), got {proba.shape}")
     order = [[str(m) for m in model_classes].index(str(c)) for c in classes]
     return y_pred, proba[:, order]
 
@@ -400,9 +431,15 @@ def _stratified_sample(y: pd.Series, size: int, seed: int, stratify: bool) -> np
     return mask
 
 
-def run_constructor(model_path: str | Path, train_path: str | Path, test_path: str | Path,
-                    output_dir: str | Path, *, options: ConstructorOptions,
-                    input_fingerprint: str = "") -> ConstructorResult:
+def run_constructor(
+    model_path: str | Path,
+    train_path: str | Path,
+    test_path: str | Path,
+    output_dir: str | Path,
+    *,
+    options: ConstructorOptions,
+    input_fingerprint: str = "",
+) -> ConstructorResult:
     """Validate inputs, predict on the whole test set, and write the insights artifact.
 
     ``input_fingerprint`` (the pipeline's content fingerprint of model and data, see
@@ -413,8 +450,7 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
     columns = _check_columns(train, test, options)
     _check_dtypes(train, test, [c for c in columns if c not in options.dropped_features])
     _check_sensitive_groups(test, options.sensitive_features)
-    model = load_model(model_path, skops_trusted_types=options.skops_trusted_types,
-                       allow_pickle=options.allow_pickle)
+    model = load_model(model_path, skops_trusted_types=options.skops_trusted_types, allow_pickle=options.allow_pickle)
     target = options.target_column
     model_features = [c for c in columns if c not in options.dropped_features]
     X_test = test[model_features]
@@ -428,15 +464,15 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
         task, classes, positive = _resolve_classes(model, train[target], y_test, options)
     y_pred, proba = _predict(model, X_test, task, classes, train=train)
 
-    categorical = (list(options.categorical_features)
-                   if options.categorical_features is not None
-                   else [c for c in columns if not pd.api.types.is_numeric_dtype(train[c])
-                         or pd.api.types.is_bool_dtype(train[c])])
+    categorical = (
+        list(options.categorical_features)
+        if options.categorical_features is not None
+        else [c for c in columns if not pd.api.types.is_numeric_dtype(train[c]) or pd.api.types.is_bool_dtype(train[c])]
+    )
     cohorts = load_cohorts(options.cohorts)
     frame = cohort_frame(test[columns], y_test, y_pred, is_classifier=task != "regression")
     masks = cohort_masks(cohorts, frame)  # validates every filter against the data
-    sample = _stratified_sample(y_test, options.sample_size, options.random_state,
-                                stratify=task != "regression")
+    sample = _stratified_sample(y_test, options.sample_size, options.random_state, stratify=task != "regression")
 
     run_id = str(uuid.uuid4())
     model_src = model_file(model_path)
@@ -453,7 +489,8 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
         shutil.copy2(model_src, out / A.MODEL_DIR / model_src.name)
         A.write_json(out / A.COHORTS_FILE, {"cohorts": cohorts})
         meta = A.new_meta(
-            A.KIND_CONSTRUCTOR, run_id,
+            A.KIND_CONSTRUCTOR,
+            run_id,
             task_type=task,
             target_column=target,
             features=columns,
@@ -470,13 +507,20 @@ def run_constructor(model_path: str | Path, train_path: str | Path, test_path: s
             has_probabilities=proba is not None,
             n_train=len(train),
             n_test=len(test),
-            sample={"size": int(sample.sum()), "requested": options.sample_size,
-                    "seed": options.random_state, "stratified": task != "regression"},
+            sample={
+                "size": int(sample.sum()),
+                "requested": options.sample_size,
+                "seed": options.random_state,
+                "stratified": task != "regression",
+            },
             cohort_sizes={name: int(mask.sum()) for name, mask in masks.items()},
-            model={"file": f"{A.MODEL_DIR}/{model_src.name}", "sha256": sha256_file(model_src),
-                   "class": f"{type(model).__module__}.{type(model).__qualname__}",
-                   "skops_trusted_types": list(options.skops_trusted_types),
-                   "allow_pickle": options.allow_pickle},
+            model={
+                "file": f"{A.MODEL_DIR}/{model_src.name}",
+                "sha256": sha256_file(model_src),
+                "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "skops_trusted_types": list(options.skops_trusted_types),
+                "allow_pickle": options.allow_pickle,
+            },
             options={k: v for k, v in asdict(options).items() if k != "cohorts"},
             input_fingerprint=input_fingerprint,
         )
@@ -501,14 +545,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-size", type=int, default=0)
     p.add_argument("--random-state", type=int, default=0)
     p.add_argument("--skops-trusted-types", type=json_arg, default=[], help="JSON list")
-    p.add_argument("--allow-pickle", type=bool_arg, nargs="?", const=True, default=False,
-                   help="load a joblib/pickle model, which runs code stored in the file (also: true/false)")
-    p.add_argument("--desired-outcome", default="increase", choices=DESIRED_OUTCOMES,
-                   help="which way of the positive label (or regression target) is good")
-    p.add_argument("--immutable-features", type=json_arg, default=[],
-                   help="JSON list of features counterfactuals and causal policies never change")
-    p.add_argument("--min-group-size", type=int, default=DEFAULT_MIN_GROUP_SIZE,
-                   help="groups with fewer test rows are flagged and left out of fairness differences")
+    p.add_argument(
+        "--allow-pickle",
+        type=bool_arg,
+        nargs="?",
+        const=True,
+        default=False,
+        help="load a joblib/pickle model, which runs code stored in the file (also: true/false)",
+    )
+    p.add_argument(
+        "--desired-outcome",
+        default="increase",
+        choices=DESIRED_OUTCOMES,
+        help="which way of the positive label (or regression target) is good",
+    )
+    p.add_argument(
+        "--immutable-features",
+        type=json_arg,
+        default=[],
+        help="JSON list of features counterfactuals and causal policies never change",
+    )
+    p.add_argument(
+        "--min-group-size",
+        type=int,
+        default=DEFAULT_MIN_GROUP_SIZE,
+        help="groups with fewer test rows are flagged and left out of fairness differences",
+    )
     return p
 
 
@@ -517,13 +579,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> None:
         options = ConstructorOptions(
-            target_column=args.target_column, task_type=args.task_type,
+            target_column=args.target_column,
+            task_type=args.task_type,
             categorical_features=args.categorical_features,
-            sensitive_features=args.sensitive_features, dropped_features=args.dropped_features,
-            classes=args.classes, positive_label=args.positive_label, cohorts=args.cohorts,
-            sample_size=args.sample_size, random_state=args.random_state,
-            skops_trusted_types=args.skops_trusted_types, allow_pickle=args.allow_pickle,
-            desired_outcome=args.desired_outcome, immutable_features=args.immutable_features,
+            sensitive_features=args.sensitive_features,
+            dropped_features=args.dropped_features,
+            classes=args.classes,
+            positive_label=args.positive_label,
+            cohorts=args.cohorts,
+            sample_size=args.sample_size,
+            random_state=args.random_state,
+            skops_trusted_types=args.skops_trusted_types,
+            allow_pickle=args.allow_pickle,
+            desired_outcome=args.desired_outcome,
+            immutable_features=args.immutable_features,
             min_group_size=args.min_group_size,
         )
         result = run_constructor(args.model, args.train, args.test, args.output, options=options)

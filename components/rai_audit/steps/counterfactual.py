@@ -24,9 +24,10 @@ import contextlib
 import io
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, get_args, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -97,12 +98,16 @@ class CounterfactualOptions:
         # Types first: a number or nested list here would fail below with a TypeError.
         check_name_lists(self, ("features_to_vary", "increase_only", "decrease_only"))
         if not isinstance(self.desired_range, (list, tuple)) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.desired_range):
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.desired_range
+        ):
             raise RAIInputError(f"`desired_range` must be [low, high] (two numbers), got {self.desired_range!r}")
         if not isinstance(self.permitted_range, dict) or not all(
-                isinstance(v, (list, tuple)) for v in self.permitted_range.values()):
-            raise RAIInputError("`permitted_range` must be a mapping of feature -> [low, high] or allowed values, "
-                                f"got {self.permitted_range!r}")
+            isinstance(v, (list, tuple)) for v in self.permitted_range.values()
+        ):
+            raise RAIInputError(
+                "`permitted_range` must be a mapping of feature -> [low, high] or allowed values, "
+                f"got {self.permitted_range!r}"
+            )
         if self.desired_range and (len(self.desired_range) != 2 or self.desired_range[0] > self.desired_range[1]):
             raise RAIInputError(f"`desired_range` must be [low, high] with low <= high, got {self.desired_range!r}")
         both = sorted(set(self.increase_only) & set(self.decrease_only))
@@ -138,11 +143,15 @@ def _check(audit: ConstructorArtifact, options: CounterfactualOptions) -> None:
         raise RAIInputError("`desired_range` applies to regression; use `desired_class` for classification")
     elif options.desired_class in ("opposite", "better"):
         if audit.task != "binary_classification":
-            raise RAIInputError(f"`desired_class` {options.desired_class!r} needs binary classification; "
-                                f"name one of the classes {audit.meta['classes']}")
+            raise RAIInputError(
+                f"`desired_class` {options.desired_class!r} needs binary classification; "
+                f"name one of the classes {audit.meta['classes']}"
+            )
     elif options.desired_class not in map(str, audit.meta["classes"]):
-        raise RAIInputError(f"`desired_class` must be 'opposite' or one of the classes "
-                            f"{audit.meta['classes']} ('better' too for binary), got {options.desired_class!r}")
+        raise RAIInputError(
+            f"`desired_class` must be 'opposite' or one of the classes "
+            f"{audit.meta['classes']} ('better' too for binary), got {options.desired_class!r}"
+        )
     problems = settings_on_held_fixed(_plan(audit, options)[1], options.__dict__)
     if problems:
         raise RAIInputError(problems[0])
@@ -152,8 +161,14 @@ def _option(name: str) -> str:
     return f"`{name}`"
 
 
-def plan_features(features: list[str], sensitive: list[str], immutable: list[str], features_to_vary: list[str],
-                  *, option: Callable[[str], str] = _option) -> tuple[list[str], list[dict[str, str]]]:
+def plan_features(
+    features: list[str],
+    sensitive: list[str],
+    immutable: list[str],
+    features_to_vary: list[str],
+    *,
+    option: Callable[[str], str] = _option,
+) -> tuple[list[str], list[dict[str, str]]]:
     """The features counterfactuals may change, and those held fixed with the reason.
 
     Sensitive and immutable features are held fixed unless ``features_to_vary`` names them: a
@@ -164,15 +179,21 @@ def plan_features(features: list[str], sensitive: list[str], immutable: list[str
     protected = {*sensitive, *immutable}
     vary = list(features_to_vary) or [f for f in features if f not in protected]
     if not vary:
-        raise RAIInputError(f"every model feature is sensitive or immutable ({features}), so counterfactuals "
-                            f"could change nothing; list those they may change in {option('features_to_vary')}")
-    held = [{"feature": f, "reason": "sensitive" if f in sensitive else "immutable" if f in protected
-             else NOT_LISTED} for f in features if f not in vary]
+        raise RAIInputError(
+            f"every model feature is sensitive or immutable ({features}), so counterfactuals "
+            f"could change nothing; list those they may change in {option('features_to_vary')}"
+        )
+    held = [
+        {"feature": f, "reason": "sensitive" if f in sensitive else "immutable" if f in protected else NOT_LISTED}
+        for f in features
+        if f not in vary
+    ]
     return vary, held
 
 
-def settings_on_held_fixed(held: list[dict[str, str]], settings: dict[str, Any], *,
-                           option: Callable[[str], str] = _option) -> list[str]:
+def settings_on_held_fixed(
+    held: list[dict[str, str]], settings: dict[str, Any], *, option: Callable[[str], str] = _option
+) -> list[str]:
     """A message per monotone or range setting naming a sensitive or immutable feature held
     fixed: it would be ignored without a word."""
     fixed = {h["feature"]: h["reason"] for h in held if h["reason"] in PROTECTED_REASONS}
@@ -180,15 +201,21 @@ def settings_on_held_fixed(held: list[dict[str, str]], settings: dict[str, Any],
     for name in ("increase_only", "decrease_only", "permitted_range"):
         named = [f for f in (settings.get(name) or []) if f in fixed]
         if named:
-            problems.append(f"{option(name)} names {named}, which counterfactuals hold fixed "
-                            f"({', '.join(sorted({fixed[f] for f in named}))}); list them in "
-                            f"{option('features_to_vary')} to let counterfactuals change them")
+            problems.append(
+                f"{option(name)} names {named}, which counterfactuals hold fixed "
+                f"({', '.join(sorted({fixed[f] for f in named}))}); list them in "
+                f"{option('features_to_vary')} to let counterfactuals change them"
+            )
     return problems
 
 
 def _plan(audit: ConstructorArtifact, options: CounterfactualOptions) -> tuple[list[str], list[dict[str, str]]]:
-    return plan_features(audit.meta["model_features"], audit.meta["sensitive_features"],
-                         audit.immutable_features, options.features_to_vary)
+    return plan_features(
+        audit.meta["model_features"],
+        audit.meta["sensitive_features"],
+        audit.immutable_features,
+        options.features_to_vary,
+    )
 
 
 def _held_fixed_note(held: list[dict[str, str]], varied_protected: list[str]) -> str | None:
@@ -199,8 +226,9 @@ def _held_fixed_note(held: list[dict[str, str]], varied_protected: list[str]) ->
         if names:
             parts.append(f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} held fixed ({reason})")
     if varied_protected:
-        parts.append(f"{', '.join(varied_protected)} may change (sensitive or immutable, "
-                     "but listed in features_to_vary)")
+        parts.append(
+            f"{', '.join(varied_protected)} may change (sensitive or immutable, but listed in features_to_vary)"
+        )
     return "; ".join(parts) + "." if parts else None
 
 
@@ -220,17 +248,21 @@ def _aim(audit: ConstructorArtifact, options: CounterfactualOptions) -> str:
     meta, outcome = audit.meta, audit.desired_outcome
     if audit.task == "regression":
         low, high = options.desired_range
-        return (f"a predicted {meta['target_column']} from {_number(low)} to {_number(high)} (a "
-                f"{'higher' if outcome == 'increase' else 'lower'} {meta['target_column']} is the better outcome, "
-                f"desired_outcome: {outcome})")
+        return (
+            f"a predicted {meta['target_column']} from {_number(low)} to {_number(high)} (a "
+            f"{'higher' if outcome == 'increase' else 'lower'} {meta['target_column']} is the better outcome, "
+            f"desired_outcome: {outcome})"
+        )
     if audit.task != "binary_classification":
         return f"the prediction {options.desired_class}"
     better = _better_class(meta, outcome)
     worse = next(str(c) for c in meta["classes"] if str(c) != better)
     why = f"desired_outcome: {outcome}"
     if options.desired_class == "opposite":
-        return (f"the opposite prediction: {better} (the better outcome, {why}) for rows predicted {worse}, "
-                f"{worse} for rows predicted {better}")
+        return (
+            f"the opposite prediction: {better} (the better outcome, {why}) for rows predicted {worse}, "
+            f"{worse} for rows predicted {better}"
+        )
     if options.desired_class in ("better", better):
         return f"the prediction {better} (the better outcome, {why})"
     return f"the prediction {worse} (the worse outcome, {why})"
@@ -244,8 +276,9 @@ def _selected_rows(audit: ConstructorArtifact, options: CounterfactualOptions) -
         return rows[audit.predictions[A.IN_SAMPLE].to_numpy()]
     if options.rows in audit.cohort_masks:
         return rows[audit.cohort_masks[options.rows]]
-    raise RAIInputError(f"`rows` must be 'sample', 'all' or a cohort name {list(audit.cohort_masks)}, "
-                        f"got {options.rows!r}")
+    raise RAIInputError(
+        f"`rows` must be 'sample', 'all' or a cohort name {list(audit.cohort_masks)}, got {options.rows!r}"
+    )
 
 
 def _missing_markers(frames: list[pd.DataFrame], categorical: list[str]) -> dict[str, Any]:
@@ -304,8 +337,9 @@ def _numpy_numbers(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: np.ndarray, meta: dict,
-                   options: CounterfactualOptions) -> list[tuple[int, pd.DataFrame | None, str]]:
+def _explain_chunk(
+    model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: np.ndarray, meta: dict, options: CounterfactualOptions
+) -> list[tuple[int, pd.DataFrame | None, str]]:
     """dice-ml on some rows, in one worker: (row id, its counterfactuals or None, status)."""
     import dice_ml
 
@@ -316,11 +350,12 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
     target = meta["target_column"]
     wrapped = _ModelWithMissing(model, _missing_markers([train, queries], categorical))
     is_classifier = meta["task_type"] != "regression"
-    data = dice_ml.Data(dataframe=_as_dice_data(train, categorical), continuous_features=numeric,
-                        outcome_name=target)
-    dice = dice_ml.Dice(data, dice_ml.Model(model=wrapped, backend="sklearn",
-                                            model_type="classifier" if is_classifier else "regressor"),
-                        method=options.method)
+    data = dice_ml.Data(dataframe=_as_dice_data(train, categorical), continuous_features=numeric, outcome_name=target)
+    dice = dice_ml.Dice(
+        data,
+        dice_ml.Model(model=wrapped, backend="sklearn", model_type="classifier" if is_classifier else "regressor"),
+        method=options.method,
+    )
     seen = {c: set(_as_dice_data(train, categorical)[c].unique()) for c in categorical}
     desired_class = options.desired_class  # "better" is resolved to its class before the search
     if is_classifier and desired_class != "opposite":  # dice-ml wants the predict_proba column
@@ -330,8 +365,7 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
         missing = [f for f in numeric if pd.isna(query[f])]
         unseen = [f for f in categorical if query[f] not in seen[f]]
         if missing or unseen:
-            reason = (f"missing numeric values in {missing}" if missing else
-                      f"categories unseen in training in {unseen}")
+            reason = f"missing numeric values in {missing}" if missing else f"categories unseen in training in {unseen}"
             results.append((int(row_id), None, f"skipped: {reason}"))
             continue
         permitted = {k: list(v) for k, v in options.permitted_range.items()}
@@ -345,10 +379,14 @@ def _explain_chunk(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: n
                 warnings.simplefilter("ignore")
                 found = dice.generate_counterfactuals(
                     query.to_frame().T.astype(queries.dtypes.to_dict() | {c: object for c in categorical}),
-                    total_CFs=options.total_CFs, desired_class=desired_class,
-                    desired_range=options.desired_range or None, permitted_range=permitted or None,
+                    total_CFs=options.total_CFs,
+                    desired_class=desired_class,
+                    desired_range=options.desired_range or None,
+                    permitted_range=permitted or None,
                     features_to_vary=list(options.features_to_vary),
-                    random_seed=options.random_state, verbose=False)
+                    random_seed=options.random_state,
+                    verbose=False,
+                )
             cfs = found.cf_examples_list[0].final_cfs_df
             results.append((int(row_id), None if cfs is None else cfs[features], "searched"))
         except Exception as err:  # dice-ml raises plain exceptions when it finds nothing
@@ -372,8 +410,15 @@ def _value_ranges(train: pd.DataFrame, meta: dict, options: CounterfactualOption
     return ranges
 
 
-def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: np.ndarray, meta: dict,
-                    options: CounterfactualOptions, original: np.ndarray) -> list[tuple[int, pd.DataFrame | None, str]]:
+def _batched_search(
+    model,
+    train: pd.DataFrame,
+    queries: pd.DataFrame,
+    row_ids: np.ndarray,
+    meta: dict,
+    options: CounterfactualOptions,
+    original: np.ndarray,
+) -> list[tuple[int, pd.DataFrame | None, str]]:
     """DiCE's random search, done for many rows at once: one model call per round for all rows.
 
     Round k gives each row still short of ``total_CFs`` some candidates that change k randomly
@@ -429,8 +474,10 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
         for f in integer:
             candidates[f] = candidates[f].round().astype(queries[f].dtype)  # int, Int64, or float with NaN
         for f in vary:  # nullable text and numbers back to their dtype, as the model gets the test rows
-            if f not in integer and (isinstance(queries[f].dtype, pd.StringDtype) or
-                                     (f not in categorical and isinstance(queries[f].dtype, pd.api.extensions.ExtensionDtype))):
+            if f not in integer and (
+                isinstance(queries[f].dtype, pd.StringDtype)
+                or (f not in categorical and isinstance(queries[f].dtype, pd.api.extensions.ExtensionDtype))
+            ):
                 candidates[f] = candidates[f].astype(queries[f].dtype)
         change = changed_mask(candidates[vary], base[vary], set(numeric))
         # A candidate equal to its row is no counterfactual (a drawn value can be the row's own).
@@ -452,15 +499,24 @@ def _batched_search(model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: 
             have = sum(map(len, found[int(row_ids[i])]))
             found[int(row_ids[i])].append(best.iloc[: options.total_CFs - have])
     seen = {c: set(train[c].dropna()) for c in categorical if c in queries}
-    return [(int(r), pd.concat(found[int(r)], ignore_index=True) if found[int(r)] else None,
-             _batched_status(queries.iloc[i], seen, numeric)) for i, r in enumerate(row_ids)]
+    return [
+        (
+            int(r),
+            pd.concat(found[int(r)], ignore_index=True) if found[int(r)] else None,
+            _batched_status(queries.iloc[i], seen, numeric),
+        )
+        for i, r in enumerate(row_ids)
+    ]
 
 
 def _batched_status(query: pd.Series, seen: dict[str, set], numeric: list[str]) -> str:
     """'searched', saying which missing values or unseen categories the model was given as they are."""
     notes = [f"missing numeric values in {m} kept" for m in [[f for f in numeric if pd.isna(query[f])]] if m]
-    notes += [f"categories unseen in training in {u} kept" for u in
-              [[c for c, values in seen.items() if pd.notna(query[c]) and query[c] not in values]] if u]
+    notes += [
+        f"categories unseen in training in {u} kept"
+        for u in [[c for c, values in seen.items() if pd.notna(query[c]) and query[c] not in values]]
+        if u
+    ]
     return "; ".join(["searched", *notes])
 
 
@@ -519,8 +575,11 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
     model = audit.load_model()
     test = audit.features[features]
     markers = _missing_markers([train, test], categorical)
-    frames = [cfs.assign(**{A.ROW_ID: row_id, CF_INDEX: np.arange(len(cfs))})
-              for row_id, cfs, _ in searched if cfs is not None and len(cfs)]
+    frames = [
+        cfs.assign(**{A.ROW_ID: row_id, CF_INDEX: np.arange(len(cfs))})
+        for row_id, cfs, _ in searched
+        if cfs is not None and len(cfs)
+    ]
     all_cfs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*features, A.ROW_ID, CF_INDEX])
     if len(all_cfs):
         all_cfs = _restore_missing(all_cfs, markers)
@@ -529,11 +588,16 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
             nullable = isinstance(test[c].dtype, pd.api.extensions.ExtensionDtype)
             if nullable and test[c].dtype.kind in "iu":
                 values = values.round()  # dice-ml saw an Int64 column with NA as floats; the model gets integers
-            integral = test[c].dtype.kind in "iu" and (nullable or values.notna().all()) and (values.dropna() % 1 == 0).all()
+            integral = (
+                test[c].dtype.kind in "iu" and (nullable or values.notna().all()) and (values.dropna() % 1 == 0).all()
+            )
             all_cfs[c] = values.astype(test[c].dtype) if integral else values
         # A counterfactual equal to its row is none (it "reaches" the outcome the row already has).
-        identical = ~changed_mask(all_cfs[features], test.iloc[all_cfs[A.ROW_ID].to_numpy(dtype=np.int64)],
-                                  set(numeric)).any(axis=1).to_numpy()
+        identical = (
+            ~changed_mask(all_cfs[features], test.iloc[all_cfs[A.ROW_ID].to_numpy(dtype=np.int64)], set(numeric))
+            .any(axis=1)
+            .to_numpy()
+        )
         all_cfs = all_cfs[~identical].reset_index(drop=True)
     if len(all_cfs):
         # One batched model call validates every counterfactual of every row.
@@ -557,25 +621,51 @@ def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, 
     queries = test.iloc[owner]
     changed = changed_mask(valid[features], queries, set(numeric))
     # As the search counts it: a number by its scale; a change from or to missing, 1.
-    distance = pd.DataFrame({f: pd.Series(np.abs(_floats(valid[f]) - _floats(queries[f])) / scales[f],
-                                          index=valid.index).where(changed[f], 0.0).fillna(1.0)
-                             if f in numeric else changed[f].astype(float) for f in features})
-    per_row = pd.DataFrame({"sparsity": changed.sum(axis=1).to_numpy(), "proximity": distance.mean(axis=1).to_numpy(),
-                            **{f"importance:{f}": changed[f].to_numpy(dtype=float) for f in features}}
-                           ).groupby(owner).mean()
+    distance = pd.DataFrame(
+        {
+            f: pd.Series(np.abs(_floats(valid[f]) - _floats(queries[f])) / scales[f], index=valid.index)
+            .where(changed[f], 0.0)
+            .fillna(1.0)
+            if f in numeric
+            else changed[f].astype(float)
+            for f in features
+        }
+    )
+    per_row = (
+        pd.DataFrame(
+            {
+                "sparsity": changed.sum(axis=1).to_numpy(),
+                "proximity": distance.mean(axis=1).to_numpy(),
+                **{f"importance:{f}": changed[f].to_numpy(dtype=float) for f in features},
+            }
+        )
+        .groupby(owner)
+        .mean()
+    )
     touched = changed.groupby(owner).any()
     found = all_cfs[A.ROW_ID].astype(np.int64).value_counts().to_dict()
     n_valid = pd.Series(owner).value_counts().to_dict()
     rows = []
     for row_id, _, status in searched:
         requested = 0 if status.startswith(ALREADY) else options.total_CFs  # not searched
-        record = {A.ROW_ID: row_id, "status": status, "requested": requested, "found": int(found.get(row_id, 0)),
-                  "valid": int(n_valid.get(row_id, 0)), "changed_features": [], "sparsity": None, "proximity": None}
+        record = {
+            A.ROW_ID: row_id,
+            "status": status,
+            "requested": requested,
+            "found": int(found.get(row_id, 0)),
+            "valid": int(n_valid.get(row_id, 0)),
+            "changed_features": [],
+            "sparsity": None,
+            "proximity": None,
+        }
         if record["valid"]:
             figures = per_row.loc[row_id]
-            record.update(changed_features=[f for f in features if touched.at[row_id, f]],
-                          sparsity=float(figures["sparsity"]), proximity=float(figures["proximity"]),
-                          **{f"importance:{f}": float(figures[f"importance:{f}"]) for f in features})
+            record.update(
+                changed_features=[f for f in features if touched.at[row_id, f]],
+                sparsity=float(figures["sparsity"]),
+                proximity=float(figures["proximity"]),
+                **{f"importance:{f}": float(figures[f"importance:{f}"]) for f in features},
+            )
         rows.append(record)
     return pd.DataFrame(rows), valid.drop(columns="valid").reset_index(drop=True)
 
@@ -589,24 +679,38 @@ def _summary(audit: ConstructorArtifact, rows: pd.DataFrame, features: list[str]
         # Rows whose prediction already is the desired outcome were not searched: counted
         # apart, never as explained nor as failures.
         hit = selected[selected["valid"] > 0]
-        return {"rows": len(selected), "already_desired": int(already[selected.index].sum()),
-                "rows_with_valid": len(hit),
-                "mean_sparsity": float(hit["sparsity"].mean()) if len(hit) else None,
-                "mean_proximity": float(hit["proximity"].mean()) if len(hit) else None}
+        return {
+            "rows": len(selected),
+            "already_desired": int(already[selected.index].sum()),
+            "rows_with_valid": len(hit),
+            "mean_sparsity": float(hit["sparsity"].mean()) if len(hit) else None,
+            "mean_proximity": float(hit["proximity"].mean()) if len(hit) else None,
+        }
 
     row_ids = audit.predictions[A.ROW_ID].to_numpy()
     return {
-        "totals": {**figures(rows), "requested": int(rows["requested"].sum()),
-                   "found": int(rows["found"].sum()), "valid": int(rows["valid"].sum())},
-        "rows_without_valid": [{"row_id": int(r[A.ROW_ID]), "status": r["status"], "found": int(r["found"])}
-                               for _, r in rows[(rows["valid"] == 0) & ~already].iterrows()],
-        "global_importance": sorted(({"feature": f, "importance": v} for f, v in importance.items()),
-                                    key=lambda item: -(item["importance"] or 0)),
-        "cohorts": [{"name": name, **figures(rows[rows[A.ROW_ID].isin(row_ids[mask])])}
-                    for name, mask in audit.cohort_masks.items()],
+        "totals": {
+            **figures(rows),
+            "requested": int(rows["requested"].sum()),
+            "found": int(rows["found"].sum()),
+            "valid": int(rows["valid"].sum()),
+        },
+        "rows_without_valid": [
+            {"row_id": int(r[A.ROW_ID]), "status": r["status"], "found": int(r["found"])}
+            for _, r in rows[(rows["valid"] == 0) & ~already].iterrows()
+        ],
+        "global_importance": sorted(
+            ({"feature": f, "importance": v} for f, v in importance.items()),
+            key=lambda item: -(item["importance"] or 0),
+        ),
+        "cohorts": [
+            {"name": name, **figures(rows[rows[A.ROW_ID].isin(row_ids[mask])])}
+            for name, mask in audit.cohort_masks.items()
+        ],
         "sensitive_groups": [
             {"feature": f, "group": g, **figures(rows[rows[A.ROW_ID].isin(row_ids[(labels == g).to_numpy()])])}
-            for f, (labels, _) in audit.sensitive_groups.items() for g in sorted(labels.unique())
+            for f, (labels, _) in audit.sensitive_groups.items()
+            for g in sorted(labels.unique())
         ],
     }
 
@@ -625,20 +729,35 @@ def _what_if(audit: ConstructorArtifact, cfs: pd.DataFrame, features: list[str])
         changed = changed_mask(first[features], queries, numeric).iloc[0]
         if not changed.any():
             continue
-        examples.append({"row_id": int(row_id), "prediction": audit.y_pred.iloc[int(row_id)],
-                         "counterfactual_prediction": first[PREDICTION].iloc[0],
-                         "changes": [{"feature": f, "from": query[f], "to": first[f].iloc[0]}
-                                     for f in features if changed[f]]})
+        examples.append(
+            {
+                "row_id": int(row_id),
+                "prediction": audit.y_pred.iloc[int(row_id)],
+                "counterfactual_prediction": first[PREDICTION].iloc[0],
+                "changes": [{"feature": f, "from": query[f], "to": first[f].iloc[0]} for f in features if changed[f]],
+            }
+        )
     return examples
 
 
-def _write(output_dir: Path, audit: ConstructorArtifact, rows: pd.DataFrame, cfs: pd.DataFrame,
-           options: CounterfactualOptions, info: dict[str, Any], seconds: float) -> None:
+def _write(
+    output_dir: Path,
+    audit: ConstructorArtifact,
+    rows: pd.DataFrame,
+    cfs: pd.DataFrame,
+    options: CounterfactualOptions,
+    info: dict[str, Any],
+    seconds: float,
+) -> None:
     features = audit.meta["model_features"]
     rows = rows.sort_values(A.ROW_ID, kind="stable").reset_index(drop=True)
     cfs = cfs.sort_values([A.ROW_ID, CF_INDEX], kind="stable").reset_index(drop=True)
-    result = {**info, "features": features, **_summary(audit, rows, features),
-              "what_if": _what_if(audit, cfs, features)}
+    result = {
+        **info,
+        "features": features,
+        **_summary(audit, rows, features),
+        "what_if": _what_if(audit, cfs, features),
+    }
     stored = rows.assign(changed_features=rows["changed_features"].map(list))
     with A.artifact_writer(output_dir) as out:
         A.write_parquet(stored, out / ROWS_FILE)
@@ -647,8 +766,9 @@ def _write(output_dir: Path, audit: ConstructorArtifact, rows: pd.DataFrame, cfs
         A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
 
 
-def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
-                       options: CounterfactualOptions = CounterfactualOptions()) -> CounterfactualResult:
+def run_counterfactual(
+    constructor_dir: str | Path, output_dir: str | Path, *, options: CounterfactualOptions = CounterfactualOptions()
+) -> CounterfactualResult:
     """Search and validate counterfactuals for the selected rows (this shard of them)."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
@@ -657,13 +777,19 @@ def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
     features = meta["model_features"]
     vary, held = _plan(audit, options)
     # What the search works with: the features it may change, and "better" as its class.
-    resolved = replace(options, features_to_vary=vary, desired_class=(
-        _better_class(meta, audit.desired_outcome) if options.desired_class == "better" else options.desired_class))
+    resolved = replace(
+        options,
+        features_to_vary=vary,
+        desired_class=(
+            _better_class(meta, audit.desired_outcome) if options.desired_class == "better" else options.desired_class
+        ),
+    )
     train = A.read_parquet(audit.folder / A.TRAIN_FILE)[[*features, meta["target_column"]]]
     selected = _selected_rows(audit, options)
     if options.shard_count > max(len(selected), 1):
-        raise RAIInputError(f"`shard_count` ({options.shard_count}) must not exceed the number of rows "
-                            f"({len(selected)})")
+        raise RAIInputError(
+            f"`shard_count` ({options.shard_count}) must not exceed the number of rows ({len(selected)})"
+        )
     shard = np.array_split(selected, options.shard_count)[options.shard_index]
     model = audit.load_model()
     queries = audit.features[features]
@@ -671,51 +797,103 @@ def run_counterfactual(constructor_dir: str | Path, output_dir: str | Path, *,
     # A row whose prediction already is the desired outcome has nothing to explain: the only
     # "counterfactual" reaching it unchanged is the row itself. Not searched, counted apart.
     already = _desired(meta, resolved, predicted.astype(str))(predicted[shard], shard)
-    status = ("already in the desired range" if audit.task == "regression"
-              else f"already predicted {resolved.desired_class}")
+    status = (
+        "already in the desired range" if audit.task == "regression" else f"already predicted {resolved.desired_class}"
+    )
     chunks = [c for c in np.array_split(shard[~already], options.n_jobs) if len(c)]
-    search = (lambda chunk: delayed(_batched_search)(model, train, queries.iloc[chunk], chunk, meta, resolved,
-                                                     predicted[chunk])) if options.engine == "batched" else \
-        (lambda chunk: delayed(_explain_chunk)(model, train, queries.iloc[chunk], chunk, meta, resolved))
-    searched = [item for part in Parallel(n_jobs=min(options.n_jobs, max(len(chunks), 1)))(
-        search(chunk) for chunk in chunks) for item in part]
+    search = (
+        (
+            lambda chunk: delayed(_batched_search)(
+                model, train, queries.iloc[chunk], chunk, meta, resolved, predicted[chunk]
+            )
+        )
+        if options.engine == "batched"
+        else (lambda chunk: delayed(_explain_chunk)(model, train, queries.iloc[chunk], chunk, meta, resolved))
+    )
+    searched = [
+        item
+        for part in Parallel(n_jobs=min(options.n_jobs, max(len(chunks), 1)))(search(chunk) for chunk in chunks)
+        for item in part
+    ]
     searched += [(int(r), None, status) for r in shard[already]]
     searched.sort(key=lambda item: item[0])
     rows, cfs = _row_table(audit, train, shard, searched, resolved)
     if rows.empty:
-        rows = pd.DataFrame(columns=[A.ROW_ID, "status", "requested", "found", "valid", "changed_features",
-                                     "sparsity", "proximity", *[f"importance:{f}" for f in features]])
+        rows = pd.DataFrame(
+            columns=[
+                A.ROW_ID,
+                "status",
+                "requested",
+                "found",
+                "valid",
+                "changed_features",
+                "sparsity",
+                "proximity",
+                *[f"importance:{f}" for f in features],
+            ]
+        )
     varied_protected = [f for f in vary if f in audit.protected_features]
-    info = {"engine": options.engine, "method": options.method, "desired_class": options.desired_class,
-            "desired_range": list(options.desired_range), "total_CFs": options.total_CFs,
-            "desired_outcome": audit.desired_outcome, "aim": _aim(audit, resolved),
-            "features_varied": vary, "held_fixed": held, "varied_protected": varied_protected,
-            "held_fixed_note": _held_fixed_note(held, varied_protected),
-            "rows_selection": {"rows": options.rows, "total": int(len(selected)),
-                               "shard_index": options.shard_index, "shard_count": options.shard_count}}
+    info = {
+        "engine": options.engine,
+        "method": options.method,
+        "desired_class": options.desired_class,
+        "desired_range": list(options.desired_range),
+        "total_CFs": options.total_CFs,
+        "desired_outcome": audit.desired_outcome,
+        "aim": _aim(audit, resolved),
+        "features_varied": vary,
+        "held_fixed": held,
+        "varied_protected": varied_protected,
+        "held_fixed_note": _held_fixed_note(held, varied_protected),
+        "rows_selection": {
+            "rows": options.rows,
+            "total": int(len(selected)),
+            "shard_index": options.shard_index,
+            "shard_count": options.shard_count,
+        },
+    }
     seconds = time.perf_counter() - started
     _write(Path(output_dir), audit, rows, cfs, options, info, seconds)
     return CounterfactualResult(audit.run_id, len(rows), int(rows["valid"].sum()) if len(rows) else 0, seconds)
 
 
-def merge_counterfactuals(constructor_dir: str | Path, shard_dirs: list[str | Path],
-                          output_dir: str | Path) -> CounterfactualResult:
+def merge_counterfactuals(
+    constructor_dir: str | Path, shard_dirs: list[str | Path], output_dir: str | Path
+) -> CounterfactualResult:
     """Join the shards of one counterfactual run into the result of an unsharded run."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
-    shards = [(meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), A.read_parquet(folder / ROWS_FILE),
-               A.read_parquet(folder / COUNTERFACTUALS_FILE))
-              for folder, meta in read_shards(audit.run_id, shard_dirs, KIND, free_options=("shard_index", "n_jobs"))]
+    shards = [
+        (
+            meta,
+            A.read_json(folder / A.INSIGHT_RESULT_FILE),
+            A.read_parquet(folder / ROWS_FILE),
+            A.read_parquet(folder / COUNTERFACTUALS_FILE),
+        )
+        for folder, meta in read_shards(audit.run_id, shard_dirs, KIND, free_options=("shard_index", "n_jobs"))
+    ]
     first_meta, first = shards[0][0], shards[0][1]
     rows = pd.concat([s[2] for s in shards], ignore_index=True)
     rows["changed_features"] = rows["changed_features"].map(list)
     cfs = pd.concat([s[3] for s in shards], ignore_index=True)
     options = CounterfactualOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})
-    info = {k: first.get(k) for k in ("engine", "method", "desired_class", "desired_range", "total_CFs",
-                                  "desired_outcome", "aim", "features_varied", "held_fixed", "varied_protected",
-                                  "held_fixed_note")}
-    info["rows_selection"] = {**first["rows_selection"], "shard_index": 0, "shard_count": 1,
-                              "merged_from": len(shards)}
+    info = {
+        k: first.get(k)
+        for k in (
+            "engine",
+            "method",
+            "desired_class",
+            "desired_range",
+            "total_CFs",
+            "desired_outcome",
+            "aim",
+            "features_varied",
+            "held_fixed",
+            "varied_protected",
+            "held_fixed_note",
+        )
+    }
+    info["rows_selection"] = {**first["rows_selection"], "shard_index": 0, "shard_count": 1, "merged_from": len(shards)}
     seconds = time.perf_counter() - started
     _write(Path(output_dir), audit, rows, cfs, options, info, seconds)
     return CounterfactualResult(audit.run_id, len(rows), int(rows["valid"].sum()), seconds)
@@ -726,12 +904,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="counterfactual artifact folder to create")
     p.add_argument("--merge", nargs="+", default=None, metavar="SHARD", help="merge these shards instead")
-    p.add_argument("--engine", choices=ENGINES, default="batched",
-                   help="batched: our batched random search; dice: dice-ml row by row")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="batched",
+        help="batched: our batched random search; dice: dice-ml row by row",
+    )
     p.add_argument("--method", choices=METHODS, default="random", help="dice-ml's method (engine dice)")
     p.add_argument("--rows", default="sample", help="sample, all, or a cohort name")
-    p.add_argument("--desired-class", type=json_arg, default='"opposite"',
-                   help='JSON: "opposite", "better" (binary: the class desired_outcome calls better) or a class')
+    p.add_argument(
+        "--desired-class",
+        type=json_arg,
+        default='"opposite"',
+        help='JSON: "opposite", "better" (binary: the class desired_outcome calls better) or a class',
+    )
     for name in ("desired_range", "features_to_vary", "increase_only", "decrease_only"):
         p.add_argument(f"--{name.replace('_', '-')}", type=json_arg, default=[], help="JSON list")
     p.add_argument("--permitted-range", type=json_arg, default={}, help="JSON object")
@@ -750,8 +936,10 @@ def main(argv: list[str] | None = None) -> int:
             result = merge_counterfactuals(constructor, shards, output)
         else:
             result = run_counterfactual(constructor, output, options=CounterfactualOptions(**args))
-        print(f"counterfactuals written to {output} ({result.n_rows} rows, {result.n_valid} valid, "
-              f"{result.seconds:.1f} s)")
+        print(
+            f"counterfactuals written to {output} ({result.n_rows} rows, {result.n_valid} valid, "
+            f"{result.seconds:.1f} s)"
+        )
 
     return run_cli(action)
 

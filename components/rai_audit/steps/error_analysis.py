@@ -64,8 +64,9 @@ class ErrorAnalysisOptions:
     random_state: int = 0
 
     def __post_init__(self) -> None:
-        check_min_ints(self, {"max_depth": 1, "num_leaves": 2, "min_child_samples": 1,
-                              "heatmap_bins": 2, "top_leaves": 1})
+        check_min_ints(
+            self, {"max_depth": 1, "num_leaves": 2, "min_child_samples": 1, "heatmap_bins": 2, "top_leaves": 1}
+        )
         check_name_lists(self, ("tree_features", "heatmap_features"))
         if len(self.heatmap_features) > 2 or len(set(self.heatmap_features)) != len(self.heatmap_features):
             raise RAIInputError(
@@ -89,9 +90,12 @@ def _error(audit: ConstructorArtifact) -> np.ndarray:
 def _error_stats(error: np.ndarray, mask: np.ndarray, total: float) -> dict[str, Any]:
     count = int(mask.sum())
     error_sum = float(error[mask].sum())
-    return {"count": count, "error_sum": error_sum,
-            "error_rate": error_sum / count if count else None,
-            "error_share": error_sum / total if total else None}
+    return {
+        "count": count,
+        "error_sum": error_sum,
+        "error_rate": error_sum / count if count else None,
+        "error_share": error_sum / total if total else None,
+    }
 
 
 def _model_features(audit: ConstructorArtifact) -> list[str]:
@@ -108,12 +112,13 @@ def _check_features(names: list[str], audit: ConstructorArtifact, option: str) -
     model_features = _model_features(audit)
     unknown = [f for f in names if f not in audit.meta["features"]]
     if unknown:
-        raise RAIInputError(f"`{option}` names unknown features {unknown}; "
-                            f"the features are {model_features}")
+        raise RAIInputError(f"`{option}` names unknown features {unknown}; the features are {model_features}")
     dropped = [f for f in names if f not in model_features]
     if dropped:
-        raise RAIInputError(f"`{option}` names {dropped}, which the model is not given (dropped_features); "
-                            f"error analysis uses the model's features {model_features}")
+        raise RAIInputError(
+            f"`{option}` names {dropped}, which the model is not given (dropped_features); "
+            f"error analysis uses the model's features {model_features}"
+        )
     # LightGBM cannot split on dates (its dump of their categories fails). The constructor
     # refuses a date the model uses; this covers artifacts written before it did.
     for f in names:
@@ -121,7 +126,8 @@ def _check_features(names: list[str], audit: ConstructorArtifact, option: str) -
             raise RAIInputError(
                 f"error analysis cannot use {f!r}: it holds dates or durations ({audit.features[f].dtype}); "
                 f"list it in `dropped_features` if the model ignores it, convert it to a number, "
-                f"or leave it out of `{option}`")
+                f"or leave it out of `{option}`"
+            )
 
 
 def _tree_inputs(audit: ConstructorArtifact, features: list[str]) -> pd.DataFrame:
@@ -219,14 +225,22 @@ def min_split_gain(error: np.ndarray) -> float:
     return max(1e-7 * float(((error - error.mean()) ** 2).sum()), 1e-12)
 
 
-def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
-                options: ErrorAnalysisOptions) -> list[dict[str, Any]]:
+def _error_tree(
+    audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray, options: ErrorAnalysisOptions
+) -> list[dict[str, Any]]:
     """Fit one tree to the error; return its nodes with filters and error figures."""
     tree = lightgbm.LGBMRegressor(
-        n_estimators=1, learning_rate=1.0, num_leaves=options.num_leaves,
-        max_depth=options.max_depth, min_child_samples=options.min_child_samples,
-        min_split_gain=min_split_gain(error), random_state=options.random_state,
-        deterministic=True, force_row_wise=True, n_jobs=1, verbose=-1,
+        n_estimators=1,
+        learning_rate=1.0,
+        num_leaves=options.num_leaves,
+        max_depth=options.max_depth,
+        min_child_samples=options.min_child_samples,
+        min_split_gain=min_split_gain(error),
+        random_state=options.random_state,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=1,
+        verbose=-1,
     )
     # LightGBM refuses feature names with JSON characters ('"', ',', ':', '[', ...); the tree
     # is read back by column position, so it is fitted on positional names.
@@ -238,9 +252,14 @@ def _error_tree(audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray,
 
     def visit(node: dict[str, Any], parent: int | None, conditions: list[dict], mask: np.ndarray) -> int:
         node_id = len(nodes)
-        entry: dict[str, Any] = {"id": node_id, "parent": parent, "depth": len(conditions),
-                                 "condition": conditions[-1] if conditions else None,  # its side of the split
-                                 "filter": all_of(conditions), **_error_stats(error, mask, total)}
+        entry: dict[str, Any] = {
+            "id": node_id,
+            "parent": parent,
+            "depth": len(conditions),
+            "condition": conditions[-1] if conditions else None,  # its side of the split
+            "filter": all_of(conditions),
+            **_error_stats(error, mask, total),
+        }
         nodes.append(entry)
         if "split_feature" not in node:  # a leaf (a tree with no split has a bare root leaf)
             entry.update(leaf=True, children=[])
@@ -280,8 +299,14 @@ def _bins(values: pd.Series, kind: str, n_bins: int) -> tuple[pd.Series, list[di
             labels[(values == value).fillna(False).to_numpy(dtype=bool)] = str(value)
             bins.append({"label": str(value), "filter": {"column": name, "op": "==", "value": value}})
         labels[present & ~values.isin(top)] = OTHER
-        bins.append({"label": OTHER, "filter": {"and": [
-            {"column": name, "op": "not in", "value": top}, {"column": name, "op": "!=", "value": None}]}})
+        bins.append(
+            {
+                "label": OTHER,
+                "filter": {
+                    "and": [{"column": name, "op": "not in", "value": top}, {"column": name, "op": "!=", "value": None}]
+                },
+            }
+        )
     if not present.all():
         bins.append({"label": MISSING, "filter": {"column": name, "op": "==", "value": None}})
     return labels, bins, edges
@@ -304,9 +329,15 @@ def _heatmap(audit: ConstructorArtifact, error: np.ndarray, options: ErrorAnalys
     cells = []
     for key in itertools.product(*[[b["label"] for b in axis["bins"]] for axis in axes]):
         size, err = figures.get(key, (0, 0.0))  # every combination of bins, empty ones too
-        cells.append({"bins": list(key), "count": int(size), "error_sum": float(err),
-                      "error_rate": float(err) / size if size else None,
-                      "error_share": float(err) / total if total else None})
+        cells.append(
+            {
+                "bins": list(key),
+                "count": int(size),
+                "error_sum": float(err),
+                "error_rate": float(err) / size if size else None,
+                "error_share": float(err) / total if total else None,
+            }
+        )
     return {"axes": axes, "cells": cells}
 
 
@@ -323,8 +354,14 @@ def _importance(audit: ConstructorArtifact, features: list[str], error: np.ndarr
     categorical = set(audit.meta["categorical_features"])
     target = error.astype(int) if audit.is_classifier else _discretized(pd.Series(error), "numeric")
     scores = [
-        {"feature": f, "mutual_information": float(mutual_info_score(
-            target, _discretized(audit.features[f], "categorical" if f in categorical else "numeric")))}
+        {
+            "feature": f,
+            "mutual_information": float(
+                mutual_info_score(
+                    target, _discretized(audit.features[f], "categorical" if f in categorical else "numeric")
+                )
+            ),
+        }
         for f in features
     ]
     return sorted(scores, key=lambda s: -s["mutual_information"])
@@ -343,13 +380,21 @@ def _group_order(values: pd.Series, labels: pd.Series, binning: dict[str, Any] |
 
 
 def _named_leaves(leaves: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [{"name": f"Error tree: {kind} leaf {i + 1} (node {n['id']})", "node": n["id"],
-             "filter": n["filter"], "count": n["count"], "error_rate": n["error_rate"]}
-            for i, n in enumerate(leaves)]
+    return [
+        {
+            "name": f"Error tree: {kind} leaf {i + 1} (node {n['id']})",
+            "node": n["id"],
+            "filter": n["filter"],
+            "count": n["count"],
+            "error_rate": n["error_rate"],
+        }
+        for i, n in enumerate(leaves)
+    ]
 
 
-def _cohort_errors(audit: ConstructorArtifact, error: np.ndarray, nodes: list[dict[str, Any]],
-                   top: int) -> dict[str, Any]:
+def _cohort_errors(
+    audit: ConstructorArtifact, error: np.ndarray, nodes: list[dict[str, Any]], top: int
+) -> dict[str, Any]:
     total = float(error.sum())
     overall = _error_stats(error, np.ones(len(error), dtype=bool), total)
     leaves = [n for n in nodes if n["leaf"] and n["count"]]
@@ -366,8 +411,7 @@ def _cohort_errors(audit: ConstructorArtifact, error: np.ndarray, nodes: list[di
     groups = audit.sensitive_groups
     return {
         "overall": overall,
-        "cohorts": [{"name": name, **_error_stats(error, mask, total)}
-                    for name, mask in audit.cohort_masks.items()],
+        "cohorts": [{"name": name, **_error_stats(error, mask, total)} for name, mask in audit.cohort_masks.items()],
         "sensitive_groups": [
             {"feature": f, "group": g, **_error_stats(error, (labels == g).to_numpy(), total)}
             for f, (labels, binning) in groups.items()
@@ -378,8 +422,9 @@ def _cohort_errors(audit: ConstructorArtifact, error: np.ndarray, nodes: list[di
     }
 
 
-def run_error_analysis(constructor_dir: str | Path, output_dir: str | Path, *,
-                       options: ErrorAnalysisOptions = ErrorAnalysisOptions()) -> ErrorAnalysisResult:
+def run_error_analysis(
+    constructor_dir: str | Path, output_dir: str | Path, *, options: ErrorAnalysisOptions = ErrorAnalysisOptions()
+) -> ErrorAnalysisResult:
     """Analyse the model's errors on the whole test set and write the error analysis artifact."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
@@ -399,8 +444,10 @@ def run_error_analysis(constructor_dir: str | Path, output_dir: str | Path, *,
     seconds = time.perf_counter() - started
     with A.artifact_writer(Path(output_dir)) as out:
         A.write_json(out / A.INSIGHT_RESULT_FILE, result)
-        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options),
-                                                   n_rows=len(error), seconds=seconds))
+        A.write_json(
+            out / A.META_FILE,
+            A.new_meta(KIND, audit.run_id, options=asdict(options), n_rows=len(error), seconds=seconds),
+        )
     return ErrorAnalysisResult(audit.run_id, len(error), sum(n["leaf"] for n in nodes), seconds)
 
 

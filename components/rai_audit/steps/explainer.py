@@ -32,9 +32,9 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.metrics import group_sort_key
 from rai_audit.core.options import check_min_ints, check_shard
 from rai_audit.core.shards import read_shards
-from rai_audit.core.metrics import group_sort_key
 from rai_audit.steps._cli import run_cli
 
 KIND = "explanation"
@@ -75,7 +75,8 @@ class ExplainerOptions:
         if self.background_size > MAX_BACKGROUND:
             raise RAIInputError(
                 f"`background_size` must be at most {MAX_BACKGROUND} (shap's linear explainer uses "
-                f"no more), got {self.background_size}")
+                f"no more), got {self.background_size}"
+            )
 
 
 @dataclass
@@ -123,8 +124,9 @@ def _probe_values(values: pd.Series) -> np.ndarray:
     return np.append(points, None if points.dtype == object else np.nan) if values.isna().any() else points
 
 
-def _feature_map(preprocess, background: pd.DataFrame, pools: dict[str, np.ndarray],
-                 features: list[str]) -> tuple[np.ndarray, list[str]]:
+def _feature_map(
+    preprocess, background: pd.DataFrame, pools: dict[str, np.ndarray], features: list[str]
+) -> tuple[np.ndarray, list[str]]:
     """(raw features x engineered columns) weights: which raw feature each column comes from.
 
     Each raw feature alone takes its probe values in rows of the background, and the
@@ -147,8 +149,10 @@ def _feature_map(preprocess, background: pd.DataFrame, pools: dict[str, np.ndarr
     shared = depends.sum(axis=0)
     notes = []
     if (shared > 1).any():
-        notes.append(f"{int((shared > 1).sum())} engineered columns depend on several raw features; "
-                     "their importance is split equally among them")
+        notes.append(
+            f"{int((shared > 1).sum())} engineered columns depend on several raw features; "
+            "their importance is split equally among them"
+        )
     return depends / np.maximum(shared, 1), notes
 
 
@@ -160,8 +164,15 @@ def _explained_rows(audit: ConstructorArtifact, options: ExplainerOptions) -> np
     return rows
 
 
-def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd.DataFrame,
-               classes, is_classifier: bool, random_state: int):
+def _explainer(
+    method: str,
+    estimator,
+    background: pd.DataFrame,
+    mimic_train: pd.DataFrame,
+    classes,
+    is_classifier: bool,
+    random_state: int,
+):
     """The interpret-community explainer for this method, and the method used."""
     from interpret_community import TabularExplainer
     from interpret_community.mimic import MimicExplainer
@@ -170,14 +181,18 @@ def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd
 
     features = list(background.columns)
     kwargs = {"features": features, "classes": classes}
-    forced = {"tree": lambda: TreeExplainer(estimator, **kwargs),
-              "linear": lambda: LinearExplainer(estimator, background, **kwargs)}
+    forced = {
+        "tree": lambda: TreeExplainer(estimator, **kwargs),
+        "linear": lambda: LinearExplainer(estimator, background, **kwargs),
+    }
     if method in forced:
         try:
             return forced[method](), method
         except Exception as err:  # shap refuses models it cannot explain exactly
-            raise RAIInputError(f"`method` {method!r} cannot explain {type(estimator).__name__} "
-                                f"({type(err).__name__}: {err}); use method 'auto'") from err
+            raise RAIInputError(
+                f"`method` {method!r} cannot explain {type(estimator).__name__} "
+                f"({type(err).__name__}: {err}); use method 'auto'"
+            ) from err
     if method == "auto":
         try:
             chosen = TabularExplainer(estimator, background, **kwargs).explainer
@@ -188,10 +203,15 @@ def _explainer(method: str, estimator, background: pd.DataFrame, mimic_train: pd
         except Exception:  # no exact explainer works for this estimator: use the mimic
             pass
     mimic = MimicExplainer(
-        estimator, mimic_train, LGBMExplainableModel, augment_data=False,
+        estimator,
+        mimic_train,
+        LGBMExplainableModel,
+        augment_data=False,
         # One thread: the surrogate must come out the same on every pod that runs a shard.
         explainable_model_args={"random_state": random_state, "n_jobs": 1, "verbose": -1},
-        model_task="classification" if is_classifier else "regression", **kwargs)
+        model_task="classification" if is_classifier else "regression",
+        **kwargs,
+    )
     return mimic, "mimic"
 
 
@@ -206,8 +226,9 @@ def _local_values(explanation, n_classes: int | None) -> tuple[np.ndarray, np.nd
     return values, expected
 
 
-def _fidelity(explainer, method: str, estimator, X_test: pd.DataFrame, y_model: np.ndarray,
-              is_classifier: bool) -> dict[str, Any] | None:
+def _fidelity(
+    explainer, method: str, estimator, X_test: pd.DataFrame, y_model: np.ndarray, is_classifier: bool
+) -> dict[str, Any] | None:
     """How well the mimic imitates the model on the whole test set."""
     if method != "mimic":
         return None
@@ -225,12 +246,14 @@ def _fidelity(explainer, method: str, estimator, X_test: pd.DataFrame, y_model: 
 
 def _aggregate(local: pd.DataFrame, features: list[str], audit: ConstructorArtifact) -> dict[str, Any]:
     """Mean absolute importance overall, per class, per cohort and per sensitive group."""
+
     def mean_abs(frame: pd.DataFrame) -> dict[str, float]:
         return frame[features].abs().mean().to_dict() if len(frame) else {f: None for f in features}
 
     def ranked(values: dict[str, float]) -> list[dict[str, Any]]:
-        return sorted(({"feature": f, "importance": v} for f, v in values.items()),
-                      key=lambda item: -(item["importance"] or 0))
+        return sorted(
+            ({"feature": f, "importance": v} for f, v in values.items()), key=lambda item: -(item["importance"] or 0)
+        )
 
     per_class = {str(c): mean_abs(group) for c, group in local.groupby(CLASS_COLUMN, sort=False)}
     overall = pd.DataFrame(list(per_class.values())).mean().to_dict()
@@ -245,32 +268,47 @@ def _aggregate(local: pd.DataFrame, features: list[str], audit: ConstructorArtif
     return {
         "global": ranked(overall),
         "per_class": {c: ranked(v) for c, v in per_class.items()},
-        "cohorts": [{"name": name, "count": int(np.isin(row_ids[mask], explained).sum()),
-                     "importance": by_rows(row_ids[mask])}
-                    for name, mask in audit.cohort_masks.items()],
+        "cohorts": [
+            {"name": name, "count": int(np.isin(row_ids[mask], explained).sum()), "importance": by_rows(row_ids[mask])}
+            for name, mask in audit.cohort_masks.items()
+        ],
         "sensitive_groups": [
-            {"feature": f, "group": g, "count": int(np.isin(row_ids[(labels == g).to_numpy()], explained).sum()),
-             "importance": by_rows(row_ids[(labels == g).to_numpy()])}
+            {
+                "feature": f,
+                "group": g,
+                "count": int(np.isin(row_ids[(labels == g).to_numpy()], explained).sum()),
+                "importance": by_rows(row_ids[(labels == g).to_numpy()]),
+            }
             for f, (labels, binning) in audit.sensitive_groups.items()
             for g in sorted(labels.unique(), key=group_sort_key(binning))
         ],
     }
 
 
-def _write(output_dir: Path, audit: ConstructorArtifact, local: pd.DataFrame, info: dict[str, Any],
-           options: ExplainerOptions, seconds: float) -> None:
+def _write(
+    output_dir: Path,
+    audit: ConstructorArtifact,
+    local: pd.DataFrame,
+    info: dict[str, Any],
+    options: ExplainerOptions,
+    seconds: float,
+) -> None:
     features = audit.meta["model_features"]
-    result = {**info, "features": features, "n_rows": int(local[A.ROW_ID].nunique()),
-              **_aggregate(local, features, audit)}
+    result = {
+        **info,
+        "features": features,
+        "n_rows": int(local[A.ROW_ID].nunique()),
+        **_aggregate(local, features, audit),
+    }
     with A.artifact_writer(output_dir) as out:
         A.write_parquet(local, out / LOCAL_FILE)
         A.write_json(out / A.INSIGHT_RESULT_FILE, result)
-        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options),
-                                                   seconds=seconds))
+        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
 
 
-def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
-                  options: ExplainerOptions = ExplainerOptions()) -> ExplainerResult:
+def run_explainer(
+    constructor_dir: str | Path, output_dir: str | Path, *, options: ExplainerOptions = ExplainerOptions()
+) -> ExplainerResult:
     """Explain the model on the chosen rows (this shard of them) and write the explanation."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
@@ -280,14 +318,17 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
     features = meta["model_features"]
     train = A.read_parquet(audit.folder / A.TRAIN_FILE)[features]
     rng = np.random.default_rng(options.random_state)
-    background_raw = train.iloc[np.sort(rng.choice(len(train), min(options.background_size, len(train)),
-                                                   replace=False))].reset_index(drop=True)
-    mimic_raw = train.iloc[np.sort(rng.choice(len(train), min(options.mimic_train_size, len(train)),
-                                              replace=False))].reset_index(drop=True)
+    background_raw = train.iloc[
+        np.sort(rng.choice(len(train), min(options.background_size, len(train)), replace=False))
+    ].reset_index(drop=True)
+    mimic_raw = train.iloc[
+        np.sort(rng.choice(len(train), min(options.mimic_train_size, len(train)), replace=False))
+    ].reset_index(drop=True)
     all_rows = _explained_rows(audit, options)
     if options.shard_count > len(all_rows):
-        raise RAIInputError(f"`shard_count` ({options.shard_count}) must not exceed the number of rows "
-                            f"to explain ({len(all_rows)})")
+        raise RAIInputError(
+            f"`shard_count` ({options.shard_count}) must not exceed the number of rows to explain ({len(all_rows)})"
+        )
     shard_rows = np.array_split(all_rows, options.shard_count)[options.shard_index]
     test = audit.features[features]
     pools = {f: _probe_values(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
@@ -297,26 +338,40 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
         warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
         background = _engineered(preprocess, background_raw)
         explainer, method = _explainer(
-            options.method, estimator, background,
-            _engineered(preprocess, mimic_raw), classes, audit.is_classifier, options.random_state)
+            options.method,
+            estimator,
+            background,
+            _engineered(preprocess, mimic_raw),
+            classes,
+            audit.is_classifier,
+            options.random_state,
+        )
         if options.method == "auto" and method == "mimic":
-            notes.append(f"no exact explainer supports {type(estimator).__name__}; "
-                         "explained with a mimic (LightGBM surrogate)")
+            notes.append(
+                f"no exact explainer supports {type(estimator).__name__}; explained with a mimic (LightGBM surrogate)"
+            )
         explained = _engineered(preprocess, test.iloc[shard_rows].reset_index(drop=True))
         try:
-            local_values, expected = _local_values(explainer.explain_local(explained),
-                                                   len(classes) if classes else None)
+            local_values, expected = _local_values(
+                explainer.explain_local(explained), len(classes) if classes else None
+            )
         except Exception as err:  # shap/interpret-community refuse models in many ways
-            raise RAIInputError(f"`method` {method!r} cannot explain {type(estimator).__name__} "
-                                f"({type(err).__name__}: {err}); use method 'auto'") from err
-        fidelity = _fidelity(explainer, method, estimator, _engineered(preprocess, test),
-                             audit.y_pred.to_numpy(), audit.is_classifier)
+            raise RAIInputError(
+                f"`method` {method!r} cannot explain {type(estimator).__name__} "
+                f"({type(err).__name__}: {err}); use method 'auto'"
+            ) from err
+        fidelity = _fidelity(
+            explainer, method, estimator, _engineered(preprocess, test), audit.y_pred.to_numpy(), audit.is_classifier
+        )
     raw_values = local_values @ weights.T  # (classes, rows, raw features)
     labels = [str(c) for c in classes] if classes and local_values.shape[0] == len(classes) else ["output"]
-    local = pd.concat([
-        pd.DataFrame(raw_values[k], columns=features).assign(**{A.ROW_ID: shard_rows, CLASS_COLUMN: label})
-        for k, label in enumerate(labels)
-    ], ignore_index=True)[[A.ROW_ID, CLASS_COLUMN, *features]]
+    local = pd.concat(
+        [
+            pd.DataFrame(raw_values[k], columns=features).assign(**{A.ROW_ID: shard_rows, CLASS_COLUMN: label})
+            for k, label in enumerate(labels)
+        ],
+        ignore_index=True,
+    )[[A.ROW_ID, CLASS_COLUMN, *features]]
     info = {
         "method": method,
         "explainer": type(explainer).__name__,
@@ -324,8 +379,12 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
         "fidelity": fidelity,
         "expected_values": dict(zip(labels, expected.tolist())),
         "background": {"size": len(background_raw), "seed": options.random_state},
-        "rows": {"selection": options.rows, "total": int(len(all_rows)),
-                 "shard_index": options.shard_index, "shard_count": options.shard_count},
+        "rows": {
+            "selection": options.rows,
+            "total": int(len(all_rows)),
+            "shard_index": options.shard_index,
+            "shard_count": options.shard_count,
+        },
         "notes": notes,
     }
     seconds = time.perf_counter() - started
@@ -333,20 +392,25 @@ def run_explainer(constructor_dir: str | Path, output_dir: str | Path, *,
     return ExplainerResult(audit.run_id, method, len(shard_rows), seconds)
 
 
-def merge_explanations(constructor_dir: str | Path, shard_dirs: list[str | Path],
-                       output_dir: str | Path) -> ExplainerResult:
+def merge_explanations(
+    constructor_dir: str | Path, shard_dirs: list[str | Path], output_dir: str | Path
+) -> ExplainerResult:
     """Join the shards of one explanation into the result of an unsharded run."""
     started = time.perf_counter()
     audit = load_constructor_artifact(constructor_dir)
-    shards = [(meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), A.read_parquet(folder / LOCAL_FILE))
-              for folder, meta in read_shards(audit.run_id, shard_dirs, KIND)]
+    shards = [
+        (meta, A.read_json(folder / A.INSIGHT_RESULT_FILE), A.read_parquet(folder / LOCAL_FILE))
+        for folder, meta in read_shards(audit.run_id, shard_dirs, KIND)
+    ]
     first_meta, first, _ = shards[0]
     local = pd.concat([s[2] for s in shards], ignore_index=True)
     order = {label: i for i, label in enumerate(first["expected_values"])}
-    local = local.sort_values([CLASS_COLUMN, A.ROW_ID], key=lambda col: col.map(order) if col.name == CLASS_COLUMN else col,
-                              kind="stable").reset_index(drop=True)
-    info = {k: first[k] for k in ("method", "explainer", "estimator", "fidelity", "expected_values",
-                                  "background", "notes")}
+    local = local.sort_values(
+        [CLASS_COLUMN, A.ROW_ID], key=lambda col: col.map(order) if col.name == CLASS_COLUMN else col, kind="stable"
+    ).reset_index(drop=True)
+    info = {
+        k: first[k] for k in ("method", "explainer", "estimator", "fidelity", "expected_values", "background", "notes")
+    }
     info["rows"] = {**first["rows"], "shard_index": 0, "shard_count": 1, "merged_from": len(shards)}
     options = ExplainerOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})
     seconds = time.perf_counter() - started
@@ -358,8 +422,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rai-audit explainer", description=__doc__.splitlines()[0])
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="explanation artifact folder to create")
-    p.add_argument("--merge", nargs="+", default=None, metavar="SHARD",
-                   help="merge these explanation shards instead of explaining")
+    p.add_argument(
+        "--merge", nargs="+", default=None, metavar="SHARD", help="merge these explanation shards instead of explaining"
+    )
     p.add_argument("--method", choices=METHODS, default="auto")
     p.add_argument("--rows", choices=ROWS, default="sample")
     defaults = ExplainerOptions()

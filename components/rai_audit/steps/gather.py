@@ -25,7 +25,12 @@ from rai_audit.core.cohorts import filter_mask
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.fairness import KINDS, describe, group_flag
 from rai_audit.core.metrics import (
-    compute_metrics, confusion, group_sort_key, metric_functions, signed_metrics, target_can_be_negative,
+    compute_metrics,
+    confusion,
+    group_sort_key,
+    metric_functions,
+    signed_metrics,
+    target_can_be_negative,
 )
 from rai_audit.report.dashboard import render_dashboard
 from rai_audit.steps._cli import run_cli
@@ -58,9 +63,7 @@ def _check_insights(run_id: str, insight_dirs: list[Path]) -> dict[str, tuple[Pa
                 f"not from this audit's run {run_id!r}; re-run it on this constructor's output"
             )
         if kind in found:
-            raise ArtifactIntegrityError(
-                f"two insights of kind {kind!r}: {found[kind][0]} and {folder}; pass only one"
-            )
+            raise ArtifactIntegrityError(f"two insights of kind {kind!r}: {found[kind][0]} and {folder}; pass only one")
         found[kind] = (folder, meta)
     return found
 
@@ -76,8 +79,10 @@ def _rows_metrics(audit: ConstructorArtifact, fns, mask: np.ndarray, *, with_con
     y_true, y_pred, classes, _ = audit.metric_labels
     result: dict[str, Any] = compute_metrics(fns, y_true[mask], y_pred[mask], None if proba is None else proba[mask])
     if audit.is_classifier and with_confusion:
-        result["confusion_matrix"] = {**confusion(y_true[mask], y_pred[mask], classes),
-                                      "labels": list(audit.meta["classes"])}
+        result["confusion_matrix"] = {
+            **confusion(y_true[mask], y_pred[mask], classes),
+            "labels": list(audit.meta["classes"]),
+        }
     return result
 
 
@@ -86,8 +91,9 @@ def _model_overview(audit: ConstructorArtifact, fns, masks: dict[str, np.ndarray
     by_group = []
     for feature, (labels, binning) in groups.items():
         for group in sorted(labels.unique(), key=group_sort_key(binning)):
-            by_group.append({"feature": feature, "group": group,
-                             **_rows_metrics(audit, fns, (labels == group).to_numpy())})
+            by_group.append(
+                {"feature": feature, "group": group, **_rows_metrics(audit, fns, (labels == group).to_numpy())}
+            )
     return {
         "metric_names": list(fns),
         # Metrics that can be negative: no ratio of them between groups (core.fairness).
@@ -98,17 +104,16 @@ def _model_overview(audit: ConstructorArtifact, fns, masks: dict[str, np.ndarray
     }
 
 
-def _figures(table: pd.DataFrame, counts: np.ndarray, min_group_size: int,
-             signed: list[str]) -> dict[str, dict[str, Any]]:
+def _figures(
+    table: pd.DataFrame, counts: np.ndarray, min_group_size: int, signed: list[str]
+) -> dict[str, dict[str, Any]]:
     """Between-groups figures of a groups x metrics table (core.fairness), keyed as fairlearn's
     MetricFrame: difference, ratio, group_min, group_max (of the compared groups), plus how
     many groups were compared and why a figure is undefined."""
-    out: dict[str, dict[str, Any]] = {k: {} for k in (*KINDS, "group_min", "group_max", "groups_compared",
-                                                      "undefined")}
+    out: dict[str, dict[str, Any]] = {k: {} for k in (*KINDS, "group_min", "group_max", "groups_compared", "undefined")}
     for name in table.columns:
         for kind in KINDS:
-            figure = describe(table[name].to_numpy(dtype=float), counts, min_group_size, kind,
-                              signed=name in signed)
+            figure = describe(table[name].to_numpy(dtype=float), counts, min_group_size, kind, signed=name in signed)
             out[kind][name] = figure["value"]
             if figure["reason"]:
                 out["undefined"].setdefault(kind, {})[name] = figure["reason"]
@@ -117,8 +122,13 @@ def _figures(table: pd.DataFrame, counts: np.ndarray, min_group_size: int,
     return out
 
 
-def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, binning: dict,
-                    known: dict[tuple, dict[str, Any]] | None = None) -> dict[str, Any]:
+def _fairness_entry(
+    audit: ConstructorArtifact,
+    fns,
+    sensitive: pd.DataFrame,
+    binning: dict,
+    known: dict[tuple, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Per group metrics and their differences and ratios, as fairlearn's MetricFrame gives
     them on the groups of at least ``min_group_size`` rows (the tests check against it).
     Computed with one groupby: MetricFrame 0.15 stacks its inputs element by element, ~9 s per
@@ -130,27 +140,46 @@ def _fairness_entry(audit: ConstructorArtifact, fns, sensitive: pd.DataFrame, bi
     found = sensitive.groupby(list(sensitive.columns), sort=False, observed=True).indices
     keys = {c: group_sort_key(binning.get(c)) for c in sensitive.columns}
     as_tuple = lambda key: key if isinstance(key, tuple) else (key,)  # noqa: E731
-    positions = {k: found[k] for k in sorted(found, key=lambda k: tuple(
-        keys[c](v) for c, v in zip(sensitive.columns, as_tuple(k))))}  # groups in reading order
+    positions = {
+        k: found[k]
+        for k in sorted(found, key=lambda k: tuple(keys[c](v) for c, v in zip(sensitive.columns, as_tuple(k))))
+    }  # groups in reading order
     groups = []
     for key, rows in positions.items():
         key = as_tuple(key)
         values = (known or {}).get(key) or _rows_metrics(audit, fns, rows, with_confusion=False)
-        groups.append({"group": dict(zip(sensitive.columns, key)),
-                       "label": ", ".join(f"{c}={v}" for c, v in zip(sensitive.columns, key)),
-                       "count": int(len(rows)), "too_few_rows": bool(len(rows) < size),
-                       "flag": group_flag(len(rows), size), **{m: values[m] for m in names}})
+        groups.append(
+            {
+                "group": dict(zip(sensitive.columns, key)),
+                "label": ", ".join(f"{c}={v}" for c, v in zip(sensitive.columns, key)),
+                "count": int(len(rows)),
+                "too_few_rows": bool(len(rows) < size),
+                "flag": group_flag(len(rows), size),
+                **{m: values[m] for m in names},
+            }
+        )
     counts = np.array([g["count"] for g in groups])
     table = pd.DataFrame([{m: g[m] for m in names} for g in groups], columns=names, dtype=float)
-    entry: dict[str, Any] = {"features": list(sensitive.columns), "binning": binning, "min_group_size": size,
-                             "by_group": groups, **_figures(table, counts, size, signed)}
+    entry: dict[str, Any] = {
+        "features": list(sensitive.columns),
+        "binning": binning,
+        "min_group_size": size,
+        "by_group": groups,
+        **_figures(table, counts, size, signed),
+    }
     if audit.task == "binary_classification":
         positive = audit.meta["positive_label"]
         truth, chosen = (audit.y_true == positive).to_numpy(), (audit.y_pred == positive).to_numpy()
-        rates = pd.DataFrame([{"selection": chosen[rows].mean(),
-                               "tpr": chosen[rows][truth[rows]].mean() if truth[rows].any() else np.nan,
-                               "fpr": chosen[rows][~truth[rows]].mean() if (~truth[rows]).any() else np.nan}
-                              for rows in positions.values()])
+        rates = pd.DataFrame(
+            [
+                {
+                    "selection": chosen[rows].mean(),
+                    "tpr": chosen[rows][truth[rows]].mean() if truth[rows].any() else np.nan,
+                    "fpr": chosen[rows][~truth[rows]].mean() if (~truth[rows]).any() else np.nan,
+                }
+                for rows in positions.values()
+            ]
+        )
         spread = _figures(rates, counts, size, [])
         entry["demographic_parity_difference"] = spread["difference"]["selection"]
         entry["demographic_parity_ratio"] = spread["ratio"]["selection"]
@@ -165,14 +194,18 @@ def _fairness(audit: ConstructorArtifact, fns, groups, overview: dict[str, Any])
     if not groups:
         return []
     entries = [
-        _fairness_entry(audit, fns, labels.to_frame(feature), {feature: binning} if binning else {},
-                        known={(g["group"],): g for g in overview["sensitive_groups"] if g["feature"] == feature})
+        _fairness_entry(
+            audit,
+            fns,
+            labels.to_frame(feature),
+            {feature: binning} if binning else {},
+            known={(g["group"],): g for g in overview["sensitive_groups"] if g["feature"] == feature},
+        )
         for feature, (labels, binning) in groups.items()
     ]
     if len(groups) > 1:  # the intersection of all sensitive features
         table = pd.DataFrame({f: labels for f, (labels, _) in groups.items()})
-        entries.append(_fairness_entry(
-            audit, fns, table, {f: b for f, (_, b) in groups.items() if b}))
+        entries.append(_fairness_entry(audit, fns, table, {f: b for f, (_, b) in groups.items() if b}))
     return entries
 
 
@@ -182,29 +215,39 @@ def _small_group_warnings(fairness: list[dict[str, Any]]) -> list[str]:
     for entry in fairness:
         small = [g for g in entry["by_group"] if g["too_few_rows"]]
         if small and len(entry["features"]) == 1:
-            out.append(f"sensitive feature {entry['features'][0]!r}: {len(small)} group(s) with fewer than "
-                       f"{entry['min_group_size']} test rows, shown but left out of fairness differences and "
-                       "ratios: " + ", ".join(f"{g['group'][entry['features'][0]]} ({g['count']} rows)"
-                                                for g in small))
+            out.append(
+                f"sensitive feature {entry['features'][0]!r}: {len(small)} group(s) with fewer than "
+                f"{entry['min_group_size']} test rows, shown but left out of fairness differences and "
+                "ratios: " + ", ".join(f"{g['group'][entry['features'][0]]} ({g['count']} rows)" for g in small)
+            )
     return out
 
 
 def _feature_summary(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
-    summary: dict[str, Any] = {"feature": name, "kind": kind, "count": int(values.notna().sum()),
-                               "missing": int(values.isna().sum())}
+    summary: dict[str, Any] = {
+        "feature": name,
+        "kind": kind,
+        "count": int(values.notna().sum()),
+        "missing": int(values.isna().sum()),
+    }
     present = values.dropna()
     if kind == "numeric" and len(present):
         counts, edges = np.histogram(present.astype(float), bins=HISTOGRAM_BINS)
         summary.update(
-            mean=present.mean(), std=present.std(), min=present.min(), max=present.max(),
+            mean=present.mean(),
+            std=present.std(),
+            min=present.min(),
+            max=present.max(),
             quantiles={str(q): present.quantile(q) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
             histogram={"edges": edges.tolist(), "counts": counts.tolist()},
         )
     elif kind == "categorical":
         counts = present.astype(str).value_counts()
         top = counts.head(TOP_CATEGORIES)
-        summary.update(n_unique=int(len(counts)), top_values=[
-            {"value": value, "count": int(count)} for value, count in top.items()])
+        summary.update(
+            n_unique=int(len(counts)),
+            top_values=[{"value": value, "count": int(count)} for value, count in top.items()],
+        )
         if len(counts) > TOP_CATEGORIES:
             summary["other_count"] = int(counts.iloc[TOP_CATEGORIES:].sum())
     return summary
@@ -215,12 +258,16 @@ def _balance(audit: ConstructorArtifact, mask: np.ndarray) -> dict[str, Any]:
     yt, yp = audit.y_true[mask], audit.y_pred[mask]
     if audit.is_classifier:
         classes = audit.meta["classes"]
-        return {"count": int(mask.sum()),
-                "y_true": {str(c): int((yt == c).sum()) for c in classes},
-                "y_pred": {str(c): int((yp == c).sum()) for c in classes}}
-    return {"count": int(mask.sum()),
-            "y_true": {"mean": yt.mean(), "std": yt.std()},
-            "y_pred": {"mean": yp.mean(), "std": yp.std()}}
+        return {
+            "count": int(mask.sum()),
+            "y_true": {str(c): int((yt == c).sum()) for c in classes},
+            "y_pred": {str(c): int((yp == c).sum()) for c in classes},
+        }
+    return {
+        "count": int(mask.sum()),
+        "y_true": {"mean": yt.mean(), "std": yt.std()},
+        "y_pred": {"mean": yp.mean(), "std": yp.std()},
+    }
 
 
 def _data_analysis(audit: ConstructorArtifact, masks, groups) -> dict[str, Any]:
@@ -234,8 +281,10 @@ def _data_analysis(audit: ConstructorArtifact, masks, groups) -> dict[str, Any]:
             "overall": _balance(audit, np.ones(len(audit.predictions), dtype=bool)),
             "cohorts": {name: _balance(audit, mask) for name, mask in masks.items()},
             "sensitive_groups": {
-                feature: {g: _balance(audit, (labels == g).to_numpy())
-                          for g in sorted(labels.unique(), key=group_sort_key(binning))}
+                feature: {
+                    g: _balance(audit, (labels == g).to_numpy())
+                    for g in sorted(labels.unique(), key=group_sort_key(binning))
+                }
                 for feature, (labels, binning) in groups.items()
             },
         },
@@ -258,8 +307,9 @@ def _distribution(values: pd.Series, summary: dict[str, Any]) -> dict[str, Any]:
     return {"bins": top, "counts": counts, "missing": int(values.isna().sum())}
 
 
-def _cohort_views(audit: ConstructorArtifact, fns, masks, groups, data_analysis,
-                  insights: dict[str, Any]) -> list[dict[str, Any]]:
+def _cohort_views(
+    audit: ConstructorArtifact, fns, masks, groups, data_analysis, insights: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Everything the dashboard shows for each cohort it can switch to: all data, the user's
     cohorts, each sensitive group and the error tree's saved leaves. The model overview and
     the data analysis already hold the metrics and balance of all but the leaves."""
@@ -269,24 +319,50 @@ def _cohort_views(audit: ConstructorArtifact, fns, masks, groups, data_analysis,
         return {k: v for k, v in entry.items() if k not in keys}
 
     # (kind, name, filter, rows, metrics, balance); None: computed here
-    choices: list[tuple] = [("all", "All data", None, np.ones(len(audit.predictions), bool),
-                             overview["overall"], balance["overall"])]
-    choices += [("cohort", c["name"], next(u["filter"] for u in audit.cohorts if u["name"] == c["name"]),
-                 masks[c["name"]], without(c, "name"), balance["cohorts"][c["name"]]) for c in overview["cohorts"]]
-    choices += [("group", f"{g['feature']} = {g['group']}", None, (groups[g["feature"]][0] == g["group"]).to_numpy(),
-                 without(g, "feature", "group"), balance["sensitive_groups"][g["feature"]][g["group"]])
-                for g in overview["sensitive_groups"]]
+    choices: list[tuple] = [
+        ("all", "All data", None, np.ones(len(audit.predictions), bool), overview["overall"], balance["overall"])
+    ]
+    choices += [
+        (
+            "cohort",
+            c["name"],
+            next(u["filter"] for u in audit.cohorts if u["name"] == c["name"]),
+            masks[c["name"]],
+            without(c, "name"),
+            balance["cohorts"][c["name"]],
+        )
+        for c in overview["cohorts"]
+    ]
+    choices += [
+        (
+            "group",
+            f"{g['feature']} = {g['group']}",
+            None,
+            (groups[g["feature"]][0] == g["group"]).to_numpy(),
+            without(g, "feature", "group"),
+            balance["sensitive_groups"][g["feature"]][g["group"]],
+        )
+        for g in overview["sensitive_groups"]
+    ]
     leaves = (insights.get("error_analysis") or {}).get("cohort_errors", {})
-    choices += [("error_leaf", leaf["name"], leaf["filter"], filter_mask(leaf["filter"], audit.cohort_frame),
-                 None, None)
-                for kind in ("worst_leaves", "best_leaves") for leaf in leaves.get(kind, [])]
+    choices += [
+        ("error_leaf", leaf["name"], leaf["filter"], filter_mask(leaf["filter"], audit.cohort_frame), None, None)
+        for kind in ("worst_leaves", "best_leaves")
+        for leaf in leaves.get(kind, [])
+    ]
     summaries = {f["feature"]: f for f in data_analysis["features"]}
     views = []
     for i, (kind, name, cohort_filter, mask, metrics, rows_balance) in enumerate(choices):
-        view = {"id": i, "kind": kind, "name": name, "filter": cohort_filter, "count": int(mask.sum()),
-                "metrics": metrics if metrics is not None else _rows_metrics(audit, fns, mask),
-                "balance": rows_balance if rows_balance is not None else _balance(audit, mask),
-                "distributions": {f: _distribution(audit.features[f][mask], summaries[f]) for f in summaries}}
+        view = {
+            "id": i,
+            "kind": kind,
+            "name": name,
+            "filter": cohort_filter,
+            "count": int(mask.sum()),
+            "metrics": metrics if metrics is not None else _rows_metrics(audit, fns, mask),
+            "balance": rows_balance if rows_balance is not None else _balance(audit, mask),
+            "distributions": {f: _distribution(audit.features[f][mask], summaries[f]) for f in summaries},
+        }
         if not audit.is_classifier and mask.any():
             residuals = (audit.y_pred[mask] - audit.y_true[mask]).astype(float)
             counts, edges = np.histogram(residuals, bins=HISTOGRAM_BINS)
@@ -303,8 +379,13 @@ def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dic
     if "explanation" in insights:
         local = A.read_parquet(insights["explanation"][0] / "local_importance.parquet")
         classes = local["class"].astype(str)
-        wanted = ("output" if audit.task == "regression" else
-                  str(audit.meta["positive_label"]) if audit.task == "binary_classification" else None)
+        wanted = (
+            "output"
+            if audit.task == "regression"
+            else str(audit.meta["positive_label"])
+            if audit.task == "binary_classification"
+            else None
+        )
         if wanted is not None:
             local = local[classes == wanted]
         else:  # multiclass: the predicted class of the row
@@ -313,15 +394,20 @@ def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dic
     if "counterfactual" in insights:
         cfs = A.read_parquet(insights["counterfactual"][0] / "counterfactuals.parquet")
     available = (set(local[A.ROW_ID]) if local is not None else set()) | (
-        set(cfs[A.ROW_ID]) if cfs is not None else set())
+        set(cfs[A.ROW_ID]) if cfs is not None else set()
+    )
     in_sample = set(audit.predictions[A.ROW_ID][audit.predictions[A.IN_SAMPLE]])
     # The constructor's sample first: its rows have every per-row view.
     row_ids = sorted(available, key=lambda r: (r not in in_sample, r))[:PAGE_ROWS]
     features = audit.meta["features"]
     rows = []
     for row_id in row_ids:
-        row = {"row_id": int(row_id), "y_true": audit.y_true.iloc[row_id], "y_pred": audit.y_pred.iloc[row_id],
-               "features": {f: audit.features[f].iloc[row_id] for f in features}}
+        row = {
+            "row_id": int(row_id),
+            "y_true": audit.y_true.iloc[row_id],
+            "y_pred": audit.y_pred.iloc[row_id],
+            "features": {f: audit.features[f].iloc[row_id] for f in features},
+        }
         if local is not None:
             mine = local[local[A.ROW_ID] == row_id]
             if len(mine):
@@ -334,33 +420,54 @@ def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dic
             model_features = audit.meta["model_features"]
             mine = cfs[cfs[A.ROW_ID] == row_id].reset_index(drop=True)
             query = audit.features[model_features].iloc[[row_id] * len(mine)].reset_index(drop=True)
-            change = changed_mask(mine[model_features], query,
-                                  set(model_features) - set(audit.meta["categorical_features"]))
+            change = changed_mask(
+                mine[model_features], query, set(model_features) - set(audit.meta["categorical_features"])
+            )
             row["counterfactuals"] = [
-                {"prediction": cf["prediction"], "changes": [
-                    {"feature": f, "from": row["features"][f], "to": cf[f]} for f in model_features if change.at[i, f]]}
-                for i, cf in mine.iterrows() if change.loc[i].any()]
+                {
+                    "prediction": cf["prediction"],
+                    "changes": [
+                        {"feature": f, "from": row["features"][f], "to": cf[f]}
+                        for f in model_features
+                        if change.at[i, f]
+                    ],
+                }
+                for i, cf in mine.iterrows()
+                if change.loc[i].any()
+            ]
         rows.append(row)
     return rows
 
 
 def _metrics_table(overview: dict[str, Any]) -> pd.DataFrame:
     rows = []
-    scopes = ([("overall", None, "all rows", overview["overall"])]
-              + [("cohort", None, c["name"], c) for c in overview["cohorts"]]
-              + [("sensitive_group", g["feature"], g["group"], g) for g in overview["sensitive_groups"]])
+    scopes = (
+        [("overall", None, "all rows", overview["overall"])]
+        + [("cohort", None, c["name"], c) for c in overview["cohorts"]]
+        + [("sensitive_group", g["feature"], g["group"], g) for g in overview["sensitive_groups"]]
+    )
     for scope, feature, group, values in scopes:
         for metric in overview["metric_names"]:
-            rows.append({"scope": scope, "feature": feature, "group": group, "metric": metric,
-                         "value": values[metric], "count": values["count"]})
+            rows.append(
+                {
+                    "scope": scope,
+                    "feature": feature,
+                    "group": group,
+                    "metric": metric,
+                    "value": values[metric],
+                    "count": values["count"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def _fairness_table(fairness: list[dict[str, Any]], metric_names: list[str]) -> pd.DataFrame:
     columns = ["features", "metric", "difference", "ratio", "group_min", "group_max", "groups_compared"]
-    rows = [{"features": " & ".join(e["features"]), "metric": m,
-             **{k: e[k][m] for k in columns[2:]}}
-            for e in fairness for m in metric_names]
+    rows = [
+        {"features": " & ".join(e["features"]), "metric": m, **{k: e[k][m] for k in columns[2:]}}
+        for e in fairness
+        for m in metric_names
+    ]
     return pd.DataFrame(rows, columns=columns).astype({k: float for k in columns[2:6]})
 
 
@@ -374,8 +481,13 @@ def pipeline_run_info(**fields: str | None) -> dict[str, str] | None:
     return known or None
 
 
-def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], output_dir: str | Path, *,
-               pipeline_run: dict[str, str] | None = None) -> GatherResult:
+def run_gather(
+    constructor_dir: str | Path,
+    insight_dirs: list[str | Path],
+    output_dir: str | Path,
+    *,
+    pipeline_run: dict[str, str] | None = None,
+) -> GatherResult:
     """Check the insights against the constructor's run and write the dashboard bundle.
 
     ``pipeline_run`` (see ``pipeline_run_info``) says which pipeline run, e.g. which
@@ -397,7 +509,8 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
 
     meta = audit.meta
     document = A.new_meta(
-        A.KIND_DASHBOARD, run_id,
+        A.KIND_DASHBOARD,
+        run_id,
         model={"class": meta["model"]["class"], "sha256": meta["model"]["sha256"]},
         task_type=meta["task_type"],
         target_column=meta["target_column"],
@@ -405,17 +518,25 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
         positive_label=meta["positive_label"],
         desired_outcome=audit.desired_outcome,
         min_group_size=audit.min_group_size,
-        data={"n_train": meta["n_train"], "n_test": meta["n_test"], "features": meta["features"],
-              "categorical_features": meta["categorical_features"],
-              "sensitive_features": meta["sensitive_features"], "sample": meta["sample"]},
+        data={
+            "n_train": meta["n_train"],
+            "n_test": meta["n_test"],
+            "features": meta["features"],
+            "categorical_features": meta["categorical_features"],
+            "sensitive_features": meta["sensitive_features"],
+            "sample": meta["sample"],
+        },
         pipeline_run=pipeline_run,
-        cohorts=[{"name": c["name"], "filter": c["filter"], "count": int(masks[c["name"]].sum())}
-                 for c in audit.cohorts],
+        cohorts=[
+            {"name": c["name"], "filter": c["filter"], "count": int(masks[c["name"]].sum())} for c in audit.cohorts
+        ],
         model_overview=overview,
         fairness=fairness,
         data_analysis=data_analysis,
-        insights={kind: {"path": f"{A.INSIGHT_COPIES_DIR}/{kind}", "created_at": m.get("created_at")}
-                  for kind, (_, m) in insights.items()},
+        insights={
+            kind: {"path": f"{A.INSIGHT_COPIES_DIR}/{kind}", "created_at": m.get("created_at")}
+            for kind, (_, m) in insights.items()
+        },
         **{kind: A.read_json(folder / A.INSIGHT_RESULT_FILE) for kind, (folder, _) in insights.items()},
         warnings=warnings,
     )
@@ -424,23 +545,31 @@ def run_gather(constructor_dir: str | Path, insight_dirs: list[str | Path], outp
 
     with A.artifact_writer(Path(output_dir)) as out:
         A.write_json(out / A.INSIGHTS_JSON_FILE, document)
-        A.write_json(out / A.META_FILE, A.new_meta(A.KIND_DASHBOARD, run_id,
-                                                   insight_kinds=sorted(insights)))
+        A.write_json(out / A.META_FILE, A.new_meta(A.KIND_DASHBOARD, run_id, insight_kinds=sorted(insights)))
         tables = out / A.TABLES_DIR
         tables.mkdir()
         A.write_parquet(_metrics_table(overview), tables / "metrics.parquet")
         A.write_parquet(_fairness_table(fairness, overview["metric_names"]), tables / "fairness.parquet")
-        predictions = pd.concat([audit.features, audit.cohort_frame.drop(columns=audit.features.columns),
-                                 audit.predictions.drop(columns=[A.Y_TRUE, A.Y_PRED])], axis=1)
+        predictions = pd.concat(
+            [
+                audit.features,
+                audit.cohort_frame.drop(columns=audit.features.columns),
+                audit.predictions.drop(columns=[A.Y_TRUE, A.Y_PRED]),
+            ],
+            axis=1,
+        )
         A.write_parquet(predictions, tables / "predictions.parquet")
         # A copy of the constructor's meta and each insight, so the bundle stands on its own.
         (out / A.CONSTRUCTOR_COPY_DIR).mkdir()
         shutil.copy2(constructor_dir / A.META_FILE, out / A.CONSTRUCTOR_COPY_DIR / A.META_FILE)
         for kind, (folder, _) in insights.items():
             shutil.copytree(folder, out / A.INSIGHT_COPIES_DIR / kind)
-        (out / A.DASHBOARD_HTML_FILE).write_text(render_dashboard(A.to_jsonable(document), A.to_jsonable(row_samples)), encoding="utf-8")
-    return GatherResult(run_id, sorted(insights), {k: v for k, v in overview["overall"].items()
-                                                    if k != "confusion_matrix"})
+        (out / A.DASHBOARD_HTML_FILE).write_text(
+            render_dashboard(A.to_jsonable(document), A.to_jsonable(row_samples)), encoding="utf-8"
+        )
+    return GatherResult(
+        run_id, sorted(insights), {k: v for k, v in overview["overall"].items() if k != "confusion_matrix"}
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -449,8 +578,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--insight", action="append", default=[], help="an insight artifact folder (repeatable)")
     p.add_argument("--output", required=True, help="dashboard bundle folder to create")
     for field in ("id", "name", "created_at", "scheduled_at"):
-        p.add_argument(f"--pipeline-run-{field.replace('_', '-')}", default=None,
-                       help=f"the pipeline run's {field.replace('_', ' ')}, shown on the page and scorecard")
+        p.add_argument(
+            f"--pipeline-run-{field.replace('_', '-')}",
+            default=None,
+            help=f"the pipeline run's {field.replace('_', ' ')}, shown on the page and scorecard",
+        )
     return p
 
 
@@ -458,9 +590,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def action() -> None:
-        run_gather(args.constructor, args.insight, args.output, pipeline_run=pipeline_run_info(
-            id=args.pipeline_run_id, name=args.pipeline_run_name, created_at=args.pipeline_run_created_at,
-            scheduled_at=args.pipeline_run_scheduled_at))
+        run_gather(
+            args.constructor,
+            args.insight,
+            args.output,
+            pipeline_run=pipeline_run_info(
+                id=args.pipeline_run_id,
+                name=args.pipeline_run_name,
+                created_at=args.pipeline_run_created_at,
+                scheduled_at=args.pipeline_run_scheduled_at,
+            ),
+        )
         print(f"dashboard bundle written to {args.output}")
 
     return run_cli(action)

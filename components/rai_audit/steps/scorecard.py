@@ -7,7 +7,8 @@ dashboard's number; each target also gets a bootstrap confidence interval (``boo
 resamples of the rows, seeded; percentile interval). A target is met or missed by its
 measured value. A value that cannot be computed on these rows (a metric on an empty cohort,
 recall of rows without positives, a fairness figure with fewer than two groups of
-``min_group_size`` rows) is UNDEFINED: not a miss, but no pass either (a gate never lets through what could not be judged).
+``min_group_size`` rows) is UNDEFINED: not a miss, but no pass either (a gate never lets
+through what could not be judged).
 
 Writes ``scorecard.pdf`` (HTML rendered by weasyprint), ``scorecard.json`` (every target,
 value, interval and verdict, and ``passed``) and a manifest. With ``fail_on_missed_target``
@@ -21,10 +22,11 @@ import math
 import operator
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +36,19 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, numeric_bins, validate_cohorts
 from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE, KINDS, describe, group_flag, percentile_interval, spread
 from rai_audit.core.metrics import (
-    COUNTED_METRICS, PROBA_METRICS, binary_roc_auc, class_positions, confusion, counted_metric, group_labels, group_sort_key,
-    metric_from_counts, metric_functions, signed_metrics, target_can_be_negative, weighted_roc_auc,
+    COUNTED_METRICS,
+    PROBA_METRICS,
+    binary_roc_auc,
+    class_positions,
+    confusion,
+    counted_metric,
+    group_labels,
+    group_sort_key,
+    metric_from_counts,
+    metric_functions,
+    signed_metrics,
+    target_can_be_negative,
+    weighted_roc_auc,
 )
 from rai_audit.core.options import check_min_ints
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
@@ -47,7 +60,12 @@ RESULT_FILE = "scorecard.json"
 NO_BASELINE = "NO BASELINE"
 PASS, FAIL, UNDEFINED, REPORTED = "PASS", "FAIL", "UNDEFINED", "REPORTED"
 COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+}
 EXPLORER_BINS = 6
 EXPLORER_TOP = 8
 GRID = 30  # bins per axis of the predicted-vs-true grid
@@ -103,11 +121,13 @@ class _Rows:
         self.proba = table[proba_columns].to_numpy() if proba_columns and proba_columns[0] in table else None
         # Metrics (hundreds of calls with the bootstrap) run on the classes' positions.
         self._true, self._pred, metric_classes, positive = class_positions(
-            self.y_true, self.y_pred, classes, doc["positive_label"])
-        self.fns = metric_functions(doc["task_type"], classes=metric_classes, positive=positive,
-                                    with_proba=self.proba is not None)
+            self.y_true, self.y_pred, classes, doc["positive_label"]
+        )
+        self.fns = metric_functions(
+            doc["task_type"], classes=metric_classes, positive=positive, with_proba=self.proba is not None
+        )
         # Counted on positions when every label is one of the classes (class_positions gave ints).
-        self._counted = (metric_classes is not None and self._true.dtype.kind == "i" and self._pred.dtype.kind == "i")
+        self._counted = metric_classes is not None and self._true.dtype.kind == "i" and self._pred.dtype.kind == "i"
         self._n_classes, self._positive = len(metric_classes or []), positive
 
     def _binary_auc(self, name: str) -> bool:
@@ -123,9 +143,9 @@ class _Rows:
             return fn(self._true[rows], self._pred[rows], proba=self.proba[rows])
         return fn(self._true[rows], self._pred[rows])
 
-
-    def resample(self, name: str, rows: np.ndarray, rng: np.random.Generator,
-                 codes: np.ndarray | None = None, n_groups: int = 1) -> Callable[[], np.ndarray]:
+    def resample(
+        self, name: str, rows: np.ndarray, rng: np.random.Generator, codes: np.ndarray | None = None, n_groups: int = 1
+    ) -> Callable[[], np.ndarray]:
         """f(): ``name`` per group (``codes``; one group if None) on a new bootstrap resample
         of ``rows`` (drawn with replacement, as many as there are).
 
@@ -140,8 +160,12 @@ class _Rows:
             k = self._n_classes
             cells = np.bincount((groups * k + self._true[rows]) * k + self._pred[rows], minlength=n_groups * k * k)
             shares = cells / max(n, 1)  # no rows: no interval is drawn (_interval)
-            return lambda: np.array([metric_from_counts(name, c, self._positive)
-                                     for c in rng.multinomial(n, shares).reshape(n_groups, k, k)])
+            return lambda: np.array(
+                [
+                    metric_from_counts(name, c, self._positive)
+                    for c in rng.multinomial(n, shares).reshape(n_groups, k, k)
+                ]
+            )
         if self._binary_auc(name) and codes is None:
             auc = weighted_roc_auc(self._true[rows] == self._positive, self.proba[rows, self._positive])
             return lambda: np.array([auc(np.bincount(rng.integers(0, n, n), minlength=n))])
@@ -162,8 +186,9 @@ def _replicates(replicate: Callable[[], Any], n_rows: int, options: ScorecardOpt
     return np.array([replicate() for _ in range(options.bootstrap)], dtype=float)
 
 
-def _interval(replicate: Callable[[], float], n_rows: int,
-              options: ScorecardOptions) -> tuple[float | None, float | None]:
+def _interval(
+    replicate: Callable[[], float], n_rows: int, options: ScorecardOptions
+) -> tuple[float | None, float | None]:
     """Bootstrap percentile interval of a statistic, ``replicate()`` giving it on one resample
     of the ``n_rows`` rows; none where it is mostly undefined."""
     return percentile_interval(_replicates(replicate, n_rows, options), options.alpha)
@@ -183,8 +208,10 @@ def _cohort_masks(doc: dict[str, Any], table: pd.DataFrame, extra: list[dict[str
     validate_cohorts(extra, table)
     for c in extra:
         if c["name"] in cohorts:  # a second meaning of one name would contradict the dashboard
-            raise RAIInputError(f"extra cohort {c['name']!r} has the name of a cohort of the bundle "
-                                f"({cohorts[c['name']]['source']}); give it another name")
+            raise RAIInputError(
+                f"extra cohort {c['name']!r} has the name of a cohort of the bundle "
+                f"({cohorts[c['name']]['source']}); give it another name"
+            )
         cohorts[c["name"]] = {"filter": c["filter"], "source": "scorecard"}
     for c in cohorts.values():
         c["mask"] = filter_mask(c["filter"], table) if c["filter"] is not None else np.ones(len(table), bool)
@@ -199,11 +226,21 @@ def _targets(config, rows: _Rows, cohorts, options, rng) -> list[dict[str, Any]]
         value = _finite(rows.metric(t["metric"], selected))
         replicate = rows.resample(t["metric"], selected, rng)
         low, high = _interval(lambda: replicate()[0], len(selected), options)
-        results.append({**t, "rows": int(len(selected)), "measured": value, "ci_lower": low, "ci_upper": high,
-                        "verdict": verdict(value, t["op"], t["value"]),
-                        "reason": None if value is not None else
-                        "the cohort selects no test rows" if len(selected) == 0 else
-                        f"{t['metric']} is undefined on these rows"})
+        results.append(
+            {
+                **t,
+                "rows": int(len(selected)),
+                "measured": value,
+                "ci_lower": low,
+                "ci_upper": high,
+                "verdict": verdict(value, t["op"], t["value"]),
+                "reason": None
+                if value is not None
+                else "the cohort selects no test rows"
+                if len(selected) == 0
+                else f"{t['metric']} is undefined on these rows",
+            }
+        )
     return results
 
 
@@ -239,8 +276,9 @@ def _fairness(config, doc, rows: _Rows, options, rng) -> list[dict[str, Any]]:
         per_metric = []
         for metric in fairness["metrics"]:
             values = _group_values(rows, metric, codes, len(groups), everything)
-            judged = [t for t in fairness["targets"] if t["metric"] == metric
-                      and t["sensitive_feature"] in (None, feature)]
+            judged = [
+                t for t in fairness["targets"] if t["metric"] == metric and t["sensitive_feature"] in (None, feature)
+            ]
             # One set of resamples for the groups' intervals and both figures' (groups x resamples).
             sample = rows.resample(metric, everything, rng, codes, len(groups))
             replicates = _replicates(sample, len(everything), options)
@@ -248,25 +286,52 @@ def _fairness(config, doc, rows: _Rows, options, rng) -> list[dict[str, Any]]:
             figures = {}
             for kind in KINDS:
                 figure = describe(values, counts, size, kind, signed=metric in signed)
-                low, high = (None, None) if replicates is None or figure["value"] is None else percentile_interval(
-                    spread(replicates, compared, kind, signed=metric in signed), options.alpha)
-                figures[kind] = {"value": figure["value"], "ci_lower": low, "ci_upper": high,
-                                 "reason": figure["reason"], "groups_compared": figure["groups_compared"]}
-            per_metric.append({
-                "metric": metric, "signed": metric in signed,
-                "by_group": [{"group": g, "count": int(n), "value": _finite(v), "too_few_rows": bool(n < size),
-                              "flag": group_flag(n, size),
-                              "ci_lower": None if group_low is None else group_low[i],
-                              "ci_upper": None if group_high is None else group_high[i]}
-                             for i, (g, n, v) in enumerate(zip(groups, counts, values))],
-                **figures,
-                "targets": [{**t, "sensitive_feature": feature, "measured": figures[t["kind"]]["value"],
-                             "ci_lower": figures[t["kind"]]["ci_lower"], "ci_upper": figures[t["kind"]]["ci_upper"],
-                             "verdict": verdict(figures[t["kind"]]["value"], t["op"], t["value"]),
-                             "reason": figures[t["kind"]]["reason"]} for t in judged],
-            })
-        entries.append({"feature": feature, "binning": binning, "groups": groups, "min_group_size": size,
-                        "metrics": per_metric})
+                low, high = (
+                    (None, None)
+                    if replicates is None or figure["value"] is None
+                    else percentile_interval(spread(replicates, compared, kind, signed=metric in signed), options.alpha)
+                )
+                figures[kind] = {
+                    "value": figure["value"],
+                    "ci_lower": low,
+                    "ci_upper": high,
+                    "reason": figure["reason"],
+                    "groups_compared": figure["groups_compared"],
+                }
+            per_metric.append(
+                {
+                    "metric": metric,
+                    "signed": metric in signed,
+                    "by_group": [
+                        {
+                            "group": g,
+                            "count": int(n),
+                            "value": _finite(v),
+                            "too_few_rows": bool(n < size),
+                            "flag": group_flag(n, size),
+                            "ci_lower": None if group_low is None else group_low[i],
+                            "ci_upper": None if group_high is None else group_high[i],
+                        }
+                        for i, (g, n, v) in enumerate(zip(groups, counts, values))
+                    ],
+                    **figures,
+                    "targets": [
+                        {
+                            **t,
+                            "sensitive_feature": feature,
+                            "measured": figures[t["kind"]]["value"],
+                            "ci_lower": figures[t["kind"]]["ci_lower"],
+                            "ci_upper": figures[t["kind"]]["ci_upper"],
+                            "verdict": verdict(figures[t["kind"]]["value"], t["op"], t["value"]),
+                            "reason": figures[t["kind"]]["reason"],
+                        }
+                        for t in judged
+                    ],
+                }
+            )
+        entries.append(
+            {"feature": feature, "binning": binning, "groups": groups, "min_group_size": size, "metrics": per_metric}
+        )
     return entries
 
 
@@ -319,22 +384,46 @@ def _key(figure: dict[str, Any]) -> tuple:
 def _changes(figures, baseline: dict[str, Any] | None, change_targets) -> tuple[list, list]:
     """Each figure's change since the baseline, and the change targets judged on them."""
     if baseline is None:
-        return [], [{**t, "feature": t["sensitive_feature"], "baseline": None, "current": None, "measured": None,
-                     "verdict": NO_BASELINE} for t in change_targets]
+        return [], [
+            {
+                **t,
+                "feature": t["sensitive_feature"],
+                "baseline": None,
+                "current": None,
+                "measured": None,
+                "verdict": NO_BASELINE,
+            }
+            for t in change_targets
+        ]
     before = {_key(f): f["value"] for f in baseline["figures"]}
     changes = []
     for f in figures:
         old = before.get(_key(f))
         change = None if old is None or f["value"] is None else f["value"] - old
-        changes.append({**{k: f[k] for k in ("metric", "kind", "cohort", "feature")},
-                        "baseline": old, "current": f["value"], "change": change})
+        changes.append(
+            {
+                **{k: f[k] for k in ("metric", "kind", "cohort", "feature")},
+                "baseline": old,
+                "current": f["value"],
+                "change": change,
+            }
+        )
     judged = []
     for t in change_targets:
         for c in changes:
             if (c["metric"], c["kind"], c["cohort"]) == (t["metric"], t["kind"], t["cohort"]) and (
-                    t["sensitive_feature"] in (None, c["feature"])):
-                judged.append({**t, "feature": c["feature"], "baseline": c["baseline"], "current": c["current"],
-                               "measured": c["change"], "verdict": verdict(c["change"], t["op"], t["value"])})
+                t["sensitive_feature"] in (None, c["feature"])
+            ):
+                judged.append(
+                    {
+                        **t,
+                        "feature": c["feature"],
+                        "baseline": c["baseline"],
+                        "current": c["current"],
+                        "measured": c["change"],
+                        "verdict": verdict(c["change"], t["op"], t["value"]),
+                    }
+                )
     return changes, judged
 
 
@@ -346,8 +435,9 @@ def _prediction_summary(doc: dict[str, Any], rows: _Rows, selected: np.ndarray) 
     predicted = rows.y_pred[selected]
     if doc["task_type"] == "regression":
         return {"mean_prediction": _finite(float(np.mean(predicted))) if len(predicted) else None}
-    return {"predicted_share": {str(c): float(np.mean(predicted == c)) if len(predicted) else None
-                                for c in doc["classes"]}}
+    return {
+        "predicted_share": {str(c): float(np.mean(predicted == c)) if len(predicted) else None for c in doc["classes"]}
+    }
 
 
 def _explorer(config, doc, rows: _Rows) -> list[dict[str, Any]]:
@@ -372,11 +462,22 @@ def _explorer(config, doc, rows: _Rows) -> list[dict[str, Any]]:
             if values.isna().any():
                 bins.append(("(missing)", values.isna().to_numpy()))
         total = len(values)
-        out.append({"feature": feature, "metric": metric, "bins": [
-            {"bin": label, "count": int(mask.sum()), "share": float(mask.sum() / total) if total else None,
-             "metric_value": _finite(rows.metric(metric, np.flatnonzero(mask))),
-             **_prediction_summary(doc, rows, np.flatnonzero(mask))}
-            for label, mask in bins]})
+        out.append(
+            {
+                "feature": feature,
+                "metric": metric,
+                "bins": [
+                    {
+                        "bin": label,
+                        "count": int(mask.sum()),
+                        "share": float(mask.sum() / total) if total else None,
+                        "metric_value": _finite(rows.metric(metric, np.flatnonzero(mask))),
+                        **_prediction_summary(doc, rows, np.flatnonzero(mask)),
+                    }
+                    for label, mask in bins
+                ],
+            }
+        )
     return out
 
 
@@ -388,9 +489,17 @@ def _cohort_table(config, doc, rows: _Rows, cohorts) -> list[dict[str, Any]]:
         if shown is not None and name not in shown and c["source"] == "user":
             continue
         selected = np.flatnonzero(c["mask"])
-        out.append({"name": name, "source": c["source"], "filter": c["filter"], "count": int(len(selected)),
-                    "share": float(len(selected) / len(rows.table)) if len(rows.table) else None,
-                    "metric": metric, "metric_value": _finite(rows.metric(metric, selected))})
+        out.append(
+            {
+                "name": name,
+                "source": c["source"],
+                "filter": c["filter"],
+                "count": int(len(selected)),
+                "share": float(len(selected) / len(rows.table)) if len(rows.table) else None,
+                "metric": metric,
+                "metric_value": _finite(rows.metric(metric, selected)),
+            }
+        )
     return out
 
 
@@ -400,15 +509,31 @@ def _regression_figures(rows: _Rows) -> dict[str, Any]:
     low, high = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
     edges = np.linspace(low, high, GRID + 1) if high > low else np.array([low - 0.5, low + 0.5])
     grid, _, _ = np.histogram2d(y, p, bins=[edges, edges])
-    cells = [{"x0": float(edges[i]), "x1": float(edges[i + 1]), "y0": float(edges[j]), "y1": float(edges[j + 1]),
-              "rows": int(grid[i, j])} for i in range(len(edges) - 1) for j in range(len(edges) - 1) if grid[i, j]]
+    cells = [
+        {
+            "x0": float(edges[i]),
+            "x1": float(edges[i + 1]),
+            "y0": float(edges[j]),
+            "y1": float(edges[j + 1]),
+            "rows": int(grid[i, j]),
+        }
+        for i in range(len(edges) - 1)
+        for j in range(len(edges) - 1)
+        if grid[i, j]
+    ]
     counts, residual_edges = np.histogram(p - y, bins=30)
     return {"grid": cells, "residuals": {"edges": residual_edges.tolist(), "counts": counts.tolist()}}
 
 
-def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any], output_dir: str | Path, *,
-                  cohorts: str | Path | list | None = None, baseline: str | Path | None = None,
-                  options: ScorecardOptions = ScorecardOptions()) -> ScorecardResult:
+def run_scorecard(
+    dashboard_dir: str | Path,
+    config: str | Path | dict[str, Any],
+    output_dir: str | Path,
+    *,
+    cohorts: str | Path | list | None = None,
+    baseline: str | Path | None = None,
+    options: ScorecardOptions = ScorecardOptions(),
+) -> ScorecardResult:
     """Evaluate the config's targets on the bundle and write the PDF, scorecard.json and a manifest.
 
     With a ``baseline`` (an earlier audit's scorecard), every figure's change since then is
@@ -424,24 +549,35 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
     table = A.read_parquet(dashboard_dir / A.TABLES_DIR / "predictions.parquet")
     rows = _Rows(doc, table)
     cohort_info = _cohort_masks(doc, table, load_cohorts(cohorts))
-    check_against_bundle(parsed, metric_names=list(rows.fns), features=doc["data"]["features"],
-                         cohorts=list(cohort_info), signed_metrics=signed_metrics(
-                             rows.fns, target_signed=target_can_be_negative(doc["task_type"], rows.y_true)))
+    check_against_bundle(
+        parsed,
+        metric_names=list(rows.fns),
+        features=doc["data"]["features"],
+        cohorts=list(cohort_info),
+        signed_metrics=signed_metrics(rows.fns, target_signed=target_can_be_negative(doc["task_type"], rows.y_true)),
+    )
     rng = np.random.default_rng(options.random_state)
     targets = _targets(parsed, rows, cohort_info, options, rng)
     fairness = _fairness(parsed, doc, rows, options, rng)
     baseline_card, baseline_source = _read_baseline(baseline)
     overall = doc["model_overview"]["overall"]
     # Cohort figures that only a change target names are measured too, for this audit and the next.
-    cohort_figures = [{"metric": t["metric"], "cohort": t["cohort"],
-                       "value": _finite(rows.metric(t["metric"], np.flatnonzero(cohort_info[t["cohort"]]["mask"])))}
-                      for t in parsed["changes"] if t["cohort"] is not None]
-    figures = _figures(targets, fairness, {k: v for k, v in overall.items() if k != "confusion_matrix"},
-                       cohort_figures)
+    cohort_figures = [
+        {
+            "metric": t["metric"],
+            "cohort": t["cohort"],
+            "value": _finite(rows.metric(t["metric"], np.flatnonzero(cohort_info[t["cohort"]]["mask"]))),
+        }
+        for t in parsed["changes"]
+        if t["cohort"] is not None
+    ]
+    figures = _figures(targets, fairness, {k: v for k, v in overall.items() if k != "confusion_matrix"}, cohort_figures)
     changes, change_targets = _changes(figures, baseline_card, parsed["changes"])
-    judged = [t for t in targets if t["verdict"] != REPORTED] + [
-        t for e in fairness for m in e["metrics"] for t in m["targets"]] + [
-        t for t in change_targets if t["verdict"] != NO_BASELINE]
+    judged = (
+        [t for t in targets if t["verdict"] != REPORTED]
+        + [t for e in fairness for m in e["metrics"] for t in m["targets"]]
+        + [t for t in change_targets if t["verdict"] != NO_BASELINE]
+    )
     # UNDEFINED is not a miss (too few rows, or no value, to judge: counted apart on page 1),
     # but no pass either: a gate never lets through what could not be judged.
     missed = [t for t in judged if t["verdict"] == FAIL]
@@ -455,7 +591,7 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
         "run_id": doc["run_id"],
         "pipeline_run": doc.get("pipeline_run"),
         "bundle_manifest_sha256": A.sha256_file(dashboard_dir / A.MANIFEST_FILE),
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "task_type": doc["task_type"],
         "target_column": doc.get("target_column"),
         "positive_label": doc.get("positive_label"),
@@ -463,48 +599,80 @@ def run_scorecard(dashboard_dir: str | Path, config: str | Path | dict[str, Any]
         "desired_outcome": doc.get("desired_outcome", "increase"),
         "min_group_size": _min_group_size(doc),
         "data": {"n_test": doc["data"]["n_test"], "n_train": doc["data"]["n_train"]},
-        "intervals": {"method": "bootstrap percentile", "resamples": options.bootstrap,
-                      "level": 1 - options.alpha, "seed": options.random_state},
+        "intervals": {
+            "method": "bootstrap percentile",
+            "resamples": options.bootstrap,
+            "level": 1 - options.alpha,
+            "seed": options.random_state,
+        },
         "targets": targets,
         "fairness": fairness,
-        "performance": {"metrics": {k: v for k, v in overall.items() if k != "confusion_matrix"},
-                        "confusion_matrix": confusion(rows.y_true, rows.y_pred, doc["classes"])
-                        if doc["task_type"] != "regression" else None,
-                        **(_regression_figures(rows) if doc["task_type"] == "regression" else {})},
+        "performance": {
+            "metrics": {k: v for k, v in overall.items() if k != "confusion_matrix"},
+            "confusion_matrix": confusion(rows.y_true, rows.y_pred, doc["classes"])
+            if doc["task_type"] != "regression"
+            else None,
+            **(_regression_figures(rows) if doc["task_type"] == "regression" else {}),
+        },
         "data_explorer": _explorer(parsed, doc, rows),
         "cohorts": _cohort_table(parsed, doc, rows, cohort_info),
-        "feature_importance": (doc["explanation"]["global"][:parsed["feature_importance"]["top_n"]]
-                               if "explanation" in doc else None),
+        "feature_importance": (
+            doc["explanation"]["global"][: parsed["feature_importance"]["top_n"]] if "explanation" in doc else None
+        ),
         # Where the importances come from: the PDF says so beside the chart.
-        "explanation_source": ({k: doc["explanation"].get(k) for k in ("method", "explainer", "fidelity", "n_rows",
-                                                                        "rows", "notes")}
-                               if "explanation" in doc else None),
+        "explanation_source": (
+            {k: doc["explanation"].get(k) for k in ("method", "explainer", "fidelity", "n_rows", "rows", "notes")}
+            if "explanation" in doc
+            else None
+        ),
         "causal": doc.get("causal"),
         "counterfactual": doc.get("counterfactual"),
         "figures": figures,
-        "baseline": None if baseline_card is None else {
+        "baseline": None
+        if baseline_card is None
+        else {
             **{k: baseline_card.get(k) for k in ("run_id", "generated_at", "model", "passed", "pipeline_run")},
-            "audit": baseline_source.get("audit"), "published_at": baseline_source.get("published_at")},
+            "audit": baseline_source.get("audit"),
+            "published_at": baseline_source.get("published_at"),
+        },
         "no_baseline_reason": baseline_source.get("reason") if baseline_card is None else None,
         "changes": changes,
         "change_targets": change_targets,
     }
-    headline = {f"target_{i}_{t['metric']}": t["measured"] for i, t in enumerate(targets, 1)
-                if t["measured"] is not None}
-    headline.update(targets_met=float(len(judged) - len(missed) - len(undefined)), targets_missed=float(len(missed)),
-                    targets_undefined=float(len(undefined)))
+    headline = {
+        f"target_{i}_{t['metric']}": t["measured"] for i, t in enumerate(targets, 1) if t["measured"] is not None
+    }
+    headline.update(
+        targets_met=float(len(judged) - len(missed) - len(undefined)),
+        targets_missed=float(len(missed)),
+        targets_undefined=float(len(undefined)),
+    )
     with A.artifact_writer(Path(output_dir)) as out:
         render_scorecard_pdf(A.to_jsonable(result), out / PDF_FILE)
         A.write_json(out / RESULT_FILE, result)
-        A.write_json(out / A.META_FILE, A.new_meta(KIND, doc["run_id"], options=asdict(options),
-                                                   passed=result["passed"], bundle_run_id=bundle_meta["run_id"],
-                                                   seconds=time.perf_counter() - started))
-    scorecard = ScorecardResult(doc["run_id"], result["passed"], len(judged), len(missed), headline,
-                                Path(output_dir) / PDF_FILE)
+        A.write_json(
+            out / A.META_FILE,
+            A.new_meta(
+                KIND,
+                doc["run_id"],
+                options=asdict(options),
+                passed=result["passed"],
+                bundle_run_id=bundle_meta["run_id"],
+                seconds=time.perf_counter() - started,
+            ),
+        )
+    scorecard = ScorecardResult(
+        doc["run_id"], result["passed"], len(judged), len(missed), headline, Path(output_dir) / PDF_FILE
+    )
     if missed and options.fail_on_missed_target:
-        raise TargetsMissed(f"{len(missed)} of {len(judged)} targets missed: " + "; ".join(
-            f"{t['metric']}{' ' + t['kind'] if 'kind' in t else ''} {t['op']} {t['value']:g}: "
-            f"measured {t['measured']}" for t in missed))
+        raise TargetsMissed(
+            f"{len(missed)} of {len(judged)} targets missed: "
+            + "; ".join(
+                f"{t['metric']}{' ' + t['kind'] if 'kind' in t else ''} {t['op']} {t['value']:g}: "
+                f"measured {t['measured']}"
+                for t in missed
+            )
+        )
     return scorecard
 
 
@@ -515,10 +683,15 @@ def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir
     meta = A.read_artifact_meta(scorecard_dir, expected_kind=KIND)
     card = A.read_json(scorecard_dir / RESULT_FILE, what="scorecard.json")
     if not card["passed"]:
-        raise RAIInputError(f"the scorecard of run {meta['run_id']} did not pass ({card['n_missed']} targets missed, "
-                            f"{card.get('n_undefined', 0)} could not be judged); the model is not registered")
-    record = {"model_sha256": A.sha256_file(model_path), "targets_met": card["n_targets"],
-              "scorecard_generated_at": card["generated_at"]}
+        raise RAIInputError(
+            f"the scorecard of run {meta['run_id']} did not pass ({card['n_missed']} targets missed, "
+            f"{card.get('n_undefined', 0)} could not be judged); the model is not registered"
+        )
+    record = {
+        "model_sha256": A.sha256_file(model_path),
+        "targets_met": card["n_targets"],
+        "scorecard_generated_at": card["generated_at"],
+    }
     with A.artifact_writer(Path(output_dir)) as out:
         shutil.copy2(model_path, out / model_path.name)
         for name in (RESULT_FILE, PDF_FILE):
@@ -533,8 +706,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="scorecard config (YAML or JSON; Azure ML's format too)")
     p.add_argument("--cohorts", default=None, help="extra cohorts to report (cohort file; Azure's format too)")
     p.add_argument("--output", required=True, help="scorecard folder to create")
-    p.add_argument("--baseline", default=None,
-                   help="an earlier audit's scorecard (folder or scorecard.json) to report changes against")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        help="an earlier audit's scorecard (folder or scorecard.json) to report changes against",
+    )
     p.add_argument("--bootstrap", type=int, default=ScorecardOptions.bootstrap)
     p.add_argument("--alpha", type=float, default=ScorecardOptions.alpha)
     p.add_argument("--fail-on-missed-target", action="store_true", help="exit 1 when a target is missed")
@@ -546,14 +722,25 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def action() -> None:
-        result = run_scorecard(args.dashboard, args.config, args.output, cohorts=args.cohorts, baseline=args.baseline,
-                               options=ScorecardOptions(bootstrap=args.bootstrap, alpha=args.alpha,
-                                                        fail_on_missed_target=args.fail_on_missed_target,
-                                                        random_state=args.random_state))
+        result = run_scorecard(
+            args.dashboard,
+            args.config,
+            args.output,
+            cohorts=args.cohorts,
+            baseline=args.baseline,
+            options=ScorecardOptions(
+                bootstrap=args.bootstrap,
+                alpha=args.alpha,
+                fail_on_missed_target=args.fail_on_missed_target,
+                random_state=args.random_state,
+            ),
+        )
         undefined = int(result.headline["targets_undefined"])
-        print(f"scorecard written to {result.pdf}: {'PASSED' if result.passed else 'NOT PASSED'} "
-              f"({int(result.headline['targets_met'])} of {result.n_targets} targets met"
-              f"{f', {undefined} undefined (too few rows to judge)' if undefined else ''})")
+        print(
+            f"scorecard written to {result.pdf}: {'PASSED' if result.passed else 'NOT PASSED'} "
+            f"({int(result.headline['targets_met'])} of {result.n_targets} targets met"
+            f"{f', {undefined} undefined (too few rows to judge)' if undefined else ''})"
+        )
 
     try:
         return run_cli(action)
