@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import Case
 from rai_audit import archive
 from rai_audit.cli import main
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
@@ -38,6 +37,7 @@ from rai_audit.storage import (
     storage_down,
     storage_up,
 )
+from support import Case
 
 BUCKET = "audit-archive"
 

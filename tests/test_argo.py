@@ -31,7 +31,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ADULT_COHORTS, REPO, Case, _write_case, shared_dataset
 from rai_audit import __version__
 from rai_audit.argo import (
     ANALYSIS_STEPS,
@@ -48,6 +47,7 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.compare import artifact_differences
 from rai_audit.demo import train_demo_model
 from rai_audit.storage import storage_down, storage_up
+from support import ADULT_COHORTS, REPO, Case, shared_dataset, write_case
 
 REGISTRY, TAG = "registry.example.com/acme/rai-audit", "9.9.9-test"
 ALL_STEPS = {"constructor", *ANALYSIS_STEPS, "gather", "scorecard"}
@@ -322,7 +322,7 @@ def small_adult(tmp_path_factory) -> Case:
     train = shared_dataset("adult_train.parquet").head(5000)
     test = shared_dataset("adult_test.parquet").head(2000)
     folder = tmp_path_factory.mktemp("small_adult")
-    return _write_case(
+    return write_case(
         folder,
         train_demo_model(train),
         train,

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import AZURE_EXAMPLES, REPO
 from rai_audit import archive
 from rai_audit.cli import main
 from rai_audit.core import artifacts as A
 from rai_audit.storage import storage_down, storage_up
+from support import AZURE_EXAMPLES, REPO
 
 
 def _bundle_from_output(out: str) -> Path:

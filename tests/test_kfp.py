@@ -11,12 +11,12 @@ import yaml
 from kfp import compiler
 from sklearn import metrics as skm
 
-from conftest import ADULT_COHORTS, REPO
 from rai_audit import __version__
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.local_run import run_audit_locally
 from rai_audit.pipelines import PIPELINES
+from support import ADULT_COHORTS, REPO
 
 CHECKED_IN_YAML = REPO / "pipelines" / "audit_pipeline.yaml"
 

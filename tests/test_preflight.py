@@ -27,12 +27,12 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from conftest import shared_dataset
 from rai_audit.cli import main
 from rai_audit.config import load_config, resolve_config
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
+from support import shared_dataset
 
 CHECK_SECONDS = 10  # "in seconds": the checks, not the imports
 

@@ -13,12 +13,12 @@ import yaml
 from pypdf import PdfReader
 from sklearn.metrics import accuracy_score
 
-from conftest import REPO
 from rai_audit import archive
 from rai_audit.cli import main
 from rai_audit.demo import prepare_demo
 from rai_audit.pipelines import PIPELINE_OPTIONS, PIPELINES
 from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, storage_down, storage_up
+from support import REPO
 
 RECORDED = Path(__file__).parent / "data" / "kfp_api"
 

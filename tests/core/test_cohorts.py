@@ -20,7 +20,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import AZURE_EXAMPLES, shared_dataset
 from rai_audit.core._errors import RAIInputError
 from rai_audit.core.cohorts import (
     AZURE_METHODS,
@@ -34,6 +33,7 @@ from rai_audit.core.cohorts import (
     readable_cut,
 )
 from rai_audit.core.metrics import group_labels
+from support import AZURE_EXAMPLES, shared_dataset
 
 NULL_COLUMNS = ["workclass", "occupation", "native-country"]
 FLIP_RATE = 0.15

@@ -5,8 +5,8 @@ import shutil
 
 import pandas as pd
 
-from conftest import ADULT_COHORTS, build_bundle
 from rai_audit.core.compare import artifact_differences
+from support import ADULT_COHORTS, build_bundle
 
 
 def _copy(bundle, tmp_path):

@@ -33,7 +33,6 @@ from sklearn import metrics as skm
 from sklearn.linear_model import LinearRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from conftest import _write_case, build_bundle, page_data
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.fairness import describe, group_flag, percentile_interval, spread
@@ -46,6 +45,7 @@ from rai_audit.core.metrics import (
 )
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+from support import build_bundle, page_data, write_case
 
 POS = "yes"
 FAIRLEARN = {
@@ -242,7 +242,7 @@ def _binary_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 def binary_case(tmp_path_factory):
     train, test = _binary_frames()
     model = DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[["x"]], train["label"])
-    return _write_case(
+    return write_case(
         tmp_path_factory.mktemp("rare_groups"),
         model,
         train,
@@ -497,7 +497,7 @@ def signed_target_bundle(tmp_path_factory):
 
     train, test = frame(300), frame(200)
     model = LinearRegression().fit(train[["x"]], train["y"])
-    case = _write_case(
+    case = write_case(
         tmp_path_factory.mktemp("signed"), model, train, test, target="y", task_type="regression", sensitive=["side"]
     )
     folder, doc = build_bundle(case, tmp_path_factory.mktemp("signed_bundle"), dropped_features=["side"])

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from conftest import _write_case, build_bundle
 from rai_audit.core.metrics import group_labels, group_sort_key
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+from support import build_bundle, write_case
 
 
 def test_group_sort_key_orders_bins_by_value_and_numbered_text_by_number():
@@ -44,7 +44,7 @@ def test_groups_are_listed_in_value_order_in_the_bundle_and_the_scorecard(tmp_pa
     data["label"] = np.where(data["x"] + rng.normal(scale=0.5, size=n) > 0, "yes", "no")
     features = data[["years", "x"]]
     model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(features, data["label"])
-    case = _write_case(
+    case = write_case(
         tmp_path / "case",
         model,
         data.iloc[:200].drop(columns="grade"),

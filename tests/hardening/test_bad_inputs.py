@@ -42,7 +42,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conftest import shared_dataset
 from rai_audit import cli
 from rai_audit.config import load_config
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
@@ -55,6 +54,7 @@ from rai_audit.steps.error_analysis import ErrorAnalysisOptions, run_error_analy
 from rai_audit.steps.explainer import ExplainerOptions, run_explainer
 from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+from support import shared_dataset
 
 # The pickle opt-in (ConstructorOptions.allow_pickle, CLI --allow-pickle) is detected, so the
 # suite runs with and without it; every joblib model below is one this module wrote itself.

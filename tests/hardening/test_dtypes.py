@@ -757,7 +757,7 @@ def test_a_column_mixing_numbers_and_text_is_refused_in_one_line():
 def test_a_dropped_duration_column_reaches_the_page_as_text(tmp_path):
     """gather's per-row views carry every column of a row, dropped ones too; a duration
     (pandas Timedelta) was not JSON and the page failed to render (TypeError)."""
-    from conftest import page_data
+    from support import page_data
 
     values = NOT_FEATURES["timedelta64"](40)
     values.iloc[25] = None

@@ -28,13 +28,13 @@ import joblib
 import pytest
 import yaml
 
-from conftest import shared_dataset
 from rai_audit import cli
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
 from rai_audit.demo import train_demo_model
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 from rai_audit.steps.gather import run_gather
+from support import shared_dataset
 
 PICKLE_OPT_IN = "allow_pickle" in ConstructorOptions.__dataclass_fields__
 PICKLE = {"allow_pickle": True} if PICKLE_OPT_IN else {}

@@ -32,7 +32,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from conftest import ADULT_COHORTS, Case, _encoded, _write_case
 from rai_audit.core import artifacts as A
 from rai_audit.report.dashboard import _filter_text, render_dashboard
 from rai_audit.steps.causal import CausalOptions, run_causal
@@ -40,6 +39,7 @@ from rai_audit.steps.counterfactual import CounterfactualOptions, run_counterfac
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions, run_error_analysis
 from rai_audit.steps.explainer import ExplainerOptions, run_explainer
 from rai_audit.steps.gather import run_gather
+from support import ADULT_COHORTS, Case, encoded_model, write_case
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
@@ -677,9 +677,9 @@ def hostile(tmp_path_factory) -> tuple[Path, Path, dict[str, Any]]:
         }
     )
     train, test = data.iloc[:250].reset_index(drop=True), data.iloc[250:].reset_index(drop=True)
-    model = _encoded([SCRIPT, SVG], [IMG, AMP], LogisticRegression())
+    model = encoded_model([SCRIPT, SVG], [IMG, AMP], LogisticRegression())
     model.fit(train.drop(columns=TARGET), train[TARGET])
-    case = _write_case(
+    case = write_case(
         root / "case",
         model,
         train,

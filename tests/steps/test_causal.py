@@ -39,11 +39,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_limits
 
-from conftest import ADULT_COHORTS, Case, _encoded, _write_case, page_data, shared_dataset
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
 from rai_audit.steps.causal import CausalOptions, main, run_causal
+from support import ADULT_COHORTS, Case, encoded_model, page_data, shared_dataset, write_case
 
 LOCAL, RECOMMENDATIONS = "local_effects.parquet", "policy_recommendations.parquet"
 MISSING = "(missing)"
@@ -131,16 +131,16 @@ def split(data: pd.DataFrame, n_train: int = 2000) -> tuple[pd.DataFrame, pd.Dat
 def numeric_case(folder: Path) -> Case:
     train, test = split(numeric_data())
     model = LinearRegression().fit(train[["t", "w"]], train["y"])
-    return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
+    return write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
 
 
 def categorical_case(folder: Path) -> Case:
     train, test = split(categorical_data())
     test.loc[UNSEEN_LEVEL_ROW, "treat"] = "D"
     features = ["treat", "w", "region"]
-    model = _encoded(["treat", "region"], ["w"], LinearRegression()).fit(train[features], train["y"])
+    model = encoded_model(["treat", "region"], ["w"], LinearRegression()).fit(train[features], train["y"])
     # region is sensitive, the treatment is not: a lever with a policy
-    return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=["region"])
+    return write_case(folder, model, train, test, target="y", task_type="regression", sensitive=["region"])
 
 
 def coded_case(folder: Path) -> Case:
@@ -150,8 +150,8 @@ def coded_case(folder: Path) -> Case:
         for part in split(categorical_data())
     )
     features = ["dose", "w", "region"]
-    model = _encoded(["dose", "region"], ["w"], LinearRegression()).fit(train[features], train["y"])
-    return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
+    model = encoded_model(["dose", "region"], ["w"], LinearRegression()).fit(train[features], train["y"])
+    return write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
 
 
 def missing_case(folder: Path) -> Case:
@@ -171,7 +171,7 @@ def missing_case(folder: Path) -> Case:
     )
     model = Pipeline([("encode", encode), ("model", LinearRegression())])
     model.fit(train[["t", "w", "h", "g"]], train["y"])
-    return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=["g"])
+    return write_case(folder, model, train, test, target="y", task_type="regression", sensitive=["g"])
 
 
 def redundant_heterogeneity_case(folder: Path) -> Case:
@@ -182,7 +182,7 @@ def redundant_heterogeneity_case(folder: Path) -> Case:
     data = data.assign(h=h, h2=2 * h)
     train, test = split(data)
     model = LinearRegression().fit(train[["t", "w", "h", "h2"]], train["y"])
-    return _write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
+    return write_case(folder, model, train, test, target="y", task_type="regression", sensitive=[])
 
 
 CREDIT_TARGET = "default_payment_next_month"
@@ -197,9 +197,9 @@ def credit_case(folder: Path) -> Case:
     data = data.assign(TOTAL_BILL=data[["BILL_AMT1", "BILL_AMT2", "BILL_AMT3"]].sum(axis=1))
     train, test = split(data, 3000)
     numeric = [c for c in [*CREDIT_COLUMNS, "TOTAL_BILL"] if c != "SEX"]
-    model = _encoded(["SEX"], numeric, LogisticRegression(max_iter=1000))
+    model = encoded_model(["SEX"], numeric, LogisticRegression(max_iter=1000))
     model.fit(train.drop(columns=CREDIT_TARGET), train[CREDIT_TARGET])
-    return _write_case(
+    return write_case(
         folder,
         model,
         train,
@@ -1144,7 +1144,7 @@ def test_dropped_columns_never_reach_the_fit(tmp_path):
     data["id"] = np.arange(len(data))
     train, test = split(data, 400)
     model = LinearRegression().fit(train[["t", "w"]], train["y"])
-    case = _write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
+    case = write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
     constructor = case.construct(tmp_path / "constructor", dropped_features=["visit", "id"])
     with pytest.raises(
         RAIInputError,
@@ -1163,8 +1163,8 @@ def test_nothing_to_adjust_for_is_refused_in_one_line(tmp_path):
     0 feature(s)"; the step says what is missing."""
     data = numeric_data(300, seed=4).drop(columns="w").assign(site="A")
     train, test = split(data, 200)
-    model = _encoded(["site"], ["t"], LinearRegression()).fit(train[["t", "site"]], train["y"])
-    case = _write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
+    model = encoded_model(["site"], ["t"], LinearRegression()).fit(train[["t", "site"]], train["y"])
+    case = write_case(tmp_path / "case", model, train, test, target="y", task_type="regression", sensitive=[])
     constructor = case.construct(tmp_path / "constructor")
     with pytest.raises(
         RAIInputError,

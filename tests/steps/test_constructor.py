@@ -706,13 +706,13 @@ def test_messages_print_labels_as_the_user_wrote_them(tmp_path):
     """Integer class labels (numpy's in the model) read 0 and 1 in a message, not np.int64(0)."""
     from sklearn.linear_model import LogisticRegression
 
-    from conftest import _write_case
+    from support import write_case
 
     rng = np.random.default_rng(0)
     data = pd.DataFrame({"x": rng.normal(size=120)})
     data["y"] = (data["x"] > 0).astype(int)
     model = LogisticRegression().fit(data[["x"]], data["y"])
-    case = _write_case(
+    case = write_case(
         tmp_path / "case",
         model,
         data.iloc[:60],

@@ -38,7 +38,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from conftest import ADULT_COHORTS, Case, _write_case, page_data, shared_dataset
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
@@ -46,6 +45,7 @@ from rai_audit.steps.constructor import _stratified_sample
 from rai_audit.steps.counterfactual import CounterfactualOptions, main, merge_counterfactuals, run_counterfactual
 from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+from support import ADULT_COHORTS, Case, page_data, shared_dataset, write_case
 
 ROWS, CFS = "rows.parquet", "counterfactuals.parquet"
 MISSING = "(missing)"
@@ -156,7 +156,7 @@ def subjects(adult_case, compas_case, insurance_case, tmp_path_factory) -> Calla
         spec = SUBJECTS[name]
         if name == "adult":
             test, sample = adult_test_file(adult_case)
-            case = _write_case(
+            case = write_case(
                 root / "adult_case",
                 joblib.load(adult_case.model),
                 pd.read_parquet(adult_case.train),
@@ -1281,7 +1281,7 @@ def nullable_adult_case(folder: Path) -> Case:
         ]
     )
     model.fit(train.drop(columns="income"), train["income"])
-    return _write_case(
+    return write_case(
         folder,
         model,
         train,

@@ -24,7 +24,6 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
-from conftest import shared_dataset
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
@@ -33,6 +32,7 @@ from rai_audit.report.dashboard import _filter_text as pdf_filter_text  # what t
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions, main, min_split_gain, run_error_analysis
 from rai_audit.steps.gather import run_gather
+from support import shared_dataset
 
 OTHER, MISSING = "(other)", "(missing)"
 FIGURES = ("count", "error_sum", "error_rate", "error_share")

@@ -31,12 +31,12 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from conftest import ADULT_COHORTS, Case, _encoded, _write_case, shared_dataset
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
 from rai_audit.steps.explainer import ExplainerOptions, main, merge_explanations, run_explainer
 from rai_audit.steps.gather import run_gather
+from support import ADULT_COHORTS, Case, encoded_model, shared_dataset, write_case
 
 LOCAL = "local_importance.parquet"
 MISSING = "(missing)"
@@ -64,7 +64,7 @@ def adult_linear_case(folder: Path) -> Case:
     train = shared_dataset("adult_train.parquet")[columns]
     test = shared_dataset("adult_test.parquet")[columns]
     model = LogisticRegression(max_iter=5000).fit(train[ADULT_NUMERIC], train["income"])
-    return _write_case(
+    return write_case(
         folder,
         model,
         train,
@@ -83,9 +83,9 @@ def compas_tree_case(folder: Path, estimator, merge_rare_races: bool = True) -> 
     if merge_rare_races:
         data = data.assign(race=data["race"].replace({"Asian": "Other", "Native American": "Other"}))
     train, test = data.iloc[:5000].reset_index(drop=True), data.iloc[5000:].reset_index(drop=True)
-    model = _encoded(COMPAS_CATEGORICAL, COMPAS_NUMERIC, estimator)
+    model = encoded_model(COMPAS_CATEGORICAL, COMPAS_NUMERIC, estimator)
     model.fit(train.drop(columns="score_text"), train["score_text"])
-    return _write_case(
+    return write_case(
         folder,
         model,
         train,
@@ -119,7 +119,7 @@ def adult_lightgbm_case(folder: Path, columns: list[str]) -> Case:
         [("encode", encode), ("model", lightgbm.LGBMClassifier(n_estimators=40, random_state=0, verbose=-1))]
     )
     model.fit(features, train["income"])
-    return _write_case(
+    return write_case(
         folder,
         model,
         train,

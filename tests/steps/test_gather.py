@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from conftest import build_bundle, page_data
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
 from rai_audit.steps.error_analysis import run_error_analysis
 from rai_audit.steps.gather import main, run_gather
+from support import build_bundle, page_data
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,6 @@ from fairlearn import metrics as flm
 from pypdf import PdfReader
 from sklearn import metrics as skm
 
-from conftest import AZURE_EXAMPLES, build_bundle
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import load_cohorts
@@ -52,6 +51,7 @@ from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecar
 from rai_audit.steps.explainer import run_explainer
 from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, TargetsMissed, main, register_model, run_scorecard
+from support import AZURE_EXAMPLES, build_bundle
 
 POSITIVE = ">50K"
 COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
