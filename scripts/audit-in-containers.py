@@ -3,7 +3,7 @@
 Each step runs in its own container (podman, no network) from its own image, sees its
 inputs as read-only mounted folders and writes one output folder; nothing else passes
 between containers. The same audit then runs locally (kfp.local, this Python
-environment), and the final bundle and scorecard must be equal (rai_audit.core.compare).
+environment), and the final bundle and scorecard must be equal (scripts/compare_artifacts.py).
 With ``--kfp-docker`` the audit pipeline itself also runs under kfp.local's DockerRunner,
 talking to podman's Docker-compatible socket, so every task runs in its step's image, and
 its result must be equal too.
@@ -24,10 +24,11 @@ import sys
 import time
 from pathlib import Path
 
+from compare_artifacts import artifact_differences
+from image_tools import PODMAN, PODMAN_RUN
 from rai_audit.config import resolve_config
-from rai_audit.core.compare import artifact_differences
 from rai_audit.demo import prepare_demo
-from rai_audit.images import PODMAN, PODMAN_RUN, USER_ID, image_registry, image_tag
+from rai_audit.images import USER_ID, image_registry, image_tag
 from rai_audit.kfp_components import step_images
 from rai_audit.local_run import run_audit_locally
 

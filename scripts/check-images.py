@@ -14,7 +14,8 @@ import sys
 
 from packaging.utils import canonicalize_name
 
-from rai_audit.images import PODMAN, PODMAN_RUN, STEPS, USER_ID, extra_distributions, step_image
+from image_tools import PODMAN, PODMAN_RUN, extra_distributions
+from rai_audit.images import STEPS, USER_ID, step_image
 
 TOOLS = {"pip", "setuptools"}
 WATCHED = ("dice-ml", "xgboost", "econml", "weasyprint", "lightgbm", "interpret-community", "minio")

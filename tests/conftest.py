@@ -10,11 +10,17 @@ The helpers these are built from (and tests import) are in support.py.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from rai_audit.demo import train_demo_model
-from support import ADULT_COHORTS, Case, build_bundle, encoded_model, shared_dataset, write_case
+from support import ADULT_COHORTS, REPO, Case, build_bundle, encoded_model, shared_dataset, write_case
+
+# scripts/ holds the modules the image scripts and the tests share (compare_artifacts,
+# image_tools); a script run as `python scripts/x.py` finds them in its own folder.
+sys.path.insert(0, str(REPO / "scripts"))
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from compare_artifacts import artifact_differences
 from rai_audit import __version__
 from rai_audit.argo import (
     ANALYSIS_STEPS,
@@ -44,7 +45,6 @@ from rai_audit.argo import (
     write_argo,
 )
 from rai_audit.core import artifacts as A
-from rai_audit.core.compare import artifact_differences
 from rai_audit.demo import train_demo_model
 from rai_audit.storage import storage_down, storage_up
 from support import ADULT_COHORTS, REPO, Case, shared_dataset, write_case

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from image_tools import extra_distributions
 from rai_audit import __version__
 from rai_audit.cli import main
-from rai_audit.images import ENV_REGISTRY, ENV_TAG, STEPS, dockerfile, extra_distributions, step_image
+from rai_audit.images import ENV_REGISTRY, ENV_TAG, STEPS, dockerfile, step_image
 from rai_audit.kfp_components import COMPONENT_STEPS, step_images
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 from rai_audit import __version__
@@ -62,10 +61,7 @@ TRIXIE_VERSIONS = {
 
 PIP_VERSION, SETUPTOOLS_VERSION = "26.3", "80.9.0"
 
-# Podman as scripts/build-images.sh runs it without a daemon or cgroup manager: images in
-# buildah's vfs storage, runc, and explicit limits (runc may not raise the defaults here).
-PODMAN = ("podman", "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager=cgroupfs")
-PODMAN_RUN = ("run", "--rm", "--network", "none", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
+# The images' non-root user.
 USER_ID = 10001
 
 
@@ -143,33 +139,6 @@ USER {USER_ID}
 WORKDIR /home/rai
 CMD ["rai-audit", "--help"]
 """
-
-
-def extra_distributions(extra: str) -> set[str]:
-    """The distributions rai-audit needs with ``extra``, transitively (canonical names).
-
-    Read from this environment's package metadata, so it must have that extra installed.
-    """
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    wanted: set[str] = set()
-    todo = [("rai-audit", frozenset({extra}))]
-    seen = set()
-    while todo:
-        name, extras = todo.pop()
-        if (name, extras) in seen:
-            continue
-        seen.add((name, extras))
-        for line in metadata.requires(name) or []:
-            req = Requirement(line)
-            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (extras or {""})):
-                continue
-            key = canonicalize_name(req.name)
-            if key != "rai-audit":
-                wanted.add(key)
-            todo.append((key, frozenset(req.extras)))
-    return wanted
 
 
 def write_dockerfiles(folder: str | Path) -> list[Path]:

@@ -5,7 +5,7 @@ import shutil
 
 import pandas as pd
 
-from rai_audit.core.compare import artifact_differences
+from compare_artifacts import artifact_differences
 from support import ADULT_COHORTS, build_bundle
 
 

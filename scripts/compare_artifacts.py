@@ -4,6 +4,10 @@ Two runs of the same audit on the same inputs differ only in what identifies or 
 run: the run id, creation times, durations, and the hashes of files holding those. Those
 are set aside here; every other JSON value, every Parquet table and every other file must
 be equal (floats to a relative 1e-9, so a different CPU's last bit does not count).
+
+Used by scripts/audit-in-containers.py (the step images' results against a local run) and
+by the tests (tests/conftest.py puts scripts/ on sys.path); the package itself never needs
+it, so it is not shipped in the images.
 """
 
 from __future__ import annotations
