@@ -29,7 +29,6 @@ from image_tools import PODMAN, PODMAN_RUN
 from rai_audit.config import resolve_config
 from rai_audit.demo import prepare_demo
 from rai_audit.images import USER_ID, image_registry, image_tag
-from rai_audit.kfp_components import step_images
 from rai_audit.local_run import run_audit_locally
 
 
@@ -214,8 +213,7 @@ def run_pipeline_in_images(config: dict, inputs: Path, out: Path, registry: str,
             ],
         )
         arguments, build = resolve_config(config | moved, base_dir=out)
-        with step_images(registry, tag):
-            return run_audit_locally(arguments, root.parent, runner=runner, **build)
+        return run_audit_locally(arguments, root.parent, runner=runner, registry=registry, tag=tag, **build)
     finally:
         service.terminate()
         service.wait()

@@ -294,12 +294,17 @@ def test_build_refuses_bad_options():
         build_argo(endpoint="minio:9000")
     with pytest.raises(ValueError, match=r"unknown parameters \['causal_treatment_features'\]"):
         build_argo(steps=["explainer"], arguments={"causal_treatment_features": ["age"]})
-    template, _ = _documents(fail_on_missed_target=True)
-    assert _containers(template)["scorecard"]["container"]["args"][-3:] == [
-        "--fail-on-missed-target",
-        "--output",
-        "/rai/out/scorecard",
-    ]
+    # The build's choice is the default of a parameter a run may set either way.
+    for fail in (True, False):
+        template, _ = _documents(fail_on_missed_target=fail)
+        param = next(
+            p for p in template["spec"]["arguments"]["parameters"] if p["name"] == "scorecard_fail_on_missed_target"
+        )
+        assert (param["value"], param["enum"]) == ("true" if fail else "false", ["true", "false"])
+        args = _containers(template)["scorecard"]["container"]["args"]
+        assert (
+            args[args.index("--fail-on-missed-target") + 1] == "{{inputs.parameters.scorecard_fail_on_missed_target}}"
+        )
 
 
 # --- the contract: run the WorkflowTemplate as written against a real S3 server -------

@@ -17,7 +17,7 @@ from image_tools import extra_distributions
 from rai_audit import __version__
 from rai_audit.cli import main
 from rai_audit.images import ENV_REGISTRY, ENV_TAG, STEPS, dockerfile, step_image
-from rai_audit.kfp_components import COMPONENT_STEPS, step_images
+from rai_audit.kfp_components import COMPONENT_STEPS, with_images
 
 ROOT = Path(__file__).resolve().parents[1]
 HADOLINT = Path(sys.executable).with_name("hadolint")
@@ -152,14 +152,17 @@ def test_compile_with_another_registry_and_tag(tmp_path, capsys):
     )
 
 
-def test_step_images_restores_the_images_after_an_error():
-    with pytest.raises(RuntimeError):
-        with step_images("elsewhere", "x"):
-            raise RuntimeError("build failed")
+def test_chosen_images_are_copies_and_the_shared_components_keep_theirs():
+    chosen = with_images("elsewhere", "x")
+    assert {c.component_spec.implementation.container.image for c in chosen.values()} == {
+        f"elsewhere/{step}:x" for step in COMPONENT_STEPS.values()
+    }
     assert all(
         component.component_spec.implementation.container.image == step_image(step)
         for component, step in COMPONENT_STEPS.items()
     )
+    # Without a registry or tag: the shared components themselves.
+    assert set(with_images().values()) == set(COMPONENT_STEPS)
 
 
 def test_build_context_is_only_the_package_and_its_pins():

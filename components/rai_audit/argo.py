@@ -24,6 +24,7 @@ them, and ``validate_argo(text)`` checks a document strictly against Argo's mode
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -39,7 +40,7 @@ import yaml
 
 from rai_audit import __version__
 from rai_audit.images import step_image
-from rai_audit.pipelines import ANALYSIS_STEPS
+from rai_audit.specs import ANALYSIS_STEPS, step_options
 
 
 def _import_hera_leaving_pyyaml_alone() -> None:
@@ -122,130 +123,27 @@ INPUT_KEYS = {
     "cohorts": _p("cohorts_key", None, 'S3 key of the cohort file (JSON; {"cohorts": []} for none)'),
     "scorecard_config": _p("scorecard_config_key", None, "S3 key of the scorecard config (YAML or JSON)"),
 }
-RANDOM_STATE = _p("random_state", "0", "seed of every step (sample, trees, searches, bootstrap)")
 
-# Each step's flags and the workflow parameter each reads. Defaults are the step CLI's own
-# (a test checks them against its parser); JSON where the CLI wants JSON.
+
+def _step_flags(step: str) -> list[tuple[str, Param]]:
+    """A step's flags and the workflow parameter each reads, from its spec: the parameter
+    holds the text the step's command line takes (JSON for lists and mappings)."""
+    return [
+        (
+            o.flag,
+            _p(
+                o.parameter_name(),
+                None if o.required else o.as_text(o.parameter_default),
+                o.help,
+                ("true", "false") if o.parameter_type is bool else o.choices,
+            ),
+        )
+        for o in step_options(step, "argo")
+    ]
+
+
 STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
-    "constructor": [
-        ("--target-column", _p("target_column", None, "name of the target column")),
-        (
-            "--task-type",
-            _p(
-                "task_type",
-                None,
-                "the model's task",
-                ("binary_classification", "multiclass_classification", "regression", "classification"),
-            ),
-        ),
-        ("--categorical-features", _p("categorical_features", "null", "JSON list; null: inferred from dtypes")),
-        ("--sensitive-features", _p("sensitive_features", "[]", "JSON list of features to assess fairness over")),
-        ("--dropped-features", _p("dropped_features", "[]", "JSON list of columns not given to the model")),
-        ("--classes", _p("classes", "null", "JSON list of the class labels in order; null: the model's")),
-        (
-            "--positive-label",
-            _p(
-                "positive_label",
-                "null",
-                'JSON value of the positive class, e.g. ">50K" in quotes or 1; null: the second class',
-            ),
-        ),
-        ("--sample-size", _p("sample_size", "0", "test rows sampled for per-row steps; 0: all")),
-        ("--random-state", RANDOM_STATE),
-        ("--skops-trusted-types", _p("skops_trusted_types", "[]", "JSON list of types to trust in a .skops model")),
-        (
-            "--allow-pickle",
-            _p(
-                "allow_pickle",
-                "false",
-                "true: load a joblib/pickle model, which runs code stored in the file",
-                ("true", "false"),
-            ),
-        ),
-        (
-            "--desired-outcome",
-            _p(
-                "desired_outcome",
-                "increase",
-                "which way of the positive label or target is good",
-                ("increase", "decrease"),
-            ),
-        ),
-        (
-            "--immutable-features",
-            _p("immutable_features", "[]", "JSON list of features counterfactuals and causal policies never change"),
-        ),
-        (
-            "--min-group-size",
-            _p("min_group_size", "30", "groups with fewer test rows are flagged and left out of fairness differences"),
-        ),
-    ],
-    "error_analysis": [
-        ("--max-depth", _p("error_analysis_max_depth", "3", "depth of the error tree")),
-        ("--num-leaves", _p("error_analysis_num_leaves", "31", "leaves of the error tree")),
-        ("--min-child-samples", _p("error_analysis_min_child_samples", "20", "rows per leaf, at least")),
-        ("--heatmap-bins", _p("error_analysis_heatmap_bins", "8", "quantile bins of a numeric heatmap feature")),
-        ("--top-leaves", _p("error_analysis_top_leaves", "3", "worst and best leaves offered as cohorts")),
-        ("--random-state", RANDOM_STATE),
-        ("--tree-features", _p("error_analysis_tree_features", "[]", "JSON list the tree may split on; []: all")),
-        ("--heatmap-features", _p("error_analysis_heatmap_features", "[]", "JSON list of 1 or 2 features; []: none")),
-    ],
-    "explainer": [
-        ("--method", _p("explainer_method", "auto", "how to explain", ("auto", "tree", "linear", "mimic"))),
-        ("--rows", _p("explainer_rows", "sample", "rows explained", ("sample", "all"))),
-        ("--background-size", _p("explainer_background_size", "100", "background rows of linear SHAP")),
-        ("--mimic-train-size", _p("explainer_mimic_train_size", "5000", "train rows of the mimic surrogate")),
-        ("--random-state", RANDOM_STATE),
-    ],
-    "counterfactual": [
-        ("--engine", _p("counterfactual_engine", "batched", "search engine", ("batched", "dice"))),
-        (
-            "--method",
-            _p("counterfactual_method", "random", "dice-ml's method (engine dice)", ("random", "genetic", "kdtree")),
-        ),
-        ("--rows", _p("counterfactual_rows", "sample", "sample, all, or a cohort name")),
-        ("--desired-class", _p("counterfactual_desired_class", '"opposite"', 'JSON: "opposite" or a class')),
-        ("--desired-range", _p("counterfactual_desired_range", "[]", "JSON [low, high] (regression)")),
-        ("--features-to-vary", _p("counterfactual_features_to_vary", "[]", "JSON list; []: all")),
-        ("--increase-only", _p("counterfactual_increase_only", "[]", "JSON list of features that may only increase")),
-        ("--decrease-only", _p("counterfactual_decrease_only", "[]", "JSON list of features that may only decrease")),
-        ("--permitted-range", _p("counterfactual_permitted_range", "{}", "JSON object feature -> [low, high]")),
-        ("--total-CFs", _p("counterfactual_total_CFs", "10", "counterfactuals asked for per row")),
-        ("--n-jobs", _p("counterfactual_n_jobs", "1", "worker processes")),
-        ("--random-state", RANDOM_STATE),
-    ],
-    "causal": [
-        ("--treatment-features", _p("causal_treatment_features", None, 'JSON list, e.g. ["hours-per-week"]')),
-        (
-            "--heterogeneity-features",
-            _p("causal_heterogeneity_features", "null", "JSON list; null: all features, []: one constant effect"),
-        ),
-        ("--nuisance-model", _p("causal_nuisance_model", "linear", "nuisance model", ("linear", "automl"))),
-        (
-            "--heterogeneity-model",
-            _p("causal_heterogeneity_model", "linear", "heterogeneity model", ("linear", "forest")),
-        ),
-        ("--alpha", _p("causal_alpha", "0.05", "significance level of the intervals")),
-        ("--treatment-cost", _p("causal_treatment_cost", "0.0", "JSON number, or list (one per treatment)")),
-        ("--categories", _p("causal_categories", '"auto"', 'JSON: "auto" or {treatment: [levels]}')),
-        ("--rows", _p("causal_rows", "sample", "rows given local effects", ("sample", "all"))),
-        (
-            "--upper-bound-on-cat-expansion",
-            _p("causal_upper_bound_on_cat_expansion", "50", "most levels of a categorical treatment"),
-        ),
-        ("--min-tree-leaf-samples", _p("causal_min_tree_leaf_samples", "2", "rows per policy tree leaf")),
-        ("--max-tree-depth", _p("causal_max_tree_depth", "2", "depth of the policy tree")),
-        ("--train-sample-size", _p("causal_train_sample_size", "10000", "train rows the fit uses; 0: all")),
-        ("--top-recommendations", _p("causal_top_recommendations", "10", "recommendations kept per treatment")),
-        ("--n-jobs", _p("causal_n_jobs", "-1", "treatments fitted in parallel; -1: all cores")),
-        ("--random-state", RANDOM_STATE),
-    ],
-    "gather": [],
-    "scorecard": [
-        ("--bootstrap", _p("scorecard_bootstrap", "200", "resamples of the targets' intervals; 0: none")),
-        ("--alpha", _p("scorecard_alpha", "0.05", "one minus the intervals' confidence level")),
-        ("--random-state", RANDOM_STATE),
-    ],
+    step: _step_flags(step) for step in ("constructor", *ANALYSIS_STEPS, "gather", "scorecard")
 }
 
 # What each step writes (the KFP components' output names), and its input file paths.
@@ -342,8 +240,8 @@ def build_argo(
     S3 store of every artifact; ``s3_secret``: the Kubernetes secret with its credentials
     under the keys ``access_key`` and ``secret_key`` (the secret the KFP publish step reads).
     ``prefix``: outputs go under ``<prefix>/<workflow name>/<task>/<output>``.
-    ``fail_on_missed_target``: a missed scorecard target fails the run (a CLI switch, so
-    it is chosen here, not per run). ``arguments``: parameter values the CronWorkflow
+    ``fail_on_missed_target``: the default of the ``scorecard_fail_on_missed_target``
+    parameter (a missed scorecard target fails the run). ``arguments``: parameter values the CronWorkflow
     passes on every run (strings as they are, anything else as JSON); the rest can be
     given with ``argo cron create -p`` / ``--parameter-file``.
     Returns hera ``(WorkflowTemplate, CronWorkflow)``.
@@ -361,7 +259,13 @@ def build_argo(
 
     steps = _check_steps(steps)
     host, insecure = _s3_location(endpoint)
-    params = workflow_parameters(steps)
+    # A missed target fails the run when asked for here; a run may say otherwise.
+    params = [
+        dataclasses.replace(p, default="true" if fail_on_missed_target else "false")
+        if p.name == "scorecard_fail_on_missed_target"
+        else p
+        for p in workflow_parameters(steps)
+    ]
     known = {p.name for p in params}
     unknown = sorted(set(arguments or {}) - known)
     if unknown:
@@ -393,8 +297,6 @@ def build_argo(
         args = [step, *args]
         for flag, p in STEP_OPTIONS[step]:
             args += [flag, _input(p.name)]
-        if step == "scorecard" and fail_on_missed_target:
-            args.append("--fail-on-missed-target")
         out_path = f"{OUT}/{OUTPUTS[step]}"
         args += ["--output", out_path]
         # Its input parameters are exactly those its command line and keys use.

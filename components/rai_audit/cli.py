@@ -107,15 +107,12 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
-    from kfp import compiler
-
     from rai_audit.core import RAIInputError
-    from rai_audit.kfp_components import step_images
-    from rai_audit.pipelines import PIPELINE_OPTIONS, PIPELINES, build_audit_pipeline
+    from rai_audit.specs import PIPELINE_OPTIONS
 
-    if args.pipeline not in PIPELINES:
-        raise RAIInputError(f"--pipeline must be one of {list(PIPELINES)}, got {args.pipeline!r}")
-    if args.target == "argo":
+    if args.pipeline not in PIPELINE_OPTIONS:
+        raise RAIInputError(f"--pipeline must be one of {list(PIPELINE_OPTIONS)}, got {args.pipeline!r}")
+    if args.target == "argo":  # no Kubeflow needed
         from rai_audit.argo import write_argo
 
         folder = _folder(args.output or "argo", "--output")
@@ -131,16 +128,24 @@ def _cmd_compile(args: argparse.Namespace) -> None:
         )
         print(f"pipeline {args.pipeline!r} compiled for Argo Workflows: {', '.join(map(str, written))}")
         return
+    from kfp import compiler
+
+    from rai_audit.pipelines import build_audit_pipeline, pipeline
+
     output = _file(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml", "--output")
     output.parent.mkdir(parents=True, exist_ok=True)
-    pipeline = PIPELINES[args.pipeline]
+    built = pipeline(args.pipeline)
     if args.pipeline_root or args.image_registry or args.image_tag:
         try:
-            with step_images(args.image_registry, args.image_tag):
-                pipeline = build_audit_pipeline(**PIPELINE_OPTIONS[args.pipeline], pipeline_root=args.pipeline_root)
+            built = build_audit_pipeline(
+                **PIPELINE_OPTIONS[args.pipeline],
+                pipeline_root=args.pipeline_root,
+                registry=args.image_registry,
+                tag=args.image_tag,
+            )
         except ValueError as err:
             raise RAIInputError(str(err)) from err
-    compiler.Compiler().compile(pipeline, str(output))
+    compiler.Compiler().compile(built, str(output))
     print(f"pipeline {args.pipeline!r} compiled to {output}")
 
 

@@ -44,62 +44,23 @@ from typing import Any
 from rai_audit.core import RAIInputError
 from rai_audit.core.artifacts import read_yaml
 from rai_audit.core.cohorts import load_cohorts
-from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE
 from rai_audit.core.scorecard_config import parse_scorecard_config
-from rai_audit.pipelines import ANALYSIS_STEPS
 from rai_audit.preflight import check_audit
-from rai_audit.steps.causal import CausalOptions
-from rai_audit.steps.constructor import check_desired_outcome
-from rai_audit.steps.counterfactual import CounterfactualOptions
-from rai_audit.steps.error_analysis import ErrorAnalysisOptions
-from rai_audit.steps.explainer import ExplainerOptions
-from rai_audit.steps.scorecard import ScorecardOptions
+from rai_audit.specs import ANALYSIS_STEPS, OPTIONS, ConstructorOptions, OptionSpec, ScorecardOptions, step_options
 
 PATH_KEYS = ("model", "train_data", "test_data")
-REQUIRED_KEYS = (*PATH_KEYS, "target_column", "task_type")
-LIST_KEYS = (
-    "categorical_features",
-    "sensitive_features",
-    "dropped_features",
-    "classes",
-    "skops_trusted_types",
-    "immutable_features",
-)
-INT_KEYS = ("sample_size", "random_state", "min_group_size")
-INT_DEFAULTS = {"min_group_size": DEFAULT_MIN_GROUP_SIZE}
-OPTIONAL_KEYS = (
-    "name",
-    "positive_label",
-    "cohorts",
-    "allow_pickle",
-    "desired_outcome",
-    *LIST_KEYS,
-    *INT_KEYS,
-    *ANALYSIS_STEPS,
-    "scorecard",
-    "publish",
-)
+# The constructor's options are top-level keys; cohorts are a file or the list inline.
+CONSTRUCTOR_KEYS = tuple(o.name for o in step_options("constructor", "config"))
+REQUIRED_KEYS = (*PATH_KEYS, *(o.name for o in step_options("constructor", "config") if o.required))
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
-SCORECARD_OPTIONS = ("config", "bootstrap", "fail_on_missed_target")
-# Per analysis step: its options class and the Azure ML names it also accepts.
-STEP_OPTIONS = {
-    "error_analysis": (ErrorAnalysisOptions, {"filter_features": "heatmap_features"}),
-    "explainer": (ExplainerOptions, {}),
-    "counterfactual": (CounterfactualOptions, {}),
-    "causal": (CausalOptions, {}),
-}
-# Options whose pipeline parameter is typed differently from the option (KFP parameters
-# cannot be null or of two types): option value -> parameter value.
-PIPELINE_FORMS = {
-    ("causal", "heterogeneity_features"): json.dumps,  # Azure's encoding: "null" = all features
-    ("causal", "treatment_cost"): lambda v: v if isinstance(v, list) else [v],
-    ("causal", "categories"): lambda v: {} if v == "auto" else v,
-}
 # Options set when the pipeline is built, not passed to it.
 BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"}, "counterfactual": {"shards": "counterfactual_shards"}}
-# Options the pipeline sets itself.
-PIPELINE_SET = ("random_state", "shard_index", "shard_count")
-ALLOWED_KEYS = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
+ALLOWED_KEYS = (*PATH_KEYS, "name", *CONSTRUCTOR_KEYS, "cohorts", *ANALYSIS_STEPS, "scorecard", "publish")
+
+
+def _config_options(step: str) -> list[OptionSpec]:
+    """The options a step's section of the config may set (the seed is set once, at the top)."""
+    return [o for o in step_options(step, "config") if not o.shared]
 
 
 def load_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -118,19 +79,40 @@ def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, 
         options = {}
     if not isinstance(options, dict):
         raise RAIInputError(f"config `{step}` must be a mapping of options (or true), got {options!r}")
-    options_class, aliases = STEP_OPTIONS[step]
+    specs = {o.name: o for o in _config_options(step)}
+    aliases = {o.azure: o.name for o in specs.values() if o.azure}
     options = {aliases.get(k, k): v for k, v in options.items()}
     build = {BUILD_OPTIONS[step][k]: options.pop(k) for k in list(options) if k in BUILD_OPTIONS.get(step, {})}
     for value in build.values():  # the shard count shapes the pipeline: checked here
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise RAIInputError(f"config `{step}.shards` must be an integer >= 1, got {value!r}")
-    allowed = [f for f in options_class.__dataclass_fields__ if f not in PIPELINE_SET]
-    unknown = sorted(set(options) - set(allowed), key=str)
+    unknown = sorted(set(options) - set(specs), key=str)
     if unknown:
-        allowed += list(BUILD_OPTIONS.get(step, {}))
+        allowed = [*specs, *BUILD_OPTIONS.get(step, {})]
         raise RAIInputError(f"config `{step}` has unknown options {unknown}; allowed are {allowed}")
-    options_class(**options)  # refuses bad values before any pipeline starts
-    return {f"{step}_{k}": PIPELINE_FORMS.get((step, k), lambda v: v)(v) for k, v in options.items()}, build
+    OPTIONS[step](**options)  # refuses bad values before any pipeline starts
+    return {specs[k].parameter_name(): specs[k].to_parameter(v) for k, v in options.items()}, build
+
+
+def _constructor_arguments(config: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's options (top-level keys; absent or null: the default), checked now,
+    as pipeline arguments. Cohorts are read apart (a file or the list)."""
+    given: dict[str, Any] = {}
+    for o in step_options("constructor", "config"):
+        value = config.get(o.name)
+        if value is None:
+            continue
+        if (o.parameter_type in (list, bool) and not isinstance(value, o.parameter_type)) or (
+            o.parameter_type is int and (not isinstance(value, int) or isinstance(value, bool))
+        ):
+            kind = {list: "a list", bool: "true or false", int: "an integer"}[o.parameter_type]
+            raise RAIInputError(f"config `{o.name}` must be {kind}, got {value!r}")
+        given[o.name] = str(value) if o.parameter_type is str else value
+    try:
+        options = ConstructorOptions(**given)
+    except RAIInputError as err:
+        raise RAIInputError(f"config {err}") from None
+    return {o.parameter_name(): o.to_parameter(getattr(options, o.name)) for o in step_options("constructor", "config")}
 
 
 def resolve_config(
@@ -164,37 +146,7 @@ def resolve_config(
                 raise RAIInputError(f"config `{key}`: {resolved} does not exist")
             value = str(resolved)
         args[f"{key}_uri"] = value
-    args["target_column"] = str(config["target_column"])
-    args["task_type"] = str(config["task_type"])
-    for key in LIST_KEYS:
-        value = config.get(key) or []
-        if not isinstance(value, list):
-            raise RAIInputError(f"config `{key}` must be a list, got {value!r}")
-        args[key] = value
-    for key in INT_KEYS:
-        value = config.get(key, INT_DEFAULTS.get(key, 0))
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise RAIInputError(f"config `{key}` must be an integer, got {value!r}")
-        if key == "sample_size" and value < 0:  # refused now, not by the constructor's task
-            raise RAIInputError(f"config `sample_size` must be an integer >= 0 (0 means every row), got {value!r}")
-        if key == "min_group_size" and value < 1:
-            raise RAIInputError(
-                f"config `min_group_size` must be an integer >= 1 (test rows a group needs to "
-                f"count in fairness differences), got {value!r}"
-            )
-        args[key] = value
-    desired = config.get("desired_outcome", "increase")
-    try:
-        check_desired_outcome(desired)
-    except RAIInputError as err:
-        raise RAIInputError(f"config {err}") from None
-    args["desired_outcome"] = desired
-    allow_pickle = config.get("allow_pickle", False)
-    if not isinstance(allow_pickle, bool):
-        raise RAIInputError(f"config `allow_pickle` must be true or false, got {allow_pickle!r}")
-    args["allow_pickle"] = allow_pickle
-    positive = config.get("positive_label")
-    args["positive_label"] = "" if positive is None else str(positive)
+    args.update(_constructor_arguments(config))
     cohorts = config.get("cohorts")
     if isinstance(cohorts, str):
         cohorts = base_dir / cohorts
@@ -252,24 +204,24 @@ def _publish_arguments(value: Any) -> dict[str, Any]:
 
 
 def _scorecard_arguments(value: Any, base_dir: Path) -> dict[str, Any]:
-    """``scorecard: file`` or ``scorecard: {config: file or mapping, bootstrap, fail_on_missed_target}``."""
+    """``scorecard: file`` or ``scorecard: {config: file or mapping, <scorecard options>}``."""
+    specs = {o.name: o for o in _config_options("scorecard")}
+    allowed = ["config", *specs]
     if isinstance(value, str):
         value = {"config": value}
     if not isinstance(value, dict) or "config" not in value:
         raise RAIInputError(
             "config `scorecard` must be a scorecard config file, or a mapping with `config` "
-            f"(a file or the config itself) and options {list(SCORECARD_OPTIONS[1:])}; got {value!r}"
+            f"(a file or the config itself) and options {allowed[1:]}; got {value!r}"
         )
-    unknown = sorted(set(value) - set(SCORECARD_OPTIONS), key=str)
+    unknown = sorted(set(value) - set(allowed), key=str)
     if unknown:
-        raise RAIInputError(f"config `scorecard` has unknown options {unknown}; allowed are {list(SCORECARD_OPTIONS)}")
+        raise RAIInputError(f"config `scorecard` has unknown options {unknown}; allowed are {allowed}")
     source = value["config"]
     parsed = parse_scorecard_config(base_dir / source if isinstance(source, str) else source)
     options = ScorecardOptions(**{k: v for k, v in value.items() if k != "config"})  # refuses bad values now
-    return {
-        "scorecard_config": _without_nulls(parsed),
-        "scorecard_bootstrap": options.bootstrap,
-        "scorecard_fail_on_missed_target": options.fail_on_missed_target,
+    return {"scorecard_config": _without_nulls(parsed)} | {
+        o.parameter_name(): o.to_parameter(getattr(options, name)) for name, o in specs.items()
     }
 
 

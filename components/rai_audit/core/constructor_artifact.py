@@ -13,7 +13,7 @@ import pandas as pd
 from rai_audit.core import artifacts as A
 from rai_audit.core._errors import ArtifactIntegrityError
 from rai_audit.core.cohorts import cohort_frame, cohort_masks
-from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE
+from rai_audit.core.options import DEFAULT_MIN_GROUP_SIZE
 from rai_audit.core.metrics import class_positions, group_labels
 
 # What the constructor writes to meta.json (beside kind, schema_version, run_id) and the steps read.

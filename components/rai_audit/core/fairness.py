@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 KINDS = ("difference", "ratio")
-DEFAULT_MIN_GROUP_SIZE = 30
 
 
 def compared_groups(counts: Any, min_group_size: int) -> np.ndarray:

@@ -6,6 +6,10 @@ from typing import Any
 
 from rai_audit.core._errors import RAIInputError
 
+# Test rows a group needs to count in fairness differences (the constructor's option's
+# default, and what an artifact written before the option existed is read with).
+DEFAULT_MIN_GROUP_SIZE = 30
+
 
 def check_min_ints(options: Any, minimums: dict[str, int]) -> None:
     """Each named option must be an integer (not a bool) at least its minimum."""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rai_audit.core import RAIInputError
+from rai_audit.specs import OPTIONS, options_from_parameters, step_options
 
 
 def json_arg(text: str) -> Any:
@@ -34,3 +35,34 @@ def run_cli(action: Callable[[], Any]) -> int:
         print(f"rai-audit: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def add_options(parser: argparse.ArgumentParser, step: str) -> None:
+    """The step's options as flags, from its spec (``rai_audit.specs``). Each takes the
+    parameter form the KFP component and the Argo template pass too: JSON for lists and
+    mappings, text for labels, ``true``/``false`` (or the bare flag) for a switch."""
+    for o in step_options(step, "cli"):
+        kind: dict[str, Any] = {"type": _PARSERS[o.parameter_type]}
+        if o.parameter_type is bool:
+            kind.update(nargs="?", const=True)
+        if o.json_text:
+            kind["type"] = str  # the JSON text itself; the spec reads it
+        default = {"required": True} if o.required else {"default": o.parameter_default}
+        parser.add_argument(o.flag, dest=o.name, choices=o.choices, help=o.help, **kind, **default)
+
+
+def options_from_args(step: str, args: dict[str, Any], **given: Any) -> Any:
+    """The step's options instance from parsed flags (those of its options are taken out of
+    ``args``) and the options ``given`` apart (the constructor's cohort file)."""
+    values = {o.name: args.pop(o.name) for o in step_options(step, "cli") if o.name in args}
+    return options_from_parameters(OPTIONS[step], values | given)
+
+
+_PARSERS: dict[type, Callable[[str], Any]] = {
+    bool: bool_arg,
+    int: int,
+    float: float,
+    str: str,
+    list: json_arg,
+    dict: json_arg,
+}

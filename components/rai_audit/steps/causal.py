@@ -51,11 +51,10 @@ recommendations are that tree's, so its leaves' counts add up to the recommendat
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +67,13 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import all_of
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
-from rai_audit.core.options import check_min_ints, check_name_lists
-from rai_audit.steps._cli import json_arg, run_cli
+from rai_audit.specs import CausalOptions
+from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
 KIND = "causal"
 LOCAL_EFFECTS_FILE = "local_effects.parquet"
 RECOMMENDATIONS_FILE = "policy_recommendations.parquet"
 MISSING = "(missing)"
-NUISANCE_MODELS = ("linear", "automl")
-HETEROGENEITY_MODELS = ("linear", "forest")
-ROWS = ("sample", "all")
 EFFECT_COLUMNS = ("point", "stderr", "zstat", "p_value", "ci_lower", "ci_upper")  # econml's names
 # Warnings about library API changes say nothing about this analysis; unseen categories are
 # counted in the output (unseen_categories_in_test).
@@ -87,102 +83,6 @@ R2_LIMIT = 0.95  # first-stage R^2 above which a treatment's effect is not estim
 EXTREME_PROPENSITY = 0.05  # a level this unlikely (for a row) leaves the row without overlap
 OVERLAP_WARNING_SHARE = 0.1  # share of rows without overlap that earns a warning
 DIAGNOSTIC_ROWS = 3000  # fit rows the first-stage diagnostics use (seeded sample)
-
-
-@dataclass(frozen=True)
-class CausalOptions:
-    """Azure ML's parameters, plus the train sample, the rows for local effects and the
-    number of top recommendations kept in result.json.
-
-    ``heterogeneity_features``: None = all features (Azure's default), [] = none (one
-    constant effect). ``treatment_cost``: one value for every treatment or one per
-    treatment (marginal cost per unit of a numeric treatment; cost of any non-control
-    level of a categorical one). ``categories``: "auto", or categorical treatment ->
-    its levels, the first being the control.
-    """
-
-    treatment_features: list[str] = field(default_factory=list)
-    heterogeneity_features: list[str] | None = None
-    nuisance_model: str = "linear"
-    heterogeneity_model: str = "linear"
-    alpha: float = 0.05
-    upper_bound_on_cat_expansion: int = 50
-    treatment_cost: float | list[float] = 0.0
-    min_tree_leaf_samples: int = 2
-    max_tree_depth: int = 2
-    skip_cat_limit_checks: bool = False
-    categories: str | dict[str, list] = "auto"
-    train_sample_size: int = 10000
-    rows: str = "sample"
-    top_recommendations: int = 10
-    n_jobs: int = -1
-    random_state: int = 0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.treatment_features, list) or not self.treatment_features:
-            raise RAIInputError(
-                f"`treatment_features` must be a non-empty list of feature names, got {self.treatment_features!r}"
-            )
-        check_name_lists(self, ("treatment_features",))  # names before counting them (hashable)
-        repeated = sorted(f for f, n in Counter(self.treatment_features).items() if n > 1)
-        if repeated:
-            raise RAIInputError(f"`treatment_features` names {repeated} more than once")
-        if self.heterogeneity_features is not None and not (
-            isinstance(self.heterogeneity_features, list)
-            and all(isinstance(f, str) for f in self.heterogeneity_features)
-        ):
-            raise RAIInputError(
-                "`heterogeneity_features` must be a list of feature names or null (all), "
-                f"got {self.heterogeneity_features!r}"
-            )
-        if self.nuisance_model not in NUISANCE_MODELS:
-            raise RAIInputError(f"`nuisance_model` must be one of {list(NUISANCE_MODELS)}, got {self.nuisance_model!r}")
-        if self.heterogeneity_model not in HETEROGENEITY_MODELS:
-            raise RAIInputError(
-                f"`heterogeneity_model` must be one of {list(HETEROGENEITY_MODELS)}, got {self.heterogeneity_model!r}"
-            )
-        if self.rows not in ROWS:
-            raise RAIInputError(f"`rows` must be one of {list(ROWS)}, got {self.rows!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
-            raise RAIInputError(f"`alpha` must be a number between 0 and 1, got {self.alpha!r}")
-        check_min_ints(
-            self,
-            {
-                "upper_bound_on_cat_expansion": 1,
-                "min_tree_leaf_samples": 1,
-                "max_tree_depth": 1,
-                "train_sample_size": 0,
-                "top_recommendations": 1,
-            },
-        )
-        if not isinstance(self.n_jobs, int) or isinstance(self.n_jobs, bool) or self.n_jobs == 0 or self.n_jobs < -1:
-            raise RAIInputError(f"`n_jobs` must be -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
-        if not isinstance(self.skip_cat_limit_checks, bool):
-            raise RAIInputError(f"`skip_cat_limit_checks` must be true or false, got {self.skip_cat_limit_checks!r}")
-        self.costs()  # checks the shape
-        if self.categories != "auto" and not (
-            isinstance(self.categories, dict)
-            and all(isinstance(v, list) and len(v) >= 2 for v in self.categories.values())
-        ):
-            raise RAIInputError(
-                '`categories` must be "auto" or a mapping of categorical treatment -> its '
-                f"levels (at least two, the control first), got {self.categories!r}"
-            )
-
-    def costs(self) -> dict[str, float]:
-        """The cost of each treatment."""
-        cost = self.treatment_cost
-        values = cost if isinstance(cost, list) else [cost]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in values):
-            raise RAIInputError(f"`treatment_cost` must be a number or a list of numbers, got {cost!r}")
-        if isinstance(cost, list) and len(cost) not in (1, len(self.treatment_features)):
-            raise RAIInputError(
-                f"`treatment_cost` must have one value per treatment feature "
-                f"({len(self.treatment_features)}), got {len(cost)}"
-            )
-        if len(values) == 1:
-            values = values * len(self.treatment_features)
-        return {f: float(v) for f, v in zip(self.treatment_features, values)}
 
 
 @dataclass
@@ -1034,31 +934,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rai-audit causal", description=__doc__.splitlines()[0])
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="causal artifact folder to create")
-    p.add_argument("--treatment-features", type=json_arg, required=True, help='JSON list, e.g. ["age"]')
-    p.add_argument(
-        "--heterogeneity-features",
-        type=json_arg,
-        default=None,
-        help="JSON list; null (default) for all features, [] for none",
-    )
-    p.add_argument("--nuisance-model", choices=NUISANCE_MODELS, default="linear")
-    p.add_argument("--heterogeneity-model", choices=HETEROGENEITY_MODELS, default="linear")
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--treatment-cost", type=json_arg, default=0.0, help="JSON number or list (one per treatment)")
-    p.add_argument("--categories", type=json_arg, default='"auto"', help='JSON: "auto" or {treatment: [levels]}')
-    p.add_argument("--skip-cat-limit-checks", action="store_true")
-    p.add_argument("--rows", choices=ROWS, default="sample", help="rows given local effects")
-    defaults = CausalOptions(treatment_features=["_"])
-    for name in (
-        "upper_bound_on_cat_expansion",
-        "min_tree_leaf_samples",
-        "max_tree_depth",
-        "train_sample_size",
-        "top_recommendations",
-        "n_jobs",
-        "random_state",
-    ):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(defaults, name))
+    add_options(p, "causal")
     return p
 
 
@@ -1066,23 +942,15 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
 
     def action() -> None:
+        options = options_from_args("causal", args)
         constructor, output = args.pop("constructor"), args.pop("output")
-        result = run_causal(constructor, output, options=CausalOptions(**args))
+        result = run_causal(constructor, output, options=options)
         print(
             f"causal effects written to {output} ({len(result.treatments)} treatments, fitted on "
             f"{result.fit_rows} train rows in {result.fit_seconds:.1f} s; {result.seconds:.1f} s in all)"
         )
 
     return run_cli(action)
-
-
-def heterogeneity_from_json(text: str) -> list[str] | None:
-    """The KFP parameter's JSON text (Azure's encoding: "null" = all features) as the option."""
-    try:
-        value = json.loads(text) if text else None
-    except json.JSONDecodeError as err:
-        raise RAIInputError(f"`heterogeneity_features` must be a JSON list or null, got {text!r}") from err
-    return value
 
 
 if __name__ == "__main__":

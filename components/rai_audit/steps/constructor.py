@@ -12,9 +12,9 @@ import argparse
 import re
 import shutil
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,16 +24,11 @@ from rai_audit.core import artifacts as A
 from rai_audit.core._errors import as_written
 from rai_audit.core.artifacts import sha256_file
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
-from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE
 from rai_audit.core.loading import load_model, load_table, model_file
 from rai_audit.core.metrics import group_labels
-from rai_audit.core.options import check_min_ints, check_name_lists
-from rai_audit.steps._cli import bool_arg, json_arg, run_cli
+from rai_audit.specs import ConstructorOptions
+from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
-TaskType = Literal["binary_classification", "multiclass_classification", "regression", "classification"]
-TASK_TYPES = get_args(TaskType)
-DesiredOutcome = Literal["increase", "decrease"]
-DESIRED_OUTCOMES = get_args(DesiredOutcome)
 # Columns the artifact and the steps' tables hold beside the features: a feature of the same
 # name would collide with them (gather's predictions table fails to write as Parquet, or a
 # step's table silently replaces the feature's values). proba_<n> (A.proba_column) too, any n.
@@ -56,60 +51,6 @@ GROUP_VIEW = "{feature} = {group}"  # one per sensitive group (gather)
 ERROR_LEAF_PREFIX = "Error tree: "  # the error tree's worst and best leaves (error analysis)
 # Most groups a sensitive feature may have (after binning a numeric one); see docs/artifacts.md.
 MAX_SENSITIVE_GROUPS = 100
-
-
-@dataclass(frozen=True)
-class ConstructorOptions:
-    """What the user tells the constructor about the model and the data.
-
-    ``task_type="classification"`` (Azure ML's name) becomes binary or multiclass from the
-    number of classes. ``dropped_features`` stay in the data (for cohorts and sensitive
-    features) but are not given to the model. ``sample_size`` (0: all rows) picks a
-    stratified, seeded sample of test rows for the expensive per-row steps.
-
-    ``desired_outcome`` says which way is good for the people the model decides on:
-    ``increase`` (more of the positive label, or a higher regression target) or ``decrease``
-    (a lender predicting default); causal policies, counterfactual defaults and the wording
-    follow it. ``immutable_features`` (and every sensitive feature) are never varied by
-    counterfactuals nor recommended as causal levers unless a step's options name them
-    explicitly. Groups of fewer than ``min_group_size`` test rows are shown, flagged and left
-    out of fairness differences and ratios.
-    """
-
-    target_column: str
-    task_type: str
-    categorical_features: list[str] | None = None
-    sensitive_features: list[str] = field(default_factory=list)
-    dropped_features: list[str] = field(default_factory=list)
-    classes: list[Any] | None = None
-    positive_label: Any = None
-    cohorts: Any = None
-    sample_size: int = 0
-    random_state: int = 0
-    skops_trusted_types: list[str] = field(default_factory=list)
-    allow_pickle: bool = False  # a joblib/pickle model runs its own code when loaded
-    desired_outcome: str = "increase"
-    immutable_features: list[str] = field(default_factory=list)
-    min_group_size: int = DEFAULT_MIN_GROUP_SIZE
-
-    def __post_init__(self) -> None:
-        if self.task_type not in TASK_TYPES:
-            raise RAIInputError(f"`task_type` must be one of {list(TASK_TYPES)}, got {self.task_type!r}")
-        if not isinstance(self.target_column, str) or not self.target_column:
-            raise RAIInputError(f"`target_column` must be a column name, got {self.target_column!r}")
-        if not isinstance(self.sample_size, int) or self.sample_size < 0:
-            raise RAIInputError(f"`sample_size` must be an integer >= 0 (0 means every row), got {self.sample_size!r}")
-        check_desired_outcome(self.desired_outcome)
-        check_name_lists(self, ("immutable_features",))
-        check_min_ints(self, {"min_group_size": 1})
-
-
-def check_desired_outcome(value: Any) -> None:
-    if value not in DESIRED_OUTCOMES:
-        raise RAIInputError(
-            f"`desired_outcome` must be one of {list(DESIRED_OUTCOMES)} (which way of the "
-            f"positive label or target is good), got {value!r}"
-        )
 
 
 @dataclass
@@ -534,43 +475,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="train data (.parquet or .csv)")
     p.add_argument("--test", required=True, help="test data (.parquet or .csv)")
     p.add_argument("--output", required=True, help="artifact folder to create")
-    p.add_argument("--target-column", required=True)
-    p.add_argument("--task-type", required=True, choices=TASK_TYPES)
-    p.add_argument("--categorical-features", type=json_arg, default=None, help="JSON list")
-    p.add_argument("--sensitive-features", type=json_arg, default=[], help="JSON list")
-    p.add_argument("--dropped-features", type=json_arg, default=[], help="JSON list")
-    p.add_argument("--classes", type=json_arg, default=None, help="JSON list")
-    p.add_argument("--positive-label", type=json_arg, default=None, help="JSON value, e.g. 1 or '\">50K\"'")
     p.add_argument("--cohorts", default=None, help="cohort JSON file")
-    p.add_argument("--sample-size", type=int, default=0)
-    p.add_argument("--random-state", type=int, default=0)
-    p.add_argument("--skops-trusted-types", type=json_arg, default=[], help="JSON list")
-    p.add_argument(
-        "--allow-pickle",
-        type=bool_arg,
-        nargs="?",
-        const=True,
-        default=False,
-        help="load a joblib/pickle model, which runs code stored in the file (also: true/false)",
-    )
-    p.add_argument(
-        "--desired-outcome",
-        default="increase",
-        choices=DESIRED_OUTCOMES,
-        help="which way of the positive label (or regression target) is good",
-    )
-    p.add_argument(
-        "--immutable-features",
-        type=json_arg,
-        default=[],
-        help="JSON list of features counterfactuals and causal policies never change",
-    )
-    p.add_argument(
-        "--min-group-size",
-        type=int,
-        default=DEFAULT_MIN_GROUP_SIZE,
-        help="groups with fewer test rows are flagged and left out of fairness differences",
-    )
+    add_options(p, "constructor")
     return p
 
 
@@ -578,23 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def action() -> None:
-        options = ConstructorOptions(
-            target_column=args.target_column,
-            task_type=args.task_type,
-            categorical_features=args.categorical_features,
-            sensitive_features=args.sensitive_features,
-            dropped_features=args.dropped_features,
-            classes=args.classes,
-            positive_label=args.positive_label,
-            cohorts=args.cohorts,
-            sample_size=args.sample_size,
-            random_state=args.random_state,
-            skops_trusted_types=args.skops_trusted_types,
-            allow_pickle=args.allow_pickle,
-            desired_outcome=args.desired_outcome,
-            immutable_features=args.immutable_features,
-            min_group_size=args.min_group_size,
-        )
+        options = options_from_args("constructor", vars(args), cohorts=args.cohorts)
         result = run_constructor(args.model, args.train, args.test, args.output, options=options)
         print(f"insights artifact written to {args.output} (run id {result.run_id})")
 

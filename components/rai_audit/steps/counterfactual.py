@@ -25,9 +25,9 @@ import io
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,9 @@ from joblib import Parallel, delayed
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
-from rai_audit.core.options import check_min_ints, check_name_lists, check_shard
 from rai_audit.core.shards import read_shards
-from rai_audit.steps._cli import json_arg, run_cli
+from rai_audit.specs import CounterfactualOptions
+from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
 KIND = "counterfactual"
 COUNTERFACTUALS_FILE = "counterfactuals.parquet"
@@ -46,10 +46,6 @@ ROWS_FILE = "rows.parquet"
 MISSING = "(missing)"
 CF_INDEX, PREDICTION = "cf_index", "prediction"
 WHAT_IF_ROWS = 20  # rows shown as what-if examples in result.json (the dashboard's table)
-Method = Literal["random", "genetic", "kdtree"]
-METHODS = get_args(Method)
-Engine = Literal["batched", "dice"]
-ENGINES = get_args(Engine)
 # The batched search: candidates tried per row and round, and rounds (round k changes k features).
 CANDIDATES_PER_ROW = 64
 ROUNDS = 4
@@ -57,62 +53,6 @@ ROUNDS = 4
 PROTECTED_REASONS = ("sensitive", "immutable")
 NOT_LISTED = "not in features_to_vary"
 ALREADY = "already"  # the status of a row whose prediction already is the desired outcome (not searched)
-
-
-@dataclass(frozen=True)
-class CounterfactualOptions:
-    """Azure ML's parameters plus the engine, monotone features, a row selection, workers and shards.
-
-    ``rows``: "sample" (the constructor's sample), "all", or a cohort name.
-    ``desired_class``: "opposite" (binary), "better" (binary: the class the constructor's
-    ``desired_outcome`` calls better) or a class label; ``desired_range``: [low, high] for
-    regression. ``permitted_range``: feature -> [low, high] or allowed values.
-    ``features_to_vary``: empty for every feature except the sensitive and immutable ones,
-    which vary only when listed here.
-    """
-
-    total_CFs: int = 10
-    engine: str = "batched"
-    method: str = "random"
-    desired_class: Any = "opposite"
-    desired_range: list[float] = field(default_factory=list)
-    features_to_vary: list[str] = field(default_factory=list)
-    permitted_range: dict[str, list] = field(default_factory=dict)
-    increase_only: list[str] = field(default_factory=list)
-    decrease_only: list[str] = field(default_factory=list)
-    rows: str = "sample"
-    n_jobs: int = 1
-    shard_index: int = 0
-    shard_count: int = 1
-    random_state: int = 0
-
-    def __post_init__(self) -> None:
-        # Labels travel as text (KFP parameters are typed); they are matched as text.
-        object.__setattr__(self, "desired_class", str(self.desired_class))
-        if self.engine not in ENGINES:
-            raise RAIInputError(f"`engine` must be one of {list(ENGINES)}, got {self.engine!r}")
-        if self.method not in METHODS:
-            raise RAIInputError(f"`method` must be one of {list(METHODS)}, got {self.method!r}")
-        check_min_ints(self, {"total_CFs": 1, "n_jobs": 1})
-        check_shard(self)
-        # Types first: a number or nested list here would fail below with a TypeError.
-        check_name_lists(self, ("features_to_vary", "increase_only", "decrease_only"))
-        if not isinstance(self.desired_range, (list, tuple)) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.desired_range
-        ):
-            raise RAIInputError(f"`desired_range` must be [low, high] (two numbers), got {self.desired_range!r}")
-        if not isinstance(self.permitted_range, dict) or not all(
-            isinstance(v, (list, tuple)) for v in self.permitted_range.values()
-        ):
-            raise RAIInputError(
-                "`permitted_range` must be a mapping of feature -> [low, high] or allowed values, "
-                f"got {self.permitted_range!r}"
-            )
-        if self.desired_range and (len(self.desired_range) != 2 or self.desired_range[0] > self.desired_range[1]):
-            raise RAIInputError(f"`desired_range` must be [low, high] with low <= high, got {self.desired_range!r}")
-        both = sorted(set(self.increase_only) & set(self.decrease_only))
-        if both:
-            raise RAIInputError(f"features {both} cannot be both `increase_only` and `decrease_only`")
 
 
 @dataclass
@@ -904,26 +844,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="counterfactual artifact folder to create")
     p.add_argument("--merge", nargs="+", default=None, metavar="SHARD", help="merge these shards instead")
-    p.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="batched",
-        help="batched: our batched random search; dice: dice-ml row by row",
-    )
-    p.add_argument("--method", choices=METHODS, default="random", help="dice-ml's method (engine dice)")
-    p.add_argument("--rows", default="sample", help="sample, all, or a cohort name")
-    p.add_argument(
-        "--desired-class",
-        type=json_arg,
-        default='"opposite"',
-        help='JSON: "opposite", "better" (binary: the class desired_outcome calls better) or a class',
-    )
-    for name in ("desired_range", "features_to_vary", "increase_only", "decrease_only"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=json_arg, default=[], help="JSON list")
-    p.add_argument("--permitted-range", type=json_arg, default={}, help="JSON object")
-    defaults = CounterfactualOptions()
-    for name in ("total_CFs", "n_jobs", "shard_index", "shard_count", "random_state"):
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=getattr(defaults, name))
+    add_options(p, "counterfactual")
     return p
 
 
@@ -931,11 +852,12 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
 
     def action() -> None:
+        options = options_from_args("counterfactual", args)
         constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
         if shards:
             result = merge_counterfactuals(constructor, shards, output)
         else:
-            result = run_counterfactual(constructor, output, options=CounterfactualOptions(**args))
+            result = run_counterfactual(constructor, output, options=options)
         print(
             f"counterfactuals written to {output} ({result.n_rows} rows, {result.n_valid} valid, "
             f"{result.seconds:.1f} s)"

@@ -23,7 +23,7 @@ import argparse
 import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,42 +36,13 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import all_of, filter_mask, natural_key, numeric_bins, ordered_values, readable_cut
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
-from rai_audit.core.options import check_min_ints, check_name_lists
-from rai_audit.steps._cli import json_arg, run_cli
+from rai_audit.specs import ErrorAnalysisOptions
+from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
 KIND = "error_analysis"
 HEATMAP_MAX_CATEGORIES = 20
 IMPORTANCE_BINS = 32
 OTHER, MISSING = "(other)", "(missing)"
-
-
-@dataclass(frozen=True)
-class ErrorAnalysisOptions:
-    """Parameters of the error tree (Azure ML's names and defaults) and the heatmap.
-
-    ``tree_features`` empty means every feature the model is given (never a dropped one).
-    ``heatmap_features`` (Azure's ``filter_features``) names one or two features; empty
-    means no heatmap.
-    """
-
-    max_depth: int = 3
-    num_leaves: int = 31
-    min_child_samples: int = 20
-    tree_features: list[str] = field(default_factory=list)
-    heatmap_features: list[str] = field(default_factory=list)
-    heatmap_bins: int = 8
-    top_leaves: int = 3
-    random_state: int = 0
-
-    def __post_init__(self) -> None:
-        check_min_ints(
-            self, {"max_depth": 1, "num_leaves": 2, "min_child_samples": 1, "heatmap_bins": 2, "top_leaves": 1}
-        )
-        check_name_lists(self, ("tree_features", "heatmap_features"))
-        if len(self.heatmap_features) > 2 or len(set(self.heatmap_features)) != len(self.heatmap_features):
-            raise RAIInputError(
-                f"`heatmap_features` must name at most two different features, got {list(self.heatmap_features)}"
-            )
 
 
 @dataclass
@@ -455,11 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rai-audit error_analysis", description=__doc__.splitlines()[0])
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="error analysis artifact folder to create")
-    defaults = ErrorAnalysisOptions()
-    for name in ("max_depth", "num_leaves", "min_child_samples", "heatmap_bins", "top_leaves", "random_state"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    p.add_argument("--tree-features", type=json_arg, default=[], help="JSON list; empty: all the model's features")
-    p.add_argument("--heatmap-features", type=json_arg, default=[], help="JSON list of 1 or 2 features")
+    add_options(p, "error_analysis")
     return p
 
 
@@ -467,8 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
 
     def action() -> None:
+        options = options_from_args("error_analysis", args)
         constructor, output = args.pop("constructor"), args.pop("output")
-        result = run_error_analysis(constructor, output, options=ErrorAnalysisOptions(**args))
+        result = run_error_analysis(constructor, output, options=options)
         print(f"error analysis written to {output} ({result.n_leaves} leaves, {result.seconds:.2f} s)")
 
     return run_cli(action)

@@ -24,7 +24,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,50 +33,16 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.metrics import group_sort_key
-from rai_audit.core.options import check_min_ints, check_shard
 from rai_audit.core.shards import read_shards
-from rai_audit.steps._cli import run_cli
+from rai_audit.specs import ExplainerOptions
+from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
 KIND = "explanation"
 LOCAL_FILE = "local_importance.parquet"
-Method = Literal["auto", "tree", "linear", "mimic"]
-METHODS = get_args(Method)
-Rows = Literal["sample", "all"]
-ROWS = get_args(Rows)
 CLASS_COLUMN = "class"
-# shap's linear explainer silently subsamples a larger background to 100 rows, so the
-# step takes at most 100 and records exactly the rows it used.
-MAX_BACKGROUND = 100
 # Raw features with at most this many values are probed with every value, others with as
 # many quantiles (see _feature_map).
 PROBE_VALUES = 1000
-
-
-@dataclass(frozen=True)
-class ExplainerOptions:
-    """How to explain: ``method`` auto picks tree or linear SHAP where the model allows it
-    and a mimic otherwise; ``rows`` sample uses the constructor's recorded sample."""
-
-    method: str = "auto"
-    rows: str = "sample"
-    shard_index: int = 0
-    shard_count: int = 1
-    background_size: int = MAX_BACKGROUND
-    mimic_train_size: int = 5000
-    random_state: int = 0
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise RAIInputError(f"`method` must be one of {list(METHODS)}, got {self.method!r}")
-        if self.rows not in ROWS:
-            raise RAIInputError(f"`rows` must be one of {list(ROWS)}, got {self.rows!r}")
-        check_min_ints(self, {"background_size": 1, "mimic_train_size": 10})
-        check_shard(self)
-        if self.background_size > MAX_BACKGROUND:
-            raise RAIInputError(
-                f"`background_size` must be at most {MAX_BACKGROUND} (shap's linear explainer uses "
-                f"no more), got {self.background_size}"
-            )
 
 
 @dataclass
@@ -425,11 +391,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--merge", nargs="+", default=None, metavar="SHARD", help="merge these explanation shards instead of explaining"
     )
-    p.add_argument("--method", choices=METHODS, default="auto")
-    p.add_argument("--rows", choices=ROWS, default="sample")
-    defaults = ExplainerOptions()
-    for name in ("shard_index", "shard_count", "background_size", "mimic_train_size", "random_state"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    add_options(p, "explainer")
     return p
 
 
@@ -437,11 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
 
     def action() -> None:
+        options = options_from_args("explainer", args)
         constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
         if shards:
             result = merge_explanations(constructor, shards, output)
         else:
-            result = run_explainer(constructor, output, options=ExplainerOptions(**args))
+            result = run_explainer(constructor, output, options=options)
         print(f"explanation written to {output} ({result.method}, {result.n_rows} rows, {result.seconds:.1f} s)")
 
     return run_cli(action)

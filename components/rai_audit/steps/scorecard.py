@@ -34,7 +34,7 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, numeric_bins, validate_cohorts
-from rai_audit.core.fairness import DEFAULT_MIN_GROUP_SIZE, KINDS, describe, group_flag, percentile_interval, spread
+from rai_audit.core.fairness import KINDS, describe, group_flag, percentile_interval, spread
 from rai_audit.core.metrics import (
     COUNTED_METRICS,
     PROBA_METRICS,
@@ -50,9 +50,10 @@ from rai_audit.core.metrics import (
     target_can_be_negative,
     weighted_roc_auc,
 )
-from rai_audit.core.options import check_min_ints
+from rai_audit.core.options import DEFAULT_MIN_GROUP_SIZE
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
-from rai_audit.steps._cli import run_cli
+from rai_audit.specs import ScorecardOptions
+from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
 KIND = "scorecard"
 PDF_FILE = "scorecard.pdf"
@@ -69,21 +70,6 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
 EXPLORER_BINS = 6
 EXPLORER_TOP = 8
 GRID = 30  # bins per axis of the predicted-vs-true grid
-
-
-@dataclass(frozen=True)
-class ScorecardOptions:
-    """``bootstrap``: resamples for confidence intervals (0: none); ``alpha``: 1 - their level."""
-
-    bootstrap: int = 200
-    alpha: float = 0.05
-    fail_on_missed_target: bool = False
-    random_state: int = 0
-
-    def __post_init__(self) -> None:
-        check_min_ints(self, {"bootstrap": 0})
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 1:
-            raise RAIInputError(f"`alpha` must be a number between 0 and 1, got {self.alpha!r}")
 
 
 @dataclass
@@ -711,29 +697,17 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="an earlier audit's scorecard (folder or scorecard.json) to report changes against",
     )
-    p.add_argument("--bootstrap", type=int, default=ScorecardOptions.bootstrap)
-    p.add_argument("--alpha", type=float, default=ScorecardOptions.alpha)
-    p.add_argument("--fail-on-missed-target", action="store_true", help="exit 1 when a target is missed")
-    p.add_argument("--random-state", type=int, default=0)
+    add_options(p, "scorecard")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    options = options_from_args("scorecard", vars(args))
 
     def action() -> None:
         result = run_scorecard(
-            args.dashboard,
-            args.config,
-            args.output,
-            cohorts=args.cohorts,
-            baseline=args.baseline,
-            options=ScorecardOptions(
-                bootstrap=args.bootstrap,
-                alpha=args.alpha,
-                fail_on_missed_target=args.fail_on_missed_target,
-                random_state=args.random_state,
-            ),
+            args.dashboard, args.config, args.output, cohorts=args.cohorts, baseline=args.baseline, options=options
         )
         undefined = int(result.headline["targets_undefined"])
         print(
