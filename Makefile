@@ -1,5 +1,5 @@
 # `make demo`: set up and run a full local audit on the shipped demo data.
-# `make test`: set up (system packages too) and run the tests.
+# `make test`: set up (system packages too), lint and type-check (ruff, mypy), run the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,7 +20,12 @@ system-deps:
 demo: setup
 	$(VENV)/bin/rai-audit demo --output rai-audit-demo
 
+# Lint, format and type checks first: they take seconds, the tests a quarter of an hour.
+LINTED := components tests scripts bench
 test: setup system-deps
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 compile: setup

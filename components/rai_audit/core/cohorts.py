@@ -106,13 +106,13 @@ def load_cohorts(source: str | Path | dict | list | None) -> list[dict[str, Any]
     """Read cohorts from a file path or parsed JSON, check their structure, return the list."""
     if source is None or source == "" or source == []:
         return []
-    if isinstance(source, (str, Path)):
-        source = read_json(Path(source), what="cohort file")
-    if isinstance(source, list):
-        is_azure = any(isinstance(c, dict) and "cohort_filter_list" in c for c in source)
-        document = _from_azure(source) if is_azure else {"cohorts": source}
+    parsed = read_json(Path(source), what="cohort file") if isinstance(source, (str, Path)) else source
+    document: dict[str, Any]
+    if isinstance(parsed, list):
+        is_azure = any(isinstance(c, dict) and "cohort_filter_list" in c for c in parsed)
+        document = _from_azure(parsed) if is_azure else {"cohorts": parsed}
     else:
-        document = source
+        document = parsed
     errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(document), key=str)
     if errors:
         err = errors[0]
@@ -139,7 +139,7 @@ def column_kind(series: pd.Series) -> ColumnKind:
 
 def _leaves(node: dict[str, Any]) -> list[dict[str, Any]]:
     if "and" in node or "or" in node:
-        return [leaf for child in node.get("and", node.get("or")) for leaf in _leaves(child)]
+        return [leaf for child in (node["and"] if "and" in node else node["or"]) for leaf in _leaves(child)]
     return [node]
 
 
@@ -335,16 +335,16 @@ def numeric_bins(values: pd.Series, n_bins: int) -> tuple[np.ndarray, list[dict[
                 if first == last
                 else {"column": name, "op": "between", "value": [first, last]}
             )
-        elif low is None and high is None:
-            label = f"{_number_text(lowest)} to {_number_text(highest)}"
-            flt = {"column": name, "op": "!=", "value": None}
-        elif low is None:
-            label, flt = f"<= {_number_text(high)}", {"column": name, "op": "<=", "value": high}
-        elif high is None:
-            label, flt = f"> {_number_text(low)}", {"column": name, "op": ">", "value": low}
-        else:
+        elif low is not None and high is not None:
             label = f"({_number_text(low)}, {_number_text(high)}]"
             flt = {"and": [{"column": name, "op": ">", "value": low}, {"column": name, "op": "<=", "value": high}]}
+        elif high is not None:
+            label, flt = f"<= {_number_text(high)}", {"column": name, "op": "<=", "value": high}
+        elif low is not None:
+            label, flt = f"> {_number_text(low)}", {"column": name, "op": ">", "value": low}
+        else:  # a single bin: no cut
+            label = f"{_number_text(lowest)} to {_number_text(highest)}"
+            flt = {"column": name, "op": "!=", "value": None}
         bins.append({"label": label, "filter": flt})
     return codes, bins, [lowest, *[float(c) for c in cuts], highest]
 

@@ -13,8 +13,8 @@ import pandas as pd
 from rai_audit.core import artifacts as A
 from rai_audit.core._errors import ArtifactIntegrityError
 from rai_audit.core.cohorts import cohort_frame, cohort_masks
-from rai_audit.core.options import DEFAULT_MIN_GROUP_SIZE
 from rai_audit.core.metrics import class_positions, group_labels
+from rai_audit.core.options import DEFAULT_MIN_GROUP_SIZE
 
 # What the constructor writes to meta.json (beside kind, schema_version, run_id) and the steps read.
 CONSTRUCTOR_META_KEYS = (
@@ -107,7 +107,7 @@ class ConstructorArtifact:
         )
 
     @cached_property
-    def metric_labels(self) -> tuple[np.ndarray, np.ndarray, list[Any], Any]:
+    def metric_labels(self) -> tuple[np.ndarray, np.ndarray, list[Any] | None, Any]:
         """y_true and y_pred for metrics, with the classes and positive label they are written in.
 
         A classifier's labels become their positions in ``classes`` (see ``class_positions``).

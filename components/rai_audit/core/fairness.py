@@ -65,7 +65,7 @@ def describe(values: Any, counts: Any, min_group_size: int, kind: str, *, signed
     values = np.asarray(values, dtype=float)
     compared = compared_groups(counts, min_group_size)
     usable = compared & np.isfinite(values)
-    value = spread(values, compared, kind, signed=signed)
+    value = float(spread(values, compared, kind, signed=signed))  # one row of group values: a float
     reason = None
     if not np.isfinite(value):
         if kind == "ratio" and signed:
@@ -96,7 +96,8 @@ def percentile_interval(replicates: np.ndarray | None, alpha: float) -> tuple[An
     replicates = np.asarray(replicates, dtype=float)
     single = replicates.ndim == 1
     columns = replicates[:, None] if single else replicates
-    lows, highs = [], []
+    lows: list[float | None] = []
+    highs: list[float | None] = []
     for column in columns.T:
         finite = column[np.isfinite(column)]
         if len(finite) < max(10, len(column) // 2):

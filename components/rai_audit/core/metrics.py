@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
@@ -65,12 +65,14 @@ def signed_metrics(names: Any, *, target_signed: bool) -> list[str]:
 
 
 MetricFn = Callable[..., float]
+# One label (or a probability row) per row, as the steps hold them.
+Labels: TypeAlias = "np.ndarray | pd.Series"
 
 
 def _undefined_as_nan(fn: MetricFn) -> MetricFn:
     """NaN for rows on which a metric is undefined, instead of an error or a warning."""
 
-    def wrapped(y_true, y_pred, **kwargs) -> float:
+    def wrapped(y_true: Labels, y_pred: Labels, **kwargs: Any) -> float:
         if len(y_true) == 0:
             return float("nan")
         with warnings.catch_warnings():
@@ -84,18 +86,18 @@ def _undefined_as_nan(fn: MetricFn) -> MetricFn:
     return wrapped
 
 
-def _r2(y_true, y_pred) -> float:
+def _r2(y_true: Labels, y_pred: Labels) -> float:
     return skm.r2_score(y_true, y_pred) if len(y_true) >= 2 else float("nan")
 
 
-def _binary_rates(y_true, y_pred, *, positive) -> tuple[float, float]:
+def _binary_rates(y_true: Labels, y_pred: Labels, *, positive: Any) -> tuple[float, float]:
     tn, fp, fn, tp = skm.confusion_matrix(y_true == positive, y_pred == positive, labels=[False, True]).ravel()
     fpr = fp / (fp + tn) if fp + tn else float("nan")
     fnr = fn / (fn + tp) if fn + tp else float("nan")
     return fpr, fnr
 
 
-def _roc_auc(y_true, y_pred, *, proba, classes, positive) -> float:
+def _roc_auc(y_true: Labels, y_pred: Labels, *, proba: Labels, classes: list[Any], positive: Any) -> float:
     proba = np.asarray(proba)
     if positive is not None:  # binary: the score is the positive class's probability
         if len(np.unique(y_true)) < 2:
@@ -107,7 +109,7 @@ def _roc_auc(y_true, y_pred, *, proba, classes, positive) -> float:
     return skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
 
 
-def _log_loss(y_true, y_pred, *, proba, classes) -> float:
+def _log_loss(y_true: Labels, y_pred: Labels, *, proba: Labels, classes: list[Any]) -> float:
     return skm.log_loss(y_true, np.asarray(proba), labels=list(classes))
 
 
@@ -241,12 +243,16 @@ def metric_functions(
             fns["false_positive_rate"] = lambda y_true, y_pred: _binary_rates(y_true, y_pred, positive=positive)[0]
             fns["false_negative_rate"] = lambda y_true, y_pred: _binary_rates(y_true, y_pred, positive=positive)[1]
         if with_proba:
-            fns["roc_auc_score"] = partial(_roc_auc, classes=classes, positive=positive if binary else None)
-            fns["log_loss"] = partial(_log_loss, classes=classes)
+            # classes is None only where the functions are listed and not called (preflight's names).
+            proba_classes = cast(list[Any], classes)
+            fns["roc_auc_score"] = partial(_roc_auc, classes=proba_classes, positive=positive if binary else None)
+            fns["log_loss"] = partial(_log_loss, classes=proba_classes)
     return {name: _undefined_as_nan(fn) for name, fn in fns.items()}
 
 
-def compute_metrics(fns: dict[str, MetricFn], y_true, y_pred, proba=None) -> dict[str, float]:
+def compute_metrics(
+    fns: dict[str, MetricFn], y_true: Labels, y_pred: Labels, proba: Labels | None = None
+) -> dict[str, float]:
     """Every metric of ``fns`` on these rows, plus their ``count``."""
     result: dict[str, float] = {"count": int(len(y_true))}
     for name, fn in fns.items():
@@ -254,7 +260,7 @@ def compute_metrics(fns: dict[str, MetricFn], y_true, y_pred, proba=None) -> dic
     return result
 
 
-def confusion(y_true, y_pred, classes: list[Any]) -> dict[str, Any]:
+def confusion(y_true: Labels, y_pred: Labels, classes: list[Any]) -> dict[str, Any]:
     """Confusion matrix with rows = true class, columns = predicted class, in ``classes`` order."""
     if len(y_true) == 0:  # scikit-learn refuses empty input; an empty cohort has all zeros
         matrix = np.zeros((len(classes), len(classes)), dtype=int)
