@@ -14,7 +14,7 @@ import shutil
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -275,8 +275,8 @@ def _resolve_classes(
     return task, classes, positive
 
 
-def _unseen_values(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, list[Any]]:
-    """Per text/categorical column, the test values that train never holds (a few of each)."""
+def _unseen_values(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, str]:
+    """Per text/categorical column, the test values that train never holds (a few of each, as text)."""
     unseen = {}
     for c in test.columns:
         if pd.api.types.is_numeric_dtype(test[c]) and not pd.api.types.is_bool_dtype(test[c]):
@@ -296,7 +296,9 @@ def _few(values: list[Any], n: int = 5) -> str:
     return f"[{', '.join(map(repr, values[:n]))}, ...] ({len(values)} in all)"
 
 
-def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None, *, train: pd.DataFrame):
+def _predict(
+    model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None, *, train: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         y_pred = np.asarray(model.predict(X))
     except Exception as err:  # any failure inside the user's model
@@ -327,6 +329,7 @@ def _predict(model: Any, X: pd.DataFrame, task: str, classes: list[Any] | None, 
                 f"{len(y_pred)} test rows; a regression model must predict finite numbers"
             )
         return y_pred, None
+    classes = cast(list[Any], classes)  # a classifier: _resolve_classes gave its classes
     unknown = sorted({str(v) for v in pd.unique(y_pred)} - {str(c) for c in classes})
     if unknown:
         raise RAIInputError(f"the model predicts labels {_few(unknown)} that are not among the classes {_few(classes)}")
@@ -363,9 +366,9 @@ def _stratified_sample(y: pd.Series, size: int, seed: int, stratify: bool) -> np
     # A class with rows keeps one in the sample when there is room for one of each: rounding
     # would drop a rare class (the only positive row) from every per-row step.
     if size >= len(counts):
-        for code in np.flatnonzero(take == 0):
+        for empty in np.flatnonzero(take == 0):
             take[np.argmax(take)] -= 1  # some class has two or more: size >= classes
-            take[code] = 1
+            take[empty] = 1
     for code, k in enumerate(take):
         rows = np.flatnonzero(codes == code)
         mask[rng.choice(rows, size=min(k, len(rows)), replace=False)] = True
