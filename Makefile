@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps demo test compile images clean
+.PHONY: setup system-deps demo test generate compile images clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ test: setup system-deps
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-compile: setup
+# What is derived from the steps' specs as text: the KFP step components, the option tables.
+generate: setup
+	$(PY) scripts/generate-from-specs.py
+
+# The checked-in pipelines (KFP IR YAML, one per flow, and the Argo documents).
+compile: generate
 	for p in $$($(PY) -c 'from rai_audit.pipelines import PIPELINE_OPTIONS; print(*PIPELINE_OPTIONS)'); do \
 	  $(VENV)/bin/rai-audit compile --pipeline $$p || exit 1; done
 	$(VENV)/bin/rai-audit compile --target argo --pipeline audit --output pipelines/argo
