@@ -53,7 +53,7 @@ class ExplainerResult:
     seconds: float
 
 
-def _split_model(model: Any):
+def _split_model(model: Any) -> tuple[Any, Any]:
     """(preprocessing or None, final estimator) of a scikit-learn Pipeline or bare estimator."""
     from sklearn.pipeline import Pipeline
 
@@ -62,7 +62,7 @@ def _split_model(model: Any):
     return None, model
 
 
-def _engineered(preprocess, raw: pd.DataFrame) -> pd.DataFrame:
+def _engineered(preprocess: Any, raw: pd.DataFrame) -> pd.DataFrame:
     """The columns the final estimator sees, dense."""
     if preprocess is None:
         return raw.astype(float)
@@ -87,11 +87,12 @@ def _probe_values(values: pd.Series) -> np.ndarray:
         points = np.quantile(present.astype(float), np.linspace(0, 1, PROBE_VALUES))
     else:
         points = present.value_counts().index[:PROBE_VALUES].to_numpy(dtype=object)
-    return np.append(points, None if points.dtype == object else np.nan) if values.isna().any() else points
+    missing = np.array([None if points.dtype == object else np.nan])  # object or float, as points
+    return np.append(points, missing) if values.isna().any() else points
 
 
 def _feature_map(
-    preprocess, background: pd.DataFrame, pools: dict[str, np.ndarray], features: list[str]
+    preprocess: Any, background: pd.DataFrame, pools: dict[str, np.ndarray], features: list[str]
 ) -> tuple[np.ndarray, list[str]]:
     """(raw features x engineered columns) weights: which raw feature each column comes from.
 
@@ -132,13 +133,13 @@ def _explained_rows(audit: ConstructorArtifact, options: ExplainerOptions) -> np
 
 def _explainer(
     method: str,
-    estimator,
+    estimator: Any,
     background: pd.DataFrame,
     mimic_train: pd.DataFrame,
-    classes,
+    classes: list[Any] | None,
     is_classifier: bool,
     random_state: int,
-):
+) -> tuple[Any, str]:
     """The interpret-community explainer for this method, and the method used."""
     from interpret_community import TabularExplainer
     from interpret_community.mimic import MimicExplainer
@@ -181,7 +182,7 @@ def _explainer(
     return mimic, "mimic"
 
 
-def _local_values(explanation, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _local_values(explanation: Any, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Local values as (classes or 1, rows, columns) and expected values per class."""
     values = np.asarray(explanation.local_importance_values, dtype=float)
     if values.ndim == 2:
@@ -193,7 +194,7 @@ def _local_values(explanation, n_classes: int | None) -> tuple[np.ndarray, np.nd
 
 
 def _fidelity(
-    explainer, method: str, estimator, X_test: pd.DataFrame, y_model: np.ndarray, is_classifier: bool
+    explainer: Any, method: str, estimator: Any, X_test: pd.DataFrame, y_model: np.ndarray, is_classifier: bool
 ) -> dict[str, Any] | None:
     """How well the mimic imitates the model on the whole test set."""
     if method != "mimic":
@@ -213,10 +214,10 @@ def _fidelity(
 def _aggregate(local: pd.DataFrame, features: list[str], audit: ConstructorArtifact) -> dict[str, Any]:
     """Mean absolute importance overall, per class, per cohort and per sensitive group."""
 
-    def mean_abs(frame: pd.DataFrame) -> dict[str, float]:
+    def mean_abs(frame: pd.DataFrame) -> dict[str, float | None]:
         return frame[features].abs().mean().to_dict() if len(frame) else {f: None for f in features}
 
-    def ranked(values: dict[str, float]) -> list[dict[str, Any]]:
+    def ranked(values: dict[str, float | None]) -> list[dict[str, Any]]:
         return sorted(
             ({"feature": f, "importance": v} for f, v in values.items()), key=lambda item: -(item["importance"] or 0)
         )
@@ -224,7 +225,7 @@ def _aggregate(local: pd.DataFrame, features: list[str], audit: ConstructorArtif
     per_class = {str(c): mean_abs(group) for c, group in local.groupby(CLASS_COLUMN, sort=False)}
     overall = pd.DataFrame(list(per_class.values())).mean().to_dict()
 
-    def by_rows(row_ids: np.ndarray) -> dict[str, float]:
+    def by_rows(row_ids: np.ndarray) -> dict[str, float | None]:
         subset = local[local[A.ROW_ID].isin(row_ids)]
         values = [mean_abs(g) for _, g in subset.groupby(CLASS_COLUMN, sort=False)]
         return pd.DataFrame(values).mean().to_dict() if values else {f: None for f in features}
