@@ -101,7 +101,7 @@ def run_demo_in_containers(config: dict, inputs: Path, scorecard_config: Path, r
             "--task-type",
             config["task_type"],
             "--positive-label",
-            json.dumps(config["positive_label"]),
+            str(config["positive_label"]),
             "--sensitive-features",
             json.dumps(config["sensitive_features"]),
             "--sample-size",

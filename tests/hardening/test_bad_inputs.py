@@ -47,6 +47,7 @@ from rai_audit.config import load_config
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.demo import train_demo_model
+from rai_audit.specs import step_options
 from rai_audit.steps.causal import CausalOptions, run_causal
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 from rai_audit.steps.counterfactual import CounterfactualOptions, run_counterfactual
@@ -265,19 +266,17 @@ def outputs(tmp: Path) -> tuple[Path, Path]:
     return tmp / "out" / "result", tmp / "out" / "cli_result"
 
 
-def json_flag(value: Any) -> str:
-    return json.dumps(value)
-
-
-def _flags(options: dict[str, Any], *, always_json: tuple[str, ...] = ()) -> list[str]:
+def _flags(step: str, options: dict[str, Any]) -> list[str]:
+    """The step's flags for these option values, in the parameter form its spec gives them
+    (as `rai-audit run` passes them to KFP and Argo to the command line)."""
+    specs = {o.name: o for o in step_options(step)}
     argv = []
     for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            if value:
-                argv.append(flag)
+        o = specs[key]
+        if "cli" not in o.targets:  # the constructor's cohorts: a file on the command line
+            argv += [o.flag, str(value)]
             continue
-        argv += [flag, json_flag(value) if isinstance(value, (list, dict)) or key in always_json else str(value)]
+        argv += [o.flag, o.as_text(o.to_parameter(value))]
     return argv
 
 
@@ -345,7 +344,7 @@ def constructor(
                 str(test_path),
                 "--output",
                 str(cli_out),
-                *_flags(opts, always_json=("positive_label",)),
+                *_flags("constructor", opts),
                 *(PICKLE_FLAG if pickle else []),
             ]
         return Run(call, argv, out, cli_out)
@@ -364,27 +363,20 @@ def then_step(name: str, **options: Any) -> Callable[[Path, Path], Any]:
 # --- builders: the analysis steps, gather, scorecard ---------------------------------------------
 
 STEPS = {
-    "error_analysis": (run_error_analysis, ErrorAnalysisOptions, ()),
-    "explainer": (run_explainer, ExplainerOptions, ()),
-    "counterfactual": (run_counterfactual, CounterfactualOptions, ("desired_class",)),
-    "causal": (run_causal, CausalOptions, ("treatment_cost", "categories")),
+    "error_analysis": (run_error_analysis, ErrorAnalysisOptions),
+    "explainer": (run_explainer, ExplainerOptions),
+    "counterfactual": (run_counterfactual, CounterfactualOptions),
+    "causal": (run_causal, CausalOptions),
 }
 
 
 def run_step(name: str, constructor_dir: Path, out: Path, options: dict[str, Any]) -> Any:
-    function, options_class, _ = STEPS[name]
+    function, options_class = STEPS[name]
     return function(constructor_dir, out, options=options_class(**options))
 
 
 def step_argv(name: str, constructor_dir: Path, out: Path, options: dict[str, Any]) -> list[str]:
-    return [
-        name,
-        "--constructor",
-        str(constructor_dir),
-        "--output",
-        str(out),
-        *_flags(options, always_json=STEPS[name][2]),
-    ]
+    return [name, "--constructor", str(constructor_dir), "--output", str(out), *_flags(name, options)]
 
 
 def tampered_copy(w: World, tmp: Path, artifact: str, tamper: Callable[[Path], None]) -> Path:
@@ -459,7 +451,7 @@ def scorecard(
             "--output",
             str(cli_out),
             *(["--cohorts", str(cohorts_path)] if cohorts_path else []),
-            *_flags(opts),
+            *_flags("scorecard", opts),
         ]
         return Run(
             lambda: run_scorecard(source, config_path, out, cohorts=cohorts_path, options=ScorecardOptions(**opts)),

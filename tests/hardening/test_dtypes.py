@@ -870,7 +870,7 @@ def test_the_cli_refuses_a_date_feature_in_one_line(tmp_path, capsys):
             "--task-type",
             "binary_classification",
             "--positive-label",
-            '"yes"',
+            "yes",
             "--allow-pickle",
         ]
     )

@@ -118,7 +118,7 @@ def constructor_argv(inputs: dict[str, Path], output: Path) -> list[str]:
         "--task-type",
         "binary_classification",
         "--positive-label",
-        '">50K"',
+        ">50K",
         "--sensitive-features",
         '["sex", "race"]',
         "--cohorts",

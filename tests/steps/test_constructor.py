@@ -656,7 +656,7 @@ def test_cli_writes_the_artifact(adult_case, tmp_path, capsys):
             adult_case,
             out,
             "--positive-label",
-            '">50K"',
+            ">50K",
             "--sample-size",
             "500",
             "--sensitive-features",
@@ -679,7 +679,7 @@ def test_cli_writes_the_artifact(adult_case, tmp_path, capsys):
     [
         (["--target-column", "salary"], r"`target_column` 'salary' is not a column of the train data"),
         (["--sample-size", "-1"], r"`sample_size` must be an integer >= 0"),
-        (["--positive-label", '"rich"'], r"`positive_label` 'rich' is not one of the classes"),
+        (["--positive-label", "rich"], r"`positive_label` 'rich' is not one of the classes"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(adult_case, tmp_path, capsys, extra, match):

@@ -965,7 +965,7 @@ def test_artifact_is_a_counterfactual_of_the_run_that_gather_embeds(subjects, tm
 
 def test_cli_runs_merges_and_reports_bad_input(subjects, tmp_path, capsys):
     s = subjects("compas")
-    common = ["--constructor", str(s.constructor), "--desired-class", '"High"', "--total-CFs", "3"]
+    common = ["--constructor", str(s.constructor), "--desired-class", "High", "--total-CFs", "3"]
     parts = [tmp_path / f"shard{i}" for i in range(2)]
     for i, part in enumerate(parts):
         assert main([*common, "--output", str(part), "--shard-index", str(i), "--shard-count", "2"]) == 0
@@ -981,7 +981,7 @@ def test_cli_runs_merges_and_reports_bad_input(subjects, tmp_path, capsys):
     assert main([*common, "--output", str(bad), "--shard-index", "2", "--shard-count", "2"]) == 2
     err = capsys.readouterr().err
     assert "rai-audit: error:" in err and "shard_index" in err
-    assert main(["--constructor", str(s.constructor), "--output", str(bad), "--desired-class", '"opposite"']) == 2
+    assert main(["--constructor", str(s.constructor), "--output", str(bad), "--desired-class", "opposite"]) == 2
     assert "needs binary classification" in capsys.readouterr().err
     assert main(["--constructor", str(s.constructor), "--output", str(bad), "--merge", str(parts[1])]) == 2
     assert "got indices [1]" in capsys.readouterr().err

@@ -703,9 +703,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    options = options_from_args("scorecard", vars(args))
 
     def action() -> None:
+        options = options_from_args("scorecard", vars(args))
         result = run_scorecard(
             args.dashboard, args.config, args.output, cohorts=args.cohorts, baseline=args.baseline, options=options
         )
