@@ -287,7 +287,8 @@ def _heatmap(audit: ConstructorArtifact, error: np.ndarray, options: ErrorAnalys
     if not options.heatmap_features:
         return None
     categorical = set(audit.meta["categorical_features"])
-    axes, labels = [], []
+    axes: list[dict[str, Any]] = []
+    labels: list[pd.Series] = []
     for f in options.heatmap_features:
         kind = "categorical" if f in categorical else "numeric"
         row_labels, bins, edges = _bins(audit.features[f], kind, options.heatmap_bins)
