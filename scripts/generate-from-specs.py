@@ -218,7 +218,8 @@ def readme_tables() -> str:
             if "config" not in o.targets or (o.shared and step != "constructor"):
                 continue  # the seed is a top-level key
             allowed = ", ".join(f"`{c}`" for c in o.choices) if o.choices else ""
-            alias = f" Azure ML's name `{o.azure}` is read too." if o.azure else ""
+            azure_names = ", ".join(f"`{name}`" for name in o.azure if name != o.name)
+            alias = f" Azure ML's name {azure_names} is read too." if azure_names else ""
             default = _value(o, o.default)
             out.append(f"| `{o.name}` | `{o.parameter_name()}` | {default} | {allowed} | {_cell(o.help)}{alias} |")
     return "\n".join(out) + "\n\n"

@@ -80,7 +80,7 @@ def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, 
     if not isinstance(options, dict):
         raise RAIInputError(f"config `{step}` must be a mapping of options (or true), got {options!r}")
     specs = {o.name: o for o in _config_options(step)}
-    aliases = {o.azure: o.name for o in specs.values() if o.azure}
+    aliases = {name: o.name for o in specs.values() for name in o.azure if name != o.name}
     options = {aliases.get(k, k): v for k, v in options.items()}
     build = {BUILD_OPTIONS[step][k]: options.pop(k) for k in list(options) if k in BUILD_OPTIONS.get(step, {})}
     for value in build.values():  # the shard count shapes the pipeline: checked here

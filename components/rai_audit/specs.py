@@ -89,7 +89,9 @@ class OptionSpec:
     parameter_type: type  # bool, int, float, str, list or dict
     parameter_default: Any  # the parameter value that stands for ``default``
     choices: tuple[str, ...] | None = None
-    azure: str | None = None  # Azure ML's name for it, accepted by the config reader
+    # Azure ML's names for it (its Responsible AI components' parameters), read wherever an
+    # audit config is; their value forms are rai_audit.azure's.
+    azure: tuple[str, ...] = ()
     json_text: bool = False  # the parameter holds the value's JSON text
     required: bool = False
     shared: bool = False  # one pipeline/Argo parameter for every step (random_state)
@@ -145,7 +147,7 @@ def option(
     *,
     help: str,
     choices: tuple[str, ...] | None = None,
-    azure: str | None = None,
+    azure: str | tuple[str, ...] = (),
     unset: Any = _NO_UNSET,
     parameter_type: type | None = None,
     json_text: bool = False,
@@ -161,7 +163,7 @@ def option(
     meta = dict(
         help=help,
         choices=choices,
-        azure=azure,
+        azure=(azure,) if isinstance(azure, str) else tuple(azure),
         unset=unset,
         parameter_type=parameter_type,
         json_text=json_text,
@@ -251,14 +253,19 @@ class ConstructorOptions:
     out of fairness differences and ratios.
     """
 
-    target_column: str = option(help="Name of the target column.", parameter_type=str)
-    task_type: str = option(help="The model's task.", choices=TASK_TYPES, parameter_type=str)
+    target_column: str = option(help="Name of the target column.", parameter_type=str, azure="target_column_name")
+    task_type: str = option(help="The model's task.", choices=TASK_TYPES, parameter_type=str, azure="task_type")
     categorical_features: list[str] | None = option(
-        None, unset=[], help="Categorical feature names; empty: inferred from the dtypes."
+        None,
+        unset=[],
+        help="Categorical feature names; empty: inferred from the dtypes.",
+        azure="categorical_column_names",
     )
     sensitive_features: list[str] = option([], help="Features to assess fairness over.")
     dropped_features: list[str] = option([], help="Columns kept for cohorts and fairness but not given to the model.")
-    classes: list[Any] | None = option(None, unset=[], help="The class labels in order; empty: the model's classes.")
+    classes: list[Any] | None = option(
+        None, unset=[], help="The class labels in order; empty: the model's classes.", azure="classes"
+    )
     positive_label: Any = option(
         None,
         unset="",
@@ -270,7 +277,11 @@ class ConstructorOptions:
         help="Cohort definitions (rai-audit or Azure ML format).",
         targets=frozenset({"kfp", "pipeline"}),  # a file on the command line and in Argo
     )
-    sample_size: int = option(0, help="Test rows sampled (stratified, seeded) for per-row steps; 0: all.")
+    sample_size: int = option(
+        0,
+        help="Test rows sampled (stratified, seeded) for per-row steps; 0: all.",
+        azure="maximum_rows_for_test_dataset",
+    )
     random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True)
     skops_trusted_types: list[str] = option([], help="Types to trust when loading a .skops model.")
     allow_pickle: bool = option(
@@ -311,9 +322,9 @@ class ErrorAnalysisOptions:
     means no heatmap.
     """
 
-    max_depth: int = option(3, help="Maximum depth of the error tree.")
-    num_leaves: int = option(31, help="Maximum number of leaves of the error tree.")
-    min_child_samples: int = option(20, help="Minimum number of rows in a leaf.")
+    max_depth: int = option(3, help="Maximum depth of the error tree.", azure="max_depth")
+    num_leaves: int = option(31, help="Maximum number of leaves of the error tree.", azure="num_leaves")
+    min_child_samples: int = option(20, help="Minimum number of rows in a leaf.", azure="min_child_samples")
     tree_features: list[str] = option([], help="Features the tree may split on; empty: all.")
     heatmap_features: list[str] = option(
         [], azure="filter_features", help="One or two features for the error heatmap; empty: no heatmap."
@@ -375,22 +386,29 @@ class CounterfactualOptions:
     which vary only when listed here.
     """
 
-    total_CFs: int = option(10, help="Counterfactuals asked for per row.")
+    total_CFs: int = option(10, help="Counterfactuals asked for per row.", azure="total_CFs")
     engine: str = option(
         "batched",
         choices=COUNTERFACTUAL_ENGINES,
         help="batched: a random search for all rows at once; dice: dice-ml row by row.",
     )
-    method: str = option("random", choices=COUNTERFACTUAL_METHODS, help="dice-ml's method (with engine dice).")
+    method: str = option(
+        "random", choices=COUNTERFACTUAL_METHODS, help="dice-ml's method (with engine dice).", azure="method"
+    )
     desired_class: Any = option(
         "opposite",
         help="opposite (binary), better (binary: the class desired_outcome calls better) or the class to reach.",
+        azure="desired_class",
     )
-    desired_range: list[float] = option([], help="[low, high] the prediction must reach (regression).")
+    desired_range: list[float] = option(
+        [], help="[low, high] the prediction must reach (regression).", azure="desired_range"
+    )
     features_to_vary: list[str] = option(
-        [], help="Features that may change; empty: all but the sensitive and immutable ones."
+        [], help="Features that may change; empty: all but the sensitive and immutable ones.", azure="features_to_vary"
     )
-    permitted_range: dict[str, list[Any]] = option({}, help="Feature -> [low, high] or the allowed values.")
+    permitted_range: dict[str, list[Any]] = option(
+        {}, help="Feature -> [low, high] or the allowed values.", azure="permitted_range"
+    )
     increase_only: list[str] = option([], help="Numeric features that may only increase (e.g. age).")
     decrease_only: list[str] = option([], help="Numeric features that may only decrease.")
     rows: str = option("sample", help="sample (the constructor's sample), all, or a cohort name.")
@@ -438,34 +456,50 @@ class CausalOptions:
     """
 
     treatment_features: list[str] = option(
-        [], required=True, help="Features whose effect on the outcome is estimated, e.g. [hours-per-week]."
+        [],
+        required=True,
+        help="Features whose effect on the outcome is estimated, e.g. [hours-per-week].",
+        azure="treatment_features",
     )
     heterogeneity_features: list[str] | None = option(
         None,
         json_text=True,
         help='Features the effect may vary with, as JSON text (Azure\'s encoding): "null": all, "[]": none '
         "(one constant effect).",
+        azure="heterogeneity_features",
     )
-    nuisance_model: str = option("linear", choices=NUISANCE_MODELS, help="Model of the nuisance functions.")
-    heterogeneity_model: str = option("linear", choices=HETEROGENEITY_MODELS, help="Model of how the effect varies.")
-    alpha: float = option(0.05, help="Significance level of the confidence intervals.")
-    upper_bound_on_cat_expansion: int = option(50, help="Most levels a categorical treatment may have.")
+    nuisance_model: str = option(
+        "linear", choices=NUISANCE_MODELS, help="Model of the nuisance functions.", azure="nuisance_model"
+    )
+    heterogeneity_model: str = option(
+        "linear", choices=HETEROGENEITY_MODELS, help="Model of how the effect varies.", azure="heterogeneity_model"
+    )
+    alpha: float = option(0.05, help="Significance level of the confidence intervals.", azure="alpha")
+    upper_bound_on_cat_expansion: int = option(
+        50, help="Most levels a categorical treatment may have.", azure="upper_bound_on_cat_expansion"
+    )
     treatment_cost: float | list[float] = option(
-        0.0, unset=[], help="One cost for all treatments, or one per treatment; empty: 0."
+        0.0, unset=[], help="One cost for all treatments, or one per treatment; empty: 0.", azure="treatment_cost"
     )
-    min_tree_leaf_samples: int = option(2, help="Minimum rows in a policy tree leaf.")
-    max_tree_depth: int = option(2, help="Depth of the policy tree.")
-    skip_cat_limit_checks: bool = option(False, help="Fit categorical treatments with fewer than 10 rows of a level.")
+    min_tree_leaf_samples: int = option(2, help="Minimum rows in a policy tree leaf.", azure="min_tree_leaf_samples")
+    max_tree_depth: int = option(2, help="Depth of the policy tree.", azure="max_tree_depth")
+    skip_cat_limit_checks: bool = option(
+        False, help="Fit categorical treatments with fewer than 10 rows of a level.", azure="skip_cat_limit_checks"
+    )
     categories: str | dict[str, list[Any]] = option(
-        "auto", unset={}, help="Categorical treatment -> its levels, the control first; empty: inferred."
+        "auto",
+        unset={},
+        help="Categorical treatment -> its levels, the control first; empty: inferred.",
+        azure="categories",
     )
     train_sample_size: int = option(10000, help="Train rows the fit uses (seeded); 0: all.")
     rows: str = option(
         "sample", choices=SAMPLE_OR_ALL, help="Rows given local effects; sample: the constructor's sample."
     )
     top_recommendations: int = option(10, help="Recommendations per treatment kept in the result.")
-    n_jobs: int = option(-1, help="Treatments fitted in parallel; -1: all cores.")
-    random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True)
+    n_jobs: int = option(-1, help="Treatments fitted in parallel; -1: all cores.", azure="n_jobs")
+    # Azure's causal seed: rai-audit has one seed for every step (rai_audit.azure reads it).
+    random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True, azure="random_state")
 
     def __post_init__(self) -> None:
         if not isinstance(self.treatment_features, list) or not self.treatment_features:
