@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from rai_audit.core._errors import ArtifactIntegrityError
 from rai_audit.core.cohorts import cohort_frame, cohort_masks
 from rai_audit.core.metrics import class_positions, group_labels
 from rai_audit.core.options import DEFAULT_MIN_GROUP_SIZE
+
+# Per sensitive feature: each row's group label, and the binning of a numeric feature (or None).
+SensitiveGroups: TypeAlias = "dict[str, tuple[pd.Series, dict[str, Any] | None]]"
 
 # What the constructor writes to meta.json (beside kind, schema_version, run_id) and the steps read.
 CONSTRUCTOR_META_KEYS = (
@@ -125,7 +128,7 @@ class ConstructorArtifact:
         return cohort_masks(self.cohorts, self.cohort_frame)
 
     @cached_property
-    def sensitive_groups(self) -> dict[str, tuple[pd.Series, dict[str, Any] | None]]:
+    def sensitive_groups(self) -> SensitiveGroups:
         """Per sensitive feature: the group label of each row, and the binning used, if any."""
         return {f: group_labels(self.features[f]) for f in self.meta["sensitive_features"]}
 

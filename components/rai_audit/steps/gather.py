@@ -14,7 +14,7 @@ import argparse
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,10 @@ import pandas as pd
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
-from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.constructor_artifact import ConstructorArtifact, SensitiveGroups, load_constructor_artifact
 from rai_audit.core.fairness import KINDS, describe, group_flag
 from rai_audit.core.metrics import (
+    MetricFn,
     compute_metrics,
     confusion,
     group_sort_key,
@@ -68,25 +69,29 @@ def _check_insights(run_id: str, insight_dirs: list[Path]) -> dict[str, tuple[Pa
     return found
 
 
-def _metric_fns(audit: ConstructorArtifact):
+def _metric_fns(audit: ConstructorArtifact) -> dict[str, MetricFn]:
     _, _, classes, positive = audit.metric_labels
     return metric_functions(audit.task, classes=classes, positive=positive, with_proba=audit.proba is not None)
 
 
-def _rows_metrics(audit: ConstructorArtifact, fns, mask: np.ndarray, *, with_confusion: bool = True) -> dict[str, Any]:
+def _rows_metrics(
+    audit: ConstructorArtifact, fns: dict[str, MetricFn], mask: np.ndarray, *, with_confusion: bool = True
+) -> dict[str, Any]:
     """Metrics of some rows (a boolean mask or positions)."""
     proba = audit.proba
     y_true, y_pred, classes, _ = audit.metric_labels
     result: dict[str, Any] = compute_metrics(fns, y_true[mask], y_pred[mask], None if proba is None else proba[mask])
     if audit.is_classifier and with_confusion:
         result["confusion_matrix"] = {
-            **confusion(y_true[mask], y_pred[mask], classes),
+            **confusion(y_true[mask], y_pred[mask], cast(list[Any], classes)),  # a classifier has classes
             "labels": list(audit.meta["classes"]),
         }
     return result
 
 
-def _model_overview(audit: ConstructorArtifact, fns, masks: dict[str, np.ndarray], groups) -> dict[str, Any]:
+def _model_overview(
+    audit: ConstructorArtifact, fns: dict[str, MetricFn], masks: dict[str, np.ndarray], groups: SensitiveGroups
+) -> dict[str, Any]:
     everything = np.ones(len(audit.predictions), dtype=bool)
     by_group = []
     for feature, (labels, binning) in groups.items():
@@ -124,7 +129,7 @@ def _figures(
 
 def _fairness_entry(
     audit: ConstructorArtifact,
-    fns,
+    fns: dict[str, MetricFn],
     sensitive: pd.DataFrame,
     binning: dict,
     known: dict[tuple, dict[str, Any]] | None = None,
@@ -190,7 +195,9 @@ def _fairness_entry(
     return entry
 
 
-def _fairness(audit: ConstructorArtifact, fns, groups, overview: dict[str, Any]) -> list[dict[str, Any]]:
+def _fairness(
+    audit: ConstructorArtifact, fns: dict[str, MetricFn], groups: SensitiveGroups, overview: dict[str, Any]
+) -> list[dict[str, Any]]:
     if not groups:
         return []
     entries = [
@@ -242,14 +249,14 @@ def _feature_summary(name: str, values: pd.Series, kind: str) -> dict[str, Any]:
             histogram={"edges": edges.tolist(), "counts": counts.tolist()},
         )
     elif kind == "categorical":
-        counts = present.astype(str).value_counts()
-        top = counts.head(TOP_CATEGORIES)
+        frequencies = present.astype(str).value_counts()
+        top = frequencies.head(TOP_CATEGORIES)
         summary.update(
-            n_unique=int(len(counts)),
+            n_unique=int(len(frequencies)),
             top_values=[{"value": value, "count": int(count)} for value, count in top.items()],
         )
-        if len(counts) > TOP_CATEGORIES:
-            summary["other_count"] = int(counts.iloc[TOP_CATEGORIES:].sum())
+        if len(frequencies) > TOP_CATEGORIES:
+            summary["other_count"] = int(frequencies.iloc[TOP_CATEGORIES:].sum())
     return summary
 
 
@@ -270,7 +277,7 @@ def _balance(audit: ConstructorArtifact, mask: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _data_analysis(audit: ConstructorArtifact, masks, groups) -> dict[str, Any]:
+def _data_analysis(audit: ConstructorArtifact, masks: dict[str, np.ndarray], groups: SensitiveGroups) -> dict[str, Any]:
     categorical = set(audit.meta["categorical_features"])
     return {
         "features": [
@@ -296,9 +303,9 @@ def _distribution(values: pd.Series, summary: dict[str, Any]) -> dict[str, Any]:
     present = values.dropna()
     if "histogram" in summary:
         edges = summary["histogram"]["edges"]
-        counts, _ = np.histogram(present.astype(float), bins=edges)
+        in_bins, _ = np.histogram(present.astype(float), bins=edges)
         labels = [f"{lo:.4g} to {hi:.4g}" for lo, hi in zip(edges[:-1], edges[1:])]
-        return {"bins": labels, "counts": counts.tolist(), "missing": int(values.isna().sum())}
+        return {"bins": labels, "counts": in_bins.tolist(), "missing": int(values.isna().sum())}
     top = [t["value"] for t in summary.get("top_values", [])]
     text = present.astype(str)
     counts = [int((text == v).sum()) for v in top]
@@ -308,7 +315,12 @@ def _distribution(values: pd.Series, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cohort_views(
-    audit: ConstructorArtifact, fns, masks, groups, data_analysis, insights: dict[str, Any]
+    audit: ConstructorArtifact,
+    fns: dict[str, MetricFn],
+    masks: dict[str, np.ndarray],
+    groups: SensitiveGroups,
+    data_analysis: dict[str, Any],
+    insights: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Everything the dashboard shows for each cohort it can switch to: all data, the user's
     cohorts, each sensitive group and the error tree's saved leaves. The model overview and
