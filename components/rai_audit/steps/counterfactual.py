@@ -244,17 +244,17 @@ def _restore_missing(X: pd.DataFrame, markers: dict[str, Any]) -> pd.DataFrame:
 class _ModelWithMissing:
     """The user's model as dice-ml sees it: missing categories come back as in the data."""
 
-    def __init__(self, model, markers: dict[str, Any]) -> None:
+    def __init__(self, model: Any, markers: dict[str, Any]) -> None:
         self.model, self.markers = model, markers
         self.classes_ = getattr(model, "classes_", None)
 
     def _restore(self, X: pd.DataFrame) -> pd.DataFrame:
         return _restore_missing(X, self.markers)
 
-    def predict(self, X):
+    def predict(self, X: pd.DataFrame) -> Any:
         return self.model.predict(self._restore(X))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: pd.DataFrame) -> Any:
         return self.model.predict_proba(self._restore(X))
 
 
@@ -278,7 +278,12 @@ def _numpy_numbers(frame: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
 
 
 def _explain_chunk(
-    model, train: pd.DataFrame, queries: pd.DataFrame, row_ids: np.ndarray, meta: dict, options: CounterfactualOptions
+    model: Any,
+    train: pd.DataFrame,
+    queries: pd.DataFrame,
+    row_ids: np.ndarray,
+    meta: dict,
+    options: CounterfactualOptions,
 ) -> list[tuple[int, pd.DataFrame | None, str]]:
     """dice-ml on some rows, in one worker: (row id, its counterfactuals or None, status)."""
     import dice_ml
@@ -351,7 +356,7 @@ def _value_ranges(train: pd.DataFrame, meta: dict, options: CounterfactualOption
 
 
 def _batched_search(
-    model,
+    model: Any,
     train: pd.DataFrame,
     queries: pd.DataFrame,
     row_ids: np.ndarray,
@@ -460,7 +465,9 @@ def _batched_status(query: pd.Series, seen: dict[str, set], numeric: list[str]) 
     return "; ".join(["searched", *notes])
 
 
-def _desired(meta: dict, options: CounterfactualOptions, original: np.ndarray):
+def _desired(
+    meta: dict, options: CounterfactualOptions, original: np.ndarray
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """f(predictions, row positions) -> which predictions reach the desired outcome;
     ``original`` holds each row's own prediction (as text), for "opposite"."""
     if meta["task_type"] == "regression":
@@ -506,7 +513,13 @@ def _scales(train: pd.DataFrame, numeric: list[str]) -> dict[str, float]:
     return scales
 
 
-def _row_table(audit, train, row_ids, searched, options) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _row_table(
+    audit: ConstructorArtifact,
+    train: pd.DataFrame,
+    row_ids: np.ndarray,
+    searched: list[tuple[int, pd.DataFrame | None, str]],
+    options: CounterfactualOptions,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate every counterfactual with the real model; per-row figures and the valid CFs."""
     meta = audit.meta
     features = meta["model_features"]
@@ -659,7 +672,7 @@ def _what_if(audit: ConstructorArtifact, cfs: pd.DataFrame, features: list[str])
     """The first rows with a valid counterfactual: what changes in their first one, and the outcome
     (one that changes nothing, which a merged older shard could hold, is no example)."""
     numeric = set(audit.meta["numeric_features"])
-    examples = []
+    examples: list[dict[str, Any]] = []
     for row_id, mine in cfs.groupby(A.ROW_ID, sort=True):
         if len(examples) == WHAT_IF_ROWS:
             break
