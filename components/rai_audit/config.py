@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rai_audit import azure
 from rai_audit.core import RAIInputError
 from rai_audit.core.artifacts import read_yaml
 from rai_audit.core.cohorts import load_cohorts
@@ -80,8 +81,7 @@ def _step_arguments(step: str, options: Any) -> tuple[dict[str, Any], dict[str, 
     if not isinstance(options, dict):
         raise RAIInputError(f"config `{step}` must be a mapping of options (or true), got {options!r}")
     specs = {o.name: o for o in _config_options(step)}
-    aliases = {name: o.name for o in specs.values() for name in o.azure if name != o.name}
-    options = {aliases.get(k, k): v for k, v in options.items()}
+    options = dict(options)  # Azure's names and value forms are read already (rai_audit.azure)
     build = {BUILD_OPTIONS[step][k]: options.pop(k) for k in list(options) if k in BUILD_OPTIONS.get(step, {})}
     for value in build.values():  # the shard count shapes the pipeline: checked here
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -116,7 +116,7 @@ def _constructor_arguments(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_config(
-    config: dict[str, Any], *, base_dir: Path, read_data: bool = False
+    config: dict[str, Any], *, base_dir: Path, read_data: bool = False, check_paths: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check the keys and make paths absolute.
 
@@ -124,8 +124,11 @@ def resolve_config(
     (``steps`` to include, ``explainer_shards``). What the options name is checked against
     each other and the task (``rai_audit.preflight``); with ``read_data``, against the
     columns of the data too (local files; those in object storage are checked after the
-    download, by the constructor).
+    download, by the constructor). Azure ML's parameter names and value forms are read as
+    rai-audit's (``rai_audit.azure.read_config``). Without ``check_paths`` (a config being
+    written, as ``rai-audit from-azure`` does) the model and data paths are taken as they are.
     """
+    config, azure_notes = azure.read_config(config, base_dir=base_dir, read_data=read_data, check_paths=check_paths)
     unknown = sorted(set(config) - set(ALLOWED_KEYS), key=str)  # YAML keys may be numbers too
     if unknown:
         raise RAIInputError(f"unknown config keys {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
@@ -135,7 +138,7 @@ def resolve_config(
     args: dict[str, Any] = {}
     for key in PATH_KEYS:
         value = str(config[key])
-        if "://" not in value:
+        if "://" not in value and check_paths:
             try:
                 resolved = (base_dir / value).resolve()
                 exists = resolved.exists()
@@ -164,7 +167,7 @@ def resolve_config(
             raise RAIInputError("config `publish` archives the bundle with its scorecard: add `scorecard`")
         args.update(_publish_arguments(config["publish"]))
         build["with_publish"] = True
-    for note in check_audit(args, build, read_data=read_data):
+    for note in [*azure_notes, *check_audit(args, build, read_data=read_data)]:
         print(f"rai-audit: note: {note}", file=sys.stderr)
     args["cohorts"] = [_cohort_argument(c) for c in args["cohorts"]]
     return args, build

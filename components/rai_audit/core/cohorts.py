@@ -12,12 +12,17 @@ A cohort file is JSON (schema in ``cohorts.json`` beside this module)::
 Filters nest with ``and``/``or``; leaves compare a column with ==, !=, <, <=, >, >=,
 in, not in or between (inclusive). Columns are the features plus the special columns
 ``y_true``, ``y_pred``, ``error`` (classification: misclassified; regression: absolute
-error) and ``correct`` (classification only). ``value: null`` with == / != selects
+error), ``correct`` (classification only), ``row_id`` (the test row's position, from 0) and
+``classification_outcome`` (binary classification: "True positive", "True negative", "False
+positive" or "False negative", the positive class being the second of the sorted classes, as
+in Azure ML's dashboard). ``value: null`` with == / != selects
 missing / present values. One rule for missing values in every dtype (docs/artifacts.md):
 a missing value is != any value and ``not in`` any list, and no other operator selects it
 (``DataFrame.query`` agrees on float and object columns, not on nullable Int64/boolean
 ones, where its != drops missing values). Azure ML's cohort list format
-(``cohort_filter_list`` with ``method``/``arg``/``column``) is accepted too.
+(``cohort_filter_list`` with ``method``/``arg``/``column``) is accepted too: its special
+columns ``True Y``, ``Predicted Y``, ``Error``, ``Index`` and ``Classification Outcome``, and
+an empty filter list (all test rows).
 """
 
 from __future__ import annotations
@@ -40,7 +45,12 @@ from rai_audit.core._errors import RAIInputError
 from rai_audit.core.artifacts import read_json
 
 Y_TRUE, Y_PRED, ERROR, CORRECT = "y_true", "y_pred", "error", "correct"
-SPECIAL_COLUMNS = (Y_TRUE, Y_PRED, ERROR, CORRECT)
+# Computed from the frame where a filter asks for them (any frame holding y_true and y_pred:
+# the constructor's, the scorecard's predictions table), so no caller has to add them.
+ROW_INDEX, CLASSIFICATION_OUTCOME = "row_id", "classification_outcome"
+SPECIAL_COLUMNS = (Y_TRUE, Y_PRED, ERROR, CORRECT, ROW_INDEX, CLASSIFICATION_OUTCOME)
+# Azure ML's (raiutils ClassificationOutcomes) values, in its order.
+CLASSIFICATION_OUTCOMES = ("False negative", "False positive", "True negative", "True positive")
 
 ORDER_OPS = ("<", "<=", ">", ">=")
 EQUALITY_OPS = ("==", "!=")
@@ -58,7 +68,22 @@ AZURE_METHODS = {
     "excludes": "not in",
     "in the range of": "between",
 }
-AZURE_COLUMNS = {"True Y": Y_TRUE, "Predicted Y": Y_PRED, "Error": ERROR}
+# Azure ML's special cohort columns: the dashboard's cohort names (and erroranalysis's true_y
+# and pred_y) -> rai-audit's.
+AZURE_COLUMNS = {
+    "True Y": Y_TRUE,
+    "true_y": Y_TRUE,
+    "Predicted Y": Y_PRED,
+    "pred_y": Y_PRED,
+    "Error": ERROR,
+    "Index": ROW_INDEX,
+    "Classification Outcome": CLASSIFICATION_OUTCOME,
+    "Classification outcome": CLASSIFICATION_OUTCOME,  # erroranalysis's spelling
+}
+# Azure's empty filter list selects every test row. As a filter that reads as one wherever
+# filters are shown: every test row has a target (the constructor refuses a missing one).
+ALL_ROWS_FILTER = {"column": Y_TRUE, "op": "!=", "value": None}
+ALL_DATA_VIEW = "All data"  # the dashboard's own view of every row (steps.constructor's name)
 
 ColumnKind = Literal["numeric", "categorical", "boolean"]
 
@@ -80,6 +105,8 @@ def _from_azure(items: list[dict[str, Any]]) -> dict[str, Any]:
             raise RAIInputError(
                 f"cohort {item.get('name', i)!r}: `cohort_filter_list` must be a list of filters, got {filters!r}"
             )
+        if not filters and item.get("name") == ALL_DATA_VIEW:
+            continue  # Azure's "All data" cohort: the view every bundle has under that name
         leaves = []
         for j, flt in enumerate(filters):
             where = f"cohort {item.get('name', i)!r}, filter {j}"
@@ -97,7 +124,7 @@ def _from_azure(items: list[dict[str, Any]]) -> dict[str, Any]:
             column = flt.get("column")
             column = AZURE_COLUMNS.get(column, column) if isinstance(column, str) else column
             leaves.append({"column": column, "op": op, "value": value})
-        cohort_filter = leaves[0] if len(leaves) == 1 else {"and": leaves}
+        cohort_filter = all_of(leaves) or dict(ALL_ROWS_FILTER)
         cohorts.append({"name": item.get("name"), "filter": cohort_filter})
     return {"cohorts": cohorts}
 
@@ -147,16 +174,55 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_derived(column: Any, frame: pd.DataFrame) -> bool:
+    """A special column computed from the frame when a filter names it (not one of its columns)."""
+    return column in (ROW_INDEX, CLASSIFICATION_OUTCOME) and column not in frame.columns and Y_TRUE in frame.columns
+
+
+def _column(frame: pd.DataFrame, column: str, where: str = "") -> pd.Series:
+    """A column of the frame, or a derived special column computed from it."""
+    if not _is_derived(column, frame):
+        return frame[column]
+    if column == ROW_INDEX:
+        return pd.Series(np.arange(len(frame)), index=frame.index)
+    return classification_outcomes(frame[Y_TRUE], frame[Y_PRED], where=where)
+
+
+def classification_outcomes(y_true: pd.Series, y_pred: pd.Series, *, where: str = "") -> pd.Series:
+    """Each row's outcome as Azure ML's dashboard names it ("True positive", ...): binary
+    classification only, the positive class being the second of the sorted classes (a
+    scikit-learn classifier's ``classes_[1]``, rai-audit's default ``positive_label``)."""
+    prefix = f"{where}: " if where else ""
+    if len(y_true) == 0:  # no rows (the config check's typed frame): only the type matters
+        return pd.Series([], dtype=object, index=y_true.index)
+    labels = np.unique(np.concatenate([np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)]))
+    if pd.api.types.is_float_dtype(y_true) and not np.all(np.mod(np.asarray(y_true, dtype=float), 1) == 0):
+        raise RAIInputError(f"{prefix}`Classification Outcome` is for classification; this model is a regressor")
+    if len(labels) != 2:
+        raise RAIInputError(
+            f"{prefix}`Classification Outcome` is defined for binary classification (True/False "
+            f"positive/negative); the labels and predictions hold {len(labels)} classes"
+        )
+    positive = labels[1]
+    actual, predicted = np.asarray(y_true, dtype=object) == positive, np.asarray(y_pred, dtype=object) == positive
+    outcome = np.where(
+        actual == predicted,
+        np.where(predicted, "True positive", "True negative"),
+        np.where(predicted, "False positive", "False negative"),
+    )
+    return pd.Series(outcome, index=y_true.index, dtype=object)
+
+
 def _check_leaf(leaf: dict[str, Any], frame: pd.DataFrame, cohort: str) -> None:
     column, op, value = leaf["column"], leaf["op"], leaf["value"]
     where = f"cohort {cohort!r}: filter on {column!r}"
-    if column not in frame.columns:
+    if column not in frame.columns and not _is_derived(column, frame):
         close = difflib.get_close_matches(column, [str(c) for c in frame.columns], n=3)
         hint = f"; did you mean {close}?" if close else ""
         raise RAIInputError(
             f"cohort {cohort!r}: column {column!r} is not a feature nor one of {list(SPECIAL_COLUMNS)}{hint}"
         )
-    series = frame[column]
+    series = _column(frame, column, where)
     kind = column_kind(series)
     if op in LIST_OPS:
         if not isinstance(value, list):
@@ -187,6 +253,8 @@ def _check_leaf(leaf: dict[str, Any], frame: pd.DataFrame, cohort: str) -> None:
             raise RAIInputError(f"{where}: value {v!r} must be true or false, as {column!r} is boolean")
         if kind == "categorical" and isinstance(sample, str) and not isinstance(v, str):
             raise RAIInputError(f"{where}: value {v!r} must be a string, as {column!r} holds text such as {sample!r}")
+        if column == CLASSIFICATION_OUTCOME and v not in CLASSIFICATION_OUTCOMES:
+            raise RAIInputError(f"{where}: value {v!r} must be one of {list(CLASSIFICATION_OUTCOMES)}")
 
 
 def validate_cohorts(cohorts: list[dict[str, Any]], frame: pd.DataFrame) -> None:
@@ -212,7 +280,7 @@ def filter_mask(node: dict[str, Any] | None, frame: pd.DataFrame) -> np.ndarray:
         return np.logical_and.reduce([filter_mask(child, frame) for child in node["and"]])
     if "or" in node:
         return np.logical_or.reduce([filter_mask(child, frame) for child in node["or"]])
-    series, op, value = frame[node["column"]], node["op"], node["value"]
+    series, op, value = _column(frame, node["column"]), node["op"], node["value"]
     if value is None:
         result = series.isna() if op == "==" else series.notna()
     elif op == "==":

@@ -21,12 +21,21 @@ from sklearn import metrics as skm
 
 REGRESSION_METRICS = (
     "mean_absolute_error",
+    "median_absolute_error",  # Azure ML's scorecard documents it
     "mean_squared_error",
     "root_mean_squared_error",
     "r2_score",
     "mean_prediction",
 )
-LABEL_METRICS = ("accuracy_score", "balanced_accuracy_score", "precision_score", "recall_score", "f1_score")
+# error_rate (1 - accuracy) is Azure ML's scorecard's and error analysis's name for the misclassified share.
+LABEL_METRICS = (
+    "accuracy_score",
+    "error_rate",
+    "balanced_accuracy_score",
+    "precision_score",
+    "recall_score",
+    "f1_score",
+)
 BINARY_ONLY_METRICS = ("selection_rate", "false_positive_rate", "false_negative_rate")
 PROBA_METRICS = ("roc_auc_score", "log_loss")
 
@@ -38,6 +47,7 @@ NON_NEGATIVE, SIGNED, AS_TARGET = "non-negative", "signed", "as the target"
 METRIC_SIGNS = {
     **{name: NON_NEGATIVE for name in (*LABEL_METRICS, *BINARY_ONLY_METRICS, *PROBA_METRICS)},
     "mean_absolute_error": NON_NEGATIVE,
+    "median_absolute_error": NON_NEGATIVE,
     "mean_squared_error": NON_NEGATIVE,
     "root_mean_squared_error": NON_NEGATIVE,
     "r2_score": SIGNED,
@@ -158,6 +168,8 @@ def metric_from_counts(name: str, counts: np.ndarray, positive: int | None) -> f
     true_n, pred_n = counts.sum(axis=1), counts.sum(axis=0)
     if name == "accuracy_score":
         return float(hits.sum() / n)
+    if name == "error_rate":
+        return float(1 - hits.sum() / n)
     if name == "balanced_accuracy_score":
         present = true_n > 0
         return float(np.mean(hits[present] / true_n[present]))
@@ -221,6 +233,7 @@ def metric_functions(
     if task == "regression":
         fns = {
             "mean_absolute_error": skm.mean_absolute_error,
+            "median_absolute_error": skm.median_absolute_error,
             "mean_squared_error": skm.mean_squared_error,
             "root_mean_squared_error": skm.root_mean_squared_error,
             "r2_score": _r2,
@@ -233,6 +246,7 @@ def metric_functions(
         # are undefined (null), not 0 (a group without positives would fail a recall target).
         fns = {
             "accuracy_score": skm.accuracy_score,
+            "error_rate": lambda y_true, y_pred: 1.0 - skm.accuracy_score(y_true, y_pred),
             "balanced_accuracy_score": skm.balanced_accuracy_score,
             "precision_score": partial(skm.precision_score, zero_division=np.nan, **average),
             "recall_score": partial(skm.recall_score, zero_division=np.nan, **average),

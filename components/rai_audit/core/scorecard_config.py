@@ -69,6 +69,9 @@ ALIASES = {
     "mse": "mean_squared_error",
     "rmse": "root_mean_squared_error",
     "r2": "r2_score",
+    # Azure ML's scorecard documentation spells these so in its fairness table.
+    "Selection_rate": "selection_rate",
+    "r2_Score": "r2_score",
 }
 MODEL_KEYS = ("name", "version", "type", "summary", "owner")
 KEYS = ("model", "targets", "fairness", "feature_importance", "data_explorer", "cohorts", "changes")
