@@ -334,7 +334,7 @@ def _identification(
     if Z.shape[1] == 0:  # nothing else (or only constant columns) to predict the treatment from
         Z = np.zeros((len(rows), 1))
     folds = KFold(3, shuffle=True, random_state=seed)
-    small_trees = dict(
+    small_trees: dict[str, Any] = dict(  # LightGBM's keyword arguments
         n_estimators=100,
         num_leaves=15,
         learning_rate=0.1,
@@ -353,7 +353,7 @@ def _identification(
             "boosted trees": cross_val_predict(LGBMRegressor(**small_trees), Z, t, cv=folds),
         }
         r2 = {name: float(1 - np.mean((t - p) ** 2) / np.var(t)) for name, p in predicted.items()}
-        best = max(r2, key=r2.get)
+        best = max(r2, key=r2.__getitem__)
         return {**out, "first_stage_r2": r2[best], "first_stage_model": best, "overlap": None}
     labels = rows[treatment].to_numpy()
     present = [lv for lv in levels if (labels == lv).any()]
@@ -372,7 +372,7 @@ def _identification(
     shares = onehot.mean(axis=0)
     brier_null = float(np.sum(shares * (1 - shares)))
     r2 = {name: float(1 - np.mean(np.sum((onehot - p) ** 2, axis=1)) / brier_null) for name, p in probabilities.items()}
-    best = max(r2, key=r2.get)
+    best = max(r2, key=r2.__getitem__)
     p = probabilities[best]
     return {
         **out,
@@ -395,15 +395,14 @@ class _DropFirstLevel:
     through the nuisance models' regularisation, which sees one column fewer (the demo's
     hours-per-week effect 0.0031305 -> 0.0031293, its standard error 0.00039100 -> 0.00039081)."""
 
-    def __enter__(self):
+    def __enter__(self) -> _DropFirstLevel:
         from econml.solutions.causal_analysis import _causal_analysis as module
+        from econml.solutions.causal_analysis._causal_analysis import _ColumnTransformer as base
         from sklearn.preprocessing import OneHotEncoder
         from sklearn.utils import _safe_indexing
 
-        base = module._ColumnTransformer
-
         class Encoder(base):
-            def fit(self, X):
+            def fit(self, X: Any) -> Encoder:
                 super().fit(X)
                 if self.has_cats:
                     self.one_hot_encoder = OneHotEncoder(
@@ -415,11 +414,11 @@ class _DropFirstLevel:
         module._ColumnTransformer = Encoder
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.module._ColumnTransformer = self.base
 
 
-def _final_stage_rank(analysis, treatment: str) -> tuple[int, int] | None:
+def _final_stage_rank(analysis: Any, treatment: str) -> tuple[int, int] | None:
     """(rank, coefficients) of the treatment's final-stage design: the condition econml's
     'Co-variance matrix is underdetermined' warning tests, per treatment. None for a forest."""
     result = next(r for r in analysis._results if r.feature_name == treatment)
@@ -430,7 +429,7 @@ def _final_stage_rank(analysis, treatment: str) -> tuple[int, int] | None:
     return int(np.linalg.matrix_rank(gram)), int(gram.shape[0])
 
 
-def _row_effects(estimator, X: np.ndarray | None, n: int) -> np.ndarray:
+def _row_effects(estimator: Any, X: np.ndarray | None, n: int) -> np.ndarray:
     """Each row's effect per option against the control, shape (n, options): per unit of a
     numeric treatment, per level of a categorical one (econml adds an outcome axis)."""
     effect = np.asarray(estimator.const_marginal_effect(X), dtype=float)
@@ -439,7 +438,7 @@ def _row_effects(estimator, X: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def _policy(
-    analysis,
+    analysis: Any,
     X_eval: pd.DataFrame,
     treatment: str,
     info: dict[str, Any],
@@ -584,7 +583,7 @@ def _policy_evidence(treatment: str, global_effects: list[dict[str, Any]], alpha
     return {"supported": supported, "note": note}
 
 
-def _tree_features(transformer, rows: pd.DataFrame, feature_names: list[str]) -> tuple[np.ndarray, list[str]]:
+def _tree_features(transformer: Any, rows: pd.DataFrame, feature_names: list[str]) -> tuple[np.ndarray, list[str]]:
     """What the policy tree may split on: the treatment's heterogeneity features, numbers as
     they are and every level of a category as its own column (the estimator's encoding drops
     one level, which would leave the tree unable to single it out). A column of zeros when
@@ -603,7 +602,7 @@ def _tree_features(transformer, rows: pd.DataFrame, feature_names: list[str]) ->
 
 
 def _tree_dict(
-    tree, features, options_names: list[str], leaf_of: np.ndarray, choice: np.ndarray, gain: np.ndarray
+    tree: Any, features: list[str], options_names: list[str], leaf_of: np.ndarray, choice: np.ndarray, gain: np.ndarray
 ) -> dict[str, Any]:
     """The fitted PolicyTree as a nested dict, each leaf with the rows it holds, the option it
     gives them (the one ``predict`` gave every row) and their mean gain."""
@@ -787,6 +786,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
         treatments: dict[str, dict[str, Any]] = {}
         invalid_inference = set()
         for t in options.treatment_features:
+            info: dict[str, Any]
             if t in categorical:
                 info = {"kind": "categorical", "control": levels[t][0], "levels": levels[t][1:]}
             else:
@@ -918,7 +918,9 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
     return CausalResult(audit.run_id, trained, int(len(fit_positions)), fit_seconds, seconds)
 
 
-def _local_effects(analysis, rows: pd.DataFrame, treatments: dict[str, dict[str, Any]], alpha: float) -> pd.DataFrame:
+def _local_effects(
+    analysis: Any, rows: pd.DataFrame, treatments: dict[str, dict[str, Any]], alpha: float
+) -> pd.DataFrame:
     """Per explained row, treatment and level: the row's own effect and its interval."""
     columns = [A.ROW_ID, "treatment", "level", *EFFECT_COLUMNS]
     if rows.empty or analysis is None:
