@@ -129,7 +129,7 @@ def _from_azure(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"cohorts": cohorts}
 
 
-def load_cohorts(source: str | Path | dict | list | None) -> list[dict[str, Any]]:
+def load_cohorts(source: str | Path | dict[str, Any] | list[Any] | None) -> list[dict[str, Any]]:
     """Read cohorts from a file path or parsed JSON, check their structure, return the list."""
     if source is None or source == "" or source == []:
         return []
@@ -420,7 +420,7 @@ def numeric_bins(values: pd.Series, n_bins: int) -> tuple[np.ndarray, list[dict[
 _NUMBER = re.compile(r"(-?\d+(?:\.\d+)?)")
 
 
-def natural_key(value: Any) -> tuple:
+def natural_key(value: Any) -> tuple[Any, ...]:
     """Sort key that reads as people expect: numbers (and numeric text such as "10") by
     value, text by its numbers then letters ("1st-4th" < "9th" < "10th" < "Bachelors"),
     anything else after."""

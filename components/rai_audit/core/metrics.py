@@ -310,7 +310,7 @@ def group_labels(
     return labels, binning
 
 
-def group_sort_key(binning: dict[str, Any] | None) -> Callable[[Any], tuple]:
+def group_sort_key(binning: dict[str, Any] | None) -> Callable[[Any], tuple[Any, ...]]:
     """Sort key of a sensitive feature's group labels in reading order: numeric bins in the
     order of their values ("9-16" before "17-24", "<= 7.3" before "(7.3, 9.1]"), other labels
     as ``cohorts.natural_key`` orders them, "(missing)" last."""
@@ -318,7 +318,7 @@ def group_sort_key(binning: dict[str, Any] | None) -> Callable[[Any], tuple]:
 
     order = {label: i for i, label in enumerate((binning or {}).get("labels", []))}
 
-    def key(label: Any) -> tuple:
+    def key(label: Any) -> tuple[Any, ...]:
         if label == "(missing)":
             return (2,)
         return (0, order[label]) if label in order else (1, natural_key(label))

@@ -282,7 +282,7 @@ def _explain_chunk(
     train: pd.DataFrame,
     queries: pd.DataFrame,
     row_ids: np.ndarray,
-    meta: dict,
+    meta: dict[str, Any],
     options: CounterfactualOptions,
 ) -> list[tuple[int, pd.DataFrame | None, str]]:
     """dice-ml on some rows, in one worker: (row id, its counterfactuals or None, status)."""
@@ -339,7 +339,7 @@ def _explain_chunk(
     return results
 
 
-def _value_ranges(train: pd.DataFrame, meta: dict, options: CounterfactualOptions) -> dict[str, Any]:
+def _value_ranges(train: pd.DataFrame, meta: dict[str, Any], options: CounterfactualOptions) -> dict[str, Any]:
     """Per feature that may vary: [low, high] for numbers, the allowed values otherwise."""
     features = list(options.features_to_vary) or meta["model_features"]
     ranges = {}
@@ -360,7 +360,7 @@ def _batched_search(
     train: pd.DataFrame,
     queries: pd.DataFrame,
     row_ids: np.ndarray,
-    meta: dict,
+    meta: dict[str, Any],
     options: CounterfactualOptions,
     original: np.ndarray,
 ) -> list[tuple[int, pd.DataFrame | None, str]]:
@@ -454,7 +454,7 @@ def _batched_search(
     ]
 
 
-def _batched_status(query: pd.Series, seen: dict[str, set], numeric: list[str]) -> str:
+def _batched_status(query: pd.Series, seen: dict[str, set[Any]], numeric: list[str]) -> str:
     """'searched', saying which missing values or unseen categories the model was given as they are."""
     notes = [f"missing numeric values in {m} kept" for m in [[f for f in numeric if pd.isna(query[f])]] if m]
     notes += [
@@ -466,7 +466,7 @@ def _batched_status(query: pd.Series, seen: dict[str, set], numeric: list[str]) 
 
 
 def _desired(
-    meta: dict, options: CounterfactualOptions, original: np.ndarray
+    meta: dict[str, Any], options: CounterfactualOptions, original: np.ndarray
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """f(predictions, row positions) -> which predictions reach the desired outcome;
     ``original`` holds each row's own prediction (as text), for "opposite"."""

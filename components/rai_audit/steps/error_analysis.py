@@ -123,7 +123,7 @@ def _plain(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-def _category_sides(feature: str, values: pd.Series, chosen: list[Any]) -> tuple[dict, dict]:
+def _category_sides(feature: str, values: pd.Series, chosen: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Filters of a categorical split's sides, as short as they can be read: ``==`` for one
     value, the right side as the values it holds when that is no longer than ``not in``
     (only without missing values: ``not in`` also holds a row whose value is missing)."""
@@ -140,7 +140,7 @@ def _category_sides(feature: str, values: pd.Series, chosen: list[Any]) -> tuple
     return side(chosen, False), right
 
 
-def _split_conditions(node: dict[str, Any], X: pd.DataFrame) -> tuple[dict, dict, dict]:
+def _split_conditions(node: dict[str, Any], X: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The split as data, and the cohort filters of its left and right sides.
 
     LightGBM sends a row left when value <= threshold (numeric) or its category is in the
@@ -221,7 +221,7 @@ def _error_tree(
     total = float(error.sum())
     nodes: list[dict[str, Any]] = []
 
-    def visit(node: dict[str, Any], parent: int | None, conditions: list[dict], mask: np.ndarray) -> int:
+    def visit(node: dict[str, Any], parent: int | None, conditions: list[dict[str, Any]], mask: np.ndarray) -> int:
         node_id = len(nodes)
         entry: dict[str, Any] = {
             "id": node_id,

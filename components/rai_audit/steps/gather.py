@@ -131,8 +131,8 @@ def _fairness_entry(
     audit: ConstructorArtifact,
     fns: dict[str, MetricFn],
     sensitive: pd.DataFrame,
-    binning: dict,
-    known: dict[tuple, dict[str, Any]] | None = None,
+    binning: dict[str, dict[str, Any]],  # sensitive feature -> its binning (numeric features)
+    known: dict[tuple[Any, ...], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Per group metrics and their differences and ratios, as fairlearn's MetricFrame gives
     them on the groups of at least ``min_group_size`` rows (the tests check against it).
@@ -331,7 +331,7 @@ def _cohort_views(
         return {k: v for k, v in entry.items() if k not in keys}
 
     # (kind, name, filter, rows, metrics, balance); None: computed here
-    choices: list[tuple] = [
+    choices: list[tuple[Any, ...]] = [
         ("all", "All data", None, np.ones(len(audit.predictions), bool), overview["overall"], balance["overall"])
     ]
     choices += [
@@ -383,7 +383,7 @@ def _cohort_views(
     return views
 
 
-def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict]]) -> list[dict[str, Any]]:
+def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per-row views for a bounded sample (local importance, counterfactuals): at most
     ``PAGE_ROWS`` rows that have either, the constructor's sample first, with their
     features and predictions."""
