@@ -90,9 +90,10 @@ def publish_audit(
     meta = A.read_artifact_meta(bundle_dir, expected_kind=A.KIND_DASHBOARD)  # verifies the bundle
     run_id = meta["run_id"]
     parts = {"dashboard": bundle_dir}
-    card = None
+    card = signature = None
     if scorecard_dir is not None:
-        A.read_artifact_meta(Path(scorecard_dir), expected_kind="scorecard")
+        # The scorecard step records whether it signed the PDF, and the certificate's subject.
+        signature = A.read_artifact_meta(Path(scorecard_dir), expected_kind="scorecard").get("signature")
         parts["scorecard"] = Path(scorecard_dir)
         card = A.read_json(Path(scorecard_dir) / "scorecard.json", what="scorecard.json")
     retention = _retention(retention_mode, retention_days)  # checked before anything is written
@@ -120,6 +121,7 @@ def publish_audit(
         "model": {"name": model_name, "version": model_version, "sha256": bundle_meta["model"]["sha256"]},
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passed": None if card is None else card["passed"],
+        "scorecard_signature": None if card is None else _signature_claim(signature),
         "files": files,
     }
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()
@@ -132,6 +134,11 @@ def publish_audit(
         retention=retention,
     )
     return prefix
+
+
+def _signature_claim(signature: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether the scorecard PDF is signed, and by whom (its certificate's subject)."""
+    return {"signed": signature is not None, "subject": None if signature is None else signature.get("subject")}
 
 
 def _exists(client, bucket: str, key: str) -> bool:
@@ -236,6 +243,7 @@ def list_audits(
                 "model": None if manifest is None else manifest["model"],
                 "published_at": None if manifest is None else manifest.get("published_at"),
                 "passed": claimed,
+                "scorecard_signature": None if manifest is None else manifest.get("scorecard_signature"),
                 "files": 0 if manifest is None else len(manifest["files"]),
                 "verified": False if problem else (True if verify else None),
                 "problem": problem,
@@ -258,6 +266,7 @@ _CLAIM_FILES = (
     f"dashboard/{A.MANIFEST_FILE}",
     f"scorecard/{A.MANIFEST_FILE}",
     "scorecard/scorecard.json",
+    "scorecard/meta.json",
 )
 
 
@@ -359,6 +368,9 @@ def _check_claims(audit: str, manifest: dict[str, Any], kept: dict[str, bytes]) 
         judged = card.get("bundle_manifest_sha256")
         if judged is not None and judged != files[f"dashboard/{A.MANIFEST_FILE}"]["sha256"]:
             raise forged("the scorecard judged another bundle")
+        claimed = manifest.get("scorecard_signature")  # audits published before it was recorded: none
+        if claimed is not None and claimed != _signature_claim(doc("scorecard/meta.json").get("signature")):
+            raise forged(f"it says the scorecard PDF's signature is {claimed}, the scorecard's meta.json does not")
     elif manifest["passed"] is not None:
         raise forged(f"it says passed={manifest['passed']} without a scorecard")
 

@@ -263,6 +263,7 @@ def scorecard(
     bootstrap: int = 200,
     alpha: float = 0.05,
     fail_on_missed_target: bool = False,
+    sign: bool = False,
     random_state: int = 0,
 ) -> bool:
     """Judges the model against the config's targets; writes the PDF scorecard and the verdict.
@@ -278,6 +279,8 @@ def scorecard(
         bootstrap: Resamples for the targets' confidence intervals; 0: none.
         alpha: One minus the confidence level of those intervals.
         fail_on_missed_target: Fail the task (and the run) when a target is missed.
+        sign: Sign the PDF (PAdES) with the key and certificate of the files RAI_AUDIT_SIGNING_KEY and
+            RAI_AUDIT_SIGNING_CERT name (default: the Kubernetes TLS secret rai-audit-signing, mounted).
         random_state: Seed of every step's randomness (sample, trees, searches, bootstrap).
 
     Returns:

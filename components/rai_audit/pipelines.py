@@ -23,6 +23,10 @@ from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_REGION, ENV_SECRET
 # The Kubernetes secret the publish step reads its S3 settings from on a cluster (name set
 # when the pipeline is compiled; keys endpoint, access_key, secret_key, region).
 S3_SECRET = os.environ.get("RAI_AUDIT_S3_SECRET", "rai-audit-s3")
+# The Kubernetes TLS secret (tls.key, tls.crt) the scorecard signs its PDF with when its `sign`
+# option is on, mounted where the step looks (rai_audit.report.evidence.SIGNING_SECRET_MOUNT).
+SIGNING_SECRET = os.environ.get("RAI_AUDIT_SIGNING_SECRET", "rai-audit-signing")
+SIGNING_SECRET_MOUNT = "/var/run/secrets/rai-audit-signing"
 
 
 def _s3_settings_from_secret(task) -> None:
@@ -225,6 +229,10 @@ def build_audit_pipeline(
                 config=p["scorecard_config"],
                 **_step_arguments("scorecard", p),
                 **compared,
+            )
+            # Optional: a run that does not sign needs no such secret.
+            kubernetes.use_secret_as_volume(
+                card, secret_name=SIGNING_SECRET, mount_path=SIGNING_SECRET_MOUNT, optional=True
             )
             if with_publish:
                 archived = c["publish"](

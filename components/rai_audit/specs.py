@@ -567,6 +567,11 @@ class ScorecardOptions:
     bootstrap: int = option(200, help="Resamples for the targets' confidence intervals; 0: none.")
     alpha: float = option(0.05, help="One minus the confidence level of those intervals.")
     fail_on_missed_target: bool = option(False, help="Fail the task (and the run) when a target is missed.")
+    sign: bool = option(
+        False,
+        help="Sign the PDF (PAdES) with the key and certificate of the files RAI_AUDIT_SIGNING_KEY and "
+        "RAI_AUDIT_SIGNING_CERT name (default: the Kubernetes TLS secret rai-audit-signing, mounted).",
+    )
     random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True)
 
     def __post_init__(self) -> None:

@@ -10,17 +10,27 @@ recall of rows without positives, a fairness figure with fewer than two groups o
 ``min_group_size`` rows) is UNDEFINED: not a miss, but no pass either (a gate never lets
 through what could not be judged).
 
-Writes ``scorecard.pdf`` (HTML rendered by weasyprint), ``scorecard.json`` (every target,
-value, interval and verdict, and ``passed``) and a manifest. With ``fail_on_missed_target``
-the step reports and then fails (exit 1) when a target is missed, to stop a pipeline.
+Writes ``scorecard.pdf`` (HTML rendered by weasyprint: PDF/A-3b, tagged, with
+``scorecard.json`` and the bundle's ``manifest.json`` attached), ``scorecard.json`` (every
+target, value, interval and verdict, and ``passed``) and a manifest. With ``sign`` the PDF
+gets a PAdES signature, with the key and certificate of the files ``RAI_AUDIT_SIGNING_KEY``
+and ``RAI_AUDIT_SIGNING_CERT`` name (default: a Kubernetes TLS secret mounted at
+``/var/run/secrets/rai-audit-signing``). With ``fail_on_missed_target`` the step reports and
+then fails (exit 1) when a target is missed, to stop a pipeline.
+
+``rai-audit scorecard sign PDF --key KEY --cert CERT`` signs a scorecard PDF afterwards;
+``rai-audit scorecard verify PDF [--bundle DIR]`` checks one (``rai_audit.report.evidence``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import operator
+import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -525,11 +535,16 @@ def run_scorecard(
     With a ``baseline`` (an earlier audit's scorecard), every figure's change since then is
     reported and the config's ``changes`` targets are judged on those changes.
     """
-    from rai_audit.report.scorecard import render_scorecard_pdf
+    from rai_audit.report import evidence
+    from rai_audit.report.scorecard import MANIFEST_ATTACHMENT, SCORECARD_ATTACHMENT, render_scorecard_pdf
 
     started = time.perf_counter()
+    # The key and certificate are checked before any work: a pipeline that is to sign fails at once.
+    signing = evidence.signing_material_from_env() if options.sign else None
     dashboard_dir = Path(dashboard_dir)
     bundle_meta = A.read_artifact_meta(dashboard_dir, expected_kind=A.KIND_DASHBOARD)
+    # The bytes the PDF carries are the ones whose digest the scorecard records (read_artifact_meta checked them).
+    bundle_manifest = (dashboard_dir / A.MANIFEST_FILE).read_bytes()
     parsed = parse_scorecard_config(config)
     doc = A.read_json(dashboard_dir / A.INSIGHTS_JSON_FILE, what="the bundle's insights.json")
     table = A.read_parquet(dashboard_dir / A.TABLES_DIR / "predictions.parquet")
@@ -576,7 +591,7 @@ def run_scorecard(
         "model": parsed["model"],
         "run_id": doc["run_id"],
         "pipeline_run": doc.get("pipeline_run"),
-        "bundle_manifest_sha256": A.sha256_file(dashboard_dir / A.MANIFEST_FILE),
+        "bundle_manifest_sha256": hashlib.sha256(bundle_manifest).hexdigest(),
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "task_type": doc["task_type"],
         "target_column": doc.get("target_column"),
@@ -634,8 +649,15 @@ def run_scorecard(
         targets_undefined=float(len(undefined)),
     )
     with A.artifact_writer(Path(output_dir)) as out:
-        render_scorecard_pdf(A.to_jsonable(result), out / PDF_FILE)
+        # scorecard.json first: the PDF carries it as written.
         A.write_json(out / RESULT_FILE, result)
+        render_scorecard_pdf(
+            A.to_jsonable(result),
+            out / PDF_FILE,
+            attachments={SCORECARD_ATTACHMENT: (out / RESULT_FILE).read_bytes(), MANIFEST_ATTACHMENT: bundle_manifest},
+        )
+        if signing is not None:
+            (out / PDF_FILE).write_bytes(evidence.sign_pdf_bytes((out / PDF_FILE).read_bytes(), signing))
         A.write_json(
             out / A.META_FILE,
             A.new_meta(
@@ -644,6 +666,8 @@ def run_scorecard(
                 options=asdict(options),
                 passed=result["passed"],
                 bundle_run_id=bundle_meta["run_id"],
+                # Whether the PDF is signed and by whom (the archive records it): None if not.
+                signature=evidence.signature_record(signing),
                 seconds=time.perf_counter() - started,
             ),
         )
@@ -701,7 +725,66 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _evidence_parser(command: str) -> argparse.ArgumentParser:
+    """``sign`` and ``verify``: the scorecard PDF as evidence (rai_audit.report.evidence)."""
+    from rai_audit.report import evidence
+
+    if command == "sign":
+        p = argparse.ArgumentParser(
+            prog="rai-audit scorecard sign",
+            description="Sign a scorecard PDF (PAdES, SHA-256) with a key and its X.509 certificate. A key "
+            f"with a passphrase takes it from ${evidence.ENV_SIGNING_PASSPHRASE}.",
+        )
+        p.add_argument("pdf", help="the scorecard PDF to sign")
+        p.add_argument("--key", required=True, help="the signer's private key (PEM or DER)")
+        p.add_argument("--cert", required=True, help="the signer's certificate (PEM or DER; a PEM chain: signer first)")
+        p.add_argument("--output", default=None, help="the signed PDF to write (default: <name>.signed.pdf beside it)")
+        return p
+    p = argparse.ArgumentParser(
+        prog="rai-audit scorecard verify",
+        description="Check a scorecard PDF: the attached scorecard.json and manifest.json against its footer "
+        "and metadata, a bundle folder against them, and every signature.",
+    )
+    p.add_argument("pdf", help="the scorecard PDF to check")
+    p.add_argument("--bundle", default=None, help="the dashboard bundle folder it should have judged")
+    p.add_argument("--trust", default=None, help="certificates (PEM) the signer must chain to")
+    p.add_argument("--extract", default=None, help="folder to write the attached scorecard.json and manifest.json to")
+    return p
+
+
+def _evidence_main(command: str, argv: list[str]) -> int:
+    from rai_audit.report import evidence
+
+    args = _evidence_parser(command).parse_args(argv)
+
+    def action() -> None:
+        if command == "sign":
+            signed, material = evidence.sign_scorecard(
+                args.pdf,
+                args.key,
+                args.cert,
+                args.output,
+                passphrase=os.environ.get(evidence.ENV_SIGNING_PASSPHRASE) or None,
+            )
+            print(f"signed {signed}: PAdES signature by {material.subject}")
+            if not material.rsa:
+                # pyHanko marks an ECDSA/EdDSA signature as ISO 32002's, which PDF 2.0 defines.
+                print("note: a non-RSA signature makes the PDF declare PDF 2.0; sign with RSA to stay PDF/A-3")
+        else:
+            print(
+                "\n".join(
+                    evidence.verify_scorecard(args.pdf, bundle=args.bundle, trust=args.trust, extract=args.extract)
+                )
+            )
+            print("verified")
+
+    return run_cli(action)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("sign", "verify"):
+        return _evidence_main(argv[0], argv[1:])
     args = _parser().parse_args(argv)
 
     def action() -> None:
