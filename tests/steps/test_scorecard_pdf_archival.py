@@ -209,6 +209,7 @@ def test_attachments_are_the_scorecard_json_and_bundle_manifest_byte_for_byte(ca
         assert associated["scorecard.json"].AFRelationship == "/Data"
         assert associated["manifest.json"].AFRelationship == "/Source"
         assert all(spec.EF.F.Subtype == "/application/json" for spec in associated.values())
+    assert (card / "scorecard.pdf").stat().st_size < 2_000_000
     # The footer digest is the attached manifest's (verify checks the same with pypdf).
     assert (
         json.loads(files["scorecard.json"])["bundle_manifest_sha256"]

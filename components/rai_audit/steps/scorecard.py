@@ -711,7 +711,11 @@ def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rai-audit scorecard", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="rai-audit scorecard",
+        description=__doc__.splitlines()[0],
+        epilog="The PDF afterwards: rai-audit scorecard sign --help, rai-audit scorecard verify --help.",
+    )
     p.add_argument("--dashboard", required=True, help="the gathered dashboard bundle folder")
     p.add_argument("--config", required=True, help="scorecard config (YAML or JSON; Azure ML's format too)")
     p.add_argument("--cohorts", default=None, help="extra cohorts to report (cohort file; Azure's format too)")
