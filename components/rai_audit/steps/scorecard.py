@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -98,7 +98,7 @@ class TargetsMissed(Exception):
 
 def verdict(value: float | None, op: str | None, target: float | None) -> str:
     """PASS or FAIL by the measured value; UNDEFINED (not a miss, no pass) without one."""
-    if op is None:
+    if op is None or target is None:  # no target: a config gives op and value together or neither
         return REPORTED
     if value is None or not math.isfinite(value):
         return UNDEFINED
@@ -114,7 +114,9 @@ class _Rows:
         self.y_pred = table[A.Y_PRED].to_numpy()
         classes = doc["classes"] if doc["task_type"] != "regression" else None
         proba_columns = [A.proba_column(i) for i in range(len(classes or []))]
-        self.proba = table[proba_columns].to_numpy() if proba_columns and proba_columns[0] in table else None
+        self.proba: np.ndarray | None = (
+            table[proba_columns].to_numpy() if proba_columns and proba_columns[0] in table else None
+        )
         # Metrics (hundreds of calls with the bootstrap) run on the classes' positions.
         self._true, self._pred, metric_classes, positive = class_positions(
             self.y_true, self.y_pred, classes, doc["positive_label"]
@@ -126,6 +128,11 @@ class _Rows:
         self._counted = metric_classes is not None and self._true.dtype.kind == "i" and self._pred.dtype.kind == "i"
         self._n_classes, self._positive = len(metric_classes or []), positive
 
+    @property
+    def _scores(self) -> np.ndarray:
+        """``proba``, where a metric that needs it is computed (such a metric exists only with it)."""
+        return cast(np.ndarray, self.proba)
+
     def _binary_auc(self, name: str) -> bool:
         return self._counted and name == "roc_auc_score" and self._positive is not None and self.proba is not None
 
@@ -133,10 +140,10 @@ class _Rows:
         if self._counted and name in COUNTED_METRICS:
             return counted_metric(name, self._true[rows], self._pred[rows], self._n_classes, self._positive)
         if self._binary_auc(name):
-            return binary_roc_auc(self._true[rows] == self._positive, self.proba[rows, self._positive])
+            return binary_roc_auc(self._true[rows] == self._positive, self._scores[rows, self._positive])
         fn = self.fns[name]
         if name in PROBA_METRICS:
-            return fn(self._true[rows], self._pred[rows], proba=self.proba[rows])
+            return fn(self._true[rows], self._pred[rows], proba=self._scores[rows])
         return fn(self._true[rows], self._pred[rows])
 
     def resample(
@@ -163,7 +170,7 @@ class _Rows:
                 ]
             )
         if self._binary_auc(name) and codes is None:
-            auc = weighted_roc_auc(self._true[rows] == self._positive, self.proba[rows, self._positive])
+            auc = weighted_roc_auc(self._true[rows] == self._positive, self._scores[rows, self._positive])
             return lambda: np.array([auc(np.bincount(rng.integers(0, n, n), minlength=n))])
 
         def values() -> np.ndarray:
@@ -194,7 +201,7 @@ def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _cohort_masks(doc: dict[str, Any], table: pd.DataFrame, extra: list[dict[str, Any]]) -> dict[str, dict]:
+def _cohort_masks(doc: dict[str, Any], table: pd.DataFrame, extra: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """name -> {mask, filter, source}: the bundle's cohorts, error-analysis leaves, extra cohorts."""
     cohorts = {c["name"]: {"filter": c["filter"], "source": "user"} for c in doc["cohorts"]}
     leaves = (doc.get("error_analysis") or {}).get("cohort_errors", {})
@@ -214,7 +221,13 @@ def _cohort_masks(doc: dict[str, Any], table: pd.DataFrame, extra: list[dict[str
     return cohorts
 
 
-def _targets(config, rows: _Rows, cohorts, options, rng) -> list[dict[str, Any]]:
+def _targets(
+    config: dict[str, Any],
+    rows: _Rows,
+    cohorts: dict[str, dict[str, Any]],
+    options: ScorecardOptions,
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
     everything = np.arange(len(rows.table))
     results = []
     for t in config["targets"]:
@@ -252,7 +265,9 @@ def _group_values(rows: _Rows, metric: str, codes: np.ndarray, n_groups: int, se
     return values
 
 
-def _fairness(config, doc, rows: _Rows, options, rng) -> list[dict[str, Any]]:
+def _fairness(
+    config: dict[str, Any], doc: dict[str, Any], rows: _Rows, options: ScorecardOptions, rng: np.random.Generator
+) -> list[dict[str, Any]]:
     """Per sensitive feature and metric: each group's value and interval, and the difference
     and ratio between the groups of at least ``min_group_size`` rows (core.fairness, as gather),
     with intervals from the same bootstrap resamples."""
@@ -285,7 +300,11 @@ def _fairness(config, doc, rows: _Rows, options, rng) -> list[dict[str, Any]]:
                 low, high = (
                     (None, None)
                     if replicates is None or figure["value"] is None
-                    else percentile_interval(spread(replicates, compared, kind, signed=metric in signed), options.alpha)
+                    else percentile_interval(
+                        # replicates is a matrix (resamples x groups): spread gives an array
+                        cast(np.ndarray, spread(replicates, compared, kind, signed=metric in signed)),
+                        options.alpha,
+                    )
                 )
                 figures[kind] = {
                     "value": figure["value"],
@@ -358,9 +377,15 @@ def _read_baseline(path: str | Path | None) -> tuple[dict[str, Any] | None, dict
     return card, source
 
 
-def _figures(targets, fairness, performance, extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _figures(
+    targets: list[dict[str, Any]],
+    fairness: list[dict[str, Any]],
+    performance: dict[str, Any],
+    extra: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     """Every figure this scorecard measured, keyed for the next audit's comparison."""
-    figures = {}
+    # (metric, kind, cohort, sensitive feature) -> value
+    figures: dict[tuple[str, str | None, str | None, str | None], float | None] = {}
     for name, value in performance.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             figures[(name, None, None, None)] = value
@@ -373,11 +398,13 @@ def _figures(targets, fairness, performance, extra: list[dict[str, Any]]) -> lis
     return [{"metric": m, "kind": k, "cohort": c, "feature": f, "value": v} for (m, k, c, f), v in figures.items()]
 
 
-def _key(figure: dict[str, Any]) -> tuple:
+def _key(figure: dict[str, Any]) -> tuple[Any, ...]:
     return figure["metric"], figure["kind"], figure["cohort"], figure["feature"]
 
 
-def _changes(figures, baseline: dict[str, Any] | None, change_targets) -> tuple[list, list]:
+def _changes(
+    figures: list[dict[str, Any]], baseline: dict[str, Any] | None, change_targets: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each figure's change since the baseline, and the change targets judged on them."""
     if baseline is None:
         return [], [
@@ -436,7 +463,7 @@ def _prediction_summary(doc: dict[str, Any], rows: _Rows, selected: np.ndarray) 
     }
 
 
-def _explorer(config, doc, rows: _Rows) -> list[dict[str, Any]]:
+def _explorer(config: dict[str, Any], doc: dict[str, Any], rows: _Rows) -> list[dict[str, Any]]:
     """Per chosen feature: bins with population share, the primary metric, and predictions."""
     metric = _primary_metric(doc)
     categorical = set(doc["data"]["categorical_features"])
@@ -453,7 +480,7 @@ def _explorer(config, doc, rows: _Rows) -> list[dict[str, Any]]:
                 bins.append(("(other)", (~text.isin(top)).to_numpy()))
         else:
             # Quantile bins labelled by what they hold ("21-27"), not pandas' "(20.999, 27.0]".
-            codes, numeric, _ = numeric_bins(values, EXPLORER_BINS) if values.notna().any() else ([], [], [])
+            codes, numeric, _ = numeric_bins(values, EXPLORER_BINS) if values.notna().any() else (np.array([]), [], [])
             bins = [(b["label"], codes == i) for i, b in enumerate(numeric)]
             if values.isna().any():
                 bins.append(("(missing)", values.isna().to_numpy()))
@@ -477,7 +504,9 @@ def _explorer(config, doc, rows: _Rows) -> list[dict[str, Any]]:
     return out
 
 
-def _cohort_table(config, doc, rows: _Rows, cohorts) -> list[dict[str, Any]]:
+def _cohort_table(
+    config: dict[str, Any], doc: dict[str, Any], rows: _Rows, cohorts: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     shown = config["cohorts"]
     metric = _primary_metric(doc)
     out = []
@@ -526,7 +555,7 @@ def run_scorecard(
     config: str | Path | dict[str, Any],
     output_dir: str | Path,
     *,
-    cohorts: str | Path | list | None = None,
+    cohorts: str | Path | list[dict[str, Any]] | None = None,
     baseline: str | Path | None = None,
     options: ScorecardOptions = ScorecardOptions(),
 ) -> ScorecardResult:
