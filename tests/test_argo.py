@@ -343,14 +343,14 @@ SCORECARD_CONFIG = {
     "targets": ["accuracy_score >= 0.5", {"metric": "recall_score", "op": ">=", "value": 0.3, "cohort": "Under 30"}],
     "fairness": {"sensitive_features": ["sex"], "targets": ["selection_rate ratio >= 0.2"]},
 }
-# The same audit in both forms: Argo's string parameters (JSON where the CLI wants JSON)
-# and the KFP pipeline's typed arguments. Small, so both runs stay short.
+# The same audit in both forms: Argo's string parameters (JSON for lists and mappings, text
+# otherwise) and the KFP pipeline's typed arguments. Small, so both runs stay short.
 ARGO_PARAMETERS = {
     "allow_pickle": "true",  # the test's model is a joblib file it wrote itself
     "target_column": "income",
     "task_type": "binary_classification",
     "sensitive_features": '["sex", "race"]',
-    "positive_label": '">50K"',
+    "positive_label": ">50K",
     "sample_size": "200",
     "error_analysis_heatmap_features": '["age"]',
     "counterfactual_total_CFs": "3",
