@@ -6,30 +6,196 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rai_audit.steps._cli import run_cli
+
+if TYPE_CHECKING:  # local_run imports kfp: only when a run is asked for
+    from rai_audit.local_run import ArtifactOutput, TaskRun
 
 PIPELINES_DIR = Path("pipelines")
 
 
-def _report(bundle: Path) -> None:
+def _report(bundle: Path, tasks: list[TaskRun]) -> None:
     # sys.stdout, not print: kfp.local leaves print() indented after a ParallelFor run.
     sys.stdout.write(f"dashboard bundle: {bundle}\nopen the dashboard: {bundle / 'dashboard.html'}\n")
-    run_dir = bundle.parents[1]  # kfp.local: <run>/<task>/<output>
-    card = run_dir / "scorecard" / "scorecard"
-    if (card / "scorecard.json").is_file():
-        result = json.loads((card / "scorecard.json").read_text())
-        verdict = (
-            "PASSED"
-            if result["passed"]
-            else f"NOT PASSED ({result['n_missed']} of {result['n_targets']} targets missed)"
-        )
-        registered = run_dir / "register-model" / "registered_model"
+    card = _output(tasks, "scorecard")
+    verdict = _verdict(card.path) if card is not None else None
+    if card is not None and verdict is not None:
+        registered = _output(tasks, "registered_model")
         sys.stdout.write(
-            f"scorecard: {card / 'scorecard.pdf'}: {verdict}\n"
-            f"model {'registered: ' + str(registered) if registered.is_dir() else 'not registered'}\n"
+            f"scorecard: {card.path / 'scorecard.pdf'}: {verdict}\n"
+            f"model {'registered: ' + str(registered.path) if registered is not None else 'not registered'}\n"
         )
+
+
+def _output(tasks: list[TaskRun], name: str) -> ArtifactOutput | None:
+    """The artifact ``name`` that a task of the run wrote, or None."""
+    return next((task.artifact(name) for task in tasks if task.artifact(name) is not None), None)
+
+
+def _verdict(card: Path) -> str | None:
+    """A scorecard folder's verdict, as the scorecard states it."""
+    if not (card / "scorecard.json").is_file():
+        return None
+    result = json.loads((card / "scorecard.json").read_text())
+    return (
+        "PASSED" if result["passed"] else f"NOT PASSED ({result['n_missed']} of {result['n_targets']} targets missed)"
+    )
+
+
+def _count(value) -> str:
+    """A count from an artifact's metadata (KFP keeps its numbers as floats)."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def _key_figure(task: TaskRun) -> str:
+    """What a task found, in a few words, from its outputs' metadata (the steps put it there)."""
+    meta = {name: value.metadata for name, value in task.outputs.items() if hasattr(value, "metadata")}
+    if "n_test" in meta.get("insights", {}):
+        kind = str(meta["insights"].get("task_type", "")).replace("_", " ")
+        return f"{_count(meta['insights']['n_test'])} test rows, {kind}"
+    if "leaves" in meta.get("error_analysis", {}):
+        return f"{_count(meta['error_analysis']['leaves'])} leaves in the error tree"
+    if "method" in meta.get("explanation", {}):
+        explained = meta["explanation"]
+        return f"{explained['method']} explanations of {_count(explained.get('rows', 0))} rows"
+    if "valid" in meta.get("counterfactuals", {}):
+        found = meta["counterfactuals"]
+        return f"{_count(found['valid'])} valid counterfactuals for {_count(found.get('rows', 0))} rows"
+    if "treatments" in meta.get("causal", {}):
+        causal = meta["causal"]
+        return f"effects of {', '.join(causal['treatments'])} ({_count(causal.get('fit_rows', 0))} train rows)"
+    if "insights" in meta.get("dashboard", {}):
+        return f"dashboard with {', '.join(meta['dashboard']['insights']) or 'the overview only'}"
+    if "scorecard" in meta:
+        card = task.artifact("scorecard")
+        return _verdict(card.path) or ("PASSED" if meta["scorecard"].get("passed") else "NOT PASSED")
+    if "registered_model" in meta:
+        return "model registered"
+    if "baseline" in meta:
+        earlier = meta["baseline"].get("audit")
+        return f"earlier audit: {earlier}" if earlier else "no earlier audit to compare with"
+    value = task.outputs.get("Output")
+    if task.name == "fingerprint-inputs" and isinstance(value, str):
+        return f"inputs sha256 {value[:12]}..."
+    if task.name == "publish" and isinstance(value, str):
+        return f"archived: {value}"
+    return ""
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {round(seconds % 60):02d} s"
+
+
+class _TaskDisplay:
+    """What `rai-audit run` and `demo` show while the audit runs: a line as each task starts and
+    one as it ends (its time and key figure); on a terminal, a live display of the running tasks
+    (rich) stands for the start lines. Told by ``run_audit_locally`` from the tasks' threads."""
+
+    STYLES = {"started": "dim", "done": "green", "reused": "cyan", "failed": "bold red"}
+
+    def __init__(self, stream, *, verbose: bool) -> None:
+        self.stream, self.verbose = stream, verbose
+        self.tasks: list[TaskRun] = []
+        self.lock = threading.Lock()
+        self.console = None  # a rich Console on a terminal
+        self.live = None  # its progress display (not with --verbose: the log scrolls by)
+        self.rows: dict[int, object] = {}
+        self.overall = None
+
+    def __enter__(self) -> _TaskDisplay:
+        if getattr(self.stream, "isatty", lambda: False)():
+            from rich.console import Console
+
+            self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
+            if not self.verbose:
+                from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+                self.live = Progress(
+                    SpinnerColumn(),
+                    TextColumn("{task.description}"),
+                    TimeElapsedColumn(),
+                    console=self.console,
+                    transient=True,
+                    redirect_stdout=False,  # the run sends stdout to its log
+                    redirect_stderr=True,  # a warning prints above the display
+                )
+                self.live.start()
+                self.overall = self.live.add_task("audit: 0 tasks done")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def task_started(self, task: TaskRun) -> None:
+        with self.lock:
+            self.tasks.append(task)
+            if self.live is not None:
+                self.rows[id(task)] = self.live.add_task(f"  {task.label}")
+            else:
+                self._task_line("started", task)
+
+    def task_ended(self, task: TaskRun) -> None:
+        with self.lock:
+            if self.live is not None:
+                self.live.remove_task(self.rows.pop(id(task)))
+                ended = sum(t.state != "running" for t in self.tasks)
+                self.live.update(self.overall, description=f"audit: {ended} task{'s' * (ended != 1)} done")
+            self._task_line(task.state, task, _key_figure(task))
+
+    def _task_line(self, state: str, task: TaskRun, figure: str = "") -> None:
+        word = "FAILED" if state == "failed" else state
+        took = _took(task.seconds) if state in ("done", "failed") else ""
+        line = f"{word:>7}  {task.label:<24} {took:>8}  {figure}".rstrip()
+        if self.console is None:
+            self.say(line)
+            return
+        from rich.text import Text
+
+        text = Text(line)
+        text.stylize(self.STYLES.get(state, ""), 0, 7)
+        self.console.print(text)
+
+    def say(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def tail(self, task: TaskRun) -> None:
+        """A failed task's last log lines."""
+        lines = task.tail()
+        if not lines:
+            self.say(f"{task.label} printed nothing")
+            return
+        self.say(f"the last {len(lines)} lines of {task.label}'s log:")
+        for line in lines:
+            self.say(f"  | {line}")
+
+
+def _run_locally(arguments: dict, output: Path, *, verbose: bool, **options) -> tuple[Path, list[TaskRun]]:
+    """Run the audit with kfp.local, its tasks shown as they start and end; the bundle's folder
+    and the tasks. kfp.local's full log goes to a file in ``output`` (and to stdout with ``verbose``);
+    a failed task's last lines are shown before its error (raised)."""
+    from rai_audit.core import RAIInputError
+    from rai_audit.local_run import LOG_FILE, TaskFailed, run_audit_locally
+
+    display = _TaskDisplay(sys.stdout, verbose=verbose)
+    try:
+        with display:
+            bundle = run_audit_locally(
+                arguments, output, progress=display, echo=sys.stdout if verbose else None, **options
+            )
+    except RAIInputError as err:
+        if isinstance(err, TaskFailed) and not verbose:
+            display.tail(err.task)
+        if (output / LOG_FILE).is_file():
+            display.say(f"full log: {output / LOG_FILE}")
+        raise
+    return bundle, display.tasks
 
 
 def _folder(path: str | Path, option: str) -> Path:
@@ -60,19 +226,21 @@ def _file(path: str | Path, option: str) -> Path:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from rai_audit.config import load_config
-    from rai_audit.local_run import run_audit_locally
+    from rai_audit.local_run import LOG_FILE
     from rai_audit.storage import local_inputs
 
-    _folder(args.output, "--output")
+    output = _folder(args.output, "--output")
     arguments, build = load_config(args.config)
-    arguments = local_inputs(arguments, Path(args.output) / "inputs", ("model_uri", "train_data_uri", "test_data_uri"))
-    _report(run_audit_locally(arguments, args.output, enable_caching=args.cache, **build))
+    arguments = local_inputs(arguments, output / "inputs", ("model_uri", "train_data_uri", "test_data_uri"))
+    bundle, tasks = _run_locally(arguments, output, verbose=args.verbose, enable_caching=args.cache, **build)
+    _report(bundle, tasks)
+    sys.stdout.write(f"full log: {output / LOG_FILE}\n")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     from rai_audit.config import resolve_config
     from rai_audit.demo import prepare_demo
-    from rai_audit.local_run import run_audit_locally
+    from rai_audit.local_run import LOG_FILE
     from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, storage_down, storage_up
 
     output = _folder(args.output, "--output")
@@ -88,7 +256,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         {ENV_ENDPOINT: settings.endpoint, ENV_ACCESS: settings.access_key, ENV_SECRET: settings.secret_key}
     )
     try:
-        bundle = run_audit_locally(arguments, output, **build)
+        bundle, tasks = _run_locally(arguments, output, verbose=args.verbose, **build)
     finally:
         storage_down(output / "storage")
         for key, value in saved.items():
@@ -96,14 +264,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    _report(bundle)
-    published = bundle.parents[1] / "publish" / "executor_output.json"
-    if published.is_file():
-        uri = json.loads(published.read_text())["parameterValues"]["Output"]
+    _report(bundle, tasks)
+    uri = next((task.outputs.get("Output") for task in tasks if task.name == "publish"), None)
+    if uri:
         sys.stdout.write(
             f"archived: {uri} (storage data in {output / 'storage'}; "
             f"`rai-audit storage up --dir {output / 'storage'}` serves it again)\n"
         )
+    sys.stdout.write(f"full log: {output / LOG_FILE}\n")
 
 
 def _cmd_compile(args: argparse.Namespace) -> None:
@@ -332,6 +500,9 @@ STEP_COMMANDS = {
 }
 
 
+VERBOSE_HELP = "show kfp.local's full log as the run goes (it is always written to a log file in --output)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rai-audit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -345,9 +516,11 @@ def _parser() -> argparse.ArgumentParser:
         "model, data and parameters (kfp.local's cache); re-running a failed run "
         "recomputes only what failed",
     )
+    run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     run.set_defaults(func=_cmd_run)
     demo = sub.add_parser("demo", help="train a model on the shipped Adult data and audit it locally")
     demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")
+    demo.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     demo.set_defaults(func=_cmd_demo)
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
     comp.add_argument(

@@ -1,29 +1,43 @@
-"""Run a pipeline on this machine with ``kfp.local`` (SubprocessRunner, no venv per task)."""
+"""Run a pipeline on this machine with ``kfp.local`` (SubprocessRunner, no venv per task).
+
+kfp.local prints every task's log to stdout (about 1,300 lines for the demo, JSON dumps
+included). Here the whole log goes to a file in the output folder (``LOG_FILE``); a
+``progress`` object hears when each task starts and ends, with its outputs' metadata; a failed
+task comes back in ``TaskFailed`` with its last log lines and its error.
+"""
 
 from __future__ import annotations
 
 import builtins
 import contextlib
 import ctypes
+import inspect
 import io
+import logging
 import os
 import re
 import signal
-import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from kfp import local
 
-from rai_audit.core import RAIInputError
+from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.pipelines import build_audit_pipeline
 
-# The last line of a step's traceback when it refused the user's input.
-_USER_ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(?:RAIInputError|ArtifactIntegrityError|TargetsMissed): (.*)$", re.M)
+LOG_FILE = "rai-audit-run.log"  # in the output folder; each run writes it anew
+# Exceptions by which a step refuses the user's input (TargetsMissed: rai_audit.steps.scorecard's,
+# with fail_on_missed_target); any other exception in a step is a bug.
+USER_ERRORS = (RAIInputError.__name__, ArtifactIntegrityError.__name__, "TargetsMissed")
+TAIL_LINES = 20  # of a failed task's log, shown with its error
+_KEPT_LINES = 500  # of each task's log kept in memory (the file has them all)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names and statuses
 
 
 def interrupted(signum: int) -> KeyboardInterrupt:
@@ -159,18 +173,225 @@ class _SignalRelay:
         os.close(self.read_end)
 
 
-class _Tee(io.TextIOBase):
-    """Passes writes through to a stream and keeps a copy (kfp.local prints task logs)."""
+@dataclass(frozen=True)
+class ArtifactOutput:
+    """An artifact a task wrote: its folder or file, and the metadata the step gave it."""
 
-    def __init__(self, stream) -> None:
-        self.stream, self.copy = stream, io.StringIO()
+    path: Path
+    metadata: dict[str, Any]
+
+
+@dataclass(eq=False)
+class TaskRun:
+    """A task of a local run, as it runs and after."""
+
+    name: str  # the pipeline's task name, e.g. error-analysis
+    shard: int | None = None  # a dsl.ParallelFor iteration (from 0)
+    state: str = "running"  # then done, reused (kfp.local's cache, --cache) or failed
+    seconds: float = 0.0
+    # artifacts as ArtifactOutput, parameters as their values
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # a failed task's exception line ("module.Class: message"), if it printed one
+    started: float = field(default_factory=time.monotonic)
+    _lines: deque[str] = field(default_factory=lambda: deque(maxlen=_KEPT_LINES), repr=False)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.shard is None else f"{self.name} shard {self.shard + 1}"
+
+    def artifact(self, name: str) -> ArtifactOutput | None:
+        found = self.outputs.get(name)
+        return found if isinstance(found, ArtifactOutput) else None
+
+    def log_lines(self) -> list[str]:
+        """Its output (the last ``_KEPT_LINES``), without the blank lines and the rule kfp.local
+        prints after it."""
+        lines = list(self._lines)
+        while lines and not lines[-1].strip("- "):
+            lines.pop()
+        return lines
+
+    def tail(self, count: int = TAIL_LINES) -> list[str]:
+        return self.log_lines()[-count:]
+
+
+class RunProgress(Protocol):
+    """Told when each task starts and ends (from the thread that runs the task)."""
+
+    def task_started(self, task: TaskRun) -> None: ...
+
+    def task_ended(self, task: TaskRun) -> None: ...
+
+
+class TaskFailed(RAIInputError):
+    """A task of the local run failed; ``task`` holds its last log lines and its error."""
+
+    def __init__(self, message: str, task: TaskRun) -> None:
+        super().__init__(message)
+        self.task = task
+
+
+def _raised(lines: Sequence[str]) -> str | None:
+    """The exception line ("module.Class: message") of the last Python traceback in a task's output:
+    the first line back at the traceback's own indentation after its header."""
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Traceback (most recent call last):"]
+    if not starts:
+        return None
+    header = lines[starts[-1]]
+    indent = len(header) - len(header.lstrip())
+    for line in lines[starts[-1] + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            return line.strip()
+    return None
+
+
+def _failure(task: TaskRun) -> str:
+    """A failed task's error in one line: the step's own message when it refused the input."""
+    if task.error is None:
+        return f"{task.label} failed without a Python traceback in its log (killed? out of memory?)"
+    kind, _, message = task.error.partition(": ")
+    if kind.rsplit(".", 1)[-1] in USER_ERRORS:
+        return f"{task.label}: {message}"
+    return f"{task.label} failed with {task.error}"
+
+
+@contextlib.contextmanager
+def _kfp_task_events(started: Callable[[TaskRun], None], ended: Callable[[TaskRun], None]) -> Iterator[None]:
+    """Call ``started`` and ``ended`` around every step task kfp.local runs (a cache hit too, not
+    an importer), in the thread that streams the task's log.
+
+    The one place that relies on kfp.local's internals (kfp 2.17; tests/test_run_output.py
+    breaks when they change): every leaf task goes through
+    ``kfp.local.orchestrator.task_executor.execute_single_task``, which returns
+    ``(outputs, status)``; a ParallelFor iteration runs under the resource name
+    ``<run>/<loop>-iteration-<i>``; a task's artifacts are written under
+    ``<pipeline_root>/<run>/``, so a cache hit's are elsewhere (in the run that made them).
+    """
+    from kfp import dsl
+    from kfp.local import status
+    from kfp.local.orchestrator import task_executor
+
+    execute = task_executor.execute_single_task
+    signature = inspect.signature(execute)
+
+    def execute_and_tell(*args: Any, **kwargs: Any) -> Any:
+        given = signature.bind(*args, **kwargs).arguments
+        component = given["components"][given["task_spec"].component_ref.name]
+        executor = given["executors"].get(component.executor_label)
+        if executor is None or executor.WhichOneof("spec") != "container":  # an importer: no step runs
+            return execute(*args, **kwargs)
+        run_name, _, iteration = given["pipeline_resource_name"].partition("/")
+        shard = int(iteration.rsplit("-iteration-", 1)[1]) if "-iteration-" in iteration else None
+        task = TaskRun(given["task_name"], shard=shard)
+        started(task)
+        try:
+            outputs, task_status = execute(*args, **kwargs)
+        except Exception:
+            task.state, task.seconds = "failed", time.monotonic() - task.started
+            ended(task)
+            raise
+        run_folder = Path(given["pipeline_root"], run_name)
+        task.outputs = {
+            key: ArtifactOutput(Path(value.uri), dict(value.metadata)) if isinstance(value, dsl.Artifact) else value
+            for key, value in outputs.items()
+        }
+        artifacts = [value.path for value in task.outputs.values() if isinstance(value, ArtifactOutput)]
+        if task_status != status.Status.SUCCESS:
+            task.state = "failed"
+        elif artifacts and not any(path.is_relative_to(run_folder) for path in artifacts):
+            task.state = "reused"
+        else:
+            task.state = "done"
+        task.seconds = time.monotonic() - task.started
+        ended(task)
+        return outputs, task_status
+
+    task_executor.execute_single_task = execute_and_tell
+    try:
+        yield
+    finally:
+        task_executor.execute_single_task = execute
+
+
+class _RunLog(io.TextIOBase):
+    """Stands in for stdout while kfp.local runs. kfp.local prints its log records and each
+    task's output there, from one thread per running task (ParallelFor iterations run side by
+    side). Each thread's writes are put together into whole lines, which go to the log file
+    (a task's output marked with its name), to ``echo`` (--verbose), and to the task's own
+    ``TaskRun`` while it runs."""
+
+    def __init__(self, file: TextIO, echo: TextIO | None = None) -> None:
+        self.file, self.echo = file, echo
+        self.lock = threading.RLock()
+        self.partial: dict[int, str] = {}  # thread -> its unfinished line
+        self.tasks: dict[int, TaskRun] = {}  # thread -> the task it runs
+        self.record_next: set[int] = set()  # threads whose next write is a kfp.local log record
+        self.ended = False  # the run is over: a late write (a handler left behind) is dropped
+
+    def follow(self, task: TaskRun) -> None:
+        with self.lock:
+            self.tasks[threading.get_ident()] = task
+
+    def unfollow(self) -> None:
+        me = threading.get_ident()
+        with self.lock:
+            self._finish_line(me)
+            self.tasks.pop(me, None)
+
+    def _finish_line(self, thread: int) -> None:
+        rest = self.partial.pop(thread, "")
+        if rest:
+            self._line(thread, _ANSI.sub("", rest), False)
+
+    def record_coming(self, record: object) -> bool:
+        """A logging filter on the root logger (kfp.local logs there): the record about to be
+        written is a record, not a task's output, if a handler writes it to this stream."""
+        if any(getattr(handler, "stream", None) is self for handler in logging.getLogger().handlers):
+            with self.lock:
+                self.record_next.add(threading.get_ident())
+        return True
 
     def write(self, text: str) -> int:
-        self.copy.write(text)
-        return self.stream.write(text)
+        me = threading.get_ident()
+        with self.lock:
+            if self.ended:
+                return len(text)
+            before = self.partial.get(me, "")
+            if not before and text and not text.strip(" "):
+                return len(text)  # kfp.local's indentation of a task's output (a write of its own)
+            record = me in self.record_next
+            self.record_next.discard(me)
+            *lines, self.partial[me] = (before + text).split("\n")
+            for line in lines:
+                self._line(me, _ANSI.sub("", line), record)
+        return len(text)
+
+    def _line(self, thread: int, line: str, record: bool) -> None:
+        task = self.tasks.get(thread)
+        shown = f"    {task.label} | {line}" if task is not None and not record and line.strip() else line
+        for stream in (self.file, self.echo):
+            if stream is not None:
+                stream.write(shown + "\n")
+        if task is not None and not record:
+            task._lines.append(line)
+
+    def note(self, line: str) -> None:
+        with self.lock:
+            self.file.write(line + "\n")
 
     def flush(self) -> None:
-        self.stream.flush()
+        with self.lock:
+            self.file.flush()
+            if self.echo is not None:
+                self.echo.flush()
+
+    def end(self) -> None:
+        """At the end of the run: every thread's unfinished line, as a line; no more writes."""
+        with self.lock:
+            for thread in list(self.partial):
+                self._finish_line(thread)
+            self.flush()
+            self.ended = True
 
 
 def run_audit_locally(
@@ -180,16 +401,42 @@ def run_audit_locally(
     steps: Sequence[str],
     runner: local.DockerRunner | None = None,
     enable_caching: bool = False,
-    **build: int,
+    progress: RunProgress | None = None,
+    echo: TextIO | None = None,
+    **build: Any,
 ) -> Path:
     """Run the audit pipeline with these arguments and analysis steps; return the bundle's folder.
 
-    ``build`` holds the shard counts (``explainer_shards``, ``counterfactual_shards``).
+    ``build`` holds the shard counts (``explainer_shards``, ``counterfactual_shards``) and any
+    other keyword of ``build_audit_pipeline``.
     By default every task runs in this Python environment; with a ``DockerRunner`` each
     runs in its step's image (see ``rai_audit.kfp_components.step_images``).
+    Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``; the log, the
+    progress, errors and signals are as ``run_pipeline_locally`` says.
+    """
+    pipeline = build_audit_pipeline(steps, run_times=False, **build)
+    run = run_pipeline_locally(
+        pipeline, arguments, output_dir, runner=runner, enable_caching=enable_caching, progress=progress, echo=echo
+    )
+    return Path(run.output.path)
 
-    Task outputs land under ``output_dir/pipeline_root/<pipeline run>/<task>/``. A step's
-    user error (bad column, bad cohort, ...) is raised here with the step's own message.
+
+def run_pipeline_locally(
+    pipeline: Callable[..., Any],
+    arguments: dict[str, Any],
+    output_dir: str | Path,
+    *,
+    runner: local.DockerRunner | None = None,
+    enable_caching: bool = False,
+    progress: RunProgress | None = None,
+    echo: TextIO | None = None,
+) -> Any:
+    """Run a KFP pipeline with kfp.local (artifacts in ``output_dir/pipeline_root``); return its task.
+
+    kfp.local's whole log goes to ``output_dir/LOG_FILE`` (and to ``echo`` if given), not to
+    stdout. ``progress`` hears when each task starts and ends. A failed task raises
+    ``TaskFailed`` (a RAIInputError) with the step's own message when it refused the input
+    (bad column, bad cohort, ...), else the exception it failed with.
     SIGINT or SIGTERM end every process the run started and raise KeyboardInterrupt (with ``signum``).
 
     ``enable_caching`` turns on kfp.local's task cache (in ``output_dir/pipeline_root/.kfp_cache``):
@@ -202,19 +449,67 @@ def run_audit_locally(
     local.init(
         runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root), enable_caching=enable_caching
     )
-    tee = _Tee(sys.stdout)
-    # kfp.local swaps builtins.print for an indenting one and, after a ParallelFor, leaves it
-    # there; code that runs later in this process (numba's registry, for one) then breaks.
-    print_function = builtins.print
-    try:
-        with _ends_its_process_tree(), warnings.catch_warnings(), contextlib.redirect_stdout(tee):
-            # The images are not python:* ones; kfp warns that it cannot tell they have Python.
-            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-            run = build_audit_pipeline(steps, run_times=False, **build)(**arguments)
-    except RuntimeError as err:
-        cause = _USER_ERROR.findall(tee.copy.getvalue())
-        reason = cause[-1] if cause else f"{err} (the failing task's log is above)"
-        raise RAIInputError(f"the local pipeline run failed: {reason}") from err
-    finally:
-        builtins.print = print_function
-    return Path(run.output.path)
+    tasks: list[TaskRun] = []
+    stopping = threading.Event()  # interrupted: the tasks that end now were ended by us, not failed
+
+    with open(Path(output_dir) / LOG_FILE, "w", encoding="utf-8") as file:
+        log = _RunLog(file, echo)
+
+        def started(task: TaskRun) -> None:
+            tasks.append(task)
+            log.follow(task)
+            if progress is not None and not stopping.is_set():
+                progress.task_started(task)
+
+        def ended(task: TaskRun) -> None:
+            log.unfollow()
+            if task.state == "failed":
+                task.error = _raised(task.log_lines())
+            if progress is not None and not stopping.is_set():
+                progress.task_ended(task)
+
+        # kfp.local logs with the root logger: inside a task with a handler it sets up (writing
+        # here), elsewhere (a cache hit, the end of the run) with whatever the root has. This
+        # handler takes those to the log too, and keeps logging.info from adding one for stderr.
+        # kfp.local's set-up is not thread-safe: ParallelFor tasks that end together can leave
+        # the root's level or another task's handler behind; both are put back after the run.
+        root_logger = logging.getLogger()
+        saved_level, saved_handlers = root_logger.level, root_logger.handlers[:]
+        records = logging.StreamHandler(log)
+        records.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d - %(levelname)s - %(message)s", "%H:%M:%S"))
+        record_filter = log.record_coming
+        records.addFilter(record_filter)  # a record of another logger, passed on to the root's handlers
+        root_logger.addHandler(records)
+        root_logger.setLevel(min(root_logger.getEffectiveLevel(), logging.INFO))
+        root_logger.addFilter(record_filter)
+        # kfp.local swaps builtins.print for an indenting one and, after a ParallelFor, leaves it
+        # there; code that runs later in this process (numba's registry, for one) then breaks.
+        print_function = builtins.print
+        try:
+            # stdout is restored last: the steps a signal ends still print while they end
+            with (
+                contextlib.redirect_stdout(log),
+                warnings.catch_warnings(),
+                _ends_its_process_tree(),
+                _kfp_task_events(started, ended),
+            ):
+                # The images are not python:* ones; kfp warns that it cannot tell they have Python.
+                warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+                try:
+                    return pipeline(**arguments)
+                except BaseException:
+                    stopping.set()
+                    raise
+        except RuntimeError as err:  # kfp.local: a task failed
+            failed = sorted((t for t in tasks if t.state == "failed"), key=lambda t: t.started + t.seconds)
+            message = f"the local pipeline run failed: {_failure(failed[0]) if failed else _ANSI.sub('', str(err))}"
+            log.note(f"rai-audit: error: {message}")
+            if failed:
+                raise TaskFailed(message, failed[0]) from err
+            raise RAIInputError(message) from err
+        finally:
+            builtins.print = print_function
+            root_logger.removeFilter(record_filter)
+            root_logger.setLevel(saved_level)
+            root_logger.handlers[:] = saved_handlers
+            log.end()
