@@ -177,8 +177,9 @@ AZURE_PARAMETERS: dict[str, tuple[AzureParameter, ...]] = {
             "string",
             "null",
             "heatmap",
-            "JSON text of one or two features for the heatmap; `null`: none. A pipeline job's longer list (the "
-            "RAI-vNext preview's tests pass six) keeps its first two, the others listed as not mapped.",
+            "JSON text of one or two features for the heatmap; `null`: none. rai-audit's error analysis uses the "
+            "model's features: a pipeline job's dropped features are left out, and of a longer list (the RAI-vNext "
+            "preview's tests pass six) the first two kept, the others listed as not mapped.",
         ),
     ),
     "explainer": (
@@ -352,6 +353,46 @@ def config_key(step: str, option: str) -> str:
     return option if step == "constructor" or option == "random_state" else f"{step}.{option}"
 
 
+def parameter_table() -> str:
+    """docs/from-azure.md's table (Markdown): every component parameter, what it becomes, its
+    value form and how the meaning differs (scripts/generate-from-specs.py writes it)."""
+    rows = [
+        "| Azure component | parameter (Azure type, default) | rai-audit | value form | meaning, differences |",
+        "|---|---|---|---|---|",
+    ]
+    for step, parameters in AZURE_PARAMETERS.items():
+        component = next(name for name, s in COMPONENT_STEPS.items() if s == step)
+        for p in parameters:
+            default = (
+                ""
+                if p.default is None
+                else f", `{json.dumps(p.default) if not isinstance(p.default, str) else p.default}`"
+            )
+            if p.form == "input":
+                target = (
+                    f"input: `{p.role}`"
+                    if p.role in PATH_KEYS
+                    else {
+                        "dashboard": "the pipeline's wiring",
+                        "insight": "the step sections present",
+                        "scorecard": "`scorecard.config`",
+                        "cohorts": "`cohorts`",
+                    }[p.role]
+                )
+                form = "a file" if p.role in (*PATH_KEYS, "scorecard", "cohorts") else "a job's output"
+            elif p.form == "ignored":
+                target, form = "not mapped", "any"
+            elif p.form == "feature_metadata":
+                target, form = "`dropped_features`", FORMS[p.form]
+            else:
+                option = option_for(step, p.name)
+                assert option is not None, (step, p.name)
+                target, form = f"`{config_key(step, option.name)}`", FORMS[p.form]
+            meaning = p.meaning.replace("|", "\\|")
+            rows.append(f"| `{component}` | `{p.name}` ({p.type}{default}) | {target} | {form} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 # --- reading values -----------------------------------------------------------------------------
 
 
@@ -363,6 +404,7 @@ class Context:
     ``defer_class_index`` keeps an index as it is then (the converter, before the data exist)."""
 
     categorical: list[str] | None = None
+    dropped: list[str] = field(default_factory=list)  # not given to the model
     held_fixed: list[str] = field(default_factory=list)
     classes: Callable[[], list[Any] | None] = lambda: None
     defer_class_index: bool = False
@@ -453,9 +495,18 @@ def _read_value(
         value = _json(text, where, {"ranges": "a mapping", "range": "[low, high]"}.get(form, "a list"))
         if value is None:
             return None
-    if form == "heatmap" and strict and isinstance(value, list) and len(value) > 2:
-        read.notes.append(f"{where}: the heatmap takes one or two features; kept {value[:2]}, not mapped: {value[2:]}")
-        value = value[:2]
+    if form == "heatmap" and strict and isinstance(value, list):
+        # Azure's dataset keeps dropped features beside the model's; rai-audit's error analysis
+        # uses the model's features only.
+        dropped = [f for f in value if f in context.dropped]
+        if dropped:
+            read.notes.append(f"{where} {dropped}: not mapped: dropped features; the error analysis uses the model's")
+            value = [f for f in value if f not in dropped]
+        if len(value) > 2:
+            read.notes.append(
+                f"{where}: the heatmap takes one or two features; kept {value[:2]}, not mapped: {value[2:]}"
+            )
+            value = value[:2]
     if form in ("names", "names_or_null", "names_or_all", "heatmap"):
         names = _names(value, where)
         # An empty list is the default of these options (but heterogeneity's: one constant
@@ -476,7 +527,13 @@ def _read_value(
             raise RAIInputError(
                 f"{where}: per-row treatment costs (arrays) have no rai-audit equivalent; give one cost per treatment"
             )
-        return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # Azure's '0' is the default cost 0.0
+        return (
+            [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+            if isinstance(value, list)
+            else value
+        )
     if form == "categories":
         return _categories(value, where, context)
     if form == "class":
@@ -558,7 +615,8 @@ def read_options(
                     f"{where} has no parameter `{key}`; its parameters are "
                     f"{[p.name for p in AZURE_PARAMETERS.get(step, ())]}"
                 )
-            read.options[key] = value  # rai-audit's own option (or an unknown key the reader refuses)
+            if value is not None or key not in read.options:  # (null: not given, as the reader takes it)
+                read.options[key] = value  # rai-audit's own option (or an unknown key the reader refuses)
             continue
         at = f"{where} `{key}`"
         if strict:
@@ -572,7 +630,8 @@ def read_options(
         option = option_for(step, key)
         if option is None:  # (a test checks that every mapped parameter has its option)
             raise RAIInputError(f"{at}: no rai-audit option reads it")
-        other = source.get(option.name) or (option.name if option.name != key and option.name in given else None)
+        given_too = option.name != key and given.get(option.name) is not None
+        other = source.get(option.name) or (option.name if given_too else None)
         if other is not None:
             raise RAIInputError(f"{where} gives both `{other}` and `{key}`, two names of one option")
         parsed = _read_value(parameter, option, value, at, context, read, strict)
@@ -915,7 +974,11 @@ def convert(
             step,
             {k: v for k, v in values.items() if k != "rai_insights_dashboard"},
             where=where,
-            context=Context(categorical=config.get("categorical_features"), defer_class_index=True),
+            context=Context(
+                categorical=config.get("categorical_features"),
+                dropped=config.get("dropped_features") or [],
+                defer_class_index=True,
+            ),
             strict=True,
         )
         config[step] = read.options
@@ -1161,9 +1224,12 @@ def _set(config: dict[str, Any], key: str, value: Any, out_dir: Path) -> None:
     parts = key.split(".")
     target = config
     for part in parts[:-1]:
-        if not isinstance(target.get(part), dict):
-            target[part] = {}
-        target = target[part]
+        if part in (*ANALYSIS_STEPS, "scorecard") and not isinstance(target.get(part), dict):
+            # A section sets a step's options; a typo must not add a step the pipeline has not.
+            raise RAIInputError(f"--set {key}: the pipeline has no {part} job")
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise RAIInputError(f"--set {key}: `{part}` is not a section of the config")
     target[parts[-1]] = value
 
 
