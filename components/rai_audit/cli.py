@@ -8,11 +8,14 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rai_audit.steps._cli import run_cli
 
-if TYPE_CHECKING:  # local_run imports kfp: only when a run is asked for
+if TYPE_CHECKING:  # local_run imports kfp, and rich is needed on a terminal only
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
     from rai_audit.local_run import ArtifactOutput, TaskRun
 
 PIPELINES_DIR = Path("pipelines")
@@ -46,7 +49,7 @@ def _verdict(card: Path) -> str | None:
     )
 
 
-def _count(value) -> str:
+def _count(value: float) -> str:
     """A count from an artifact's metadata (KFP keeps its numbers as floats)."""
     return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
 
@@ -70,9 +73,9 @@ def _key_figure(task: TaskRun) -> str:
         return f"effects of {', '.join(causal['treatments'])} ({_count(causal.get('fit_rows', 0))} train rows)"
     if "insights" in meta.get("dashboard", {}):
         return f"dashboard with {', '.join(meta['dashboard']['insights']) or 'the overview only'}"
-    if "scorecard" in meta:
-        card = task.artifact("scorecard")
-        return _verdict(card.path) or ("PASSED" if meta["scorecard"].get("passed") else "NOT PASSED")
+    card = task.artifact("scorecard")
+    if card is not None:
+        return _verdict(card.path) or ("PASSED" if card.metadata.get("passed") else "NOT PASSED")
     if "registered_model" in meta:
         return "model registered"
     if "baseline" in meta:
@@ -97,14 +100,14 @@ class _TaskDisplay:
 
     STYLES = {"started": "dim", "done": "green", "reused": "cyan", "failed": "bold red"}
 
-    def __init__(self, stream, *, verbose: bool) -> None:
+    def __init__(self, stream: TextIO, *, verbose: bool) -> None:
         self.stream, self.verbose = stream, verbose
         self.tasks: list[TaskRun] = []
         self.lock = threading.Lock()
-        self.console = None  # a rich Console on a terminal
-        self.live = None  # its progress display (not with --verbose: the log scrolls by)
-        self.rows: dict[int, object] = {}
-        self.overall = None
+        self.console: Console | None = None  # on a terminal
+        self.live: Progress | None = None  # its progress display (not with --verbose: the log scrolls by)
+        self.rows: dict[int, TaskID] = {}  # a running task's row in it
+        self.overall: TaskID | None = None  # its first row: how many tasks are done
 
     def __enter__(self) -> _TaskDisplay:
         if getattr(self.stream, "isatty", lambda: False)():
@@ -114,7 +117,7 @@ class _TaskDisplay:
             if not self.verbose:
                 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-                self.live = Progress(
+                self.live = live = Progress(
                     SpinnerColumn(),
                     TextColumn("{task.description}"),
                     TimeElapsedColumn(),
@@ -123,11 +126,11 @@ class _TaskDisplay:
                     redirect_stdout=False,  # the run sends stdout to its log
                     redirect_stderr=True,  # a warning prints above the display
                 )
-                self.live.start()
-                self.overall = self.live.add_task("audit: 0 tasks done")
+                live.start()
+                self.overall = live.add_task("audit: 0 tasks done")
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
@@ -142,7 +145,7 @@ class _TaskDisplay:
 
     def task_ended(self, task: TaskRun) -> None:
         with self.lock:
-            if self.live is not None:
+            if self.live is not None and self.overall is not None:
                 self.live.remove_task(self.rows.pop(id(task)))
                 ended = sum(t.state != "running" for t in self.tasks)
                 self.live.update(self.overall, description=f"audit: {ended} task{'s' * (ended != 1)} done")
@@ -176,7 +179,9 @@ class _TaskDisplay:
             self.say(f"  | {line}")
 
 
-def _run_locally(arguments: dict, output: Path, *, verbose: bool, **options) -> tuple[Path, list[TaskRun]]:
+def _run_locally(
+    arguments: dict[str, Any], output: Path, *, verbose: bool, **options: Any
+) -> tuple[Path, list[TaskRun]]:
     """Run the audit with kfp.local, its tasks shown as they start and end; the bundle's folder
     and the tasks. kfp.local's full log goes to a file in ``output`` (and to stdout with ``verbose``);
     a failed task's last lines are shown before its error (raised)."""
