@@ -634,6 +634,9 @@ def _parser() -> argparse.ArgumentParser:
     audits.add_argument("--to", default=None, help="fetch: a new folder to download into")
     audits.add_argument("--hours", type=float, default=24.0, help="link: hours the URL stays valid")
     audits.set_defaults(func=_cmd_audits)
+    from rai_audit.azure import add_command as add_from_azure  # light: the specs and yaml
+
+    add_from_azure(sub)  # rai-audit from-azure: an Azure ML pipeline job as an audit config
     for step in STEP_COMMANDS:
         sub.add_parser(step, help=f"run the {step} step alone (see `rai-audit {step} --help`)", add_help=False)
     return parser
