@@ -10,7 +10,12 @@ The helpers these are built from (and tests import) are in support.py.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -21,6 +26,32 @@ from support import ADULT_COHORTS, REPO, Case, build_bundle, encoded_model, shar
 # scripts/ holds the modules the image scripts and the tests share (compare_artifacts,
 # image_tools); a script run as `python scripts/x.py` finds them in its own folder.
 sys.path.insert(0, str(REPO / "scripts"))
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    folder: Path  # the working folder the demo ran in (its output is folder / "demo-out")
+    out: str
+    err: str
+    code: int
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """One `rai-audit demo --output demo-out` (a relative folder, as in the README's `make
+    demo`), run once for the tests that read its output: it takes a minute or more."""
+    from rai_audit.cli import main
+
+    folder = tmp_path_factory.mktemp("demo")
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["demo", "--output", "demo-out"])
+    finally:
+        os.chdir(cwd)
+    return DemoRun(folder, out.getvalue(), err.getvalue(), code)
 
 
 @pytest.fixture(scope="session")

@@ -141,11 +141,10 @@ def test_unreadable_config(tmp_path, capsys):
     assert "is not valid YAML/JSON" in capsys.readouterr().err
 
 
-def test_demo_runs_the_full_audit(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # a relative --output, as in the README's `make demo`
-    assert main(["demo", "--output", "demo-out"]) == 0
-    out = capsys.readouterr().out
-    bundle = _bundle_from_output(out)
+def test_demo_runs_the_full_audit(demo_run):
+    assert demo_run.code == 0
+    out, tmp_path = demo_run.out, demo_run.folder
+    bundle = tmp_path / _bundle_from_output(out)
     assert "NOT PASSED (2 of 8 targets missed)" in out and "model not registered" in out
     A.verify_manifest(bundle)
     doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())

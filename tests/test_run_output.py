@@ -332,14 +332,13 @@ def test_verbose_shows_the_whole_log_as_it_goes(audit_folder, capsys):
     ]
 
 
-def test_the_demo_prints_a_line_per_task_and_the_log_holds_the_rest(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert main(["demo", "--output", "demo-out"]) == 0
-    captured = capsys.readouterr()
-    out = captured.out.splitlines()
-    assert len(out) < 40, captured.out
-    assert captured.err == ""
-    bundle = Path(next(line for line in out if line.startswith("dashboard bundle: ")).split(": ", 1)[1])
+def test_the_demo_prints_a_line_per_task_and_the_log_holds_the_rest(demo_run):
+    assert demo_run.code == 0
+    tmp_path = demo_run.folder
+    out = demo_run.out.splitlines()
+    assert len(out) < 40, demo_run.out
+    assert demo_run.err == ""
+    bundle = tmp_path / next(line for line in out if line.startswith("dashboard bundle: ")).split(": ", 1)[1]
     doc = json.loads((bundle / A.INSIGHTS_JSON_FILE).read_text())
     ended = {}
     for line in out:
