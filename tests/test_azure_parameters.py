@@ -342,3 +342,23 @@ def test_classification_outcome_refused_off_binary_and_for_unknown_outcomes():
         validate_cohorts(load_cohorts(_azure("Classification Outcome", "includes", ["True positive"])), three)
     with pytest.raises(RAIInputError, match=re.escape(f"must be one of {list(CLASSIFICATION_OUTCOMES)}")):
         validate_cohorts(load_cohorts(_azure("Classification Outcome", "includes", ["Right"])), FRAME)
+
+
+def test_step_command_lines_take_azure_names():
+    """A step run alone takes Azure's parameter names as flags (`--filter_features`), with the
+    value as its command line passes it (JSON text)."""
+    import argparse
+
+    from rai_audit.steps._cli import add_options, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, "error_analysis")
+    args = vars(parser.parse_args(["--filter_features", '["age", "sex"]', "--max_depth", "4"]))
+    options = options_from_args("error_analysis", args)
+    assert (options.heatmap_features, options.max_depth) == (["age", "sex"], 4)
+    parser = argparse.ArgumentParser()
+    add_options(parser, "constructor")
+    args = vars(parser.parse_args(["--target_column_name", "income", "--task-type", "classification",
+                                   "--maximum_rows_for_test_dataset", "500"]))  # fmt: skip
+    options = options_from_args("constructor", args)
+    assert (options.target_column, options.sample_size) == ("income", 500)

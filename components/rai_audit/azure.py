@@ -425,13 +425,17 @@ _EMPTY_TEXTS = ("", "null", "none")
 JSON_FORMS = ("names", "heatmap", "names_or_null", "names_or_all", "range", "ranges", "cost", "categories")
 
 
+_JSON_EXAMPLES = {"a mapping": '{"age": [20, 60]}', "[low, high]": "[10, 300]"}
+
+
 def _json(value: str, where: str, expected: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError as err:
+        example = _JSON_EXAMPLES.get(expected, '["age", "sex"]')
         raise RAIInputError(
             f"{where}: {value!r} is not JSON text ({err.msg} at character {err.pos}); Azure passes {expected} "
-            'as JSON text, e.g. \'["age", "sex"]\''
+            f"as JSON text, e.g. '{example}'"
         ) from None
 
 

@@ -48,7 +48,9 @@ def add_options(parser: argparse.ArgumentParser, step: str) -> None:
         if o.json_text:
             kind["type"] = str  # the JSON text itself; the spec reads it
         default = {"required": True} if o.required else {"default": o.parameter_default}
-        parser.add_argument(o.flag, dest=o.name, choices=o.choices, help=o.help, **kind, **default)
+        # Azure ML's names too, as its components' command lines spell them (--filter_features).
+        azure = [f"--{name}" for name in o.azure if f"--{name}" != o.flag]
+        parser.add_argument(o.flag, *azure, dest=o.name, choices=o.choices, help=o.help, **kind, **default)
 
 
 def options_from_args(step: str, args: dict[str, Any], **given: Any) -> Any:
