@@ -418,6 +418,7 @@ class Read:
     notes: list[str] = field(default_factory=list)  # parameters with no equivalent, and differences
     mapped: list[tuple[str, str, Any]] = field(default_factory=list)  # (Azure name, config key, value)
     seed: Any = None  # Azure's causal random_state, when given as a number
+    remarks: dict[str, str] = field(default_factory=dict)  # Azure name -> what its mapped value means
 
 
 _EMPTY_TEXTS = ("", "null", "none")
@@ -456,7 +457,7 @@ def _resolve_class_index(index: int, where: str, context: Context) -> Any:
     classes = context.classes()
     if classes is None:
         if context.defer_class_index:
-            return index
+            return index  # the config reader reads it against the data's classes
         raise RAIInputError(
             f"{where}: {index} is Azure's class index, which needs the classes: give `classes`, a local "
             "train_data, or the class label as text"
@@ -545,6 +546,8 @@ def _read_value(
             value = int(value)  # Azure's str_or_int_parser: a number given as text is an index too
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise RAIInputError(f"{where}: must be 'opposite', a class index or a label, got {value!r}")
+        if isinstance(value, int) and context.defer_class_index:
+            read.remarks[parameter.name] = "Azure's index into the sorted classes, read so by `rai-audit run`"
         return _resolve_class_index(value, where, context) if isinstance(value, int) else value
     if form == "seed":
         if value is None or (isinstance(value, str) and value.strip().lower() in _EMPTY_TEXTS):
@@ -930,7 +933,9 @@ def _input_path(value: Any, pipeline_dir: Path) -> tuple[Path | None, str]:
 
 
 def _relative(path: Path, out_dir: Path) -> str:
-    return os.path.relpath(path.resolve(), out_dir.resolve())
+    """A path as the config names it: relative to the config's folder when under it, else absolute."""
+    relative = os.path.relpath(path.resolve(), out_dir.resolve())
+    return str(path.resolve()) if relative.startswith("..") else relative
 
 
 Job = tuple[str, str, dict[str, Any], dict[str, str]]  # job name, component, parameters, job each takes an output of
@@ -1072,7 +1077,11 @@ def _rai_jobs(
 
 
 def _record(result: Conversion, job: str, read: Read) -> None:
-    result.mapped += [f"job `{job}` `{name}` -> `{key}`: {_short(value)}" for name, key, value in read.mapped]
+    result.mapped += [
+        f"job `{job}` `{name}` -> `{key}`: {_short(value)}"
+        + (f" ({read.remarks[name]})" if name in read.remarks else "")
+        for name, key, value in read.mapped
+    ]
     result.unmapped += read.notes
 
 
