@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 from collections import Counter
@@ -176,7 +177,8 @@ def option(
     return field(default=default, metadata={"rai": meta})
 
 
-def option_specs(options_class: type) -> list[OptionSpec]:
+@functools.cache  # read once per class: every options instance checks its choices with it
+def option_specs(options_class: type) -> tuple[OptionSpec, ...]:
     """The options of a step's options class, in declaration order."""
     found = []
     for f in dataclasses.fields(options_class):
@@ -208,7 +210,7 @@ def option_specs(options_class: type) -> list[OptionSpec]:
                 targets=meta["targets"],
             )
         )
-    return found
+    return tuple(found)
 
 
 def options_from_parameters(options_class: type, values: dict[str, Any]) -> Any:
@@ -219,7 +221,8 @@ def options_from_parameters(options_class: type, values: dict[str, Any]) -> Any:
 
 def check_choices(options: Any) -> None:
     """Each option with allowed values holds one of them."""
-    for o in option_specs(type(options)):
+    options_class: type = type(options)
+    for o in option_specs(options_class):
         value = getattr(options, o.name)
         if o.choices is not None and value not in o.choices:
             raise RAIInputError(f"`{o.name}` must be one of {list(o.choices)}, got {value!r}")
