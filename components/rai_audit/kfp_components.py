@@ -54,6 +54,7 @@ def constructor(
     positive_label: str = "",
     cohorts: list = [],
     sample_size: int = 0,
+    dashboard_rows: int = 5000,
     random_state: int = 0,
     skops_trusted_types: list = [],
     allow_pickle: bool = False,
@@ -82,6 +83,8 @@ def constructor(
         cohorts: Cohort definitions (rai-audit or Azure ML format); a cohort may be given as its JSON text (KFP
             parameters cannot hold null: `value: null` selects missing values).
         sample_size: Test rows sampled (stratified, seeded) for per-row steps; 0: all.
+        dashboard_rows: Test rows dashboard.html carries for the views it computes itself (a seeded sample when
+            there are more); 0: none.
         random_state: Seed of every step's randomness (sample, trees, searches, bootstrap).
         skops_trusted_types: Types to trust when loading a .skops model.
         allow_pickle: Load a joblib/pickle model, which runs code stored in the file.

@@ -71,6 +71,8 @@ HETEROGENEITY_MODELS = ("linear", "forest")
 # shap's linear explainer silently subsamples a larger background to 100 rows, so the
 # explainer takes at most 100 and records exactly the rows it used.
 MAX_BACKGROUND = 100
+# Test rows dashboard.html carries for the views it computes itself: ~1 MB of page at 14 features.
+DEFAULT_DASHBOARD_ROWS = 5000
 
 # Where an option is a parameter: the KFP component, the pipeline, the Argo template, the
 # step's command line, the audit config.
@@ -285,6 +287,11 @@ class ConstructorOptions:
         help="Test rows sampled (stratified, seeded) for per-row steps; 0: all.",
         azure="maximum_rows_for_test_dataset",
     )
+    dashboard_rows: int = option(
+        DEFAULT_DASHBOARD_ROWS,
+        help="Test rows dashboard.html carries for the views it computes itself (a seeded sample when there are "
+        "more); 0: none.",
+    )
     random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True)
     skops_trusted_types: list[str] = option([], help="Types to trust when loading a .skops model.")
     allow_pickle: bool = option(
@@ -310,6 +317,10 @@ class ConstructorOptions:
         check_choices(self)
         if not isinstance(self.target_column, str) or not self.target_column:
             raise RAIInputError(f"`target_column` must be a column name, got {self.target_column!r}")
+        if not isinstance(self.dashboard_rows, int) or self.dashboard_rows < 0:
+            raise RAIInputError(
+                f"`dashboard_rows` must be an integer >= 0 (0: no rows in the page), got {self.dashboard_rows!r}"
+            )
         if not isinstance(self.sample_size, int) or self.sample_size < 0:
             raise RAIInputError(f"`sample_size` must be an integer >= 0 (0 means every row), got {self.sample_size!r}")
         check_name_lists(self, ("immutable_features",))

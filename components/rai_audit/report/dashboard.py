@@ -172,10 +172,13 @@ def _page_charts(doc: dict[str, Any]) -> dict[str, Any]:
     return page
 
 
-def render_dashboard(insights: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> str:
-    """The page for a gathered ``insights.json`` document and the per-row sample."""
+def render_dashboard(
+    insights: dict[str, Any], rows: list[dict[str, Any]] | None = None, table: dict[str, Any] | None = None
+) -> str:
+    """The page for a gathered ``insights.json`` document, the per-row sample and the carried rows
+    (gather's columnar ``table``)."""
     script = resources.files("rai_audit.report").joinpath("templates/dashboard.js").read_text(encoding="utf-8")
-    data = {"doc": insights, "rows": rows or [], "charts": _page_charts(insights)}
+    data = {"doc": insights, "rows": rows or [], "table": table, "charts": _page_charts(insights)}
     return ENV.get_template("dashboard.html.j2").render(
         d=insights, data=_script_json(data), vega=Markup(_vega_runtime()), app=Markup(script)
     )

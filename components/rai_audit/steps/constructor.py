@@ -457,6 +457,7 @@ def run_constructor(
                 "seed": options.random_state,
                 "stratified": task != "regression",
             },
+            dashboard_rows=options.dashboard_rows,
             cohort_sizes={name: int(mask.sum()) for name, mask in masks.items()},
             model={
                 "file": f"{A.MODEL_DIR}/{model_src.name}",

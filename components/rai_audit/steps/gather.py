@@ -21,7 +21,7 @@ import pandas as pd
 
 from rai_audit.core import ArtifactIntegrityError
 from rai_audit.core import artifacts as A
-from rai_audit.core.cohorts import filter_mask
+from rai_audit.core.cohorts import ERROR, Y_PRED, Y_TRUE, filter_mask, ordered_values
 from rai_audit.core.constructor_artifact import ConstructorArtifact, SensitiveGroups, load_constructor_artifact
 from rai_audit.core.fairness import KINDS, describe, group_flag
 from rai_audit.core.metrics import (
@@ -34,6 +34,7 @@ from rai_audit.core.metrics import (
     target_can_be_negative,
 )
 from rai_audit.report.dashboard import render_dashboard
+from rai_audit.specs import DEFAULT_DASHBOARD_ROWS
 from rai_audit.steps._cli import run_cli
 
 TOP_CATEGORIES = 20
@@ -383,26 +384,112 @@ def _cohort_views(
     return views
 
 
+def _local_importance(
+    audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]]
+) -> pd.DataFrame | None:
+    """The explained rows' local importances for one class: the positive class (binary), the
+    output (regression) or each row's predicted class (multiclass)."""
+    if "explanation" not in insights:
+        return None
+    local = A.read_parquet(insights["explanation"][0] / "local_importance.parquet")
+    classes = local["class"].astype(str)
+    if audit.task == "multiclass_classification":
+        predicted = audit.y_pred.astype(str).to_numpy()[local[A.ROW_ID].to_numpy()]
+        return local[classes.to_numpy() == predicted]
+    wanted = "output" if audit.task == "regression" else str(audit.meta["positive_label"])
+    return local[classes == wanted]
+
+
+def _page_row_ids(audit: ConstructorArtifact) -> np.ndarray:
+    """The test rows dashboard.html carries (``dashboard_rows``, sorted): all of them when there
+    are no more, else the constructor's sample (the rows every per-row step covers) topped up
+    with a seeded uniform draw of the others."""
+    n_test = len(audit.predictions)
+    wanted = min(int(audit.meta.get("dashboard_rows", DEFAULT_DASHBOARD_ROWS)), n_test)
+    if wanted == n_test:
+        return np.arange(n_test)
+    in_sample = audit.predictions[A.IN_SAMPLE].to_numpy(dtype=bool)
+    chosen = np.flatnonzero(in_sample)[:wanted]
+    others = np.flatnonzero(~in_sample)
+    rng = np.random.default_rng(audit.meta["sample"]["seed"])
+    extra = rng.choice(others, size=wanted - len(chosen), replace=False)
+    return np.sort(np.concatenate([chosen, extra]))
+
+
+def _nullable(values: pd.Series) -> list[Any]:
+    """Values for JSON with every kind of missing value (NaN, NA, NaT) as null."""
+    return [None if pd.isna(v) else v for v in values.astype(object)]
+
+
+def _page_feature(name: str, values: pd.Series, categorical: bool) -> dict[str, Any]:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return {"name": name, "kind": "datetime", "values": _nullable(values.dt.strftime("%Y-%m-%dT%H:%M:%S"))}
+    if not categorical and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return {"name": name, "kind": "numeric", "values": _nullable(values.astype("Float64"))}
+    categories = ordered_values(values)
+    codes = pd.Series(pd.Categorical(values, categories=categories).codes, index=values.index)
+    return {
+        "name": name,
+        "kind": "categorical",
+        "categories": categories,
+        "codes": [None if c < 0 else int(c) for c in codes],
+    }
+
+
+def _page_table(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    """A seeded sample of the test rows, columnar (DATA.table in the page): what the page's own
+    views (cohorts built in the page, data explorer, threshold, dependence plots) compute on."""
+    rows = _page_row_ids(audit)
+    meta = audit.meta
+    categorical = set(meta["categorical_features"])
+    frame = audit.cohort_frame.iloc[rows]
+    table: dict[str, Any] = {
+        "n": len(rows),
+        "of": len(audit.predictions),
+        "seed": meta["sample"]["seed"],
+        "requested": meta.get("dashboard_rows", DEFAULT_DASHBOARD_ROWS),
+        "sampled": len(rows) < len(audit.predictions),
+        "row_id": rows.tolist(),
+        "y_true": _nullable(frame[Y_TRUE]),
+        "y_pred": _nullable(frame[Y_PRED]),
+        "error": frame[ERROR].astype(float).tolist(),
+        "probability": None,
+        "features": [_page_feature(f, frame[f], f in categorical) for f in meta["features"]],
+        "local_importance": None,
+        "causal_effects": None,
+    }
+    if audit.task == "binary_classification" and audit.proba is not None:
+        positive = meta["classes"].index(meta["positive_label"])
+        table["probability"] = audit.proba[rows, positive].tolist()
+    local = _local_importance(audit, insights)
+    if local is not None:
+        by_row = local.set_index(A.ROW_ID).reindex(rows)
+        label = "output" if audit.task == "regression" else meta["positive_label"]
+        table["local_importance"] = {
+            "label": label if audit.task != "multiclass_classification" else "the predicted class",
+            "features": {f: _nullable(by_row[f]) for f in meta["model_features"]},
+        }
+    if "causal" in insights:
+        effects = A.read_parquet(insights["causal"][0] / "local_effects.parquet")
+        name = (
+            effects["treatment"]
+            .astype(str)
+            .where(
+                effects["level"].isna(), effects["treatment"].astype(str) + " (" + effects["level"].astype(str) + ")"
+            )
+        )
+        wide = effects.assign(name=name).pivot_table(index=A.ROW_ID, columns="name", values="point", aggfunc="first")
+        wide = wide.reindex(rows)
+        table["causal_effects"] = {str(c): _nullable(wide[c]) for c in wide.columns} or None
+    return table
+
+
 def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per-row views for a bounded sample (local importance, counterfactuals): at most
     ``PAGE_ROWS`` rows that have either, the constructor's sample first, with their
     features and predictions."""
-    local = cfs = None
-    if "explanation" in insights:
-        local = A.read_parquet(insights["explanation"][0] / "local_importance.parquet")
-        classes = local["class"].astype(str)
-        wanted = (
-            "output"
-            if audit.task == "regression"
-            else str(audit.meta["positive_label"])
-            if audit.task == "binary_classification"
-            else None
-        )
-        if wanted is not None:
-            local = local[classes == wanted]
-        else:  # multiclass: the predicted class of the row
-            predicted = audit.y_pred.astype(str).to_numpy()[local[A.ROW_ID].to_numpy()]
-            local = local[classes.to_numpy() == predicted]
+    local = _local_importance(audit, insights)
+    cfs = None
     if "counterfactual" in insights:
         cfs = A.read_parquet(insights["counterfactual"][0] / "counterfactuals.parquet")
     available = (set(local[A.ROW_ID]) if local is not None else set()) | (
@@ -554,6 +641,7 @@ def run_gather(
     )
     document["cohort_views"] = _cohort_views(audit, fns, masks, groups, data_analysis, document)
     row_samples = _row_samples(audit, insights)
+    page_table = _page_table(audit, insights)
 
     with A.artifact_writer(Path(output_dir)) as out:
         A.write_json(out / A.INSIGHTS_JSON_FILE, document)
@@ -577,7 +665,8 @@ def run_gather(
         for kind, (folder, _) in insights.items():
             shutil.copytree(folder, out / A.INSIGHT_COPIES_DIR / kind)
         (out / A.DASHBOARD_HTML_FILE).write_text(
-            render_dashboard(A.to_jsonable(document), A.to_jsonable(row_samples)), encoding="utf-8"
+            render_dashboard(A.to_jsonable(document), A.to_jsonable(row_samples), table=A.to_jsonable(page_table)),
+            encoding="utf-8",
         )
     return GatherResult(
         run_id, sorted(insights), {k: v for k, v in overview["overall"].items() if k != "confusion_matrix"}
