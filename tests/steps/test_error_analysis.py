@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import mutual_info_score
+from sklearn.metrics import confusion_matrix, mutual_info_score
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
@@ -132,6 +132,8 @@ class Audit:
     frame: pd.DataFrame  # the constructor's cohort frame, on which filters select
     run_id: str
     sensitive: list[str]
+    y_true: np.ndarray  # read here from the user's test file
+    y_pred: np.ndarray  # the model's predictions, recomputed here
 
 
 def make_audit(
@@ -149,7 +151,9 @@ def make_audit(
     y, pred = data[target].to_numpy(), joblib.load(model).predict(X)
     error = np.abs(y - pred) if task_type == "regression" else (y != pred).astype(float)
     artifact = load_constructor_artifact(folder)
-    return Audit(folder, X, error, artifact.cohort_frame, artifact.run_id, list(options.get("sensitive_features", [])))
+    return Audit(
+        folder, X, error, artifact.cohort_frame, artifact.run_id, list(options.get("sensitive_features", [])), y, pred
+    )
 
 
 def case_audit(case, folder: Path, **options: Any) -> Audit:
@@ -377,6 +381,18 @@ def test_every_node_is_a_cohort_with_its_error_figures(audits, analyse, name):
         assert all(c["parent"] == node["id"] and c["depth"] == node["depth"] + 1 for c in children)
         assert node["count"] == sum(c["count"] for c in children)
         assert node["error_sum"] == pytest.approx(sum(c["error_sum"] for c in children))
+
+
+@pytest.mark.parametrize("name", ["adult", "compas", "planted"])
+def test_every_classification_node_has_its_confusion_matrix(audits, analyse, name):
+    """What the page derives a node's label metrics from, equal to scikit-learn's on its rows."""
+    audit, doc = audits[name], analyse(name)
+    for node in doc["tree"]["nodes"]:
+        rows = rows_of(node["filter"], audit.frame)
+        matrix = node["confusion_matrix"]
+        expected = confusion_matrix(audit.y_true[rows], audit.y_pred[rows], labels=matrix["labels"])
+        assert matrix["matrix"] == expected.tolist(), f"node {node['id']}"
+    assert "confusion_matrix" not in analyse("insurance")["tree"]["nodes"][0]
 
 
 TREE_OPTIONS = [

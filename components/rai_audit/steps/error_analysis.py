@@ -36,6 +36,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import all_of, filter_mask, natural_key, numeric_bins, ordered_values, readable_cut
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.metrics import confusion_counts
 from rai_audit.specs import ErrorAnalysisOptions
 from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
@@ -220,6 +221,11 @@ def _error_tree(
     frame = audit.cohort_frame
     total = float(error.sum())
     nodes: list[dict[str, Any]] = []
+    # Every node's confusion matrix (classification): the page derives any label metric of the
+    # node on all rows from it, not only the error rate.
+    y_true, y_pred, positions, _ = audit.metric_labels
+    # (class_positions gives positions 0..k-1 unless a label is outside the classes.)
+    counted = audit.is_classifier and positions == list(range(len(audit.meta["classes"] or [])))
 
     def visit(node: dict[str, Any], parent: int | None, conditions: list[dict[str, Any]], mask: np.ndarray) -> int:
         node_id = len(nodes)
@@ -231,6 +237,11 @@ def _error_tree(
             "filter": all_of(conditions),
             **_error_stats(error, mask, total),
         }
+        if counted:
+            entry["confusion_matrix"] = {
+                "labels": audit.meta["classes"],
+                "matrix": confusion_counts(y_true[mask], y_pred[mask], len(audit.meta["classes"])).tolist(),
+            }
         nodes.append(entry)
         if "split_feature" not in node:  # a leaf (a tree with no split has a bare root leaf)
             entry.update(leaf=True, children=[])
