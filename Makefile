@@ -1,10 +1,11 @@
 # `make demo`: set up and run a full local audit on the shipped demo data.
 # `make test`: set up (system packages too), lint and type-check (ruff, mypy), run the tests.
+# `make dashboard`: rebuild dashboard.html's script (templates/dashboard.js) from dashboard/.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup system-deps demo test generate compile images clean
+.PHONY: setup system-deps demo test generate compile images clean dashboard
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# The page's script is built from dashboard/ (Preact, esbuild; see dashboard/README.md) and
+# committed; the tests also read axe-core from dashboard/node_modules.
+dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+	touch $@
+
+dashboard: dashboard/node_modules/.installed
+	cd dashboard && npm run build
+
 system-deps:
 	scripts/install-system-deps.sh
 
@@ -22,7 +32,7 @@ demo: setup
 
 # Lint, format and type checks first: they take seconds, the tests a quarter of an hour.
 LINTED := components tests scripts bench
-test: setup system-deps
+test: setup system-deps dashboard/node_modules/.installed
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
@@ -44,4 +54,4 @@ images: setup
 	scripts/build-images.sh
 
 clean:
-	rm -rf $(VENV) rai-audit-demo rai-audit-output rai-audit-containers
+	rm -rf $(VENV) rai-audit-demo rai-audit-output rai-audit-containers dashboard/node_modules
