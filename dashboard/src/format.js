@@ -27,7 +27,8 @@ export function fmt(v) {
   if (typeof v === "boolean") return v ? "yes" : "no";
   if (typeof v !== "number") return String(v);
   if (Number.isNaN(v)) return "n/a";
-  if (Number.isInteger(v) || !isFinite(v)) return String(v);
+  // Whole numbers as they are (JSON does not tell 3.0 from 3), up to 1e15 (2.5e+20 stays short).
+  if ((Number.isInteger(v) && Math.abs(v) < 1e15) || !isFinite(v)) return String(v);
   return formatG(v, 4);
 }
 

@@ -15,7 +15,10 @@ export function decodeTable(raw, doc) {
   const t = raw && Array.isArray(raw.row_id) ? raw : EMPTY;
   const n = t.row_id.length;
   const classification = !doc || doc.task_type !== "regression";
-  const positive = doc ? doc.positive_label : null;
+  // core.cohorts' classification_outcome: the positive class is the second of the sorted
+  // classes (doc.classes: the model's classes_, sorted), whatever positive_label says.
+  const classes = doc && Array.isArray(doc.classes) ? doc.classes : null;
+  const positive = classes && classes.length === 2 ? classes[1] : doc ? doc.positive_label : null;
   const features = t.features.map((f) => ({ name: f.name, kind: f.kind, categories: f.categories }));
   const byName = new Map(t.features.map((f) => [f.name, f]));
   const cache = new Map();
