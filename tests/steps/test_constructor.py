@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
+from rai_audit.core.constructor_artifact import load_constructor_artifact
 from rai_audit.steps.constructor import main
 
 CASES = ["adult_case", "compas_case", "insurance_case"]
@@ -314,10 +316,61 @@ def test_skops_model_loads_with_its_types_trusted(adult_case, tmp_path):
     assert (out / "model" / "model.skops").is_file()
 
 
+def _skops_model(case, path: Path) -> Path:
+    skops.io.dump(joblib.load(case.model), path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["model", "model.bin", "model.joblib"])
+def test_a_skops_model_is_known_by_its_content_not_its_name(adult_case, tmp_path, name):
+    """A model written to KFP's Output[Model].path (no extension) with skops loads as skops."""
+    model = _skops_model(adult_case, tmp_path / name)
+    trusted = skops.io.get_untrusted_types(file=model)
+    out = dataclasses.replace(adult_case, model=model).construct(
+        tmp_path / "out", allow_pickle=False, skops_trusted_types=trusted
+    )
+    expected = joblib.load(adult_case.model).predict(features(adult_case))
+    np.testing.assert_array_equal(predictions(out)[A.Y_PRED], expected)
+    meta = json.loads((out / A.META_FILE).read_text())
+    assert meta["model"]["sha256"] == A.sha256_file(model)
+    assert (
+        load_constructor_artifact(out).load_model().predict(features(adult_case)[:5]).tolist() == expected[:5].tolist()
+    )
+
+
+def test_a_model_folder_holds_one_model_whatever_its_name(adult_case, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    joblib.dump(joblib.load(adult_case.model), folder / "data")
+    (folder / "README.txt").write_text("trained on Adult")
+    out = dataclasses.replace(adult_case, model=folder).construct(tmp_path / "out")
+    assert (out / "model" / "data").is_file()
+    joblib.dump(0, folder / "other")
+    with pytest.raises(RAIInputError, match=r"must hold exactly one model file .* found \['data', 'other'\]"):
+        dataclasses.replace(adult_case, model=folder).construct(tmp_path / "out2")
+
+
+@pytest.mark.parametrize(
+    ("name", "compress", "detected"),
+    [
+        ("model.skops", 0, "a pickle"),
+        ("model", 3, "a compressed joblib"),
+        ("model.pkl", ("gzip", 3), "a compressed joblib"),
+    ],
+)
+def test_a_pickle_under_any_name_needs_the_opt_in(adult_case, tmp_path, name, compress, detected):
+    joblib.dump(joblib.load(adult_case.model), tmp_path / name, compress=compress)
+    case = dataclasses.replace(adult_case, model=tmp_path / name)
+    with pytest.raises(RAIInputError, match=rf"is {detected} \(detected from its content\): loading it runs any code"):
+        case.construct(tmp_path / "out", allow_pickle=False)
+    assert not (tmp_path / "out").exists()
+    case.construct(tmp_path / "out", allow_pickle=True)
+
+
 def test_pickled_model_needs_the_opt_in_and_nothing_is_written(adult_case, tmp_path, capsys):
     with pytest.raises(
         RAIInputError,
-        match=r"is a pickle \(\.joblib\): loading it runs any code stored in it.*"
+        match=r"is a pickle \(detected from its content\): loading it runs any code stored in it.*"
         r"`allow_pickle`",
     ):
         adult_case.construct(tmp_path / "out", allow_pickle=False)
@@ -536,7 +589,7 @@ BAD_INPUTS = [
     pytest.param(
         "compas_case",
         model_file(bytes_file("corrupt.joblib", NOISE)),
-        r"model file \S*corrupt.joblib could not be loaded \(KeyError",
+        r"model file \S*corrupt.joblib could not be loaded: its content is neither a skops file .* nor a pickle",
         id="model-random-bytes",
     ),
     # Corrupt or foreign model files fail in many ways inside unpickling; each is a clear error.

@@ -31,6 +31,7 @@ import json
 import math
 import operator
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import partial
@@ -1252,6 +1253,24 @@ def test_register_model_copies_model_scorecard_and_pdf(adult_case, adult_azure_r
     assert record["model_sha256"] == hashlib.sha256(adult_case.model.read_bytes()).hexdigest()
     assert record["run_id"] == card.json["run_id"] and record["targets_met"] == 2
     A.verify_manifest(out)
+
+
+@pytest.mark.parametrize("form", ["file without extension", "folder"])
+def test_register_model_takes_a_model_artifact_in_any_form(adult_case, adult_azure_run, tmp_path, form):
+    """KFP's Output[Model] is a path without extension, or a folder the training step fills."""
+    _, _, card = adult_azure_run
+    model = tmp_path / "model"
+    if form == "folder":
+        model.mkdir()
+        shutil.copy2(adult_case.model, model / "weights")
+        (model / "notes.txt").write_text("trained on Adult")
+    else:
+        shutil.copy2(adult_case.model, model)
+    record = register_model(model, card.folder, tmp_path / "registered")
+    copied = tmp_path / "registered" / ("weights" if form == "folder" else "model")
+    assert copied.read_bytes() == adult_case.model.read_bytes()
+    assert record["model_sha256"] == hashlib.sha256(adult_case.model.read_bytes()).hexdigest()
+    A.verify_manifest(tmp_path / "registered")
 
 
 def test_register_model_refuses_a_scorecard_that_did_not_pass(adult_case, adult_card, tmp_path):

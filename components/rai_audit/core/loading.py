@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,22 @@ import pandas as pd
 from rai_audit.core._errors import RAIInputError
 
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
-MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
+SKOPS, PICKLE, JOBLIB = "skops", "pickle", "compressed joblib"
+# How a pickle stream starts: protocol 2+ with PROTO (0x80, version); protocols 0 and 1 with
+# the opcodes a pickled object starts with (GLOBAL, MARK, EMPTY_LIST/DICT/TUPLE).
+PICKLE_STARTS = (b"c", b"(", b"]", b"}", b")")
+# joblib.dump(..., compress=...) wraps its pickle in zlib, gzip, bz2, xz, lzma or lz4.
+JOBLIB_STARTS = (
+    b"\x78\x01",
+    b"\x78\x5e",
+    b"\x78\x9c",
+    b"\x78\xda",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ",
+    b"\x5d\x00\x00",
+    b"\x04\x22\x4d\x18",
+)
 
 
 def _single_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
@@ -59,9 +75,40 @@ def _decimals_as_floats(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def model_format(path: Path) -> str | None:
+    """What a model file is, from its content (a KFP ``Output[Model]`` path has no extension,
+    and a name can lie): skops (a zip holding skops' schema.json), a pickle, a compressed
+    joblib file, or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return SKOPS if "schema.json" in archive.namelist() else None
+        except zipfile.BadZipFile:
+            return None
+    if (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or head[:1] in PICKLE_STARTS:
+        return PICKLE
+    return JOBLIB if head.startswith(JOBLIB_STARTS) else None
+
+
 def model_file(path: str | Path) -> Path:
-    """The model file itself, given its path or a folder holding it."""
-    return _single_file(Path(path), MODEL_SUFFIXES, "model")
+    """The model file itself, given its path or a folder holding it (e.g. a KFP Model
+    artifact written as a folder): the one file in it whose content is a model."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        found = [p for p in files if model_format(p)]
+        if len(found) != 1:
+            raise RAIInputError(
+                f"model folder {path} must hold exactly one model file (skops, pickle or joblib, recognised "
+                f"by content), found {[p.relative_to(path).as_posix() for p in found] or 'none'} among "
+                f"{[p.relative_to(path).as_posix() for p in files]}"
+            )
+        return found[0]
+    if not path.is_file():
+        raise RAIInputError(f"model file {path} does not exist")
+    return path
 
 
 def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None, allow_pickle: bool = False) -> Any:
@@ -73,14 +120,20 @@ def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None
     """
     path = model_file(path)
     trusted = list(skops_trusted_types or [])
-    if path.suffix.lower() != ".skops" and not allow_pickle:
+    found = model_format(path)
+    if found is None:
         raise RAIInputError(
-            f"model file {path} is a pickle ({path.suffix}): loading it runs any code stored in it. "
-            "Save the model with skops (skops.io.dump), or, if you trust this file, allow pickles with "
+            f"model file {path} could not be loaded: its content is neither a skops file (a zip holding "
+            "schema.json) nor a pickle or joblib file; save the model with skops.io.dump"
+        )
+    if found != SKOPS and not allow_pickle:
+        raise RAIInputError(
+            f"model file {path} is a {found} (detected from its content): loading it runs any code stored in "
+            "it. Save the model with skops (skops.io.dump), or, if you trust this file, allow pickles with "
             "`allow_pickle` (config `allow_pickle: true`, CLI --allow-pickle)"
         )
     try:
-        if path.suffix.lower() == ".skops":
+        if found == SKOPS:
             import skops.io
 
             untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in trusted]

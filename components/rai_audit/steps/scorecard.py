@@ -45,6 +45,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, numeric_bins, validate_cohorts
 from rai_audit.core.fairness import KINDS, describe, group_flag, percentile_interval, spread
+from rai_audit.core.loading import model_file
 from rai_audit.core.metrics import (
     COUNTED_METRICS,
     PROBA_METRICS,
@@ -718,7 +719,8 @@ def run_scorecard(
 def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir: str | Path) -> dict[str, Any]:
     """Copy a model whose scorecard passed beside that scorecard (the pipeline's gate runs
     this only when ``passed``; it refuses a scorecard that did not pass all the same)."""
-    scorecard_dir, model_path = Path(scorecard_dir), Path(model_path)
+    # The model file itself: a KFP Model artifact may be a file without extension or a folder.
+    scorecard_dir, model_path = Path(scorecard_dir), model_file(model_path)
     meta = A.read_artifact_meta(scorecard_dir, expected_kind=KIND)
     card = A.read_json(scorecard_dir / RESULT_FILE, what="scorecard.json")
     if not card["passed"]:
