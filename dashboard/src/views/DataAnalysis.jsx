@@ -1,9 +1,8 @@
 import { useContext, useMemo } from "preact/hooks";
 import { Ctx } from "../context.js";
-import { Chart } from "../chart.jsx";
 import { Table, Scope, Section, Note } from "../ui.jsx";
 import { count } from "../format.js";
-import { MISSING, binIndex, binLabel, groupValues } from "./DataExplorer.jsx";
+import { LabelledChart, MISSING, binIndex, binLabel, groupValues } from "./DataExplorer.jsx";
 
 // Data analysis of the active cohort: label and prediction balance and each feature's
 // distribution. A bundle cohort shows gather's full-data figures; a cohort made in the page
@@ -17,16 +16,15 @@ const CONFIG = {
 };
 
 // charts.horizontal_bars: one bar per label, in the given order.
-export function barsSpec(rows, { labelTitle, valueTitle, width = 300 }) {
+export function barsSpec(rows, { labelTitle, valueTitle, width = 250 }) {
   if (!rows.length) return null;
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     width,
     height: Math.max(40, 16 * rows.length),
     data: { values: rows.map((r) => ({ label: r.label, value: r.value })) },
     mark: { type: "bar", color: BLUE },
     encoding: {
-      y: { field: "label", type: "nominal", title: labelTitle, sort: rows.map((r) => r.label), axis: { labelLimit: 160 } },
+      y: { field: "label", type: "nominal", title: labelTitle, sort: rows.map((r) => r.label), axis: { labelLimit: 120 } },
       x: { field: "value", type: "quantitative", title: valueTitle, axis: { labelOverlap: true, tickCount: 5 } },
       tooltip: [
         { field: "label", title: labelTitle },
@@ -115,7 +113,7 @@ function BalanceView({ doc, balance }) {
   ]);
   return (
     <div>
-      <Chart
+      <LabelledChart
         spec={barsSpec(bars, { labelTitle: "class", valueTitle: "rows", width: 380 })}
         label={"Rows per class, true and predicted: " + bars.map((b) => b.label + " " + b.value).join(", ")}
       />
@@ -178,14 +176,14 @@ export default function DataAnalysis() {
           {figures.full ? null : (
             <Note>Counted in all data's bins, as the bundle's cohorts are, so the figures compare with theirs.</Note>
           )}
-          <div class="grid" data-testid="distributions">
+          <div data-testid="distributions" style={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(min(100%, 27rem), 1fr))", gap: "0 1rem" }}>
             {Object.entries(figures.distributions).map(([feature, d]) => {
               const bars = d.bins.map((b, i) => ({ label: String(b), value: d.counts[i] }));
               if (d.missing) bars.push({ label: MISSING, value: d.missing });
               return (
                 <div class="distribution">
                   <h4>{feature}</h4>
-                  <Chart
+                  <LabelledChart
                     spec={barsSpec(bars, { labelTitle: feature, valueTitle: "rows" })}
                     label={"Rows of " + active.name + " per value of " + feature + ": " + bars.map((b) => b.label + " " + b.value).join(", ")}
                   />

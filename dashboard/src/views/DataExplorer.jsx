@@ -9,6 +9,12 @@ import { count, fmt, formatG } from "../format.js";
 // the aggregates table holding exactly the figures drawn.
 
 export const MISSING = "(missing)";
+
+// A chart whose spec carries its label as `description`: Vega sets the container's
+// aria-label from it (else "Vega visualization", over the label Chart gave it).
+export function LabelledChart({ spec, label, testid }) {
+  return <Chart spec={spec ? { description: label, ...spec } : null} label={label} testid={testid} />;
+}
 const WIDTH = 520;
 const X_BINS = 10;
 const COLOR_BINS = 5;
@@ -207,7 +213,6 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
       : { value: "#4c78a8" };
     const spec = points.length
       ? {
-          $schema: "https://vega.github.io/schema/vega-lite/v5.json",
           width: WIDTH,
           height: 320,
           data: { values: points },
@@ -299,7 +304,6 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
   if (values.length && plot === "box") {
     const yEnc = (field) => ({ field, type: "quantitative", title: yLabel, scale: { zero: false } });
     spec = {
-      $schema: "https://vega.github.io/schema/vega-lite/v5.json",
       width: WIDTH,
       height: 300,
       data: { values },
@@ -325,7 +329,6 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
   } else if (values.length) {
     const title = y.id === "count" || categoricalY ? "rows" : "mean of " + yLabel;
     spec = {
-      $schema: "https://vega.github.io/schema/vega-lite/v5.json",
       width: WIDTH,
       height: 300,
       data: { values },
@@ -339,6 +342,13 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
       },
       config: CONFIG,
     };
+  }
+  // "rows with y" only where some row of a group has no y.
+  const withY = header.indexOf("rows with " + yLabel);
+  const lead = gc ? 2 : 1;
+  if (withY >= 0 && rows.every((r) => r[withY] === r[lead])) {
+    header.splice(withY, 1);
+    rows.forEach((r) => r.splice(withY, 1));
   }
   return { spec, header, rows, notes, drawn: xs.length };
 }
@@ -379,10 +389,22 @@ export default function DataExplorer() {
   }, [table, active, compared, xId, yId, color, effectivePlot]);
 
   const options = vars.map((v) => ({ value: v.id, label: v.label }));
-  const plotName = { scatter: "scatter of the rows", bars: y.id === "count" ? "rows per group" : "mean per group (bars)", box: "box plot per group" };
+  const categoricalY = y.id !== "count" && y.kind === "categorical";
+  const plotName = {
+    scatter: "Scatter of the rows",
+    bars: y.id === "count" ? "Rows per group" : categoricalY ? "Rows per group and " + y.label : "Mean per group",
+    box: "Box plot per group",
+  };
   const describe = result
-    ? (effectivePlot === "scatter" ? "Scatter of " : effectivePlot === "box" ? "Box plots of " : y.id === "count" ? "Row counts per " : "Mean of ") +
-      (effectivePlot === "scatter" ? y.label + " against " + x.label : effectivePlot === "bars" && y.id === "count" ? x.label : y.label + " per " + x.label) +
+    ? (effectivePlot === "scatter"
+        ? "Scatter of " + y.label + " against " + x.label
+        : effectivePlot === "box"
+          ? "Box plots of " + y.label + " per " + x.label
+          : y.id === "count"
+            ? "Rows per " + x.label
+            : categoricalY
+              ? "Rows per " + x.label + ", stacked by " + y.label
+              : "Mean of " + y.label + " per " + x.label) +
       (color !== "none" ? ", coloured by " + (color === "cohort" ? "cohort" : colorVar ? colorVar.label : color) : "") +
       ", " + ctx.scope(active)
     : "";
@@ -428,7 +450,7 @@ export default function DataExplorer() {
           {result.notes.map((t) => (
             <Note>{t}</Note>
           ))}
-          <Chart spec={result.spec} label={describe} testid="explorer-chart" />
+          <LabelledChart spec={result.spec} label={describe} testid="explorer-chart" />
           <h3>{plotName[effectivePlot]}: the figures drawn</h3>
           <Scope cohort={active} />
           <Table header={result.header} rows={result.rows} testid="explorer-aggregates" />

@@ -1,10 +1,9 @@
 import { useContext, useMemo, useState } from "preact/hooks";
 import { Ctx } from "../context.js";
-import { Chart } from "../chart.jsx";
 import { Table, Scope, Section, Note, Warn } from "../ui.jsx";
 import { count, fmt } from "../format.js";
 import { classificationMetrics, confusionMatrix, metricsFromCounts, pick, regressionMetrics, thresholded } from "../metrics.js";
-import { binIndex, linspaceEdges } from "./DataExplorer.jsx";
+import { LabelledChart, binIndex, linspaceEdges } from "./DataExplorer.jsx";
 
 // Model overview: the run's facts, the metrics of the compared cohorts side by side, the
 // active cohort's probability (binary) or residual (regression) distribution, a confusion
@@ -133,7 +132,7 @@ export function ConfusionTable({ cm, label }) {
   return (
     <div class="table-wrap">
       <table class="confusion" aria-label={label}>
-        <caption>rows: true class; columns: predicted class; each cell: rows (share of its true class)</caption>
+        <caption style={{ textAlign: "left" }}>rows: true class; columns: predicted; cells: rows (share of the true class)</caption>
         <thead>
           <tr>
             <th scope="col" class="text">
@@ -158,7 +157,7 @@ export function ConfusionTable({ cm, label }) {
                   {String(cm.labels[i])}
                 </th>
                 {row.map((v) => (
-                  <td class="num" style={{ background: shade(v / max), color: v / max > 0.55 ? "#fff" : "#111" }}>
+                  <td class="num" style={{ background: shade(v / max), color: v / max > 0.55 ? "#fff" : "#111", whiteSpace: "nowrap" }}>
                     {count(v)} ({percent(v, total)})
                   </td>
                 ))}
@@ -194,7 +193,6 @@ function probabilitySpec(doc, probability, yTrue, threshold) {
     values.push({ x0: edges[+b], x1: edges[+b + 1], cls, rows });
   }
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     width: WIDTH,
     height: 180,
     layer: [
@@ -227,7 +225,6 @@ function probabilitySpec(doc, probability, yTrue, threshold) {
 function histogramSpec(edges, counts, title) {
   if (!counts.some((c) => c > 0)) return null;
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     width: WIDTH,
     height: 160,
     data: { values: counts.map((rows, i) => ({ x0: edges[i], x1: edges[i + 1], rows })) },
@@ -260,7 +257,6 @@ function predictedTrueSpec(doc, yTrue, yPred) {
   if (!values.length) return null;
   const scale = { domain: [lo, hi], zero: false };
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     width: 320,
     height: 320,
     layer: [
@@ -418,7 +414,7 @@ export default function Overview() {
       <div data-testid="probability-distribution">
         <h3>Predicted probability of {String(doc.positive_label)}: {active.name}</h3>
         <Scope cohort={active} text={scope(active)} />
-        <Chart
+        <LabelledChart
           spec={spec}
           label={"Histogram of the predicted probability of " + doc.positive_label + " for the rows of " + active.name + ", coloured by true class; the dashed line is the threshold " + threshold.toFixed(2)}
         />
@@ -441,7 +437,7 @@ export default function Overview() {
       <div>
         <h3>Residuals: {active.name}</h3>
         {residualScope ? <p class="scope muted">{residualScope}</p> : null}
-        <Chart
+        <LabelledChart
           spec={residuals ? histogramSpec(residuals.edges, residuals.counts, "residual (predicted - true)") : null}
           label={"Histogram of the residuals (predicted minus true) of " + active.name}
         />
@@ -449,7 +445,7 @@ export default function Overview() {
           <div>
             <h3>Predicted against true value: {active.name}</h3>
             <Scope cohort={active} text={scope(active)} />
-            <Chart
+            <LabelledChart
               spec={predictedTrueSpec(doc, pick(table.column("y_true"), activeRows), pick(table.column("y_pred"), activeRows))}
               label={"Scatter of predicted against true " + doc.target_column + " for the rows of " + active.name + ", with the diagonal where they are equal"}
             />
@@ -467,7 +463,7 @@ export default function Overview() {
           const cm = f && f.metrics.confusion_matrix;
           return (
             <div data-testid="confusion" data-cohort={c.key} class="confusion-box">
-              <h4>Confusion matrix: {c.name}</h4>
+              {compared.length > 1 ? <h4>Confusion matrix: {c.name}</h4> : <h3>Confusion matrix: {c.name}</h3>}
               <p class="scope muted">{!f ? "no figures (no rows carried)" : f.full ? "all " + count(f.count) + " test rows (full data)" : scope(c)}</p>
               {cm && f.count ? <ConfusionTable cm={cm} label={"confusion matrix of " + c.name} /> : <Note>no rows</Note>}
             </div>
@@ -483,7 +479,7 @@ export default function Overview() {
       <MetricsTable doc={doc} table={table} compared={compared} scope={scope} />
       {confusions.length ? (
         <div>
-          <h3>{confusions.length > 1 ? "Confusion matrices, side by side" : "Confusion matrix"}</h3>
+          {confusions.length > 1 ? <h3>Confusion matrices, side by side</h3> : null}
           <div class="grid confusions">{confusions}</div>
         </div>
       ) : null}
