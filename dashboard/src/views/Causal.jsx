@@ -3,13 +3,15 @@ import { Ctx } from "../context.js";
 import { Chart } from "../chart.jsx";
 import { count, filterText, fmt } from "../format.js";
 import { Note, Table, Warn } from "../ui.jsx";
+import { carriedText } from "./Importance.jsx";
 
 const CONFIG = {
   font: "DejaVu Sans, sans-serif",
   axis: { labelFontSize: 10, titleFontSize: 11 },
   view: { stroke: null },
 };
-const SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json";
+// Charts next to each other when the page is wide enough, each at its own size.
+const SIDE = { display: "flex", flexWrap: "wrap", gap: "0 1.5rem", alignItems: "flex-start" };
 const PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d"];
 
 const unit = (e) => (e.level !== null && e.level !== undefined ? e.level + " vs " + e.control : "per 1 unit of " + e.treatment);
@@ -31,38 +33,35 @@ function cohortEffects(ca, cohort) {
 }
 
 // One treatment's effects (each level, each scope) on the treatment's own axis.
-function effectSpec(treatment, rows, outcome, title) {
+function effectSpec(treatment, rows, outcome) {
   const scopes = [...new Set(rows.map((r) => r.scope))];
+  const y = { field: "row", type: "nominal", sort: rows.map((r) => r.row), title: null, axis: { labelLimit: 260 } };
+  const axis = { labelOverlap: "greedy", tickCount: 5 };
+  const xTitle = "change of the " + outcome;
   return {
-    $schema: SCHEMA,
     config: CONFIG,
-    title: { text: title, anchor: "start", fontSize: 11, limit: 620 },
-    width: 420,
+    width: 340,
     height: Math.max(40, 18 * rows.length) + 10,
-    data: { values: rows },
-    encoding: {
-      y: {
-        field: "row",
-        type: "nominal",
-        sort: rows.map((r) => r.row),
-        title: null,
-        axis: { labelLimit: 260 },
-      },
-    },
     layer: [
       {
+        data: { values: rows },
         transform: [{ filter: "isValid(datum.ci_lower) && isValid(datum.ci_upper)" }],
         mark: { type: "rule", strokeWidth: 2, color: "#555555" },
-        encoding: {
-          x: { field: "ci_lower", type: "quantitative", title: "change of the " + outcome },
-          x2: { field: "ci_upper" },
-        },
+        encoding: { y, x: { field: "ci_lower", type: "quantitative", title: xTitle, axis }, x2: { field: "ci_upper" } },
       },
       {
+        data: { values: rows },
         mark: { type: "point", filled: true, size: 60 },
         encoding: {
-          x: { field: "point", type: "quantitative", title: "change of the " + outcome, axis: { labelOverlap: "greedy", tickCount: 6 } },
-          color: { field: "scope", type: "nominal", title: "rows", scale: { domain: scopes, range: PALETTE }, legend: { orient: "bottom", labelLimit: 400 } },
+          y,
+          x: { field: "point", type: "quantitative", title: xTitle, axis },
+          color: {
+            field: "scope",
+            type: "nominal",
+            title: "rows",
+            scale: { domain: scopes, range: PALETTE },
+            legend: { orient: "bottom", labelLimit: 400 },
+          },
           tooltip: [
             { field: "row", type: "nominal", title: treatment },
             { field: "scope", type: "nominal", title: "rows" },
@@ -72,16 +71,19 @@ function effectSpec(treatment, rows, outcome, title) {
           ],
         },
       },
-      { data: { values: [{ x: 0 }] }, mark: { type: "rule", color: "#c0392b", strokeDash: [4, 3] }, encoding: { x: { field: "x", type: "quantitative" } } },
+      {
+        data: { values: [{ x: 0 }] },
+        mark: { type: "rule", color: "#c0392b", strokeDash: [4, 3] },
+        encoding: { x: { field: "x", type: "quantitative", title: xTitle, axis } },
+      },
     ],
   };
 }
 
 function histogramSpec(values, title) {
   return {
-    $schema: SCHEMA,
     config: CONFIG,
-    width: 420,
+    width: 340,
     height: 140,
     data: { values: values.map((v) => ({ v })) },
     mark: { type: "bar", color: "#4c78a8" },
@@ -122,7 +124,7 @@ function Effects({ ca, active }) {
         Each treatment on its own axis, in its own unit; the grey line is the interval ({fmt(100 * (1 - (ca.fit.alpha ?? 0.05)))}%),
         the dashed red line no effect. {mine ? "Shown for the fit data and for " + active.name + " (full data, the causal step's figures)." : "Shown for the fit data" + (active.source === "all" ? "." : "; the step computed no figure for " + active.name + " (see the per-row effects below).")}
       </p>
-      <div class="grid effects" data-testid="causal-effects">
+      <div class="effects" style={SIDE} data-testid="causal-effects">
         {treatments.map((t) => {
           const global = ca.global_effects.filter((e) => e.treatment === t);
           const cohort = mine ? mine.effects.filter((e) => e.treatment === t) : [];
@@ -130,7 +132,7 @@ function Effects({ ca, active }) {
             ...global.map((e) => ({ ...e, scope: fitScope })),
             ...cohort.map((e) => ({ ...e, scope: mine.name })),
           ].map((e) => ({
-            row: (e.level !== null && e.level !== undefined ? e.level + " vs " + e.control : t) + (mine ? " · " + (e.scope === fitScope ? "fit" : "cohort") : ""),
+            row: (e.level !== null && e.level !== undefined ? e.level + " vs " + e.control : t) + (mine ? (e.scope === fitScope ? " · fit data" : " · " + (active.source === "all" ? "test rows" : "this cohort")) : ""),
             scope: e.scope,
             point: e.point,
             ci_lower: e.p_value === null ? null : e.ci_lower,
@@ -143,7 +145,8 @@ function Effects({ ca, active }) {
           const title = t + ": effect " + (numeric ? "per 1 unit of " + t : "of each level vs " + global[0].control) + (tr && tr.role === "attribute" ? " (attribute, not a lever)" : "");
           return (
             <div>
-              <Chart spec={effectSpec(t, rows, ca.outcome, title)} label={"Effect of " + t + " on the " + ca.outcome + " with its interval"} />
+              <h4>{title}</h4>
+              <Chart spec={effectSpec(t, rows, ca.outcome)} label={"Effect of " + t + " on the " + ca.outcome + " with its interval"} />
             </div>
           );
         })}
@@ -188,31 +191,46 @@ function Individual({ ca }) {
       ) : (
         <div>
           <p class="scope muted">
-            The effect the causal model estimates for each row of this cohort it computed one for (the causal step's rows:{" "}
-            {ca.local_effects ? ca.local_effects.rows + ", " + count(ca.local_effects.count) + " rows" : "n/a"}), among the{" "}
-            {count(active.size)} rows of this cohort the page carries ({ctx.scope(active)}).
+            {"The effect the causal model estimates for each row, over the " +
+              count(Math.max(0, ...stats.map((s) => s.values.length))) +
+              " rows of this cohort it computed one for (the causal step's rows: " +
+              (ca.local_effects ? ca.local_effects.rows + ", " + count(ca.local_effects.count) + " test rows" : "n/a") +
+              "), of the " +
+              count(active.size) +
+              (table.sampled ? " sampled" : " test") +
+              " rows of this cohort (" +
+              carriedText(table) +
+              ")."}
           </p>
           <Table
             header={["Effect", "role", "rows", "mean", "min", "max"]}
             rows={stats.map((s) => [s.key, role(treatmentOf(ca, s.key)), s.values.length, s.mean, s.min, s.max])}
             testid="causal-individual-table"
           />
-          <div class="grid">
+          <div style={SIDE}>
             {stats
               .filter((s) => s.values.length)
               .map((s) => {
                 const t = treatmentOf(ca, s.key);
-                const what = t && t.kind === "numeric" ? "per 1 unit of " + t.feature : s.key + " vs " + (t ? t.control : "control");
+                const level = t && s.key.startsWith(t.feature + " (") ? s.key.slice(t.feature.length + 2, -1) : s.key;
+                const what = t && t.kind === "numeric" ? "per 1 unit of " + t.feature : "of " + level + " vs " + (t ? t.control : "the control");
                 return (
                   <div>
                     <h4>
                       {s.key}
                       {t && t.role === "attribute" ? " (attribute, not a lever)" : ""}
                     </h4>
-                    <Chart
-                      spec={histogramSpec(s.values, "effect " + what + " on the " + ca.outcome)}
-                      label={"Histogram of the per-row effects of " + s.key + " over " + s.values.length + " rows of " + active.name}
-                    />
+                    {s.min === s.max ? (
+                      <p class="muted">
+                        Every one of the {count(s.values.length)} rows: {fmt(s.min)} (the model's effect does not vary from
+                        row to row here).
+                      </p>
+                    ) : (
+                      <Chart
+                        spec={histogramSpec(s.values, "effect " + what + " on the " + ca.outcome)}
+                        label={"Histogram of the per-row effects of " + s.key + " over " + s.values.length + " rows of " + active.name}
+                      />
+                    )}
                   </div>
                 );
               })}
@@ -268,7 +286,8 @@ function PolicyTree({ policy }) {
     (n.leaf ? "; recommended: " + n.treatment + "; mean gain " + fmt(n.gain) : "");
   const drawn = [...pos.keys()].map((id) => nodes.get(id));
   return (
-    <div class="tree-wrap" style={{ overflowX: "auto", maxWidth: "100%" }}>
+    // Focusable: a wide tree scrolls, and the keyboard must reach it.
+    <div class="tree-wrap" style={{ overflowX: "auto", maxWidth: "100%" }} tabIndex={0} role="region" aria-label={"Policy tree for " + policy.treatment}>
       <svg
         data-testid="policy-tree"
         role="group"

@@ -80,7 +80,6 @@ function Totals({ cf }) {
 
 function importanceSpec(rows) {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     config: CONFIG,
     width: 420,
     height: Math.max(40, 16 * rows.length),
@@ -113,7 +112,8 @@ function CounterfactualTable({ row, features, held, showAll }) {
   const columns = showAll ? features : features.filter((f) => changedAnywhere.has(f));
   const original = row.y_pred;
   return (
-    <div class="table-wrap">
+    // Focusable: a wide table scrolls, and the keyboard must reach it.
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={"Row " + row.row_id + " and its counterfactuals"}>
       <table data-testid="counterfactuals" class="counterfactuals">
         <caption class="muted">
           Row {row.row_id} and its {cfs.length} counterfactual{cfs.length === 1 ? "" : "s"}: changed values are marked

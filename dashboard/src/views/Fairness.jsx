@@ -20,7 +20,8 @@ export function wilson(k, n) {
   const z2 = Z * Z;
   const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
   const half = (Z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / (1 + z2 / n);
-  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+  // Exactly 0 and 1 at the ends (the formula leaves float noise such as 5.6e-17 there).
+  return [k === 0 ? 0 : Math.max(0, centre - half), k === n ? 1 : Math.min(1, centre + half)];
 }
 
 // A binary classifier's confusion counts of a group, read back from its rates (count,
@@ -76,11 +77,22 @@ export function groupInterval(doc, g, m) {
   return w ? { low: w[0], high: w[1], how: "wilson" } : null;
 }
 
+// The reasons figures are undefined, one sentence per kind and reason (metrics named).
+function undefinedNotes(f) {
+  const out = [];
+  for (const [kind, reasons] of Object.entries(f.undefined || {})) {
+    const byReason = new Map();
+    for (const [m, why] of Object.entries(reasons)) byReason.set(why, [...(byReason.get(why) || []), m]);
+    for (const [why, metrics] of byReason) out.push(kind + " of " + metrics.join(", ") + ": undefined, " + why + ".");
+  }
+  return out;
+}
+
 const flagText = (g) => (g.flag ? g.flag : g.too_few_rows ? "too few rows" : null);
 
 function chartSpec(doc, entries, metric) {
   const values = [];
-  entries.forEach((f, e) => {
+  entries.forEach((f) => {
     const title = f.features.join(" × ");
     for (const g of f.by_group) {
       const ci = groupInterval(doc, g, metric);
@@ -93,29 +105,28 @@ function chartSpec(doc, entries, metric) {
         high: ci ? ci.high : null,
         rows: g.count,
         status: small ? "too few rows: not compared" : "compared",
-        order: e,
       });
     }
   });
   if (!values.some((v) => v.value !== null && v.value !== undefined)) return null;
   const statuses = ["compared", "too few rows: not compared"];
-  return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-    config: { ...CONFIG, facet: { spacing: 14 }, header: { labelFontSize: 11, labelFontWeight: "bold", labelAnchor: "start" } },
-    data: { values },
-    facet: { row: { field: "entry", type: "nominal", title: null, sort: entries.map((f) => f.features.join(" × ")), header: { labelAngle: 0, labelOrient: "top", labelAlign: "left" } } },
-    resolve: { scale: { y: "independent" } },
-    spec: {
+  const panel = (f) => {
+    const title = f.features.join(" × ");
+    const mine = values.filter((v) => v.entry === title);
+    // One label width for every panel, so the bars of all panels start at the same place.
+    const y = { field: "group", type: "nominal", title: null, sort: mine.map((v) => v.group), axis: { labelLimit: 220, minExtent: 226 } };
+    const x = { field: "value", type: "quantitative", title: metric, axis: { labelOverlap: true, tickCount: 5 } };
+    return {
+      title: { text: title, anchor: "start", fontSize: 11 },
       width: 380,
       height: { step: 18 },
-      encoding: {
-        y: { field: "group", type: "nominal", title: null, sort: null, axis: { labelLimit: 200 } },
-      },
+      data: { values: mine },
       layer: [
         {
           mark: { type: "bar" },
           encoding: {
-            x: { field: "value", type: "quantitative", title: metric, axis: { labelOverlap: true, tickCount: 5 } },
+            y,
+            x,
             color: { field: "status", type: "nominal", title: null, scale: { domain: statuses, range: [BLUE, SMALL] }, legend: { orient: "bottom" } },
             tooltip: [
               { field: "group", type: "nominal" },
@@ -127,32 +138,42 @@ function chartSpec(doc, entries, metric) {
             ],
           },
         },
-        {
-          transform: [{ filter: "isValid(datum.low) && isValid(datum.high)" }],
-          mark: { type: "rule", color: "#333333", strokeWidth: 1.5 },
-          encoding: { x: { field: "low", type: "quantitative" }, x2: { field: "high" } },
-        },
+        ...(mine.some((v) => v.low !== null)
+          ? [
+              {
+                transform: [{ filter: "isValid(datum.low) && isValid(datum.high)" }],
+                mark: { type: "rule", color: "#333333", strokeWidth: 1.5 },
+                encoding: { y, x: { field: "low", type: "quantitative" }, x2: { field: "high" } },
+              },
+            ]
+          : []),
         {
           transform: [{ filter: "!isValid(datum.value)" }],
           mark: { type: "text", align: "left", dx: 3, color: "#666666" },
-          encoding: { x: { datum: 0 }, text: { value: "n/a" } },
+          encoding: { y, x: { datum: 0, type: "quantitative" }, text: { value: "n/a" } },
         },
       ],
-    },
+    };
+  };
+  // One chart: a panel per sensitive feature (and intersection) on one shared axis.
+  return {
+    config: CONFIG,
+    vconcat: entries.map(panel),
+    spacing: 16,
+    resolve: { scale: { x: "shared", color: "shared" } },
   };
 }
 
 function Entry({ doc, f, names }) {
   const title = f.features.join(" × ");
-  const bundled = f.by_group.some((g) => names.some((m) => bundleInterval(g, m)));
   const cell = (g, m) => {
     const ci = groupInterval(doc, g, m);
-    if (!ci) return g[m] === null || g[m] === undefined ? "n/a" : fmt(g[m]);
+    if (!ci) return fmt(g[m]);
     return (
       <span title={(ci.how === "wilson" ? "95% Wilson interval: " : "interval: ") + fmt(ci.low) + " to " + fmt(ci.high)}>
         {fmt(g[m])}
         <br />
-        <span class="muted ci">
+        <span class="muted ci" style={{ whiteSpace: "nowrap" }}>
           [{fmt(ci.low)}, {fmt(ci.high)}]
         </span>
       </span>
@@ -171,35 +192,79 @@ function Entry({ doc, f, names }) {
           .
         </p>
       ) : null}
-      <Table
-        header={["Group", "rows", "flag", ...names]}
-        rows={[
-          ...f.by_group.map((g) => [
-            g.label,
-            g.count,
-            flagText(g) ? (
-              <strong class="flag" title="fewer test rows than min_group_size: shown, not compared">
-                ⚠ {flagText(g)}: not compared
-              </strong>
-            ) : (
-              ""
-            ),
-            ...names.map((m) => cell(g, m)),
-          ]),
-          ["difference (largest − smallest)", "", "", ...names.map((m) => f.difference[m])],
-          ["ratio (smallest / largest)", "", "", ...names.map((m) => f.ratio[m])],
-          ...(f.groups_compared ? [["groups compared", "", "", ...names.map((m) => f.groups_compared[m])]] : []),
-        ]}
-        testid="fairness-table"
-        caption={"Metrics per group of " + title + (bundled ? " with the bundle's intervals" : "")}
-      />
-      {Object.entries(f.undefined || {}).flatMap(([kind, reasons]) =>
-        Object.entries(reasons).map(([m, why]) => (
-          <p class="muted">
-            {m} {kind}: undefined, {why}.
-          </p>
-        )),
-      )}
+      {/* Focusable: a wide table scrolls, and the keyboard must reach it. */}
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={"Metrics per group of " + title}>
+        <table data-testid="fairness-table" class="fairness">
+          <thead>
+            <tr>
+              <th scope="col" class="text">
+                Group
+              </th>
+              <th scope="col" class="num">
+                rows
+              </th>
+              <th scope="col" class="text">
+                flag
+              </th>
+              {names.map((m) => (
+                <th scope="col" class="num">
+                  {m}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {f.by_group.map((g) => {
+              const flag = flagText(g);
+              return (
+                <tr class={flag ? "small-group" : undefined} data-group={g.label} style={flag ? { background: "#f1f1f1", color: "#555" } : undefined}>
+                  <th scope="row" class="text">
+                    {g.label}
+                  </th>
+                  <td class="num">{count(g.count)}</td>
+                  <td class="text">
+                    {flag ? (
+                      <strong class="flag" style={{ whiteSpace: "nowrap" }} title={"fewer than " + (f.min_group_size ?? 30) + " test rows: shown, not compared"}>
+                        ⚠ {flag}, not compared
+                      </strong>
+                    ) : (
+                      ""
+                    )}
+                  </td>
+                  {names.map((m) => (
+                    <td class="num" data-metric={m}>
+                      {cell(g, m)}
+                    </td>
+                  ))}
+                </tr>
+              );
+            })}
+            {[
+              ["difference (largest − smallest)", f.difference],
+              ["ratio (smallest / largest)", f.ratio],
+              ["groups compared", f.groups_compared],
+            ]
+              .filter(([, values]) => values)
+              .map(([label, values]) => (
+                <tr class="summary">
+                  <th scope="row" class="text">
+                    {label}
+                  </th>
+                  <td class="num" />
+                  <td class="text" />
+                  {names.map((m) => (
+                    <td class="num" data-metric={m}>
+                      {fmt(values[m])}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+          </tbody>
+        </table>
+      </div>
+      {undefinedNotes(f).map((text) => (
+        <p class="muted">{text}</p>
+      ))}
       {(() => {
         const extra = ["demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio"].filter((k) => k in f);
         return extra.length ? <Table header={["Figure", "value"]} rows={extra.map((k) => [k, f[k]])} /> : null;
@@ -237,10 +302,14 @@ export default function Fairness() {
       <p class="muted">
         {bundled
           ? "Intervals: the bundle's."
-          : "Intervals (below a rate): 95% Wilson score intervals of the rate, from the group's full-data counts (accuracy and error rate from its rows; for a binary classifier, selection rate, precision, recall and false positive/negative rates from its confusion counts). Other metrics have none."}
+          : doc.task_type === "regression"
+            ? "No intervals: the bundle carries none for these metrics (they are not rates the page could bound from counts)."
+            : "Intervals (below a rate): 95% Wilson score intervals of the rate, from the group's full-data counts (accuracy and error rate from its rows; for a binary classifier, selection rate, precision, recall and false positive/negative rates from its confusion counts). Other metrics have none."}
       </p>
       <h3>One metric across the groups</h3>
-      <Select label="Metric" name="fairness-metric" value={metric} options={names} onChange={setMetric} />
+      <div class="controls">
+        <Select label="Metric" name="fairness-metric" value={metric} options={names} onChange={setMetric} />
+      </div>
       <Chart
         spec={spec}
         label={"Bar chart of " + metric + " per group of each sensitive feature, with intervals; groups with too few rows are grey"}

@@ -11,6 +11,15 @@ const CONFIG = {
 };
 const WIDTH = 420;
 const MISSING = "(missing)";
+// Tables and their chart next to each other when the page is wide enough.
+const SIDE = { display: "flex", flexWrap: "wrap", gap: "0 1.5rem", alignItems: "flex-start" };
+
+// What the page's rows are, for the scope of the figures computed from them.
+export function carriedText(table) {
+  return table.sampled
+    ? "the page carries a seeded sample of " + count(table.n) + " of the " + count(table.of) + " test rows"
+    : "the page carries all " + count(table.of) + " test rows";
+}
 
 // The table rows (positions) of `mask` with a local importance (a null entry: not explained).
 function explainedRows(table, mask) {
@@ -60,22 +69,36 @@ function fullDataFigure(ex, cohort) {
   return { count: entry.count, importance };
 }
 
-const bars = (rows, valueTitle, label) => ({
-  $schema: "https://vega.github.io/schema/vega-lite/v5.json",
-  config: CONFIG,
-  width: WIDTH,
-  height: Math.max(40, 16 * rows.length),
-  data: { values: rows },
-  mark: { type: "bar", color: "#4c78a8" },
-  encoding: {
-    y: { field: "label", type: "nominal", sort: rows.map((r) => r.label), title: label, axis: { labelLimit: 220 } },
-    x: { field: "value", type: "quantitative", title: valueTitle, axis: { labelOverlap: true, tickCount: 5 } },
-    tooltip: [
-      { field: "label", type: "nominal", title: label },
-      { field: "value", type: "quantitative", title: valueTitle, format: ".4g" },
-    ],
-  },
-});
+// Mean |contribution| per feature: the page's figure and, when known, the step's full-data one.
+function barsSpec(figure, full) {
+  const page = figure.filter((r) => r.importance !== null).map((r) => ({ label: r.feature, value: r.importance, source: "in the page" }));
+  const rows = full ? [...page, ...full.importance.filter(([, v]) => v !== null).map(([f, v]) => ({ label: f, value: v, source: "full data" }))] : page;
+  const sources = full ? ["in the page", "full data"] : ["in the page"];
+  return {
+    config: CONFIG,
+    width: WIDTH,
+    height: { step: full ? 9 : 16 },
+    data: { values: rows },
+    mark: { type: "bar" },
+    encoding: {
+      y: { field: "label", type: "nominal", sort: page.map((r) => r.label), title: "feature", axis: { labelLimit: 220 } },
+      yOffset: { field: "source", type: "nominal", sort: sources },
+      x: { field: "value", type: "quantitative", title: "mean |contribution|", axis: { labelOverlap: true, tickCount: 5 } },
+      color: {
+        field: "source",
+        type: "nominal",
+        title: null,
+        scale: { domain: sources, range: ["#4c78a8", "#9ecae9"] },
+        legend: full ? { orient: "bottom" } : null,
+      },
+      tooltip: [
+        { field: "label", type: "nominal", title: "feature" },
+        { field: "source", type: "nominal", title: "figure" },
+        { field: "value", type: "quantitative", title: "mean |contribution|", format: ".4g" },
+      ],
+    },
+  };
+}
 
 // A value as the charts show it: missing ones as their own category.
 const shown = (v) => (v === null || v === undefined ? MISSING : v);
@@ -122,7 +145,7 @@ function dependenceSpec(table, rows, feature, color) {
         };
     tooltip.push({ field: "c", type: numericC ? "quantitative" : "nominal", title: color });
   }
-  const base = { $schema: "https://vega.github.io/schema/vega-lite/v5.json", config: CONFIG, data: { values: points } };
+  const base = { config: CONFIG, data: { values: points } };
   if (numericX || f.kind === "datetime") {
     return {
       dropped,
@@ -172,7 +195,6 @@ function dependenceSpec(table, rows, feature, color) {
 function localSpec(entries) {
   const rows = entries.map(([f, v]) => ({ label: f, value: v, sign: v >= 0 ? "raises" : "lowers" }));
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
     config: CONFIG,
     width: WIDTH,
     height: Math.max(40, 16 * rows.length),
@@ -209,7 +231,7 @@ function Method({ ex }) {
   rows.push(["Rows explained", count(ex.n_rows) + (ex.rows ? " (" + ex.rows.selection + " of the test rows)" : "")]);
   return (
     <div>
-      <Table header={["Explanation", ""]} rows={rows} testid="explanation-method" />
+      <Table header={["Explanation", "details"]} rows={rows} testid="explanation-method" />
       {(ex.notes || []).map((n) => (
         <Warn>{n}</Warn>
       ))}
@@ -268,48 +290,55 @@ export default function Importance() {
       {!li ? (
         <Note>
           The page carries no local importances (a bundle gathered before they were carried, or the explanation step
-          explained none of the carried rows): only the step's full-data figures below.
+          explained none of the carried rows): only the step's full-data figures.
         </Note>
       ) : rows.length ? (
-        <div>
-          <p class="scope muted" data-testid="importance-scope">
-            Mean absolute {what} over the {count(rows.length)} explained rows of the {count(active.size)} {carried} rows
-            in this cohort ({ctx.scope(active)}).
-          </p>
+        <p class="scope muted" data-testid="importance-scope">
+          Mean absolute {what} over the {count(rows.length)} explained rows of the {count(active.size)} {carried} rows in
+          this cohort ({carriedText(table)}).
+        </p>
+      ) : (
+        <Note>
+          {active.rowsKnown === false
+            ? "The page cannot tell which of its rows belong to this cohort (a column it does not carry)"
+            : "None of the " + count(active.size) + " " + carried + " rows of this cohort was explained"}
+          : no importance can be computed in the page for it{full ? "; the step's full-data figure is shown" : ""}.
+        </Note>
+      )}
+      <div class="side-by-side" style={SIDE}>
+        {li && rows.length ? (
           <Table
             header={["Feature", "mean |contribution|"]}
             rows={figure.map((r) => [r.feature, r.importance])}
             testid="importance-table"
+            caption={"In the page: " + count(rows.length) + " explained rows"}
           />
-          <Chart
-            spec={bars(
-              figure.filter((r) => r.importance !== null).map((r) => ({ label: r.feature, value: r.importance })),
-              "mean |contribution|",
-              "feature",
-            )}
-            label={"Mean absolute contribution per feature over the explained rows of " + active.name}
-          />
-        </div>
-      ) : (
-        <Note>
-          None of the {count(active.size)} {carried} rows of this cohort was explained: no importance can be computed
-          in the page for it{full ? "; the step's full-data figure is below" : ""}.
-        </Note>
-      )}
-      {full ? (
-        <div>
-          <h3>Full data: the explanation step's figure for {active.name}</h3>
-          <p class="muted">
-            Mean absolute contribution (averaged over classes) over all {count(full.count)} explained test rows of this
-            cohort, as the step computed it (not from the page's rows).
-          </p>
+        ) : null}
+        {full ? (
           <Table
             header={["Feature", "mean |contribution| (full data)"]}
             rows={full.importance}
             testid="importance-full-data"
+            caption={
+              "Full data: the explanation step's figure over all " +
+              count(full.count) +
+              " explained test rows of the cohort" +
+              (doc.task_type === "regression" ? "" : " (averaged over classes)") +
+              ", not from the page's rows"
+            }
           />
-        </div>
-      ) : null}
+        ) : null}
+        {li && rows.length ? (
+          <Chart
+            spec={barsSpec(figure, full)}
+            label={
+              "Mean absolute contribution per feature over the explained rows of " +
+              active.name +
+              (full ? ", beside the explanation step's full-data figure" : "")
+            }
+          />
+        ) : null}
+      </div>
       {li && rows.length ? (
         <div>
           <h3>Dependence: a feature's value and its contribution</h3>
@@ -341,7 +370,7 @@ export default function Importance() {
             testid="dependence-chart"
           />
           <p class="scope muted">
-            One point per explained row of this cohort ({count(rows.length)}; {ctx.scope(active)})
+            One point per explained row of this cohort ({count(rows.length)} rows; {carriedText(table)})
             {dep.dropped ? "; " + count(dep.dropped) + " rows with a missing " + feature + " are not drawn" : ""}.
           </p>
         </div>
@@ -351,6 +380,7 @@ export default function Importance() {
         <Note>No explained row in this cohort among the page's rows.</Note>
       ) : (
         <div>
+          <div class="controls">
           <Select
             label="Row"
             name="row"
@@ -359,15 +389,18 @@ export default function Importance() {
             onChange={(v) => ctx.setRowId(Number(v))}
           />
           <span class="muted"> {count(options.length)} explained rows of this cohort in the page</span>
+          </div>
           <p class="muted">
             Row {table.rowId[at]}: true value {fmt(yTrue[at])}, predicted {fmt(yPred[at])}; {what}, largest first.
           </p>
-          <Table
-            header={["Feature", "value", "contribution"]}
-            rows={local.map(([f, v]) => [f, fmt(table.column(f)[at]), v])}
-            testid="local-importance"
-          />
-          <Chart spec={localSpec(local)} label={"Contribution of each feature for row " + table.rowId[at]} />
+          <div style={SIDE}>
+            <Table
+              header={["Feature", "value", "contribution"]}
+              rows={local.map(([f, v]) => [f, table.hasColumn(f) ? fmt(table.column(f)[at]) : "n/a", v])}
+              testid="local-importance"
+            />
+            <Chart spec={localSpec(local)} label={"Contribution of each feature for row " + table.rowId[at]} />
+          </div>
         </div>
       )}
     </section>
