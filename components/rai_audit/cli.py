@@ -446,6 +446,19 @@ def _cmd_audits(args: argparse.Namespace) -> None:
         print(archive.link_audit(settings, args.bucket, args.audit, hours=args.hours))
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> None:
+    from rai_audit.dashboard import serve
+
+    serve(
+        args.bundle,
+        host=args.host,
+        port=args.port,
+        allow_remote=args.allow_remote,
+        open_browser=not args.no_browser,
+        block=True,
+    )
+
+
 def _print_diff(changes: dict) -> None:
     before, after = changes["before"], changes["after"]
     print(f"{before['audit']} ({VERDICTS[before['passed']]}) -> {after['audit']} ({VERDICTS[after['passed']]})")
@@ -634,6 +647,21 @@ def _parser() -> argparse.ArgumentParser:
     audits.add_argument("--to", default=None, help="fetch: a new folder to download into")
     audits.add_argument("--hours", type=float, default=24.0, help="link: hours the URL stays valid")
     audits.set_defaults(func=_cmd_audits)
+    dash = sub.add_parser(
+        "dashboard", help="serve an audit bundle with its model: the dashboard with live what-if and full-data cohorts"
+    )
+    dash.add_argument(
+        "bundle", help="a dashboard bundle folder, a fetched audit folder, or an archived audit's s3:// URI"
+    )
+    dash.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    dash.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let --host be an address other machines reach (anyone with the URL's token can then use it)",
+    )
+    dash.add_argument("--no-browser", action="store_true", help="do not open the browser")
+    dash.set_defaults(func=_cmd_dashboard)
     from rai_audit.azure import add_command as add_from_azure  # light: the specs and yaml
 
     add_from_azure(sub)  # rai-audit from-azure: an Azure ML pipeline job as an audit config

@@ -662,6 +662,13 @@ def run_gather(
         # A copy of the constructor's meta and each insight, so the bundle stands on its own.
         (out / A.CONSTRUCTOR_COPY_DIR).mkdir()
         shutil.copy2(constructor_dir / A.META_FILE, out / A.CONSTRUCTOR_COPY_DIR / A.META_FILE)
+        # The model too, for `rai-audit dashboard` (rai_audit.live): what-if predictions. And the
+        # train data when an explanation or counterfactuals were made: the live explainer and
+        # search draw their background, surrogate rows, value ranges and scales from it as the
+        # steps did (a summary of it could not rebuild the mimic or dice-ml's data).
+        shutil.copytree(constructor_dir / A.MODEL_DIR, out / A.CONSTRUCTOR_COPY_DIR / A.MODEL_DIR)
+        if {"explanation", "counterfactual"} & set(insights):
+            shutil.copy2(constructor_dir / A.TRAIN_FILE, out / A.CONSTRUCTOR_COPY_DIR / A.TRAIN_FILE)
         for kind, (folder, _) in insights.items():
             shutil.copytree(folder, out / A.INSIGHT_COPIES_DIR / kind)
         (out / A.DASHBOARD_HTML_FILE).write_text(
