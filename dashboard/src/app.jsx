@@ -27,12 +27,14 @@ const TABS = [
   { id: "data", title: "Data analysis", View: DataAnalysis },
 ];
 
-const SOURCE_PREFIX = { all: "", bundle: "", tree: "tree: ", heatmap: "heatmap: ", editor: "edited: " };
+const SOURCE_PREFIX = { all: "", bundle: "", tree: "", heatmap: "", editor: "edited: " };
+
+const rows = (n) => count(n) + (n === 1 ? " row" : " rows");
 
 function cohortLabel(c) {
   const kind = c.view ? ({ cohort: "cohort: ", group: "group: " }[c.view.kind] || "") : SOURCE_PREFIX[c.source] || "";
   const n = c.view ? c.view.count : c.node ? c.node.count : c.cell ? c.cell.count : null;
-  return kind + c.name + (n !== null ? " (" + count(n) + " rows)" : " (" + count(c.size) + " carried rows)");
+  return kind + c.name + (n !== null ? " (" + rows(n) + ")" : " (" + count(c.size) + " carried " + (c.size === 1 ? "row)" : "rows)"));
 }
 
 // The full-data row count of a cohort when the bundle has it.
@@ -41,6 +43,13 @@ export function fullCount(c) {
   if (c.node) return c.node.count;
   if (c.cell) return c.cell.count;
   return null;
+}
+
+// A cohort's rows among the carried ones, when its full-data count is not known.
+function carriedCount(c, table) {
+  if (!table.present) return "not known (this page carries no rows)";
+  if (!table.sampled) return rows(c.size) + " (all test rows carried)";
+  return count(c.size) + " of the " + count(table.n) + " sampled rows (of " + count(table.of) + " test rows)";
 }
 
 function Tabs({ tabs, current, onSelect }) {
@@ -79,7 +88,7 @@ function Tabs({ tabs, current, onSelect }) {
 }
 
 function Header({ ctx }) {
-  const { doc, cohorts, active, compared, setActive, setCompared } = ctx;
+  const { doc, table, cohorts, active, compared, setActive, setCompared } = ctx;
   const full = fullCount(active);
   const task = (doc.task_type || "").replace(/_/g, " ");
   return (
@@ -126,7 +135,7 @@ function Header({ ctx }) {
         <div>
           <dt>Rows</dt>
           <dd data-testid="active-count">
-            {full !== null ? count(full) + " test rows" : count(active.size) + " rows " + ctx.scope(active).replace(/^on /, "(") + ")"}
+            {full !== null ? count(full) + (full === 1 ? " test row" : " test rows") : carriedCount(active, table)}
           </dd>
         </div>
       </dl>
@@ -207,7 +216,9 @@ export function App({ data }) {
   return (
     <Ctx.Provider value={ctx}>
       <Header ctx={ctx} />
-      <Tabs tabs={tabs} current={tab} onSelect={setTab} />
+      <nav aria-label="Views" class="tabs-bar">
+        <Tabs tabs={tabs} current={tab} onSelect={setTab} />
+      </nav>
       <main>
         {tabs.map((t) => (
           <div role="tabpanel" id={"panel-" + t.id} aria-labelledby={"tab-" + t.id} hidden={t.id !== tab} tabIndex={0}>

@@ -10,15 +10,28 @@ export function errorPosition(rate, overall) {
   return Math.max(0, Math.min(1, rate / top));
 }
 
-export function errorColour(rate, overall) {
+function rgb(rate, overall) {
   const t = errorPosition(rate, overall);
-  if (t === null) return "#eeeeee";
-  const c = LOW.map((lo, i) => Math.round(lo + (HIGH[i] - lo) * t));
-  return "rgb(" + c.join(",") + ")";
+  if (t === null) return [238, 238, 238];
+  return LOW.map((lo, i) => Math.round(lo + (HIGH[i] - lo) * t));
 }
 
-// Text readable on that colour.
+export function errorColour(rate, overall) {
+  return "rgb(" + rgb(rate, overall).join(",") + ")";
+}
+
+// WCAG relative luminance of an sRGB colour.
+function luminance(c) {
+  const [r, g, b] = c.map((v) => {
+    const s = v / 255;
+    return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+// White or near-black text, whichever contrasts more with the cell's colour.
 export function textColour(rate, overall) {
-  const t = errorPosition(rate, overall);
-  return t !== null && t > 0.5 ? "#ffffff" : "#1a1a1a";
+  const l = luminance(rgb(rate, overall));
+  const dark = 0; // black: with white, one of them always contrasts 4.5:1 or more
+  return 1.05 / (l + 0.05) > (l + 0.05) / (dark + 0.05) ? "#ffffff" : "#000000";
 }

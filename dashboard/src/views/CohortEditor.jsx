@@ -3,6 +3,7 @@ import { Ctx } from "../context.js";
 import { count, filterText } from "../format.js";
 import { filterMask, maskCount } from "../filters.js";
 import { Table } from "../ui.jsx";
+import { filterKey } from "../cohorts.js";
 
 const ORDER_OPS = ["<", "<=", ">", ">="];
 const OP_LABELS = {
@@ -152,8 +153,17 @@ function Condition({ cond, columns, onChange, onRemove, id }) {
   );
 }
 
+// Cohort names are unique in a cohort file.
+function uniqueName(name, others) {
+  let out = name;
+  for (let i = 2; others.some((c) => c.name === out); i++) out = name + " (" + i + ")";
+  return out;
+}
+
+// One cohort a line: short enough to read, the file core.cohorts.load_cohorts reads.
 function exportText(cohorts) {
-  return JSON.stringify({ cohorts: cohorts.map((c) => ({ name: c.name, filter: c.filter })) }, null, 2);
+  const lines = cohorts.map((c) => "  " + JSON.stringify({ name: c.name, filter: c.filter }));
+  return lines.length ? '{"cohorts": [\n' + lines.join(",\n") + "\n]}\n" : '{"cohorts": []}\n';
 }
 
 export default function CohortEditor() {
@@ -181,8 +191,9 @@ export default function CohortEditor() {
   }
   const draftName = name.trim() || "Cohort " + (cohorts.filter((c) => c.source === "editor").length + 1);
   const saved = cohorts.filter((c) => c.source === "editor");
-  const draftSaved = filter && saved.some((c) => c.name === draftName && filterText(c.filter) === filterText(filter));
-  const exported = [...saved, ...(filter && !draftSaved && !saved.some((c) => c.name === draftName) ? [{ name: draftName, filter }] : [])];
+  // The cohort being built is exported too, unless saved already (same filter).
+  const draftSaved = filter && saved.some((c) => filterKey(c.filter) === filterKey(filter));
+  const exported = [...saved, ...(filter && !problem && !draftSaved ? [{ name: uniqueName(draftName, saved), filter }] : [])];
   const json = exportText(exported);
   const href = "data:application/json;charset=utf-8," + encodeURIComponent(json);
 
@@ -190,7 +201,7 @@ export default function CohortEditor() {
   const remove = (gi, ci) => setGroups(groups.map((g, i) => (i !== gi ? g : g.filter((_, j) => j !== ci))).filter((g) => g.length));
   const save = () => {
     if (!filter) return;
-    const key = ctx.addCohort({ name: draftName, filter, source: "editor" });
+    const key = ctx.addCohort({ name: uniqueName(draftName, saved), filter, source: "editor" });
     ctx.setActive(key);
     setName("");
   };
@@ -232,7 +243,7 @@ export default function CohortEditor() {
         Filter: <code>{filter ? filterText(filter) : "–"}</code>
       </p>
       <p data-testid="editor-count" aria-live="polite">
-        {problem ? problem : count(size) + " of the " + count(table.n) + " carried rows"}
+        {problem === "a value is missing" ? "enter a value" : problem ? problem : count(size) + " of the " + count(table.n) + " carried rows"}
       </p>
       <p class="scope muted">{table.sampled ? "The page carries a sample of " + count(table.n) + " of the " + count(table.of) + " test rows." : "The page carries all " + count(table.of) + " test rows."}</p>
       <div class="save">

@@ -1,4 +1,4 @@
-import { useContext, useRef, useState } from "preact/hooks";
+import { useContext, useEffect, useRef, useState } from "preact/hooks";
 import { Ctx } from "../context.js";
 import { count, filterText, fmt } from "../format.js";
 import { errorColour, textColour } from "../scale.js";
@@ -45,8 +45,10 @@ function visibleOrder(nodes, collapsed) {
   return out;
 }
 
+// What a node shows, then its full path (a screen reader's name includes the visible text).
 function nodeLabel(n, rateName) {
-  return filterText(n.filter) + ": " + count(n.count) + " rows, " + rateName + " " + fmt(n.error_rate) + ", " + fmt(n.error_share * 100) + "% of all errors";
+  const own = n.condition ? filterText(n.condition) : "All data";
+  return short(own, 21) + " · " + count(n.count) + " rows · " + fmt(n.error_rate) + ". Path: " + filterText(n.filter) + ": " + count(n.count) + " rows, " + rateName + " " + fmt(n.error_rate) + ", " + fmt(n.error_share * 100) + "% of all errors";
 }
 
 function ErrorTree({ ea, rateName }) {
@@ -57,6 +59,7 @@ function ErrorTree({ ea, rateName }) {
   const [collapsed, setCollapsed] = useState(() => new Set(nodes.length > 31 ? nodes.filter((n) => n.depth >= 3 && !n.leaf).map((n) => n.id) : []));
   const [focus, setFocus] = useState(0);
   const refs = useRef({});
+  const wrap = useRef(null);
   const { pos, width } = layout(nodes, collapsed);
   const order = visibleOrder(nodes, collapsed);
   const depth = Math.max(...order.map((id) => nodes[id].depth)) + 1;
@@ -66,6 +69,11 @@ function ErrorTree({ ea, rateName }) {
     const p = pos.get(id);
     return { x: GAP_X + p.x * (NODE_W + GAP_X), y: 6 + p.y * (NODE_H + GAP_Y) };
   };
+  // A tree wider than the page scrolls: start with the root in the middle.
+  useEffect(() => {
+    const el = wrap.current;
+    if (el && el.scrollWidth > el.clientWidth) el.scrollLeft = at(0).x + NODE_W / 2 - el.clientWidth / 2;
+  }, []);
   const activeKey = filterKey(ctx.active.filter);
   const isSelected = (n) => (n.id === 0 ? ctx.active.source === "all" : ctx.active.source !== "all" && filterKey(n.filter) === activeKey);
 
@@ -118,7 +126,7 @@ function ErrorTree({ ea, rateName }) {
   };
 
   return (
-    <div class="tree-wrap">
+    <div class="tree-wrap" ref={wrap} role="region" aria-label="error tree (scrolls sideways when wide)" tabIndex={0}>
       <svg
         data-testid="error-tree"
         role="tree"
@@ -175,7 +183,7 @@ function ErrorTree({ ea, rateName }) {
               <title>{nodeLabel(n, rateName)}</title>
               <rect class="box" width={NODE_W} height={NODE_H} rx="5" fill={fill} />
               <text x="7" y="16" fill={ink} class="cond">
-                {short(own, 21)}
+                {short(own, 21) + " · "}
               </text>
               <text x="7" y="32" fill={ink}>
                 {count(n.count) + " rows · " + fmt(n.error_rate)}
@@ -234,7 +242,7 @@ function Heatmap({ ea, rateName }) {
   const activeKey = filterKey(ctx.active.filter);
   const cellFilter = (r, c) => (c ? { and: [r.filter, c.filter] } : r.filter);
   const select = (r, c, cell) => {
-    const name = "Heatmap: " + axes[0].feature + " " + r.label + (c ? ", " + axes[1].feature + " " + c.label : "");
+    const name = "Heatmap cell: " + axes[0].feature + " " + r.label + (c ? ", " + axes[1].feature + " " + c.label : "");
     ctx.setActive(ctx.addCohort({ name, filter: cellFilter(r, c), source: "heatmap", cell }));
   };
   const move = (i, j) => {
@@ -280,7 +288,9 @@ function Heatmap({ ea, rateName }) {
               const id = c ? r.label + "|" + c.label : r.label;
               const cell = cells.get(id) || { count: 0, error_rate: null, error_share: 0 };
               const selected = ctx.active.source !== "all" && filterKey(cellFilter(r, c)) === activeKey;
-              const label = axes[0].feature + " " + r.label + (c ? ", " + axes[1].feature + " " + c.label : "") + ": " + rateName + " " + fmt(cell.error_rate) + ", " + count(cell.count) + " rows";
+              // The visible text first (rate, rows), then where the cell is.
+              const shown = (cell.count ? fmt(cell.error_rate) : "–") + " " + count(cell.count);
+              const label = shown + " rows: " + axes[0].feature + " " + r.label + (c ? ", " + axes[1].feature + " " + c.label : "") + " (" + rateName + " " + fmt(cell.error_rate) + ")";
               return (
                 <div
                   role="gridcell"
@@ -298,7 +308,7 @@ function Heatmap({ ea, rateName }) {
                   }}
                   onKeyDown={(e) => onKey(e, i, j, r, c, cell)}
                 >
-                  <span class="hm-rate">{cell.count ? fmt(cell.error_rate) : "–"}</span>
+                  <span class="hm-rate">{cell.count ? fmt(cell.error_rate) : "–"}</span>{" "}
                   <span class="hm-count">{count(cell.count)}</span>
                 </div>
               );
