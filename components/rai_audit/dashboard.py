@@ -41,6 +41,7 @@ class LiveDashboard:
     server: Any  # uvicorn.Server
     thread: threading.Thread | None = None
     workdir: Path | None = None  # an archived audit's fetched copy, removed on stop
+    live: LiveAudit | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     def stop(self) -> None:
@@ -89,17 +90,12 @@ def start(
 ) -> LiveDashboard:
     """Verify and load the bundle, then serve it from a background thread; returns once it
     accepts connections."""
-    from rai_audit.live import server as S
+    from rai_audit.live.server import is_loopback
 
-    if not S.is_loopback(host):
-        if not allow_remote:
-            raise RAIInputError(
-                f"--host {host} would let other machines reach the audit (its test rows and its model); "
-                "it serves 127.0.0.1 by default. To expose it anyway, add --allow-remote"
-            )
-        say(
-            f"WARNING: serving on {host}: any machine that reaches this address and knows the URL's token can "
-            "read the audit's data and query its model; the connection is not encrypted (no TLS)"
+    if not is_loopback(host) and not allow_remote:
+        raise RAIInputError(
+            f"--host {host} would let other machines reach the audit (its test rows and its model); "
+            "it serves 127.0.0.1 by default. To expose it anyway, add --allow-remote"
         )
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise RAIInputError(f"--port must be 0 (any free port) to 65535, got {port!r}")
@@ -111,34 +107,49 @@ def start(
     try:
         bundle, what = locate_bundle(source, workdir)
         live = LiveAudit(bundle)
-        token = token or secrets.token_urlsafe(32)
-        sock = S.bind(host, port)
-        bound_port = sock.getsockname()[1]
-        app = S.create_app(live, token, limits=limits, hosts=S.accepted_hosts(host))
-        server = S.uvicorn_server(app)
+        running = run_server(live, host=host, port=port, limits=limits, token=token)
     except BaseException:
         if workdir is not None:
             import shutil
 
             shutil.rmtree(workdir, ignore_errors=True)
         raise
+    running.workdir = workdir
+    if not is_loopback(host):
+        say(
+            f"WARNING: serving on {host}: any machine that reaches this address and knows the URL's token can "
+            "read the audit's data and query its model; the connection is not encrypted (no TLS)"
+        )
+    available = [k for k, v in live.info()["available"].items() if v]
+    say(f"serving {what} ({', '.join(available)})")
+    if live.model is None:
+        say("note: this bundle holds no model copy (gathered before bundles held one): no what-if")
+    say(f"open: {running.url}")
+    say("the token in the URL lets anyone who has it use the server: do not share it")
+    return running
+
+
+def run_server(
+    live: LiveAudit, *, host: str = "127.0.0.1", port: int = 0, limits: Limits | None = None, token: str | None = None
+) -> LiveDashboard:
+    """Serve a loaded bundle from a background thread; returns once it accepts connections."""
+    from rai_audit.live import server as S
+
+    token = token or secrets.token_urlsafe(32)
+    sock = S.bind(host, port)
+    bound_port = sock.getsockname()[1]
+    server = S.uvicorn_server(S.create_app(live, token, limits=limits, hosts=S.accepted_hosts(host)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rai-audit-dashboard", daemon=True)
     thread.start()
     deadline = time.monotonic() + STARTUP_SECONDS
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
+            sock.close()
             raise RAIInputError(f"the server did not start on {host}:{bound_port}")
         time.sleep(0.02)
     url = S.page_url(host, bound_port, token)
-    running = LiveDashboard(url, host, bound_port, token, bundle, server, thread, workdir)
-    available = [k for k, v in live.info()["available"].items() if v]
-    say(f"serving {what} ({', '.join(available)})")
-    if live.model is None:
-        say("note: this bundle holds no model copy (gathered before bundles held one): no what-if")
-    say(f"open: {url}")
-    say("the token in the URL lets anyone who has it use the server: do not share it")
-    return running
+    return LiveDashboard(url, host, bound_port, token, live.bundle, server, thread, live=live)
 
 
 def serve(

@@ -530,7 +530,7 @@ class LiveAudit:
         }
         sub.__dict__["sensitive_groups"] = groups  # (a cached_property, given)
         overview = _model_overview(sub, self.fns, {}, groups)
-        fairness = _fairness(sub, self.fns, groups, overview)
+        fairness = _fairness(sub, self.fns, groups, overview) if len(positions) else []  # no group to compare
         out: dict[str, Any] = {
             "name": name,
             "filter": cohort_filter,

@@ -23,6 +23,7 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import logging
 import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rai_audit.core import RAIInputError
 from rai_audit.live.bundle import Limits, LiveAudit, bundle_file
 
+logger = logging.getLogger("rai_audit.live")
 MAX_QUEUED = 4  # model requests waiting for the worker beyond which the server says it is busy
 PUBLIC_PATHS = ("/favicon.ico",)  # browsers ask for it unprompted; it says nothing
 # The page is one self-contained file: it may talk to this server only. Vega compiles its
@@ -225,6 +227,11 @@ def create_app(
     async def on_input_error(request: Request, err: Exception) -> Response:
         return _json({"error": str(err)}, 422)
 
+    async def on_failure(request: Request, err: Exception) -> Response:
+        # The model or a library failed on this input: say so in one line (it is logged in full).
+        logger.exception("%s failed", request.url.path)
+        return _json({"error": f"{type(err).__name__}: {err}"}, 500)
+
     routes = [
         Route("/", show_page, methods=["GET"]),
         Route("/dashboard.html", show_page, methods=["GET"]),
@@ -247,7 +254,7 @@ def create_app(
             Middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["127.0.0.1", "localhost"]),
             Middleware(TokenGuard, token=token),
         ],
-        exception_handlers={Refused: on_refused, RAIInputError: on_input_error},
+        exception_handlers={Refused: on_refused, RAIInputError: on_input_error, Exception: on_failure},
         lifespan=lifespan,
     )
     return app
