@@ -112,13 +112,14 @@ function CounterfactualTable({ row, features, held, showAll }) {
   const columns = showAll ? features : features.filter((f) => changedAnywhere.has(f));
   const original = row.y_pred;
   return (
-    // Focusable: a wide table scrolls, and the keyboard must reach it.
-    <div class="table-wrap" tabIndex={0} role="region" aria-label={"Row " + row.row_id + " and its counterfactuals"}>
-      <table data-testid="counterfactuals" class="counterfactuals">
-        <caption class="muted">
-          Row {row.row_id} and its {cfs.length} counterfactual{cfs.length === 1 ? "" : "s"}: changed values are marked
-          "from → to".
-        </caption>
+    <div>
+      <p class="muted">
+        Row {row.row_id} and its {cfs.length} counterfactual{cfs.length === 1 ? "" : "s"}: changed values are marked
+        "from → to".
+      </p>
+      {/* Focusable: a wide table scrolls, and the keyboard must reach it. */}
+      <div class="table-wrap" tabIndex={0} role="region" aria-label={"Row " + row.row_id + " and its counterfactuals"}>
+      <table data-testid="counterfactuals" class="counterfactuals" style={{ whiteSpace: "nowrap" }}>
         <thead>
           <tr>
             <th scope="col" class="text">
@@ -172,6 +173,7 @@ function CounterfactualTable({ row, features, held, showAll }) {
           })}
         </tbody>
       </table>
+      </div>
     </div>
   );
 }

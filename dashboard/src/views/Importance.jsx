@@ -140,7 +140,9 @@ function dependenceSpec(table, rows, feature, color) {
           field: "c",
           type: "nominal",
           title: color,
-          scale: cf.categories ? { domain: [...cf.categories, MISSING] } : undefined,
+          scale: cf.categories
+            ? { domain: [...cf.categories, ...(points.some((q) => q.c === MISSING) ? [MISSING] : [])] }
+            : undefined,
           legend: { symbolLimit: 24, labelLimit: 160 },
         };
     tooltip.push({ field: "c", type: numericC ? "quantitative" : "nominal", title: color });
@@ -258,7 +260,14 @@ export default function Importance() {
     );
   }
   const full = fullDataFigure(ex, active);
-  const what = li ? "contributions to " + (li.label === "output" ? "the prediction" : "class " + li.label) : "";
+  // Gather's label: a class, "output" (regression) or "the predicted class" (multiclass: each row's own).
+  const what = !li
+    ? ""
+    : doc.task_type === "regression"
+      ? "contributions to the prediction"
+      : doc.task_type === "multiclass_classification"
+        ? "contributions to each row's predicted class"
+        : "contributions to class " + li.label;
   const carried = table.sampled ? "sampled" : "test";
   const feature = depFeature && features.includes(depFeature) ? depFeature : figure.length ? figure[0].feature : null;
   const colorBy = depColor && table.hasColumn(depColor) ? depColor : "";
