@@ -36,6 +36,10 @@ export function groupFilter(view, doc, table) {
 export function makeCohort(table, { key, name, filter, source, view = null, node = null, cell = null }) {
   let mask;
   let known = true;
+  if (!table.present) {
+    // A page without carried rows: only the bundle's full-data figures.
+    return { key, name, filter: filter === undefined ? null : filter, source, mask: new Uint8Array(0), size: 0, rowsKnown: false, view, node, cell };
+  }
   try {
     mask = filter === undefined ? new Uint8Array(table.n) : filterMask(filter, table);
     known = filter !== undefined;

@@ -1,11 +1,13 @@
 """Render ``dashboard.html``: one self-contained interactive page (no network).
 
-The page holds the bundle's figures as JSON, chart specs (Vega-Lite, made with altair by
-``rai_audit.report.charts``, the same definitions the PDF scorecard renders to SVG) for
-every cohort it can switch to, the Vega runtime (vl-convert's bundle) and a small script
-(``templates/dashboard.js``) that draws the views with DOM text nodes, so user strings
-are never parsed as markup. Everything in it is an aggregate, except the per-row views of
-a bounded sample of rows.
+The page holds the bundle's figures as JSON (``DATA.doc``), chart specs (Vega-Lite, made with
+altair by ``rai_audit.report.charts``, the same definitions the PDF scorecard renders to SVG)
+for every bundle cohort (``DATA.charts``), the per-row views of a bounded sample of rows
+(``DATA.rows``), a seeded columnar sample of the test rows for what the page computes itself
+(``DATA.table``: cohorts built or picked in the page, data explorer, threshold), the Vega
+runtime (vl-convert's bundle) and the app (``templates/dashboard.js``, built from the Preact
+sources in ``dashboard/`` by ``make dashboard`` and committed). The app sets user strings as
+text, never as markup.
 """
 
 from __future__ import annotations
