@@ -16,7 +16,7 @@ const CONFIG = {
 };
 
 // charts.horizontal_bars: one bar per label, in the given order.
-export function barsSpec(rows, { labelTitle, valueTitle, width = 250 }) {
+export function barsSpec(rows, { labelTitle, valueTitle, width = 210 }) {
   if (!rows.length) return null;
   return {
     width,
@@ -24,7 +24,7 @@ export function barsSpec(rows, { labelTitle, valueTitle, width = 250 }) {
     data: { values: rows.map((r) => ({ label: r.label, value: r.value })) },
     mark: { type: "bar", color: BLUE },
     encoding: {
-      y: { field: "label", type: "nominal", title: labelTitle, sort: rows.map((r) => r.label), axis: { labelLimit: 120 } },
+      y: { field: "label", type: "nominal", title: labelTitle, sort: rows.map((r) => r.label), axis: { labelLimit: 110 } },
       x: { field: "value", type: "quantitative", title: valueTitle, axis: { labelOverlap: true, tickCount: 5 } },
       tooltip: [
         { field: "label", title: labelTitle },
@@ -97,7 +97,7 @@ function BalanceView({ doc, balance }) {
   if (doc.task_type === "regression") {
     return (
       <Table
-        header={["", "mean", "std"]}
+        header={["column", "mean", "std"]}
         rows={[
           ["true value", balance.y_true.mean, balance.y_true.std],
           ["prediction", balance.y_pred.mean, balance.y_pred.std],
@@ -122,6 +122,39 @@ function BalanceView({ doc, balance }) {
         rows={classes.map((c) => [c, balance.y_true[c], balance.y_pred[c]])}
         testid="balance"
       />
+    </div>
+  );
+}
+
+// insights.json's data_analysis.features: numeric and categorical features apart (two narrow tables).
+function FeatureSummary({ summaries }) {
+  const numeric = summaries.filter((f) => f.kind === "numeric");
+  const categorical = summaries.filter((f) => f.kind !== "numeric");
+  const q = (f, k) => (f.quantiles ? f.quantiles[k] : null);
+  return (
+    <div>
+      <h3>Feature summary (all test rows)</h3>
+      {numeric.length ? (
+        <Table
+          caption="numeric features"
+          header={["feature", "missing", "mean", "std", "min", "median", "max"]}
+          rows={numeric.map((f) => [f.feature, f.missing, f.mean, f.std, f.min, q(f, "0.5"), f.max])}
+          testid="feature-summary"
+        />
+      ) : null}
+      {categorical.length ? (
+        <Table
+          caption="categorical features"
+          header={["feature", "missing", "distinct values", "most common"]}
+          rows={categorical.map((f) => [
+            f.feature,
+            f.missing,
+            f.n_unique === undefined ? null : f.n_unique,
+            f.top_values && f.top_values.length ? f.top_values[0].value + " (" + count(f.top_values[0].count) + " rows)" : "",
+          ])}
+          testid="feature-summary-categorical"
+        />
+      ) : null}
     </div>
   );
 }
@@ -156,7 +189,8 @@ export default function DataAnalysis() {
     return { full: false, balance: balanceOf(doc, table, index), distributions };
   }, [view, table, active, doc, summaries]);
 
-  const scopeText = figures && figures.full ? "on all " + count(view.count) + " test rows of this cohort (full data)" : null;
+  const scopeText =
+    figures && figures.full ? (view.count ? "on all " + count(view.count) + " test rows of this cohort (full data)" : "no test rows in this cohort (full data)") : null;
   const sensitive = (doc.data_analysis && doc.data_analysis.balance && doc.data_analysis.balance.sensitive_groups) || {};
 
   return (
@@ -176,7 +210,7 @@ export default function DataAnalysis() {
           {figures.full ? null : (
             <Note>Counted in all data's bins, as the bundle's cohorts are, so the figures compare with theirs.</Note>
           )}
-          <div data-testid="distributions" style={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(min(100%, 27rem), 1fr))", gap: "0 1rem" }}>
+          <div data-testid="distributions" style={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(min(100%, 23rem), 1fr))", gap: "0 1rem" }}>
             {Object.entries(figures.distributions).map(([feature, d]) => {
               const bars = d.bins.map((b, i) => ({ label: String(b), value: d.counts[i] }));
               if (d.missing) bars.push({ label: MISSING, value: d.missing });
@@ -206,27 +240,7 @@ export default function DataAnalysis() {
           />
         );
       })}
-      {summaries.size ? (
-        <div>
-          <h3>Feature summary (all test rows)</h3>
-          <Table
-            header={["feature", "kind", "rows with a value", "missing", "mean", "std", "min", "median", "max", "distinct values"]}
-            rows={[...summaries.values()].map((f) => [
-              f.feature,
-              f.kind,
-              f.count,
-              f.missing,
-              f.mean === undefined ? "" : f.mean,
-              f.std === undefined ? "" : f.std,
-              f.min === undefined ? "" : f.min,
-              f.quantiles ? f.quantiles["0.5"] : "",
-              f.max === undefined ? "" : f.max,
-              f.n_unique === undefined ? "" : f.n_unique,
-            ])}
-            testid="feature-summary"
-          />
-        </div>
-      ) : null}
+      {summaries.size ? <FeatureSummary summaries={[...summaries.values()]} /> : null}
     </Section>
   );
 }

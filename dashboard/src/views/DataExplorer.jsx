@@ -131,14 +131,19 @@ function valuesOf(table, variable, index) {
   return out;
 }
 
-// Each row's membership of the compared cohorts other than the active one.
+// Each row's membership of the compared cohorts other than the active one, and the labels in
+// order: one cohort (in the compare list's order), then several, then none.
 function cohortLabels(active, compared, index) {
-  const others = compared.filter((c) => c.key !== active.key);
-  return index.map((i) => {
-    const inside = others.filter((c) => c.mask[i]).map((c) => c.name);
+  const others = compared.filter((c) => c.key !== active.key).slice(0, 16);
+  const labelOf = (bits) => {
+    const inside = others.filter((_, k) => bits & (1 << k)).map((c) => c.name);
     if (inside.length) return "also in " + inside.join(" and ");
     return others.length === 1 ? "not in " + others[0].name : "in no compared cohort";
-  });
+  };
+  const bitsOf = index.map((i) => others.reduce((b, c, k) => (c.mask[i] ? b | (1 << k) : b), 0));
+  const popcount = (b) => b.toString(2).replace(/0/g, "").length;
+  const order = [...new Set(bitsOf)].sort((a, b) => (a === 0) - (b === 0) || popcount(a) - popcount(b) || a - b);
+  return { values: bitsOf.map(labelOf), categories: order.map(labelOf) };
 }
 
 const numericKind = (v) => v.kind === "numeric" || v.kind === "datetime";
@@ -374,7 +379,9 @@ export default function DataExplorer() {
   const x = byId.get(xId) || vars[0];
   const y = yId === "count" ? { id: "count", label: "count", kind: "count" } : byId.get(yId) || vars[0];
   const colorVar = color !== "none" && color !== "cohort" ? byId.get(color) : null;
-  const effectivePlot = y.id === "count" && plot !== "bars" ? "bars" : plot;
+  // A count has no distribution, nor a class a box: both drawn as bars of rows.
+  const categoricalY = y.id !== "count" && y.kind === "categorical";
+  const effectivePlot = (y.id === "count" && plot !== "bars") || (categoricalY && plot === "box") ? "bars" : plot;
 
   const result = useMemo(() => {
     if (!table.present || !active || !x) return null;
@@ -382,14 +389,14 @@ export default function DataExplorer() {
     for (let i = 0; i < table.n; i++) if (active.mask[i]) index.push(i);
     const xs = valuesOf(table, x, index);
     const ys = y.id === "count" ? index.map(() => 1) : valuesOf(table, y, index);
-    const cs = color === "none" ? null : color === "cohort" ? cohortLabels(active, compared, index) : colorVar ? valuesOf(table, colorVar, index) : null;
+    const membership = color === "cohort" ? cohortLabels(active, compared, index) : null;
+    const cs = color === "none" ? null : membership ? membership.values : colorVar ? valuesOf(table, colorVar, index) : null;
     const rowIds = index.map((i) => table.rowId[i]);
-    const cv = color === "cohort" ? { kind: "categorical", label: "cohort", categories: [] } : colorVar;
+    const cv = membership ? { kind: "categorical", label: "cohort", categories: membership.categories } : colorVar;
     return { n: index.length, ...explore({ x, y, color, plot: effectivePlot, xs, ys, cs, colorVar: cv, rowIds, yLabel: y.label }) };
   }, [table, active, compared, xId, yId, color, effectivePlot]);
 
   const options = vars.map((v) => ({ value: v.id, label: v.label }));
-  const categoricalY = y.id !== "count" && y.kind === "categorical";
   const plotName = {
     scatter: "Scatter of the rows",
     bars: y.id === "count" ? "Rows per group" : categoricalY ? "Rows per group and " + y.label : "Mean per group",
@@ -444,6 +451,7 @@ export default function DataExplorer() {
       ) : (
         <div>
           {y.id === "count" && plot !== "bars" ? <Note>A count is drawn as bars (rows per x group).</Note> : null}
+          {categoricalY && plot === "box" ? <Note>{y.label} is a class, not a number: drawn as bars of rows per x group and class.</Note> : null}
           {color === "cohort" && compared.filter((c) => c.key !== active.key).length === 0 ? (
             <Note>Choose cohorts to compare with in the header to colour the rows by their membership of them.</Note>
           ) : null}

@@ -1,7 +1,7 @@
 import { useContext, useMemo, useState } from "preact/hooks";
 import { Ctx } from "../context.js";
 import { Table, Scope, Section, Note, Warn } from "../ui.jsx";
-import { count, fmt } from "../format.js";
+import { count } from "../format.js";
 import { classificationMetrics, confusionMatrix, metricsFromCounts, pick, regressionMetrics, thresholded } from "../metrics.js";
 import { LabelledChart, binIndex, linspaceEdges } from "./DataExplorer.jsx";
 
@@ -39,6 +39,9 @@ function desiredOutcome(doc) {
         : d + " (a multiclass model has no positive label)";
   return text + " (desired_outcome: " + d + ")";
 }
+
+// A full-data figure's scope.
+const fullScope = (n) => (n ? "all " + count(n) + " test rows (full data)" : "no test rows (full data)");
 
 // The positions (in the table) of a cohort's carried rows.
 export function rowsOf(cohort, n) {
@@ -111,10 +114,27 @@ function cohortFigures(doc, table, cohort) {
   return { full: false, count: index.length, metrics };
 }
 
-// The blues of the old chart's cells: light for few rows, dark for many.
+// The blues of the old chart's cells: light for few rows, dark for many; the text black or
+// white, whichever contrasts more with the cell (WCAG's relative luminance).
+const BLUES = [
+  [247, 251, 255],
+  [198, 219, 239],
+  [107, 174, 214],
+  [33, 113, 181],
+  [8, 48, 107],
+];
 function shade(share) {
-  const light = 97 - 62 * share;
-  return "hsl(210, 60%, " + light.toFixed(0) + "%)";
+  const x = Math.min(1, Math.max(0, share)) * (BLUES.length - 1);
+  const i = Math.min(BLUES.length - 2, Math.floor(x));
+  const rgb = BLUES[i].map((c, k) => Math.round(c + (BLUES[i + 1][k] - c) * (x - i)));
+  const lin = rgb.map((c) => {
+    const v = c / 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  });
+  const lum = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+  const white = 1.05 / (lum + 0.05);
+  const black = (lum + 0.05) / 0.05;
+  return { background: "rgb(" + rgb.join(",") + ")", color: white > black ? "#fff" : "#000" };
 }
 
 function percent(n, total) {
@@ -130,9 +150,10 @@ function percent(n, total) {
 export function ConfusionTable({ cm, label }) {
   const max = Math.max(1, ...cm.matrix.flat());
   return (
-    <div class="table-wrap">
-      <table class="confusion" aria-label={label}>
-        <caption style={{ textAlign: "left" }}>rows: true class; columns: predicted; cells: rows (share of the true class)</caption>
+    // Focusable: a wide matrix scrolls sideways, and the keyboard must reach it.
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={label}>
+      <table class="confusion">
+        <caption style={{ textAlign: "left" }}>rows: true class; columns: predicted class</caption>
         <thead>
           <tr>
             <th scope="col" class="text">
@@ -157,7 +178,7 @@ export function ConfusionTable({ cm, label }) {
                   {String(cm.labels[i])}
                 </th>
                 {row.map((v) => (
-                  <td class="num" style={{ background: shade(v / max), color: v / max > 0.55 ? "#fff" : "#111", whiteSpace: "nowrap" }}>
+                  <td class="num" style={{ ...shade(v / max), whiteSpace: "nowrap" }}>
                     {count(v)} ({percent(v, total)})
                   </td>
                 ))}
@@ -298,9 +319,9 @@ function histogram10(values) {
   return { edges, counts };
 }
 
-function MetricsTable({ doc, table, compared, scope }) {
+function MetricsTable({ doc, table, compared, figures: all, scope }) {
   const names = (doc.model_overview && doc.model_overview.metric_names) || [];
-  const columns = compared.map((c) => ({ cohort: c, figures: cohortFigures(doc, table, c) }));
+  const columns = compared.map((c, i) => ({ cohort: c, figures: all[i] }));
   const header = [
     "Metric",
     ...columns.map(({ cohort, figures }) =>
@@ -320,10 +341,14 @@ function MetricsTable({ doc, table, compared, scope }) {
       <Table header={header} rows={rows} testid="metrics-table" />
       {columns.map(({ cohort, figures }) => (
         <p class="scope muted">
-          {cohort.name}: {figures ? (figures.full ? "all " + count(figures.count) + " test rows (full data)" : "computed in the page " + scope(cohort)) : "no figures (no rows carried)"}
+          {cohort.name}: {figures ? (figures.full ? fullScope(figures.count) : "computed in the page " + scope(cohort)) : "no figures (no rows carried)"}
         </p>
       ))}
-      <Note>n/a: undefined on these rows (e.g. precision with no predicted positive, recall with no positive row).</Note>
+      <Note>
+        n/a: undefined on these rows (
+        {doc.task_type === "regression" ? "e.g. R² on fewer than two rows, any metric on no rows" : "e.g. precision with no predicted positive, recall with no positive row"}
+        ).
+      </Note>
     </div>
   );
 }
@@ -405,6 +430,8 @@ export default function Overview() {
   const hasProbability = binary && table.present && table.column("probability").some((p) => p !== null && p !== undefined);
   // The probability histogram shows the threshold view's threshold.
   const [threshold, setThreshold] = useState(0.5);
+  // Not again when the threshold moves: only when the cohorts change.
+  const figures = useMemo(() => compared.map((c) => cohortFigures(doc, table, c)), [doc, table, compared]);
   const activeRows = useMemo(() => (table.present ? rowsOf(active, table.n) : []), [table, active]);
 
   let distribution = null;
@@ -426,7 +453,7 @@ export default function Overview() {
     let residualScope = null;
     if (active.view && active.view.residuals) {
       residuals = active.view.residuals;
-      residualScope = "all " + count(active.view.count) + " test rows of this cohort (full data)";
+      residualScope = fullScope(active.view.count);
     } else if (table.present) {
       const yt = pick(table.column("y_true"), activeRows);
       const yp = pick(table.column("y_pred"), activeRows);
@@ -458,13 +485,13 @@ export default function Overview() {
   const confusions =
     task === "regression"
       ? []
-      : compared.map((c) => {
-          const f = cohortFigures(doc, table, c);
+      : compared.map((c, i) => {
+          const f = figures[i];
           const cm = f && f.metrics.confusion_matrix;
           return (
-            <div data-testid="confusion" data-cohort={c.key} class="confusion-box">
+            <div data-testid="confusion" data-cohort={c.key} class="confusion-box" style={{ flex: "0 1 auto", minWidth: 0, maxWidth: "100%" }}>
               {compared.length > 1 ? <h4>Confusion matrix: {c.name}</h4> : <h3>Confusion matrix: {c.name}</h3>}
-              <p class="scope muted">{!f ? "no figures (no rows carried)" : f.full ? "all " + count(f.count) + " test rows (full data)" : scope(c)}</p>
+              <p class="scope muted">{!f ? "no figures (no rows carried)" : f.full ? fullScope(f.count) : scope(c)}</p>
               {cm && f.count ? <ConfusionTable cm={cm} label={"confusion matrix of " + c.name} /> : <Note>no rows</Note>}
             </div>
           );
@@ -476,11 +503,14 @@ export default function Overview() {
       {(doc.warnings || []).map((w) => (
         <Warn>{w}</Warn>
       ))}
-      <MetricsTable doc={doc} table={table} compared={compared} scope={scope} />
+      <MetricsTable doc={doc} table={table} compared={compared} figures={figures} scope={scope} />
       {confusions.length ? (
         <div>
           {confusions.length > 1 ? <h3>Confusion matrices, side by side</h3> : null}
-          <div class="grid confusions">{confusions}</div>
+          <div class="confusions" style={{ display: "flex", flexWrap: "wrap", gap: "0 2rem" }}>
+            {confusions}
+          </div>
+          <Note>Each cell of a confusion matrix: its rows and their share of the true class's rows.</Note>
         </div>
       ) : null}
       {distribution}
