@@ -290,13 +290,19 @@ def run(workdir: Path, sizes: list[int], loads: int, dashboard_rows: int | None)
 
 
 def commit() -> str:
-    """The checkout measured: its commit, "+" when the page's files differ from it."""
+    """The code measured (the rai_audit imported, whose page template gather renders): its
+    commit, "+" when its page or steps differ from it."""
+    import rai_audit
+
+    where = Path(rai_audit.__file__).parent
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=where).stdout.strip()
 
-    changed = git("status", "--porcelain", "--", "components/rai_audit/report", "components/rai_audit/steps")
-    return git("rev-parse", "--short", "HEAD") + ("+ (page or steps changed locally)" if changed else "")
+    changed = git("status", "--porcelain", "--", "report", "steps")
+    return (
+        git("rev-parse", "--short", "HEAD") + ("+ (page or steps changed locally)" if changed else "") + f" ({where})"
+    )
 
 
 def targets(results: list[dict[str, Any]]) -> list[str]:
