@@ -208,7 +208,8 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
     const header = [colorName || "rows", "rows drawn", "mean of " + x.label, "mean of " + yLabel];
     const rows = order.map((k) => {
       const c = cells.get(k);
-      return [k, c.n, numericKind(x) ? c.sx / c.n : null, numericKind(y) ? c.sy / c.n : null];
+      const mx = numericKind(x) ? c.sx / c.n : null;
+      return [k, c.n, x.kind === "datetime" && mx !== null ? isoDay(mx) : mx, numericKind(y) ? c.sy / c.n : null];
     });
     const type = (v) => (v.kind === "categorical" ? "nominal" : axisType(v));
     const colorEnc = cs
@@ -223,8 +224,8 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
           data: { values: points },
           mark: { type: "point", filled: true, size: 24, opacity: 0.55 },
           encoding: {
-            x: { field: "x", type: type(x), title: xTitle, scale: numericKind(x) ? { zero: false } : undefined },
-            y: { field: "y", type: type(y), title: yLabel, scale: numericKind(y) ? { zero: false } : undefined },
+            x: { field: "x", type: type(x), title: xTitle, scale: x.kind === "numeric" ? { zero: false } : undefined },
+            y: { field: "y", type: type(y), title: yLabel, scale: y.kind === "numeric" ? { zero: false } : undefined },
             color: colorEnc,
             tooltip: [
               { field: "row", title: "row", type: "quantitative" },
@@ -377,7 +378,8 @@ export default function DataExplorer() {
   const [plot, setPlot] = useState("bars");
 
   const x = byId.get(xId) || vars[0];
-  const y = yId === "count" ? { id: "count", label: "count", kind: "count" } : byId.get(yId) || vars[0];
+  const yVar = byId.get(yId);
+  const y = yId === "count" || !yVar || yVar.kind === "datetime" ? { id: "count", label: "count", kind: "count" } : yVar;
   const colorVar = color !== "none" && color !== "cohort" ? byId.get(color) : null;
   // A count has no distribution, nor a class a box: both drawn as bars of rows.
   const categoricalY = y.id !== "count" && y.kind === "categorical";
@@ -397,6 +399,8 @@ export default function DataExplorer() {
   }, [table, active, compared, xId, yId, color, effectivePlot]);
 
   const options = vars.map((v) => ({ value: v.id, label: v.label }));
+  // A date has no mean: datetime columns are x or colour only.
+  const yOptions = vars.filter((v) => v.kind !== "datetime").map((v) => ({ value: v.id, label: v.label }));
   const plotName = {
     scatter: "Scatter of the rows",
     bars: y.id === "count" ? "Rows per group" : categoricalY ? "Rows per group and " + y.label : "Mean per group",
@@ -424,7 +428,7 @@ export default function DataExplorer() {
       </Note>
       <div class="controls" role="group" aria-label="data explorer axes">
         <Select label="x" name="x" value={x ? x.id : ""} options={options} onChange={setX} />
-        <Select label="y" name="y" value={y.id} options={[...options, { value: "count", label: "count (rows)" }]} onChange={setY} />
+        <Select label="y" name="y" value={y.id} options={[...yOptions, { value: "count", label: "count (rows)" }]} onChange={setY} />
         <Select
           label="colour"
           name="color"
