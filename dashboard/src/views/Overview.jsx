@@ -1,7 +1,7 @@
 import { useContext, useMemo, useState } from "preact/hooks";
 import { Ctx } from "../context.js";
 import { Table, Scope, Section, Note, Warn } from "../ui.jsx";
-import { count } from "../format.js";
+import { count, fmt as fmtFigure } from "../format.js";
 import { classificationMetrics, confusionMatrix, metricsFromCounts, pick, regressionMetrics, thresholded } from "../metrics.js";
 import { LabelledChart, binIndex, linspaceEdges } from "./DataExplorer.jsx";
 
@@ -319,6 +319,15 @@ function histogram10(values) {
   return { edges, counts };
 }
 
+// A tree node's or heatmap cell's full-data error, which error analysis computed on every test row.
+function errorAnalysisFigure(doc, cohort) {
+  const known = cohort.node || cohort.cell;
+  if (!known || known.error_rate === undefined) return "";
+  const ea = doc.error_analysis || {};
+  const what = ea.error_metric && ea.error_metric !== "error_rate" ? "mean absolute error" : "error rate";
+  return "; on all " + count(known.count) + " test rows error analysis gives it an " + what + " of " + fmtFigure(known.error_rate);
+}
+
 function MetricsTable({ doc, table, compared, figures: all, scope }) {
   const names = (doc.model_overview && doc.model_overview.metric_names) || [];
   const columns = compared.map((c, i) => ({ cohort: c, figures: all[i] }));
@@ -342,6 +351,7 @@ function MetricsTable({ doc, table, compared, figures: all, scope }) {
       {columns.map(({ cohort, figures }) => (
         <p class="scope muted">
           {cohort.name}: {figures ? (figures.full ? fullScope(figures.count) : "computed in the page " + scope(cohort)) : "no figures (no rows carried)"}
+          {figures && !figures.full ? errorAnalysisFigure(doc, cohort) : ""}
         </p>
       ))}
       <Note>
