@@ -5,6 +5,7 @@ import { errorColour, textColour } from "../scale.js";
 import { Table } from "../ui.jsx";
 import { Chart } from "../chart.jsx";
 import { filterKey } from "../cohorts.js";
+import { metricsFromCounts } from "../metrics.js";
 
 const NODE_W = 150;
 const NODE_H = 58;
@@ -48,7 +49,7 @@ function visibleOrder(nodes, collapsed) {
 // What a node shows, then its full path (a screen reader's name includes the visible text).
 function nodeLabel(n, rateName) {
   const own = n.condition ? filterText(n.condition) : "All data";
-  return short(own, 21) + " · " + count(n.count) + " rows · " + fmt(n.error_rate) + ". Path: " + filterText(n.filter) + ": " + count(n.count) + " rows, " + rateName + " " + fmt(n.error_rate) + ", " + fmt(n.error_share * 100) + "% of all errors";
+  return short(own, 21) + " " + count(n.count) + " rows · " + fmt(n.error_rate) + ". Path: " + filterText(n.filter) + ": " + count(n.count) + " rows, " + rateName + " " + fmt(n.error_rate) + ", " + fmt(n.error_share * 100) + "% of all errors";
 }
 
 function ErrorTree({ ea, rateName }) {
@@ -134,6 +135,7 @@ function ErrorTree({ ea, rateName }) {
         width={W}
         height={H}
         viewBox={"0 0 " + W + " " + H}
+        style={{ width: "100%", maxWidth: W + "px", minWidth: Math.round(0.75 * W) + "px", height: "auto" }}
         class="error-tree"
       >
         {order
@@ -183,7 +185,7 @@ function ErrorTree({ ea, rateName }) {
               <title>{nodeLabel(n, rateName)}</title>
               <rect class="box" width={NODE_W} height={NODE_H} rx="5" fill={fill} />
               <text x="7" y="16" fill={ink} class="cond">
-                {short(own, 21) + " · "}
+                {short(own, 21) + " "}
               </text>
               <text x="7" y="32" fill={ink}>
                 {count(n.count) + " rows · " + fmt(n.error_rate)}
@@ -320,6 +322,51 @@ function Heatmap({ ea, rateName }) {
   );
 }
 
+const NODE_METRICS = ["accuracy_score", "error_rate", "balanced_accuracy_score", "precision_score", "recall_score", "f1_score", "selection_rate", "false_positive_rate", "false_negative_rate"];
+
+// The selected node or cell: its figures on all test rows (from the error analysis), and its
+// label metrics from the node's confusion matrix where the bundle has it.
+function Selected({ ea, rateName }) {
+  const ctx = useContext(Ctx);
+  const { active, doc, table } = ctx;
+  const key = filterKey(active.filter);
+  const node = active.node || (active.source !== "all" ? ea.tree.nodes.find((n) => n.filter && filterKey(n.filter) === key) : null);
+  const item = node || active.cell;
+  if (!item) return null;
+  const what = node ? "Selected node " + node.id : "Selected heatmap cell";
+  let metrics = null;
+  const cm = node && node.confusion_matrix;
+  if (cm) {
+    const p = doc.positive_label !== null && doc.positive_label !== undefined ? cm.labels.indexOf(doc.positive_label) : -1;
+    const all = metricsFromCounts(cm.matrix, p >= 0 ? p : null);
+    // (error_rate is in the figures above already.)
+    metrics = NODE_METRICS.filter((m) => m in all && m !== "error_rate").map((m) => [m, all[m]]);
+  }
+  return (
+    <div class="selected-item" data-testid="error-selection">
+      <h3>{what}</h3>
+      <p>
+        <code>{filterText(active.filter)}</code>
+      </p>
+      <Table
+        header={["Figure", "value"]}
+        rows={[
+          ["rows", item.count],
+          ["errors" + (ea.error_metric === "error_rate" ? "" : " (sum of absolute errors)"), item.error_sum],
+          [rateName, item.error_rate],
+          ["share of all errors", item.error_share],
+          ...(metrics || []),
+        ]}
+        testid="error-selection-figures"
+      />
+      <p class="scope muted">
+        on all {count(ea.n_rows)} test rows (the error analysis{metrics ? "'s counts" : ""})
+        {table.present ? "; the page's other views compute on its " + count(active.size) + " carried rows" : ""}
+      </p>
+    </div>
+  );
+}
+
 export default function ErrorAnalysis() {
   const ctx = useContext(Ctx);
   const { doc } = ctx;
@@ -358,6 +405,7 @@ export default function ErrorAnalysis() {
       </p>
       <Legend overall={overall} rateName={rateName} />
       <ErrorTree ea={ea} rateName={rateName} />
+      <Selected ea={ea} rateName={rateName} />
       {ea.heatmap ? (
         <>
           <h3>Heatmap: {rateName} by {ea.heatmap.axes.map((a) => a.feature).join(" × ")}</h3>
