@@ -433,3 +433,209 @@ def test_the_command_refuses_before_serving(subject, tmp_path, capsys):
     (copy / "meta.json").write_text("{}")
     assert main(["dashboard", str(copy), "--no-browser"]) == 2
     assert "does not match its manifest" in capsys.readouterr().err
+
+
+# --- the page, live, in Chromium (Playwright) ---------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LOCAL_SCHEMES = ("data:", "blob:", "about:")
+READY = "() => document.body.dataset.ready === '1'"
+NOT_WIRED = (
+    "the page has no {what}: dashboard/src/app.jsx must import views/WhatIf.jsx (tab `what-if`) and "
+    "views/LiveCohort.jsx (in <main>), and templates/dashboard.js be rebuilt (make dashboard)"
+)
+
+
+def _wired(page, selector: str, what: str) -> None:
+    if page.locator(selector).count() == 0:
+        pytest.fail(NOT_WIRED.format(what=what))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed: run scripts/install-system-deps.sh (make test does)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+class LivePage:
+    """The served page in a fresh browser context, with its errors and requests."""
+
+    def __init__(self, browser, url: str):
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(url)
+        self.page.wait_for_function(READY, timeout=30_000)
+
+    def what_if(self) -> None:
+        _wired(self.page, "#tab-what-if", "What-if tab")
+        self.page.click("#tab-what-if")
+        self.page.wait_for_selector("[data-testid=whatif-live]", timeout=20_000)
+
+    def idle(self) -> None:
+        """No answer pending (edits are sent after a short pause)."""
+        self.page.wait_for_timeout(400)
+        self.page.wait_for_function(
+            "() => document.querySelector('[data-testid=whatif-live]').dataset.busy === '0'", timeout=30_000
+        )
+
+    def check(self, origin: str) -> None:
+        assert not self.errors, self.errors
+        foreign = [u for u in self.requests if not u.startswith((origin, *LOCAL_SCHEMES))]
+        assert not foreign, foreign
+
+
+@pytest.fixture
+def live_page(browser, server):
+    pages: list[LivePage] = []
+
+    def opener() -> LivePage:
+        pages.append(LivePage(browser, server.url))
+        return pages[-1]
+
+    yield opener
+    for opened in pages:
+        opened.check(f"http://127.0.0.1:{server.port}/")
+        opened.context.close()
+
+
+def _wait_for_row(page, row: dict[str, Any]) -> None:
+    """Until the shown prediction is that of ``row`` (the page says which row it answered for)."""
+    page.wait_for_function(
+        """want => { const p = document.querySelector('[data-testid=whatif-prediction]');
+            return p && JSON.stringify(JSON.parse(p.dataset.row)) === JSON.stringify(want); }""",
+        arg=row,
+        timeout=30_000,
+    )
+
+
+def test_page_edits_a_row_and_shows_the_models_prediction(live_page, subject):
+    shown = live_page()
+    page = shown.page
+    shown.what_if()
+    row_id = int(page.eval_on_selector("select[name=row] option:nth-child(3)", "o => o.value"))
+    page.select_option("select[name=row]", str(row_id))
+    shown.idle()
+    page.fill("input[name='feature-age']", "61")
+    page.fill("input[name='feature-hours-per-week']", "60")
+    page.select_option("select[name='feature-occupation']", label="Exec-managerial")
+    edited = subject.row(row_id, age=61, occupation="Exec-managerial", **{"hours-per-week": 60})
+    _wait_for_row(page, edited)
+    shown.idle()
+    expected = subject.model.predict_proba(subject.frame([edited]))[0]
+    cells = page.eval_on_selector_all(
+        "[data-testid=whatif-probabilities] tbody tr",
+        "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].dataset.value, r.cells[1].textContent])",
+    )
+    assert [c[0] for c in cells] == list(subject.model.classes_)
+    np.testing.assert_allclose([float(c[1]) for c in cells], expected, rtol=1e-12)
+    assert [c[2] for c in cells] == [f"{p:.4g}" for p in expected]
+    predicted = subject.model.predict(subject.frame([edited]))[0]
+    assert page.inner_text("[data-testid=whatif-predicted]") == predicted
+    # The explanation shown is the edited row's: the age contribution changes with age.
+    contributions = dict(
+        page.eval_on_selector_all(
+            "[data-testid=whatif-explanation] tbody tr",
+            "rows => rows.map(r => [r.cells[0].textContent, r.cells[2].textContent])",
+        )
+    )
+    assert set(contributions) == set(subject.features)
+    assert "age" in page.inner_text("[data-testid=whatif-changed]")
+
+
+def test_page_finds_counterfactuals_of_the_edited_row(live_page, subject):
+    shown = live_page()
+    page = shown.page
+    shown.what_if()
+    row_id = int(page.eval_on_selector("select[name=row]", "s => s.value"))
+    shown.idle()
+    page.fill("input[name='feature-capital-loss']", "1000")
+    edited = subject.row(row_id, **{"capital-loss": 1000})
+    _wait_for_row(page, edited)
+    page.click("[data-testid=whatif-cf-run]")
+    page.wait_for_selector("[data-testid=whatif-cf-status]", timeout=60_000)
+    before = subject.model.predict(subject.frame([edited]))[0]
+    cfs = page.eval_on_selector_all(
+        "tr[data-counterfactual]", "rows => rows.map(r => JSON.parse(r.dataset.counterfactual))"
+    )
+    shown_predictions = page.eval_on_selector_all(
+        "tr[data-counterfactual] td:first-of-type", "cs => cs.map(c => c.textContent)"
+    )
+    assert cfs, page.inner_text("[data-testid=whatif-cf-status]")
+    again = subject.model.predict(subject.frame(cfs))
+    assert (again != before).all() and shown_predictions == again.tolist()
+    for cf in cfs:
+        assert all(cf[f] == edited[f] for f in SENSITIVE)
+
+
+def test_page_evaluates_a_built_cohort_on_every_test_row(live_page, subject):
+    shown = live_page()
+    page = shown.page
+    page.click("#tab-cohorts")
+    editor = page.locator("[data-testid=cohort-editor]")
+    editor.locator("select[name=column]").nth(0).select_option("age")
+    editor.locator("select[name=op]").nth(0).select_option(">=")
+    editor.locator("input[name=value]").nth(0).fill("30")
+    editor.locator("[data-testid=add-condition]").first.click()
+    editor.locator("select[name=column]").nth(1).select_option("hours-per-week")
+    editor.locator("select[name=op]").nth(1).select_option(">=")
+    editor.locator("input[name=value]").nth(1).fill("40")
+    editor.locator("input[name=cohort-name]").fill("Older full-timers")
+    editor.locator("[data-testid=save-cohort]").click()
+    assert page.inner_text("[data-testid=active-cohort]").strip() == "Older full-timers"
+    _wired(page, "[data-testid=live-cohort]", "live cohort panel")
+    page.click("[data-testid=live-cohort] summary")
+    page.click("[data-testid=live-cohort-run]")
+    page.wait_for_selector("[data-testid=live-cohort-result]", timeout=60_000)
+    asked = json.loads(page.get_attribute("[data-testid=live-cohort-result]", "data-filter"))
+    assert asked == {
+        "and": [{"column": "age", "op": ">=", "value": 30}, {"column": "hours-per-week", "op": ">=", "value": 40}]
+    }
+    rows = _cohort_rows(subject.test)
+    X, y = subject.frame(subject.test[subject.features].to_dict("records")), subject.test["income"].to_numpy()
+    predicted = subject.model.predict(X)
+    proba = subject.model.predict_proba(X)[:, 1]
+    truth, chosen = y[rows] == POSITIVE, predicted[rows] == POSITIVE
+    expected = {
+        "accuracy": skm.accuracy_score(truth, chosen),
+        "error rate": 1 - skm.accuracy_score(truth, chosen),
+        "precision": skm.precision_score(truth, chosen),
+        "recall": skm.recall_score(truth, chosen),
+        "f1": skm.f1_score(truth, chosen),
+        "roc auc": skm.roc_auc_score(truth, proba[rows]),
+        "log loss": skm.log_loss(truth, proba[rows]),
+    }
+    table = dict(
+        page.eval_on_selector_all(
+            "[data-testid=live-cohort-metrics] tbody tr",
+            "rows => rows.map(r => [r.cells[0].textContent, r.cells[1].textContent])",
+        )
+    )
+    for name, value in expected.items():
+        assert table[name] == f"{value:.4g}", (name, table[name], value)
+    assert f"{rows.sum():,} of all 2,000 test rows" in page.inner_text("[data-testid=live-cohort-count]")
+
+
+def test_static_page_says_how_to_go_live_and_asks_nothing(browser, subject):
+    context = browser.new_context()
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((subject.bundle / "dashboard.html").as_uri())
+    page.wait_for_function(READY, timeout=30_000)
+    _wired(page, "#tab-what-if", "What-if tab")
+    page.click("#tab-what-if")
+    assert "rai-audit dashboard" in page.inner_text("[data-testid=whatif-static]")
+    assert page.locator("[data-testid=live-cohort]").count() == 0
+    assert all(u.startswith(("file:", *LOCAL_SCHEMES)) for u in requests), requests
+    context.close()
