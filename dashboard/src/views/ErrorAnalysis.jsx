@@ -330,10 +330,18 @@ function Selected({ ea, rateName }) {
   const ctx = useContext(Ctx);
   const { active, doc, table } = ctx;
   const key = filterKey(active.filter);
-  const node = active.node || (active.source !== "all" ? ea.tree.nodes.find((n) => n.filter && filterKey(n.filter) === key) : null);
+  // Shown for every cohort (All data: the root), so selecting does not move the page.
+  const node = active.node || (active.source === "all" ? ea.tree.nodes[0] : ea.tree.nodes.find((n) => n.filter && filterKey(n.filter) === key));
   const item = node || active.cell;
-  if (!item) return null;
-  const what = node ? "Selected node " + node.id : "Selected heatmap cell";
+  if (!item) {
+    return (
+      <div class="selected-item" data-testid="error-selection">
+        <h3>Selected: {active.name}</h3>
+        <p class="muted">Not a node of the tree nor a cell of the heatmap: select one to see its figures on all test rows.</p>
+      </div>
+    );
+  }
+  const what = node ? (node.id === 0 ? "Selected: the root (all data)" : "Selected node " + node.id) : "Selected heatmap cell";
   let metrics = null;
   const cm = node && node.confusion_matrix;
   if (cm) {
