@@ -243,7 +243,13 @@ export default function CohortEditor() {
         Filter: <code>{filter ? filterText(filter) : "–"}</code>
       </p>
       <p data-testid="editor-count" aria-live="polite">
-        {problem === "a value is missing" ? "enter a value" : problem ? problem : count(size) + " of the " + count(table.n) + " carried rows"}
+        {!table.present
+          ? "this page carries no rows: the next run computes the cohort on all test rows"
+          : problem === "a value is missing"
+            ? "enter a value"
+            : problem
+              ? problem
+              : count(size) + " of the " + count(table.n) + " carried rows"}
       </p>
       <p class="scope muted">{table.sampled ? "The page carries a sample of " + count(table.n) + " of the " + count(table.of) + " test rows." : "The page carries all " + count(table.of) + " test rows."}</p>
       <div class="save">
