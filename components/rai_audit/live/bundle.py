@@ -244,6 +244,8 @@ class LiveAudit:
 
         self.fns = _metric_fns(self.audit)
         _ = self.audit.cohort_frame, self.audit.sensitive_groups, self.audit.metric_labels, self.audit.proba
+        self._info: dict[str, Any] | None = None
+        self.info()
 
     # -- setup --------------------------------------------------------------------------------------
 
@@ -321,40 +323,48 @@ class LiveAudit:
     # -- answers ------------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
+        """What the page offers (computed once: the ranges and values of every feature)."""
+        if self._info is None:
+            self._info = self._describe()
+        return self._info
+
+    def _describe(self) -> dict[str, Any]:
         meta = self.meta
         categorical = set(meta["categorical_features"])
         data = self.audit.features
         if self.train is not None:
             data = pd.concat([data, self.train[meta["features"]]], ignore_index=True)
         search = self.search
-        return {
-            "live": True,
-            "run_id": meta["run_id"],
-            "task_type": meta["task_type"],
-            "target_column": meta["target_column"],
-            "classes": meta["classes"],
-            "positive_label": meta["positive_label"],
-            "n_test": len(self.audit.predictions),
-            "model_features": self.model_features,
-            "features": [feature_info(f, data[f], f in categorical) for f in self.model_features],
-            "sensitive_features": meta["sensitive_features"],
-            "available": {
-                "predict": self.model is not None,
-                "explain": self.explainer is not None,
-                "counterfactuals": search is not None,
-                "cohort": True,
-            },
-            "explanation": None if self.explainer is None else {"method": self.explainer.method},
-            "counterfactual": None
-            if search is None
-            else {
-                "engine": search.options.engine,
-                "method": search.options.method,
-                "total_CFs": search.options.total_CFs,
-                "aim": search.aim,
-                "held_fixed": search.held,
-            },
-        }
+        return A.to_jsonable(
+            {
+                "live": True,
+                "run_id": meta["run_id"],
+                "task_type": meta["task_type"],
+                "target_column": meta["target_column"],
+                "classes": meta["classes"],
+                "positive_label": meta["positive_label"],
+                "n_test": len(self.audit.predictions),
+                "model_features": self.model_features,
+                "features": [feature_info(f, data[f], f in categorical) for f in self.model_features],
+                "sensitive_features": meta["sensitive_features"],
+                "available": {
+                    "predict": self.model is not None,
+                    "explain": self.explainer is not None,
+                    "counterfactuals": search is not None,
+                    "cohort": True,
+                },
+                "explanation": None if self.explainer is None else {"method": self.explainer.method},
+                "counterfactual": None
+                if search is None
+                else {
+                    "engine": search.options.engine,
+                    "method": search.options.method,
+                    "total_CFs": search.options.total_CFs,
+                    "aim": search.aim,
+                    "held_fixed": search.held,
+                },
+            }
+        )
 
     def _require_model(self) -> Any:
         if self.model is None:

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
@@ -197,14 +198,14 @@ def create_app(
         return endpoint
 
     async def show_page(request: Request) -> Response:
-        path = bundle_file(live.bundle, page.name, live.manifest)
+        path = await run_in_threadpool(bundle_file, live.bundle, page.name, live.manifest)  # hashes the file
         if path is None:
             raise Refused(404, "the bundle's dashboard.html is missing or was changed after the server started")
         return FileResponse(path, media_type="text/html", headers={"content-security-policy": PAGE_POLICY})
 
     async def show_file(request: Request) -> Response:
         relative = request.path_params["path"]
-        path = bundle_file(live.bundle, relative, live.manifest)
+        path = await run_in_threadpool(bundle_file, live.bundle, relative, live.manifest)
         if path is None:
             raise Refused(404, "no such file in the bundle (only files its manifest lists are served)")
         return FileResponse(path, headers={"content-disposition": "attachment"})
