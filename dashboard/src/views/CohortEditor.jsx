@@ -95,6 +95,41 @@ export function groupsFilter(groups, columns) {
   return ands.length === 1 ? ands[0] : { or: ands };
 }
 
+// A leaf's value as the editor's text: lists comma-separated (as JSON when a value holds a comma).
+function valueInput(value) {
+  if (!Array.isArray(value)) return String(value);
+  return value.some((v) => String(v).includes(",")) ? JSON.stringify(value) : value.map(String).join(", ");
+}
+
+function leafCondition(leaf) {
+  if (leaf.value === null || leaf.value === undefined) return { column: leaf.column, op: leaf.op === "==" ? "missing" : "not missing", value: "" };
+  return { column: leaf.column, op: leaf.op, value: valueInput(leaf.value) };
+}
+
+// A filter as OR-groups of AND-conditions, when it has that form (a tree node's path, a
+// heatmap cell, most cohort files); null otherwise.
+export function filterGroups(filter) {
+  if (!filter) return null;
+  const isLeaf = (f) => f && f.column !== undefined;
+  const andGroup = (f) => (isLeaf(f) ? [leafCondition(f)] : f.and && f.and.every(isLeaf) ? f.and.map(leafCondition) : null);
+  if (filter.or) {
+    const groups = filter.or.map(andGroup);
+    return groups.every(Boolean) ? groups : null;
+  }
+  if (filter.and && !filter.and.every(isLeaf)) {
+    // and of ors is not of the editor's form; and of a nested and is flattened
+    const flat = [];
+    for (const f of filter.and) {
+      if (isLeaf(f)) flat.push(leafCondition(f));
+      else if (f.and && f.and.every(isLeaf)) flat.push(...f.and.map(leafCondition));
+      else return null;
+    }
+    return [flat];
+  }
+  const g = andGroup(filter);
+  return g ? [g] : null;
+}
+
 const newCondition = (columns) => ({ column: columns[0] ? columns[0].name : "", op: "==", value: "" });
 
 function Condition({ cond, columns, onChange, onRemove, id }) {
@@ -197,6 +232,12 @@ export default function CohortEditor() {
   const json = exportText(exported);
   const href = "data:application/json;charset=utf-8," + encodeURIComponent(json);
 
+  const fromActive = filterGroups(ctx.active.filter);
+  const known = (groups) => groups.every((g) => g.every((c) => columns.some((col) => col.name === c.column)));
+  const startFromActive = () => {
+    setGroups(fromActive);
+    setName(ctx.active.name + " (edited)");
+  };
   const update = (gi, ci, cond) => setGroups(groups.map((g, i) => (i !== gi ? g : g.map((c, j) => (j === ci ? cond : c)))));
   const remove = (gi, ci) => setGroups(groups.map((g, i) => (i !== gi ? g : g.filter((_, j) => j !== ci))).filter((g) => g.length));
   const save = () => {
@@ -223,6 +264,14 @@ export default function CohortEditor() {
         the active cohort of every view, computed on the rows this page carries; export it as a cohort file for the next run
         to compute it on all test rows.
       </p>
+      {fromActive && known(fromActive) ? (
+        <p>
+          <button type="button" data-testid="edit-active" onClick={startFromActive}>
+            Start from the active cohort
+          </button>{" "}
+          <span class="muted">({ctx.active.name}: {filterText(ctx.active.filter)})</span>
+        </p>
+      ) : null}
       <div class="groups">
         {groups.map((g, gi) => (
           <fieldset class="or-group">
