@@ -374,6 +374,11 @@ def test_it_listens_on_loopback_only_by_default(server):
     assert "do not share it" in server.said[-1]
 
 
+def test_in_a_notebook_the_page_shows_inline(server):
+    frame = server._repr_html_()
+    assert frame.startswith(f'<iframe src="http://127.0.0.1:{server.port}/?token={server.token}"')
+
+
 def test_a_tampered_bundle_is_refused_at_start(subject, tmp_path):
     for name, change in [
         (

@@ -281,7 +281,11 @@ def url_host(host: str) -> str:
 
 
 def accepted_hosts(host: str) -> list[str]:
-    """Host header values to accept: the address bound, and localhost for a loopback one."""
+    """Host header values to accept: the address bound, and localhost for a loopback one; any
+    name for a wildcard address (--allow-remote), whose clients use names this cannot know
+    (the token still guards every request)."""
+    if host in ("0.0.0.0", "::"):
+        return ["*"]
     hosts = [url_host(host), host]
     if is_loopback(host):
         hosts += ["127.0.0.1", "localhost", "[::1]"]
