@@ -418,6 +418,35 @@ def test_a_fetched_audit_is_verified_against_the_archive_manifest(subject, tmp_p
         locate_bundle(fetched)
 
 
+def test_an_archived_audit_is_fetched_and_verified_first(subject, tmp_path, monkeypatch):
+    """`rai-audit dashboard s3://...`: the audit published to a local SeaweedFS (127.0.0.1),
+    fetched as `audits fetch` fetches it; one whose archived copy was changed is refused."""
+    import io
+
+    from rai_audit.archive import publish_audit
+    from rai_audit.live.bundle import locate_bundle
+    from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_SECRET, storage_down, storage_up
+
+    settings = storage_up(tmp_path / "storage")
+    try:
+        for name, value in ((ENV_ENDPOINT, settings.endpoint), (ENV_ACCESS, settings.access_key)):
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv(ENV_SECRET, settings.secret_key)
+        prefix = publish_audit(settings, "rai-audit", bundle_dir=subject.bundle, model_name="adult", model_version="1")
+        bundle, what = locate_bundle(f"s3://rai-audit/{prefix}", tmp_path / "one")
+        assert what == f"archived audit s3://rai-audit/{prefix} (fetched and verified)"
+        assert (bundle / "insights.json").read_bytes() == (subject.bundle / "insights.json").read_bytes()
+        assert (bundle / "constructor" / "model" / "model.joblib").is_file()  # the model travels with the audit
+        changed = b'{"cohorts": []}'
+        settings.client().put_object(
+            "rai-audit", f"{prefix}/dashboard/insights.json", io.BytesIO(changed), len(changed)
+        )
+        with pytest.raises(ArtifactIntegrityError, match="the archive was changed"):
+            locate_bundle(f"s3://rai-audit/{prefix}", tmp_path / "two")
+    finally:
+        storage_down(tmp_path / "storage")
+
+
 def test_nothing_is_written(server, subject):
     """After every request above, the bundle is as it was written."""
     A.verify_manifest(subject.bundle)
