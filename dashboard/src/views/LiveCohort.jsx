@@ -28,15 +28,21 @@ function Figures({ result, task }) {
       <p data-testid="live-cohort-count">
         {count(result.count)} of all {count(result.of)} test rows; {error[0]} <strong data-testid="live-cohort-error">{fmt(error[1])}</strong>.
       </p>
-      <Table header={["Metric", "value"]} rows={names.map((n) => [metricName(n), m[n]])} testid="live-cohort-metrics" />
-      {m.confusion_matrix ? (
-        <Table
-          caption="Confusion matrix (rows: true class, columns: predicted class)"
-          header={["true \\ predicted", ...m.confusion_matrix.labels.map(String)]}
-          rows={m.confusion_matrix.matrix.map((r, i) => [String(m.confusion_matrix.labels[i]), ...r])}
-          testid="live-cohort-confusion"
-        />
-      ) : null}
+      <div class="grid">
+        <div>
+          <Table header={["Metric", "value"]} rows={names.map((n) => [metricName(n), m[n]])} testid="live-cohort-metrics" />
+        </div>
+        {m.confusion_matrix ? (
+          <div>
+            <Table
+              caption="Confusion matrix (rows: true class, columns: predicted class)"
+              header={["true \\ predicted", ...m.confusion_matrix.labels.map(String)]}
+              rows={m.confusion_matrix.matrix.map((r, i) => [String(m.confusion_matrix.labels[i]), ...r])}
+              testid="live-cohort-confusion"
+            />
+          </div>
+        ) : null}
+      </div>
       {result.fairness.map((entry) => (
         <div data-testid="live-cohort-fairness" data-features={entry.features.join(" & ")}>
           <h4>Fairness within the cohort across {entry.features.join(" × ")}</h4>

@@ -79,8 +79,8 @@ function contributionSpec(rows, label) {
 }
 
 // One feature's input, typed from the data: a number with its range, or one of its values.
-function FeatureInput({ spec, value, text, changed, onNumber, onChoice }) {
-  const id = "whatif-" + spec.name.replace(/[^A-Za-z0-9_-]/g, "_");
+function FeatureInput({ spec, position, value, text, changed, onNumber, onChoice }) {
+  const id = "whatif-feature-" + position; // feature names may hold any character
   if (spec.kind === "numeric") {
     const range = spec.min === null ? "" : fmt(spec.min) + " to " + fmt(spec.max);
     const outside = typeof value === "number" && spec.min !== null && (value < spec.min || value > spec.max);
@@ -459,9 +459,10 @@ function LiveView({ live, table, active, rowId, onPick }) {
               </button>
             </p>
             <form class="whatif-form" data-testid="whatif-form" onSubmit={(e) => e.preventDefault()}>
-              {specs.map((s) => (
+              {specs.map((s, i) => (
                 <FeatureInput
                   spec={s}
+                  position={i}
                   value={values[s.name]}
                   text={texts[s.name] ?? ""}
                   changed={changed.includes(s.name)}
