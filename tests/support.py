@@ -107,3 +107,22 @@ def page_data(page: Path) -> dict[str, Any]:
         '<script type="application/json" id="rai-data">'
     )
     return json.loads(html[start : html.index("</script>", start)])
+
+
+def shown_text(page: Path, tab: str) -> str:
+    """The text a tab of a dashboard.html shows, as headless Chromium draws it."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            view = browser.new_page()
+            view.goto(page.resolve().as_uri())
+            view.wait_for_function("document.body.dataset.ready === '1'")
+            view.click(f"#tab-{tab}")
+            return view.inner_text(f"#panel-{tab}")
+        finally:
+            browser.close()

@@ -165,7 +165,7 @@ function ErrorTree({ ea, rateName }) {
             <g
               role="treeitem"
               data-node-id={n.id}
-              tabIndex={id === focus ? 0 : -1}
+              tabindex={id === focus ? 0 : -1}
               aria-selected={selected ? "true" : "false"}
               aria-expanded={n.leaf ? undefined : collapsed.has(id) ? "false" : "true"}
               aria-level={n.depth + 1}
