@@ -29,6 +29,11 @@ export function fmt(v) {
   if (Number.isNaN(v)) return "n/a";
   // Whole numbers as they are (JSON does not tell 3.0 from 3), up to 1e15 (2.5e+20 stays short).
   if ((Number.isInteger(v) && Math.abs(v) < 1e15) || !isFinite(v)) return String(v);
+  // As the PDF (report/dashboard.py's _fmt): 12,280 rather than 1.228e+04, still 4 significant digits.
+  if (Math.abs(v) >= 1e4 && Math.abs(v) < 1e15) {
+    const unit = Math.pow(10, Math.floor(Math.log10(Math.abs(v))) - 3);
+    return count(Math.round(v / unit) * unit);
+  }
   return formatG(v, 4);
 }
 

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import ERROR, all_of, cohort_masks, filter_mask, load_cohorts
-from rai_audit.report.dashboard import _filter_text
+from rai_audit.report.dashboard import _filter_text, _fmt
 from rai_audit.steps.causal import CausalOptions, run_causal
 from rai_audit.steps.counterfactual import CounterfactualOptions, run_counterfactual
 from rai_audit.steps.error_analysis import ErrorAnalysisOptions, run_error_analysis
@@ -117,8 +117,8 @@ def pyfmt(value: Any) -> str:
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else f"{value:.4g}"
+    if isinstance(value, float):  # fractional: as the PDF, 4 significant digits (12,280 rather than 1.228e+04)
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else _fmt(value)
     return str(value)
 
 
@@ -1109,10 +1109,10 @@ def _shown_values(dash: Dashboard, name: str, n: int) -> list[str]:
     return [metrics[m][0] for m in names]
 
 
-def test_numbers_are_shown_like_python_4g(formatter_page, open_page):
+def test_numbers_are_shown_like_the_pdf(formatter_page, open_page):
     html, names = formatter_page
     dash = open_page(html)
-    assert _shown_values(dash, names[0], len(NOT_TIES)) == [f"{v:.4g}" for v in NOT_TIES]
+    assert _shown_values(dash, names[0], len(NOT_TIES)) == [pyfmt(v) for v in NOT_TIES]  # 12345.678: 12,350
     assert _shown_values(dash, names[1], len(TIES)) == [f"{v:.4g}" for v in TIES]
 
 
