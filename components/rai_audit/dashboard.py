@@ -56,14 +56,24 @@ class LiveDashboard:
         self._stopped = True
 
     def wait(self) -> None:
-        """Block until the server stops (Ctrl-C stops it)."""
+        """Block until the server stops; Ctrl-C or SIGTERM stops it (and removes a fetched copy)."""
         if self.thread is None:
             return
+        import signal
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, interrupt) if main else None
         try:
             while self.thread.is_alive():
                 self.thread.join(timeout=0.5)
         except KeyboardInterrupt:
             self.stop()
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
     def _repr_html_(self) -> str:
         """The page inline in a notebook, live (its own origin is this server)."""
