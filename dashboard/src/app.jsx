@@ -13,6 +13,8 @@ import Counterfactuals from "./views/Counterfactuals.jsx";
 import Causal from "./views/Causal.jsx";
 import Fairness from "./views/Fairness.jsx";
 import DataAnalysis from "./views/DataAnalysis.jsx";
+import WhatIf from "./views/WhatIf.jsx";
+import LiveCohort from "./views/LiveCohort.jsx";
 
 // The tabs, in order; `shown` leaves out views of insights the bundle does not have.
 const TABS = [
@@ -25,6 +27,7 @@ const TABS = [
   { id: "causal", title: "Causal", View: Causal, shown: (doc) => !!doc.causal },
   { id: "fairness", title: "Fairness", View: Fairness, shown: (doc) => !!(doc.fairness && doc.fairness.length) },
   { id: "data", title: "Data analysis", View: DataAnalysis },
+  { id: "what-if", title: "What-if", View: WhatIf },
 ];
 
 const SOURCE_PREFIX = { all: "", bundle: "", tree: "", heatmap: "", editor: "edited: " };
@@ -220,6 +223,7 @@ export function App({ data }) {
         <Tabs tabs={tabs} current={tab} onSelect={setTab} />
       </nav>
       <main>
+        <LiveCohort />
         {tabs.map((t) => (
           <div role="tabpanel" id={"panel-" + t.id} aria-labelledby={"tab-" + t.id} hidden={t.id !== tab} tabIndex={0}>
             {t.id === tab ? <t.View /> : null}

@@ -67,6 +67,7 @@ TABS = [
     "causal",
     "fairness",
     "data",
+    "what-if",  # on a static page: how to go live
 ]
 
 # axe-core's serious and critical violations on the page as it is shown.
