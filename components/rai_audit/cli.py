@@ -515,6 +515,7 @@ STEP_COMMANDS = {
     "causal": "rai_audit.steps.causal",
     "scorecard": "rai_audit.steps.scorecard",
     "gather": "rai_audit.steps.gather",
+    "notify": "rai_audit.steps.notify",
 }
 
 

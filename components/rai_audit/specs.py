@@ -593,6 +593,68 @@ class ScorecardOptions:
         _check_alpha(self.alpha)
 
 
+NOTIFY_ON = ("change", "every_failure")
+NOTIFY_FORMATS = ("slack", "teams", "json")
+DEFAULT_WEBHOOK_ENV = "RAI_AUDIT_WEBHOOK_URL"
+# The notify step is not a parameter of the audit pipeline or the Argo template (yet): its
+# options reach its command line and its KFP component only.
+NOTIFY_TARGETS = frozenset({"kfp", "cli"})
+
+
+@dataclass(frozen=True)
+class NotifyOptions:
+    """When and how the notify step posts a scorecard's verdict to a webhook.
+
+    ``on``: ``change`` (the verdict or a target's verdict changed against the baseline audit,
+    or a change target was missed) or ``every_failure``. The webhook's URL is never an option:
+    it is read from the environment variable ``webhook_env`` names (on a cluster, set from a
+    Kubernetes secret), so it is in no parameter, artifact or log.
+    """
+
+    on: str = option(
+        "change",
+        help="When to post: change (the verdict changed against the baseline audit, a target newly "
+        "missed, a change target missed) or every_failure.",
+        targets=NOTIFY_TARGETS,
+    )
+    format: str = option(
+        "slack",
+        help="The payload: slack (text and blocks), teams (a MessageCard) or json (the fields alone).",
+        targets=NOTIFY_TARGETS,
+    )
+    webhook_env: str = option(
+        DEFAULT_WEBHOOK_ENV, help="The environment variable holding the webhook URL.", targets=NOTIFY_TARGETS
+    )
+    model_version: str = option(
+        "", help="The model version to name; empty: the scorecard config's.", targets=NOTIFY_TARGETS
+    )
+    pdf_url: str = option("", help="A link to the scorecard PDF (e.g. a presigned URL).", targets=NOTIFY_TARGETS)
+    dashboard_url: str = option("", help="A link to the dashboard.", targets=NOTIFY_TARGETS)
+    retries: int = option(3, help="Further attempts after a 5xx answer or a connection error.", targets=NOTIFY_TARGETS)
+    backoff: float = option(
+        1.0, help="Seconds before the first retry, doubled for each next one.", targets=NOTIFY_TARGETS
+    )
+    timeout: float = option(10.0, help="Seconds to wait for the webhook's answer.", targets=NOTIFY_TARGETS)
+    fail_on_error: bool = option(
+        False, help="Fail the task when the webhook could not be reached.", targets=NOTIFY_TARGETS
+    )
+
+    def __post_init__(self) -> None:
+        # Checked here rather than as `choices`, which stand for an Argo enum this step does not have yet.
+        for name, allowed in (("on", NOTIFY_ON), ("format", NOTIFY_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise RAIInputError(f"`{name}` must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        if not isinstance(self.webhook_env, str) or not self.webhook_env:
+            raise RAIInputError(f"`webhook_env` must name an environment variable, got {self.webhook_env!r}")
+        check_min_ints(self, {"retries": 0})
+        for name in ("backoff", "timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise RAIInputError(f"`{name}` must be a number of seconds >= 0, got {value!r}")
+        if self.timeout == 0:
+            raise RAIInputError("`timeout` must be more than 0 seconds")
+
+
 # Each step's options class; gather has none.
 OPTIONS: dict[str, type] = {
     "constructor": ConstructorOptions,
@@ -602,11 +664,14 @@ OPTIONS: dict[str, type] = {
     "causal": CausalOptions,
     "scorecard": ScorecardOptions,
 }
-STEP_OF = {cls.__name__: step for step, cls in OPTIONS.items()}
+# Steps whose options are not in the audit pipeline, the Argo template or the audit config.
+STEP_ONLY_OPTIONS: dict[str, type] = {"notify": NotifyOptions}
+STEP_OF = {cls.__name__: step for step, cls in {**OPTIONS, **STEP_ONLY_OPTIONS}.items()}
 
 
 def step_options(step: str, target: str | None = None) -> list[OptionSpec]:
     """``step``'s options (those ``target`` takes, when given); none for a step without options."""
-    if step not in OPTIONS:
+    options_class = OPTIONS.get(step) or STEP_ONLY_OPTIONS.get(step)
+    if options_class is None:
         return []
-    return [o for o in option_specs(OPTIONS[step]) if target is None or target in o.targets]
+    return [o for o in option_specs(options_class) if target is None or target in o.targets]
