@@ -42,11 +42,13 @@ test: setup system-deps dashboard/node_modules/.installed
 generate: setup
 	$(PY) scripts/generate-from-specs.py
 
-# The checked-in pipelines (KFP IR YAML, one per flow, and the Argo documents).
+# The checked-in pipelines (KFP IR YAML, one per flow, and the Argo documents) and every
+# component's spec, components/<name>/component.yaml with its README (loadable without rai-audit).
 compile: generate
 	for p in $$($(PY) -c 'from rai_audit.pipelines import PIPELINE_OPTIONS; print(*PIPELINE_OPTIONS)'); do \
 	  $(VENV)/bin/rai-audit compile --pipeline $$p || exit 1; done
 	$(VENV)/bin/rai-audit compile --target argo --pipeline audit --output pipelines/argo
+	$(PY) scripts/compile-components.py >/dev/null
 
 # Every step's image built without a Docker engine (buildah), then the demo audit run one
 # container per step and compared with the local run (root; see images/README.md).
