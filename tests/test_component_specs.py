@@ -11,7 +11,7 @@ from pathlib import Path
 import kfp
 import yaml
 
-from rai_audit import kfp_components
+from rai_audit import __version__, images, kfp_components
 from support import REPO
 
 SCRIPT = REPO / "scripts" / "compile-components.py"
@@ -62,15 +62,14 @@ def test_every_component_of_the_module_has_a_spec():
 
 
 def test_specs_name_the_default_images():
-    images = {
-        c.python_func.__name__: c.component_spec.implementation.container.image
-        for c in kfp_components.with_images("rai-audit", kfp_components.step_image("gather").rsplit(":", 1)[1]).values()
-    }
-    for name, image in images.items():
+    # What with_images gives with the registry and tag unset in the environment.
+    chosen = kfp_components.with_images(images.DEFAULT_REGISTRY, __version__)
+    for component in chosen.values():
+        name, image = component.python_func.__name__, component.component_spec.implementation.container.image
         spec = yaml.safe_load((COMPONENTS / name / "component.yaml").read_text())
         (executor,) = spec["deploymentSpec"]["executors"].values()
         assert executor["container"]["image"] == image
-        assert image.startswith("rai-audit/")
+        assert image.startswith(f"{images.DEFAULT_REGISTRY}/") and __version__ in image
 
 
 def test_another_registry_and_tag_go_to_their_own_folder(tmp_path):
