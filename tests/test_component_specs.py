@@ -169,6 +169,8 @@ def audit(
         model_name=model_name,
         model_version="1",
     )
+    # A verdict changed against the baseline posts to the webhook (URL from the environment).
+    c["notify"](scorecard=card.outputs["scorecard"], baseline=main_output(baseline), format="teams")
     with dsl.If(passed_output(card) == True, name="scorecard-passed"):  # noqa: E712
         c["register_model"](model=model.output, scorecard=card.outputs["scorecard"])
 
@@ -196,7 +198,9 @@ def test_components_load_and_compose_without_rai_audit(tmp_path):
 
     spec, *_ = yaml.safe_load_all(output.read_text())
     tasks = spec["root"]["dag"]["tasks"]
-    assert {"fingerprint-inputs", "constructor", "error-analysis", "gather", "scorecard", "publish"} <= set(tasks)
+    assert {"fingerprint-inputs", "constructor", "error-analysis", "gather", "scorecard", "publish", "notify"} <= set(
+        tasks
+    )
     # register_model sits in the condition on the scorecard's verdict.
     (condition,) = [t for n, t in tasks.items() if n.startswith("condition")]
     assert "scorecard" in condition["triggerPolicy"]["condition"]
