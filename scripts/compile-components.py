@@ -147,7 +147,7 @@ def stale(folder: Path) -> list[str]:
             for file in ("component.yaml", "README.md"):
                 old = folder / name / file
                 if not old.exists() or not filecmp.cmp(old, Path(tmp) / name / file, shallow=False):
-                    problems.append(f"{name}/{file} is not current")
+                    problems.append(f"{name}/{file} is not current: run `make compile`")
     return problems
 
 
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         problems = stale(args.output)
         for problem in problems:
-            print(f"components/{problem}: run `make compile`", file=sys.stderr)
+            print(f"{args.output}/{problem}", file=sys.stderr)
         return 1 if problems else 0
     if args.output.resolve() == COMPONENTS_DIR.resolve() and (args.registry or args.tag):
         parser.error("--registry/--tag write another registry's specs: give them their own --output")
