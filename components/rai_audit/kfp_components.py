@@ -467,6 +467,72 @@ def find_baseline(baseline: Output[Artifact], model_name: str, bucket: str = "ra
     baseline.metadata.update(audit=found["audit"] or "")
 
 
+@dsl.component(base_image=step_image("scorecard"), install_kfp_package=False)
+def notify(
+    notification: Output[Artifact],
+    scorecard: Input[Artifact],
+    baseline: Optional[Input[Artifact]] = None,
+    on: str = "change",
+    format: str = "slack",
+    webhook_env: str = "RAI_AUDIT_WEBHOOK_URL",
+    model_version: str = "",
+    pdf_url: str = "",
+    dashboard_url: str = "",
+    retries: int = 3,
+    backoff: float = 1.0,
+    timeout: float = 10.0,
+    fail_on_error: bool = False,
+) -> bool:
+    """Posts the scorecard's verdict to a webhook when it changed against the baseline audit (or failed).
+
+    The webhook URL is read from the environment variable ``webhook_env`` names, on a cluster
+    set from a Kubernetes secret (kfp-kubernetes ``use_secret_as_env``); it is never a
+    parameter and is written to no artifact or log.
+
+    Args:
+        notification: notification.json: sent or not, why, the HTTP status and attempts, the payload.
+        scorecard: The audit's scorecard.
+        baseline: The baseline audit's scorecard (see find_baseline); none: a failing audit is posted.
+        on: When to post: change (the verdict changed, a target newly missed, a change target missed) or
+            every_failure.
+        format: The payload: slack (text and blocks), teams (a MessageCard) or json (the fields alone).
+        webhook_env: The environment variable holding the webhook URL.
+        model_version: The model version to name; empty: the scorecard config's.
+        pdf_url: A link to the scorecard PDF (e.g. a presigned URL).
+        dashboard_url: A link to the dashboard.
+        retries: Further attempts after a 5xx answer or a connection error.
+        backoff: Seconds before the first retry, doubled for each next one.
+        timeout: Seconds to wait for the webhook's answer.
+        fail_on_error: Fail the task when the webhook could not be reached.
+
+    Returns:
+        Whether a notification was sent.
+    """
+    from rai_audit.specs import NotifyOptions, options_from_parameters
+    from rai_audit.steps.notify import run_notify
+
+    values = dict(
+        on=on,
+        format=format,
+        webhook_env=webhook_env,
+        model_version=model_version,
+        pdf_url=pdf_url,
+        dashboard_url=dashboard_url,
+        retries=retries,
+        backoff=backoff,
+        timeout=timeout,
+        fail_on_error=fail_on_error,
+    )
+    result = run_notify(
+        scorecard.path,
+        baseline.path if baseline is not None else None,
+        notification.path,
+        options=options_from_parameters(NotifyOptions, values),
+    )
+    notification.metadata.update(sent=result.sent, reason=result.reason, attempts=result.attempts)
+    return result.sent
+
+
 # Each component runs in the image of the step it belongs to.
 COMPONENT_STEPS = {
     fingerprint_inputs: "constructor",
@@ -482,6 +548,7 @@ COMPONENT_STEPS = {
     register_model: "scorecard",
     publish: "publish",
     find_baseline: "publish",
+    notify: "scorecard",
 }
 
 
