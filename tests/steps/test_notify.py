@@ -270,6 +270,15 @@ def test_backoff_doubles():
     assert (status, attempts) == (None, 4) and error and waits == [0.5, 1.0, 2.0]
 
 
+def test_a_url_http_client_refuses_is_not_retried_and_its_error_is_redacted():
+    # http.client's InvalidURL quotes the path (escaped): the error names neither the path nor the token.
+    bad = f"http://127.0.0.1:1/hooks/{TOKEN}\x01x"
+    status, attempts, error = notify.post(bad, b"{}", fast(retries=3))
+    assert (status, attempts) == (None, 1) and "control characters" in error
+    _secret_free(error, bad)
+    assert TOKEN not in error
+
+
 def test_redaction_covers_the_url_and_its_parts():
     url = f"https://hooks.example.com/services/T01/B02/{TOKEN}?sig={SIG}"
     text = f"failed {url} then /services/T01/B02/{TOKEN} and {TOKEN} and sig={SIG}"
@@ -286,6 +295,10 @@ def test_without_a_webhook_url_nothing_is_sent(cards, tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, f"file:///etc/{TOKEN}")
     result = run_notify(cards["failing"], cards["baseline"], tmp_path / "o", options=fast())
     assert not result.sent and "not an http(s) URL" in result.reason
+    # A URL with a control character is refused before any request.
+    monkeypatch.setenv(ENV, f"http://127.0.0.1:1/hooks/{TOKEN}\x01x")
+    result = run_notify(cards["failing"], cards["baseline"], tmp_path / "p", options=fast())
+    assert not result.sent and result.attempts == 0 and "not an http(s) URL" in result.reason
     _files_secret_free(tmp_path, f"file:///etc/{TOKEN}")
 
 

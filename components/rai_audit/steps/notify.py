@@ -31,6 +31,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,9 @@ def _version(card: dict[str, Any], options: NotifyOptions) -> str | None:
     return options.model_version or (card.get("model") or {}).get("version") or None
 
 
-def build_payload(card: dict[str, Any], baseline: dict[str, Any] | None, reasons: list[str], options: NotifyOptions):
+def build_payload(
+    card: dict[str, Any], baseline: dict[str, Any] | None, reasons: list[str], options: NotifyOptions
+) -> dict[str, Any]:
     """The fields every format carries, as plain JSON (``format: json`` posts this)."""
     model = card.get("model") or {}
     links = {k: v for k, v in (("pdf", options.pdf_url), ("dashboard", options.dashboard_url)) if v}
@@ -257,7 +260,11 @@ def teams_message(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def message(fields: dict[str, Any], fmt: str) -> dict[str, Any]:
-    return {"slack": slack_message, "teams": teams_message, "json": dict}[fmt](fields)
+    if fmt == "slack":
+        return slack_message(fields)
+    if fmt == "teams":
+        return teams_message(fields)
+    return dict(fields)
 
 
 # --- how to send it ----------------------------------------------------------------------------
@@ -267,8 +274,11 @@ def _secrets_of(url: str) -> list[str]:
     """The URL and its parts that may hold its token, longest first: each is redacted."""
     parts = urllib.parse.urlsplit(url)
     found = {url, parts.path, parts.query, parts.netloc + parts.path, urllib.parse.unquote(url)}
-    found |= {seg for seg in parts.path.split("/") if len(seg) >= 8}  # a token as a path segment
+    # A token as a path segment (Slack's T…/B…/…, Teams' ids); credentials in the URL.
+    found |= {seg for seg in parts.path.split("/") if len(seg) >= 8 and any(c.isdigit() for c in seg)}
+    found |= {v for v in (parts.username, parts.password) if v}
     found |= {v for _, v in urllib.parse.parse_qsl(parts.query) if v}
+    found |= {repr(f)[1:-1] for f in found}  # as an error message quotes it (control characters escaped)
     return sorted((s for s in found if s and s != "/"), key=len, reverse=True)
 
 
@@ -284,7 +294,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def post(url: str, body: bytes, options: NotifyOptions, sleep=time.sleep) -> tuple[int | None, int, str | None]:
+def post(
+    url: str, body: bytes, options: NotifyOptions, sleep: Callable[[float], None] = time.sleep
+) -> tuple[int | None, int, str | None]:
     """POST ``body`` with retries: (HTTP status or None, attempts, error or None). Errors are
     redacted of the URL.
 
@@ -307,9 +319,13 @@ def post(url: str, body: bytes, options: NotifyOptions, sleep=time.sleep) -> tup
         except urllib.error.HTTPError as err:
             status, error = err.code, f"HTTP {err.code} {err.reason}"
             retry = err.code >= 500 or err.code == 429
+        except ValueError as err:  # a URL urllib refuses: not retried, its message redacted
+            return None, attempt, redact(f"the webhook URL is not valid: {err}", url)
         except (OSError, http.client.HTTPException) as err:  # URLError, timeouts, refused or reset connections
             reason = getattr(err, "reason", err)
-            status, error, retry = None, f"{type(err).__name__}: {reason}", True
+            # A URL http.client or urllib refuses fails the same way each time.
+            refused = isinstance(reason, (ValueError, http.client.InvalidURL))
+            status, error, retry = None, f"{type(err).__name__}: {reason}", not refused
         error = redact(error, url)
         if not retry or attempt > options.retries:
             return status, attempt, error
@@ -324,7 +340,11 @@ def _webhook_url(options: NotifyOptions) -> tuple[str | None, str | None]:
     url = os.environ.get(options.webhook_env, "").strip()
     if not url:
         return None, f"${options.webhook_env} is not set"
-    if urllib.parse.urlsplit(url).scheme not in ("https", "http") or not urllib.parse.urlsplit(url).netloc:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.netloc or not url.isprintable():
         return None, f"${options.webhook_env} is not an http(s) URL"
     return url, None
 
