@@ -107,6 +107,11 @@ COMPONENTS: dict[str, dict] = {
                 "The scorecard: scorecard.pdf, scorecard.json (every target and verdict), manifest.json.",
             ),
             ("headline_metrics", "Output[Metrics]", "The targets' measured values and how many were met and missed."),
+            (
+                "passed",
+                "dsl.OutputPath(bool)",
+                "Whether every target was met: the output to gate on, `dsl.If(card.outputs['passed'] == True)`.",
+            ),
             ("dashboard", "Input[Artifact]", "The gathered dashboard bundle."),
         ],
         required=[("config", "dict", "The scorecard config (rai-audit's form or Azure ML's pdf_generation_config).")],
@@ -125,12 +130,7 @@ COMPONENTS: dict[str, dict] = {
                 "Extra cohorts to report and target (rai-audit or Azure ML format); empty: none.",
             ),
         ],
-        returns=(
-            "bool",
-            "Whether every target was met (passed), for `dsl.If` to gate on. It is the "
-            'component\'s single return value, "Output": kfp.local (2.17) resolves a condition on another '
-            "task's output only under that name.",
-        ),
+        returns=("bool", 'Whether every target was met, as `passed` (the component\'s return value, "Output", too).'),
     ),
 }
 

@@ -83,11 +83,12 @@ def test_component_interfaces():
     assert causal["train_sample_size"]["defaultValue"] == 10000
     # the scorecard's `passed` gates the model's registration (dsl.If)
     card = components["comp-scorecard"]["outputDefinitions"]
-    assert card["parameters"]["Output"]["parameterType"] == "BOOLEAN"  # `passed`
+    assert card["parameters"]["passed"]["parameterType"] == "BOOLEAN"  # the named output the docs use
+    assert card["parameters"]["Output"]["parameterType"] == "BOOLEAN"  # the same, as the return value
     assert card["artifacts"]["headline_metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
     assert dag["scorecard"]["inputs"]["artifacts"]["dashboard"]["taskOutputArtifact"]["producerTask"] == "gather"
     gate = next(task for name, task in dag.items() if name.startswith("condition-"))
-    assert gate["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--scorecard-Output'] == true"
+    assert gate["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--scorecard-passed'] == true"
     assert list(components[gate["componentRef"]["name"]]["dag"]["tasks"]) == ["register-model"]
     # the audit is archived last; on a cluster its S3 settings come from a Kubernetes secret
     assert dag["publish"]["dependentTasks"] == ["gather", "scorecard"]

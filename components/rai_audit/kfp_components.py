@@ -259,6 +259,7 @@ def causal(
 def scorecard(
     scorecard: Output[Artifact],
     headline_metrics: Output[Metrics],
+    passed: dsl.OutputPath(bool),
     dashboard: Input[Artifact],
     config: dict,
     baseline: Optional[Input[Artifact]] = None,
@@ -274,6 +275,7 @@ def scorecard(
     Args:
         scorecard: The scorecard: scorecard.pdf, scorecard.json (every target and verdict), manifest.json.
         headline_metrics: The targets' measured values and how many were met and missed.
+        passed: Whether every target was met: the output to gate on, `dsl.If(card.outputs['passed'] == True)`.
         dashboard: The gathered dashboard bundle.
         config: The scorecard config (rai-audit's form or Azure ML's pdf_generation_config).
         baseline: An earlier audit's scorecard (see find_baseline): every figure's change since then is
@@ -287,8 +289,7 @@ def scorecard(
         random_state: Seed of every step's randomness (sample, trees, searches, bootstrap).
 
     Returns:
-        Whether every target was met (passed), for `dsl.If` to gate on. It is the component's single return
-        value, "Output": kfp.local (2.17) resolves a condition on another task's output only under that name.
+        Whether every target was met, as `passed` (the component's return value, "Output", too).
     """
     from rai_audit.kfp_runtime import run_step
 

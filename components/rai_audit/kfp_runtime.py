@@ -85,6 +85,8 @@ def _scorecard(v: dict[str, Any]) -> bool:
     for name, value in result.headline.items():
         v["headline_metrics"].log_metric(name, value)
     v["scorecard"].metadata.update(run_id=result.run_id, passed=result.passed)
+    with open(v["passed"], "w", encoding="utf-8") as out:  # a bool output parameter is read as JSON
+        out.write(json.dumps(result.passed))
     return result.passed
 
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol, TextIO
 
 from kfp import local
 
+from rai_audit import kfp_local_compat
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.pipelines import build_audit_pipeline
 
@@ -446,6 +447,7 @@ def run_pipeline_locally(
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
+    kfp_local_compat.patch()  # the registration's dsl.If on the scorecard's `passed`
     local.init(
         runner=runner or local.SubprocessRunner(use_venv=False), pipeline_root=str(root), enable_caching=enable_caching
     )

@@ -247,7 +247,7 @@ def build_audit_pipeline(
                 )
                 _s3_settings_from_secret(archived)
             if gate_registration:
-                with dsl.If(card.outputs["Output"] == True, name="scorecard-passed"):  # noqa: E712 (KFP condition)
+                with dsl.If(card.outputs["passed"] == True, name="scorecard-passed"):  # noqa: E712 (KFP condition)
                     c["register-model"](model=model.output, scorecard=card.outputs["scorecard"])
         return gathered.outputs["dashboard"]
 
