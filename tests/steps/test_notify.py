@@ -8,7 +8,7 @@ baseline, the same model judged against a stricter config (PASS -> FAIL, a targe
 missed, a change target missed) and the passing config again (nothing changed).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: KFP reads the test pipeline's annotations at decoration time.
 
 import contextlib
 import http.server
@@ -337,3 +337,31 @@ def test_options_are_checked_and_the_kfp_component_has_the_same_defaults():
     for o in option_specs(NotifyOptions):
         assert o.from_parameter(inputs[o.name].default) == o.default, o.name
         assert o.from_parameter(cli[o.name]) == o.default, o.name
+
+
+def test_the_kfp_component_runs_under_kfp_local(hook, cards, tmp_path, capfd):
+    """The component in a pipeline (kfp.local, a subprocess inheriting the environment as a
+    pod gets the secret's variable): posted, its record in the output artifact, the URL in no
+    task log."""
+    from kfp import dsl, local
+
+    from rai_audit import kfp_components
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+
+    @dsl.pipeline
+    def alert(card: str, base: str) -> bool:
+        scorecard = dsl.importer(artifact_uri=card, artifact_class=dsl.Artifact, reimport=False)
+        baseline = dsl.importer(artifact_uri=base, artifact_class=dsl.Artifact, reimport=False)
+        task = kfp_components.notify(scorecard=scorecard.output, baseline=baseline.output, format="json")
+        return task.outputs["Output"]
+
+    run = alert(card=str(cards["failing"]), base=str(cards["baseline"]))
+    assert run.output is True
+    [request] = hook.requests
+    assert request["body"]["verdict"] == "FAIL" and request["body"]["reasons"][0] == "verdict PASS -> FAIL"
+    [record] = (tmp_path / "root").rglob("notification.json")
+    assert json.loads(record.read_text())["sent"] is True
+    _files_secret_free(tmp_path / "root", hook.url)
+    captured = capfd.readouterr()
+    _secret_free(captured.out + captured.err, hook.url)
