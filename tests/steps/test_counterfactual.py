@@ -15,12 +15,9 @@ rows with a missing workclass and occupation, one a workclass never seen in trai
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
-import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,7 +42,7 @@ from rai_audit.steps.constructor import _stratified_sample
 from rai_audit.steps.counterfactual import CounterfactualOptions, main, merge_counterfactuals, run_counterfactual
 from rai_audit.steps.gather import run_gather
 from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
-from support import ADULT_COHORTS, Case, page_data, shared_dataset, write_case
+from support import ADULT_COHORTS, Case, page_data, shared_dataset, shown_text, write_case
 
 ROWS, CFS = "rows.parquet", "counterfactuals.parquet"
 MISSING = "(missing)"
@@ -1044,28 +1041,8 @@ def page_and_pdf_text(s: Subject, counterfactual: Path, folder: Path) -> tuple[s
     run_gather(s.constructor, [counterfactual], folder / "bundle")
     run_scorecard(folder / "bundle", {"targets": []}, folder / "scorecard", options=ScorecardOptions(bootstrap=0))
     pdf = "\n".join(page.extract_text() or "" for page in PdfReader(folder / "scorecard" / "scorecard.pdf").pages)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Chromium is not installed: run scripts/install-system-deps.sh (make test does)")
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            f"--user-data-dir={folder / 'profile'}",
-            "--dump-dom",
-            (folder / "bundle" / A.DASHBOARD_HTML_FILE).as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    return words(html.unescape(re.sub(r"<[^>]+>", " ", dom))), words(pdf)
+    page = shown_text(folder / "bundle" / A.DASHBOARD_HTML_FILE, "counterfactuals")
+    return words(page), words(pdf)
 
 
 ADULT_FIXED = {"sex": "sensitive", "race": "sensitive", "marital-status": "immutable"}
