@@ -13,7 +13,7 @@ import pytest
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
 from rai_audit.specs import DEFAULT_DASHBOARD_ROWS
-from rai_audit.steps.gather import _page_feature, _page_table, run_gather
+from rai_audit.steps.gather import _page_feature, _page_row_ids, _page_table, run_gather
 from support import page_data
 
 
@@ -38,8 +38,9 @@ def test_adult_page_carries_a_seeded_sample_with_the_constructor_sample_first(ad
     constructor = load_constructor_artifact(tmp_path / "constructor")
     assert set(np.flatnonzero(constructor.predictions[A.IN_SAMPLE])) <= set(rows)
     # The same seed, the same rows; another seed, other rows.
-    assert _table(adult_case, tmp_path / "again", sample_size=200, random_state=3)["row_id"] == table["row_id"]
-    assert _table(adult_case, tmp_path / "other", sample_size=200, random_state=4)["row_id"] != table["row_id"]
+    assert _page_row_ids(constructor).tolist() == table["row_id"]
+    constructor.meta["sample"]["seed"] = 4
+    assert _page_row_ids(constructor).tolist() != table["row_id"]
 
     model = joblib.load(adult_case.model)
     chosen = test.iloc[rows]
