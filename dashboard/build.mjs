@@ -26,5 +26,10 @@ await build({
   jsx: "automatic",
   jsxImportSource: "preact",
   logLevel: "warning",
-  banner: { js: "// rai-audit dashboard: built from dashboard/ (npm run build); do not edit." },
+  // Preact's MIT license asks its notice to travel with every copy; minifying drops comments.
+  banner: {
+    js:
+      "// rai-audit dashboard: built from dashboard/ (npm run build); do not edit.\n" +
+      "// Includes Preact (https://preactjs.com), MIT License, Copyright (c) 2015-present Jason Miller.",
+  },
 });
