@@ -274,13 +274,7 @@ class LiveAudit:
         preprocess, estimator = E._split_model(self.model)
         features = self.model_features
         train = self.train[features]
-        rng = np.random.default_rng(options.random_state)
-        background_raw = train.iloc[
-            np.sort(rng.choice(len(train), min(options.background_size, len(train)), replace=False))
-        ].reset_index(drop=True)
-        mimic_raw = train.iloc[
-            np.sort(rng.choice(len(train), min(options.mimic_train_size, len(train)), replace=False))
-        ].reset_index(drop=True)
+        background_raw, mimic_raw = E.seeded_train_rows(train, options)
         test = self.audit.features[features]
         pools = {f: E._probe_values(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
         weights, _ = E._feature_map(preprocess, background_raw, pools, features)

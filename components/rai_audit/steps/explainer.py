@@ -273,6 +273,17 @@ def _write(
         A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
 
 
+def seeded_train_rows(train: pd.DataFrame, options: ExplainerOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The explainer's background rows and the mimic's training rows, drawn from the train data
+    with the run's seed (the live dashboard draws the same ones to explain an edited row)."""
+    rng = np.random.default_rng(options.random_state)
+    drawn = [
+        train.iloc[np.sort(rng.choice(len(train), min(size, len(train)), replace=False))].reset_index(drop=True)
+        for size in (options.background_size, options.mimic_train_size)
+    ]
+    return drawn[0], drawn[1]
+
+
 def run_explainer(
     constructor_dir: str | Path, output_dir: str | Path, *, options: ExplainerOptions = ExplainerOptions()
 ) -> ExplainerResult:
@@ -284,13 +295,7 @@ def run_explainer(
     preprocess, estimator = _split_model(model)
     features = meta["model_features"]
     train = A.read_parquet(audit.folder / A.TRAIN_FILE)[features]
-    rng = np.random.default_rng(options.random_state)
-    background_raw = train.iloc[
-        np.sort(rng.choice(len(train), min(options.background_size, len(train)), replace=False))
-    ].reset_index(drop=True)
-    mimic_raw = train.iloc[
-        np.sort(rng.choice(len(train), min(options.mimic_train_size, len(train)), replace=False))
-    ].reset_index(drop=True)
+    background_raw, mimic_raw = seeded_train_rows(train, options)
     all_rows = _explained_rows(audit, options)
     if options.shard_count > len(all_rows):
         raise RAIInputError(
