@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,16 @@ JOBLIB_STARTS = (
 )
 
 
-def _single_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
-    """A KFP artifact may be a folder holding one file; return that file."""
+def _single_file(path: Path, wanted: Callable[[Path], bool], kind: str, what: str) -> Path:
+    """A KFP artifact may be a folder holding one file; return that file (the one ``wanted``)."""
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        found = [p for p in files if wanted(p)]
         if len(found) != 1:
+            names = [p.relative_to(path).as_posix() for p in found]
             raise RAIInputError(
-                f"{what} folder {path} must hold exactly one file ending in {list(suffixes)}, "
-                f"found {[p.name for p in found]}"
+                f"{what} folder {path} must hold exactly one {kind}, found {names or 'none'} among "
+                f"{[p.relative_to(path).as_posix() for p in files]}"
             )
         return found[0]
     if not path.is_file():
@@ -47,7 +50,9 @@ def _single_file(path: Path, suffixes: tuple[str, ...], what: str) -> Path:
 
 def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
     """Read a Parquet or CSV table; the format comes from the file name (Parquet if none)."""
-    path = _single_file(Path(path), TABLE_SUFFIXES, what)
+    path = _single_file(
+        Path(path), lambda p: p.suffix.lower() in TABLE_SUFFIXES, f"file ending in {list(TABLE_SUFFIXES)}", what
+    )
     is_csv = path.suffix.lower() == ".csv"
     try:
         if not is_csv:
@@ -95,20 +100,12 @@ def model_format(path: Path) -> str | None:
 def model_file(path: str | Path) -> Path:
     """The model file itself, given its path or a folder holding it (e.g. a KFP Model
     artifact written as a folder): the one file in it whose content is a model."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        found = [p for p in files if model_format(p)]
-        if len(found) != 1:
-            raise RAIInputError(
-                f"model folder {path} must hold exactly one model file (skops, pickle or joblib, recognised "
-                f"by content), found {[p.relative_to(path).as_posix() for p in found] or 'none'} among "
-                f"{[p.relative_to(path).as_posix() for p in files]}"
-            )
-        return found[0]
-    if not path.is_file():
-        raise RAIInputError(f"model file {path} does not exist")
-    return path
+    return _single_file(
+        Path(path),
+        lambda p: model_format(p) is not None,
+        "model file (skops, pickle or joblib, recognised by content)",
+        "model",
+    )
 
 
 def load_model(path: str | Path, *, skops_trusted_types: list[str] | None = None, allow_pickle: bool = False) -> Any:
