@@ -13,7 +13,7 @@ import pytest
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
 from rai_audit.specs import DEFAULT_DASHBOARD_ROWS
-from rai_audit.steps.gather import _page_feature, _page_row_ids, _page_table, run_gather
+from rai_audit.steps.gather import _local_importance, _page_feature, _page_row_ids, _page_table, run_gather
 from support import page_data
 
 
@@ -96,7 +96,7 @@ def test_local_importances_and_causal_effects_of_the_carried_rows(insurance_case
     """Explained rows carry their contributions (others null); per-row effects by treatment and level."""
     constructor = insurance_case.construct(tmp_path / "constructor", dashboard_rows=50, random_state=1)
     audit = load_constructor_artifact(constructor)
-    rows = _page_table(audit, {})["row_id"]
+    rows = _page_table(audit, {}, None)["row_id"]
     explained = rows[::2]
     features = audit.meta["model_features"]
     local = pd.DataFrame({A.ROW_ID: explained, "class": "output"})
@@ -115,7 +115,8 @@ def test_local_importances_and_causal_effects_of_the_carried_rows(insurance_case
     (tmp_path / "causal").mkdir()
     effects.to_parquet(tmp_path / "causal" / "local_effects.parquet")
 
-    table = _page_table(audit, {"explanation": (tmp_path / "explanation", {}), "causal": (tmp_path / "causal", {})})
+    insights = {"explanation": (tmp_path / "explanation", {}), "causal": (tmp_path / "causal", {})}
+    table = _page_table(audit, insights, _local_importance(audit, insights))
     contributions = table["local_importance"]["features"]
     assert table["local_importance"]["label"] == "output" and list(contributions) == features
     for f in features:

@@ -436,7 +436,9 @@ def _page_feature(name: str, values: pd.Series, categorical: bool) -> dict[str, 
     }
 
 
-def _page_table(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+def _page_table(
+    audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]], local: pd.DataFrame | None
+) -> dict[str, Any]:
     """A seeded sample of the test rows, columnar (DATA.table in the page): what the page's own
     views (cohorts built in the page, data explorer, threshold, dependence plots) compute on."""
     rows = _page_row_ids(audit)
@@ -461,7 +463,6 @@ def _page_table(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict
     if audit.task == "binary_classification" and audit.proba is not None:
         positive = meta["classes"].index(meta["positive_label"])
         table["probability"] = audit.proba[rows, positive].tolist()
-    local = _local_importance(audit, insights)
     if local is not None:
         by_row = local.set_index(A.ROW_ID).reindex(rows)
         label = "output" if audit.task == "regression" else meta["positive_label"]
@@ -484,11 +485,12 @@ def _page_table(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict
     return table
 
 
-def _row_samples(audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
+def _row_samples(
+    audit: ConstructorArtifact, insights: dict[str, tuple[Path, dict[str, Any]]], local: pd.DataFrame | None
+) -> list[dict[str, Any]]:
     """Per-row views for a bounded sample (local importance, counterfactuals): at most
     ``PAGE_ROWS`` rows that have either, the constructor's sample first, with their
     features and predictions."""
-    local = _local_importance(audit, insights)
     cfs = None
     if "counterfactual" in insights:
         cfs = A.read_parquet(insights["counterfactual"][0] / "counterfactuals.parquet")
@@ -640,8 +642,9 @@ def run_gather(
         warnings=warnings,
     )
     document["cohort_views"] = _cohort_views(audit, fns, masks, groups, data_analysis, document)
-    row_samples = _row_samples(audit, insights)
-    page_table = _page_table(audit, insights)
+    local = _local_importance(audit, insights)  # read once: the row sample and the page table both use it
+    row_samples = _row_samples(audit, insights, local)
+    page_table = _page_table(audit, insights, local)
 
     with A.artifact_writer(Path(output_dir)) as out:
         A.write_json(out / A.INSIGHTS_JSON_FILE, document)
