@@ -820,9 +820,9 @@ def _classes(config: Mapping[Any, Any], base_dir: Path, *, read_data: bool) -> l
         import numpy as np
         import pandas as pd
 
-        from rai_audit.core.loading import TABLE_SUFFIXES, _single_file
+        from rai_audit.core.loading import table_file
 
-        file = _single_file(path, TABLE_SUFFIXES, "train data")
+        file = table_file(path, "train data")
         try:
             if file.suffix.lower() == ".csv":
                 values = pd.read_csv(file, usecols=[target])[target]
@@ -841,9 +841,9 @@ def _row_count(value: Any, base_dir: Path) -> int | None:
     path = _local_file(value, base_dir)
     if path is None:
         return None
-    from rai_audit.core.loading import TABLE_SUFFIXES, _single_file
+    from rai_audit.core.loading import table_file
 
-    file = _single_file(path, TABLE_SUFFIXES, "test data")
+    file = table_file(path, "test data")
     if file.suffix.lower() == ".csv":
         with open(file, "rb") as handle:
             return max(sum(1 for _ in handle) - 1, 0)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from rai_audit.core import RAIInputError
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, validate_cohorts
-from rai_audit.core.loading import TABLE_SUFFIXES, _single_file
+from rai_audit.core.loading import table_file
 from rai_audit.core.metrics import metric_functions, signed_metrics, target_can_be_negative
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
 from rai_audit.steps.constructor import ERROR_LEAF_PREFIX, ConstructorOptions, _check_columns, check_cohort_names
@@ -52,7 +52,7 @@ class Table:
 
 def read_table_columns(path: str | Path, what: str, target: str | None = None) -> Table:
     """The columns of a Parquet or CSV file without reading its rows (CSV: its first rows)."""
-    path = _single_file(Path(path), TABLE_SUFFIXES, what)
+    path = table_file(path, what)
     is_csv = path.suffix.lower() == ".csv"
     try:
         if is_csv:

@@ -48,11 +48,16 @@ def _single_file(path: Path, wanted: Callable[[Path], bool], kind: str, what: st
     return path
 
 
-def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
-    """Read a Parquet or CSV table; the format comes from the file name (Parquet if none)."""
-    path = _single_file(
+def table_file(path: str | Path, what: str) -> Path:
+    """The table file itself, given its path or a folder holding it."""
+    return _single_file(
         Path(path), lambda p: p.suffix.lower() in TABLE_SUFFIXES, f"file ending in {list(TABLE_SUFFIXES)}", what
     )
+
+
+def load_table(path: str | Path, *, what: str = "data") -> pd.DataFrame:
+    """Read a Parquet or CSV table; the format comes from the file name (Parquet if none)."""
+    path = table_file(path, what)
     is_csv = path.suffix.lower() == ".csv"
     try:
         if not is_csv:
