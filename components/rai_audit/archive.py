@@ -12,6 +12,17 @@ edited file or a forged manifest (say, one that turns a failed audit into a pass
 refused; so are paths that would leave the target folder. Without a signature, someone who
 can rewrite every object consistently is not caught: object lock (``retention_mode``) keeps
 them from rewriting.
+
+The index (``index/audits.json``, outside ``audits/``) holds one small entry per audit (model,
+version, run id, verdict claimed, producer, retention, targets with their figures), so a
+listing reads one object, not every object of the archive. Publish adds its audit's entry
+after the manifest with a conditional write (``If-Match`` the ETag it read, or
+``If-None-Match: *`` for the first), re-reading and retrying when another publish wrote in
+between, so two publishes at once both land and neither overwrites the other. The index is
+a cache of the manifests and the scorecards (verification never trusts it): when it is
+missing or stale (audits published before it existed, a publish that died after its
+manifest, an index write that kept losing the race), ``rebuild_index`` (``rai-audit archive
+reindex``) rebuilds it from the manifests.
 """
 
 from __future__ import annotations
@@ -31,6 +42,9 @@ from rai_audit.storage import S3Settings, storage_errors
 
 ROOT = "audits"
 MANIFEST = "manifest.json"
+INDEX_KEY = "index/audits.json"  # outside ROOT: never taken for an audit's file
+INDEX_SCHEMA = 1
+INDEX_TRIES = 20  # conditional writes lost to other publishes before giving up (reindex repairs)
 
 
 def _sha256_bytes(data: bytes) -> str:
@@ -106,7 +120,11 @@ def publish_audit(
     existing = [p for p in _audit_prefixes(client, bucket, base) if p.endswith(f"-{run_id}")]
     prefix = existing[0] if existing else base + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{run_id}"
     if existing and _exists(client, bucket, f"{prefix}/{MANIFEST}"):
-        return prefix  # already published: nothing is written twice
+        # already published: nothing is written twice (its index entry, if an earlier
+        # publish died before writing it, is added)
+        manifest = _manifest(client, bucket, prefix)
+        _index_add(client, bucket, _index_entry(prefix, manifest, _load_card(scorecard_dir), meta, None), only_new=True)
+        return prefix
     files = {}
     for part, folder in parts.items():
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -133,7 +151,188 @@ def publish_audit(
         content_type="application/json",
         retention=retention,
     )
+    until = None if retention is None else {"mode": retention_mode, "until": retention.retain_until_date.isoformat()}
+    _index_add(client, bucket, _index_entry(prefix, manifest, card, meta, until))
     return prefix
+
+
+def _load_card(scorecard_dir: str | Path | None) -> dict[str, Any] | None:
+    if scorecard_dir is None:
+        return None
+    return A.read_json(Path(scorecard_dir) / "scorecard.json", what="scorecard.json")
+
+
+def _index_entry(
+    audit: str,
+    manifest: dict[str, Any],
+    card: dict[str, Any] | None,
+    meta: dict[str, Any] | None,
+    retention: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What listing an audit needs without reading it: the manifest's claims and the targets'
+    figures (the scorecard's). A claim here is never a verified fact: readers verify."""
+    targets = [
+        {k: t[k] for k in ("what", "label", "metric", "op", "value", "measured", "ci_lower", "ci_upper", "verdict")}
+        for t in _scorecard_targets(card)
+    ]
+    return {
+        "audit": audit,
+        "model": manifest["model"].get("name"),
+        "version": manifest["model"].get("version"),
+        "model_sha256": manifest["model"].get("sha256"),
+        "run_id": manifest["run_id"],
+        "pipeline_run": manifest.get("pipeline_run"),
+        "published_at": manifest.get("published_at"),
+        "passed": manifest["passed"],
+        "producer": None if meta is None else meta.get("producer"),
+        "retention": retention,
+        "files": len(manifest["files"]),
+        "manifest_sha256": _sha256_bytes(json.dumps(manifest, indent=2, sort_keys=True).encode()),
+        "targets": targets,
+        "targets_missed": sum(t["verdict"] == "FAIL" for t in targets),
+        "scorecard": card is not None,
+    }
+
+
+def _read_index(client, bucket: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The index document and its ETag, or (None, None) when there is none."""
+    from minio.error import S3Error
+
+    try:
+        response = client.get_object(bucket, INDEX_KEY)
+    except S3Error as err:
+        if err.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            return None, None
+        raise
+    try:
+        data, etag = response.read(), (response.headers.get("etag") or "").strip('"')
+    finally:
+        response.close()
+        response.release_conn()
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None, etag  # unreadable: rewritten whole by the next write
+    if not isinstance(doc, dict) or not isinstance(doc.get("audits"), dict):
+        return None, etag
+    return doc, etag
+
+
+def _write_index(client, bucket: str, audits: dict[str, Any], etag: str | None) -> bool:
+    """Write the index only if it is still the version read (ETag), or still absent; False
+    when another writer came first (S3 answers 412 PreconditionFailed)."""
+    from minio.error import S3Error
+
+    doc = {
+        "schema": INDEX_SCHEMA,
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "count": len(audits),
+        "audits": dict(sorted(audits.items())),
+    }
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    condition = {"If-Match": f'"{etag}"'} if etag else {"If-None-Match": "*"}
+    try:
+        client._put_object(bucket, INDEX_KEY, data, headers={"Content-Type": "application/json", **condition})
+    except S3Error as err:
+        if err.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise
+    return True
+
+
+def _index_add(client, bucket: str, entry: dict[str, Any], *, only_new: bool = False) -> None:
+    """Add (or replace) one audit's entry: read, change, write if unchanged since; retry."""
+    import random
+    import time
+
+    for attempt in range(INDEX_TRIES):
+        doc, etag = _read_index(client, bucket)
+        audits = dict((doc or {}).get("audits", {}))
+        if only_new and entry["audit"] in audits:
+            return
+        audits[entry["audit"]] = entry
+        if _write_index(client, bucket, audits, etag):
+            return
+        time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # another publish wrote: read it again
+    raise RAIInputError(
+        f"the archive index s3://{bucket}/{INDEX_KEY} kept changing under {INDEX_TRIES} tries; the audit "
+        f"{entry['audit']} is published (its manifest is written): run `rai-audit archive reindex` to list it"
+    )
+
+
+@storage_errors(action="reading the archive index")
+def read_index(settings: S3Settings, bucket: str) -> dict[str, Any] | None:
+    """The index document (``audits``: prefix -> entry), or None when it is missing."""
+    return _read_index(settings.client(), bucket)[0]
+
+
+def _retention_of(client, bucket: str, key: str) -> dict[str, Any] | None:
+    from minio.error import S3Error
+
+    try:
+        found = client.get_object_retention(bucket, key)
+    except S3Error:  # no lock on the bucket or the object
+        return None
+    if found is None or found.retain_until_date is None:
+        return None
+    return {"mode": (found.mode or "").lower() or None, "until": found.retain_until_date.isoformat()}
+
+
+@storage_errors(action="rebuilding the archive index", writes=True)
+def rebuild_index(settings: S3Settings, bucket: str) -> dict[str, Any]:
+    """Rebuild the index from every complete audit's manifest and scorecard (each read and
+    checked against its manifest's sha256); returns what was added, dropped and kept. The
+    write is conditional too: a publish meanwhile makes it read and rebuild again."""
+    client = settings.client()
+    for _ in range(INDEX_TRIES):
+        doc, etag = _read_index(client, bucket)
+        old = dict((doc or {}).get("audits", {}))
+        audits, unreadable = {}, []
+        for obj in client.list_objects(bucket, prefix=f"{ROOT}/", recursive=True):
+            parts = obj.object_name.split("/")
+            if len(parts) != 5 or parts[-1] != MANIFEST:
+                continue
+            audit = obj.object_name.rsplit("/", 1)[0]
+            try:
+                manifest = _manifest(client, bucket, audit)
+                card = _verified_json(client, bucket, audit, manifest, "scorecard/scorecard.json")
+                meta = _verified_json(client, bucket, audit, manifest, "dashboard/meta.json")
+            except (ArtifactIntegrityError, ValueError) as err:
+                unreadable.append({"audit": audit, "problem": str(err)})
+                continue
+            entry = _index_entry(audit, manifest, card, meta, _retention_of(client, bucket, f"{audit}/{MANIFEST}"))
+            audits[audit] = entry
+        if _write_index(client, bucket, audits, etag):
+            return {
+                "count": len(audits),
+                "added": sorted(set(audits) - set(old)),
+                "dropped": sorted(set(old) - set(audits)),
+                "changed": sorted(a for a in set(audits) & set(old) if audits[a] != old[a]),
+                "unreadable": unreadable,
+                "was_missing": doc is None,
+            }
+    raise RAIInputError(f"the archive index s3://{bucket}/{INDEX_KEY} kept changing while rebuilding it; try again")
+
+
+@storage_errors(action="checking the audit")
+def check_audit(settings: S3Settings, bucket: str, audit: str) -> dict[str, Any]:
+    """Verify an audit as ``verify_audit`` does, without raising: ``verified``, ``problem``,
+    the manifest, and (verified only) its scorecard.json and dashboard meta.json."""
+    client = settings.client()
+    try:
+        manifest = _manifest(client, bucket, audit)
+        kept = _check_objects(client, bucket, audit, manifest)
+    except ArtifactIntegrityError as err:
+        return {"audit": audit, "verified": False, "problem": str(err), "manifest": None, "card": None, "meta": None}
+    card = kept.get("scorecard/scorecard.json")
+    return {
+        "audit": audit,
+        "verified": True,
+        "problem": None,
+        "manifest": manifest,
+        "card": None if card is None else json.loads(card),
+        "meta": json.loads(kept["dashboard/meta.json"]),
+    }
 
 
 def _signature_claim(signature: dict[str, Any] | None) -> dict[str, Any]:
@@ -198,8 +397,12 @@ def list_audits(
     since: str | None = None,
     passed: bool | None = None,
     verify: bool = True,
+    use_index: bool = True,
 ) -> list[dict[str, Any]]:
     """Complete audits (those with a manifest), newest last, filtered.
+
+    The audits are those the index lists (``use_index``, when there is one), else every
+    manifest under ``audits/`` (a listing of the whole archive).
 
     With ``verify`` (the default) each audit is checked as ``verify_audit`` does: one that
     fails has ``verified`` False and ``problem`` saying why, and is never counted as passed
@@ -207,15 +410,23 @@ def list_audits(
     and the verdict is the manifest's claim. An unreadable manifest always fails.
     """
     client = settings.client()
-    prefix = f"{ROOT}/" + (f"{model}/" if model else "") + (f"{version}/" if model and version else "")
+    index = _read_index(client, bucket)[0] if use_index else None
+    if index is not None:  # one object read, not a listing of the whole archive
+        candidates = [a for a in index["audits"] if is_audit_key(a)]
+    else:
+        prefix = f"{ROOT}/" + (f"{model}/" if model else "") + (f"{version}/" if model and version else "")
+        candidates = [
+            o.object_name.rsplit("/", 1)[0]
+            for o in client.list_objects(bucket, prefix=prefix, recursive=True)
+            # audits/<model>/<version>/<audit>/manifest.json, not an artifact's
+            if len(o.object_name.split("/")) == 5 and o.object_name.endswith(f"/{MANIFEST}")
+        ]
     found = []
-    for obj in client.list_objects(bucket, prefix=prefix, recursive=True):
-        parts = obj.object_name.split("/")  # audits/<model>/<version>/<audit>/manifest.json, not an artifact's
-        if len(parts) != 5 or parts[-1] != MANIFEST:
-            continue
-        audit = obj.object_name.rsplit("/", 1)[0]
+    for audit in candidates:
+        parts = audit.split("/")
         if version and parts[2] != version or model and parts[1] != model:
             continue
+        entry = (index or {}).get("audits", {}).get(audit) or {}
         try:
             manifest = _manifest(client, bucket, audit)
         except ArtifactIntegrityError as err:
@@ -247,9 +458,26 @@ def list_audits(
                 "files": 0 if manifest is None else len(manifest["files"]),
                 "verified": False if problem else (True if verify else None),
                 "problem": problem,
+                "version": parts[2],
+                "pipeline_run": None if manifest is None else manifest.get("pipeline_run"),
+                "producer": entry.get("producer"),
+                "retention": entry.get("retention"),
+                "targets_missed": entry.get("targets_missed"),
             }
         )
     return sorted(found, key=lambda a: (a["published_at"] or "", a["audit"]))
+
+
+def is_audit_key(audit: Any) -> bool:
+    """``audits/<model>/<version>/<audit>``, each a plain name: the only keys served or read."""
+    if not isinstance(audit, str):
+        return False
+    parts = audit.split("/")
+    return (
+        len(parts) == 4
+        and parts[0] == ROOT
+        and all(p and p not in (".", "..") and p == p.strip() and "\\" not in p for p in parts)
+    )
 
 
 def _checked_target(dest: Path, relative: str) -> Path:
@@ -519,6 +747,11 @@ def _scorecard_targets(card: dict[str, Any] | None) -> list[dict[str, Any]]:
                 "label": what if definition is None else f"{what} {definition}",
                 "measured": t.get("measured"),
                 "verdict": t.get("verdict"),
+                "metric": t["metric"],
+                "op": t.get("op"),
+                "value": t.get("value"),
+                "ci_lower": t.get("ci_lower"),
+                "ci_upper": t.get("ci_upper"),
             }
         )
     return out

@@ -421,7 +421,9 @@ def _cmd_audits(args: argparse.Namespace) -> None:
             passed=passed,
             verify=args.verify,
         )
-        for a in listed:
+        if args.json:  # for other tools: every field, one JSON document
+            print(json.dumps({"bucket": args.bucket, "audits": listed}, indent=2, sort_keys=True, default=str))
+        for a in [] if args.json else listed:
             if a["verified"] is False:  # never shown as PASSED, whatever its manifest claims
                 verdict = f"FAILED VERIFICATION: {a['problem']}"
             else:
@@ -444,6 +446,61 @@ def _cmd_audits(args: argparse.Namespace) -> None:
         _print_diff(archive.diff_audits(settings, args.bucket, args.audit, args.other))
     else:
         print(archive.link_audit(settings, args.bucket, args.audit, hours=args.hours))
+
+
+def _archive_settings(args: argparse.Namespace):
+    """The credentials `archive serve` uses: a local server's read-only ones when --storage-dir
+    names one (the default folder, if it exists), else the environment's."""
+    from rai_audit.core import RAIInputError
+    from rai_audit.storage import READ_ONLY_CREDENTIALS_FILE, _read_env, settings_from_env
+
+    folder = Path(args.storage_dir) if args.storage_dir else Path(DEFAULT_STORAGE_DIR)
+    reader = folder / READ_ONLY_CREDENTIALS_FILE
+    if args.storage_dir and not reader.is_file():
+        raise RAIInputError(f"--storage-dir {folder}: no {READ_ONLY_CREDENTIALS_FILE} there (`rai-audit storage up`)")
+    if reader.is_file() and not args.write_credentials:
+        return settings_from_env(_read_env(reader)), f"read-only credentials of {reader}"
+    return settings_from_env(), "the credentials in the environment"
+
+
+def _cmd_archive(args: argparse.Namespace) -> None:
+    from rai_audit import archive
+    from rai_audit.storage import check_bucket_name, settings_from_env
+
+    check_bucket_name(args.bucket)
+    if args.action == "reindex":
+        done = archive.rebuild_index(settings_from_env(), args.bucket)
+        print(
+            f"index s3://{args.bucket}/{archive.INDEX_KEY}: {done['count']} audits "
+            f"({'was missing; ' if done['was_missing'] else ''}{len(done['added'])} added, "
+            f"{len(done['dropped'])} dropped, {len(done['changed'])} changed)"
+        )
+        for bad in done["unreadable"]:
+            print(f"  not indexed: {bad['audit']}: {bad['problem']}")
+        return
+    from rai_audit.live.archive_app import start_archive
+
+    settings, which = _archive_settings(args)
+    running = start_archive(settings, args.bucket, host=args.host, port=args.port, allow_remote=args.allow_remote)
+    print(f"serving the archive s3://{args.bucket} at {settings.endpoint} with {which}")
+    print(f"open: {running.url}")
+    print("the token in the URL lets anyone who has it read the archive: do not share it")
+    if not args.no_browser:
+        import webbrowser
+
+        webbrowser.open(running.url)
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while running.thread.is_alive():
+            running.thread.join(timeout=0.5)
+    except KeyboardInterrupt:
+        running.stop()
+    print("stopped")
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> None:
@@ -647,7 +704,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     audits.add_argument("--to", default=None, help="fetch: a new folder to download into")
     audits.add_argument("--hours", type=float, default=24.0, help="link: hours the URL stays valid")
+    audits.add_argument("--json", action="store_true", help="list: print the audits as JSON")
     audits.set_defaults(func=_cmd_audits)
+    arch = sub.add_parser(
+        "archive", help="the archive's pages for risk officers (serve), or rebuild its index (reindex)"
+    )
+    arch.add_argument("action", choices=["serve", "reindex"])
+    arch.add_argument("--bucket", default="rai-audit")
+    arch.add_argument(
+        "--storage-dir",
+        default=None,
+        help=f"serve: a local storage folder whose read-only credentials to use (default {DEFAULT_STORAGE_DIR} "
+        "if it exists, else the RAI_AUDIT_S3_* environment)",
+    )
+    arch.add_argument(
+        "--write-credentials",
+        action="store_true",
+        help="serve: use the environment's credentials even when read-only ones are found (it never writes)",
+    )
+    arch.add_argument("--port", type=int, default=0, help="serve: port (default: any free port)")
+    arch.add_argument("--host", default="127.0.0.1", help="serve: address (default 127.0.0.1: this machine only)")
+    arch.add_argument("--allow-remote", action="store_true", help="serve: let --host be reachable from elsewhere")
+    arch.add_argument("--no-browser", action="store_true", help="serve: do not open the browser")
+    arch.set_defaults(func=_cmd_archive)
     dash = sub.add_parser(
         "dashboard", help="serve an audit bundle with its model: the dashboard with live what-if and full-data cohorts"
     )
