@@ -512,6 +512,8 @@ class CausalOptions:
     )
     top_recommendations: int = option(10, help="Recommendations per treatment kept in the result.")
     n_jobs: int = option(-1, help="Treatments fitted in parallel; -1: all cores.", azure="n_jobs")
+    shard_index: int = option(0, help="Which shard of the treatments to fit.", targets=SHARD_TARGETS)
+    shard_count: int = option(1, help="Into how many shards the treatments are split.", targets=SHARD_TARGETS)
     # Azure's causal seed: rai-audit has one seed for every step (rai_audit.azure reads it).
     random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True, azure="random_state")
 
@@ -546,6 +548,7 @@ class CausalOptions:
         )
         if not isinstance(self.n_jobs, int) or isinstance(self.n_jobs, bool) or self.n_jobs == 0 or self.n_jobs < -1:
             raise RAIInputError(f"`n_jobs` must be -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
+        check_shard(self)
         if not isinstance(self.skip_cat_limit_checks, bool):
             raise RAIInputError(f"`skip_cat_limit_checks` must be true or false, got {self.skip_cat_limit_checks!r}")
         self.costs()  # checks the shape

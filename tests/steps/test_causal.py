@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
-from rai_audit.steps.causal import CausalOptions, main, run_causal
+from rai_audit.steps.causal import CausalOptions, main, merge_causal, run_causal
 from support import ADULT_COHORTS, Case, encoded_model, page_data, shared_dataset, shown_text, write_case
 
 LOCAL, RECOMMENDATIONS = "local_effects.parquet", "policy_recommendations.parquet"
@@ -1173,3 +1173,39 @@ def test_nothing_to_adjust_for_is_refused_in_one_line(tmp_path):
     ):
         run_causal(constructor, tmp_path / "causal", options=CausalOptions(treatment_features=["t"], n_jobs=1))
     assert not (tmp_path / "causal").exists()
+
+
+def test_treatment_shards_merge_into_exactly_the_unsharded_run(subjects, causal, tmp_path):
+    """Issue 25: a cluster fits treatments in parallel (one task per shard); the merge equals one run,
+    also with a shard left without a treatment (3 shards of 2 treatments)."""
+    s, whole = subjects("adult"), causal("adult", **ADULT_OPTIONS)
+    assert [p["treatment"] for p in whole.doc["policies"]] == ["hours-per-week"]  # sex is sensitive: no policy
+    shards = []
+    for i in range(3):
+        shards.append(tmp_path / f"shard{i}")
+        run_causal(
+            s.constructor, shards[i], options=CausalOptions(**ADULT_OPTIONS, n_jobs=1, shard_index=i, shard_count=3)
+        )
+    assert [t["feature"] for t in A.read_json(shards[1] / A.INSIGHT_RESULT_FILE)["treatments"]] == ["sex"]
+    assert A.read_json(shards[2] / A.INSIGHT_RESULT_FILE)["treatments"] == []
+    assert (
+        main(
+            [
+                "--constructor",
+                str(s.constructor),
+                "--output",
+                str(tmp_path / "merged"),
+                "--merge",
+                *map(str, shards),
+                "--treatment-features",
+                json.dumps(ADULT_OPTIONS["treatment_features"]),
+            ]
+        )
+        == 0
+    )
+    merged = read_run(tmp_path / "merged", whole.options)
+    assert without_times(merged.doc) == without_times(whole.doc)
+    pd.testing.assert_frame_equal(merged.local, whole.local)
+    pd.testing.assert_frame_equal(merged.recommendations, whole.recommendations)
+    with pytest.raises(RAIInputError, match="0..n-1"):
+        merge_causal(s.constructor, shards[:2], tmp_path / "partial")

@@ -67,6 +67,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import all_of
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.shards import read_shards
 from rai_audit.specs import CausalOptions
 from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
@@ -684,6 +685,13 @@ def _collect_warnings(
     return out
 
 
+def shard_treatments(options: CausalOptions) -> list[str]:
+    """The treatments this shard fits: every ``shard_count``-th, from ``shard_index``. Each
+    treatment's fit is independent of the others' (econml fits them one by one with the same
+    seed), so shards merge into exactly the unsharded result."""
+    return options.treatment_features[options.shard_index :: options.shard_count]
+
+
 def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: CausalOptions) -> CausalResult:
     """Fit CausalAnalysis once and write effects (global, test, cohorts, groups, local) and policies."""
     from econml.solutions.causal_analysis import CausalAnalysis
@@ -729,16 +737,16 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
             + (f"{others} are constant there" if others else "the model has no other feature")
         )
 
+    # Every treatment's levels, also those of other shards: they are the categories of those
+    # features as confounders here, so each shard fits exactly what the unsharded run fits.
     levels = {t: _levels(X_fit, t, options) for t in options.treatment_features if t in categorical}
+    mine = shard_treatments(options)
     with threadpool_limits(limits=1):  # small fits: threads only contend (a loaded 2-core run took 10x longer)
-        identification = {
-            t: _identification(X_fit, t, categorical, levels.get(t), options.random_state)
-            for t in options.treatment_features
-        }
+        identification = {t: _identification(X_fit, t, categorical, levels.get(t), options.random_state) for t in mine}
     # A treatment the other features determine has no variation of its own: econml would
     # still print effects (and intervals) for it, all meaningless. It is not fitted.
-    not_estimable = [t for t in options.treatment_features if (identification[t]["first_stage_r2"] or 0.0) > R2_LIMIT]
-    to_fit = [t for t in options.treatment_features if t not in not_estimable]
+    not_estimable = [t for t in mine if (identification[t]["first_stage_r2"] or 0.0) > R2_LIMIT]
+    to_fit = [t for t in mine if t not in not_estimable]
     protected = audit.protected_features
     sign = 1.0 if audit.desired_outcome == "increase" else -1.0
     analysis = CausalAnalysis(
@@ -785,7 +793,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
 
         treatments: dict[str, dict[str, Any]] = {}
         invalid_inference = set()
-        for t in options.treatment_features:
+        for t in mine:
             info: dict[str, Any]
             if t in categorical:
                 info = {"kind": "categorical", "control": levels[t][0], "levels": levels[t][1:]}
@@ -898,7 +906,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
         "sensitive_groups": groups,
         "local_effects": {"rows": options.rows, "count": int(len(explained))},
         "policies": policies,
-        "warnings": _collect_warnings(caught, options.treatment_features, sorted(invalid_inference)),
+        "warnings": _collect_warnings(caught, mine, sorted(invalid_inference)),
         "seconds": round(seconds, 3),
     }
     recommendations_table = (
@@ -932,10 +940,93 @@ def _local_effects(
     return table[columns]
 
 
+def merge_causal(constructor_dir: str | Path, shard_dirs: list[str | Path], output_dir: str | Path) -> CausalResult:
+    """Join the per-treatment shards of one causal analysis into the result of an unsharded run:
+    every list in treatment order, the row tables in the unsharded run's order."""
+    started = time.perf_counter()
+    audit = load_constructor_artifact(constructor_dir)
+    shards = [
+        (
+            meta,
+            A.read_json(folder / A.INSIGHT_RESULT_FILE),
+            A.read_parquet(folder / LOCAL_EFFECTS_FILE),
+            A.read_parquet(folder / RECOMMENDATIONS_FILE),
+        )
+        for folder, meta in read_shards(audit.run_id, shard_dirs, KIND)
+    ]
+    options = CausalOptions(**{**shards[0][0]["options"], "shard_index": 0, "shard_count": 1})
+    order = {t: i for i, t in enumerate(options.treatment_features)}
+
+    def joined(lists: list[list[dict[str, Any]] | None], key: str = "treatment") -> list[dict[str, Any]] | None:
+        if all(part is None for part in lists):
+            return None  # no row to estimate on, in every shard alike
+        return sorted((r for part in lists for r in part or []), key=lambda r: order[r[key]])
+
+    docs = [doc for _, doc, _, _ in shards]
+    first = docs[0]
+    result = {
+        **first,
+        "treatments": joined([d["treatments"] for d in docs], "feature"),
+        "untrained": joined([d["untrained"] for d in docs]),
+        "fit": {**first["fit"], "seconds": round(sum(d["fit"]["seconds"] for d in docs), 3)},
+        "global_effects": joined([d["global_effects"] for d in docs]),
+        "test_effects": joined([d["test_effects"] for d in docs]),
+        "cohorts": [
+            {**c, "effects": joined([d["cohorts"][i]["effects"] for d in docs])} for i, c in enumerate(first["cohorts"])
+        ],
+        "sensitive_groups": [
+            {**g, "effects": joined([d["sensitive_groups"][i]["effects"] for d in docs])}
+            for i, g in enumerate(first["sensitive_groups"])
+        ],
+        "policies": joined([d["policies"] for d in docs]),
+        "warnings": _merged_warnings([w for d in docs for w in d["warnings"]], order),
+        "seconds": round(sum(d["seconds"] for d in docs), 3),
+    }
+    row_order = {r: i for i, r in enumerate(audit.predictions[A.ROW_ID])}
+
+    def in_order(tables: list[pd.DataFrame], column: str) -> pd.DataFrame:
+        table = pd.concat([t for t in tables if len(t)] or tables[:1], ignore_index=True)
+        return table.sort_values(
+            [A.ROW_ID, column], key=lambda c: c.map(row_order if c.name == A.ROW_ID else order), kind="stable"
+        ).reset_index(drop=True)
+
+    local = in_order([s[2] for s in shards], "treatment")
+    recommendations = pd.concat([s[3] for s in shards if len(s[3])] or [shards[0][3]], ignore_index=True)
+    if len(recommendations):  # per treatment in treatment order, each treatment's rows as its shard wrote them
+        recommendations = recommendations.sort_values(
+            "treatment_feature", key=lambda c: c.map(order), kind="stable"
+        ).reset_index(drop=True)
+    seconds = time.perf_counter() - started
+    with A.artifact_writer(Path(output_dir)) as out:
+        A.write_parquet(local, out / LOCAL_EFFECTS_FILE)
+        A.write_parquet(recommendations, out / RECOMMENDATIONS_FILE)
+        A.write_json(out / A.INSIGHT_RESULT_FILE, result)
+        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
+    untrained = {u["treatment"] for u in result["untrained"]}
+    trained = [t["feature"] for t in result["treatments"] if t["estimable"] and t["feature"] not in untrained]
+    return CausalResult(audit.run_id, trained, first["fit"]["train_rows"], result["fit"]["seconds"], seconds)
+
+
+def _merged_warnings(warnings_: list[dict[str, Any]], order: dict[str, int]) -> list[dict[str, Any]]:
+    """The shards' warnings as one run counts them: each message once, counts added, treatments joined."""
+    merged: dict[str, dict[str, Any]] = {}
+    for w in warnings_:
+        if w["message"] in merged:
+            m = merged[w["message"]]
+            m["count"] += w["count"]
+            m["treatments"] = sorted({*m["treatments"], *w["treatments"]}, key=order.__getitem__)
+        else:
+            merged[w["message"]] = dict(w)
+    return list(merged.values())
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rai-audit causal", description=__doc__.splitlines()[0])
     p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
     p.add_argument("--output", required=True, help="causal artifact folder to create")
+    p.add_argument(
+        "--merge", nargs="+", default=None, metavar="SHARD", help="merge these causal shards instead of fitting"
+    )
     add_options(p, "causal")
     return p
 
@@ -945,8 +1036,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> None:
         options = options_from_args("causal", args)
-        constructor, output = args.pop("constructor"), args.pop("output")
-        result = run_causal(constructor, output, options=options)
+        constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
+        if shards:
+            result = merge_causal(constructor, shards, output)
+        else:
+            result = run_causal(constructor, output, options=options)
         print(
             f"causal effects written to {output} ({len(result.treatments)} treatments, fitted on "
             f"{result.fit_rows} train rows in {result.fit_seconds:.1f} s; {result.seconds:.1f} s in all)"
