@@ -97,16 +97,18 @@ class ConstructorArtifact:
     def load_model(self) -> Any:
         """The model copied into this artifact, loaded as the constructor was allowed to load it.
 
-        The copy is the file the constructor checked (its sha256 is in meta.json and the
-        manifest), so its trusted skops types and pickle permission carry over.
+        The copy is the file (or MLflow folder) the constructor checked (its sha256 is in
+        meta.json and the manifest), so its trusted skops types and pickle permission carry
+        over, and a booster's outputs are numbered by the same classes.
         """
-        from rai_audit.core.loading import load_model
+        from rai_audit.core.models import load_any_model
 
         model = self.meta["model"]
-        return load_model(
+        return load_any_model(
             self.folder / model["file"],
             skops_trusted_types=model.get("skops_trusted_types"),
             allow_pickle=model.get("allow_pickle", False),
+            classes=model.get("load_classes"),
         )
 
     @cached_property

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,7 +59,7 @@ BOOSTERS = (XGBOOST_UBJ, XGBOOST_JSON, LIGHTGBM, CATBOOST)
 CATBOOST_CLASSIFIER_LOSSES = ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll")
 
 
-def is_mlflow_uri(source: str | Path) -> bool:
+def is_mlflow_uri(source: object) -> bool:
     return isinstance(source, str) and source.startswith(MLFLOW_URI_SCHEMES)
 
 
@@ -81,8 +82,11 @@ class ModelAdapter:
         feature_names: Sequence[str] | None = None,
         feature_types: dict[str, str] | None = None,
         reload: Callable[[], ModelAdapter] | None = None,
+        sklearn_api: bool = False,
     ) -> None:
         self.source = source
+        # Whether ``native`` is a scikit-learn-API model the explainer may take as it is.
+        self.sklearn_api = sklearn_api
         self.native = native
         self._predict = predict
         if classes is not None:
@@ -421,10 +425,9 @@ def load_onnx(path: Path, *, classes: Sequence[Any] | None = None) -> ModelAdapt
     outputs = session.get_outputs()
     reload = _reloader(path, classes=None if classes is None else list(classes))
     single = len(inputs) == 1 and len(inputs[0].shape) == 2 and inputs[0].shape[1] not in (1,)
-    feature_names = None if single else [i.name for i in inputs]
-    feature_types = {
-        i.name: ("text" if i.type == "tensor(string)" else "numeric") for i in inputs if feature_names is not None
-    }
+    # Input names are the columns' (converters may write "capital_gain" for "capital-gain", see
+    # _onnx_column): checked against the data when called, not as feature_names_in_.
+    feature_types = {} if single else {i.name: ("text" if i.type == "tensor(string)" else "numeric") for i in inputs}
 
     def feed(X: pd.DataFrame) -> dict[str, np.ndarray]:
         if single:
@@ -442,7 +445,7 @@ def load_onnx(path: Path, *, classes: Sequence[Any] | None = None) -> ModelAdapt
         None,
     )
     source = "onnx"
-    kwargs: dict[str, Any] = {"feature_names": feature_names, "feature_types": feature_types, "reload": reload}
+    kwargs: dict[str, Any] = {"feature_types": feature_types, "reload": reload}
     is_classifier = labels_out is not None and (
         proba_out is not None or labels_out.type in ("tensor(string)", "tensor(int64)")
     )
@@ -515,20 +518,26 @@ def load_onnx(path: Path, *, classes: Sequence[Any] | None = None) -> ModelAdapt
 
 
 def _onnx_column(X: pd.DataFrame, spec: Any, path: Path) -> np.ndarray:
-    """One column as the (rows, 1) tensor an ONNX input of that name takes."""
-    if spec.name not in X.columns:
+    """One column as the (rows, 1) tensor an ONNX input of that name takes. The column of the
+    input's name, else the one whose name with other characters than letters, digits and _ as
+    _ is the input's (skl2onnx names the input of "capital-gain" capital_gain)."""
+    column = spec.name if spec.name in X.columns else None
+    if column is None:
+        alike = [c for c in X.columns if re.sub(r"[^0-9A-Za-z_]", "_", str(c)) == spec.name]
+        column = alike[0] if len(alike) == 1 else None
+    if column is None:
         raise RAIInputError(
             f"the ONNX model {path} has the input {spec.name!r} ({spec.type}), which is not a column of the data; "
             f"the data's columns are {list(map(str, X.columns))}"
         )
-    values = X[spec.name]
+    values = X[column]
     if spec.type == "tensor(string)":
         array = values.astype(object).where(values.notna(), "").astype(str).to_numpy(dtype=object)
     elif spec.type in ONNX_NUMERIC:
         if not pd.api.types.is_numeric_dtype(values) or isinstance(values.dtype, pd.CategoricalDtype):
             raise RAIInputError(
                 f"the ONNX model {path} takes numbers ({spec.type}) as input {spec.name!r}, but the data's column "
-                f"{spec.name!r} holds {values.dtype} values (e.g. {values.dropna().iloc[:3].tolist()})"
+                f"{column!r} holds {values.dtype} values (e.g. {values.dropna().iloc[:3].tolist()})"
             )
         array = values.to_numpy(dtype=ONNX_NUMERIC[spec.type], na_value=np.nan)
     else:
@@ -703,6 +712,7 @@ def _sklearn_like(source: str, native: Any, **kwargs: Any) -> ModelAdapter:
             predict_proba=native.predict_proba,
             classes=list(classes),
             feature_names=None if names is None else list(names),
+            sklearn_api=True,
             **kwargs,
         )
     return ModelAdapter(
@@ -711,6 +721,7 @@ def _sklearn_like(source: str, native: Any, **kwargs: Any) -> ModelAdapter:
         predict=native.predict,
         classes=None if classes is None else list(classes),
         feature_names=None if names is None else list(names),
+        sklearn_api=True,
         **kwargs,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
+import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,10 +22,10 @@ import pandas as pd
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core._errors import as_written
-from rai_audit.core.artifacts import sha256_file
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
-from rai_audit.core.loading import load_model, load_table, model_file
+from rai_audit.core.loading import copy_model, load_table, model_file, model_format, model_sha256
 from rai_audit.core.metrics import group_labels
+from rai_audit.core.models import download_mlflow_model, is_mlflow_uri, load_any_model, model_source, native_model
 from rai_audit.specs import ConstructorOptions
 from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
@@ -225,6 +225,18 @@ def _match_label(value: Any, labels: list[Any], what: str) -> Any:
     raise RAIInputError(f"{what} {as_written(value)!r} is not one of the classes {_few(labels, 20)}")
 
 
+def _booster_classes(y_train: pd.Series, y_test: pd.Series, options: ConstructorOptions) -> list[Any] | None:
+    """The labels a model that holds none (a booster, an ONNX probability tensor) is given:
+    class k is the k-th. ``classes`` if set (as the observed labels), else the sorted train
+    labels, as XGBoost's and LightGBM's scikit-learn classes number them when they train."""
+    if options.task_type == "regression":
+        return None
+    observed = pd.unique(pd.concat([y_train.dropna(), y_test], ignore_index=True)).tolist()
+    if options.classes:
+        return [_match_label(c, observed, "class") for c in options.classes]
+    return sorted(pd.unique(y_train.dropna()).tolist(), key=lambda v: (str(type(v)), v))
+
+
 def _resolve_classes(
     model: Any, y_train: pd.Series, y_test: pd.Series, options: ConstructorOptions
 ) -> tuple[str, list[Any], Any]:
@@ -383,19 +395,35 @@ def run_constructor(
     *,
     options: ConstructorOptions,
     input_fingerprint: str = "",
+    mlflow_tracking_uri: str | None = None,
 ) -> ConstructorResult:
     """Validate inputs, predict on the whole test set, and write the insights artifact.
 
+    ``model_path`` is a model file or folder (``rai_audit.core.models`` lists what is read), or
+    an MLflow ``models:/`` / ``runs:/`` URI, resolved at ``mlflow_tracking_uri`` (else
+    MLFLOW_TRACKING_URI) and copied whole into the artifact as the model folder it names.
     ``input_fingerprint`` (the pipeline's content fingerprint of model and data, see
     ``rai_audit.core.fingerprint``) is only recorded in meta.json; it changes no result.
     """
+    if is_mlflow_uri(model_path):
+        with tempfile.TemporaryDirectory(prefix="rai-audit-mlflow-") as scratch:
+            folder = download_mlflow_model(str(model_path), scratch, tracking_uri=mlflow_tracking_uri)
+            return run_constructor(
+                folder, train_path, test_path, output_dir, options=options, input_fingerprint=input_fingerprint
+            )
     train = load_table(train_path, what="train data")
     test = load_table(test_path, what="test data")
     columns = _check_columns(train, test, options)
     _check_dtypes(train, test, [c for c in columns if c not in options.dropped_features])
     _check_sensitive_groups(test, options.sensitive_features)
-    model = load_model(model_path, skops_trusted_types=options.skops_trusted_types, allow_pickle=options.allow_pickle)
     target = options.target_column
+    load_classes = _booster_classes(train[target], test[target], options)
+    model = load_any_model(
+        model_path,
+        skops_trusted_types=options.skops_trusted_types,
+        allow_pickle=options.allow_pickle,
+        classes=load_classes,
+    )
     model_features = [c for c in columns if c not in options.dropped_features]
     X_test = test[model_features]
     y_test = test[target].reset_index(drop=True)
@@ -430,7 +458,7 @@ def run_constructor(
         A.write_parquet(test[columns].reset_index(drop=True), out / A.TEST_FEATURES_FILE)
         A.write_parquet(train.reset_index(drop=True), out / A.TRAIN_FILE)
         (out / A.MODEL_DIR).mkdir()
-        shutil.copy2(model_src, out / A.MODEL_DIR / model_src.name)
+        copy_model(model_src, out / A.MODEL_DIR)  # an MLflow model folder whole
         A.write_json(out / A.COHORTS_FILE, {"cohorts": cohorts})
         meta = A.new_meta(
             A.KIND_CONSTRUCTOR,
@@ -461,8 +489,12 @@ def run_constructor(
             cohort_sizes={name: int(mask.sum()) for name, mask in masks.items()},
             model={
                 "file": f"{A.MODEL_DIR}/{model_src.name}",
-                "sha256": sha256_file(model_src),
-                "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "sha256": model_sha256(model_src),
+                "class": f"{type(native_model(model)).__module__}.{type(native_model(model)).__qualname__}",
+                "format": model_format(model_src),
+                "source": model_source(model),
+                # What a booster's outputs are numbered by: the later steps load it the same way.
+                "load_classes": load_classes,
                 "skops_trusted_types": list(options.skops_trusted_types),
                 "allow_pickle": options.allow_pickle,
             },

@@ -20,19 +20,24 @@ Rows: the constructor's recorded sample (or all test rows), optionally one shard
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 import time
 import warnings
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rai_audit.core import RAIInputError
+from rai_audit.core import RAIInputError, served_model
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.metrics import group_sort_key
+from rai_audit.core.models import ModelAdapter, model_source
 from rai_audit.core.shards import read_shards
 from rai_audit.specs import ExplainerOptions
 from rai_audit.steps._cli import add_options, options_from_args, run_cli
@@ -40,6 +45,14 @@ from rai_audit.steps._cli import add_options, options_from_args, run_cli
 KIND = "explanation"
 LOCAL_FILE = "local_importance.parquet"
 CLASS_COLUMN = "class"
+# Model sources whose native model shap's TreeExplainer takes (rai_audit.core.models).
+TREE_SOURCES = (
+    "xgboost booster",
+    "lightgbm booster",
+    "catboost model",
+    "mlflow xgboost flavour",
+    "mlflow lightgbm flavour",
+)
 # Raw features with at most this many values are probed with every value, others with as
 # many quantiles (see _feature_map).
 PROBE_VALUES = 1000
@@ -54,12 +67,152 @@ class ExplainerResult:
 
 
 def _split_model(model: Any) -> tuple[Any, Any]:
-    """(preprocessing or None, final estimator) of a scikit-learn Pipeline or bare estimator."""
+    """(preprocessing or None, final estimator) of a scikit-learn Pipeline or bare estimator.
+
+    A model from another source (``rai_audit.core.models``): its scikit-learn model if it has
+    one (MLflow's sklearn flavour), else the model behind a numeric encoding of the raw
+    features (``_Encoder``), which the mimic and a booster's tree SHAP take.
+    """
     from sklearn.pipeline import Pipeline
 
+    if isinstance(model, ModelAdapter):
+        if model.sklearn_api and model.source not in TREE_SOURCES:
+            return _split_model(model.native)
+        encoder = _Encoder()
+        decoded = _DecodedWithProba(model) if hasattr(model, "predict_proba") else _Decoded(model)
+        decoded.encoder = encoder
+        return encoder, decoded
     if isinstance(model, Pipeline) and len(model.steps) > 1:
         return model[:-1], model[-1]
     return None, model
+
+
+class _Encoder:
+    """Raw features as numbers: numbers as they are, other values as a stable code (CRC-32 of
+    their text; missing stays NaN), the same in every shard, pod and the live dashboard with
+    nothing fitted. Each engineered column is its raw feature's (the feature map is the identity)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[float, Any]] = {}  # per column: code -> raw value, to decode
+        self.dtypes: dict[str, Any] = {}
+        self.columns: list[str] = []
+
+    @property
+    def coded(self) -> list[str]:
+        return list(self.values)
+
+    def transform(self, raw: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        self.columns = [str(c) for c in raw.columns]
+        for column in raw.columns:
+            values = raw[column]
+            self.dtypes.setdefault(column, values.dtype)
+            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                out[column] = values.astype(float).to_numpy()
+                continue
+            mapping = self.values.setdefault(column, {})
+            codes = np.full(len(values), np.nan)
+            for i, value in enumerate(values.to_numpy(dtype=object)):
+                if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+                    continue
+                code = float(zlib.crc32(str(value).encode()))
+                mapping.setdefault(code, value)
+                codes[i] = code
+            out[column] = codes
+        return pd.DataFrame(out, columns=list(raw.columns))
+
+    def get_feature_names_out(self) -> np.ndarray:
+        return np.asarray(self.columns, dtype=object)
+
+    def decode(self, X: Any) -> pd.DataFrame:
+        frame = pd.DataFrame(np.asarray(X, dtype=float), columns=self.columns)
+        for column, mapping in self.values.items():
+            codes = frame[column].to_numpy()
+            frame[column] = pd.Series([mapping.get(c) if not np.isnan(c) else None for c in codes], dtype=object)
+        for column, dtype in self.dtypes.items():
+            if column not in self.values:
+                frame[column] = frame[column].astype(dtype, errors="ignore")
+        return frame
+
+
+class _Decoded:
+    """A model from another source called on ``_Encoder``'s numbers (as the mimic calls it)."""
+
+    def __init__(self, model: ModelAdapter) -> None:
+        self.model = model
+        self.encoder: _Encoder | None = None  # the encoder of the rows it is called on
+        if model.is_classifier:
+            self.classes_ = model.classes_
+
+    def predict(self, X: Any) -> np.ndarray:
+        assert self.encoder is not None
+        return self.model.predict(self.encoder.decode(X))
+
+
+class _DecodedWithProba(_Decoded):
+    def predict_proba(self, X: Any) -> np.ndarray:
+        assert self.encoder is not None
+        model: Any = self.model  # a ProbabilisticModelAdapter: _split_model checked
+        return np.asarray(model.predict_proba(self.encoder.decode(X)))
+
+
+def _import_shap() -> Any:
+    """shap, imported without its plots: shap 0.46's plot colours fail to import with numpy 2.4,
+    and shap imports them whenever matplotlib is installed (CatBoost brings it). No step plots."""
+    if "shap" not in sys.modules:
+        saved = sys.modules.get("matplotlib")
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]  # import matplotlib fails
+        try:
+            importlib.import_module("shap")
+        finally:
+            if saved is None:
+                del sys.modules["matplotlib"]
+            else:
+                sys.modules["matplotlib"] = saved
+    return sys.modules["shap"]
+
+
+class _TreeShap:
+    """Exact tree SHAP from the booster's own library (XGBoost's pred_contribs, LightGBM's
+    pred_contrib, CatBoost's ShapValues), in raw-feature columns; a binary booster's one output
+    as the two classes' (-v, v), as interpret-community gives XGBClassifier and LGBMClassifier.
+    (shap 0.46 cannot read XGBoost 3's models; the libraries' own values are the same TreeSHAP.)"""
+
+    def __init__(self, model: ModelAdapter, n_classes: int | None) -> None:
+        self.model, self.n_classes = model, n_classes
+        native = model.native
+        self.native = getattr(native, "booster_", None) or (
+            native.get_booster() if hasattr(native, "get_booster") else native
+        )
+        self.library = type(self.native).__module__.split(".")[0]
+        if self.library not in ("xgboost", "lightgbm", "catboost"):
+            raise TypeError(f"no tree SHAP for {type(self.native).__name__}")
+
+    def _contributions(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, outputs, features + 1): each output's values, the last column its expected value."""
+        if self.library == "xgboost":
+            import xgboost
+
+            raw = self.native.predict(xgboost.DMatrix(X), pred_contribs=True)
+        elif self.library == "lightgbm":
+            raw = self.native.predict(X, pred_contrib=True)
+        else:
+            import catboost
+
+            pool = catboost.Pool(X, cat_features=self.native.get_cat_feature_indices())
+            raw = self.native.get_feature_importance(pool, type="ShapValues")
+        raw = np.asarray(raw, dtype=float)
+        return raw.reshape(len(X), -1, X.shape[1] + 1)
+
+    def explain_local(self, X: pd.DataFrame) -> SimpleNamespace:
+        native_X = self.model.frame(X)
+        contributions = self._contributions(native_X)
+        values = contributions[..., :-1].transpose(1, 0, 2)  # (outputs, rows, features)
+        expected = contributions[0, :, -1] if len(contributions) else np.zeros(contributions.shape[1])
+        if values.shape[0] == 1 and self.n_classes == 2:
+            values, expected = np.concatenate([-values, values]), np.array([-expected[0], expected[0]])
+        order = [list(native_X.columns).index(c) for c in X.columns]
+        return SimpleNamespace(local_importance_values=values[..., order], expected_values=expected)
 
 
 def _engineered(preprocess: Any, raw: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +254,7 @@ def _feature_map(
     column of a rare category too. The map depends only on the background and the data's
     values, so every shard gets the same map.
     """
-    if preprocess is None:
+    if preprocess is None or isinstance(preprocess, _Encoder):
         return np.eye(len(features)), []
     n_columns = _engineered(preprocess, background.iloc[:1]).shape[1]
     depends = np.zeros((len(features), n_columns), dtype=bool)
@@ -141,6 +294,7 @@ def _explainer(
     random_state: int,
 ) -> tuple[Any, str]:
     """The interpret-community explainer for this method, and the method used."""
+    _import_shap()
     from interpret_community import TabularExplainer
     from interpret_community.mimic import MimicExplainer
     from interpret_community.mimic.models import LGBMExplainableModel
@@ -148,6 +302,15 @@ def _explainer(
 
     features = list(background.columns)
     kwargs = {"features": features, "classes": classes}
+    if isinstance(estimator, _Decoded) and method in ("auto", "tree"):
+        tree = _booster_tree_shap(estimator, classes, is_classifier)
+        if tree is not None:
+            return tree, "tree"
+        if method == "tree":
+            raise RAIInputError(
+                f"`method` 'tree' cannot explain the {estimator.model.source} model (tree SHAP takes a booster "
+                "on numeric features only); use method 'auto'"
+            )
     forced = {
         "tree": lambda: TreeExplainer(estimator, **kwargs),
         "linear": lambda: LinearExplainer(estimator, background, **kwargs),
@@ -160,7 +323,7 @@ def _explainer(
                 f"`method` {method!r} cannot explain {type(estimator).__name__} "
                 f"({type(err).__name__}: {err}); use method 'auto'"
             ) from err
-    if method == "auto":
+    if method == "auto" and not served_model.is_served(getattr(estimator, "model", None)):
         try:
             chosen = TabularExplainer(estimator, background, **kwargs).explainer
             name = type(chosen).__name__
@@ -180,6 +343,25 @@ def _explainer(
         **kwargs,
     )
     return mimic, "mimic"
+
+
+def _estimator_name(estimator: Any) -> str:
+    """The explained model's class name; for another source's model, its library's class and source."""
+    if isinstance(estimator, _Decoded):
+        return f"{type(estimator.model.native).__name__} ({estimator.model.source})"
+    return type(estimator).__name__
+
+
+def _booster_tree_shap(estimator: _Decoded, classes: list[Any] | None, is_classifier: bool) -> _TreeShap | None:
+    """Tree SHAP on a booster's own model when every feature is a number (a coded text value
+    is no value the booster was trained on), else None (the mimic explains it)."""
+    model, encoder = estimator.model, estimator.encoder
+    if model.source not in TREE_SOURCES or (encoder is not None and encoder.coded):
+        return None
+    try:
+        return _TreeShap(model, len(classes) if is_classifier and classes else None)
+    except Exception:  # shap refuses a booster it cannot read: the mimic explains it
+        return None
 
 
 def _local_values(explanation: Any, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -259,6 +441,7 @@ def _write(
     info: dict[str, Any],
     options: ExplainerOptions,
     seconds: float,
+    model_calls: dict[str, Any] | None = None,
 ) -> None:
     features = audit.meta["model_features"]
     result = {
@@ -270,7 +453,10 @@ def _write(
     with A.artifact_writer(output_dir) as out:
         A.write_parquet(local, out / LOCAL_FILE)
         A.write_json(out / A.INSIGHT_RESULT_FILE, result)
-        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
+        calls = {"model_calls": model_calls} if model_calls else {}  # a served model's requests
+        A.write_json(
+            out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds, **calls)
+        )
 
 
 def seeded_train_rows(train: pd.DataFrame, options: ExplainerOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -289,6 +475,7 @@ def run_explainer(
 ) -> ExplainerResult:
     """Explain the model on the chosen rows (this shard of them) and write the explanation."""
     started = time.perf_counter()
+    before = served_model.counts()  # a served model's calls, for meta.json
     audit = load_constructor_artifact(constructor_dir)
     meta = audit.meta
     model = audit.load_model()
@@ -319,9 +506,8 @@ def run_explainer(
             options.random_state,
         )
         if options.method == "auto" and method == "mimic":
-            notes.append(
-                f"no exact explainer supports {type(estimator).__name__}; explained with a mimic (LightGBM surrogate)"
-            )
+            name = f"the {model_source(model)} model" if isinstance(estimator, _Decoded) else type(estimator).__name__
+            notes.append(f"no exact explainer supports {name}; explained with a mimic (LightGBM surrogate)")
         explained = _engineered(preprocess, test.iloc[shard_rows].reset_index(drop=True))
         try:
             local_values, expected = _local_values(
@@ -329,7 +515,7 @@ def run_explainer(
             )
         except Exception as err:  # shap/interpret-community refuse models in many ways
             raise RAIInputError(
-                f"`method` {method!r} cannot explain {type(estimator).__name__} "
+                f"`method` {method!r} cannot explain {_estimator_name(estimator)} "
                 f"({type(err).__name__}: {err}); use method 'auto'"
             ) from err
         fidelity = _fidelity(
@@ -347,7 +533,7 @@ def run_explainer(
     info = {
         "method": method,
         "explainer": type(explainer).__name__,
-        "estimator": type(estimator).__name__,
+        "estimator": _estimator_name(estimator),
         "fidelity": fidelity,
         "expected_values": dict(zip(labels, expected.tolist())),
         "background": {"size": len(background_raw), "seed": options.random_state},
@@ -360,7 +546,7 @@ def run_explainer(
         "notes": notes,
     }
     seconds = time.perf_counter() - started
-    _write(Path(output_dir), audit, local, info, options, seconds)
+    _write(Path(output_dir), audit, local, info, options, seconds, served_model.calls_since(model, before))
     return ExplainerResult(audit.run_id, method, len(shard_rows), seconds)
 
 
@@ -386,7 +572,7 @@ def merge_explanations(
     info["rows"] = {**first["rows"], "shard_index": 0, "shard_count": 1, "merged_from": len(shards)}
     options = ExplainerOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})
     seconds = time.perf_counter() - started
-    _write(Path(output_dir), audit, local, info, options, seconds)
+    _write(Path(output_dir), audit, local, info, options, seconds, served_model.summed_calls(s[0] for s in shards))
     return ExplainerResult(audit.run_id, info["method"], len(local[A.ROW_ID].unique()), seconds)
 
 

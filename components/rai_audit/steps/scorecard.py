@@ -45,7 +45,7 @@ from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask, load_cohorts, numeric_bins, validate_cohorts
 from rai_audit.core.fairness import KINDS, describe, group_flag, percentile_interval, spread
-from rai_audit.core.loading import model_file
+from rai_audit.core.loading import copy_model, model_file, model_sha256
 from rai_audit.core.metrics import (
     COUNTED_METRICS,
     PROBA_METRICS,
@@ -719,7 +719,8 @@ def run_scorecard(
 def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir: str | Path) -> dict[str, Any]:
     """Copy a model whose scorecard passed beside that scorecard (the pipeline's gate runs
     this only when ``passed``; it refuses a scorecard that did not pass all the same)."""
-    # The model file itself: a KFP Model artifact may be a file without extension or a folder.
+    # The model itself: a KFP Model artifact may be a file without extension or a folder
+    # holding it; an MLflow model is a folder, copied whole.
     scorecard_dir, model_path = Path(scorecard_dir), model_file(model_path)
     meta = A.read_artifact_meta(scorecard_dir, expected_kind=KIND)
     card = A.read_json(scorecard_dir / RESULT_FILE, what="scorecard.json")
@@ -729,12 +730,12 @@ def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir
             f"{card.get('n_undefined', 0)} could not be judged); the model is not registered"
         )
     record = {
-        "model_sha256": A.sha256_file(model_path),
+        "model_sha256": model_sha256(model_path),
         "targets_met": card["n_targets"],
         "scorecard_generated_at": card["generated_at"],
     }
     with A.artifact_writer(Path(output_dir)) as out:
-        shutil.copy2(model_path, out / model_path.name)
+        copy_model(model_path, out)
         for name in (RESULT_FILE, PDF_FILE):
             shutil.copy2(scorecard_dir / name, out / name)
         A.write_json(out / A.META_FILE, A.new_meta("registered_model", meta["run_id"], **record))

@@ -1,0 +1,315 @@
+"""Every model source the audit reads (rai_audit.core.models), from real files written here:
+each adapter's predictions and probabilities equal the library's own, and bad inputs are
+refused naming what is wrong."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rai_audit.core import RAIInputError
+from rai_audit.core.loading import (
+    CATBOOST,
+    ENDPOINT,
+    LIGHTGBM,
+    MLFLOW,
+    ONNX,
+    SKOPS,
+    XGBOOST_JSON,
+    XGBOOST_UBJ,
+    copy_model,
+    model_file,
+    model_format,
+    model_sha256,
+)
+from rai_audit.core.models import ModelAdapter, load_any_model, native_model
+from support import shared_dataset
+
+NUMERIC = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
+TEXT = ["workclass", "sex", "race"]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    train = shared_dataset("adult_train.parquet").iloc[:300]
+    test = shared_dataset("adult_test.parquet").iloc[:200].reset_index(drop=True)
+    # CatBoost takes no missing text: "?" as the UCI files write it.
+    return train[NUMERIC + TEXT].fillna("?"), train["income"], test[NUMERIC + TEXT].fillna("?")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, data) -> dict[str, object]:
+    """Native boosters and ONNX models, each beside the library model it was written from."""
+    import catboost
+    import lightgbm
+    import xgboost
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType as MLFloat
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    folder = tmp_path_factory.mktemp("models")
+    X, y, _ = data
+    codes = (y == ">50K").astype(int)
+    out: dict[str, object] = {}
+    # XGBoost: binary, written as UBJSON and JSON.
+    xgb = xgboost.train(
+        {"objective": "binary:logistic", "max_depth": 3}, xgboost.DMatrix(X[NUMERIC], codes), num_boost_round=8
+    )
+    xgb.save_model(folder / "xgb.ubj")
+    xgb.save_model(folder / "xgb.json")
+    out["xgb"] = xgb
+    # LightGBM: three classes (age bands), a text model file.
+    bands = pd.cut(X["age"], [0, 30, 45, 200], labels=False).astype(int)
+    lgb = lightgbm.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1, "num_leaves": 7},
+        lightgbm.Dataset(X[NUMERIC], bands),
+        num_boost_round=5,
+    )
+    lgb.save_model(folder / "lgb.txt")
+    out["lgb"] = lgb
+    # CatBoost keeps its label names and takes text columns itself.
+    cat = catboost.CatBoostClassifier(
+        iterations=20, depth=3, verbose=0, random_seed=0, thread_count=1, allow_writing_files=False
+    )
+    cat.fit(X, y, cat_features=TEXT)
+    cat.save_model(folder / "cat.cbm")
+    out["cat"] = cat
+    # ONNX: a scikit-learn pipeline with one input per column (skl2onnx) ...
+    pipe = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [("cat", OneHotEncoder(handle_unknown="ignore"), TEXT), ("num", StandardScaler(), NUMERIC)]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(X, y)
+    schema = [(c, StringTensorType([None, 1])) for c in TEXT] + [(c, FloatTensorType([None, 1])) for c in NUMERIC]
+    (folder / "pipe.onnx").write_bytes(to_onnx(pipe, initial_types=schema).SerializeToString())
+    out["pipe"] = pipe
+    # ... and a LightGBM classifier with one float tensor of all features (onnxmltools).
+    lgbc = lightgbm.LGBMClassifier(n_estimators=10, num_leaves=7, verbose=-1).fit(X[NUMERIC].astype("float32"), y)
+    onnx_lgb = convert_lightgbm(lgbc, initial_types=[("input", MLFloat([None, len(NUMERIC)]))], zipmap=True)
+    (folder / "lgbm.onnx").write_bytes(onnx_lgb.SerializeToString())
+    out["lgbc"] = lgbc
+    out["folder"] = folder
+    return out
+
+
+def test_each_format_is_detected_from_content_not_name(files, tmp_path):
+    folder = files["folder"]
+    expected = {
+        "xgb.ubj": XGBOOST_UBJ,
+        "xgb.json": XGBOOST_JSON,
+        "lgb.txt": LIGHTGBM,
+        "cat.cbm": CATBOOST,
+        "pipe.onnx": ONNX,
+        "lgbm.onnx": ONNX,
+    }
+    for name, kind in expected.items():
+        renamed = tmp_path / f"{name}.model.joblib"  # a name that lies
+        renamed.write_bytes((folder / name).read_bytes())
+        assert model_format(renamed) == kind, name
+    (tmp_path / "endpoint.json").write_text(json.dumps({"endpoint": "http://127.0.0.1:1/v2/models/m"}))
+    assert model_format(tmp_path / "endpoint.json") == ENDPOINT
+    (tmp_path / "other.json").write_text(json.dumps({"something": 1}))
+    assert model_format(tmp_path / "other.json") is None
+    # A KFP artifact folder holding one booster file: that file.
+    (tmp_path / "artifact").mkdir()
+    (tmp_path / "artifact" / "model").write_bytes((folder / "lgb.txt").read_bytes())
+    assert model_file(tmp_path / "artifact") == tmp_path / "artifact" / "model"
+
+
+def test_xgboost_booster_equals_native(files, data):
+    import xgboost
+
+    _, y, test = data
+    classes = sorted(y.unique())
+    native = files["xgb"].predict(xgboost.DMatrix(test[NUMERIC]))
+    for name in ("xgb.ubj", "xgb.json"):
+        model = load_any_model(files["folder"] / name, classes=classes)
+        assert isinstance(model, ModelAdapter) and model.source == "xgboost booster"
+        assert list(model.classes_) == classes and list(model.feature_names_in_) == NUMERIC
+        proba = model.predict_proba(test)  # the text columns are not the booster's: left out
+        np.testing.assert_allclose(proba[:, 1], native, rtol=1e-6)
+        assert model.predict(test).tolist() == np.where(native > 0.5, classes[1], classes[0]).tolist()
+    again = pickle.loads(pickle.dumps(model))  # joblib's workers get it loaded again from its file
+    np.testing.assert_allclose(again.predict_proba(test)[:, 1], native, rtol=1e-6)
+
+
+def test_lightgbm_booster_equals_native(files, data):
+    _, _, test = data
+    model = load_any_model(files["folder"] / "lgb.txt", classes=["young", "middle", "older"])
+    native = files["lgb"].predict(test[NUMERIC])
+    np.testing.assert_allclose(model.predict_proba(test), native, rtol=1e-9)
+    assert model.predict(test).tolist() == np.array(["young", "middle", "older"])[native.argmax(axis=1)].tolist()
+    assert native_model(model) is model.native
+
+
+def test_catboost_model_equals_native_and_keeps_its_labels(files, data):
+    _, y, test = data
+    model = load_any_model(files["folder"] / "cat.cbm", classes=sorted(y.unique()))
+    assert list(model.classes_) == list(files["cat"].classes_)
+    np.testing.assert_allclose(model.predict_proba(test), files["cat"].predict_proba(test), rtol=1e-9)
+    assert model.predict(test).tolist() == files["cat"].predict(test).tolist()
+
+
+def test_booster_given_wrong_classes_is_refused(files):
+    with pytest.raises(RAIInputError, match=r"lgb.txt is a LightGBM model with 3 classes, but it was given 2"):
+        load_any_model(files["folder"] / "lgb.txt", classes=["<=50K", ">50K"])
+    with pytest.raises(RAIInputError, match=r"CatBoost classifier of the classes \['<=50K', '>50K'\].*\['no', 'yes'\]"):
+        load_any_model(files["folder"] / "cat.cbm", classes=["no", "yes"])
+
+
+def test_onnx_pipeline_equals_scikit_learn(files, data):
+    _, _, test = data
+    model = load_any_model(files["folder"] / "pipe.onnx", classes=[">50K", "<=50K"])
+    assert model.source == "onnx" and not hasattr(model, "feature_names_in_")
+    # skl2onnx names an input as an identifier: "capital-gain" is capital_gain, matched to its column.
+    assert model.feature_types["sex"] == "text" and model.feature_types["capital_gain"] == "numeric"
+    pipe = files["pipe"]
+    # ZipMap's columns come out in the given classes' order.
+    np.testing.assert_allclose(model.predict_proba(test), pipe.predict_proba(test)[:, ::-1], atol=1e-5)
+    assert model.predict(test).tolist() == pipe.predict(test).tolist()
+
+
+def test_onnx_lightgbm_tensor_model_equals_lightgbm(files, data):
+    _, y, test = data
+    model = load_any_model(files["folder"] / "lgbm.onnx", classes=sorted(y.unique()))
+    expected = files["lgbc"].predict_proba(test[NUMERIC].astype("float32"))
+    np.testing.assert_allclose(model.predict_proba(test[NUMERIC]), expected, atol=1e-5)
+    assert model.predict(test[NUMERIC]).tolist() == files["lgbc"].predict(test[NUMERIC].astype("float32")).tolist()
+
+
+def test_onnx_inputs_not_matching_the_data_are_refused(files, data):
+    _, _, test = data
+    pipe = load_any_model(files["folder"] / "pipe.onnx", classes=["<=50K", ">50K"])
+    with pytest.raises(
+        RAIInputError, match=r"pipe.onnx has the input 'sex' \(tensor\(string\)\), which is not a column of the data"
+    ):
+        pipe.predict(test.drop(columns="sex"))
+    with pytest.raises(RAIInputError, match=r"takes numbers \(tensor\(float\)\) as input 'age'.*holds object"):
+        pipe.predict(test.assign(age=test["age"].astype(str)))
+    tensor = load_any_model(files["folder"] / "lgbm.onnx", classes=["<=50K", ">50K"])
+    with pytest.raises(RAIInputError, match=r"one tensor 'input' of 5 features, but the data has 8 feature columns"):
+        tensor.predict(test)
+    with pytest.raises(RAIInputError, match=r"columns \['sex'\] are not numbers"):
+        tensor.predict(test[NUMERIC[:4] + ["sex"]])
+
+
+# --- MLflow --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory, data):
+    """An MLflow sklearn model (skops) registered as `adult-lr`, and an xgboost model, logged to a
+    local file store."""
+    import mlflow
+    import mlflow.sklearn
+    import mlflow.xgboost
+    import xgboost
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, _ = data
+    store = tmp_path_factory.mktemp("mlflow") / "mlruns"  # new: MLflow makes its default experiment
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store for local use
+    mlflow.set_tracking_uri(f"file:{store}")
+    lr = LogisticRegression(max_iter=1000).fit(X[NUMERIC], y)
+    xgbc = xgboost.XGBClassifier(n_estimators=5, max_depth=3).fit(X[NUMERIC], (y == ">50K").astype(int))
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(
+            lr, name="lr", serialization_format="skops", registered_model_name="adult-lr", pip_requirements=[]
+        )
+        xgb_info = mlflow.xgboost.log_model(xgbc, name="xgb", pip_requirements=[])
+    yield {"uri": f"file:{store}", "run": run.info.run_id, "lr": lr, "xgb": xgbc, "xgb_uri": xgb_info.model_uri}
+    mlflow.set_tracking_uri(None)
+    mp.undo()
+
+
+def test_mlflow_sklearn_model_by_uri_and_folder(mlflow_store, data, tmp_path):
+    from rai_audit.core.models import download_mlflow_model
+
+    _, _, test = data
+    lr = mlflow_store["lr"]
+    for uri in (f"runs:/{mlflow_store['run']}/lr", "models:/adult-lr/1"):
+        model = load_any_model(uri, mlflow_tracking_uri=mlflow_store["uri"])
+        assert model.source == "mlflow sklearn flavour" and model.sklearn_api
+        assert model.predict(test).tolist() == lr.predict(test[NUMERIC]).tolist()
+        np.testing.assert_allclose(model.predict_proba(test), lr.predict_proba(test[NUMERIC]))
+    folder = download_mlflow_model("models:/adult-lr/1", tmp_path / "dl", tracking_uri=mlflow_store["uri"])
+    assert model_format(folder) == MLFLOW and model_file(tmp_path / "dl") == folder
+    assert load_any_model(folder).predict(test).tolist() == lr.predict(test[NUMERIC]).tolist()
+    # Copied whole, with one digest over its files.
+    (tmp_path / "copy").mkdir()
+    copy = copy_model(folder, tmp_path / "copy")
+    assert (copy / "MLmodel").is_file() and model_sha256(copy) == model_sha256(folder)
+    (copy / "MLmodel").write_text((copy / "MLmodel").read_text() + "\n")
+    assert model_sha256(copy) != model_sha256(folder)
+
+
+def test_mlflow_xgboost_model_equals_native(mlflow_store, data):
+    _, _, test = data
+    xgbc = mlflow_store["xgb"]
+    for uri in (mlflow_store["xgb_uri"], f"runs:/{mlflow_store['run']}/xgb"):
+        model = load_any_model(uri, mlflow_tracking_uri=mlflow_store["uri"])
+        assert model.source == "mlflow xgboost flavour" and type(model.native).__name__ == "XGBClassifier"
+        np.testing.assert_allclose(model.predict_proba(test), xgbc.predict_proba(test[NUMERIC]), rtol=1e-6)
+        assert model.predict(test).tolist() == xgbc.predict(test[NUMERIC]).tolist()
+
+
+def test_mlflow_uri_that_does_not_resolve_is_named(mlflow_store):
+    with pytest.raises(RAIInputError, match=r"MLflow model URI 'models:/no-such-model/3' could not be resolved at"):
+        load_any_model("models:/no-such-model/3", mlflow_tracking_uri=mlflow_store["uri"])
+
+
+def test_mlflow_pickled_model_needs_allow_pickle(mlflow_store, tmp_path, data):
+    import mlflow.sklearn
+
+    _, _, test = data
+    mlflow.sklearn.save_model(
+        mlflow_store["lr"], tmp_path / "pickled", serialization_format="cloudpickle", pip_requirements=[]
+    )
+    with pytest.raises(
+        RAIInputError, match=r"pickled is a scikit-learn model saved as a cloudpickle file.*allow_pickle"
+    ):
+        load_any_model(tmp_path / "pickled")
+    model = load_any_model(tmp_path / "pickled", allow_pickle=True)
+    assert model.predict(test).tolist() == mlflow_store["lr"].predict(test[NUMERIC]).tolist()
+
+
+def test_scikit_learn_files_load_as_before(tmp_path, data):
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, test = data
+    linear = LogisticRegression(max_iter=1000).fit(X[NUMERIC], y)
+    skops.io.dump(linear, tmp_path / "linear")
+    assert model_format(tmp_path / "linear") == SKOPS
+    loaded = load_any_model(tmp_path / "linear")
+    assert type(loaded) is LogisticRegression  # not wrapped
+    assert loaded.predict(test[NUMERIC]).tolist() == linear.predict(test[NUMERIC]).tolist()
+
+
+def test_endpoint_descriptor_goes_to_the_served_model(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls: list[Path] = []
+    fake = types.ModuleType("rai_audit.core.served_model")
+    fake.load_endpoint = lambda path: calls.append(path) or "served"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rai_audit.core.served_model", fake)
+    (tmp_path / "model").write_text(json.dumps({"endpoint": "http://127.0.0.1:1/invocations"}))
+    assert load_any_model(tmp_path / "model") == "served" and calls == [tmp_path / "model"]
