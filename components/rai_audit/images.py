@@ -23,10 +23,10 @@ ENV_REGISTRY, ENV_TAG = "RAI_AUDIT_IMAGE_REGISTRY", "RAI_AUDIT_IMAGE_TAG"
 
 # What each image carries besides the project's own dependencies (pyproject.toml's extras).
 STEP_SUMMARY = {
-    "constructor": "model and data checks, predictions, cohorts (no extra)",
+    "constructor": "model and data checks, predictions, cohorts (onnxruntime for ONNX models)",
     "error_analysis": "error tree and heatmap (LightGBM)",
-    "explainer": "explanations and their merge (interpret-community, shap, LightGBM)",
-    "counterfactual": "counterfactuals and their merge (dice-ml with xgboost)",
+    "explainer": "explanations and their merge (interpret-community, shap, LightGBM, onnxruntime)",
+    "counterfactual": "counterfactuals and their merge (dice-ml with xgboost, onnxruntime)",
     "causal": "causal analysis (econml)",
     "gather": "the dashboard bundle (altair, vl-convert)",
     "scorecard": "the PDF scorecard and the gated registration (weasyprint with Pango)",

@@ -21,7 +21,6 @@ import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
-import shap
 from scipy.special import logit
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
@@ -34,9 +33,12 @@ from sklearn.preprocessing import OneHotEncoder
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
-from rai_audit.steps.explainer import ExplainerOptions, main, merge_explanations, run_explainer
+from rai_audit.steps.explainer import ExplainerOptions, _import_shap, main, merge_explanations, run_explainer
 from rai_audit.steps.gather import run_gather
 from support import ADULT_COHORTS, Case, encoded_model, shared_dataset, write_case
+
+# shap without its plots, as the step imports it (matplotlib, which CatBoost brings, breaks them).
+shap = _import_shap()
 
 LOCAL = "local_importance.parquet"
 MISSING = "(missing)"
