@@ -191,6 +191,7 @@ def _index_entry(
         "targets": targets,
         "targets_missed": sum(t["verdict"] == "FAIL" for t in targets),
         "scorecard": card is not None,
+        "schema": INDEX_SCHEMA,
     }
 
 
@@ -283,25 +284,39 @@ def rebuild_index(settings: S3Settings, bucket: str) -> dict[str, Any]:
     """Rebuild the index from every complete audit's manifest and scorecard (each read and
     checked against its manifest's sha256); returns what was added, dropped and kept. The
     write is conditional too: a publish meanwhile makes it read and rebuild again."""
+    from concurrent.futures import ThreadPoolExecutor
+
     client = settings.client()
+    locked = _lock_enabled(client, bucket)
+
+    def entry_of(audit: str, old: dict[str, Any]) -> dict[str, Any]:
+        try:
+            manifest = _manifest(client, bucket, audit)
+            digest = _sha256_bytes(json.dumps(manifest, indent=2, sort_keys=True).encode())
+            if old.get(audit, {}).get("manifest_sha256") == digest and old[audit].get("schema") == INDEX_SCHEMA:
+                return {"entry": old[audit]}  # the manifest it was made from is unchanged
+            card = _verified_json(client, bucket, audit, manifest, "scorecard/scorecard.json")
+            meta = _verified_json(client, bucket, audit, manifest, "dashboard/meta.json")
+        except (ArtifactIntegrityError, ValueError) as err:
+            return {"problem": str(err)}
+        retention = _retention_of(client, bucket, f"{audit}/{MANIFEST}") if locked else None
+        return {"entry": _index_entry(audit, manifest, card, meta, retention)}
+
     for _ in range(INDEX_TRIES):
         doc, etag = _read_index(client, bucket)
         old = dict((doc or {}).get("audits", {}))
+        found = [
+            o.object_name.rsplit("/", 1)[0]
+            for o in client.list_objects(bucket, prefix=f"{ROOT}/", recursive=True)
+            if len(o.object_name.split("/")) == 5 and o.object_name.endswith(f"/{MANIFEST}")
+        ]
         audits, unreadable = {}, []
-        for obj in client.list_objects(bucket, prefix=f"{ROOT}/", recursive=True):
-            parts = obj.object_name.split("/")
-            if len(parts) != 5 or parts[-1] != MANIFEST:
-                continue
-            audit = obj.object_name.rsplit("/", 1)[0]
-            try:
-                manifest = _manifest(client, bucket, audit)
-                card = _verified_json(client, bucket, audit, manifest, "scorecard/scorecard.json")
-                meta = _verified_json(client, bucket, audit, manifest, "dashboard/meta.json")
-            except (ArtifactIntegrityError, ValueError) as err:
-                unreadable.append({"audit": audit, "problem": str(err)})
-                continue
-            entry = _index_entry(audit, manifest, card, meta, _retention_of(client, bucket, f"{audit}/{MANIFEST}"))
-            audits[audit] = entry
+        with ThreadPoolExecutor(8) as pool:  # reads, each small: many at once
+            for audit, got in zip(found, pool.map(lambda a: entry_of(a, old), found)):
+                if "entry" in got:
+                    audits[audit] = got["entry"]
+                else:
+                    unreadable.append({"audit": audit, "problem": got["problem"]})
         if _write_index(client, bucket, audits, etag):
             return {
                 "count": len(audits),

@@ -33,7 +33,7 @@ import html
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -56,6 +56,7 @@ ARCHIVE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+VERIFIES = {True: "yes", False: "NO", None: "checking…"}
 DASHBOARD_PAGE, PDF = "dashboard/dashboard.html", "scorecard/scorecard.pdf"
 READ_METHODS = frozenset(
     {"get_object", "stat_object", "list_objects", "bucket_exists", "presigned_get_object", "get_object_retention"}
@@ -87,7 +88,7 @@ def read_only(settings: S3Settings) -> ReadOnlySettings:
 def status_of(check: dict[str, Any] | None) -> str:
     """What an audit is shown as: its verdict only once it verifies."""
     if check is None:
-        return "NOT CHECKED"
+        return "CHECKING"
     if not check["verified"]:
         return "FAILED VERIFICATION"
     manifest = check["manifest"]
@@ -98,10 +99,20 @@ class ArchiveView:
     """The archive as the pages need it: the index (cached by ETag) and each audit's check
     (cached ``recheck_seconds``, run on a few threads)."""
 
-    def __init__(self, settings: S3Settings, bucket: str, *, recheck_seconds: float = 600.0, threads: int = 8):
+    def __init__(
+        self,
+        settings: S3Settings,
+        bucket: str,
+        *,
+        recheck_seconds: float = 600.0,
+        wait_seconds: float = 1.5,
+        threads: int = 8,
+    ):
         self.settings, self.bucket, self.recheck = read_only(settings), bucket, recheck_seconds
+        self.wait = wait_seconds  # a listing waits this long for checks, then shows the rest as CHECKING
         self.lock = threading.Lock()
         self.checks: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.running: dict[str, Future[dict[str, Any]]] = {}
         self.index: tuple[str | None, dict[str, Any]] | None = None
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="rai-audit-archive")
 
@@ -155,19 +166,51 @@ class ArchiveView:
         return found
 
     # --- verification --------------------------------------------------------------------
-    def check(self, audit: str) -> dict[str, Any]:
-        now = time.monotonic()
+    def _future(self, audit: str) -> Future[dict[str, Any]]:
+        """The audit's check: cached (younger than ``recheck``), under way, or started now."""
         with self.lock:
             cached = self.checks.get(audit)
-        if cached is not None and now - cached[0] < self.recheck:
-            return cached[1]
-        result = archive.check_audit(self.settings, self.bucket, audit)
-        with self.lock:
-            self.checks[audit] = (time.monotonic(), result)
-        return result
+            if cached is not None and time.monotonic() - cached[0] < self.recheck:
+                done: Future[dict[str, Any]] = Future()
+                done.set_result(cached[1])
+                return done
+            if audit not in self.running:
+                self.running[audit] = self.pool.submit(self._check, audit)
+            return self.running[audit]
 
-    def check_all(self, audits: list[str]) -> dict[str, dict[str, Any]]:
-        return dict(zip(audits, self.pool.map(self.check, audits)))
+    def _check(self, audit: str) -> dict[str, Any]:
+        try:
+            result = archive.check_audit(self.settings, self.bucket, audit)
+            with self.lock:
+                self.checks[audit] = (time.monotonic(), result)
+            return result
+        finally:
+            with self.lock:
+                self.running.pop(audit, None)
+
+    def check(self, audit: str) -> dict[str, Any]:
+        return self._future(audit).result()
+
+    def check_all(self, audits: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Each audit's check, waiting at most ``wait`` seconds in all: None for one not done
+        (shown as CHECKING, never with its claimed verdict; the page reloads itself)."""
+        futures = {a: self._future(a) for a in audits}
+        wait(list(futures.values()), timeout=self.wait)
+        return {a: f.result() if f.done() else None for a, f in futures.items()}
+
+    def warm(self) -> None:
+        """Start checking every model's latest audit (at start: the first page is then quick)."""
+        try:
+            view = self.entries()
+        except Exception:  # noqa: BLE001 the first page load says what is wrong
+            return
+        latest: dict[str, dict[str, Any]] = {}
+        for entry in view["audits"].values():
+            model = str(entry.get("model"))
+            if model not in latest or _when(entry) > _when(latest[model]):
+                latest[model] = entry
+        for entry in latest.values():
+            self._future(entry["audit"])
 
     # --- what the pages show ---------------------------------------------------------------
     def models(self) -> dict[str, Any]:
@@ -190,6 +233,7 @@ class ArchiveView:
             )
         return {
             "bucket": self.bucket,
+            "checking": sum(c is None for c in checks.values()),
             "source": view["source"],
             "index_updated_at": view["updated_at"],
             "count": len(view["audits"]),
@@ -219,8 +263,8 @@ class ArchiveView:
             shown["verdict_changed"] = previous is not None and shown["status"] != previous
             previous = shown["status"]
             audits.append(shown)
-            if not check["verified"]:
-                continue  # figures of an audit that does not verify are not drawn
+            if check is None or not check["verified"]:
+                continue  # figures of an audit that does not verify (or not yet) are not drawn
             for t in archive._scorecard_targets(check["card"]):
                 if not isinstance(t.get("measured"), (int, float)):
                     continue
@@ -245,6 +289,7 @@ class ArchiveView:
                 last = point["verdict"]
         return {
             "model": model,
+            "checking": sum(c is None for c in checks.values()),
             "versions": sorted({str(e.get("version")) for e in every}),
             "filters": {"version": version, "since": since, "until": until},
             "audits": audits,
@@ -315,11 +360,12 @@ def _when(entry: dict[str, Any]) -> tuple[str, str]:
     return (str(entry.get("published_at") or ""), entry["audit"])
 
 
-def _shown(entry: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
+def _shown(entry: dict[str, Any], check: dict[str, Any] | None) -> dict[str, Any]:
     """An audit as listed: the verified verdict and targets missed (the scorecard's, once it
-    verifies); the index's claims are not shown for one that fails."""
-    verified = check["verified"]
-    card_targets = archive._scorecard_targets(check["card"]) if verified else []
+    verifies); the index's claims are not shown for one that fails or is still being checked
+    (``verified`` None)."""
+    verified = None if check is None else check["verified"]
+    card_targets = archive._scorecard_targets(check["card"]) if check is not None and verified else []
     return {
         "audit": entry["audit"],
         "version": str(entry.get("version")),
@@ -327,8 +373,8 @@ def _shown(entry: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
         "run_id": entry.get("run_id"),
         "status": status_of(check),
         "verified": verified,
-        "problem": check["problem"],
-        "passed": check["manifest"]["passed"] if verified else None,
+        "problem": None if check is None else check["problem"],
+        "passed": check["manifest"]["passed"] if check is not None and verified else None,
         "targets_missed": sum(t["verdict"] == "FAIL" for t in card_targets) if verified else None,
         "targets": len(card_targets) if verified else None,
     }
@@ -344,7 +390,7 @@ h2{font-size:16px;margin:18px 0 8px} table{border-collapse:collapse;background:#
 th,td{border:1px solid #d5d9e0;padding:5px 8px;text-align:left;vertical-align:top} th{background:#eef1f5}
 .PASS{color:#0a6b2d;font-weight:600} .FAIL{color:#b3261e;font-weight:600}
 .FAILED-VERIFICATION{color:#fff;background:#b3261e;font-weight:700;padding:1px 5px;border-radius:3px}
-.NO-SCORECARD,.NOT-CHECKED{color:#6b7280} .note{color:#4b5563}
+.NO-SCORECARD,.CHECKING{color:#6b7280} .note{color:#4b5563}
 .warn{background:#fff4d6;padding:8px;border:1px solid #e7c66a}
 .ADDED{color:#0a6b2d} .REMOVED{color:#b3261e} .CHANGED{color:#8a5a00} code{font-size:12px}
 form{background:#fff;border:1px solid #d5d9e0;padding:8px;display:flex;gap:12px;align-items:end;flex-wrap:wrap}
@@ -370,9 +416,13 @@ class Pages:
         query = urlencode({**{k: v for k, v in params.items() if v not in (None, "")}, "token": self.token})
         return e(f"{path}?{query}")
 
-    def page(self, title: str, body: str) -> HTMLResponse:
+    def page(self, title: str, body: str, *, checking: int = 0) -> HTMLResponse:
+        # audits still being checked: the page reloads itself until every one is
+        refresh = "<meta http-equiv=refresh content=2>" if checking else ""
+        if checking:
+            body = f"<p class=warn id=checking>{checking} audit(s) still being verified: shown as CHECKING.</p>{body}"
         doc = (
-            "<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<!doctype html><html lang=en><head><meta charset=utf-8>{refresh}"
             f"<meta name=viewport content='width=device-width'><title>{e(title)} · rai-audit archive</title>"
             f"<style>{STYLE}</style></head><body><header><strong>rai-audit archive</strong>"
             f"<span>s3://{e(self.view.bucket)}</span><a href='{self.url('/archive')}'>Models</a>"
@@ -394,7 +444,7 @@ class Pages:
                 f"{problem}</td><td>{e(a['published_at'])}</td><td><code>{e(a['run_id'])}</code></td>"
                 f"<td class=missed>{e('—' if a['targets_missed'] is None else a['targets_missed'])}"
                 f"{'' if a['targets'] is None else ' of ' + e(a['targets'])}</td>"
-                f"<td class=verified>{'yes' if a['verified'] else 'NO'}</td><td>{m['audits']}</td>"
+                f"<td class=verified>{VERIFIES[a['verified']]}</td><td>{m['audits']}</td>"
                 f"<td><a href='{self.url('/archive/audit', audit=a['audit'])}'>evidence</a></td></tr>"
             )
         note = (
@@ -409,7 +459,7 @@ class Pages:
             "<th>Latest verdict</th><th>Date</th><th>Run id</th><th>Targets missed</th><th>Verifies</th>"
             f"<th>Audits</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         )
-        return self.page("Models", body)
+        return self.page("Models", body, checking=data["checking"])
 
     def history(self, data: dict[str, Any]) -> HTMLResponse:
         f = data["filters"]
@@ -451,7 +501,7 @@ class Pages:
             "<th>Version</th><th>Run id</th><th>Verdict</th><th>Targets missed</th><th></th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
-        return self.page(data["model"], body)
+        return self.page(data["model"], body, checking=data["checking"])
 
     def chart(self, line: dict[str, Any], n: int, order: list[str]) -> str:
         """One target over the model's audits: x is the audit's place in ``order`` (time), the
@@ -880,6 +930,7 @@ class RunningArchive:
 
     def stop(self) -> None:
         self.server.should_exit = True
+        self.server.force_exit = True  # a browser's idle keep-alive connections need no goodbye
         self.thread.join(timeout=10)
         self.view.close()
 
@@ -893,6 +944,7 @@ def start_archive(
     allow_remote: bool = False,
     token: str | None = None,
     recheck_seconds: float = 600.0,
+    wait_seconds: float = 1.5,
 ) -> RunningArchive:
     """Serve the archive from a background thread; returns once it accepts connections."""
     import secrets
@@ -907,7 +959,7 @@ def start_archive(
             "To expose it anyway, add --allow-remote"
         )
     token = token or secrets.token_urlsafe(32)
-    view = ArchiveView(settings, bucket, recheck_seconds=recheck_seconds)
+    view = ArchiveView(settings, bucket, recheck_seconds=recheck_seconds, wait_seconds=wait_seconds)
     sock = S.bind(host, port)
     bound = sock.getsockname()[1]
     server = S.uvicorn_server(create_archive_app(view, token, hosts=S.accepted_hosts(host)))
@@ -920,6 +972,7 @@ def start_archive(
             sock.close()
             raise RAIInputError(f"the archive server did not start on {host}:{bound}")
         time.sleep(0.02)
+    threading.Thread(target=view.warm, name="rai-audit-archive-warm", daemon=True).start()
     url = f"http://{S.url_host(host)}:{bound}/archive?{urlencode({'token': token})}"
     return RunningArchive(url, bound, token, server, thread, view)
 
