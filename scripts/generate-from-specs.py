@@ -43,11 +43,14 @@ STEP_TITLES = {
 
 # Per step: what the component says of itself, its artifacts and the parameters that are
 # not options: (name, annotation, default or None for none, help). Options follow.
+# Artifacts are typed (rai_audit.kfp_types) so that miswiring fails at compile time; an
+# optional one is `Input[T] = None`, not `Optional[Input[T]]`, which KFP (2.17) cannot
+# import for a type of its own in the component's command.
 COMPONENTS: dict[str, dict] = {
     "constructor": dict(
         summary="Validates model and data, predicts once on the whole test set, writes the insights.",
         artifacts=[
-            ("insights", "Output[Artifact]", "The insights artifact every later step reads."),
+            ("insights", "Output[Insights]", "The insights artifact every later step reads."),
             (
                 "model",
                 "Input[Model]",
@@ -73,29 +76,29 @@ COMPONENTS: dict[str, dict] = {
     "error_analysis": dict(
         summary="Finds where the model is wrong: error tree, heatmap, error per cohort and group.",
         artifacts=[
-            ("error_analysis", "Output[Artifact]", "The error analysis insight."),
-            ("constructor", "Input[Artifact]", "The constructor's insights artifact."),
+            ("error_analysis", "Output[Analysis]", "The error analysis insight."),
+            ("constructor", "Input[Insights]", "The constructor's insights artifact."),
         ],
     ),
     "explainer": dict(
         summary="Global and local feature importance in raw features (interpret-community on shap).",
         artifacts=[
-            ("explanation", "Output[Artifact]", "The explanation insight (of this shard, when sharded)."),
-            ("constructor", "Input[Artifact]", "The constructor's insights artifact."),
+            ("explanation", "Output[Analysis]", "The explanation insight (of this shard, when sharded)."),
+            ("constructor", "Input[Insights]", "The constructor's insights artifact."),
         ],
     ),
     "counterfactual": dict(
         summary="Counterfactuals per row with dice-ml, each checked by calling the real model.",
         artifacts=[
-            ("counterfactuals", "Output[Artifact]", "The counterfactual insight (of this shard, when sharded)."),
-            ("constructor", "Input[Artifact]", "The constructor's insights artifact."),
+            ("counterfactuals", "Output[Analysis]", "The counterfactual insight (of this shard, when sharded)."),
+            ("constructor", "Input[Insights]", "The constructor's insights artifact."),
         ],
     ),
     "causal": dict(
         summary="Causal effects of treatment features on the true outcome, and treatment policies (econml).",
         artifacts=[
-            ("causal", "Output[Artifact]", "The causal insight."),
-            ("constructor", "Input[Artifact]", "The constructor's insights artifact."),
+            ("causal", "Output[Analysis]", "The causal insight."),
+            ("constructor", "Input[Insights]", "The constructor's insights artifact."),
         ],
     ),
     "scorecard": dict(
@@ -103,22 +106,39 @@ COMPONENTS: dict[str, dict] = {
         artifacts=[
             (
                 "scorecard",
-                "Output[Artifact]",
+                "Output[Scorecard]",
                 "The scorecard: scorecard.pdf, scorecard.json (every target and verdict), manifest.json.",
             ),
             ("headline_metrics", "Output[Metrics]", "The targets' measured values and how many were met and missed."),
+            (
+                "verdict_markdown",
+                "Output[Markdown]",
+                "The verdict and every judged target as Markdown, for the Kubeflow UI.",
+            ),
+            (
+                "classification_metrics",
+                "Output[ClassificationMetrics]",
+                "A classifier's confusion matrix and (binary, with probabilities) ROC curve on the whole test set, "
+                "for the Kubeflow UI; empty for a regression.",
+            ),
+            (
+                "verdict",
+                "Output[Verdict]",
+                "The verdict alone, a blessing as TFX's ModelBlessing: verdict.json (passed, targets met, missed "
+                "and undefined, run id) and `blessed` in its metadata.",
+            ),
             (
                 "passed",
                 "dsl.OutputPath(bool)",
                 "Whether every target was met: the output to gate on, `dsl.If(card.outputs['passed'] == True)`.",
             ),
-            ("dashboard", "Input[Artifact]", "The gathered dashboard bundle."),
+            ("dashboard", "Input[Dashboard]", "The gathered dashboard bundle."),
         ],
         required=[("config", "dict", "The scorecard config (rai-audit's form or Azure ML's pdf_generation_config).")],
         parameters=[
             (
                 "baseline",
-                "Optional[Input[Artifact]]",
+                "Input[Scorecard]",
                 "None",
                 "An earlier audit's scorecard (see find_baseline): "
                 "every figure's change since then is reported, and the config's `changes` targets judged.",

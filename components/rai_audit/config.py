@@ -45,6 +45,7 @@ from rai_audit import azure
 from rai_audit.core import RAIInputError
 from rai_audit.core.artifacts import read_yaml
 from rai_audit.core.cohorts import load_cohorts
+from rai_audit.core.models import is_mlflow_uri
 from rai_audit.core.scorecard_config import parse_scorecard_config
 from rai_audit.preflight import check_audit
 from rai_audit.specs import ANALYSIS_STEPS, OPTIONS, ConstructorOptions, OptionSpec, ScorecardOptions, step_options
@@ -56,7 +57,10 @@ REQUIRED_KEYS = (*PATH_KEYS, *(o.name for o in step_options("constructor", "conf
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
 # Options set when the pipeline is built, not passed to it.
 BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"}, "counterfactual": {"shards": "counterfactual_shards"}}
-ALLOWED_KEYS = (*PATH_KEYS, "name", *CONSTRUCTOR_KEYS, "cohorts", *ANALYSIS_STEPS, "scorecard", "publish")
+# `model: models:/name/1` (or runs:/...): an MLflow model, resolved at `mlflow_tracking_uri`
+# (else MLFLOW_TRACKING_URI) and downloaded by `rai-audit run` before the audit starts.
+MLFLOW_KEYS = ("mlflow_tracking_uri",)
+ALLOWED_KEYS = (*PATH_KEYS, "name", *CONSTRUCTOR_KEYS, "cohorts", *ANALYSIS_STEPS, "scorecard", "publish", *MLFLOW_KEYS)
 
 
 def _config_options(step: str) -> list[OptionSpec]:
@@ -138,6 +142,9 @@ def resolve_config(
     args: dict[str, Any] = {}
     for key in PATH_KEYS:
         value = str(config[key])
+        if key == "model" and is_mlflow_uri(value):  # no path: the CLI downloads it (mlflow_model)
+            args["model_uri"] = value
+            continue
         if "://" not in value and check_paths:
             try:
                 resolved = (base_dir / value).resolve()
@@ -155,6 +162,10 @@ def resolve_config(
         cohorts = base_dir / cohorts
     args["cohorts"] = load_cohorts(cohorts)
     build: dict[str, Any] = {"steps": [s for s in ANALYSIS_STEPS if config.get(s) not in (None, False)]}
+    if config.get("mlflow_tracking_uri") not in (None, ""):
+        if not is_mlflow_uri(args["model_uri"]):
+            raise RAIInputError("config `mlflow_tracking_uri` applies to a `model` given as models:/... or runs:/...")
+        build["mlflow_tracking_uri"] = str(config["mlflow_tracking_uri"])
     for step in build["steps"]:
         step_args, step_build = _step_arguments(step, config[step])
         args.update(step_args)
@@ -171,6 +182,19 @@ def resolve_config(
         print(f"rai-audit: note: {note}", file=sys.stderr)
     args["cohorts"] = [_cohort_argument(c) for c in args["cohorts"]]
     return args, build
+
+
+def mlflow_model(arguments: dict[str, Any], build: dict[str, Any], dest: Path) -> dict[str, Any]:
+    """The pipeline arguments with an MLflow ``models:/`` or ``runs:/`` model downloaded into
+    ``dest`` (its folder is then the model: kfp.local's importer reads local paths). Takes
+    ``mlflow_tracking_uri`` out of ``build``, which the pipeline does not take."""
+    tracking_uri = build.pop("mlflow_tracking_uri", None)
+    if not is_mlflow_uri(arguments.get("model_uri")):
+        return arguments
+    from rai_audit.core.models import download_mlflow_model
+
+    folder = download_mlflow_model(arguments["model_uri"], dest, tracking_uri=tracking_uri)
+    return {**arguments, "model_uri": str(folder)}
 
 
 def _cohort_argument(cohort: dict[str, Any]) -> dict[str, Any] | str:

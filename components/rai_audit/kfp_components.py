@@ -10,9 +10,10 @@ import copy
 from typing import Any, Dict, List, Optional
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 from rai_audit.images import step_image
+from rai_audit.kfp_types import Analysis, Dashboard, Insights, Scorecard, Verdict
 
 
 @dsl.component(base_image=step_image("constructor"), install_kfp_package=False)
@@ -40,7 +41,7 @@ def fingerprint_inputs(model: Input[Model], train_data: Input[Dataset], test_dat
 
 @dsl.component(base_image=step_image("constructor"), install_kfp_package=False)
 def constructor(
-    insights: Output[Artifact],
+    insights: Output[Insights],
     model: Input[Model],
     train_data: Input[Dataset],
     test_data: Input[Dataset],
@@ -100,8 +101,8 @@ def constructor(
 
 @dsl.component(base_image=step_image("error_analysis"), install_kfp_package=False)
 def error_analysis(
-    error_analysis: Output[Artifact],
-    constructor: Input[Artifact],
+    error_analysis: Output[Analysis],
+    constructor: Input[Insights],
     max_depth: int = 3,
     num_leaves: int = 31,
     min_child_samples: int = 20,
@@ -132,8 +133,8 @@ def error_analysis(
 
 @dsl.component(base_image=step_image("explainer"), install_kfp_package=False)
 def explainer(
-    explanation: Output[Artifact],
-    constructor: Input[Artifact],
+    explanation: Output[Analysis],
+    constructor: Input[Insights],
     method: str = "auto",
     rows: str = "sample",
     shard_index: int = 0,
@@ -163,8 +164,8 @@ def explainer(
 
 @dsl.component(base_image=step_image("counterfactual"), install_kfp_package=False)
 def counterfactual(
-    counterfactuals: Output[Artifact],
-    constructor: Input[Artifact],
+    counterfactuals: Output[Analysis],
+    constructor: Input[Insights],
     total_CFs: int = 10,
     engine: str = "batched",
     method: str = "random",
@@ -208,8 +209,8 @@ def counterfactual(
 
 @dsl.component(base_image=step_image("causal"), install_kfp_package=False)
 def causal(
-    causal: Output[Artifact],
-    constructor: Input[Artifact],
+    causal: Output[Analysis],
+    constructor: Input[Insights],
     treatment_features: list,
     heterogeneity_features: str = "null",
     nuisance_model: str = "linear",
@@ -225,6 +226,8 @@ def causal(
     rows: str = "sample",
     top_recommendations: int = 10,
     n_jobs: int = -1,
+    shard_index: int = 0,
+    shard_count: int = 1,
     random_state: int = 0,
 ):
     """Causal effects of treatment features on the true outcome, and treatment policies (econml).
@@ -248,6 +251,8 @@ def causal(
         rows: Rows given local effects; sample: the constructor's sample. One of: sample, all.
         top_recommendations: Recommendations per treatment kept in the result.
         n_jobs: Treatments fitted in parallel; -1: all cores.
+        shard_index: Which shard of the treatments to fit.
+        shard_count: Into how many shards the treatments are split.
         random_state: Seed of every step's randomness (sample, trees, searches, bootstrap).
     """
     from rai_audit.kfp_runtime import run_step
@@ -257,12 +262,15 @@ def causal(
 
 @dsl.component(base_image=step_image("scorecard"), install_kfp_package=False)
 def scorecard(
-    scorecard: Output[Artifact],
+    scorecard: Output[Scorecard],
     headline_metrics: Output[Metrics],
+    verdict_markdown: Output[Markdown],
+    classification_metrics: Output[ClassificationMetrics],
+    verdict: Output[Verdict],
     passed: dsl.OutputPath(bool),
-    dashboard: Input[Artifact],
+    dashboard: Input[Dashboard],
     config: dict,
-    baseline: Optional[Input[Artifact]] = None,
+    baseline: Input[Scorecard] = None,
     cohorts: list = [],
     bootstrap: int = 200,
     alpha: float = 0.05,
@@ -275,6 +283,11 @@ def scorecard(
     Args:
         scorecard: The scorecard: scorecard.pdf, scorecard.json (every target and verdict), manifest.json.
         headline_metrics: The targets' measured values and how many were met and missed.
+        verdict_markdown: The verdict and every judged target as Markdown, for the Kubeflow UI.
+        classification_metrics: A classifier's confusion matrix and (binary, with probabilities) ROC curve on
+            the whole test set, for the Kubeflow UI; empty for a regression.
+        verdict: The verdict alone, a blessing as TFX's ModelBlessing: verdict.json (passed, targets met, missed
+            and undefined, run id) and `blessed` in its metadata.
         passed: Whether every target was met: the output to gate on, `dsl.If(card.outputs['passed'] == True)`.
         dashboard: The gathered dashboard bundle.
         config: The scorecard config (rai-audit's form or Azure ML's pdf_generation_config).
@@ -300,7 +313,7 @@ def scorecard(
 
 
 @dsl.component(base_image=step_image("explainer"), install_kfp_package=False)
-def merge_explanations(explanation: Output[Artifact], constructor: Input[Artifact], shards: Input[List[Artifact]]):
+def merge_explanations(explanation: Output[Analysis], constructor: Input[Insights], shards: Input[List[Artifact]]):
     """Joins explanation shards into the result of one unsharded run.
 
     Args:
@@ -316,7 +329,7 @@ def merge_explanations(explanation: Output[Artifact], constructor: Input[Artifac
 
 @dsl.component(base_image=step_image("counterfactual"), install_kfp_package=False)
 def merge_counterfactuals(
-    counterfactuals: Output[Artifact], constructor: Input[Artifact], shards: Input[List[Artifact]]
+    counterfactuals: Output[Analysis], constructor: Input[Insights], shards: Input[List[Artifact]]
 ):
     """Joins counterfactual shards into the result of one unsharded run.
 
@@ -333,14 +346,14 @@ def merge_counterfactuals(
 
 @dsl.component(base_image=step_image("gather"), install_kfp_package=False)
 def gather(
-    dashboard: Output[Artifact],
+    dashboard: Output[Dashboard],
     dashboard_html: Output[HTML],
     overall_metrics: Output[Metrics],
-    constructor: Input[Artifact],
-    insight_1: Optional[Input[Artifact]] = None,
-    insight_2: Optional[Input[Artifact]] = None,
-    insight_3: Optional[Input[Artifact]] = None,
-    insight_4: Optional[Input[Artifact]] = None,
+    constructor: Input[Insights],
+    insight_1: Input[Analysis] = None,
+    insight_2: Input[Analysis] = None,
+    insight_3: Input[Analysis] = None,
+    insight_4: Input[Analysis] = None,
     pipeline_run_id: str = "",
     pipeline_run_name: str = "",
     pipeline_run_created_at: str = "",
@@ -387,7 +400,7 @@ def gather(
 
 
 @dsl.component(base_image=step_image("scorecard"), install_kfp_package=False)
-def register_model(registered_model: Output[Model], model: Input[Model], scorecard: Input[Artifact]):
+def register_model(registered_model: Output[Model], model: Input[Model], scorecard: Input[Scorecard]):
     """Registers a model whose scorecard passed: the model file beside its scorecard, with lineage.
 
     Args:
@@ -403,8 +416,8 @@ def register_model(registered_model: Output[Model], model: Input[Model], scoreca
 
 @dsl.component(base_image=step_image("publish"), install_kfp_package=False)
 def publish(
-    dashboard: Input[Artifact],
-    scorecard: Input[Artifact],
+    dashboard: Input[Dashboard],
+    scorecard: Input[Scorecard],
     model_name: str,
     model_version: str,
     bucket: str = "rai-audit",
@@ -449,7 +462,7 @@ def publish(
 
 
 @dsl.component(base_image=step_image("publish"), install_kfp_package=False)
-def find_baseline(baseline: Output[Artifact], model_name: str, bucket: str = "rai-audit"):
+def find_baseline(baseline: Output[Scorecard], model_name: str, bucket: str = "rai-audit"):
     """Fetches the model's latest archived audit's scorecard as the baseline of this audit.
 
     Any version of the model counts (a retrained model is compared with the one before).
@@ -471,8 +484,8 @@ def find_baseline(baseline: Output[Artifact], model_name: str, bucket: str = "ra
 @dsl.component(base_image=step_image("scorecard"), install_kfp_package=False)
 def notify(
     notification: Output[Artifact],
-    scorecard: Input[Artifact],
-    baseline: Optional[Input[Artifact]] = None,
+    scorecard: Input[Scorecard],
+    baseline: Input[Scorecard] = None,
     on: str = "change",
     format: str = "slack",
     webhook_env: str = "RAI_AUDIT_WEBHOOK_URL",

@@ -85,9 +85,39 @@ def _scorecard(v: dict[str, Any]) -> bool:
     for name, value in result.headline.items():
         v["headline_metrics"].log_metric(name, value)
     v["scorecard"].metadata.update(run_id=result.run_id, passed=result.passed)
+    _verdict(v["verdict"], result)
+    _ui_views(v["dashboard"].path, v["scorecard"].path, v["verdict_markdown"], v["classification_metrics"])
     with open(v["passed"], "w", encoding="utf-8") as out:  # a bool output parameter is read as JSON
         out.write(json.dumps(result.passed))
     return result.passed
+
+
+def _verdict(artifact: Any, result: Any) -> None:
+    """The blessing-like verdict: verdict.json at the artifact's path, ``blessed`` in its metadata."""
+    verdict = {
+        "passed": result.passed,
+        "run_id": result.run_id,
+        "n_targets": result.n_targets,
+        "n_missed": result.n_missed,
+        "n_undefined": result.n_undefined,
+    }
+    with open(artifact.path, "w", encoding="utf-8") as out:
+        json.dump(verdict, out, indent=2)
+    artifact.metadata.update(blessed=result.passed, **verdict)
+
+
+def _ui_views(dashboard_dir: str, scorecard_dir: str, markdown: Any, metrics: Any) -> None:
+    """The scorecard's views in the Kubeflow UI: the Markdown verdict, the confusion matrix and ROC curve."""
+    from rai_audit.steps.scorecard import ui_views
+
+    views = ui_views(dashboard_dir, scorecard_dir)
+    with open(markdown.path, "w", encoding="utf-8") as out:
+        out.write(views.markdown)
+    if views.confusion is not None:
+        labels = [str(label) for label in views.confusion["labels"]]
+        metrics.log_confusion_matrix(labels, views.confusion["matrix"])
+    if views.roc is not None:
+        metrics.log_roc_curve(views.roc["fpr"], views.roc["tpr"], views.roc["threshold"])
 
 
 _RUNNERS = {

@@ -313,3 +313,27 @@ def test_endpoint_descriptor_goes_to_the_served_model(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "rai_audit.core.served_model", fake)
     (tmp_path / "model").write_text(json.dumps({"endpoint": "http://127.0.0.1:1/invocations"}))
     assert load_any_model(tmp_path / "model") == "served" and calls == [tmp_path / "model"]
+
+
+def test_config_takes_an_mlflow_uri_and_run_downloads_it(mlflow_store, data, tmp_path):
+    from rai_audit.config import mlflow_model, resolve_config
+
+    X, y, _ = data
+    X.assign(income=y).to_parquet(tmp_path / "train.parquet")
+    config = {
+        "model": "models:/adult-lr/1",
+        "mlflow_tracking_uri": mlflow_store["uri"],
+        "train_data": "train.parquet",
+        "test_data": "train.parquet",
+        "target_column": "income",
+        "task_type": "binary_classification",
+    }
+    args, build = resolve_config(config, base_dir=tmp_path)
+    assert args["model_uri"] == "models:/adult-lr/1" and build["mlflow_tracking_uri"] == mlflow_store["uri"]
+    args = mlflow_model(args, build, tmp_path / "inputs" / "model")  # what `rai-audit run` does first
+    assert "mlflow_tracking_uri" not in build and model_format(Path(args["model_uri"])) == MLFLOW
+    with pytest.raises(RAIInputError, match=r"`mlflow_tracking_uri` applies to a `model` given as models:/"):
+        resolve_config({**config, "model": "train.parquet"}, base_dir=tmp_path)
+    args, build = resolve_config({**config, "model": "models:/adult-lr/9"}, base_dir=tmp_path)
+    with pytest.raises(RAIInputError, match=r"MLflow model URI 'models:/adult-lr/9' could not be resolved"):
+        mlflow_model(args, build, tmp_path / "inputs" / "nine")

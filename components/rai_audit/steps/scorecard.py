@@ -91,6 +91,7 @@ class ScorecardResult:
     n_missed: int
     headline: dict[str, float]
     pdf: Path
+    n_undefined: int = 0
 
 
 class TargetsMissed(Exception):
@@ -702,7 +703,7 @@ def run_scorecard(
             ),
         )
     scorecard = ScorecardResult(
-        doc["run_id"], result["passed"], len(judged), len(missed), headline, Path(output_dir) / PDF_FILE
+        doc["run_id"], result["passed"], len(judged), len(missed), headline, Path(output_dir) / PDF_FILE, len(undefined)
     )
     if missed and options.fail_on_missed_target:
         raise TargetsMissed(
@@ -740,6 +741,109 @@ def register_model(model_path: str | Path, scorecard_dir: str | Path, output_dir
             shutil.copy2(scorecard_dir / name, out / name)
         A.write_json(out / A.META_FILE, A.new_meta("registered_model", meta["run_id"], **record))
     return {"run_id": meta["run_id"], **record}
+
+
+# The Kubeflow UI's views of a scorecard: a Markdown verdict and ClassificationMetrics.
+
+# The UI draws the ROC curve from the artifact's metadata: a few hundred points are enough.
+ROC_POINTS = 200
+_MARKDOWN_SPECIAL = set("\\`*_{}[]()#+-.!|~")
+_HTML_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+@dataclass
+class UiViews:
+    """What the scorecard shows in the Kubeflow UI besides its PDF."""
+
+    markdown: str
+    # {"labels": [...], "matrix": [[...]]} (rows: true class) for a classifier, else None.
+    confusion: dict[str, Any] | None
+    # {"fpr": [...], "tpr": [...], "threshold": [...]} for a binary classifier with probabilities.
+    roc: dict[str, list[float]] | None
+
+
+def _md(value: Any) -> str:
+    """User text (model, cohort, feature names) as literal Markdown text: never markup."""
+    text = " ".join(str(value).split())
+    return "".join(_HTML_ENTITIES.get(c) or (f"\\{c}" if c in _MARKDOWN_SPECIAL else c) for c in text)
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _interval_text(t: dict[str, Any]) -> str:
+    low, high = t.get("ci_lower"), t.get("ci_upper")
+    return "" if low is None or high is None else f"{_number(low)} to {_number(high)}"
+
+
+def verdict_markdown(card: dict[str, Any]) -> str:
+    """scorecard.json's verdict and every judged target as Markdown."""
+    model = card.get("model") or {}
+    name = " ".join(_md(model[k]) for k in ("name", "version") if model.get(k)) or "the model"
+    met = card["n_targets"] - card["n_missed"] - card.get("n_undefined", 0)
+    lines = [
+        f"# Scorecard: {'PASS' if card['passed'] else 'FAIL'}",
+        "",
+        f"{name}: {met} of {card['n_targets']} targets met, {card['n_missed']} missed, "
+        f"{card.get('n_undefined', 0)} could not be judged (run {_md(card['run_id'])}).",
+        "",
+    ]
+    rows = []
+    for t in card["targets"]:
+        if t["verdict"] != REPORTED:
+            where = "all test rows" if t.get("cohort") is None else f"cohort {_md(t['cohort'])}"
+            rows.append((f"{_md(t['metric'])} {_md(t['op'])} {_number(t['value'])}", where, t))
+    for entry in card["fairness"]:
+        for m in entry["metrics"]:
+            for t in m["targets"]:
+                what = f"{_md(t['metric'])} {t['kind']} {_md(t['op'])} {_number(t['value'])}"
+                rows.append((what, f"groups of {_md(t['sensitive_feature'])}", t))
+    for t in card["change_targets"]:
+        what = f"change of {_md(t['metric'])} {_md(t['op'])} {_number(t['value'])}"
+        rows.append((what, "since the baseline audit", t))
+    if rows:
+        lines += ["| target | on | measured | interval | verdict |", "|---|---|---|---|---|"]
+        for what, where, t in rows:
+            verdict_text = f"**{t['verdict']}**" if t["verdict"] in (FAIL, UNDEFINED) else t["verdict"]
+            lines.append(f"| {what} | {where} | {_number(t['measured'])} | {_interval_text(t)} | {verdict_text} |")
+    else:
+        lines.append("No targets: nothing was judged.")
+    return "\n".join(lines) + "\n"
+
+
+def roc_points(
+    is_positive: np.ndarray, score: np.ndarray, max_points: int = ROC_POINTS
+) -> dict[str, list[float]] | None:
+    """The ROC curve at each distinct score taken as threshold (a row is positive when its
+    score is at least it), thinned evenly to ``max_points``; None without both classes."""
+    positive = np.asarray(is_positive, dtype=bool)
+    if positive.all() or not positive.any():
+        return None
+    order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
+    ranked, hits = np.asarray(score, dtype=float)[order], positive[order]
+    last_of_level = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    true_positives, false_positives = np.cumsum(hits)[last_of_level], np.cumsum(~hits)[last_of_level]
+    picked = np.unique(np.linspace(0, len(last_of_level) - 1, min(max_points, len(last_of_level))).round().astype(int))
+    return {
+        "fpr": (false_positives[picked] / false_positives[-1]).tolist(),
+        "tpr": (true_positives[picked] / true_positives[-1]).tolist(),
+        "threshold": ranked[last_of_level][picked].tolist(),
+    }
+
+
+def ui_views(dashboard_dir: str | Path, scorecard_dir: str | Path) -> UiViews:
+    """The Markdown verdict, and for a classifier the confusion matrix and (binary, with
+    probabilities) the ROC curve of the constructor's predictions on the whole test set."""
+    card = A.read_json(Path(scorecard_dir) / RESULT_FILE, what="scorecard.json")
+    confusion_matrix, roc = None, None
+    if card["task_type"] != "regression":
+        confusion_matrix = card["performance"]["confusion_matrix"]
+        doc = A.read_json(Path(dashboard_dir) / A.INSIGHTS_JSON_FILE, what="the bundle's insights.json")
+        rows = _Rows(doc, A.read_parquet(Path(dashboard_dir) / A.TABLES_DIR / "predictions.parquet"))
+        if rows.proba is not None and rows._positive is not None and len(doc["classes"]) == 2:
+            roc = roc_points(rows._true == rows._positive, rows.proba[:, rows._positive])
+    return UiViews(verdict_markdown(card), confusion_matrix, roc)
 
 
 def _parser() -> argparse.ArgumentParser:
