@@ -15,6 +15,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# A real MLServer for tests/test_served_model.py, in a venv of its own (it pins its own
+# fastapi/starlette, which the audit's venv holds at other versions).
+MLSERVER_VENV ?= .venv-mlserver
+$(MLSERVER_VENV)/.installed: tests/mlserver/requirements.txt
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install -q -r tests/mlserver/requirements.txt
+	touch $@
+
 # The page's script is built from dashboard/ (Preact, esbuild; see dashboard/README.md) and
 # committed; the tests also read axe-core from dashboard/node_modules.
 dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock.json
@@ -32,7 +41,7 @@ demo: setup
 
 # Lint, format and type checks first: they take seconds, the tests a quarter of an hour.
 LINTED := components tests scripts bench
-test: setup system-deps dashboard/node_modules/.installed
+test: setup system-deps dashboard/node_modules/.installed $(MLSERVER_VENV)/.installed
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
@@ -56,4 +65,4 @@ images: setup
 	scripts/build-images.sh
 
 clean:
-	rm -rf $(VENV) rai-audit-demo rai-audit-output rai-audit-containers dashboard/node_modules
+	rm -rf $(VENV) $(MLSERVER_VENV) rai-audit-demo rai-audit-output rai-audit-containers dashboard/node_modules

@@ -2,7 +2,7 @@
 
 Paths are relative to the config file. Example::
 
-    model: model.joblib
+    model: model.joblib            # or served: {endpoint: URL, protocol: v2, name: adult, headers_from_env: {...}}
     train_data: train.parquet
     test_data: test.parquet
     target_column: income
@@ -57,6 +57,20 @@ REQUIRED_KEYS = (*PATH_KEYS, *(o.name for o in step_options("constructor", "conf
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
 # Options set when the pipeline is built, not passed to it.
 BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"}, "counterfactual": {"shards": "counterfactual_shards"}}
+# `model: {endpoint: URL, ...}`: a served model, its keys the constructor's model_* options.
+SERVED_MODEL_KEYS = {
+    k.removeprefix("model_"): k
+    for k in (
+        "model_endpoint",
+        "model_protocol",
+        "model_name",
+        "model_headers_from_env",
+        "model_batch_size",
+        "model_concurrency",
+        "model_timeout_s",
+        "model_retries",
+    )
+}
 # `model: models:/name/1` (or runs:/...): an MLflow model, resolved at `mlflow_tracking_uri`
 # (else MLFLOW_TRACKING_URI) and downloaded by `rai-audit run` before the audit starts.
 MLFLOW_KEYS = ("mlflow_tracking_uri",)
@@ -132,15 +146,20 @@ def resolve_config(
     rai-audit's (``rai_audit.azure.read_config``). Without ``check_paths`` (a config being
     written, as ``rai-audit from-azure`` does) the model and data paths are taken as they are.
     """
-    config, azure_notes = azure.read_config(config, base_dir=base_dir, read_data=read_data, check_paths=check_paths)
+    config, azure_notes = azure.read_config(
+        _served_model(config), base_dir=base_dir, read_data=read_data, check_paths=check_paths
+    )
     unknown = sorted(set(config) - set(ALLOWED_KEYS), key=str)  # YAML keys may be numbers too
     if unknown:
         raise RAIInputError(f"unknown config keys {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
-    missing = [k for k in REQUIRED_KEYS if config.get(k) in (None, "")]
+    served = bool(config.get("model_endpoint"))
+    missing = [k for k in REQUIRED_KEYS if config.get(k) in (None, "") and not (k == "model" and served)]
     if missing:
         raise RAIInputError(f"config is missing the required keys {missing}")
     args: dict[str, Any] = {}
     for key in PATH_KEYS:
+        if key == "model" and served and config.get(key) in (None, ""):
+            continue
         value = str(config[key])
         if key == "model" and is_mlflow_uri(value):  # no path: the CLI downloads it (mlflow_model)
             args["model_uri"] = value
@@ -156,6 +175,10 @@ def resolve_config(
                 raise RAIInputError(f"config `{key}`: {resolved} does not exist")
             value = str(resolved)
         args[f"{key}_uri"] = value
+    if "model_uri" not in args:
+        # The pipeline imports a model artifact; with an endpoint the constructor does not read
+        # it (nor does anything else): the train data stands in, with no file to write.
+        args["model_uri"] = args["train_data_uri"]
     args.update(_constructor_arguments(config))
     cohorts = config.get("cohorts")
     if isinstance(cohorts, str):
@@ -182,6 +205,25 @@ def resolve_config(
         print(f"rai-audit: note: {note}", file=sys.stderr)
     args["cohorts"] = [_cohort_argument(c) for c in args["cohorts"]]
     return args, build
+
+
+def _served_model(config: dict[str, Any]) -> dict[str, Any]:
+    """``model: {endpoint: URL, protocol, name, headers_from_env, ...}`` as the constructor's
+    ``model_*`` options (a model given as a path is left as it is)."""
+    model = config.get("model")
+    if not isinstance(model, dict):
+        return config
+    unknown = sorted(set(model) - set(SERVED_MODEL_KEYS), key=str)
+    if unknown or not model.get("endpoint"):
+        raise RAIInputError(
+            "config `model` must be a model file's path or a served model "
+            f"{{endpoint: URL, ...}} with the keys {list(SERVED_MODEL_KEYS)}"
+            + (f"; unknown: {unknown}" if unknown else "; `endpoint` is missing")
+        )
+    out = {k: v for k, v in config.items() if k != "model"}
+    for key, value in model.items():
+        out[SERVED_MODEL_KEYS[key]] = value
+    return out
 
 
 def mlflow_model(arguments: dict[str, Any], build: dict[str, Any], dest: Path) -> dict[str, Any]:

@@ -67,6 +67,7 @@ SAMPLE_OR_ALL = ("sample", "all")
 COUNTERFACTUAL_ENGINES = ("batched", "dice")
 COUNTERFACTUAL_METHODS = ("random", "genetic", "kdtree")
 NUISANCE_MODELS = ("linear", "automl")
+MODEL_PROTOCOLS = ("v2", "mlflow")
 HETEROGENEITY_MODELS = ("linear", "forest")
 # shap's linear explainer silently subsamples a larger background to 100 rows, so the
 # explainer takes at most 100 and records exactly the rows it used.
@@ -307,6 +308,28 @@ class ConstructorOptions:
     min_group_size: int = option(
         DEFAULT_MIN_GROUP_SIZE, help="Groups with fewer test rows are flagged and left out of fairness differences."
     )
+    # A model served over HTTP instead of a model file (rai_audit.core.served_model): the
+    # config's `model: {endpoint, protocol, name, headers_from_env, ...}` sets these.
+    model_endpoint: str = option(
+        "", help="URL of a served model (e.g. https://host:8080); empty: the model file is audited."
+    )
+    model_protocol: str = option(
+        "v2",
+        choices=MODEL_PROTOCOLS,
+        help="v2: the Open Inference Protocol (KServe V2, MLServer, Triton); mlflow: MLflow's /invocations.",
+    )
+    model_name: str = option("", help="The served model's name (v2: /v2/models/<name>/infer).")
+    model_headers_from_env: dict[str, str] = option(
+        {},
+        help="Request header -> the environment variable holding its value, e.g. {Authorization: MODEL_TOKEN} "
+        "(set from a Kubernetes secret); values are never written anywhere.",
+    )
+    model_batch_size: int = option(512, help="Rows per request to the served model.")
+    model_concurrency: int = option(4, help="Requests to the served model at a time.")
+    model_timeout_s: float = option(60.0, help="Seconds to wait for each answer of the served model.")
+    model_retries: int = option(
+        3, help="Further attempts after a connection error, a timeout, a 5xx or a 429 (exponential backoff)."
+    )
 
     def __post_init__(self) -> None:
         if self.desired_outcome not in DESIRED_OUTCOMES:  # the choices, with what they mean
@@ -325,6 +348,25 @@ class ConstructorOptions:
             raise RAIInputError(f"`sample_size` must be an integer >= 0 (0 means every row), got {self.sample_size!r}")
         check_name_lists(self, ("immutable_features",))
         check_min_ints(self, {"min_group_size": 1})
+        if self.model_endpoint:
+            self.endpoint()  # checks the endpoint's options
+
+    def endpoint(self) -> Any:
+        """The served model's endpoint (rai_audit.core.served_model.Endpoint), or None."""
+        if not self.model_endpoint:
+            return None
+        from rai_audit.core.served_model import Endpoint
+
+        return Endpoint(
+            url=self.model_endpoint,
+            protocol=self.model_protocol,
+            name=self.model_name,
+            headers_from_env=dict(self.model_headers_from_env),
+            batch_size=self.model_batch_size,
+            concurrency=self.model_concurrency,
+            timeout_s=self.model_timeout_s,
+            retries=self.model_retries,
+        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from rai_audit.core import RAIInputError
+from rai_audit.core import RAIInputError, served_model
 from rai_audit.core import artifacts as A
 from rai_audit.core._errors import as_written
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
@@ -313,6 +313,8 @@ def _predict(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         y_pred = np.asarray(model.predict(X))
+    except RAIInputError:  # a served model's endpoint or an adapter, in its own words
+        raise
     except Exception as err:  # any failure inside the user's model
         # An encoder's message names its own column index ("column 0"); name the columns.
         unseen = _unseen_values(train[X.columns], X)
@@ -388,7 +390,7 @@ def _stratified_sample(y: pd.Series, size: int, seed: int, stratify: bool) -> np
 
 
 def run_constructor(
-    model_path: str | Path,
+    model_path: str | Path | None,
     train_path: str | Path,
     test_path: str | Path,
     output_dir: str | Path,
@@ -411,6 +413,18 @@ def run_constructor(
             return run_constructor(
                 folder, train_path, test_path, output_dir, options=options, input_fingerprint=input_fingerprint
             )
+    endpoint = options.endpoint()
+    if endpoint is not None and not served_model.is_descriptor_file(model_path):
+        # The served model: its endpoint descriptor stands for the model file (not read).
+        with tempfile.TemporaryDirectory(prefix="rai-audit-endpoint-") as scratch:
+            descriptor = served_model.write_endpoint(
+                endpoint, Path(scratch) / served_model.DESCRIPTOR_FILE, classifier=options.task_type != "regression"
+            )
+            return run_constructor(
+                descriptor, train_path, test_path, output_dir, options=options, input_fingerprint=input_fingerprint
+            )
+    if model_path in (None, ""):
+        raise RAIInputError("give the model: a model file, or the URL of a served model as `model_endpoint`")
     train = load_table(train_path, what="train data")
     test = load_table(test_path, what="test data")
     columns = _check_columns(train, test, options)
@@ -434,7 +448,12 @@ def run_constructor(
         task, classes, positive = "regression", None, None
     else:
         task, classes, positive = _resolve_classes(model, train[target], y_test, options)
+    served = served_model.is_served(model)
+    if served and classes is not None:  # an endpoint names no classes: its probabilities follow these
+        model.classes_ = np.asarray(classes, dtype=object)
     y_pred, proba = _predict(model, X_test, task, classes, train=train)
+    if served:  # the descriptor copied into the artifact: with the classes and outputs found
+        served_model.settle(model, y_pred, proba, cast(Path, model_path))
 
     categorical = (
         list(options.categorical_features)
@@ -500,6 +519,7 @@ def run_constructor(
             },
             options={k: v for k, v in asdict(options).items() if k != "cohorts"},
             input_fingerprint=input_fingerprint,
+            **({"model_calls": served_model.model_calls(model)} if served else {}),
         )
         A.write_json(out / A.META_FILE, meta)
     return ConstructorResult(run_id, task, len(train), len(test), int(sample.sum()), classes)
@@ -507,7 +527,7 @@ def run_constructor(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rai-audit constructor", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="model file (.joblib, .pkl, .skops)")
+    p.add_argument("--model", default=None, help="model file (.joblib, .pkl, .skops); none with --model-endpoint")
     p.add_argument("--train", required=True, help="train data (.parquet or .csv)")
     p.add_argument("--test", required=True, help="test data (.parquet or .csv)")
     p.add_argument("--output", required=True, help="artifact folder to create")

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from rai_audit.core import RAIInputError
+from rai_audit.core import RAIInputError, served_model
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.shards import read_shards
@@ -719,6 +719,7 @@ def _write(
     options: CounterfactualOptions,
     info: dict[str, Any],
     seconds: float,
+    model_calls: dict[str, Any] | None = None,
 ) -> None:
     features = audit.meta["model_features"]
     rows = rows.sort_values(A.ROW_ID, kind="stable").reset_index(drop=True)
@@ -734,7 +735,10 @@ def _write(
         A.write_parquet(stored, out / ROWS_FILE)
         A.write_parquet(cfs[[A.ROW_ID, CF_INDEX, *features, PREDICTION]], out / COUNTERFACTUALS_FILE)
         A.write_json(out / A.INSIGHT_RESULT_FILE, result)
-        A.write_json(out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds))
+        calls = {"model_calls": model_calls} if model_calls else {}  # a served model's requests
+        A.write_json(
+            out / A.META_FILE, A.new_meta(KIND, audit.run_id, options=asdict(options), seconds=seconds, **calls)
+        )
 
 
 def run_counterfactual(
@@ -742,6 +746,7 @@ def run_counterfactual(
 ) -> CounterfactualResult:
     """Search and validate counterfactuals for the selected rows (this shard of them)."""
     started = time.perf_counter()
+    before = served_model.counts()  # a served model's calls, for meta.json
     audit = load_constructor_artifact(constructor_dir)
     _check(audit, options)
     meta = audit.meta
@@ -783,7 +788,9 @@ def run_counterfactual(
     )
     searched = [
         item
-        for part in Parallel(n_jobs=min(options.n_jobs, max(len(chunks), 1)))(search(chunk) for chunk in chunks)
+        for part in Parallel(
+            n_jobs=min(options.n_jobs, max(len(chunks), 1)), backend=served_model.joblib_backend(model)
+        )(search(chunk) for chunk in chunks)
         for item in part
     ]
     searched += [(int(r), None, status) for r in shard[already]]
@@ -824,7 +831,7 @@ def run_counterfactual(
         },
     }
     seconds = time.perf_counter() - started
-    _write(Path(output_dir), audit, rows, cfs, options, info, seconds)
+    _write(Path(output_dir), audit, rows, cfs, options, info, seconds, served_model.calls_since(model, before))
     return CounterfactualResult(audit.run_id, len(rows), int(rows["valid"].sum()) if len(rows) else 0, seconds)
 
 
@@ -866,7 +873,7 @@ def merge_counterfactuals(
     }
     info["rows_selection"] = {**first["rows_selection"], "shard_index": 0, "shard_count": 1, "merged_from": len(shards)}
     seconds = time.perf_counter() - started
-    _write(Path(output_dir), audit, rows, cfs, options, info, seconds)
+    _write(Path(output_dir), audit, rows, cfs, options, info, seconds, served_model.summed_calls(s[0] for s in shards))
     return CounterfactualResult(audit.run_id, len(rows), int(rows["valid"].sum()), seconds)
 
 
