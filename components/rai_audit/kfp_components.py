@@ -62,6 +62,14 @@ def constructor(
     desired_outcome: str = "increase",
     immutable_features: list = [],
     min_group_size: int = 30,
+    model_endpoint: str = "",
+    model_protocol: str = "v2",
+    model_name: str = "",
+    model_headers_from_env: dict = {},
+    model_batch_size: int = 512,
+    model_concurrency: int = 4,
+    model_timeout_s: float = 60.0,
+    model_retries: int = 3,
 ):
     """Validates model and data, predicts once on the whole test set, writes the insights.
 
@@ -93,6 +101,17 @@ def constructor(
             model decides on; decrease: less is. One of: increase, decrease.
         immutable_features: Features counterfactuals and causal policies never change.
         min_group_size: Groups with fewer test rows are flagged and left out of fairness differences.
+        model_endpoint: URL of a served model (e.g. https://host:8080); empty: the model file is audited.
+        model_protocol: v2: the Open Inference Protocol (KServe V2, MLServer, Triton); mlflow: MLflow's
+            /invocations. One of: v2, mlflow.
+        model_name: The served model's name (v2: /v2/models/<name>/infer).
+        model_headers_from_env: Request header -> the environment variable holding its value, e.g.
+            {Authorization: MODEL_TOKEN} (set from a Kubernetes secret); values are never written anywhere.
+        model_batch_size: Rows per request to the served model.
+        model_concurrency: Requests to the served model at a time.
+        model_timeout_s: Seconds to wait for each answer of the served model.
+        model_retries: Further attempts after a connection error, a timeout, a 5xx or a 429 (exponential
+            backoff).
     """
     from rai_audit.kfp_runtime import run_step
 
