@@ -237,7 +237,9 @@ class ServedModel(ModelAdapter):
                 answers = list(pool.map(lambda sb: self._call_batch(*sb), batches))
         labels = np.concatenate([a[0] for a in answers])
         probas = [a[1] for a in answers]
-        proba = np.concatenate(probas) if all(p is not None for p in probas) else None  # type: ignore[arg-type]
+        proba: np.ndarray | None = None
+        if all(p is not None for p in probas):
+            proba = np.concatenate([p for p in probas if p is not None])
         result = (labels, proba)
         self._last = (key, result)
         return result
@@ -255,7 +257,7 @@ class ServedModel(ModelAdapter):
     def _session(self) -> Any:
         session = getattr(self._local, "session", None)
         if session is None:
-            import requests
+            import requests  # type: ignore[import-untyped]
 
             session = requests.Session()
             session.trust_env = True  # proxies and REQUESTS_CA_BUNDLE from the environment
