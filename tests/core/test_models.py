@@ -337,3 +337,30 @@ def test_config_takes_an_mlflow_uri_and_run_downloads_it(mlflow_store, data, tmp
     args, build = resolve_config({**config, "model": "models:/adult-lr/9"}, base_dir=tmp_path)
     with pytest.raises(RAIInputError, match=r"MLflow model URI 'models:/adult-lr/9' could not be resolved"):
         mlflow_model(args, build, tmp_path / "inputs" / "nine")
+
+
+def test_mlflow_pyfunc_model_is_a_predictor_with_the_probabilities_it_outputs(mlflow_store, data, tmp_path):
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    class Scorer(mlflow.pyfunc.PythonModel):  # defined here: cloudpickled with the model, by value
+        def __init__(self, classifier):
+            self.classifier = classifier
+
+        def predict(self, context, model_input, params=None):
+            proba = self.classifier.predict_proba(model_input[NUMERIC])
+            return pd.DataFrame(proba, columns=[str(c) for c in self.classifier.classes_])
+
+    X, y, test = data
+    lr = mlflow_store["lr"]
+    wrapped = Scorer(lr)
+    signature = infer_signature(X[NUMERIC], pd.DataFrame(lr.predict_proba(X[NUMERIC]), columns=list(lr.classes_)))
+    mlflow.pyfunc.save_model(tmp_path / "pyfunc", python_model=wrapped, signature=signature, pip_requirements=[])
+    with pytest.raises(RAIInputError, match=r"python_function model .*allow_pickle"):
+        load_any_model(tmp_path / "pyfunc", classes=list(lr.classes_))
+    model = load_any_model(tmp_path / "pyfunc", allow_pickle=True, classes=[">50K", "<=50K"])
+    assert model.source == "mlflow pyfunc"
+    np.testing.assert_allclose(model.predict_proba(test), lr.predict_proba(test[NUMERIC])[:, ::-1])
+    assert model.predict(test).tolist() == lr.predict(test[NUMERIC]).tolist()
+    # Given classes its output does not name: a predictor only, with no probabilities.
+    assert not hasattr(load_any_model(tmp_path / "pyfunc", allow_pickle=True, classes=["a", "b"]), "predict_proba")

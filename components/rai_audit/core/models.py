@@ -727,28 +727,35 @@ def _sklearn_like(source: str, native: Any, **kwargs: Any) -> ModelAdapter:
 
 
 def _pyfunc(folder: Path, classes: Sequence[Any] | None, **kwargs: Any) -> ModelAdapter:
-    """Any MLflow model through pyfunc: a predictor; probabilities when its output has a column per class."""
+    """Any MLflow model through pyfunc: a predictor; with probabilities when its signature's
+    output has one column per class, named as the classes (matched as text)."""
     model = _mlflow().pyfunc.load_model(str(folder))
-    schema = model.metadata.get_input_schema()
-    names = schema.input_names() if schema is not None and schema.has_input_names() else None
+    inputs = model.metadata.get_input_schema()
+    names = inputs.input_names() if inputs is not None and inputs.has_input_names() else None
+    outputs = model.metadata.get_output_schema()
+    columns = [str(n) for n in outputs.input_names()] if outputs is not None and outputs.has_input_names() else []
+    labels = [str(c) for c in classes] if classes is not None else []
+    common: dict[str, Any] = {"source": "mlflow pyfunc", "native": model, "feature_names": names, **kwargs}
+    if labels and len(columns) == len(labels) and set(columns) == set(labels):
 
-    def output(X: pd.DataFrame) -> Any:
-        return model.predict(X)
+        def proba(X: pd.DataFrame) -> np.ndarray:
+            result = pd.DataFrame(model.predict(X))
+            result.columns = [str(c) for c in result.columns]
+            return result[labels].to_numpy(dtype=float)
+
+        values = np.asarray(list(classes or []), dtype=object)
+        return ProbabilisticModelAdapter(
+            predict=lambda X: np.asarray(values[np.argmax(proba(X), axis=1)].tolist()),
+            predict_proba=proba,
+            classes=list(classes or []),
+            **common,
+        )
 
     def predict(X: pd.DataFrame) -> np.ndarray:
-        result = output(X)
+        result = model.predict(X)
         if isinstance(result, pd.DataFrame):
-            if classes is not None and [str(c) for c in result.columns] == [str(c) for c in classes]:
-                return np.asarray(list(classes), dtype=object)[np.argmax(result.to_numpy(dtype=float), axis=1)]
             return result.iloc[:, 0].to_numpy()
         array = np.asarray(result)
         return array.reshape(len(X), -1)[:, 0] if array.ndim > 1 else array
 
-    return ModelAdapter(
-        source="mlflow pyfunc",
-        native=model,
-        predict=predict,
-        classes=None if classes is None else list(classes),
-        feature_names=names,
-        **kwargs,
-    )
+    return ModelAdapter(predict=predict, classes=None if classes is None else list(classes), **common)
