@@ -36,7 +36,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -110,7 +110,7 @@ class ArchiveView:
     ):
         self.settings, self.bucket, self.recheck = read_only(settings), bucket, recheck_seconds
         self.wait = wait_seconds  # a listing waits this long for checks, then shows the rest as CHECKING
-        self.lock = threading.Lock()
+        self.lock, self.loading = threading.Lock(), threading.Lock()
         self.checks: dict[str, tuple[float, dict[str, Any]]] = {}
         self.running: dict[str, Future[dict[str, Any]]] = {}
         self.index: tuple[str | None, dict[str, Any]] | None = None
@@ -128,9 +128,13 @@ class ArchiveView:
             if err.code not in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 raise RAIInputError(f"cannot read the archive index: {err.code}") from err
             etag = None
-        with self.lock:
-            if self.index is not None and etag is not None and self.index[0] == etag:
-                return self.index[1]
+        with self.loading:  # one reload at a time: a request during another's waits for it
+            with self.lock:
+                if self.index is not None and etag is not None and self.index[0] == etag:
+                    return self.index[1]
+            return self._load(etag)
+
+    def _load(self, etag: str | None) -> dict[str, Any]:
         doc = archive.read_index(self.settings, self.bucket) if etag is not None else None
         if doc is None:  # no index yet: the manifests, listed (slow on a large archive; reindex)
             listed = archive.list_audits(self.settings, self.bucket, verify=False, use_index=False)
@@ -191,11 +195,11 @@ class ArchiveView:
     def check(self, audit: str) -> dict[str, Any]:
         return self._future(audit).result()
 
-    def check_all(self, audits: list[str]) -> dict[str, dict[str, Any] | None]:
-        """Each audit's check, waiting at most ``wait`` seconds in all: None for one not done
-        (shown as CHECKING, never with its claimed verdict; the page reloads itself)."""
+    def check_all(self, audits: list[str], began: float) -> dict[str, dict[str, Any] | None]:
+        """Each audit's check, waiting until ``wait`` seconds after the request ``began``: None
+        for one not done (shown as CHECKING, never with its claimed verdict; the page reloads)."""
         futures = {a: self._future(a) for a in audits}
-        wait(list(futures.values()), timeout=self.wait)
+        wait(list(futures.values()), timeout=max(0.0, began + self.wait - time.monotonic()))
         return {a: f.result() if f.done() else None for a, f in futures.items()}
 
     def warm(self) -> None:
@@ -214,12 +218,13 @@ class ArchiveView:
 
     # --- what the pages show ---------------------------------------------------------------
     def models(self) -> dict[str, Any]:
+        began = time.monotonic()
         view = self.entries()
         by_model: dict[str, list[dict[str, Any]]] = {}
         for entry in view["audits"].values():
             by_model.setdefault(str(entry.get("model") or entry["audit"].split("/")[1]), []).append(entry)
         latest = {m: max(es, key=_when) for m, es in by_model.items()}
-        checks = self.check_all([e["audit"] for e in latest.values()])
+        checks = self.check_all([e["audit"] for e in latest.values()], began)
         rows = []
         for model in sorted(latest):
             entry, check = latest[model], checks[latest[model]["audit"]]
@@ -243,6 +248,7 @@ class ArchiveView:
     def history(
         self, model: str, *, version: str | None = None, since: str | None = None, until: str | None = None
     ) -> dict[str, Any]:
+        began = time.monotonic()
         every = sorted((e for e in self.entries()["audits"].values() if e.get("model") == model), key=_when)
         if not every:
             raise Refused(404, f"no audit of model {model!r} in the archive")
@@ -253,7 +259,7 @@ class ArchiveView:
             and (not since or str(e.get("published_at") or "")[:10] >= since)
             and (not until or str(e.get("published_at") or "")[:10] <= until)
         ]
-        checks = self.check_all([e["audit"] for e in chosen])
+        checks = self.check_all([e["audit"] for e in chosen], began)
         audits: list[dict[str, Any]] = []
         series: dict[str, dict[str, Any]] = {}
         previous = None
@@ -400,6 +406,10 @@ input.link{width:100%;font-family:monospace;font-size:12px}
 """
 
 
+def model_path(model: str) -> str:
+    return "/archive/model/" + quote(model, safe="")
+
+
 def e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
@@ -439,7 +449,7 @@ class Pages:
             a = m["latest"]
             problem = f"<div class=note>{e(a['problem'])}</div>" if a["problem"] else ""
             rows.append(
-                f"<tr data-model='{e(m['model'])}'><td><a href='{self.url('/archive/model/' + m['model'])}'>"
+                f"<tr data-model='{e(m['model'])}'><td><a href='{self.url(model_path(m['model']))}'>"
                 f"{e(m['model'])}</a></td><td>{e(a['version'])}</td><td class=verdict>{self.badge(a['status'])}"
                 f"{problem}</td><td>{e(a['published_at'])}</td><td><code>{e(a['run_id'])}</code></td>"
                 f"<td class=missed>{e('—' if a['targets_missed'] is None else a['targets_missed'])}"
@@ -468,7 +478,7 @@ class Pages:
             for v in data["versions"]
         )
         form = (
-            f"<form method=get action='/archive/model/{e(data['model'])}'>"
+            f"<form method=get action='{e(model_path(data['model']))}'>"
             f"<input type=hidden name=token value='{e(self.token)}'>"
             f"<label>Version<select name=version><option value=''>all</option>{options}</select></label>"
             f"<label>From<input type=date name=since value='{e(f['since'])}'></label>"
@@ -681,12 +691,18 @@ class Pages:
             f"<h1>Evidence: {e(a['audit'])}</h1>{problem}<p>{' · '.join(actions)}</p>"
             f"<table id=evidence>{rows}</table>{link}"
             + (
+                "<p class=note>With its model, live (what-if, full-data cohorts): <code>rai-audit dashboard "
+                f"s3://{e(self.view.bucket)}/{e(a['audit'])}</code></p>"
+                if a["verified"] and a["has_dashboard"]
+                else ""
+            )
+            + (
                 "<h2>Targets</h2><table><tr><th>Target</th><th>Measured</th><th>Interval</th><th>Verdict</th></tr>"
                 f"{targets}</table>"
                 if targets
                 else ""
             )
-            + f"<p><a href='{self.url('/archive/model/' + a['audit'].split('/')[1])}'>the model's history</a></p>"
+            + f"<p><a href='{self.url(model_path(a['audit'].split('/')[1]))}'>the model's history</a></p>"
         )
         return self.page("Evidence", body)
 
