@@ -91,6 +91,8 @@ def test_every_target_has_the_same_default(step, o):
             found[f"{path.name} component"] = o.from_parameter(_yaml_default(o, params[o.name]))
     if "pipeline" in o.targets:
         for path in PIPELINE_FILES:
+            if f"comp-{step.replace('_', '-')}" not in _compiled(path)["components"]:
+                continue  # a variant takes the parameters of the steps it runs only
             root = _compiled(path)["root"]["inputDefinitions"]["parameters"]
             found[f"{path.name} parameter {o.parameter_name()}"] = o.from_parameter(
                 _yaml_default(o, root[o.parameter_name()])

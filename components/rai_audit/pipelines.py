@@ -1,9 +1,9 @@
 """Pipeline builders: the audit composes constructor -> chosen analysis steps -> gather.
 
-``build_audit_pipeline(steps)`` includes the analysis steps named in ``steps``; every
-pipeline takes the parameters of every step (prefixed with the step's name), and those of
-steps left out are unused, so one config format serves every variant. The parameters are
-the steps' options (``rai_audit.specs``), declared there once.
+``build_audit_pipeline(steps)`` includes the analysis steps named in ``steps``; a pipeline
+takes the parameters of the steps it runs (prefixed with the step's name), each described
+(the Kubeflow UI shows it), and no others. The parameters are the steps' options
+(``rai_audit.specs``), declared there once.
 """
 
 # No `from __future__ import annotations` here: KFP reads the annotations at decoration time.
@@ -49,50 +49,86 @@ def _sharded(step, merge, output: str, constructor_output, shards: int, options:
 
 
 # The pipeline's parameters that are not a step's option: the inputs' URIs, the scorecard
-# config and where publish archives the audit.
-URI_PARAMETERS = ("model_uri", "train_data_uri", "test_data_uri")
-OTHER_PARAMETERS: dict[str, tuple[type, Any]] = {
-    "scorecard_config": (dict, {}),
-    "publish_model_name": (str, "model"),
-    "publish_model_version": (str, "0"),
-    "publish_bucket": (str, "rai-audit"),
-    "publish_retention_mode": (str, ""),
-    "publish_retention_days": (int, 0),
+# config and where publish archives the audit; (type, default, description).
+URI_PARAMETERS = {
+    "model_uri": "The model: a file (skops; joblib/pickle with allow_pickle) or a folder holding it, as an "
+    "s3://, minio:// or gs:// URI (a local path under kfp.local).",
+    "train_data_uri": "The train data, Parquet or CSV (a file or a folder of parts), with the target column.",
+    "test_data_uri": "The test data, Parquet or CSV (a file or a folder of parts), with the target column.",
+}
+SCORECARD_PARAMETERS: dict[str, tuple[type, Any, str]] = {
+    "scorecard_config": (
+        dict,
+        {},
+        "The scorecard config: targets, fairness, changes (rai-audit's form or Azure ML's pdf_generation_config).",
+    )
+}
+PUBLISH_PARAMETERS: dict[str, tuple[type, Any, str]] = {
+    "publish_model_name": (
+        str,
+        "model",
+        "The archive's model folder (and the model whose last audit is the baseline).",
+    ),
+    "publish_model_version": (str, "0", "The archive's model version folder."),
+    "publish_bucket": (str, "rai-audit", "The archive's S3 bucket."),
+    "publish_retention_mode": (
+        str,
+        "",
+        '"governance" or "compliance" to lock every archived object (S3 object lock); empty: none.',
+    ),
+    "publish_retention_days": (int, 0, "Days of that lock."),
 }
 OPTION_STEPS = ("constructor", *ANALYSIS_STEPS, "scorecard")
 
 
-def _empty(kind: type) -> Any:
-    return kind()  # a required option of a step a variant may leave out: [], "" or 0
+def _described(o) -> str:
+    return o.help + (f" One of: {', '.join(o.choices)}." if o.choices else "")  # KFP parameters have no enum
 
 
-def pipeline_signature() -> inspect.Signature:
-    """Every pipeline's parameters: the URIs, each step's options (those of the constructor
-    and the seed unprefixed), the scorecard config and the archive's settings."""
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str) for n in URI_PARAMETERS]
+def pipeline_parameters(
+    steps: Sequence[str] = ANALYSIS_STEPS, *, with_scorecard: bool = True, with_publish: bool = True
+) -> list[tuple[str, type, Any, str]]:
+    """A variant's parameters, (name, type, default or ``inspect.Parameter.empty``, description):
+    the URIs, the options of the constructor, of ``steps`` and of the scorecard (prefixed with
+    the step's name; the seed shared and unprefixed), the scorecard config and the archive's
+    settings; only those the variant uses."""
+    params: list[tuple[str, type, Any, str]] = [(n, str, inspect.Parameter.empty, d) for n, d in URI_PARAMETERS.items()]
     seen = set(URI_PARAMETERS)
     for step in OPTION_STEPS:
+        if step != "constructor" and step not in steps and not (step == "scorecard" and with_scorecard):
+            continue
         for o in step_options(step, "pipeline"):
             name = o.parameter_name()
             if name in seen:
                 continue  # the shared seed
             seen.add(name)
-            if o.required and step == "constructor":
-                default = inspect.Parameter.empty
-            else:
-                default = _empty(o.parameter_type) if o.required else o.parameter_default
-            params.append(
-                inspect.Parameter(
-                    name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=o.parameter_type, default=default
-                )
-            )
-    params += [
-        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind, default=default)
-        for n, (kind, default) in OTHER_PARAMETERS.items()
-    ]
+            default = inspect.Parameter.empty if o.required else o.parameter_default
+            params.append((name, o.parameter_type, default, _described(o)))
+    extra = {**(SCORECARD_PARAMETERS if with_scorecard else {}), **(PUBLISH_PARAMETERS if with_publish else {})}
+    params += [(n, kind, default, d) for n, (kind, default, d) in extra.items()]
     # Python's order: parameters without a default first.
-    params.sort(key=lambda p: p.default is not inspect.Parameter.empty)
+    params.sort(key=lambda p: p[2] is not inspect.Parameter.empty)
+    return params
+
+
+def pipeline_signature(
+    steps: Sequence[str] = ANALYSIS_STEPS, *, with_scorecard: bool = True, with_publish: bool = True
+) -> inspect.Signature:
+    """The signature KFP reads a variant's parameters from (``pipeline_parameters``)."""
+    params = [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind, default=default)
+        for n, kind, default, _ in pipeline_parameters(steps, with_scorecard=with_scorecard, with_publish=with_publish)
+    ]
     return inspect.Signature(params, return_annotation=Artifact)
+
+
+def pipeline_docstring(parameters: list[tuple[str, type, Any, str]]) -> str:
+    """The pipeline function's docstring: KFP's compiler reads each parameter's description
+    from its ``Args:`` section into the compiled pipeline (the Kubeflow UI shows it)."""
+    lines = ["Responsible AI audit of a tabular model.", "", "Args:"]
+    for name, _, _, description in parameters:
+        lines.append(f"    {name}: {' '.join(description.split())}")
+    return "\n".join(lines) + "\n"
 
 
 def _step_arguments(step: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +175,8 @@ def build_audit_pipeline(
         if not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shard counts must be integers >= 1, got {shards!r}")
     c = with_images(registry, tag)
-    signature = pipeline_signature()
+    parameters = pipeline_parameters(steps, with_scorecard=with_scorecard, with_publish=with_publish)
+    signature = pipeline_signature(steps, with_scorecard=with_scorecard, with_publish=with_publish)
 
     def audit_pipeline(*values: Any) -> Artifact:
         # KFP calls the pipeline with one channel per parameter, in the signature's order.
@@ -252,6 +289,7 @@ def build_audit_pipeline(
         return gathered.outputs["dashboard"]
 
     audit_pipeline.__signature__ = signature  # type: ignore[attr-defined]  # what KFP reads
+    audit_pipeline.__doc__ = pipeline_docstring(parameters)
     return dsl.pipeline(name=name, description="Responsible AI audit of a tabular model", pipeline_root=pipeline_root)(
         audit_pipeline
     )
