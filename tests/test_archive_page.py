@@ -433,3 +433,36 @@ def test_index_two_publishes_at_once_reindex_and_list_json(store, archived, serv
     # an audit whose manifest is older than the index: still listed from the index (stale entry
     # names it) and the scan finds only what has a manifest
     assert folder.exists()
+
+
+def test_archive_serve_command_uses_the_read_only_credentials(store, archived):
+    """`rai-audit archive serve --storage-dir`: the store's read-only keys, no S3 variable needed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder, writer = store
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAI_AUDIT_S3_", "AWS_"))}
+    command = [str(Path(sys.executable).with_name("rai-audit")), "archive", "serve", "--bucket", BUCKET]
+    process = subprocess.Popen(
+        [*command, "--storage-dir", str(folder), "--no-browser"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("open: "):
+                break
+        assert f"read-only credentials of {folder / READ_ONLY_CREDENTIALS_FILE}" in lines[0]
+        url = lines[-1].removeprefix("open: ").strip()
+        assert url.startswith("http://127.0.0.1:") and "/archive?token=" in url
+        base, token = url.split("/archive?token=")
+        doc = json.loads(_get(f"{base}/api/archive/models?token={token}")[1])
+        assert {m["model"] for m in doc["models"]} >= {"credit", "insurance", "forged"}
+        assert writer.secret_key not in "".join(lines) and token not in lines[0]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0 and out.strip().endswith("stopped")
