@@ -658,7 +658,7 @@ def test_failed_run_leaves_no_output(compas_case, tmp_path, monkeypatch, where):
         with pytest.raises(RAIInputError, match=r"column 'colour' is not a feature"):
             compas_case.construct(out, cohorts=cohorts)
     else:  # the step fails after predictions.parquet was written in the temporary folder
-        monkeypatch.setattr("rai_audit.steps.constructor.shutil.copy2", fail_copy)
+        monkeypatch.setattr("rai_audit.core.loading.shutil.copy2", fail_copy)  # copy_model
         with pytest.raises(OSError, match="No space left"):
             compas_case.construct(out)
     assert_no_output(out)

@@ -624,12 +624,12 @@ def mlflow_flavours(folder: Path) -> dict[str, Any]:
     return spec["flavors"]
 
 
-def _needs_pickle(folder: Path, what: str, allow_pickle: bool) -> None:
+def _needs_pickle(folder: Path, what: str, allow_pickle: bool, instead: str) -> None:
     if not allow_pickle:
         raise RAIInputError(
             f"MLflow model folder {folder} is {what} (detected from its MLmodel file): loading it runs any code "
-            "stored in it. Log the model with serialization_format='skops', or, if you trust this model, allow "
-            "pickles with `allow_pickle` (config `allow_pickle: true`, CLI --allow-pickle)"
+            f"stored in it. {instead}, or, if you trust this model, allow pickles with `allow_pickle` (config "
+            "`allow_pickle: true`, CLI --allow-pickle)"
         )
 
 
@@ -658,7 +658,12 @@ def load_mlflow_folder(
                     folder / spec["pickled_model"], skops_trusted_types=skops_trusted_types, allow_pickle=False
                 )
             else:
-                _needs_pickle(folder, f"a scikit-learn model saved as a {fmt} file", allow_pickle)
+                _needs_pickle(
+                    folder,
+                    f"a scikit-learn model saved as a {fmt} file",
+                    allow_pickle,
+                    "Log the model with serialization_format='skops'",
+                )
                 native = _mlflow().sklearn.load_model(str(folder))
             return _sklearn_like("mlflow sklearn flavour", native, **kwargs)
         if "xgboost" in flavours:
@@ -674,14 +679,24 @@ def load_mlflow_folder(
                 booster_file = _flavour_file(folder, spec)
                 booster = load_booster(booster_file, LIGHTGBM, classes=classes)
                 return _retag(booster, "mlflow lightgbm flavour", reload)
-            _needs_pickle(folder, "a LightGBM scikit-learn model saved as a pickle", allow_pickle)
+            _needs_pickle(
+                folder,
+                "a LightGBM scikit-learn model saved as a pickle",
+                allow_pickle,
+                "Log its booster (model.booster_) instead, which MLflow saves as a LightGBM text model",
+            )
             return _sklearn_like("mlflow lightgbm flavour", _mlflow().lightgbm.load_model(str(folder)), **kwargs)
         if "python_function" not in flavours:
             raise RAIInputError(
                 f"MLflow model folder {folder} has the flavours {sorted(flavours)}, none of which the audit reads "
                 "(sklearn, xgboost, lightgbm, python_function)"
             )
-        _needs_pickle(folder, "a python_function model (its code and objects are cloudpickled)", allow_pickle)
+        _needs_pickle(
+            folder,
+            "a python_function model (its code and objects are cloudpickled)",
+            allow_pickle,
+            "Log it with the sklearn, xgboost or lightgbm flavour if it is one of those",
+        )
         return _pyfunc(folder, classes, **kwargs)
     except ModuleNotFoundError as err:
         raise RAIInputError(

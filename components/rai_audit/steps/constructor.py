@@ -215,12 +215,17 @@ def _check_dtypes(train: pd.DataFrame, test: pd.DataFrame, model_features: list[
                 )
 
 
+def _same_label(value: Any, label: Any) -> bool:
+    """Whether a user-given label is this one; KFP turns ints in lists into floats."""
+    if value == label or str(value) == str(label):
+        return True
+    return isinstance(value, float) and value.is_integer() and str(int(value)) == str(label)
+
+
 def _match_label(value: Any, labels: list[Any], what: str) -> Any:
     """Map a user-given label to the observed one; KFP turns ints in lists into floats."""
     for label in labels:
-        if value == label or str(value) == str(label):
-            return label
-        if isinstance(value, float) and value.is_integer() and str(int(value)) == str(label):
+        if _same_label(value, label):
             return label
     raise RAIInputError(f"{what} {as_written(value)!r} is not one of the classes {_few(labels, 20)}")
 
@@ -233,7 +238,8 @@ def _booster_classes(y_train: pd.Series, y_test: pd.Series, options: Constructor
         return None
     observed = pd.unique(pd.concat([y_train.dropna(), y_test], ignore_index=True)).tolist()
     if options.classes:
-        return [_match_label(c, observed, "class") for c in options.classes]
+        # As the data writes them; one the data lacks is left to _resolve_classes to refuse.
+        return [next((o for o in observed if _same_label(c, o)), c) for c in options.classes]
     return sorted(pd.unique(y_train.dropna()).tolist(), key=lambda v: (str(type(v)), v))
 
 

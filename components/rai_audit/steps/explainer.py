@@ -320,7 +320,7 @@ def _explainer(
             return forced[method](), method
         except Exception as err:  # shap refuses models it cannot explain exactly
             raise RAIInputError(
-                f"`method` {method!r} cannot explain {type(estimator).__name__} "
+                f"`method` {method!r} cannot explain {_estimator_name(estimator)} "
                 f"({type(err).__name__}: {err}); use method 'auto'"
             ) from err
     if method == "auto" and not served_model.is_served(getattr(estimator, "model", None)):
