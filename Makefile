@@ -61,8 +61,14 @@ compile: generate
 
 # Every step's image built without a Docker engine (buildah), then the demo audit run one
 # container per step and compared with the local run (root; see images/README.md).
+# `make images REGISTRY=ghcr.io/acme/rai-audit TAG=1.0.0` names them so and pushes them
+# (podman; `podman login` first), recording their digests in images/pushed.json: pipelines
+# compiled for that registry and tag then name each image by digest (rai_audit.images).
+REGISTRY ?=
+TAG ?=
 images: setup
-	scripts/build-images.sh
+	RAI_AUDIT_IMAGE_REGISTRY=$(REGISTRY) RAI_AUDIT_IMAGE_TAG=$(TAG) scripts/build-images.sh
+	$(if $(REGISTRY),scripts/push-images.sh $(REGISTRY) $(or $(TAG),$$($(PY) -c 'import rai_audit; print(rai_audit.__version__)')))
 
 clean:
 	rm -rf $(VENV) $(MLSERVER_VENV) rai-audit-demo rai-audit-output rai-audit-containers dashboard/node_modules

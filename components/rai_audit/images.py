@@ -3,7 +3,10 @@
 ``step_image(step)`` names an image ``<registry>/<step>:<tag>``; the registry and tag come
 from the arguments, else ``RAI_AUDIT_IMAGE_REGISTRY`` / ``RAI_AUDIT_IMAGE_TAG``, else
 ``rai-audit`` and this package's version (never ``latest``, so compiled YAML and code
-cannot drift apart).
+cannot drift apart). An image ``make images REGISTRY=... TAG=...`` pushed is named by its
+digest too (``<registry>/<step>:<tag>@sha256:...``): the push records each digest in
+``images/pushed.json`` (or the file ``RAI_AUDIT_IMAGE_DIGESTS`` names), read here, so a
+compiled pipeline runs exactly what was pushed.
 
 The Dockerfiles under ``images/`` are written from ``dockerfile(step)``
 (``python -m rai_audit.images images``); a test keeps them in step with this module.
@@ -11,7 +14,9 @@ The Dockerfiles under ``images/`` are written from ``dockerfile(step)``
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +25,10 @@ from rai_audit import __version__
 STEPS = ("constructor", "error_analysis", "explainer", "counterfactual", "causal", "gather", "scorecard", "publish")
 DEFAULT_REGISTRY = "rai-audit"
 ENV_REGISTRY, ENV_TAG = "RAI_AUDIT_IMAGE_REGISTRY", "RAI_AUDIT_IMAGE_TAG"
+# The digests of pushed images, {"<registry>/<step>:<tag>": "sha256:..."} (scripts/push-images.sh).
+ENV_DIGESTS = "RAI_AUDIT_IMAGE_DIGESTS"
+PUSHED_FILE = Path(__file__).resolve().parents[2] / "images" / "pushed.json"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 # What each image carries besides the project's own dependencies (pyproject.toml's extras).
 STEP_SUMMARY = {
@@ -78,9 +87,31 @@ def image_tag(tag: str | None = None) -> str:
     return tag or os.environ.get(ENV_TAG) or __version__
 
 
+def pushed_digests() -> dict[str, str]:
+    """Image name -> digest of the images pushed from here (empty when none were)."""
+    path = Path(os.environ.get(ENV_DIGESTS) or PUSHED_FILE)
+    if not path.is_file():
+        return {}
+    try:
+        digests = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path}: the pushed images' digests are not JSON: {err}") from None
+    bad = {k: v for k, v in digests.items() if not isinstance(v, str) or not _DIGEST.fullmatch(v)}
+    if bad:
+        raise ValueError(f"{path}: not sha256 digests: {bad}")
+    return digests
+
+
 def step_image(step: str, *, registry: str | None = None, tag: str | None = None) -> str:
+    """``<registry>/<step>:<tag>``, with ``@<digest>`` when that image was pushed from here."""
     _check_step(step)
-    return f"{image_registry(registry)}/{step}:{image_tag(tag)}"
+    name = f"{image_registry(registry)}/{step}:{image_tag(tag)}"
+    digest = pushed_digests().get(name)
+    return f"{name}@{digest}" if digest else name
+
+
+# A step image's name: <registry>/<step>:<tag>, perhaps @<digest>.
+STEP_IMAGE = re.compile(rf"^(?P<registry>.+)/(?P<step>{'|'.join(STEPS)}):(?P<tag>[^@/:]+)(?:@sha256:[0-9a-f]{{64}})?$")
 
 
 def _system_packages(step: str) -> str:

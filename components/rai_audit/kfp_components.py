@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-from rai_audit.images import step_image
+from rai_audit.images import STEP_IMAGE, step_image
 from rai_audit.kfp_types import Analysis, Dashboard, Insights, Scorecard, Verdict
 
 
@@ -597,3 +597,21 @@ def with_images(registry: Optional[str] = None, tag: Optional[str] = None) -> Di
         copied.component_spec.implementation.container.image = step_image(step, registry=registry, tag=tag)
         chosen[component.name] = copied
     return chosen
+
+
+def pipeline_with_images(pipeline: Any, registry: Optional[str] = None, tag: Optional[str] = None) -> Any:
+    """A copy of a pipeline already built (``@dsl.pipeline`` at import, with the components
+    of this module, from the component YAMLs or ``build_audit_pipeline``) whose rai-audit tasks
+    run ``<registry>/<step>:<tag>`` (with the digest of a pushed image, see ``rai_audit.images``).
+
+    KFP builds a pipeline when it is decorated, so the images are fixed then; this rewrites
+    them in the built spec. Other tasks' images (a training component of one's own) stay.
+    """
+    copied = copy.deepcopy(pipeline)
+    executors = copied.pipeline_spec.deployment_spec["executors"]
+    for name in executors.keys():
+        container = executors[name]["container"] if "container" in executors[name] else None  # importers: none
+        found = STEP_IMAGE.match(container["image"]) if container is not None else None
+        if found is not None:
+            container["image"] = step_image(found["step"], registry=registry, tag=tag)
+    return copied

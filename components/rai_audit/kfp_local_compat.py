@@ -1,4 +1,4 @@
-"""A fix for kfp.local (2.17) that pipelines run on this machine need: ``dsl.If`` on a named output.
+"""Fixes for kfp.local (2.17) that pipelines run on this machine need: ``dsl.If`` on a named output.
 
 KFP names a condition's channel ``pipelinechannel--<task>-<output>``. kfp.local's condition
 evaluator reads it as another task's output only when the output is the return value
@@ -14,7 +14,21 @@ from typing import Any
 
 
 def patch() -> None:
-    """Let kfp.local resolve ``pipelinechannel--<task>-<output>`` as that task's output (idempotent)."""
+    """Let kfp.local resolve ``pipelinechannel--<task>-<output>`` as that task's output, and
+    silence its "custom or non-Python base image" warning for the step images (idempotent).
+
+    kfp.local's SubprocessRunner warns for every task whose image is not ``python:*`` that it
+    may lack the task's dependencies; a step image is not, and locally the task runs in this
+    Python environment, which has rai-audit. Other images' warnings stay.
+    """
+    import warnings
+
+    from rai_audit.images import STEPS
+
+    steps = "|".join(STEPS)
+    warnings.filterwarnings(
+        "ignore", message=rf'(?s).*non-Python base image "[^"]*/({steps}):[^"]*"', category=RuntimeWarning
+    )
     try:
         from kfp.local.orchestrator.enhanced_dag_orchestrator import ConditionEvaluator
     except ImportError:  # another kfp: nothing to fix here
