@@ -364,3 +364,38 @@ def test_mlflow_pyfunc_model_is_a_predictor_with_the_probabilities_it_outputs(ml
     assert model.predict(test).tolist() == lr.predict(test[NUMERIC]).tolist()
     # Given classes its output does not name: a predictor only, with no probabilities.
     assert not hasattr(load_any_model(tmp_path / "pyfunc", allow_pickle=True, classes=["a", "b"]), "predict_proba")
+
+
+def test_regressors_and_label_only_classifiers(data, tmp_path):
+    """Regression boosters and ONNX regressors predict numbers with no classes; a booster that
+    gives labels only (multi:softmax) has no predict_proba."""
+    import lightgbm
+    import xgboost
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LinearRegression
+
+    X, _, test = data
+    target = X["hours-per-week"] * 1.5 + X["age"]
+    features = [c for c in NUMERIC if c != "hours-per-week"]
+    xgb = xgboost.train({"objective": "reg:squarederror"}, xgboost.DMatrix(X[features], target), 5)
+    xgb.save_model(tmp_path / "reg.json")
+    model = load_any_model(tmp_path / "reg.json")
+    assert not hasattr(model, "classes_") and not hasattr(model, "predict_proba")
+    np.testing.assert_allclose(model.predict(test), xgb.predict(xgboost.DMatrix(test[features])), rtol=1e-6)
+    lgb = lightgbm.train({"objective": "regression", "verbose": -1}, lightgbm.Dataset(X[features], target), 5)
+    lgb.save_model(tmp_path / "reg.txt")
+    np.testing.assert_allclose(load_any_model(tmp_path / "reg.txt").predict(test), lgb.predict(test[features]))
+    linear = LinearRegression().fit(X[features].astype("float32"), target)
+    (tmp_path / "reg.onnx").write_bytes(to_onnx(linear, X[features].to_numpy("float32")[:1]).SerializeToString())
+    onnx = load_any_model(tmp_path / "reg.onnx")
+    assert not hasattr(onnx, "classes_") and not hasattr(onnx, "predict_proba")
+    np.testing.assert_allclose(
+        onnx.predict(test[features]), linear.predict(test[features].astype("float32")), rtol=1e-4
+    )
+    bands = pd.cut(X["age"], [0, 30, 45, 200], labels=False).astype(int)
+    softmax = xgboost.train({"objective": "multi:softmax", "num_class": 3}, xgboost.DMatrix(X[features], bands), 5)
+    softmax.save_model(tmp_path / "softmax.ubj")
+    labelled = load_any_model(tmp_path / "softmax.ubj", classes=["young", "middle", "older"])
+    assert not hasattr(labelled, "predict_proba") and list(labelled.classes_) == ["young", "middle", "older"]
+    codes = softmax.predict(xgboost.DMatrix(test[features])).astype(int)
+    assert labelled.predict(test).tolist() == np.array(["young", "middle", "older"])[codes].tolist()
