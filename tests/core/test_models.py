@@ -399,3 +399,15 @@ def test_regressors_and_label_only_classifiers(data, tmp_path):
     assert not hasattr(labelled, "predict_proba") and list(labelled.classes_) == ["young", "middle", "older"]
     codes = softmax.predict(xgboost.DMatrix(test[features])).astype(int)
     assert labelled.predict(test).tolist() == np.array(["young", "middle", "older"])[codes].tolist()
+
+
+def test_mlflow_onnx_flavour_runs_its_onnx_file(files, data, tmp_path):
+    import mlflow.onnx
+    import onnx
+
+    _, y, test = data
+    mlflow.onnx.save_model(onnx.load(files["folder"] / "lgbm.onnx"), tmp_path / "onnx-model", pip_requirements=[])
+    model = load_any_model(tmp_path / "onnx-model", classes=sorted(y.unique()))  # no pickle needed
+    assert model.source == "mlflow onnx flavour"
+    expected = files["lgbc"].predict_proba(test[NUMERIC].astype("float32"))
+    np.testing.assert_allclose(model.predict_proba(test[NUMERIC]), expected, atol=1e-5)

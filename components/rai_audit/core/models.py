@@ -11,8 +11,8 @@ Sources, recognised by content (``loading.model_format``), never by name alone:
 
 - skops / joblib / pickle: ``loading.load_model`` (today's rules: pickles need ``allow_pickle``).
 - MLflow: a model folder holding ``MLmodel``, or a ``models:/`` / ``runs:/`` URI (with a
-  tracking URI); the sklearn, xgboost and lightgbm flavours load their native model, any
-  other model is used through pyfunc as a predictor.
+  tracking URI); the sklearn, xgboost and lightgbm flavours load their native model, the
+  onnx flavour its ONNX file, any other model is used through pyfunc as a predictor.
 - ONNX (onnxruntime): one tensor per column (skl2onnx pipelines) or one float tensor of all
   features; label and probability outputs (ZipMap or tensor) mapped to the classes.
 - Native boosters: XGBoost (UBJSON, JSON), LightGBM (text), CatBoost (CBM), with their own
@@ -686,10 +686,13 @@ def load_mlflow_folder(
                 "Log its booster (model.booster_) instead, which MLflow saves as a LightGBM text model",
             )
             return _sklearn_like("mlflow lightgbm flavour", _mlflow().lightgbm.load_model(str(folder)), **kwargs)
+        if "onnx" in flavours:  # the .onnx file itself, run by onnxruntime (no pickle)
+            onnx_file = folder / str(flavours["onnx"].get("data", "model.onnx"))
+            return _retag(load_onnx(onnx_file, classes=classes), "mlflow onnx flavour", reload)
         if "python_function" not in flavours:
             raise RAIInputError(
                 f"MLflow model folder {folder} has the flavours {sorted(flavours)}, none of which the audit reads "
-                "(sklearn, xgboost, lightgbm, python_function)"
+                "(sklearn, xgboost, lightgbm, onnx, python_function)"
             )
         _needs_pickle(
             folder,
