@@ -56,6 +56,7 @@ ARCHIVE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+DIFF_CHOICES = 500  # audits listed in the diff page's choices before they are shown one model at a time
 VERIFIES = {True: "yes", False: "NO", None: "checking…"}
 DASHBOARD_PAGE, PDF = "dashboard/dashboard.html", "scorecard/scorecard.pdf"
 READ_METHODS = frozenset(
@@ -707,9 +708,28 @@ class Pages:
         return self.page("Evidence", body)
 
     def diff(
-        self, entries: dict[str, Any], before: str | None, after: str | None, d: dict[str, Any] | None
+        self,
+        entries: dict[str, Any],
+        before: str | None,
+        after: str | None,
+        d: dict[str, Any] | None,
+        model: str | None = None,
     ) -> HTMLResponse:
-        ordered = sorted(entries.values(), key=lambda x: (str(x.get("model")), *_when(x)))
+        models = sorted({str(x.get("model")) for x in entries.values()})
+        if model is None and before in entries:
+            model = str(entries[before].get("model"))
+        if model is None and len(entries) > DIFF_CHOICES and models:
+            model = models[0]  # thousands of audits: one model's at a time in the lists
+        ordered = sorted(
+            (x for x in entries.values() if model is None or x.get("model") == model or x["audit"] in (before, after)),
+            key=lambda x: (str(x.get("model")), *_when(x)),
+        )
+        choose = "".join(f"<option value='{e(m)}'{' selected' if m == model else ''}>{e(m)}</option>" for m in models)
+        picker = (
+            f"<form method=get action='/archive/diff' id=pick-model><input type=hidden name=token "
+            f"value='{e(self.token)}'><label>Model<select name=model><option value=''>all models</option>"
+            f"{choose}</select></label><button type=submit>Show its audits</button></form>"
+        )
 
         def select(name: str, chosen: str | None) -> str:
             opts = "".join(
@@ -721,10 +741,11 @@ class Pages:
             return f"<label>{'Earlier' if name == 'before' else 'Later'}<select name={name}>{opts}</select></label>"
 
         form = (
-            f"<form method=get action='/archive/diff'><input type=hidden name=token value='{e(self.token)}'>"
-            f"{select('before', before)}{select('after', after)}<button type=submit>Compare</button></form>"
+            f"<form method=get action='/archive/diff' id=pick-audits><input type=hidden name=token "
+            f"value='{e(self.token)}'>{select('before', before)}{select('after', after)}"
+            "<button type=submit>Compare</button></form>"
         )
-        body = f"<h1>Differences between two audits</h1>{form}"
+        body = f"<h1>Differences between two audits</h1>{picker}{form}"
         if d is not None:
             verdict = {True: "PASS", False: "FAIL", None: "NO SCORECARD"}
             b, a = d["before"], d["after"]
@@ -878,7 +899,7 @@ def archive_routes(view: ArchiveView, token: str) -> list[Route]:
         before, after = request.query_params.get("before"), request.query_params.get("after")
         entries = (await run_in_threadpool(view.entries))["audits"]
         found = await run_in_threadpool(view.diff, before, after) if before and after else None
-        return pages.diff(entries, before, after, found)
+        return pages.diff(entries, before, after, found, request.query_params.get("model") or None)
 
     async def diff_api(request: Request) -> Response:
         return _json(
