@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,11 @@ class Endpoint:
             raise RAIInputError(f"`model_endpoint` must be an http:// or https:// URL, got {self.url!r}")
         if any(ord(c) < 33 for c in self.url):
             raise RAIInputError("`model_endpoint` holds spaces or control characters")
+        if urlsplit(self.url).username is not None:  # it would be written into every artifact
+            raise RAIInputError(
+                "`model_endpoint` must not hold credentials (user:password@); send them as a header with "
+                "`model_headers_from_env`, e.g. {Authorization: MODEL_TOKEN}"
+            )
         object.__setattr__(self, "url", self.url.rstrip("/"))
         if self.protocol not in PROTOCOLS:
             raise RAIInputError(f"`model_protocol` must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
@@ -174,7 +180,7 @@ class ServedModel(ModelAdapter):
         outputs: dict[str, str | None] | None = None,
         inputs: list[dict[str, Any]] | None = None,
     ) -> None:
-        super().__init__(source=f"served model ({endpoint.protocol})", native=self, predict=self.predict)
+        super().__init__(source=f"served ({endpoint.protocol})", native=self, predict=self.predict)
         self.endpoint = endpoint
         if classes is not None:
             self.classes_ = np.asarray(list(classes), dtype=object)
