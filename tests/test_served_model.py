@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
 from rai_audit.core.served_model import Endpoint, ServedClassifier, ServedModel, connect, load_endpoint
 from rai_audit.demo import demo_data_path, train_demo_model
+from rai_audit.live.bundle import LiveAudit
 from rai_audit.specs import (
     CausalOptions,
     ConstructorOptions,
@@ -70,7 +72,8 @@ def adult(tmp_path_factory) -> dict[str, Any]:
     train.to_parquet(folder / "train.parquet", index=False)
     test.to_parquet(folder / "test.parquet", index=False)
     knn = KNeighborsClassifier(n_neighbors=15).fit(train[NUMERIC], train["income"])
-    models = {"numeric": knn, "pipeline": train_demo_model(train)}
+    with threadpool_limits(1):  # OpenMP threads on a busy machine cost minutes, not seconds
+        models = {"numeric": knn, "pipeline": train_demo_model(train)}
     for name, model in models.items():
         (folder / name).mkdir()
         joblib.dump(model, folder / name / "model.joblib")
@@ -202,7 +205,7 @@ def test_a_served_model_audited_by_every_step_equals_its_file_audit(adult, mlser
         for name, table in file_tables.items():
             pd.testing.assert_frame_equal(served_tables[name], table, obj=f"{step}/{name}")
     explanation = json.loads((served / "explainer" / "result.json").read_text())
-    assert explanation["method"] == "mimic" and "served model (v2)" in explanation["estimator"]
+    assert explanation["method"] == "mimic" and "served (v2)" in explanation["estimator"]
 
     # The model-calling steps count their requests; the others call nothing.
     n_test = len(adult["test"])
@@ -223,6 +226,13 @@ def test_a_served_model_audited_by_every_step_equals_its_file_audit(adult, mlser
     assert descriptor["classes"] == ["<=50K", ">50K"]
     model = load_constructor_artifact(served / "constructor").load_model()
     assert isinstance(model, ServedClassifier) and list(model.classes_) == ["<=50K", ">50K"]
+    # The live dashboard calls the endpoint too: an edited row's prediction is the model's.
+    live = LiveAudit(served / "dashboard")
+    edited = adult["test"][NUMERIC].iloc[:4].assign(age=lambda f: f["age"] + 20)
+    answer = live.predict(edited.to_dict("records"))
+    assert answer["predictions"] == list(adult["models"]["numeric"].predict(edited))
+    np.testing.assert_allclose(answer["probabilities"], adult["models"]["numeric"].predict_proba(edited))
+
     out, err = capfd.readouterr()
     for path in [p for p in tmp_path.rglob("*") if p.is_file()]:
         assert SECRET.encode() not in path.read_bytes(), path
@@ -254,7 +264,7 @@ def test_the_constructor_command_takes_an_endpoint_and_no_model_file(adult, mlse
     assert "model_endpoint" in capsys.readouterr().err
 
 
-def test_a_config_names_a_served_model_with_no_model_file(adult):
+def test_a_config_names_a_served_model_with_no_model_file(tmp_path):
     from rai_audit.config import resolve_config
 
     config = {
@@ -264,12 +274,14 @@ def test_a_config_names_a_served_model_with_no_model_file(adult):
         "target_column": "income",
         "task_type": "binary_classification",
     }
-    args, _ = resolve_config(config, base_dir=adult["folder"])
+    pd.DataFrame({"age": [30, 40], "income": ["<=50K", ">50K"]}).to_parquet(tmp_path / "train.parquet")
+    pd.DataFrame({"age": [35], "income": [">50K"]}).to_parquet(tmp_path / "test.parquet")
+    args, _ = resolve_config(config, base_dir=tmp_path)
     assert args["model_endpoint"] == "https://models.example/" and args["model_name"] == "adult"
     assert args["model_headers_from_env"] == {"X-Api-Key": "KEY"}
     assert args["model_uri"] == args["train_data_uri"]  # the pipeline's model input, not read
     with pytest.raises(RAIInputError, match="`endpoint` is missing"):
-        resolve_config({**config, "model": {"name": "adult"}}, base_dir=adult["folder"])
+        resolve_config({**config, "model": {"name": "adult"}}, base_dir=tmp_path)
 
 
 # --- faults, from a stdlib server ------------------------------------------------------------
@@ -440,6 +452,11 @@ def test_a_401_names_the_header_to_set_and_its_variable(stub, monkeypatch):
     monkeypatch.delenv(TOKEN_ENV)
     with pytest.raises(RAIInputError, match=rf"environment variable {TOKEN_ENV} is not set"):
         _model(server.url, headers_from_env={"Authorization": TOKEN_ENV})
+
+
+def test_an_endpoint_url_with_credentials_is_refused():
+    with pytest.raises(RAIInputError, match="must not hold credentials"):
+        Endpoint("https://user:pw@models.example", name="m")
 
 
 def test_a_500_and_a_429_are_retried_then_the_answer_is_used(stub):
