@@ -433,9 +433,22 @@ def test_index_two_publishes_at_once_reindex_and_list_json(store, archived, serv
     assert main(["audits", "list", "--bucket", BUCKET, "--model", "forged", "--json"]) == 2
     [forged] = json.loads(capsys.readouterr().out)["audits"]
     assert forged["verified"] is False and "does not match" in forged["problem"]
-    # an audit whose manifest is older than the index: still listed from the index (stale entry
-    # names it) and the scan finds only what has a manifest
-    assert folder.exists()
+    # a stale index (an update lost: one audit left out): the server's one listing at start says so
+    from rai_audit.live.archive_app import ArchiveView
+
+    left_out = archived[("credit", "1")]["audit"]
+    doc = archive.read_index(writer, BUCKET)
+    del doc["audits"][left_out]
+    data = json.dumps(doc).encode()
+    client.put_object(BUCKET, archive.INDEX_KEY, io.BytesIO(data), len(data))
+    view = ArchiveView(settings_from_env(_read_env(folder / READ_ONLY_CREDENTIALS_FILE)), BUCKET, wait_seconds=60)
+    try:
+        assert view.compare_index() == {"not_indexed": [left_out], "without_manifest": []}
+        assert view.models()["index_stale"]["not_indexed"] == [left_out]
+    finally:
+        view.close()
+    assert main(["archive", "reindex", "--bucket", BUCKET]) == 0
+    assert "7 audits (1 added, 0 dropped, 0 changed)" in capsys.readouterr().out
 
 
 def test_archive_serve_command_uses_the_read_only_credentials(store, archived):

@@ -114,6 +114,7 @@ class ArchiveView:
         self.lock, self.loading = threading.Lock(), threading.Lock()
         self.checks: dict[str, tuple[float, dict[str, Any]]] = {}
         self.running: dict[str, Future[dict[str, Any]]] = {}
+        self.stale: tuple[str | None, dict[str, Any]] | None = None  # (index ETag, compare_index's finding)
         self.index: tuple[str | None, dict[str, Any]] | None = None
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="rai-audit-archive")
 
@@ -216,6 +217,34 @@ class ArchiveView:
                 latest[model] = entry
         for entry in latest.values():
             self._future(entry["audit"])
+        if view["source"] == "index":
+            try:
+                self.compare_index()
+            except Exception:  # noqa: BLE001 a failed comparison says nothing about the audits
+                return
+
+    def compare_index(self) -> dict[str, Any]:
+        """Audits with a manifest that the index does not name, and entries without a manifest:
+        one listing of the archive, once at start (never per request); the pages warn of it."""
+        client = self.settings.client()
+        found = {
+            o.object_name.rsplit("/", 1)[0]
+            for o in client.list_objects(self.bucket, prefix=f"{archive.ROOT}/", recursive=True)
+            if len(o.object_name.split("/")) == 5 and o.object_name.endswith(f"/{archive.MANIFEST}")
+        }
+        indexed = set(self.entries()["audits"])
+        stale = {"not_indexed": sorted(found - indexed), "without_manifest": sorted(indexed - found)}
+        with self.lock:
+            self.stale = (None if self.index is None else self.index[0], stale)  # for this index version
+        return stale
+
+    def _stale(self) -> dict[str, Any] | None:
+        """compare_index's finding while the index is the version it compared (a reindex or a
+        publish since: not said)."""
+        with self.lock:
+            if self.stale is None or self.index is None or self.stale[0] != self.index[0]:
+                return None
+            return self.stale[1] if any(self.stale[1].values()) else None
 
     # --- what the pages show ---------------------------------------------------------------
     def models(self) -> dict[str, Any]:
@@ -242,6 +271,7 @@ class ArchiveView:
             "checking": sum(c is None for c in checks.values()),
             "source": view["source"],
             "index_updated_at": view["updated_at"],
+            "index_stale": self._stale(),
             "count": len(view["audits"]),
             "models": rows,
         }
@@ -465,6 +495,13 @@ class Pages:
             else f"<p class=note>{data['count']} audits; index updated {e(data['index_updated_at'])}. "
             "Each latest audit below was verified by this server (every file's sha256 and the manifest's claims).</p>"
         )
+        stale = data["index_stale"]
+        if stale and data["source"] == "index":
+            note += (
+                f"<p class=warn id=stale>The index is stale: {len(stale['not_indexed'])} audit(s) in the archive are "
+                f"not in it, {len(stale['without_manifest'])} of its entries have no manifest. Run "
+                f"<code>rai-audit archive reindex --bucket {e(self.view.bucket)}</code> (write credentials).</p>"
+            )
         body = (
             f"<h1>Models</h1>{note}<table id=models><thead><tr><th>Model</th><th>Version</th>"
             "<th>Latest verdict</th><th>Date</th><th>Run id</th><th>Targets missed</th><th>Verifies</th>"
