@@ -157,7 +157,7 @@ def page(browser):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     view = context.new_page()
     requested = []
-    view.on("request", lambda r: requested.append(r.url))
+    context.on("request", lambda r: requested.append(r.url))  # every tab: the dashboard's too
     view.requested = requested
     yield view
     context.close()
@@ -295,6 +295,7 @@ def test_evidence_page_opens_the_dashboard_pdf_and_link(served, archived, page, 
     dashboard = opened.value
     dashboard.wait_for_function("document.body.dataset.ready === '1'")
     assert "accuracy" in dashboard.inner_text("body").lower()
+    _only_this_server(page, served)  # the archived dashboard page too
     forged = archived[("forged", "1")]["audit"]
     page.goto(_url(served, "/archive/audit", audit=forged))
     assert "FAILED VERIFICATION" in page.inner_text("#evidence") and page.locator("#download-pdf").count() == 0
