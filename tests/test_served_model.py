@@ -482,8 +482,9 @@ def test_the_mlflow_protocol_sends_dataframe_split(stub, tmp_path):
     model = load_endpoint(descriptor)
     assert list(model.predict(ROWS)) == [0, 1, 1] and not hasattr(model, "predict_proba")
     assert [p for p, _ in seen] == ["/invocations", "/invocations"]
-    assert seen[0][1] == {"dataframe_split": {"columns": ["age", "sex"], "data": [[30, "Female"], [40, "Male"]]}}
-    assert seen[1][1]["dataframe_split"]["data"] == [[50, None]]
+    bodies = sorted((b for _, b in seen), key=lambda b: b["dataframe_split"]["data"][0][0])  # sent concurrently
+    assert bodies[0] == {"dataframe_split": {"columns": ["age", "sex"], "data": [[30, "Female"], [40, "Male"]]}}
+    assert bodies[1]["dataframe_split"]["data"] == [[50, None]]
 
 
 def test_probabilities_in_another_order_than_the_classes_are_refused(stub, tmp_path):
