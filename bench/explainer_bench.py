@@ -34,7 +34,7 @@ import pandas as pd
 from error_analysis_bench import last_line, peer_python, run_in_fresh_process
 from rai_audit.demo import DEMO_COHORTS, SENSITIVE, TARGET, demo_data_path, train_demo_model
 from rai_audit.steps.constructor import ConstructorOptions, run_constructor
-from rai_audit.steps.explainer import ExplainerOptions, run_explainer
+from rai_audit.steps.explainer import ExplainerOptions, _import_shap, run_explainer
 
 SEED = 0
 MODELS = {"demo": "demo (HGB)", "lightgbm": "LightGBM"}
@@ -138,6 +138,7 @@ def mimic_fallback(model_path: Path, train_path: str, constructor_dir: str, rows
     MimicExplainer (LightGBM surrogate on the raw features, fitted on all of train)."""
     import warnings
 
+    _import_shap()  # before interpret_community imports shap with its plots (see the explainer)
     from interpret_community.mimic import MimicExplainer
     from interpret_community.mimic.models import LGBMExplainableModel
 

@@ -25,6 +25,7 @@ from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import cohort_masks, load_cohorts, ordered_values
 from rai_audit.core.constructor_artifact import ConstructorArtifact
+from rai_audit.core.loading import model_sha256
 
 ARCHIVE_MANIFEST = "manifest.json"  # rai_audit.archive.MANIFEST: a fetched audit's own manifest
 BUNDLE_PART = "dashboard"  # a fetched audit keeps the bundle under dashboard/
@@ -250,13 +251,14 @@ class LiveAudit:
     # -- setup --------------------------------------------------------------------------------------
 
     def _load_model(self) -> Any:
-        """The model copy, or None for a bundle gathered before bundles held it. Its digest must
-        be the one the constructor recorded (and the manifest verified the file)."""
+        """The model copy (a file, or an MLflow folder), or None for a bundle gathered before
+        bundles held it. Its digest must be the one the constructor recorded (and the manifest
+        verified its files)."""
         model = self.meta["model"]
         path = self.audit.folder / model["file"]
-        if not path.is_file():
+        if not path.exists():
             return None
-        if _sha256(path) != model["sha256"] or (self.doc.get("model") or {}).get("sha256") != model["sha256"]:
+        if model_sha256(path) != model["sha256"] or (self.doc.get("model") or {}).get("sha256") != model["sha256"]:
             raise ArtifactIntegrityError(f"bundle {self.bundle}: the model copy is not the model the audit ran on")
         return self.audit.load_model()
 
