@@ -51,3 +51,30 @@ def test_a_required_option_of_a_step_is_required_only_where_the_step_runs(tmp_pa
     assert {n for n in params if n.startswith("explainer_")} and not {
         n for n in params if n.startswith(("causal_", "error_analysis_", "counterfactual_", "scorecard", "publish_"))
     }
+
+
+def test_notify_is_an_optional_step_with_its_own_parameters(tmp_path):
+    built = build_audit_pipeline(
+        ["error_analysis"], name="with-notify", with_scorecard=True, with_publish=True, with_notify=True
+    )
+    compiler.Compiler().compile(built, str(tmp_path / "p.yaml"))
+    spec, platform = yaml.safe_load_all((tmp_path / "p.yaml").read_text())
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    notify_params = {n for n in params if n.startswith("notify_")}
+    assert {"notify_on", "notify_format", "notify_retries", "notify_fail_on_error"} <= notify_params
+    assert "notify_webhook_env" not in notify_params  # the URL's variable is the pipeline's, from a secret
+    assert all(params[n]["description"] for n in notify_params)
+    task = spec["root"]["dag"]["tasks"]["notify"]
+    artifacts = task["inputs"]["artifacts"]
+    assert artifacts["scorecard"]["taskOutputArtifact"]["producerTask"] == "scorecard"
+    assert artifacts["baseline"]["taskOutputArtifact"]["producerTask"] == "find-baseline"
+    assert task["inputs"]["parameters"]["on"]["componentInputParameter"] == "notify_on"
+    assert task["cachingOptions"] == {}  # not cached: posted once per run
+    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-notify"]["secretAsEnv"]
+    assert [(s["secretName"], s["keyToEnv"][0]["envVar"], s.get("optional")) for s in secrets] == [
+        ("rai-audit-webhook", "RAI_AUDIT_WEBHOOK_URL", True)
+    ]
+    # Not in the checked-in variants, which do not notify.
+    assert not {n for n in _parameters(pipeline("audit"), tmp_path) if n.startswith("notify_")}
+    with pytest.raises(ValueError, match="with_notify"):
+        build_audit_pipeline(["error_analysis"], with_notify=True)

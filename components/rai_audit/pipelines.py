@@ -17,7 +17,7 @@ from kfp import dsl, kubernetes
 from kfp.dsl import Artifact, Dataset, Model
 
 from rai_audit.kfp_components import with_images
-from rai_audit.specs import ANALYSIS_STEPS, PIPELINE_OPTIONS, step_options
+from rai_audit.specs import ANALYSIS_STEPS, DEFAULT_WEBHOOK_ENV, PIPELINE_OPTIONS, step_options
 from rai_audit.storage import ENV_ACCESS, ENV_ENDPOINT, ENV_REGION, ENV_SECRET
 
 # The Kubernetes secret the publish step reads its S3 settings from on a cluster (name set
@@ -27,6 +27,9 @@ S3_SECRET = os.environ.get("RAI_AUDIT_S3_SECRET", "rai-audit-s3")
 # option is on, mounted where the step looks (rai_audit.report.evidence.SIGNING_SECRET_MOUNT).
 SIGNING_SECRET = os.environ.get("RAI_AUDIT_SIGNING_SECRET", "rai-audit-signing")
 SIGNING_SECRET_MOUNT = "/var/run/secrets/rai-audit-signing"
+# The Kubernetes secret (key url) the notify step reads its webhook URL from, into the
+# environment variable it reads by default; optional: without it nothing is posted.
+WEBHOOK_SECRET = os.environ.get("RAI_AUDIT_WEBHOOK_SECRET", "rai-audit-webhook")
 
 
 def _s3_settings_from_secret(task) -> None:
@@ -81,12 +84,22 @@ PUBLISH_PARAMETERS: dict[str, tuple[type, Any, str]] = {
 OPTION_STEPS = ("constructor", *ANALYSIS_STEPS, "scorecard")
 
 
+def _notify_options() -> list:
+    """The notify step's options as pipeline parameters (``notify_<name>``): all but the
+    webhook's variable, which the pipeline sets from WEBHOOK_SECRET."""
+    return [o for o in step_options("notify", "kfp") if o.name != "webhook_env"]
+
+
 def _described(o) -> str:
     return o.help + (f" One of: {', '.join(o.choices)}." if o.choices else "")  # KFP parameters have no enum
 
 
 def pipeline_parameters(
-    steps: Sequence[str] = ANALYSIS_STEPS, *, with_scorecard: bool = True, with_publish: bool = True
+    steps: Sequence[str] = ANALYSIS_STEPS,
+    *,
+    with_scorecard: bool = True,
+    with_publish: bool = True,
+    with_notify: bool = False,
 ) -> list[tuple[str, type, Any, str]]:
     """A variant's parameters, (name, type, default or ``inspect.Parameter.empty``, description):
     the URIs, the options of the constructor, of ``steps`` and of the scorecard (prefixed with
@@ -106,18 +119,24 @@ def pipeline_parameters(
             params.append((name, o.parameter_type, default, _described(o)))
     extra = {**(SCORECARD_PARAMETERS if with_scorecard else {}), **(PUBLISH_PARAMETERS if with_publish else {})}
     params += [(n, kind, default, d) for n, (kind, default, d) in extra.items()]
+    if with_notify:
+        params += [
+            (f"notify_{o.name}", o.parameter_type, o.parameter_default, _described(o)) for o in _notify_options()
+        ]
     # Python's order: parameters without a default first.
     params.sort(key=lambda p: p[2] is not inspect.Parameter.empty)
     return params
 
 
 def pipeline_signature(
-    steps: Sequence[str] = ANALYSIS_STEPS, *, with_scorecard: bool = True, with_publish: bool = True
+    steps: Sequence[str] = ANALYSIS_STEPS, *, with_scorecard: bool = True, with_publish: bool = True, **more: bool
 ) -> inspect.Signature:
     """The signature KFP reads a variant's parameters from (``pipeline_parameters``)."""
     params = [
         inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind, default=default)
-        for n, kind, default, _ in pipeline_parameters(steps, with_scorecard=with_scorecard, with_publish=with_publish)
+        for n, kind, default, _ in pipeline_parameters(
+            steps, with_scorecard=with_scorecard, with_publish=with_publish, **more
+        )
     ]
     return inspect.Signature(params, return_annotation=Artifact)
 
@@ -145,6 +164,7 @@ def build_audit_pipeline(
     with_scorecard: bool = False,
     gate_registration: bool = False,
     with_publish: bool = False,
+    with_notify: bool = False,
     pipeline_root: str | None = None,
     run_times: bool = True,
     registry: str | None = None,
@@ -158,6 +178,9 @@ def build_audit_pipeline(
     the model only when its scorecard passed (``dsl.If`` on the scorecard's ``passed``);
     ``with_publish`` archives bundle and scorecard in object storage (credentials from the
     ``S3_SECRET`` Kubernetes secret on a cluster, from the environment locally).
+    ``with_notify`` posts the verdict to a webhook after the scorecard when it changed against
+    the baseline audit (with ``with_publish``; else a failing audit), as the ``notify_*``
+    parameters say; the URL comes from the ``WEBHOOK_SECRET`` Kubernetes secret (key ``url``).
     ``pipeline_root`` (s3://, minio:// or gs://) is where a cluster keeps the artifacts.
     ``run_times`` stamps the run's creation and schedule times into the bundle; kfp.local
     (2.17) cannot resolve those placeholders (it fails with an IndexError), so local runs
@@ -166,8 +189,8 @@ def build_audit_pipeline(
     """
     if pipeline_root is not None and pipeline_root.split("://")[0] not in ("s3", "minio", "gs"):
         raise ValueError(f"`pipeline_root` must be an s3://, minio:// or gs:// URI, got {pipeline_root!r}")
-    if (gate_registration or with_publish) and not with_scorecard:
-        raise ValueError("`gate_registration` and `with_publish` need `with_scorecard`")
+    if (gate_registration or with_publish or with_notify) and not with_scorecard:
+        raise ValueError("`gate_registration`, `with_publish` and `with_notify` need `with_scorecard`")
     unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
     if unknown:
         raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
@@ -175,8 +198,9 @@ def build_audit_pipeline(
         if not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shard counts must be integers >= 1, got {shards!r}")
     c = with_images(registry, tag)
-    parameters = pipeline_parameters(steps, with_scorecard=with_scorecard, with_publish=with_publish)
-    signature = pipeline_signature(steps, with_scorecard=with_scorecard, with_publish=with_publish)
+    chosen = dict(with_scorecard=with_scorecard, with_publish=with_publish, with_notify=with_notify)
+    parameters = pipeline_parameters(steps, **chosen)
+    signature = pipeline_signature(steps, **chosen)
 
     def audit_pipeline(*values: Any) -> Artifact:
         # KFP calls the pipeline with one channel per parameter, in the signature's order.
@@ -283,6 +307,17 @@ def build_audit_pipeline(
                     retention_days=p["publish_retention_days"],
                 )
                 _s3_settings_from_secret(archived)
+            if with_notify:
+                told = c["notify"](
+                    scorecard=card.outputs["scorecard"],
+                    webhook_env=DEFAULT_WEBHOOK_ENV,
+                    **{o.name: p[f"notify_{o.name}"] for o in _notify_options()},
+                    **compared,
+                )
+                told.set_caching_options(False)  # a verdict is posted once per run
+                kubernetes.use_secret_as_env(
+                    told, secret_name=WEBHOOK_SECRET, secret_key_to_env={"url": DEFAULT_WEBHOOK_ENV}, optional=True
+                )
             if gate_registration:
                 with dsl.If(card.outputs["passed"] == True, name="scorecard-passed"):  # noqa: E712 (KFP condition)
                     c["register-model"](model=model.output, scorecard=card.outputs["scorecard"])
