@@ -40,7 +40,7 @@ import yaml
 
 from rai_audit import __version__
 from rai_audit.images import step_image
-from rai_audit.specs import ANALYSIS_STEPS, step_options
+from rai_audit.specs import ANALYSIS_STEPS, DEFAULT_WEBHOOK_ENV, step_options
 
 
 def _import_hera_leaving_pyyaml_alone() -> None:
@@ -146,6 +146,24 @@ STEP_OPTIONS: dict[str, list[tuple[str, Param]]] = {
     step: _step_flags(step) for step in ("constructor", *ANALYSIS_STEPS, "gather", "scorecard")
 }
 
+# The notify exit handler's flags and parameters (``notify_<option>``): all of the step's
+# options but the webhook's variable, which is the one the Kubernetes secret sets.
+NOTIFY_FLAGS: list[tuple[str, Param]] = [
+    (
+        o.flag,
+        _p(
+            o.parameter_name(),
+            o.as_text(o.parameter_default),
+            o.help,
+            ("true", "false") if o.parameter_type is bool else o.choices,
+        ),
+    )
+    for o in step_options("notify", "cli")
+    if o.name != "webhook_env"
+]
+# The Kubernetes secret (key url) the exit handler takes the webhook URL from; optional.
+WEBHOOK_SECRET = "rai-audit-webhook"
+
 # What each step writes (the KFP components' output names), and its input file paths.
 OUTPUTS = {
     "constructor": "insights",
@@ -231,6 +249,7 @@ def build_argo(
     prefix: str = "runs",
     fail_on_missed_target: bool = False,
     arguments: Mapping[str, Any] | None = None,
+    notify: bool = False,
 ):
     """The audit's WorkflowTemplate and the CronWorkflow that runs it on ``schedule``.
 
@@ -244,6 +263,10 @@ def build_argo(
     parameter (a missed scorecard target fails the run). ``arguments``: parameter values the CronWorkflow
     passes on every run (strings as they are, anything else as JSON); the rest can be
     given with ``argo cron create -p`` / ``--parameter-file``.
+    ``notify``: an exit handler runs the notify step when the run ends, on the scorecard it
+    wrote (``notify_*`` parameters; ``on`` is ``every_failure`` by default here, as the
+    template keeps no baseline), the webhook URL from the ``rai-audit-webhook`` Kubernetes
+    secret (key ``url``; without it nothing is posted).
     Returns hera ``(WorkflowTemplate, CronWorkflow)``.
     """
     from hera.workflows import (
@@ -266,6 +289,11 @@ def build_argo(
         else p
         for p in workflow_parameters(steps)
     ]
+    if notify:
+        # No baseline here: a change cannot be told, so every failing audit is posted.
+        params += [
+            dataclasses.replace(p, default="every_failure") if p.name == "notify_on" else p for _, p in NOTIFY_FLAGS
+        ]
     known = {p.name for p in params}
     unknown = sorted(set(arguments or {}) - known)
     if unknown:
@@ -317,9 +345,31 @@ def build_argo(
     def run_output(step: str, name: str) -> tuple[str, str, str]:  # read where `step` wrote it
         return name, f"{IN}/{name}", output_key(step, prefix)
 
+    def exit_handler() -> Container:
+        """notify on the scorecard the run wrote (if it got that far): an exit handler takes
+        no arguments, so it reads the workflow's parameters and the scorecard's key itself."""
+        card = s3("scorecard", f"{IN}/scorecard", output_key("scorecard", prefix))
+        card.optional = True  # a run that failed earlier has none; the step then says so and fails
+        out_path = f"{OUT}/notification"
+        args = ["notify", "--scorecard", f"{IN}/scorecard", "--output", out_path]
+        for flag, p in NOTIFY_FLAGS:
+            args += [flag, f"{{{{workflow.parameters.{p.name}}}}}"]
+        webhook = m.SecretKeySelector(name=WEBHOOK_SECRET, key="url", optional=True)
+        return Container(
+            name="notify",
+            image=step_image("scorecard", registry=registry, tag=tag),
+            command=["rai-audit"],
+            args=args,
+            inputs=[card],
+            outputs=[s3("notification", out_path, f"{prefix}/{{{{workflow.name}}}}/notify/notification")],
+            env=[m.EnvVar(name=DEFAULT_WEBHOOK_ENV, value_from=m.EnvVarSource(secret_key_ref=webhook))],
+            volume_mounts=[m.VolumeMount(name=OUT_VOLUME, mount_path=OUT)],
+        )
+
     with WorkflowTemplate(
         name=name,
         entrypoint="audit",
+        on_exit="notify" if notify else None,
         labels={"app.kubernetes.io/name": "rai-audit", "app.kubernetes.io/version": __version__},
         arguments=[_parameter(p) for p in params],
         volumes=[m.Volume(name=OUT_VOLUME, empty_dir=m.EmptyDirVolumeSource())],
@@ -363,6 +413,8 @@ def build_argo(
             else:
                 tasks["constructor"] >> tasks["gather"]
             tasks["gather"] >> tasks["scorecard"]
+        if notify:
+            exit_handler()
 
     cron = CronWorkflow(
         name=name,

@@ -299,6 +299,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
             bucket=args.bucket,
             endpoint=args.s3_endpoint,
             s3_secret=args.s3_secret,
+            notify=args.notify,
         )
         print(f"pipeline {args.pipeline!r} compiled for Argo Workflows: {', '.join(map(str, written))}")
         return
@@ -626,6 +627,12 @@ def _parser() -> argparse.ArgumentParser:
         "--s3-secret",
         default="rai-audit-s3",
         help="argo: the Kubernetes secret holding that store's access_key and secret_key",
+    )
+    comp.add_argument(
+        "--notify",
+        action="store_true",
+        help="argo: an exit handler posts the run's verdict to the webhook of the Kubernetes secret "
+        "rai-audit-webhook (key url) when the scorecard failed (notify_* parameters)",
     )
     comp.add_argument(
         "--pipeline-root",
