@@ -251,6 +251,20 @@ def test_a_served_pipeline_with_text_and_missing_values_predicts_as_its_file(adu
     assert audit.meta["model_calls"]["calls"] == 3 and audit.meta["model_calls"]["rows"] == len(X)  # 120 per call
 
 
+def test_a_descriptor_file_given_as_the_model_is_read_not_rewritten(adult, mlserver, tmp_path):
+    given = tmp_path / "model.json"  # what a user uploads as the pipeline's model artifact
+    given.write_text(json.dumps({"endpoint": mlserver, "protocol": "v2", "name": "numeric"}))
+    before = given.read_bytes()
+    folder = adult["folder"]
+    run_constructor(given, folder / "train.parquet", folder / "test.parquet", tmp_path / "c", options=_options())
+    assert given.read_bytes() == before
+    audit = load_constructor_artifact(tmp_path / "c")
+    assert audit.meta["model_calls"]["rows"] == len(adult["test"])
+    assert (audit.y_pred.to_numpy() == adult["models"]["numeric"].predict(adult["test"][NUMERIC])).all()
+    copy = json.loads((audit.folder / audit.meta["model"]["file"]).read_text())
+    assert copy["classes"] == ["<=50K", ">50K"] and copy["outputs"]["proba"] == "predict_proba"
+
+
 def test_the_constructor_command_takes_an_endpoint_and_no_model_file(adult, mlserver, tmp_path, capsys):
     from rai_audit.steps.constructor import main
 

@@ -415,6 +415,25 @@ def write_endpoint(endpoint: Endpoint, path: str | Path, *, classifier: bool) ->
     return path
 
 
+SCRATCH_PREFIX = "rai-audit-endpoint-"  # the constructor's scratch folder for a descriptor
+
+
+def is_scratch(path: Any) -> bool:
+    return path not in (None, "") and Path(path).parent.name.startswith(SCRATCH_PREFIX)
+
+
+def descriptor_file(path: Any) -> Path | None:
+    """The endpoint descriptor ``path`` is or holds (a KFP Model artifact may be a folder
+    holding it), or None."""
+    if path in (None, "") or "://" in str(path) or str(path).startswith(("models:/", "runs:/")):
+        return None
+    path = Path(path)
+    if path.is_dir():
+        found = [p for p in path.rglob("*") if p.is_file() and is_descriptor_file(p)]
+        return found[0] if len(found) == 1 else None
+    return path if is_descriptor_file(path) else None
+
+
 def is_descriptor_file(path: Any) -> bool:
     """Whether ``path`` is a JSON endpoint descriptor (a small JSON object with `endpoint`)."""
     if path in (None, ""):

@@ -420,12 +420,17 @@ def run_constructor(
                 folder, train_path, test_path, output_dir, options=options, input_fingerprint=input_fingerprint
             )
     endpoint = options.endpoint()
-    if endpoint is not None and not served_model.is_descriptor_file(model_path):
-        # The served model: its endpoint descriptor stands for the model file (not read).
-        with tempfile.TemporaryDirectory(prefix="rai-audit-endpoint-") as scratch:
-            descriptor = served_model.write_endpoint(
-                endpoint, Path(scratch) / served_model.DESCRIPTOR_FILE, classifier=options.task_type != "regression"
-            )
+    given = served_model.descriptor_file(model_path)  # the user's own endpoint descriptor, if that
+    if not served_model.is_scratch(model_path) and (endpoint is not None or given is not None):
+        # A served model: a descriptor in a scratch folder stands for the model file (the one
+        # in model_path is not read, nor a descriptor given rewritten); the artifact gets a
+        # copy with what the endpoint turns out to answer.
+        with tempfile.TemporaryDirectory(prefix=served_model.SCRATCH_PREFIX) as scratch:
+            descriptor = Path(scratch) / served_model.DESCRIPTOR_FILE
+            if endpoint is not None:
+                served_model.write_endpoint(endpoint, descriptor, classifier=options.task_type != "regression")
+            else:
+                descriptor.write_bytes(cast(Path, given).read_bytes())
             return run_constructor(
                 descriptor, train_path, test_path, output_dir, options=options, input_fingerprint=input_fingerprint
             )
