@@ -512,3 +512,17 @@ def test_probabilities_in_another_order_than_the_classes_are_refused(stub, tmp_p
     )
     with pytest.raises(RAIInputError, match=r"probability columns do not follow the classes \['no', 'yes'\]"):
         run_constructor(None, tmp_path / "train.parquet", tmp_path / "test.parquet", tmp_path / "c", options=options)
+
+
+def test_a_regressor_asks_for_its_values_alone(stub):
+    seen: list[Any] = []
+
+    def post(body: Any, n: int) -> tuple[int, Any]:
+        seen.append(body)
+        values = [1.5, 2.25, 3.0]
+        return 200, {"outputs": [{"name": "predict", "shape": [3], "datatype": "FP64", "data": values}]}
+
+    model = connect(Endpoint(stub(_answer(post)).url, name="m"), classifier=False)
+    assert not hasattr(model, "predict_proba") and not hasattr(model, "classes_")
+    np.testing.assert_array_equal(model.predict(ROWS), [1.5, 2.25, 3.0])
+    assert seen[0]["outputs"] == [{"name": "predict"}]
