@@ -526,3 +526,12 @@ def test_a_regressor_asks_for_its_values_alone(stub):
     assert not hasattr(model, "predict_proba") and not hasattr(model, "classes_")
     np.testing.assert_array_equal(model.predict(ROWS), [1.5, 2.25, 3.0])
     assert seen[0]["outputs"] == [{"name": "predict"}]
+
+
+def test_a_merged_steps_calls_are_its_shards_sums():
+    from rai_audit.core.served_model import summed_calls
+
+    shard = {"endpoint": "http://m", "protocol": "v2", "calls": 3, "rows": 30, "retries": 1}
+    metas = [{"model_calls": shard}, {"model_calls": {**shard, "calls": 2, "retries": 0}}]
+    assert summed_calls(metas) == {**shard, "calls": 5, "rows": 60, "retries": 1, "shards": 2}
+    assert summed_calls([{"kind": "explanation"}]) is None  # a model file: nothing recorded
