@@ -532,7 +532,10 @@ class CausalOptions:
     )
     alpha: float = option(0.05, help="Significance level of the confidence intervals.", azure="alpha")
     upper_bound_on_cat_expansion: int = option(
-        50, help="Most levels a categorical treatment may have.", azure="upper_bound_on_cat_expansion"
+        50,
+        help="Most levels a categorical treatment may have; other categorical features keep only this many "
+        "(their most frequent) in the fit, the rest grouped as (other).",
+        azure="upper_bound_on_cat_expansion",
     )
     treatment_cost: float | list[float] = option(
         0.0, unset=[], help="One cost for all treatments, or one per treatment; empty: 0.", azure="treatment_cost"

@@ -75,6 +75,7 @@ KIND = "causal"
 LOCAL_EFFECTS_FILE = "local_effects.parquet"
 RECOMMENDATIONS_FILE = "policy_recommendations.parquet"
 MISSING = "(missing)"
+OTHER = "(other)"  # the rare levels of a categorical feature with many (see _group_rare_levels)
 EFFECT_COLUMNS = ("point", "stderr", "zstat", "p_value", "ci_lower", "ci_upper")  # econml's names
 # Warnings about library API changes say nothing about this analysis; unseen categories are
 # counted in the output (unseen_categories_in_test).
@@ -685,6 +686,31 @@ def _collect_warnings(
     return out
 
 
+def _group_rare_levels(
+    X_fit: pd.DataFrame, X_test: pd.DataFrame, categorical: list[str], options: CausalOptions
+) -> dict[str, dict[str, int]]:
+    """Keep the ``upper_bound_on_cat_expansion`` most frequent levels of each categorical
+    feature that is not a treatment, the others becoming the level ``(other)``, in place.
+
+    Every level is a column of every nuisance model and of the final stage: three diagnosis
+    codes of ~700 levels each (diabetes, 100,000 rows) made the fit take 6 minutes on 10,000
+    rows that hold a handful of rows per rare level, too few to adjust for it anyway. The bound
+    is the one econml puts on a categorical treatment's levels. Returns, per grouped feature,
+    its number of levels and how many were kept."""
+    grouped = {}
+    for c in categorical:
+        if c in options.treatment_features:
+            continue
+        counts = X_fit[c].value_counts(sort=True)
+        if len(counts) <= options.upper_bound_on_cat_expansion:
+            continue
+        kept = set(counts.index[: options.upper_bound_on_cat_expansion])
+        for X in (X_fit, X_test):
+            X[c] = X[c].where(X[c].isin(kept), OTHER)
+        grouped[c] = {"levels": int(len(counts)), "kept": len(kept)}
+    return grouped
+
+
 def shard_treatments(options: CausalOptions) -> list[str]:
     """The treatments this shard fits: every ``shard_count``-th, from ``shard_index``. Each
     treatment's fit is independent of the others' (econml fits them one by one with the same
@@ -725,6 +751,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
     y_fit, outcome = _outcome(audit, fit_raw[target])
     X_test = _prepared(audit.features[features], categorical, medians)
     X_test.index = audit.predictions[A.ROW_ID].to_numpy()
+    grouped = _group_rare_levels(X_fit, X_test, categorical, options)
     if audit.is_classifier and y_fit.nunique() < 2:
         raise RAIInputError(f"the train rows fitted hold one outcome only ({outcome} is always {y_fit.iloc[0]})")
     # Double machine learning adjusts for the other features: with none that varies, econml
@@ -888,6 +915,7 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
             "nuisance_model": options.nuisance_model,
             "heterogeneity_model": options.heterogeneity_model,
             "heterogeneity_features": options.heterogeneity_features,
+            "levels_grouped": grouped,
             "alpha": options.alpha,
             "seconds": round(fit_seconds, 3),
         },
