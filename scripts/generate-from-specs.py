@@ -54,7 +54,8 @@ COMPONENTS: dict[str, dict] = {
             (
                 "model",
                 "Input[Model]",
-                "A scikit-learn-compatible model saved with skops (or joblib/pickle with allow_pickle).",
+                "The model, a file or a folder, its format read from its content: skops (joblib/pickle with "
+                "allow_pickle), MLflow, ONNX, an XGBoost/LightGBM/CatBoost booster.",
             ),
             ("train_data", "Input[Dataset]", "Train data, Parquet or CSV, with the target column."),
             ("test_data", "Input[Dataset]", "Test data, Parquet or CSV, with the target column."),

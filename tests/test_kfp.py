@@ -108,6 +108,43 @@ def test_component_interfaces():
             assert "pip install" not in " ".join(executor["container"]["command"])
 
 
+def test_causal_fans_out_over_treatment_shards_when_asked(tmp_path):
+    """Issue 25: with causal_shards the treatments are fitted in parallel tasks and merged (the
+    merge itself equals the unsharded run: tests/steps/test_causal.py)."""
+    from rai_audit.pipelines import build_audit_pipeline
+
+    compiler.Compiler().compile(
+        build_audit_pipeline(steps=("causal",), causal_shards=3, with_publish=False), str(tmp_path / "p.yaml")
+    )
+    dag = yaml.safe_load((tmp_path / "p.yaml").read_text())["root"]["dag"]["tasks"]
+    loop = next(name for name in dag if name.startswith("for-loop"))
+    assert dag[loop]["parameterIterator"]["items"]["raw"] == "[0, 1, 2]"
+    assert dag["merge-causal"]["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]["producerTask"] == loop
+    gathered = dag["gather"]["inputs"]["artifacts"]["insight_1"]["taskOutputArtifact"]["producerTask"]
+    assert gathered == "merge-causal"
+
+
+def test_a_model_image_of_ones_own_runs_the_steps_that_call_the_model(tmp_path):
+    """Issue 22: a model whose library the step images lack runs in the user's image (KFP and Argo)."""
+    from rai_audit.argo import argo_yaml
+    from rai_audit.pipelines import build_audit_pipeline
+
+    own = "registry.example.com/acme/audit-xgboost:1"
+    steps = ("explainer", "counterfactual", "causal")
+    built = build_audit_pipeline(steps=steps, explainer_shards=2, with_publish=False, model_image=own)
+    compiler.Compiler().compile(built, str(tmp_path / "p.yaml"))
+    executors = yaml.safe_load((tmp_path / "p.yaml").read_text())["deploymentSpec"]["executors"]
+    images = {name.removeprefix("exec-"): e["container"]["image"] for name, e in executors.items() if "container" in e}
+    calling = {"fingerprint-inputs", "constructor", "explainer", "merge-explanations", "counterfactual"}
+    assert {name for name, image in images.items() if image == own} == calling
+    assert images["causal"] == f"rai-audit/causal:{__version__}"
+    templates = yaml.safe_load(argo_yaml(steps, model_image=own)["workflow-template.yaml"])["spec"]["templates"]
+    argo_images = {t["name"]: t["container"]["image"] for t in templates if "container" in t}
+    assert argo_images["constructor"] == own and argo_images["gather"] == f"rai-audit/gather:{__version__}"
+    with pytest.raises(ValueError, match="model_image"):
+        build_audit_pipeline(steps=steps, model_image="not an image")
+
+
 @pytest.fixture(scope="module")
 def small_adult(adult_case, tmp_path_factory):
     """Adult's model with the first 3,000 test rows, to keep the pipeline run short."""

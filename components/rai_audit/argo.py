@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 import yaml
 
 from rai_audit import __version__
-from rai_audit.images import step_image
+from rai_audit.images import step_image, task_image
 from rai_audit.specs import ANALYSIS_STEPS, DEFAULT_WEBHOOK_ENV, step_options
 
 
@@ -250,11 +250,13 @@ def build_argo(
     fail_on_missed_target: bool = False,
     arguments: Mapping[str, Any] | None = None,
     notify: bool = False,
+    model_image: str | None = None,
 ):
     """The audit's WorkflowTemplate and the CronWorkflow that runs it on ``schedule``.
 
     ``steps``: the analysis steps to include (a subset of ``ANALYSIS_STEPS``).
-    ``registry``/``tag``: the step images, ``<registry>/<step>:<tag>``.
+    ``registry``/``tag``: the step images, ``<registry>/<step>:<tag>``; ``model_image``: the
+    image of the steps that call the model, if the step images lack its library.
     ``bucket``, ``endpoint`` (http(s)://host[:port]; http means no TLS), ``region``: the
     S3 store of every artifact; ``s3_secret``: the Kubernetes secret with its credentials
     under the keys ``access_key`` and ``secret_key`` (the secret the KFP publish step reads).
@@ -331,7 +333,7 @@ def build_argo(
         used = dict.fromkeys(_INPUT_PARAMETER.findall(" ".join(args + [key for _, _, key in inputs])))
         return Container(
             name=task_name(step),
-            image=step_image(step, registry=registry, tag=tag),
+            image=task_image(step, registry=registry, tag=tag, model_image=model_image),
             command=["rai-audit"],
             args=args,
             inputs=[*(Parameter(name=n) for n in used), *(s3(n, path, key) for n, path, key in inputs)],

@@ -300,6 +300,7 @@ def _cmd_compile(args: argparse.Namespace) -> None:
             endpoint=args.s3_endpoint,
             s3_secret=args.s3_secret,
             notify=args.notify,
+            model_image=args.model_image,
         )
         print(f"pipeline {args.pipeline!r} compiled for Argo Workflows: {', '.join(map(str, written))}")
         return
@@ -310,13 +311,14 @@ def _cmd_compile(args: argparse.Namespace) -> None:
     output = _file(args.output or PIPELINES_DIR / f"{args.pipeline}_pipeline.yaml", "--output")
     output.parent.mkdir(parents=True, exist_ok=True)
     built = pipeline(args.pipeline)
-    if args.pipeline_root or args.image_registry or args.image_tag:
+    if args.pipeline_root or args.image_registry or args.image_tag or args.model_image:
         try:
             built = build_audit_pipeline(
                 **PIPELINE_OPTIONS[args.pipeline],
                 pipeline_root=args.pipeline_root,
                 registry=args.image_registry,
                 tag=args.image_tag,
+                model_image=args.model_image,
             )
         except ValueError as err:
             raise RAIInputError(str(err)) from err
@@ -649,6 +651,12 @@ def _parser() -> argparse.ArgumentParser:
         "--image-tag",
         default=None,
         help="tag of the step images (default: $RAI_AUDIT_IMAGE_TAG or the package version)",
+    )
+    comp.add_argument(
+        "--model-image",
+        default=None,
+        help="image of the steps that call the model (constructor, explainer, counterfactual), for a model "
+        "whose library the step images lack; build it FROM a step image (images/README.md)",
     )
     comp.set_defaults(func=_cmd_compile)
     sched = sub.add_parser("schedule", help="create a recurring audit on a Kubeflow Pipelines cluster")

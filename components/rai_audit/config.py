@@ -56,7 +56,11 @@ CONSTRUCTOR_KEYS = tuple(o.name for o in step_options("constructor", "config"))
 REQUIRED_KEYS = (*PATH_KEYS, *(o.name for o in step_options("constructor", "config") if o.required))
 PUBLISH_OPTIONS = {"model_name": str, "model_version": str, "bucket": str, "retention_mode": str, "retention_days": int}
 # Options set when the pipeline is built, not passed to it.
-BUILD_OPTIONS = {"explainer": {"shards": "explainer_shards"}, "counterfactual": {"shards": "counterfactual_shards"}}
+BUILD_OPTIONS = {
+    "explainer": {"shards": "explainer_shards"},
+    "counterfactual": {"shards": "counterfactual_shards"},
+    "causal": {"shards": "causal_shards"},
+}
 # `model: {endpoint: URL, ...}`: a served model, its keys the constructor's model_* options.
 SERVED_MODEL_KEYS = {
     k.removeprefix("model_"): k

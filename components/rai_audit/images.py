@@ -110,6 +110,24 @@ def step_image(step: str, *, registry: str | None = None, tag: str | None = None
     return f"{name}@{digest}" if digest else name
 
 
+# The steps that load and call the model: a model whose library is not in their images (an
+# MLflow flavour, a booster) runs in an image of the user's own, built FROM the step's image.
+MODEL_STEPS = ("constructor", "explainer", "counterfactual")
+
+
+def task_image(
+    step: str, *, registry: str | None = None, tag: str | None = None, model_image: str | None = None
+) -> str:
+    """The image a step's task runs: ``model_image`` for a model-calling step when given, else
+    the step's own (``step_image``)."""
+    if model_image is not None:
+        if not model_image.strip() or any(c.isspace() for c in model_image):
+            raise ValueError(f"`model_image` must be an image name (e.g. ghcr.io/acme/audit:1), got {model_image!r}")
+        if step in MODEL_STEPS:
+            return model_image
+    return step_image(step, registry=registry, tag=tag)
+
+
 # A step image's name: <registry>/<step>:<tag>, perhaps @<digest>.
 STEP_IMAGE = re.compile(rf"^(?P<registry>.+)/(?P<step>{'|'.join(STEPS)}):(?P<tag>[^@/:]+)(?:@sha256:[0-9a-f]{{64}})?$")
 

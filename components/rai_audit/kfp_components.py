@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
-from rai_audit.images import STEP_IMAGE, step_image
+from rai_audit.images import STEP_IMAGE, step_image, task_image
 from rai_audit.kfp_types import Analysis, Dashboard, Insights, Scorecard, Verdict
 
 
@@ -75,7 +75,8 @@ def constructor(
 
     Args:
         insights: The insights artifact every later step reads.
-        model: A scikit-learn-compatible model saved with skops (or joblib/pickle with allow_pickle).
+        model: The model, a file or a folder, its format read from its content: skops (joblib/pickle with
+            allow_pickle), MLflow, ONNX, an XGBoost/LightGBM/CatBoost booster.
         train_data: Train data, Parquet or CSV, with the target column.
         test_data: Test data, Parquet or CSV, with the target column.
         target_column: Name of the target column.
@@ -260,7 +261,8 @@ def causal(
         nuisance_model: Model of the nuisance functions. One of: linear, automl.
         heterogeneity_model: Model of how the effect varies. One of: linear, forest.
         alpha: Significance level of the confidence intervals.
-        upper_bound_on_cat_expansion: Most levels a categorical treatment may have.
+        upper_bound_on_cat_expansion: Most levels a categorical treatment may have; other categorical features
+            keep only this many (their most frequent) in the fit, the rest grouped as (other).
         treatment_cost: One cost for all treatments, or one per treatment; empty: 0.
         min_tree_leaf_samples: Minimum rows in a policy tree leaf.
         max_tree_depth: Depth of the policy tree.
@@ -361,6 +363,21 @@ def merge_counterfactuals(
 
     result = merge(constructor.path, [shard.path for shard in shards], counterfactuals.path)
     counterfactuals.metadata.update(run_id=result.run_id, rows=result.n_rows, valid=result.n_valid)
+
+
+@dsl.component(base_image=step_image("causal"), install_kfp_package=False)
+def merge_causal(causal: Output[Analysis], constructor: Input[Insights], shards: Input[List[Artifact]]):
+    """Joins causal shards (treatments fitted apart) into the result of one unsharded run.
+
+    Args:
+        causal: The merged causal insight.
+        constructor: The constructor's insights artifact.
+        shards: The causal shards (all of one split).
+    """
+    from rai_audit.steps.causal import merge_causal as merge
+
+    result = merge(constructor.path, [shard.path for shard in shards], causal.path)
+    causal.metadata.update(run_id=result.run_id, treatments=result.treatments, fit_rows=result.fit_rows)
 
 
 @dsl.component(base_image=step_image("gather"), install_kfp_package=False)
@@ -576,6 +593,7 @@ COMPONENT_STEPS = {
     counterfactual: "counterfactual",
     merge_counterfactuals: "counterfactual",
     causal: "causal",
+    merge_causal: "causal",
     gather: "gather",
     scorecard: "scorecard",
     register_model: "scorecard",
@@ -585,16 +603,21 @@ COMPONENT_STEPS = {
 }
 
 
-def with_images(registry: Optional[str] = None, tag: Optional[str] = None) -> Dict[str, Any]:
-    """Every component by name, running ``<registry>/<step>:<tag>``: copies, so the shared
-    components (whose images come from the environment at import) stay as they are."""
+def with_images(
+    registry: Optional[str] = None, tag: Optional[str] = None, model_image: Optional[str] = None
+) -> Dict[str, Any]:
+    """Every component by name, running ``<registry>/<step>:<tag>`` (the model-calling steps
+    ``model_image`` if given): copies, so the shared components (whose images come from the
+    environment at import) stay as they are."""
     chosen = {}
     for component, step in COMPONENT_STEPS.items():
-        if registry is None and tag is None:
+        if registry is None and tag is None and model_image is None:
             chosen[component.name] = component
             continue
         copied = copy.deepcopy(component)
-        copied.component_spec.implementation.container.image = step_image(step, registry=registry, tag=tag)
+        copied.component_spec.implementation.container.image = task_image(
+            step, registry=registry, tag=tag, model_image=model_image
+        )
         chosen[component.name] = copied
     return chosen
 

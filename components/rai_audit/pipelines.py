@@ -54,8 +54,8 @@ def _sharded(step, merge, output: str, constructor_output, shards: int, options:
 # The pipeline's parameters that are not a step's option: the inputs' URIs, the scorecard
 # config and where publish archives the audit; (type, default, description).
 URI_PARAMETERS = {
-    "model_uri": "The model: a file (skops; joblib/pickle with allow_pickle) or a folder holding it, as an "
-    "s3://, minio:// or gs:// URI (a local path under kfp.local).",
+    "model_uri": "The model: a file or a folder (skops; joblib/pickle with allow_pickle; MLflow, ONNX, an "
+    "XGBoost/LightGBM/CatBoost booster), as an s3://, minio:// or gs:// URI (a local path under kfp.local).",
     "train_data_uri": "The train data, Parquet or CSV (a file or a folder of parts), with the target column.",
     "test_data_uri": "The test data, Parquet or CSV (a file or a folder of parts), with the target column.",
 }
@@ -161,6 +161,7 @@ def build_audit_pipeline(
     name: str = "rai-audit",
     explainer_shards: int = 1,
     counterfactual_shards: int = 1,
+    causal_shards: int = 1,
     with_scorecard: bool = False,
     gate_registration: bool = False,
     with_publish: bool = False,
@@ -169,11 +170,13 @@ def build_audit_pipeline(
     run_times: bool = True,
     registry: str | None = None,
     tag: str | None = None,
+    model_image: str | None = None,
 ):
     """The audit pipeline with the analysis ``steps`` (a subset of ``ANALYSIS_STEPS``).
 
     With ``explainer_shards`` or ``counterfactual_shards`` > 1 that step fans out over as
-    many shards of rows (``dsl.ParallelFor``, one pod each on a cluster) and a merge joins them.
+    many shards of rows (``dsl.ParallelFor``, one pod each on a cluster) and a merge joins them;
+    with ``causal_shards`` > 1 the causal step does so over shards of its treatments.
     ``with_scorecard`` adds the scorecard after gather; ``gate_registration`` then registers
     the model only when its scorecard passed (``dsl.If`` on the scorecard's ``passed``);
     ``with_publish`` archives bundle and scorecard in object storage (credentials from the
@@ -185,7 +188,9 @@ def build_audit_pipeline(
     ``run_times`` stamps the run's creation and schedule times into the bundle; kfp.local
     (2.17) cannot resolve those placeholders (it fails with an IndexError), so local runs
     are built without them. ``registry``/``tag``: the tasks run ``<registry>/<step>:<tag>``
-    (default: from the environment, see ``rai_audit.images``).
+    (default: from the environment, see ``rai_audit.images``); ``model_image``: the image of
+    the steps that call the model (constructor, explainer, counterfactual and their merges),
+    for a model whose library the step images lack (built FROM a step image, images/README.md).
     """
     if pipeline_root is not None and pipeline_root.split("://")[0] not in ("s3", "minio", "gs"):
         raise ValueError(f"`pipeline_root` must be an s3://, minio:// or gs:// URI, got {pipeline_root!r}")
@@ -194,10 +199,10 @@ def build_audit_pipeline(
     unknown = sorted(set(steps) - set(ANALYSIS_STEPS))
     if unknown:
         raise ValueError(f"`steps` must be among {list(ANALYSIS_STEPS)}, got {unknown}")
-    for shards in (explainer_shards, counterfactual_shards):
+    for shards in (explainer_shards, counterfactual_shards, causal_shards):
         if not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shard counts must be integers >= 1, got {shards!r}")
-    c = with_images(registry, tag)
+    c = with_images(registry, tag, model_image)
     chosen = dict(with_scorecard=with_scorecard, with_publish=with_publish, with_notify=with_notify)
     parameters = pipeline_parameters(steps, **chosen)
     signature = pipeline_signature(steps, **chosen)
@@ -255,7 +260,14 @@ def build_audit_pipeline(
             )
         if "causal" in steps:
             insights.append(
-                c["causal"](constructor=constructor_output, **_step_arguments("causal", p)).outputs["causal"]
+                _sharded(
+                    c["causal"],
+                    c["merge-causal"],
+                    "causal",
+                    constructor_output,
+                    causal_shards,
+                    _step_arguments("causal", p),
+                )
             )
         # The run's id, name and times go into the bundle and the scorecard.
         times = (
