@@ -230,13 +230,12 @@ def _file(path: str | Path, option: str) -> Path:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from rai_audit.config import load_config, mlflow_model
+    from rai_audit.config import load_config
     from rai_audit.local_run import LOG_FILE
     from rai_audit.storage import local_inputs
 
     output = _folder(args.output, "--output")
     arguments, build = load_config(args.config)
-    arguments = mlflow_model(arguments, build, output / "inputs" / "model")
     arguments = local_inputs(arguments, output / "inputs", ("model_uri", "train_data_uri", "test_data_uri"))
     bundle, tasks = _run_locally(arguments, output, verbose=args.verbose, enable_caching=args.cache, **build)
     _report(bundle, tasks)

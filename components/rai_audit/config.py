@@ -75,10 +75,7 @@ SERVED_MODEL_KEYS = {
         "model_retries",
     )
 }
-# `model: models:/name/1` (or runs:/...): an MLflow model, resolved at `mlflow_tracking_uri`
-# (else MLFLOW_TRACKING_URI) and downloaded by `rai-audit run` before the audit starts.
-MLFLOW_KEYS = ("mlflow_tracking_uri",)
-ALLOWED_KEYS = (*PATH_KEYS, "name", *CONSTRUCTOR_KEYS, "cohorts", *ANALYSIS_STEPS, "scorecard", "publish", *MLFLOW_KEYS)
+ALLOWED_KEYS = (*PATH_KEYS, "name", *CONSTRUCTOR_KEYS, "cohorts", *ANALYSIS_STEPS, "scorecard", "publish")
 
 
 def _config_options(step: str) -> list[OptionSpec]:
@@ -156,7 +153,11 @@ def resolve_config(
     unknown = sorted(set(config) - set(ALLOWED_KEYS), key=str)  # YAML keys may be numbers too
     if unknown:
         raise RAIInputError(f"unknown config keys {unknown}; allowed keys are {list(ALLOWED_KEYS)}")
-    served = bool(config.get("model_endpoint"))
+    # `model: models:/name/1` (or runs:/...): an MLflow model the constructor resolves in its
+    # task (at `mlflow_tracking_uri`, else MLFLOW_TRACKING_URI), locally and on a cluster alike.
+    if is_mlflow_uri(config.get("model")):
+        config = {**{k: v for k, v in config.items() if k != "model"}, "mlflow_model_uri": str(config["model"])}
+    served = bool(config.get("model_endpoint") or config.get("mlflow_model_uri"))
     missing = [k for k in REQUIRED_KEYS if config.get(k) in (None, "") and not (k == "model" and served)]
     if missing:
         raise RAIInputError(f"config is missing the required keys {missing}")
@@ -165,9 +166,6 @@ def resolve_config(
         if key == "model" and served and config.get(key) in (None, ""):
             continue
         value = str(config[key])
-        if key == "model" and is_mlflow_uri(value):  # no path: the CLI downloads it (mlflow_model)
-            args["model_uri"] = value
-            continue
         if "://" not in value and check_paths:
             try:
                 resolved = (base_dir / value).resolve()
@@ -180,8 +178,8 @@ def resolve_config(
             value = str(resolved)
         args[f"{key}_uri"] = value
     if "model_uri" not in args:
-        # The pipeline imports a model artifact; with an endpoint the constructor does not read
-        # it (nor does anything else): the train data stands in, with no file to write.
+        # The pipeline imports a model artifact; with an endpoint or an MLflow URI the
+        # constructor does not read it (nor does anything else): the train data stands in.
         args["model_uri"] = args["train_data_uri"]
     args.update(_constructor_arguments(config))
     cohorts = config.get("cohorts")
@@ -189,10 +187,6 @@ def resolve_config(
         cohorts = base_dir / cohorts
     args["cohorts"] = load_cohorts(cohorts)
     build: dict[str, Any] = {"steps": [s for s in ANALYSIS_STEPS if config.get(s) not in (None, False)]}
-    if config.get("mlflow_tracking_uri") not in (None, ""):
-        if not is_mlflow_uri(args["model_uri"]):
-            raise RAIInputError("config `mlflow_tracking_uri` applies to a `model` given as models:/... or runs:/...")
-        build["mlflow_tracking_uri"] = str(config["mlflow_tracking_uri"])
     for step in build["steps"]:
         step_args, step_build = _step_arguments(step, config[step])
         args.update(step_args)
@@ -228,19 +222,6 @@ def _served_model(config: dict[str, Any]) -> dict[str, Any]:
     for key, value in model.items():
         out[SERVED_MODEL_KEYS[key]] = value
     return out
-
-
-def mlflow_model(arguments: dict[str, Any], build: dict[str, Any], dest: Path) -> dict[str, Any]:
-    """The pipeline arguments with an MLflow ``models:/`` or ``runs:/`` model downloaded into
-    ``dest`` (its folder is then the model: kfp.local's importer reads local paths). Takes
-    ``mlflow_tracking_uri`` out of ``build``, which the pipeline does not take."""
-    tracking_uri = build.pop("mlflow_tracking_uri", None)
-    if not is_mlflow_uri(arguments.get("model_uri")):
-        return arguments
-    from rai_audit.core.models import download_mlflow_model
-
-    folder = download_mlflow_model(arguments["model_uri"], dest, tracking_uri=tracking_uri)
-    return {**arguments, "model_uri": str(folder)}
 
 
 def _cohort_argument(cohort: dict[str, Any]) -> dict[str, Any] | str:

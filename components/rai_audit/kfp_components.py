@@ -70,6 +70,8 @@ def constructor(
     model_concurrency: int = 4,
     model_timeout_s: float = 60.0,
     model_retries: int = 3,
+    mlflow_model_uri: str = "",
+    mlflow_tracking_uri: str = "",
 ):
     """Validates model and data, predicts once on the whole test set, writes the insights.
 
@@ -113,6 +115,10 @@ def constructor(
         model_timeout_s: Seconds to wait for each answer of the served model.
         model_retries: Further attempts after a connection error, a timeout, a 5xx or a 429 (exponential
             backoff).
+        mlflow_model_uri: An MLflow models:/ or runs:/ URI to audit instead of the model artifact; empty: the
+            artifact.
+        mlflow_tracking_uri: The MLflow tracking server that resolves mlflow_model_uri; empty:
+            $MLFLOW_TRACKING_URI.
     """
     from rai_audit.kfp_runtime import run_step
 

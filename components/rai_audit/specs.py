@@ -330,6 +330,14 @@ class ConstructorOptions:
     model_retries: int = option(
         3, help="Further attempts after a connection error, a timeout, a 5xx or a 429 (exponential backoff)."
     )
+    # An MLflow model from a registry or a run, loaded by the constructor in its own task (on a
+    # cluster too, where no importer reads such a URI): the config's `model: models:/...` sets it.
+    mlflow_model_uri: str = option(
+        "", help="An MLflow models:/ or runs:/ URI to audit instead of the model artifact; empty: the artifact."
+    )
+    mlflow_tracking_uri: str = option(
+        "", help="The MLflow tracking server that resolves mlflow_model_uri; empty: $MLFLOW_TRACKING_URI."
+    )
 
     def __post_init__(self) -> None:
         if self.desired_outcome not in DESIRED_OUTCOMES:  # the choices, with what they mean
@@ -350,6 +358,16 @@ class ConstructorOptions:
         check_min_ints(self, {"min_group_size": 1})
         if self.model_endpoint:
             self.endpoint()  # checks the endpoint's options
+        if self.mlflow_model_uri and not self.mlflow_model_uri.startswith(("models:/", "runs:/")):
+            raise RAIInputError(
+                f"`mlflow_model_uri` must be a models:/... or runs:/... URI, got {self.mlflow_model_uri!r}"
+            )
+        if self.mlflow_model_uri and self.model_endpoint:
+            raise RAIInputError("give one model: `mlflow_model_uri` or `model_endpoint`, not both")
+        if self.mlflow_tracking_uri and not self.mlflow_model_uri:
+            raise RAIInputError(
+                "`mlflow_tracking_uri` applies to a model given as `mlflow_model_uri` (models:/, runs:/)"
+            )
 
     def endpoint(self) -> Any:
         """The served model's endpoint (rai_audit.core.served_model.Endpoint), or None."""

@@ -28,6 +28,7 @@ from rai_audit.core.loading import (
     model_sha256,
 )
 from rai_audit.core.models import ModelAdapter, load_any_model, native_model
+from rai_audit.steps.constructor import ConstructorOptions, run_constructor
 from support import shared_dataset
 
 NUMERIC = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
@@ -315,11 +316,16 @@ def test_endpoint_descriptor_goes_to_the_served_model(tmp_path, monkeypatch):
     assert load_any_model(tmp_path / "model") == "served" and calls == [tmp_path / "model"]
 
 
-def test_config_takes_an_mlflow_uri_and_run_downloads_it(mlflow_store, data, tmp_path):
-    from rai_audit.config import mlflow_model, resolve_config
+def test_config_takes_an_mlflow_uri_the_constructor_task_resolves(mlflow_store, data, tmp_path, capsys):
+    """`model: models:/name/1` becomes the constructor's mlflow_model_uri (a pipeline parameter, so
+    a cluster's constructor task resolves it too); `rai-audit run` audits it under kfp.local."""
+    import yaml
+
+    from rai_audit.cli import main
+    from rai_audit.config import resolve_config
 
     X, y, _ = data
-    X.assign(income=y).to_parquet(tmp_path / "train.parquet")
+    X[NUMERIC].assign(income=y).to_parquet(tmp_path / "train.parquet")
     config = {
         "model": "models:/adult-lr/1",
         "mlflow_tracking_uri": mlflow_store["uri"],
@@ -327,16 +333,36 @@ def test_config_takes_an_mlflow_uri_and_run_downloads_it(mlflow_store, data, tmp
         "test_data": "train.parquet",
         "target_column": "income",
         "task_type": "binary_classification",
+        "positive_label": ">50K",
     }
-    args, build = resolve_config(config, base_dir=tmp_path)
-    assert args["model_uri"] == "models:/adult-lr/1" and build["mlflow_tracking_uri"] == mlflow_store["uri"]
-    args = mlflow_model(args, build, tmp_path / "inputs" / "model")  # what `rai-audit run` does first
-    assert "mlflow_tracking_uri" not in build and model_format(Path(args["model_uri"])) == MLFLOW
-    with pytest.raises(RAIInputError, match=r"`mlflow_tracking_uri` applies to a `model` given as models:/"):
-        resolve_config({**config, "model": "train.parquet"}, base_dir=tmp_path)
-    args, build = resolve_config({**config, "model": "models:/adult-lr/9"}, base_dir=tmp_path)
+    args, _ = resolve_config(config, base_dir=tmp_path)
+    assert (args["mlflow_model_uri"], args["mlflow_tracking_uri"]) == ("models:/adult-lr/1", mlflow_store["uri"])
+    assert args["model_uri"] == args["train_data_uri"]  # a stand-in the constructor does not read
+    (tmp_path / "audit.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    bundle = Path(
+        next(t for t in out.splitlines() if t.startswith("dashboard bundle: ")).removeprefix("dashboard bundle: ")
+    )
+    meta = json.loads((bundle / "constructor" / "meta.json").read_text())
+    assert meta["model"]["format"] == MLFLOW and meta["options"]["mlflow_model_uri"] == "models:/adult-lr/1"
+    predictions = pd.read_parquet(bundle / "tables" / "predictions.parquet")
+    assert predictions["y_pred"].tolist() == mlflow_store["lr"].predict(X[NUMERIC]).tolist()
+    with pytest.raises(RAIInputError, match=r"`mlflow_tracking_uri` applies to a model given as `mlflow_model_uri`"):
+        ConstructorOptions(target_column="income", task_type="binary_classification", mlflow_tracking_uri="file:x")
     with pytest.raises(RAIInputError, match=r"MLflow model URI 'models:/adult-lr/9' could not be resolved"):
-        mlflow_model(args, build, tmp_path / "inputs" / "nine")
+        run_constructor(
+            None,
+            tmp_path / "train.parquet",
+            tmp_path / "train.parquet",
+            tmp_path / "nine",
+            options=ConstructorOptions(
+                target_column="income",
+                task_type="binary_classification",
+                mlflow_model_uri="models:/adult-lr/9",
+                mlflow_tracking_uri=mlflow_store["uri"],
+            ),
+        )
 
 
 def test_mlflow_pyfunc_model_is_a_predictor_with_the_probabilities_it_outputs(mlflow_store, data, tmp_path):

@@ -413,12 +413,14 @@ def run_constructor(
     ``input_fingerprint`` (the pipeline's content fingerprint of model and data, see
     ``rai_audit.core.fingerprint``) is only recorded in meta.json; it changes no result.
     """
+    if options.mlflow_model_uri:  # the model artifact (a stand-in) is not read
+        model_path = options.mlflow_model_uri
+        mlflow_tracking_uri = options.mlflow_tracking_uri or mlflow_tracking_uri
     if is_mlflow_uri(model_path):
         with tempfile.TemporaryDirectory(prefix="rai-audit-mlflow-") as scratch:
             folder = download_mlflow_model(str(model_path), scratch, tracking_uri=mlflow_tracking_uri)
-            return run_constructor(
-                folder, train_path, test_path, output_dir, options=options, input_fingerprint=input_fingerprint
-            )
+            # The options keep the URI for meta.json; the folder is the model from here on.
+            return _construct(folder, train_path, test_path, output_dir, options, input_fingerprint)
     endpoint = options.endpoint()
     given = served_model.descriptor_file(model_path)  # the user's own endpoint descriptor, if that
     if not served_model.is_scratch(model_path) and (endpoint is not None or given is not None):
@@ -434,6 +436,18 @@ def run_constructor(
             return run_constructor(
                 descriptor, train_path, test_path, output_dir, options=options, input_fingerprint=input_fingerprint
             )
+    return _construct(model_path, train_path, test_path, output_dir, options, input_fingerprint)
+
+
+def _construct(
+    model_path: str | Path | None,
+    train_path: str | Path,
+    test_path: str | Path,
+    output_dir: str | Path,
+    options: ConstructorOptions,
+    input_fingerprint: str,
+) -> ConstructorResult:
+    """``run_constructor``'s work on a model file or folder (or a served model's descriptor)."""
     if model_path in (None, ""):
         raise RAIInputError("give the model: a model file, or the URL of a served model as `model_endpoint`")
     train = load_table(train_path, what="train data")
