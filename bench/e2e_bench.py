@@ -55,6 +55,7 @@ from error_analysis_bench import EA_OPTIONS, last_line, peer_python
 from explainer_bench import make_model
 from rai_audit.core import artifacts as A
 from rai_audit.demo import DEMO_COHORTS, DEMO_SCORECARD, SENSITIVE, TARGET, demo_data_path, train_demo_model
+from rai_audit.local_run import LOG_FILE
 from rai_audit.steps.causal import MISSING, CausalOptions
 
 SEED = 0
@@ -183,6 +184,12 @@ def kfp_task_seconds(log: str) -> dict[str, float]:
         elif end in started:
             seconds[end] = (t - started[end]) % 86400  # past midnight
     return {task: s for task, s in seconds.items() if not task.startswith("importer")}
+
+
+def run_task_seconds(output: Path) -> dict[str, float]:
+    """Each task's seconds of a `rai-audit run` into ``output``: kfp.local's task lines go to its
+    log file there, not to the terminal."""
+    return kfp_task_seconds((output / LOG_FILE).read_text(errors="replace"))
 
 
 def kfp_run_dir(log: str) -> Path:
@@ -478,7 +485,7 @@ def run(
     ours = run_measured(
         [str(RAI_AUDIT), "run", str(config), "--output", str(workdir / "ours")], workdir / "ours.log", cwd=workdir
     )
-    ours["task_seconds"] = kfp_task_seconds(ours["log"])
+    ours["task_seconds"] = run_task_seconds(workdir / "ours")
     run_dir = kfp_run_dir(ours["log"])
     ours["run_dir"] = run_dir
     ours["insights"] = A.read_json(run_dir / "gather" / "dashboard" / A.INSIGHTS_JSON_FILE)

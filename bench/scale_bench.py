@@ -37,7 +37,7 @@ import yaml
 # The error analysis benchmark's inputs (demo model, Adult-shaped test sets), the causal
 # benchmark's analysis, and the end-to-end benchmark's process-tree measurement.
 from causal_bench import ANALYSIS as CAUSAL_ANALYSIS
-from e2e_bench import NO_TASK, RAI_AUDIT, kfp_run_dir, kfp_task_seconds, run_measured, save_skops
+from e2e_bench import NO_TASK, RAI_AUDIT, kfp_run_dir, run_measured, run_task_seconds, save_skops
 from error_analysis_bench import EA_OPTIONS, SEED, prepare_inputs
 from rai_audit.demo import DEMO_COHORTS, DEMO_SCORECARD, SENSITIVE, TARGET
 
@@ -109,7 +109,7 @@ def run(workdir: Path, sizes: list[int], sample_size: int, causal_train_rows: in
                 "rows": n,
                 "config": config,
                 "run_dir": kfp_run_dir(measured["log"]),
-                "task_seconds": kfp_task_seconds(measured["log"]),
+                "task_seconds": run_task_seconds(workdir / f"run_{n}"),
                 **measured,
             }
         )

@@ -44,9 +44,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 # The end-to-end benchmark's process-tree measurement and skops saving.
-from e2e_bench import NO_TASK, RAI_AUDIT, kfp_run_dir, kfp_task_seconds, run_measured, save_skops
+from e2e_bench import NO_TASK, RAI_AUDIT, kfp_run_dir, run_measured, run_task_seconds, save_skops
 from rai_audit.core import artifacts as A
-from rai_audit.local_run import LOG_FILE
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "diabetes_130_hospitals.parquet"
 TARGET = "readmit_30_days"
@@ -147,10 +146,7 @@ def run(workdir: Path, trusted: list[str], name: str, causal_extra: dict[str, An
     )
     result = causal_result(kfp_run_dir(measured["log"]))
     print(f"{name}: {measured['seconds']:.1f} s, peak {measured['peak_mb']:.0f} MB", flush=True)
-    # `rai-audit run` prints a line per task; kfp.local's own log (the task start and end
-    # lines kfp_task_seconds reads) goes to a file in the output folder.
-    kfp_log = (output / LOG_FILE).read_text(errors="replace")
-    return {"name": name, "loads": load, "task_seconds": kfp_task_seconds(kfp_log), "causal": result, **measured}
+    return {"name": name, "loads": load, "task_seconds": run_task_seconds(output), "causal": result, **measured}
 
 
 def print_runs(runs: list[dict[str, Any]]) -> None:
