@@ -238,7 +238,9 @@ def test_history_chart_points_are_the_archived_figures(served, archived, page, t
     page.screenshot(path=str(tmp_path / "history.png"), full_page=True)
     # filters: one version, then a date range that holds nothing
     page.select_option("select[name=version]", "2")
-    page.click("button[type=submit]")
+    with page.expect_navigation():  # the form's GET: read the rows of the page it loads, not the old one
+        page.click("button[type=submit]")
+    page.wait_for_load_state()
     assert [r.get_attribute("data-audit") for r in page.locator("#audits tbody tr").all()] == [
         archived[("credit", "2")]["audit"]
     ]
