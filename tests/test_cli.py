@@ -295,6 +295,9 @@ def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, t
             stderr=err,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            # As from a terminal: a shell's background job (`.ci/run &`) inherits SIGINT ignored,
+            # which the run rightly keeps ignoring.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         # A step still running half a second after it was seen: well inside it (the first tasks,
