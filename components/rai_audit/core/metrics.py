@@ -13,11 +13,22 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _sklearn_metrics() -> ModuleType:
+    """scikit-learn's metrics, imported when first used: importing scikit-learn takes about 1 s,
+    which the steps that compute no metric (and every step's start) need not pay."""
+    from sklearn import metrics
+
+    return metrics
+
 
 REGRESSION_METRICS = (
     "mean_absolute_error",
@@ -97,11 +108,13 @@ def _undefined_as_nan(fn: MetricFn) -> MetricFn:
 
 
 def _r2(y_true: Labels, y_pred: Labels) -> float:
-    return skm.r2_score(y_true, y_pred) if len(y_true) >= 2 else float("nan")
+    return _sklearn_metrics().r2_score(y_true, y_pred) if len(y_true) >= 2 else float("nan")
 
 
 def _binary_rates(y_true: Labels, y_pred: Labels, *, positive: Any) -> tuple[float, float]:
-    tn, fp, fn, tp = skm.confusion_matrix(y_true == positive, y_pred == positive, labels=[False, True]).ravel()
+    tn, fp, fn, tp = (
+        _sklearn_metrics().confusion_matrix(y_true == positive, y_pred == positive, labels=[False, True]).ravel()
+    )
     fpr = fp / (fp + tn) if fp + tn else float("nan")
     fnr = fn / (fn + tp) if fn + tp else float("nan")
     return fpr, fnr
@@ -112,15 +125,15 @@ def _roc_auc(y_true: Labels, y_pred: Labels, *, proba: Labels, classes: list[Any
     if positive is not None:  # binary: the score is the positive class's probability
         if len(np.unique(y_true)) < 2:
             return float("nan")
-        return skm.roc_auc_score(y_true == positive, proba[:, list(classes).index(positive)])
+        return _sklearn_metrics().roc_auc_score(y_true == positive, proba[:, list(classes).index(positive)])
     present = [c for c in classes if (y_true == c).any()]
     if len(present) != len(classes):  # one-vs-rest AUC needs every class present
         return float("nan")
-    return skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
+    return _sklearn_metrics().roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
 
 
 def _log_loss(y_true: Labels, y_pred: Labels, *, proba: Labels, classes: list[Any]) -> float:
-    return skm.log_loss(y_true, np.asarray(proba), labels=list(classes))
+    return _sklearn_metrics().log_loss(y_true, np.asarray(proba), labels=list(classes))
 
 
 def class_positions(
@@ -230,6 +243,7 @@ def metric_functions(
     task: str, *, classes: list[Any] | None = None, positive: Any = None, with_proba: bool = False
 ) -> dict[str, MetricFn]:
     """Metric name -> f(y_true, y_pred[, proba=...]) for the task (proba ones need ``proba``)."""
+    skm = _sklearn_metrics()
     if task == "regression":
         fns = {
             "mean_absolute_error": skm.mean_absolute_error,
@@ -279,7 +293,7 @@ def confusion(y_true: Labels, y_pred: Labels, classes: list[Any]) -> dict[str, A
     if len(y_true) == 0:  # scikit-learn refuses empty input; an empty cohort has all zeros
         matrix = np.zeros((len(classes), len(classes)), dtype=int)
     else:
-        matrix = skm.confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(classes))
+        matrix = _sklearn_metrics().confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(classes))
     return {"labels": list(classes), "matrix": matrix.tolist()}
 
 

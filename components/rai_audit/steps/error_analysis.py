@@ -27,10 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import lightgbm
 import numpy as np
 import pandas as pd
-from sklearn.metrics import mutual_info_score
 
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
@@ -201,6 +199,8 @@ def _error_tree(
     audit: ConstructorArtifact, X: pd.DataFrame, error: np.ndarray, options: ErrorAnalysisOptions
 ) -> list[dict[str, Any]]:
     """Fit one tree to the error; return its nodes with filters and error figures."""
+    import lightgbm  # here, not at load: it imports scikit-learn (1.6 s in all), which the step's start need not pay
+
     tree = lightgbm.LGBMRegressor(
         n_estimators=1,
         learning_rate=1.0,
@@ -334,6 +334,8 @@ def _discretized(values: pd.Series, kind: str) -> np.ndarray:
 
 
 def _importance(audit: ConstructorArtifact, features: list[str], error: np.ndarray) -> list[dict[str, Any]]:
+    from sklearn.metrics import mutual_info_score
+
     categorical = set(audit.meta["categorical_features"])
     target = error.astype(int) if audit.is_classifier else _discretized(pd.Series(error), "numeric")
     scores = [

@@ -1,0 +1,53 @@
+"""A task's start imports no heavy library (issue 25): each of them costs 1-2 s in every
+task's process, before the step's work begins; the work imports what it needs itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+# What a component's source imports before its body, then the modules the bodies import.
+TASK_MODULES = [
+    "kfp.dsl.executor_main",
+    "rai_audit.kfp_types",
+    "rai_audit.kfp_runtime",
+    "rai_audit.core.fingerprint",
+    "rai_audit.steps.constructor",
+    "rai_audit.steps.error_analysis",
+    "rai_audit.steps.explainer",
+    "rai_audit.steps.counterfactual",
+    "rai_audit.steps.causal",
+    "rai_audit.steps.gather",
+    "rai_audit.steps.scorecard",
+    "rai_audit.steps.notify",
+    "rai_audit.archive",
+    "rai_audit.storage",
+]
+HEAVY = [
+    "sklearn",
+    "scipy.stats",
+    "lightgbm",
+    "econml",
+    "shap",
+    "interpret_community",
+    "altair",
+    "weasyprint",
+    "dice_ml",
+]
+
+
+def test_no_task_imports_a_heavy_library_before_its_work():
+    code = (
+        f"import importlib, json, sys\nfor m in {TASK_MODULES!r}: importlib.import_module(m)\n"
+        f"print(json.dumps([h for h in {HEAVY!r} if h in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "_KFP_RUNTIME": "true"},  # as the component's command sets it
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout.splitlines()[-1]) == []
