@@ -347,7 +347,7 @@ def main() -> None:
             fa, sa, mapped, va, n_engineered = engineered_mimic(model, train, test, regression)
             fb, sb, vb = raw_mimic(model, train, test, regression)
             tried = (
-                {v: raw_mimic(model, train, test, regression, **p)[0] for v, p in VARIANTS.items()}
+                {v: raw_mimic(model, train, test, regression, **p)[:2] for v, p in VARIANTS.items()}
                 if args.variants
                 else {}
             )
