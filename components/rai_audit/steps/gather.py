@@ -501,41 +501,52 @@ def _row_samples(
     # The constructor's sample first: its rows have every per-row view.
     row_ids = sorted(available, key=lambda r: (r not in in_sample, r))[:PAGE_ROWS]
     features = audit.meta["features"]
-    rows = []
-    for row_id in row_ids:
-        row = {
-            "row_id": int(row_id),
-            "y_true": audit.y_true.iloc[row_id],
-            "y_pred": audit.y_pred.iloc[row_id],
-            "features": {f: audit.features[f].iloc[row_id] for f in features},
-        }
-        if local is not None:
-            mine = local[local[A.ROW_ID] == row_id]
-            if len(mine):
-                row["local_importance"] = {f: float(mine[f].iloc[0]) for f in audit.meta["model_features"]}
-        if cfs is not None:
-            # The counterfactual step's comparison: missing equals missing (a nullable column's
-            # NA has no truth value), numbers within tolerance; one that changes nothing is none.
-            from rai_audit.steps.counterfactual import changed_mask
+    # Whole columns, then per row (pandas per row and feature cost seconds on wide data).
+    values = {f: audit.features[f].iloc[row_ids].tolist() for f in features}
+    y_true, y_pred = audit.y_true.iloc[row_ids].tolist(), audit.y_pred.iloc[row_ids].tolist()
+    local_by_row: dict[int, dict[str, float]] = {}
+    if local is not None:
+        model_features = audit.meta["model_features"]
+        first = local[local[A.ROW_ID].isin(row_ids)].drop_duplicates(A.ROW_ID)  # the first class's row
+        local_by_row = dict(zip(first[A.ROW_ID].tolist(), first[model_features].astype(float).to_dict("records")))
+    cfs_by_row: dict[int, list[dict[str, Any]]] = {}
+    if cfs is not None:
+        # The counterfactual step's comparison: missing equals missing (a nullable column's
+        # NA has no truth value), numbers within tolerance; one that changes nothing is none.
+        from rai_audit.steps.counterfactual import changed_mask
 
-            model_features = audit.meta["model_features"]
-            mine = cfs[cfs[A.ROW_ID] == row_id].reset_index(drop=True)
-            query = audit.features[model_features].iloc[[row_id] * len(mine)].reset_index(drop=True)
-            change = changed_mask(
-                mine[model_features], query, set(model_features) - set(audit.meta["categorical_features"])
-            )
-            row["counterfactuals"] = [
-                {
-                    "prediction": cf["prediction"],
-                    "changes": [
-                        {"feature": f, "from": row["features"][f], "to": cf[f]}
-                        for f in model_features
-                        if change.at[i, f]
-                    ],
-                }
-                for i, cf in mine.iterrows()
-                if change.loc[i].any()
-            ]
+        model_features = audit.meta["model_features"]
+        mine = cfs[cfs[A.ROW_ID].isin(row_ids)].reset_index(drop=True)
+        query = audit.features[model_features].iloc[mine[A.ROW_ID].to_numpy()].reset_index(drop=True)
+        change = changed_mask(
+            mine[model_features], query, set(model_features) - set(audit.meta["categorical_features"])
+        ).to_numpy()
+        position = {r: k for k, r in enumerate(row_ids)}
+        for cf, changed in zip(mine.to_dict("records"), change):
+            if changed.any():
+                k = position[cf[A.ROW_ID]]
+                cfs_by_row.setdefault(int(cf[A.ROW_ID]), []).append(
+                    {
+                        "prediction": cf["prediction"],
+                        "changes": [
+                            {"feature": f, "from": values[f][k], "to": cf[f]}
+                            for f, moved in zip(model_features, changed)
+                            if moved
+                        ],
+                    }
+                )
+    rows = []
+    for k, row_id in enumerate(row_ids):
+        row: dict[str, Any] = {
+            "row_id": int(row_id),
+            "y_true": y_true[k],
+            "y_pred": y_pred[k],
+            "features": {f: values[f][k] for f in features},
+        }
+        if row_id in local_by_row:
+            row["local_importance"] = local_by_row[row_id]
+        if cfs is not None:
+            row["counterfactuals"] = cfs_by_row.get(int(row_id), [])
         rows.append(row)
     return rows
 
