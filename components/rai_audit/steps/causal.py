@@ -792,13 +792,14 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
     fit_started = time.perf_counter()
     # Threads, not processes: the treatments share one copy of the data, and warnings raised
     # while fitting them reach this process, where they are kept for the output.
-    # One BLAS thread per worker thread: several fits each starting BLAS threads on a small
-    # machine made the full Adult fit ~20x slower (bench/README.md).
-    blas_threads = 1 if options.n_jobs != 1 else None
+    # One BLAS thread per fit, also with n_jobs 1: several fits each starting BLAS threads on a
+    # small machine made the full Adult fit ~20x slower, and one fit's BLAS threads beside another
+    # process holding a core made it ~10x slower (bench/README.md); econml's coordinate descent and
+    # L-BFGS gain nothing from them at these sizes.
     with (
         warnings.catch_warnings(record=True) as caught,
         joblib.parallel_config(backend="threading"),
-        threadpool_limits(limits=blas_threads, user_api="blas"),
+        threadpool_limits(limits=1, user_api="blas"),
     ):
         warnings.simplefilter("always")
         untrained, trained = [], []
