@@ -10,10 +10,14 @@ text, never as markup.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib.metadata
 import json
 import math
+import os
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -70,11 +74,40 @@ ENV.filters["exact"] = lambda value: f"{value:.15g}" if isinstance(value, float)
 ENV.filters["filter_text"] = _filter_text
 
 
+def vega_bundle_files() -> list[Path]:
+    """Where vl-convert's Vega bundle is kept, first found first: beside this module (an image
+    writes it there when it is built: every task is a new container) and the user's cache.
+    Named by vl-convert's version, whose bundle it is."""
+    name = f"vega-bundle-{importlib.metadata.version('vl-convert-python')}.js"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rai-audit"
+    return [Path(__file__).parent / "templates" / name, cache / name]
+
+
+def write_vega_bundle(path: Path, bundle: str | None = None) -> None:
+    """Keep vl-convert's Vega bundle (bundled now if not given: 2-6 s, the same text each
+    time) in ``path``, written whole: a concurrent reader never sees part of it."""
+    if bundle is None:
+        import vl_convert
+
+        bundle = vl_convert.javascript_bundle()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}")
+    part.write_text(bundle, encoding="utf-8")
+    part.replace(path)
+
+
 @functools.cache
 def _vega_runtime() -> str:
+    files = vega_bundle_files()
+    for path in files:
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
     import vl_convert
 
-    return vl_convert.javascript_bundle()
+    bundle = vl_convert.javascript_bundle()
+    with contextlib.suppress(OSError):  # no writable cache (a read-only home): bundled again next time
+        write_vega_bundle(files[-1], bundle)
+    return bundle
 
 
 def _script_json(value: Any) -> Markup:
