@@ -35,3 +35,14 @@ def test_a_read_only_cache_still_gives_the_bundle(tmp_path, monkeypatch):
         assert dashboard._vega_runtime() == vl_convert.javascript_bundle()
     finally:
         dashboard._vega_runtime.cache_clear()
+
+
+def test_no_home_folder_means_no_cache(monkeypatch):
+    """An arbitrary container user (no passwd entry, no HOME) has no home folder."""
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(dashboard.Path, "home", staticmethod(no_home))
+    assert [p.parent.name for p in dashboard.vega_bundle_files()] == ["templates"]

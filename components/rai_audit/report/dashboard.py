@@ -79,8 +79,10 @@ def vega_bundle_files() -> list[Path]:
     writes it there when it is built: every task is a new container) and the user's cache.
     Named by vl-convert's version, whose bundle it is."""
     name = f"vega-bundle-{importlib.metadata.version('vl-convert-python')}.js"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rai-audit"
-    return [Path(__file__).parent / "templates" / name, cache / name]
+    files = [Path(__file__).parent / "templates" / name]
+    with contextlib.suppress(RuntimeError):  # no home folder (a container's arbitrary user): no cache
+        files.append(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rai-audit" / name)
+    return files
 
 
 def write_vega_bundle(path: Path, bundle: str | None = None) -> None:
@@ -105,8 +107,9 @@ def _vega_runtime() -> str:
     import vl_convert
 
     bundle = vl_convert.javascript_bundle()
-    with contextlib.suppress(OSError):  # no writable cache (a read-only home): bundled again next time
-        write_vega_bundle(files[-1], bundle)
+    if len(files) > 1:
+        with contextlib.suppress(OSError):  # no writable cache (a read-only home): bundled again next time
+            write_vega_bundle(files[1], bundle)
     return bundle
 
 
