@@ -181,7 +181,8 @@ RUN python3 -m venv /opt/rai-audit \\
  && pip install --no-cache-dir --no-build-isolation \\
         -c /src/constraints.txt "/src[{step}]" \\
  && find /opt/rai-audit -depth -type d \\( -name "__pycache__" -o -name tests \\) -exec rm -rf {{}} + \\
- && (python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/rai-audit/lib >/dev/null || true){_build_extra(step)}
+ && (python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/rai-audit/lib \\
+     >/dev/null || true){_build_extra(step)}
 
 FROM ${{BASE_IMAGE}}
 ARG VERSION={__version__}
