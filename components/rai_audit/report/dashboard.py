@@ -85,13 +85,17 @@ def vega_bundle_files() -> list[Path]:
     return files
 
 
-def write_vega_bundle(path: Path, bundle: str | None = None) -> None:
-    """Keep vl-convert's Vega bundle (bundled now if not given: 2-6 s, the same text each
-    time) in ``path``, written whole: a concurrent reader never sees part of it."""
-    if bundle is None:
-        import vl_convert
+def _bundle_vega() -> str:
+    """vl-convert's Vega bundle, made now: 2-6 s, the same text each time."""
+    import vl_convert
 
-        bundle = vl_convert.javascript_bundle()
+    return vl_convert.javascript_bundle()
+
+
+def write_vega_bundle(path: Path, bundle: str | None = None) -> None:
+    """Keep vl-convert's Vega bundle (made now if not given) in ``path``, written whole: a
+    concurrent reader never sees part of it."""
+    bundle = _bundle_vega() if bundle is None else bundle
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.{os.getpid()}")
     part.write_text(bundle, encoding="utf-8")
@@ -104,9 +108,7 @@ def _vega_runtime() -> str:
     for path in files:
         if path.is_file():
             return path.read_text(encoding="utf-8")
-    import vl_convert
-
-    bundle = vl_convert.javascript_bundle()
+    bundle = _bundle_vega()
     if len(files) > 1:
         with contextlib.suppress(OSError):  # no writable cache (a read-only home): bundled again next time
             write_vega_bundle(files[1], bundle)

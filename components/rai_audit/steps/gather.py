@@ -500,13 +500,12 @@ def _row_samples(
     in_sample = set(audit.predictions[A.ROW_ID][audit.predictions[A.IN_SAMPLE]])
     # The constructor's sample first: its rows have every per-row view.
     row_ids = sorted(available, key=lambda r: (r not in in_sample, r))[:PAGE_ROWS]
-    features = audit.meta["features"]
+    features, model_features = audit.meta["features"], audit.meta["model_features"]
     # Whole columns, then per row (pandas per row and feature cost seconds on wide data).
     values = {f: audit.features[f].iloc[row_ids].tolist() for f in features}
     y_true, y_pred = audit.y_true.iloc[row_ids].tolist(), audit.y_pred.iloc[row_ids].tolist()
     local_by_row: dict[int, dict[str, float]] = {}
     if local is not None:
-        model_features = audit.meta["model_features"]
         first = local[local[A.ROW_ID].isin(row_ids)].drop_duplicates(A.ROW_ID)  # the first class's row
         local_by_row = dict(zip(first[A.ROW_ID].tolist(), first[model_features].astype(float).to_dict("records")))
     cfs_by_row: dict[int, list[dict[str, Any]]] = {}
@@ -515,7 +514,6 @@ def _row_samples(
         # NA has no truth value), numbers within tolerance; one that changes nothing is none.
         from rai_audit.steps.counterfactual import changed_mask
 
-        model_features = audit.meta["model_features"]
         mine = cfs[cfs[A.ROW_ID].isin(row_ids)].reset_index(drop=True)
         query = audit.features[model_features].iloc[mine[A.ROW_ID].to_numpy()].reset_index(drop=True)
         change = changed_mask(
