@@ -3,13 +3,13 @@
 For each data set, a model no exact explainer supports (HistGradientBoosting after one-hot
 encoding in a Pipeline) is explained on all its test rows two ways:
 
-(a) the explainer step's mimic, through its own functions: interpret-community's MimicExplainer
+(a) the step's mimic until 2026-12-06: interpret-community's MimicExplainer
     (LGBMExplainableModel) on the Pipeline's engineered columns, importances mapped back to
     raw features with the step's probed feature map;
-(b) ``RawMimic`` here: a LightGBM surrogate on the raw features with LightGBM's categorical
-    handling (pandas ``category`` columns), fitted as LGBMExplainableModel is (LightGBM's
-    defaults, the same targets, seed, one thread), local importances from LightGBM's own tree
-    SHAP (pred_contrib). Not used by the step: it lost fidelity (bench/README.md, issue 25).
+(b) the step's mimic since: ``RawFeatureMimic``, a LightGBM surrogate on the raw features with
+    LightGBM's categorical handling (pandas ``category`` columns, each split one category
+    against the rest), fitted as LGBMExplainableModel is (the same targets, seed, one thread),
+    local importances from LightGBM's own tree SHAP (pred_contrib).
 
 Printed per data set: fidelity (accuracy of the surrogate's labels against the model's
 predictions on every test row; r2 for a regression), seconds (a: feature map + fit + explain
@@ -26,7 +26,6 @@ import subprocess
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -40,110 +39,14 @@ from rai_audit.steps import explainer as E
 DATA = Path("/work/shared/datasets")
 SEED = 0
 OPTIONS = ExplainerOptions(method="mimic")  # the step's defaults: 5,000 mimic rows, seed 0
-# interpret-community's mimic: fewer training rows than this let a leaf hold one row; a binary
-# surrogate learns the logit of the second class's probability clipped to +-5.
-MIMIC_SMALL_DATA = 50
-MIMIC_LOGIT_CLIP = 5.0
 
 
-class RawMimic:
-    """A LightGBM surrogate on the raw features, with LightGBM's own categorical handling
-    (no one-hot columns to learn from or to map back), explained by LightGBM's exact tree SHAP.
-
-    Fitted as interpret-community's LGBMExplainableModel is: LightGBM's defaults, the run's seed,
-    a binary model's probability of its second class as a logit clipped to +-5 (regression),
-    a multiclass model's most likely class (classification, every class present), a
-    regression's prediction. One thread, so every shard fits the same surrogate. Numbers
-    (integer codes too) stay numbers; other values are categories, those of the training rows
-    in sorted order, so a value unseen there and a missing value are both LightGBM's missing.
-    """
-
-    def __init__(
-        self, model: Any, train_raw: pd.DataFrame, classes: list[Any] | None, random_state: int, **params: Any
-    ) -> None:
-        import lightgbm
-        from scipy.special import logit
-
-        self.columns = [str(c) for c in train_raw.columns]
-        self.categories: dict[str, list[str]] = {}
-        for column in train_raw.columns:
-            values = train_raw[column]
-            if not _is_number(values):
-                self.categories[str(column)] = sorted({str(v) for v in values.dropna().to_numpy(dtype=object)})
-        X = self.frame(train_raw)
-        self._first = X.iloc[:1]  # a row to read the expected value from when none is explained
-        # Few rows: interpret-community lets a leaf hold one row, else the surrogate is constant.
-        small = {"min_child_samples": 1} if len(X) < MIMIC_SMALL_DATA else {}
-        args = {"random_state": random_state, "n_jobs": 1, "verbose": -1, **small, **params}
-        self.n_classes = len(classes) if classes else None
-        if classes is None:
-            self.surrogate = lightgbm.LGBMRegressor(**args).fit(X, np.asarray(model.predict(train_raw), dtype=float))
-            return
-        proba = np.asarray(model.predict_proba(train_raw), dtype=float)
-        self.classes = np.asarray(getattr(model, "classes_", classes), dtype=object)
-        if proba.shape[1] == 2:
-            target = np.clip(logit(proba[:, 1]), -MIMIC_LOGIT_CLIP, MIMIC_LOGIT_CLIP)
-            self.surrogate = lightgbm.LGBMRegressor(**args).fit(X, target)
-            return
-        labels = proba.argmax(axis=1)
-        # A class the model never predicts here still gets its row (its most likely one), as
-        # interpret-community adds, so the surrogate has an output for every class.
-        extra = [k for k in range(proba.shape[1]) if k not in set(labels.tolist())]
-        if extra:
-            rows = [int(np.argmax(proba[:, k])) for k in extra]
-            X = pd.concat([X, X.iloc[rows]], ignore_index=True)
-            labels = np.concatenate([labels, extra])
-        self.surrogate = lightgbm.LGBMClassifier(**args).fit(X, labels)
-
-    def frame(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """The surrogate's input: numbers as floats, other values as categories of the training rows."""
-        out = {}
-        for column, name in zip(raw.columns, self.columns):
-            values = raw[column]
-            if name in self.categories:
-                text = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
-                out[name] = pd.Categorical(text, categories=self.categories[name])
-            else:
-                out[name] = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
-        return pd.DataFrame(out, columns=self.columns)
-
-    def predict_labels(self, raw: pd.DataFrame) -> np.ndarray:
-        """The surrogate's answer in the model's terms: a class label, or the regression's value."""
-        output = np.asarray(self.surrogate.predict(self.frame(raw)))
-        if self.n_classes is None:
-            return output.astype(float)
-        if len(self.classes) == 2:
-            return self.classes[(output > 0).astype(int)]
-        return self.classes[output.astype(int)]
-
-    def explain_local(self, raw: pd.DataFrame) -> SimpleNamespace:
-        """Tree SHAP of the surrogate's raw output (log-odds, or value) as (outputs, rows, features);
-        a binary surrogate's one output as the two classes' (-v, v), as interpret-community's mimic."""
-        booster = self.surrogate.booster_
-        contributions = np.asarray(booster.predict(self.frame(raw), pred_contrib=True), dtype=float)
-        contributions = contributions.reshape(len(raw), -1, len(self.columns) + 1).transpose(1, 0, 2)
-        values = contributions[..., :-1]
-        # The expected value is the same on every row; from the trees when there are no rows.
-        if not len(raw):
-            return self.explain_local_empty()
-        expected = contributions[:, 0, -1]
-        if self.n_classes == 2:
-            values, expected = np.concatenate([-values, values]), np.array([-expected[0], expected[0]])
-        return SimpleNamespace(local_importance_values=values, expected_values=expected)
-
-    def explain_local_empty(self) -> SimpleNamespace:
-        """No rows (an empty shard): no values, and the expected value read from a training row."""
-        one = np.asarray(self.surrogate.booster_.predict(self._first, pred_contrib=True), dtype=float)
-        expected = one.reshape(1, -1, len(self.columns) + 1)[0, :, -1]
-        values = np.zeros((len(expected), 0, len(self.columns)))
-        if self.n_classes == 2:
-            values, expected = np.zeros((2, 0, len(self.columns))), np.array([-expected[0], expected[0]])
-        return SimpleNamespace(local_importance_values=values, expected_values=expected)
+class VariantMimic(E.RawFeatureMimic):
+    """The step's raw-feature mimic with other LightGBM categorical parameters (``--variants``)."""
 
 
-def _is_number(values: pd.Series) -> bool:
-    """A column the raw mimic keeps as numbers (integer codes, booleans too), not as categories."""
-    return bool(pd.api.types.is_numeric_dtype(values))
+def variant(params: dict[str, Any]) -> type[E.RawFeatureMimic]:
+    return type("VariantMimic", (VariantMimic,), {"LIGHTGBM_ARGS": params})
 
 
 def one_hot_hgb(train: pd.DataFrame, y: pd.Series, regression: bool = False):
@@ -263,7 +166,10 @@ def fidelity(y_model: np.ndarray, y_surrogate: np.ndarray, regression: bool) -> 
 
 
 def engineered_mimic(model, train: pd.DataFrame, test: pd.DataFrame, regression: bool):
-    """(a) the step's mimic on the Pipeline's engineered columns."""
+    """(a) the step's earlier mimic on the Pipeline's engineered columns."""
+    from interpret_community.mimic import MimicExplainer
+    from interpret_community.mimic.models import LGBMExplainableModel
+
     features = list(train.columns)
     started = time.perf_counter()
     preprocess, estimator = E._split_model(model)
@@ -273,24 +179,30 @@ def engineered_mimic(model, train: pd.DataFrame, test: pd.DataFrame, regression:
     mapped = time.perf_counter() - started
     classes = None if regression else list(model.classes_)
     explained = E._engineered(preprocess, test)
-    explainer, method = E._explainer(
-        "mimic",
+    explainer = MimicExplainer(
         estimator,
-        E._engineered(preprocess, background_raw),
         E._engineered(preprocess, mimic_raw),
-        classes,
-        not regression,
-        OPTIONS.random_state,
+        LGBMExplainableModel,
+        augment_data=False,
+        explainable_model_args={"random_state": OPTIONS.random_state, "n_jobs": 1, "verbose": -1},
+        model_task="regression" if regression else "classification",
+        features=list(explained.columns),
+        classes=classes,
     )
     values, _ = E._local_values(explainer.explain_local(explained), len(classes) if classes else None)
-    record = E._fidelity(explainer, method, estimator, explained, model.predict(test), not regression)
+    surrogate = np.asarray(explainer.surrogate_model.predict(explained))
+    if not regression:  # a binary surrogate regresses the second class's logit; a multiclass one gives indexes
+        labels = np.asarray(classes, dtype=object)
+        surrogate = labels[(surrogate > 0).astype(int)] if len(labels) == 2 else labels[surrogate.astype(int)]
+    value = fidelity(np.asarray(model.predict(test)), surrogate, regression)
     seconds = time.perf_counter() - started
-    return record["value"], seconds, mapped, values @ weights.T, explained.shape[1]
+    return value, seconds, mapped, values @ weights.T, explained.shape[1]
 
 
-# LightGBM's categorical parameters other than its defaults (which interpret-community keeps),
-# for --variants: whether some setting lets the raw mimic keep the one-hot mimic's fidelity.
+# LightGBM's categorical parameters for --variants: its defaults (which interpret-community keeps)
+# and others, to see which lets the raw mimic keep the one-hot mimic's fidelity.
 VARIANTS = {
+    "LightGBM defaults": {},
     "min_data_per_group=20": {"min_data_per_group": 20},
     "min_data_per_group=20,cat_smooth=1,cat_l2=1": {"min_data_per_group": 20, "cat_smooth": 1, "cat_l2": 1},
     "max_cat_to_onehot=64": {"max_cat_to_onehot": 64},
@@ -299,12 +211,13 @@ VARIANTS = {
 }
 
 
-def raw_mimic(model, train: pd.DataFrame, test: pd.DataFrame, regression: bool, **params: Any):
-    """(b) a LightGBM surrogate on the raw features, LightGBM's categories and tree SHAP."""
+def raw_mimic(model, train: pd.DataFrame, test: pd.DataFrame, regression: bool, params: dict | None = None):
+    """(b) the step's LightGBM surrogate on the raw features (or with other LightGBM parameters)."""
     started = time.perf_counter()
     _, mimic_raw = E.seeded_train_rows(train, OPTIONS)
     classes = None if regression else list(model.classes_)
-    mimic = RawMimic(model, mimic_raw, classes, OPTIONS.random_state, **params)
+    mimic_class = E.RawFeatureMimic if params is None else variant(params)
+    mimic = mimic_class(model, mimic_raw, classes, OPTIONS.random_state)
     values, _ = E._local_values(mimic.explain_local(test), None if regression else len(model.classes_))
     value = fidelity(np.asarray(model.predict(test)), mimic.predict_labels(test), regression)
     return value, time.perf_counter() - started, values
@@ -347,7 +260,7 @@ def main() -> None:
             fa, sa, mapped, va, n_engineered = engineered_mimic(model, train, test, regression)
             fb, sb, vb = raw_mimic(model, train, test, regression)
             tried = (
-                {v: raw_mimic(model, train, test, regression, **p)[:2] for v, p in VARIANTS.items()}
+                {v: raw_mimic(model, train, test, regression, p)[:2] for v, p in VARIANTS.items()}
                 if args.variants
                 else {}
             )
@@ -367,7 +280,7 @@ def main() -> None:
             )
     if variants:
         print("\nraw mimic with other categorical parameters: fidelity (seconds, fit + explain + fidelity):")
-        print("| data set | (a) one-hot | (b) raw, defaults | " + " | ".join(VARIANTS) + " |")
+        print("| data set | (a) one-hot | (b) raw, the step's | " + " | ".join(VARIANTS) + " |")
         print("|" + "---|" * (3 + len(VARIANTS)))
         print("\n".join(variants))
     print(f"load average at end {os.getloadavg()}")

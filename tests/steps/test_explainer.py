@@ -347,25 +347,83 @@ def expected_groups(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), MISSING).astype(str)
 
 
-def surrogate_fidelity(s: Subject, *, background_size: int = 100, mimic_train_size: int = 5000, seed: int = 0) -> float:
-    """The mimic's fidelity from a LightGBM surrogate fitted here as interpret-community's is:
-    a regressor on the soft logit (clipped to +-5) of the second class's probability (binary)
-    or on the model's output (regression), trained on a seeded sample of train rows."""
+def mimic_rows(s: Subject, *, background_size: int = 100, mimic_train_size: int = 5000, seed: int = 0) -> np.ndarray:
+    """The train rows the mimic learns from: a seeded sample drawn after the background's."""
     rng = np.random.default_rng(seed)
     n = len(s.train)
     rng.choice(n, min(background_size, n), replace=False)  # the background is drawn first
-    mimic_rows = np.sort(rng.choice(n, min(mimic_train_size, n), replace=False))
+    return np.sort(rng.choice(n, min(mimic_train_size, n), replace=False))
+
+
+def soft_logit(proba: np.ndarray) -> np.ndarray:
+    """interpret-community's binary surrogate target: the second class's logit, clipped to +-5."""
+    return np.clip(logit(proba[:, 1]), -5, 5)
+
+
+def one_hot_surrogate_fidelity(s: Subject) -> float:
+    """The fidelity of the mimic the step used before (interpret-community's LGBMExplainableModel on
+    the Pipeline's engineered columns): a LightGBM regressor on the soft logit of the second class
+    (binary) or on the model's output (regression)."""
     pre, estimator = s.model[:-1], s.model[-1]
-    X_mimic = dense(pre.transform(s.train.iloc[mimic_rows]))
+    X_mimic = dense(pre.transform(s.train.iloc[mimic_rows(s)]))
     X_test = dense(pre.transform(s.X[s.features]))
     y_model = s.model.predict(s.X[s.features])
-    surrogate = lightgbm.LGBMRegressor(random_state=seed, n_jobs=1, verbose=-1)
+    surrogate = lightgbm.LGBMRegressor(random_state=0, n_jobs=1, verbose=-1)
     if s.case.task_type == "regression":
         surrogate.fit(X_mimic, estimator.predict(X_mimic))
         return float(r2_score(y_model, surrogate.predict(X_test)))
-    assert len(estimator.classes_) == 2
-    surrogate.fit(X_mimic, np.clip(logit(estimator.predict_proba(X_mimic)[:, 1]), -5, 5))
-    labels = estimator.classes_[(surrogate.predict(X_test) > 0).astype(int)]
+    surrogate.fit(X_mimic, soft_logit(estimator.predict_proba(X_mimic)))
+    return float(accuracy_score(y_model, estimator.classes_[(surrogate.predict(X_test) > 0).astype(int)]))
+
+
+@dataclass
+class RawSurrogate:
+    """The mimic's surrogate as the step documents it, fitted here: LightGBM on the raw features,
+    text columns as pandas categories (those of its training rows), each categorical split one
+    category against the rest."""
+
+    model: Any
+    categories: dict[str, list[str]]
+
+    def frame(self, raw: pd.DataFrame) -> pd.DataFrame:
+        out = raw.reset_index(drop=True).copy()
+        for c in out.columns:
+            if c in self.categories:
+                out[c] = pd.Categorical(out[c], categories=self.categories[c])
+            else:
+                out[c] = out[c].astype(float)
+        return out
+
+    def contributions(self, raw: pd.DataFrame) -> np.ndarray:
+        """(outputs, rows, features + 1): LightGBM's tree SHAP, the expected value last."""
+        values = np.asarray(self.model.booster_.predict(self.frame(raw), pred_contrib=True))
+        return values.reshape(len(raw), -1, raw.shape[1] + 1).transpose(1, 0, 2)
+
+
+def raw_surrogate(s: Subject) -> RawSurrogate:
+    train = s.train.iloc[mimic_rows(s)].reset_index(drop=True)
+    categories = {c: sorted(train[c].dropna().unique()) for c in train.columns if train[c].dtype == object}
+    args = {"random_state": 0, "n_jobs": 1, "verbose": -1, "max_cat_to_onehot": 2**31 - 1}
+    X = RawSurrogate(None, categories).frame(train)
+    if s.case.task_type == "regression":
+        return RawSurrogate(lightgbm.LGBMRegressor(**args).fit(X, s.model.predict(train)), categories)
+    proba = s.model.predict_proba(train)
+    if proba.shape[1] == 2:
+        return RawSurrogate(lightgbm.LGBMRegressor(**args).fit(X, soft_logit(proba)), categories)
+    assert set(proba.argmax(axis=1)) == set(range(proba.shape[1]))  # every class predicted here
+    return RawSurrogate(lightgbm.LGBMClassifier(**args).fit(X, proba.argmax(axis=1)), categories)
+
+
+def surrogate_fidelity(s: Subject) -> float:
+    """The mimic's fidelity: its surrogate's labels against the model's on every test row (r2 for a
+    regression)."""
+    surrogate = raw_surrogate(s)
+    X_test, y_model = s.X[s.features], s.model.predict(s.X[s.features])
+    output = surrogate.model.predict(surrogate.frame(X_test))
+    if s.case.task_type == "regression":
+        return float(r2_score(y_model, output))
+    classes = s.model.classes_
+    labels = classes[(output > 0).astype(int)] if len(classes) == 2 else classes[output]
     return float(accuracy_score(y_model, labels))
 
 
@@ -624,7 +682,7 @@ def test_auto_falls_back_to_a_mimic_and_records_its_fidelity(subjects, explain):
     assert type(s.model[-1]).__name__ == "HistGradientBoostingClassifier"
     assert (e.doc["method"], e.doc["explainer"], e.doc["estimator"]) == (
         "mimic",
-        "MimicExplainer",
+        "RawFeatureMimic",
         "HistGradientBoostingClassifier",
     )
     assert any("mimic" in note and "HistGradientBoostingClassifier" in note for note in e.doc["notes"])
@@ -643,6 +701,66 @@ def test_a_forced_mimic_on_a_regression_records_its_r2(subjects, explain):
     assert e.doc["fidelity"]["metric"] == "r2"
     assert e.doc["fidelity"]["value"] == pytest.approx(surrogate_fidelity(s), abs=1e-12)
     assert 0.9 < e.doc["fidelity"]["value"] <= 1.0
+
+
+MIMICS = [("adult_mimic", {}), ("insurance", {"method": "mimic"}), ("compas", {"method": "mimic"})]
+
+
+@pytest.mark.parametrize("name, options", MIMICS, ids=["binary", "regression", "multiclass"])
+def test_the_mimic_is_a_raw_feature_surrogate_whose_tree_shap_adds_up_to_its_output(subjects, explain, name, options):
+    """Local values equal tree SHAP of the surrogate fitted here, and with the expected value they
+    add up to the surrogate's own raw output (log-odds, or value) on every explained row."""
+    s, e = subjects(name), explain(name, **options)
+    assert e.doc["method"] == "mimic"
+    assert e.doc["fidelity"]["value"] == pytest.approx(surrogate_fidelity(s), abs=1e-12)
+    surrogate = raw_surrogate(s)
+    contributions = surrogate.contributions(s.explained)
+    raw_output = np.asarray(surrogate.model.predict(surrogate.frame(s.explained), raw_score=True)).reshape(
+        len(s.rows), -1
+    )
+    np.testing.assert_allclose(contributions.sum(axis=2), raw_output.T, atol=1e-9)
+    labels = list(e.doc["expected_values"])
+    if contributions.shape[0] == 1 and len(labels) == 2:  # a binary surrogate's one output: (-v, v)
+        contributions = np.concatenate([-contributions, contributions])
+    for k, label in enumerate(labels):
+        part = of_class(e.local, label)
+        np.testing.assert_array_equal(part[A.ROW_ID], s.rows)
+        np.testing.assert_allclose(part[s.features].to_numpy(), contributions[k, :, :-1], atol=1e-9)
+        assert e.doc["expected_values"][label] == pytest.approx(contributions[k, 0, -1], abs=1e-9)
+
+
+@pytest.mark.parametrize("name, options", MIMICS[:2], ids=["binary", "regression"])
+def test_the_raw_feature_mimic_keeps_the_one_hot_mimics_fidelity_and_top_features(subjects, explain, name, options):
+    """Against the mimic the step used before (on the Pipeline's one-hot columns, importances summed
+    back to raw features): fidelity as good (within 0.002) and the same top features."""
+    from interpret_community.mimic import MimicExplainer
+    from interpret_community.mimic.models import LGBMExplainableModel
+
+    from rai_audit.steps.explainer import _feature_map, _probe_values
+
+    s, e = subjects(name), explain(name, **options)
+    assert e.doc["fidelity"]["value"] >= one_hot_surrogate_fidelity(s) - 0.002
+    pre, estimator = s.model[:-1], s.model[-1]
+    names = engineered_names(s.model)
+    before = MimicExplainer(
+        estimator,
+        pd.DataFrame(dense(pre.transform(s.train.iloc[mimic_rows(s)])), columns=names),
+        LGBMExplainableModel,
+        augment_data=False,
+        explainable_model_args={"random_state": 0, "n_jobs": 1, "verbose": -1},
+        model_task="regression" if s.case.task_type == "regression" else "classification",
+        features=names,
+    )
+    values = np.asarray(
+        before.explain_local(pd.DataFrame(dense(pre.transform(s.explained)), columns=names)).local_importance_values
+    )
+    test = s.X[s.features]
+    pools = {f: _probe_values(pd.concat([s.train[f], test[f]], ignore_index=True)) for f in s.features}
+    weights, _ = _feature_map(pre, s.background(), pools, s.features)
+    before_global = np.abs(np.atleast_3d(values.T).T @ weights.T).mean(axis=1).mean(axis=0)
+    top_before = [s.features[i] for i in np.argsort(-before_global, kind="stable")[:3]]
+    top_now = [r["feature"] for r in e.doc["global"][:3]]
+    assert set(top_now) == set(top_before), (top_now, top_before)
 
 
 FORCED = [("adult_mimic", "linear"), ("adult_mimic", "tree"), ("insurance", "tree")]

@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import cohort_masks, load_cohorts, ordered_values
 from rai_audit.core.constructor_artifact import ConstructorArtifact
 from rai_audit.core.loading import model_sha256
+
+if TYPE_CHECKING:  # the explainer step is imported where a bundle explains
+    from rai_audit.steps.explainer import BuiltExplainer
 
 ARCHIVE_MANIFEST = "manifest.json"  # rai_audit.archive.MANIFEST: a fetched audit's own manifest
 BUNDLE_PART = "dashboard"  # a fetched audit keeps the bundle under dashboard/
@@ -262,9 +265,9 @@ class LiveAudit:
             raise ArtifactIntegrityError(f"bundle {self.bundle}: the model copy is not the model the audit ran on")
         return self.audit.load_model()
 
-    def _explainer(self) -> SimpleNamespace | None:
-        """The explainer step's explainer for this run, rebuilt as ``run_explainer`` builds it (same
-        options, seeded rows, feature map)."""
+    def _explainer(self) -> BuiltExplainer | None:
+        """The explainer step's explainer for this run, built as ``run_explainer`` builds it (same
+        options, seeded rows)."""
         from rai_audit.specs import ExplainerOptions
         from rai_audit.steps import explainer as E
 
@@ -273,30 +276,21 @@ class LiveAudit:
         folder = self.insights["explanation"]
         options = ExplainerOptions(**A.read_json(folder / A.META_FILE)["options"])
         result = A.read_json(folder / A.INSIGHT_RESULT_FILE)
-        preprocess, estimator = E._split_model(self.model)
         features = self.model_features
-        train = self.train[features]
-        background_raw, mimic_raw = E.seeded_train_rows(train, options)
-        test = self.audit.features[features]
-        pools = {f: E._probe_values(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
-        weights, _ = E._feature_map(preprocess, background_raw, pools, features)
-        classes = self.meta["classes"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            explainer, method = E._explainer(
-                options.method,
-                estimator,
-                E._engineered(preprocess, background_raw),
-                E._engineered(preprocess, mimic_raw),
-                classes,
-                self.audit.is_classifier,
-                options.random_state,
-            )
-        if method != result["method"]:
+        built = E.build_explainer(
+            self.model,
+            self.train[features],
+            self.audit.features[features],
+            self.meta["classes"],
+            self.audit.is_classifier,
+            options,
+        )
+        if built.method != result["method"]:
             raise ArtifactIntegrityError(
-                f"bundle {self.bundle}: the explainer rebuilt here is {method!r}, the run used {result['method']!r}"
+                f"bundle {self.bundle}: the explainer rebuilt here is {built.method!r}, "
+                f"the run used {result['method']!r}"
             )
-        return SimpleNamespace(explainer=explainer, method=method, preprocess=preprocess, weights=weights)
+        return built
 
     def _search(self) -> SimpleNamespace | None:
         """The counterfactual step's options as the run resolved them (``run_counterfactual``)."""
@@ -398,25 +392,19 @@ class LiveAudit:
     def explain(self, rows: Any) -> dict[str, Any]:
         """Local importance of each row in raw features, per class (or "output"), as the
         explainer step computes it."""
-        from rai_audit.steps import explainer as E
-
         self._require_model()
         if self.explainer is None:
             raise RAIInputError("this bundle has no explanation (or no train data): no live explanation")
         X = rows_frame(rows, self.template)
         y_pred, _ = self._predict(X)
-        live = self.explainer
         classes = self.meta["classes"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            values, expected = E._local_values(
-                live.explainer.explain_local(E._engineered(live.preprocess, X)), len(classes) if classes else None
-            )
-        raw = values @ live.weights.T  # (classes, rows, raw features), as run_explainer
-        labels = [str(c) for c in classes] if classes and values.shape[0] == len(classes) else ["output"]
+            raw, expected = self.explainer.explain(X, len(classes) if classes else None)  # as run_explainer
+        labels = [str(c) for c in classes] if classes and raw.shape[0] == len(classes) else ["output"]
         return A.to_jsonable(
             {
-                "method": live.method,
+                "method": self.explainer.method,
                 "labels": labels,
                 "expected_values": dict(zip(labels, expected.tolist())),
                 "predictions": y_pred,

@@ -24,7 +24,7 @@ import importlib
 import sys
 import time
 import warnings
-import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,90 +70,17 @@ def _split_model(model: Any) -> tuple[Any, Any]:
     """(preprocessing or None, final estimator) of a scikit-learn Pipeline or bare estimator.
 
     A model from another source (``rai_audit.core.models``): its scikit-learn model if it has
-    one (MLflow's sklearn flavour), else the model behind a numeric encoding of the raw
-    features (``_Encoder``), which the mimic and a booster's tree SHAP take.
+    one (MLflow's sklearn flavour), else the adapter itself, with no preprocessing.
     """
     from sklearn.pipeline import Pipeline
 
     if isinstance(model, ModelAdapter):
         if model.sklearn_api and model.source not in TREE_SOURCES:
             return _split_model(model.native)
-        encoder = _Encoder()
-        decoded = _DecodedWithProba(model) if hasattr(model, "predict_proba") else _Decoded(model)
-        decoded.encoder = encoder
-        return encoder, decoded
+        return None, model
     if isinstance(model, Pipeline) and len(model.steps) > 1:
         return model[:-1], model[-1]
     return None, model
-
-
-class _Encoder:
-    """Raw features as numbers: numbers as they are, other values as a stable code (CRC-32 of
-    their text; missing stays NaN), the same in every shard, pod and the live dashboard with
-    nothing fitted. Each engineered column is its raw feature's (the feature map is the identity)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, dict[float, Any]] = {}  # per column: code -> raw value, to decode
-        self.dtypes: dict[str, Any] = {}
-        self.columns: list[str] = []
-
-    @property
-    def coded(self) -> list[str]:
-        return list(self.values)
-
-    def transform(self, raw: pd.DataFrame) -> pd.DataFrame:
-        out = {}
-        self.columns = [str(c) for c in raw.columns]
-        for column in raw.columns:
-            values = raw[column]
-            self.dtypes.setdefault(column, values.dtype)
-            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-                out[column] = values.astype(float).to_numpy()
-                continue
-            mapping = self.values.setdefault(column, {})
-            codes = np.full(len(values), np.nan)
-            for i, value in enumerate(values.to_numpy(dtype=object)):
-                if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-                    continue
-                code = float(zlib.crc32(str(value).encode()))
-                mapping.setdefault(code, value)
-                codes[i] = code
-            out[column] = codes
-        return pd.DataFrame(out, columns=list(raw.columns))
-
-    def get_feature_names_out(self) -> np.ndarray:
-        return np.asarray(self.columns, dtype=object)
-
-    def decode(self, X: Any) -> pd.DataFrame:
-        frame = pd.DataFrame(np.asarray(X, dtype=float), columns=self.columns)
-        for column, mapping in self.values.items():
-            codes = frame[column].to_numpy()
-            frame[column] = pd.Series([mapping.get(c) if not np.isnan(c) else None for c in codes], dtype=object)
-        for column, dtype in self.dtypes.items():
-            if column not in self.values:
-                frame[column] = frame[column].astype(dtype, errors="ignore")
-        return frame
-
-
-class _Decoded:
-    """A model from another source called on ``_Encoder``'s numbers (as the mimic calls it)."""
-
-    def __init__(self, model: ModelAdapter) -> None:
-        self.model = model
-        self.encoder: _Encoder | None = None  # the encoder of the rows it is called on
-        if model.is_classifier:
-            self.classes_ = model.classes_
-
-    def predict(self, X: Any) -> np.ndarray:
-        assert self.encoder is not None
-        return self.model.predict(self.encoder.decode(X))
-
-
-class _DecodedWithProba(_Decoded):
-    def predict_proba(self, X: Any) -> np.ndarray:
-        assert self.encoder is not None
-        model: Any = self.model  # a ProbabilisticModelAdapter: _split_model checked
-        return np.asarray(model.predict_proba(self.encoder.decode(X)))
 
 
 def _import_shap() -> Any:
@@ -254,7 +181,7 @@ def _feature_map(
     column of a rare category too. The map depends only on the background and the data's
     values, so every shard gets the same map.
     """
-    if preprocess is None or isinstance(preprocess, _Encoder):
+    if preprocess is None:
         return np.eye(len(features)), []
     n_columns = _engineered(preprocess, background.iloc[:1]).shape[1]
     depends = np.zeros((len(features), n_columns), dtype=bool)
@@ -284,33 +211,28 @@ def _explained_rows(audit: ConstructorArtifact, options: ExplainerOptions) -> np
     return rows
 
 
-def _explainer(
-    method: str,
-    estimator: Any,
-    background: pd.DataFrame,
-    mimic_train: pd.DataFrame,
-    classes: list[Any] | None,
-    is_classifier: bool,
-    random_state: int,
-) -> tuple[Any, str]:
-    """The interpret-community explainer for this method, and the method used."""
+def _exact_explainer(
+    method: str, estimator: Any, background: pd.DataFrame, classes: list[Any] | None, is_classifier: bool
+) -> tuple[Any, str] | None:
+    """The exact interpret-community explainer (tree or linear SHAP) this method and model allow,
+    and its name; None where the mimic explains (method mimic, or auto and no exact one applies)."""
+    if method == "mimic":
+        return None
     _import_shap()
     from interpret_community import TabularExplainer
-    from interpret_community.mimic import MimicExplainer
-    from interpret_community.mimic.models import LGBMExplainableModel
     from interpret_community.shap import LinearExplainer, TreeExplainer
 
-    features = list(background.columns)
-    kwargs = {"features": features, "classes": classes}
-    if isinstance(estimator, _Decoded) and method in ("auto", "tree"):
+    kwargs = {"features": list(background.columns), "classes": classes}
+    if isinstance(estimator, ModelAdapter):  # another source's model: its booster's own tree SHAP
         tree = _booster_tree_shap(estimator, classes, is_classifier)
-        if tree is not None:
+        if tree is not None and method in ("auto", "tree"):
             return tree, "tree"
-        if method == "tree":
-            raise RAIInputError(
-                f"`method` 'tree' cannot explain the {estimator.model.source} model (tree SHAP takes a booster "
-                "on numeric features only); use method 'auto'"
-            )
+        if method == "auto":
+            return None
+        raise RAIInputError(
+            f"`method` {method!r} cannot explain the {estimator.source} model (tree SHAP takes a booster "
+            "on numeric features only); use method 'auto'"
+        )
     forced = {
         "tree": lambda: TreeExplainer(estimator, **kwargs),
         "linear": lambda: LinearExplainer(estimator, background, **kwargs),
@@ -323,45 +245,220 @@ def _explainer(
                 f"`method` {method!r} cannot explain {_estimator_name(estimator)} "
                 f"({type(err).__name__}: {err}); use method 'auto'"
             ) from err
-    if method == "auto" and not served_model.is_served(getattr(estimator, "model", None)):
-        try:
-            chosen = TabularExplainer(estimator, background, **kwargs).explainer
-            name = type(chosen).__name__
-            if name in ("TreeExplainer", "LinearExplainer"):
-                chosen.explain_local(background.iloc[:2])  # some estimators fail only here
-                return chosen, name.removesuffix("Explainer").lower()
-        except Exception:  # no exact explainer works for this estimator: use the mimic
-            pass
-    mimic = MimicExplainer(
-        estimator,
-        mimic_train,
-        LGBMExplainableModel,
-        augment_data=False,
-        # One thread: the surrogate must come out the same on every pod that runs a shard.
-        explainable_model_args={"random_state": random_state, "n_jobs": 1, "verbose": -1},
-        model_task="classification" if is_classifier else "regression",
-        **kwargs,
-    )
-    return mimic, "mimic"
+    try:
+        chosen = TabularExplainer(estimator, background, **kwargs).explainer
+        name = type(chosen).__name__
+        if name in ("TreeExplainer", "LinearExplainer"):
+            chosen.explain_local(background.iloc[:2])  # some estimators fail only here
+            return chosen, name.removesuffix("Explainer").lower()
+    except Exception:  # no exact explainer works for this estimator: use the mimic
+        pass
+    return None
 
 
 def _estimator_name(estimator: Any) -> str:
     """The explained model's class name; for another source's model, its library's class and source."""
-    if isinstance(estimator, _Decoded):
-        return f"{type(estimator.model.native).__name__} ({estimator.model.source})"
+    if isinstance(estimator, ModelAdapter):
+        return f"{type(estimator.native).__name__} ({estimator.source})"
     return type(estimator).__name__
 
 
-def _booster_tree_shap(estimator: _Decoded, classes: list[Any] | None, is_classifier: bool) -> _TreeShap | None:
-    """Tree SHAP on a booster's own model when every feature is a number (a coded text value
-    is no value the booster was trained on), else None (the mimic explains it)."""
-    model, encoder = estimator.model, estimator.encoder
-    if model.source not in TREE_SOURCES or (encoder is not None and encoder.coded):
+def _booster_tree_shap(model: ModelAdapter, classes: list[Any] | None, is_classifier: bool) -> _TreeShap | None:
+    """Tree SHAP on a booster's own model (its features are numbers: the background is), else
+    None (the mimic explains it)."""
+    if model.source not in TREE_SOURCES:
         return None
     try:
         return _TreeShap(model, len(classes) if is_classifier and classes else None)
-    except Exception:  # shap refuses a booster it cannot read: the mimic explains it
+    except Exception:  # no tree SHAP for this booster: the mimic explains it
         return None
+
+
+class RawFeatureMimic:
+    """The mimic: a LightGBM surrogate trained to imitate the whole model on the raw features,
+    explained by LightGBM's exact tree SHAP (``pred_contrib``), so its importances are already
+    per raw feature.
+
+    Fitted as interpret-community's ``LGBMExplainableModel`` is (LightGBM's defaults, the run's
+    seed, one thread so every shard's pod fits the same surrogate; a leaf may hold one row below
+    50 training rows): a binary model's probability of its second class as a logit clipped to
+    +-5 (regression), a multiclass model's most likely class (classification, every class
+    present), a regression's prediction. Numbers (integer codes, booleans too) stay numbers;
+    other values are LightGBM categories (those of the training rows, sorted; an unseen or
+    missing value is LightGBM's missing), and each categorical split is one category against
+    the rest, as a tree on one-hot columns splits: with LightGBM's default many-against-many
+    splits the surrogate lost fidelity on small data (German credit 0.86 against the one-hot
+    mimic's 0.92; bench/README.md, "Explainer mimic").
+    """
+
+    SMALL_DATA = 50  # interpret-community's threshold
+    LOGIT_CLIP = 5.0
+    ONE_VS_REST = 2**31 - 1  # LightGBM's max_cat_to_onehot: always one category against the rest
+    LIGHTGBM_ARGS: dict[str, Any] = {"max_cat_to_onehot": ONE_VS_REST}  # bench/mimic_bench.py tries others
+
+    def __init__(self, model: Any, train_raw: pd.DataFrame, classes: list[Any] | None, random_state: int) -> None:
+        import lightgbm
+
+        self.columns = [str(c) for c in train_raw.columns]
+        self.categories = {
+            str(c): sorted({str(v) for v in train_raw[c].dropna().to_numpy(dtype=object)})
+            for c in train_raw.columns
+            if not pd.api.types.is_numeric_dtype(train_raw[c])
+        }
+        X = self.frame(train_raw)
+        self._first = X.iloc[:1]  # a row to read the expected value from when no row is explained
+        args: dict[str, Any] = {"random_state": random_state, "n_jobs": 1, "verbose": -1, **self.LIGHTGBM_ARGS}
+        if len(X) < self.SMALL_DATA:
+            args["min_child_samples"] = 1
+        self.classes = classes
+        if classes is None:
+            self.kind = "regression"
+            self.surrogate = lightgbm.LGBMRegressor(**args).fit(X, np.asarray(model.predict(train_raw), dtype=float))
+            return
+        proba = _probabilities(model, train_raw, classes)
+        if proba is not None and len(classes) == 2:
+            self.kind = "logit"
+            with np.errstate(divide="ignore"):  # probabilities 0 and 1: infinite logits, clipped
+                logit = np.log(proba[:, 1]) - np.log1p(-proba[:, 1])
+            target = np.clip(logit, -self.LOGIT_CLIP, self.LOGIT_CLIP)
+            self.surrogate = lightgbm.LGBMRegressor(**args).fit(X, target)
+            return
+        self.kind = "labels"
+        if proba is not None:
+            labels = proba.argmax(axis=1)
+        else:
+            index = {str(c): k for k, c in enumerate(classes)}
+            labels = np.array([index[str(v)] for v in np.asarray(model.predict(train_raw))])
+        # A class the model never predicts here still gets a row (where it is most likely, or the
+        # first), as interpret-community adds them, so the surrogate has an output for every class.
+        absent = [k for k in range(len(classes)) if k not in set(labels.tolist())]
+        if absent:
+            rows = [int(np.argmax(proba[:, k])) if proba is not None else 0 for k in absent]
+            X = pd.concat([X, X.iloc[rows]], ignore_index=True)
+            labels = np.concatenate([labels, absent])
+        self.surrogate = lightgbm.LGBMClassifier(**args).fit(X, labels)
+
+    def frame(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The surrogate's input: numbers as floats, other values as categories of the training rows."""
+        out: dict[str, Any] = {}
+        for column, name in zip(raw.columns, self.columns):
+            values = raw[column]
+            if name in self.categories:
+                text = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+                out[name] = pd.Categorical(text, categories=self.categories[name])
+            else:
+                out[name] = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+        return pd.DataFrame(out, columns=self.columns, index=range(len(raw)))
+
+    def _booster_predict(self, raw: pd.DataFrame, **kwargs: Any) -> np.ndarray:
+        # Predictions use every core the pod may use: unlike the fit, they do not depend on it.
+        import joblib
+
+        return np.asarray(self.surrogate.booster_.predict(self.frame(raw), num_threads=joblib.cpu_count(), **kwargs))
+
+    def predict_labels(self, raw: pd.DataFrame) -> np.ndarray:
+        """The surrogate's answer in the model's terms: a class label, or the regression's value."""
+        output = self._booster_predict(raw)
+        if self.classes is None:
+            return output.astype(float)
+        classes = np.asarray(self.classes, dtype=object)
+        if self.kind == "logit":
+            return classes[(output > 0).astype(int)]
+        scores = output.reshape(len(raw), -1)
+        if scores.shape[1] == 1:  # a binary classifier's one output: the second class's log-odds
+            return classes[(scores[:, 0] > 0).astype(int)]
+        return classes[scores.argmax(axis=1)]
+
+    def explain_local(self, raw: pd.DataFrame) -> SimpleNamespace:
+        """Tree SHAP of the surrogate's raw output (log-odds, or value) as (outputs, rows, features);
+        one output of a binary model as the two classes' (-v, v), as interpret-community's mimic."""
+        features = len(self.columns)
+        if len(raw):
+            contributions = self._booster_predict(raw, pred_contrib=True)
+        else:  # the expected value is the same on every row: read it from a training row
+            contributions = self._booster_predict(self._first, pred_contrib=True)
+        contributions = contributions.reshape(len(contributions), -1, features + 1).transpose(1, 0, 2)
+        values = contributions[:, : len(raw), :-1]
+        expected = contributions[:, 0, -1]
+        if self.classes is not None and len(self.classes) == 2 and values.shape[0] == 1:
+            values, expected = np.concatenate([-values, values]), np.array([-expected[0], expected[0]])
+        return SimpleNamespace(local_importance_values=values, expected_values=expected)
+
+
+def _probabilities(model: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarray | None:
+    """The model's class probabilities in the run's class order (as the constructor orders them),
+    or None for a classifier without ``predict_proba``."""
+    if not hasattr(model, "predict_proba"):
+        return None
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    model_classes = [str(c) for c in getattr(model, "classes_", classes)]
+    return proba[:, [model_classes.index(str(c)) for c in classes]]
+
+
+@dataclass
+class BuiltExplainer:
+    """An explainer for one run: ``explain`` gives local values per raw feature."""
+
+    explainer: Any
+    method: str
+    columns: Callable[[pd.DataFrame], pd.DataFrame]  # raw rows -> the columns the explainer takes
+    weights: np.ndarray  # (raw features, those columns): which raw feature each column comes from
+    notes: list[str]
+
+    def explain(self, raw: pd.DataFrame, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(classes or 1, rows, raw features) local values, and the expected value per class."""
+        values, expected = _local_values(self.explainer.explain_local(self.columns(raw)), n_classes)
+        return values @ self.weights.T, expected
+
+
+def build_explainer(
+    model: Any,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    classes: list[Any] | None,
+    is_classifier: bool,
+    options: ExplainerOptions,
+) -> BuiltExplainer:
+    """The run's explainer: the exact one the method and model allow, else the mimic, from the
+    seeded train rows (the live dashboard builds the same one to explain an edited row)."""
+    preprocess, estimator = _split_model(model)
+    features = list(train.columns)
+    background_raw, mimic_raw = seeded_train_rows(train, options)
+
+    def columns(raw: pd.DataFrame) -> pd.DataFrame:
+        return _engineered(preprocess, raw)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
+        try:
+            background = columns(background_raw)
+        except (TypeError, ValueError) as err:  # no preprocessing and features that are not numbers
+            if options.method in ("tree", "linear"):
+                raise RAIInputError(
+                    f"`method` {options.method!r} cannot explain {_estimator_name(estimator)} on features that "
+                    f"are not all numbers ({err}); use method 'auto'"
+                ) from err
+            background = None
+        exact = (
+            None
+            if background is None
+            else _exact_explainer(options.method, estimator, background, classes, is_classifier)
+        )
+        if exact is None:
+            mimic = RawFeatureMimic(model, mimic_raw, classes if is_classifier else None, options.random_state)
+            notes = []
+            if options.method == "auto":
+                name = (
+                    f"the {model_source(model)} model"
+                    if isinstance(estimator, ModelAdapter)
+                    else _estimator_name(estimator)
+                )
+                notes.append(f"no exact explainer supports {name}; explained with a mimic (LightGBM surrogate)")
+            return BuiltExplainer(mimic, "mimic", lambda raw: raw, np.eye(len(features)), notes)
+    explainer, method = exact
+    pools = {f: _probe_values(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
+    weights, notes = _feature_map(preprocess, background_raw, pools, features)
+    return BuiltExplainer(explainer, method, columns, weights, notes)
 
 
 def _local_values(explanation: Any, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -376,21 +473,18 @@ def _local_values(explanation: Any, n_classes: int | None) -> tuple[np.ndarray, 
 
 
 def _fidelity(
-    explainer: Any, method: str, estimator: Any, X_test: pd.DataFrame, y_model: np.ndarray, is_classifier: bool
+    built: BuiltExplainer, test: pd.DataFrame, y_model: np.ndarray, is_classifier: bool
 ) -> dict[str, Any] | None:
-    """How well the mimic imitates the model on the whole test set."""
-    if method != "mimic":
+    """How well the mimic imitates the model on the whole test set: accuracy of its labels
+    against the model's predictions, or r2 for a regression."""
+    if built.method != "mimic":
         return None
-    from sklearn.metrics import accuracy_score, r2_score
-
-    surrogate = np.asarray(explainer.surrogate_model.predict(X_test))
+    surrogate = built.explainer.predict_labels(test)
     if not is_classifier:
+        from sklearn.metrics import r2_score
+
         return {"metric": "r2", "value": float(r2_score(y_model, surrogate))}
-    classes = np.asarray(estimator.classes_)
-    # interpret-community's binary surrogate regresses the logit of the second class;
-    # its multiclass surrogate predicts class indices.
-    labels = classes[(surrogate > 0).astype(int)] if len(classes) == 2 else classes[surrogate.astype(int)]
-    return {"metric": "accuracy", "value": float(accuracy_score(y_model.astype(str), labels.astype(str)))}
+    return {"metric": "accuracy", "value": float(np.mean(y_model.astype(str) == surrogate.astype(str)))}
 
 
 def _aggregate(local: pd.DataFrame, features: list[str], audit: ConstructorArtifact) -> dict[str, Any]:
@@ -479,10 +573,8 @@ def run_explainer(
     audit = load_constructor_artifact(constructor_dir)
     meta = audit.meta
     model = audit.load_model()
-    preprocess, estimator = _split_model(model)
     features = meta["model_features"]
     train = A.read_parquet(audit.folder / A.TRAIN_FILE)[features]
-    background_raw, mimic_raw = seeded_train_rows(train, options)
     all_rows = _explained_rows(audit, options)
     if options.shard_count > len(all_rows):
         raise RAIInputError(
@@ -490,39 +582,23 @@ def run_explainer(
         )
     shard_rows = np.array_split(all_rows, options.shard_count)[options.shard_index]
     test = audit.features[features]
-    pools = {f: _probe_values(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
-    weights, notes = _feature_map(preprocess, background_raw, pools, features)
     classes = meta["classes"]
+    built = build_explainer(model, train, test, classes, audit.is_classifier, options)
+    estimator = _split_model(model)[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
-        background = _engineered(preprocess, background_raw)
-        explainer, method = _explainer(
-            options.method,
-            estimator,
-            background,
-            _engineered(preprocess, mimic_raw),
-            classes,
-            audit.is_classifier,
-            options.random_state,
-        )
-        if options.method == "auto" and method == "mimic":
-            name = f"the {model_source(model)} model" if isinstance(estimator, _Decoded) else type(estimator).__name__
-            notes.append(f"no exact explainer supports {name}; explained with a mimic (LightGBM surrogate)")
-        explained = _engineered(preprocess, test.iloc[shard_rows].reset_index(drop=True))
         try:
-            local_values, expected = _local_values(
-                explainer.explain_local(explained), len(classes) if classes else None
+            raw_values, expected = built.explain(
+                test.iloc[shard_rows].reset_index(drop=True), len(classes) if classes else None
             )
         except Exception as err:  # shap/interpret-community refuse models in many ways
             raise RAIInputError(
-                f"`method` {method!r} cannot explain {_estimator_name(estimator)} "
+                f"`method` {built.method!r} cannot explain {_estimator_name(estimator)} "
                 f"({type(err).__name__}: {err}); use method 'auto'"
             ) from err
-        fidelity = _fidelity(
-            explainer, method, estimator, _engineered(preprocess, test), audit.y_pred.to_numpy(), audit.is_classifier
-        )
-    raw_values = local_values @ weights.T  # (classes, rows, raw features)
-    labels = [str(c) for c in classes] if classes and local_values.shape[0] == len(classes) else ["output"]
+    fidelity = _fidelity(built, test, audit.y_pred.to_numpy(), audit.is_classifier)
+    method, explainer = built.method, built.explainer
+    labels = [str(c) for c in classes] if classes and raw_values.shape[0] == len(classes) else ["output"]
     local = pd.concat(
         [
             pd.DataFrame(raw_values[k], columns=features).assign(**{A.ROW_ID: shard_rows, CLASS_COLUMN: label})
@@ -536,14 +612,14 @@ def run_explainer(
         "estimator": _estimator_name(estimator),
         "fidelity": fidelity,
         "expected_values": dict(zip(labels, expected.tolist())),
-        "background": {"size": len(background_raw), "seed": options.random_state},
+        "background": {"size": min(options.background_size, len(train)), "seed": options.random_state},
         "rows": {
             "selection": options.rows,
             "total": int(len(all_rows)),
             "shard_index": options.shard_index,
             "shard_count": options.shard_count,
         },
-        "notes": notes,
+        "notes": built.notes,
     }
     seconds = time.perf_counter() - started
     _write(Path(output_dir), audit, local, info, options, seconds, served_model.calls_since(model, before))
