@@ -202,7 +202,7 @@ def counterfactual(
     increase_only: list = [],
     decrease_only: list = [],
     rows: str = "sample",
-    n_jobs: int = 1,
+    n_jobs: int = -1,
     shard_index: int = 0,
     shard_count: int = 1,
     random_state: int = 0,
@@ -223,7 +223,7 @@ def counterfactual(
         increase_only: Numeric features that may only increase (e.g. age).
         decrease_only: Numeric features that may only decrease.
         rows: sample (the constructor's sample), all, or a cohort name.
-        n_jobs: Worker processes.
+        n_jobs: Worker processes; -1: all cores, each worker given at least 250 rows.
         shard_index: Which shard of the rows to search.
         shard_count: Into how many shards the rows are split.
         random_state: Seed of every step's randomness (sample, trees, searches, bootstrap).

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from rai_audit.core._errors import RAIInputError
-from rai_audit.core.options import DEFAULT_MIN_GROUP_SIZE, check_min_ints, check_name_lists, check_shard
+from rai_audit.core.options import DEFAULT_MIN_GROUP_SIZE, check_min_ints, check_n_jobs, check_name_lists, check_shard
 
 ANALYSIS_STEPS = ("error_analysis", "explainer", "counterfactual", "causal")
 
@@ -486,7 +486,7 @@ class CounterfactualOptions:
     increase_only: list[str] = option([], help="Numeric features that may only increase (e.g. age).")
     decrease_only: list[str] = option([], help="Numeric features that may only decrease.")
     rows: str = option("sample", help="sample (the constructor's sample), all, or a cohort name.")
-    n_jobs: int = option(1, help="Worker processes.")
+    n_jobs: int = option(-1, help="Worker processes; -1: all cores, each worker given at least 250 rows.")
     shard_index: int = option(0, help="Which shard of the rows to search.", targets=SHARD_TARGETS)
     shard_count: int = option(1, help="Into how many shards the rows are split.", targets=SHARD_TARGETS)
     random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True)
@@ -495,7 +495,8 @@ class CounterfactualOptions:
         # Labels travel as text (KFP parameters are typed); they are matched as text.
         object.__setattr__(self, "desired_class", str(self.desired_class))
         check_choices(self)
-        check_min_ints(self, {"total_CFs": 1, "n_jobs": 1})
+        check_min_ints(self, {"total_CFs": 1})
+        check_n_jobs(self)
         check_shard(self)
         # Types first: a number or nested list here would fail below with a TypeError.
         check_name_lists(self, ("features_to_vary", "increase_only", "decrease_only"))
@@ -609,8 +610,7 @@ class CausalOptions:
                 "top_recommendations": 1,
             },
         )
-        if not isinstance(self.n_jobs, int) or isinstance(self.n_jobs, bool) or self.n_jobs == 0 or self.n_jobs < -1:
-            raise RAIInputError(f"`n_jobs` must be -1 (all cores) or an integer >= 1, got {self.n_jobs!r}")
+        check_n_jobs(self)
         check_shard(self)
         if not isinstance(self.skip_cat_limit_checks, bool):
             raise RAIInputError(f"`skip_cat_limit_checks` must be true or false, got {self.skip_cat_limit_checks!r}")

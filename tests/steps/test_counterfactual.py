@@ -810,7 +810,7 @@ BAD_OPTIONS = {
     "engine=warp": ("adult", {"engine": "warp"}, r"`engine` must be one of \['batched', 'dice'\], got 'warp'"),
     "total_CFs=0": ("adult", {"total_CFs": 0}, r"`total_CFs` must be an integer >= 1, got 0"),
     "total_CFs=True": ("adult", {"total_CFs": True}, r"`total_CFs` must be an integer >= 1, got True"),
-    "n_jobs=0": ("adult", {"n_jobs": 0}, r"`n_jobs` must be an integer >= 1, got 0"),
+    "n_jobs=0": ("adult", {"n_jobs": 0}, r"`n_jobs` must be -1 \(all cores\) or an integer >= 1, got 0"),
     "desired_range=[5, 1]": (
         "insurance",
         {"desired_range": [5, 1]},

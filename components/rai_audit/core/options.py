@@ -19,6 +19,13 @@ def check_min_ints(options: Any, minimums: dict[str, int]) -> None:
             raise RAIInputError(f"`{name}` must be an integer >= {low}, got {value!r}")
 
 
+def check_n_jobs(options: Any) -> None:
+    """``n_jobs`` is -1 (every core) or a number of workers."""
+    value = options.n_jobs
+    if not isinstance(value, int) or isinstance(value, bool) or value == 0 or value < -1:
+        raise RAIInputError(f"`n_jobs` must be -1 (all cores) or an integer >= 1, got {value!r}")
+
+
 def check_shard(options: Any) -> None:
     """``shard_count`` >= 1 and ``shard_index`` within it."""
     check_min_ints(options, {"shard_count": 1})

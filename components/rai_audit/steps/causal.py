@@ -792,20 +792,18 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
     fit_started = time.perf_counter()
     # Threads, not processes: the treatments share one copy of the data, and warnings raised
     # while fitting them reach this process, where they are kept for the output.
-    # One BLAS thread per fit, also with n_jobs 1: several fits each starting BLAS threads on a
-    # small machine made the full Adult fit ~20x slower, and one fit's BLAS threads beside another
-    # process holding a core made it ~10x slower (bench/README.md); econml's coordinate descent and
-    # L-BFGS gain nothing from them at these sizes.
-    with (
-        warnings.catch_warnings(record=True) as caught,
-        joblib.parallel_config(backend="threading"),
-        threadpool_limits(limits=1, user_api="blas"),
-    ):
+    with warnings.catch_warnings(record=True) as caught, joblib.parallel_config(backend="threading"):
         warnings.simplefilter("always")
         untrained, trained = [], []
         if to_fit:
             try:
-                with _DropFirstLevel():
+                # One BLAS thread per fit, also with n_jobs 1: several fits each starting BLAS threads
+                # on a small machine made the full Adult fit ~20x slower, and one fit's BLAS threads
+                # beside another process holding a core made it ~10x slower (bench/README.md);
+                # econml's coordinate descent and L-BFGS gain nothing from them at these sizes. The
+                # effects afterwards keep BLAS's threads: their inference multiplies every cohort's
+                # rows by the final stage's covariance (wide data: 855 x 855), which they speed up.
+                with _DropFirstLevel(), threadpool_limits(limits=1, user_api="blas"):
                     analysis.fit(X_fit, y_fit)
             except ValueError as err:
                 reasons = {features[i]: str(r) for i, r in getattr(analysis, "untrained_feature_indices_", [])}

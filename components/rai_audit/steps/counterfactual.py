@@ -59,6 +59,9 @@ WIDE_ROUNDS, WIDE_CANDIDATES_PER_ROW, STALLED = 8, 256, 2
 MAX_CANDIDATES = 32_768
 # Why a feature is held fixed (result.json's held_fixed).
 PROTECTED_REASONS = ("sensitive", "immutable")
+# A worker process costs about a second to start (imports, the model and train rows sent to it),
+# about what the search of 250 rows takes on the demo's model: fewer rows stay in one process.
+ROWS_PER_WORKER = 250
 NOT_LISTED = "not in features_to_vary"
 ALREADY = "already"  # the status of a row whose prediction already is the desired outcome (not searched)
 
@@ -759,6 +762,16 @@ def _write(
         )
 
 
+def _workers(n_jobs: int, rows: int) -> int:
+    """Worker processes for ``rows`` rows: ``n_jobs``, or with -1 every core the process may use
+    (joblib reads the container's CPU quota), each worker given at least ``ROWS_PER_WORKER``."""
+    if n_jobs != -1:
+        return n_jobs
+    import joblib
+
+    return max(1, min(joblib.cpu_count(), -(-rows // ROWS_PER_WORKER)))
+
+
 def run_counterfactual(
     constructor_dir: str | Path, output_dir: str | Path, *, options: CounterfactualOptions = CounterfactualOptions()
 ) -> CounterfactualResult:
@@ -794,7 +807,7 @@ def run_counterfactual(
     status = (
         "already in the desired range" if audit.task == "regression" else f"already predicted {resolved.desired_class}"
     )
-    chunks = [c for c in np.array_split(shard[~already], options.n_jobs) if len(c)]
+    chunks = [c for c in np.array_split(shard[~already], _workers(options.n_jobs, int((~already).sum()))) if len(c)]
     search = (
         (
             lambda chunk: delayed(_batched_search)(
@@ -806,9 +819,9 @@ def run_counterfactual(
     )
     searched = [
         item
-        for part in Parallel(
-            n_jobs=min(options.n_jobs, max(len(chunks), 1)), backend=served_model.joblib_backend(model)
-        )(search(chunk) for chunk in chunks)
+        for part in Parallel(n_jobs=max(len(chunks), 1), backend=served_model.joblib_backend(model))(
+            search(chunk) for chunk in chunks
+        )
         for item in part
     ]
     searched += [(int(r), None, status) for r in shard[already]]
