@@ -223,7 +223,7 @@ def counterfactual(
         increase_only: Numeric features that may only increase (e.g. age).
         decrease_only: Numeric features that may only decrease.
         rows: sample (the constructor's sample), all, or a cohort name.
-        n_jobs: Worker processes; -1: all cores, each worker given at least 250 rows.
+        n_jobs: Worker processes; -1: all cores, each worker given at least 1,000 rows.
         shard_index: Which shard of the rows to search.
         shard_count: Into how many shards the rows are split.
         random_state: Seed of every step's randomness (sample, trees, searches, bootstrap).

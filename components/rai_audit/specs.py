@@ -486,7 +486,7 @@ class CounterfactualOptions:
     increase_only: list[str] = option([], help="Numeric features that may only increase (e.g. age).")
     decrease_only: list[str] = option([], help="Numeric features that may only decrease.")
     rows: str = option("sample", help="sample (the constructor's sample), all, or a cohort name.")
-    n_jobs: int = option(-1, help="Worker processes; -1: all cores, each worker given at least 250 rows.")
+    n_jobs: int = option(-1, help="Worker processes; -1: all cores, each worker given at least 1,000 rows.")
     shard_index: int = option(0, help="Which shard of the rows to search.", targets=SHARD_TARGETS)
     shard_count: int = option(1, help="Into how many shards the rows are split.", targets=SHARD_TARGETS)
     random_state: int = option(0, help=RANDOM_STATE_HELP, shared=True)

@@ -1340,3 +1340,13 @@ def test_the_batched_search_finds_at_least_99_percent_of_what_is_asked(subjects,
     assert len(first) <= len(full)  # on adult the wide rounds add some (72 of 72 found at once on compas)
     key = [A.ROW_ID, *s.features]
     assert len(first[key].merge(full[key], how="left", indicator=True).query("_merge == 'left_only'")) == 0
+
+
+def test_all_cores_means_a_worker_for_every_thousand_rows_at_most(monkeypatch):
+    import joblib
+
+    from rai_audit.steps.counterfactual import _workers
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 4)
+    assert [_workers(-1, rows) for rows in (0, 999, 1000, 1001, 2500, 10_000)] == [1, 1, 1, 2, 3, 4]
+    assert [_workers(n, 10) for n in (1, 3)] == [1, 3]  # a number of workers is taken as given

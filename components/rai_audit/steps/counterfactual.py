@@ -59,9 +59,10 @@ WIDE_ROUNDS, WIDE_CANDIDATES_PER_ROW, STALLED = 8, 256, 2
 MAX_CANDIDATES = 32_768
 # Why a feature is held fixed (result.json's held_fixed).
 PROTECTED_REASONS = ("sensitive", "immutable")
-# A worker process costs about a second to start (imports, the model and train rows sent to it),
-# about what the search of 250 rows takes on the demo's model: fewer rows stay in one process.
-ROWS_PER_WORKER = 250
+# A worker process costs seconds to start (imports, the model and train rows sent to it): the
+# demo's 1,000 rows took 5.6-5.9 s in one process and 7.4-7.8 s in two workers, the wide
+# data's 2,000 rows (a slower model) 77 s and 43 s (bench/README.md). A worker gets 1,000 rows.
+ROWS_PER_WORKER = 1000
 NOT_LISTED = "not in features_to_vary"
 ALREADY = "already"  # the status of a row whose prediction already is the desired outcome (not searched)
 

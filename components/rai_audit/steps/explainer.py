@@ -2,9 +2,10 @@
 
 interpret-community (on shap) explains the model's final estimator on the features it
 really sees (after the Pipeline's preprocessing), with the exact explainer it allows
-(tree SHAP, linear SHAP); for any other model a mimic (a LightGBM surrogate trained to
-imitate it) is used, and its fidelity is recorded. Importances of engineered columns
-(e.g. one-hot columns) are summed back to the raw feature they come from.
+(tree SHAP, linear SHAP), and importances of engineered columns (e.g. one-hot columns)
+are summed back to the raw feature they come from. For any other model a mimic is used
+(``RawFeatureMimic``: a LightGBM surrogate trained to imitate the whole model on the raw
+features, so its tree SHAP needs no mapping), and its fidelity is recorded.
 
 interpret-community's own raw-feature mapping (``transformations=``) fails with
 scikit-learn >= 1.6 (its mappers lack ``__sklearn_tags__``), so the mapping is found here
