@@ -344,9 +344,11 @@ class RawFeatureMimic:
         out: dict[str, Any] = {}
         for column, name in zip(raw.columns, self.columns):
             values = raw[column]
-            if name in self.categories:
-                text = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
-                out[name] = pd.Categorical(text, categories=self.categories[name])
+            if name in self.categories:  # each distinct value's text looked up once (1,000,000 rows)
+                codes, distinct = pd.factorize(values)  # missing: -1
+                position = {c: i for i, c in enumerate(self.categories[name])}
+                lookup = np.array([position.get(str(v), -1) for v in distinct] + [-1], dtype=np.int64)
+                out[name] = pd.Categorical.from_codes(lookup[codes], categories=self.categories[name])
             else:
                 out[name] = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
         return pd.DataFrame(out, columns=self.columns, index=range(len(raw)))
