@@ -404,6 +404,7 @@ class BuiltExplainer:
 
     explainer: Any
     method: str
+    estimator: str  # the explained model's name (``_estimator_name``)
     columns: Callable[[pd.DataFrame], pd.DataFrame]  # raw rows -> the columns the explainer takes
     weights: np.ndarray  # (raw features, those columns): which raw feature each column comes from
     notes: list[str]
@@ -457,11 +458,13 @@ def build_explainer(
                     else _estimator_name(estimator)
                 )
                 notes.append(f"no exact explainer supports {name}; explained with a mimic (LightGBM surrogate)")
-            return BuiltExplainer(mimic, "mimic", lambda raw: raw, np.eye(len(features)), notes)
+            return BuiltExplainer(
+                mimic, "mimic", _estimator_name(estimator), lambda raw: raw, np.eye(len(features)), notes
+            )
     explainer, method = exact
     pools = {f: _probe_values(pd.concat([train[f], test[f]], ignore_index=True)) for f in features}
     weights, notes = _feature_map(preprocess, background_raw, pools, features)
-    return BuiltExplainer(explainer, method, columns, weights, notes)
+    return BuiltExplainer(explainer, method, _estimator_name(estimator), columns, weights, notes)
 
 
 def _local_values(explanation: Any, n_classes: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -587,7 +590,6 @@ def run_explainer(
     test = audit.features[features]
     classes = meta["classes"]
     built = build_explainer(model, train, test, classes, audit.is_classifier, options)
-    estimator = _split_model(model)[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shap and interpret-community warn about versions
         try:
@@ -596,7 +598,7 @@ def run_explainer(
             )
         except Exception as err:  # shap/interpret-community refuse models in many ways
             raise RAIInputError(
-                f"`method` {built.method!r} cannot explain {_estimator_name(estimator)} "
+                f"`method` {built.method!r} cannot explain {built.estimator} "
                 f"({type(err).__name__}: {err}); use method 'auto'"
             ) from err
     fidelity = _fidelity(built, test, audit.y_pred.to_numpy(), audit.is_classifier)
@@ -612,7 +614,7 @@ def run_explainer(
     info = {
         "method": method,
         "explainer": type(explainer).__name__,
-        "estimator": _estimator_name(estimator),
+        "estimator": built.estimator,
         "fidelity": fidelity,
         "expected_values": dict(zip(labels, expected.tolist())),
         "background": {"size": min(options.background_size, len(train)), "seed": options.random_state},
