@@ -682,7 +682,7 @@ def test_auto_falls_back_to_a_mimic_and_records_its_fidelity(subjects, explain):
     assert type(s.model[-1]).__name__ == "HistGradientBoostingClassifier"
     assert (e.doc["method"], e.doc["explainer"], e.doc["estimator"]) == (
         "mimic",
-        "RawFeatureMimic",
+        "LightGBM surrogate on the raw features",
         "HistGradientBoostingClassifier",
     )
     assert any("mimic" in note and "HistGradientBoostingClassifier" in note for note in e.doc["notes"])

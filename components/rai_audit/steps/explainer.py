@@ -106,6 +106,8 @@ class _TreeShap:
     as the two classes' (-v, v), as interpret-community gives XGBClassifier and LGBMClassifier.
     (shap 0.46 cannot read XGBoost 3's models; the libraries' own values are the same TreeSHAP.)"""
 
+    DESCRIPTION = "the booster library's own tree SHAP"  # shown as the explanation's explainer
+
     def __init__(self, model: ModelAdapter, n_classes: int | None) -> None:
         self.model, self.n_classes = model, n_classes
         native = model.native
@@ -292,6 +294,7 @@ class RawFeatureMimic:
     mimic's 0.92; bench/README.md, "Explainer mimic").
     """
 
+    DESCRIPTION = "LightGBM surrogate on the raw features"  # shown as the explanation's explainer
     SMALL_DATA = 50  # interpret-community's threshold
     LOGIT_CLIP = 5.0
     ONE_VS_REST = 2**31 - 1  # LightGBM's max_cat_to_onehot: always one category against the rest
@@ -613,7 +616,7 @@ def run_explainer(
     )[[A.ROW_ID, CLASS_COLUMN, *features]]
     info = {
         "method": method,
-        "explainer": type(explainer).__name__,
+        "explainer": getattr(explainer, "DESCRIPTION", type(explainer).__name__),
         "estimator": built.estimator,
         "fidelity": fidelity,
         "expected_values": dict(zip(labels, expected.tolist())),
