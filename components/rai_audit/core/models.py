@@ -158,6 +158,13 @@ def native_model(model: Any) -> Any:
     return model.native if isinstance(model, ModelAdapter) else model
 
 
+def in_class_order(proba: np.ndarray, model: Any, classes: Sequence[Any]) -> np.ndarray:
+    """``predict_proba``'s columns (in the model's ``classes_`` order, if it has one) reordered
+    into the run's class order; classes are matched by their text, as labels are everywhere."""
+    model_classes = [str(c) for c in getattr(model, "classes_", classes)]
+    return proba[:, [model_classes.index(str(c)) for c in classes]]
+
+
 def model_source(model: Any) -> str:
     """What a loaded model is, for meta.json and the explainer's notes."""
     if isinstance(model, ModelAdapter):

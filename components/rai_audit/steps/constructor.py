@@ -25,7 +25,14 @@ from rai_audit.core._errors import as_written
 from rai_audit.core.cohorts import SPECIAL_COLUMNS, cohort_frame, cohort_masks, load_cohorts
 from rai_audit.core.loading import copy_model, load_table, model_file, model_format, model_sha256
 from rai_audit.core.metrics import group_labels
-from rai_audit.core.models import download_mlflow_model, is_mlflow_uri, load_any_model, model_source, native_model
+from rai_audit.core.models import (
+    download_mlflow_model,
+    in_class_order,
+    is_mlflow_uri,
+    load_any_model,
+    model_source,
+    native_model,
+)
 from rai_audit.specs import ConstructorOptions
 from rai_audit.steps._cli import add_options, options_from_args, run_cli
 
@@ -362,8 +369,7 @@ def _predict(
     model_classes = list(getattr(model, "classes_", classes))
     if proba.shape != (len(X), len(model_classes)):
         raise RAIInputError(f"predict_proba must return shape ({len(X)}, {len(model_classes)}), got {proba.shape}")
-    order = [[str(m) for m in model_classes].index(str(c)) for c in classes]
-    return y_pred, proba[:, order]
+    return y_pred, in_class_order(proba, model, classes)
 
 
 def _stratified_sample(y: pd.Series, size: int, seed: int, stratify: bool) -> np.ndarray:

@@ -38,7 +38,7 @@ from rai_audit.core import RAIInputError, served_model
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.metrics import group_sort_key
-from rai_audit.core.models import ModelAdapter, model_source
+from rai_audit.core.models import ModelAdapter, in_class_order, model_source
 from rai_audit.core.shards import read_shards
 from rai_audit.specs import ExplainerOptions
 from rai_audit.steps._cli import add_options, options_from_args, run_cli
@@ -396,9 +396,7 @@ def _probabilities(model: Any, X: pd.DataFrame, classes: list[Any]) -> np.ndarra
     or None for a classifier without ``predict_proba``."""
     if not hasattr(model, "predict_proba"):
         return None
-    proba = np.asarray(model.predict_proba(X), dtype=float)
-    model_classes = [str(c) for c in getattr(model, "classes_", classes)]
-    return proba[:, [model_classes.index(str(c)) for c in classes]]
+    return in_class_order(np.asarray(model.predict_proba(X), dtype=float), model, classes)
 
 
 @dataclass
