@@ -182,10 +182,32 @@ def run_demo_in_containers(config: dict, inputs: Path, scorecard_config: Path, r
     return bundle, scorecard
 
 
+def run_container_then_remove(client, image: str, command: list[str], volumes: dict, **run_args) -> int:
+    """kfp.local's ``run_docker_container``, with the container removed by us after ``wait``.
+
+    kfp starts its containers with ``auto_remove`` and takes Docker's 404 for "already removed,
+    so it succeeded". Podman's service answers 500 "no such container" when a task's container
+    is removed between kfp's calls (seen with the two shards started together), and kfp then
+    fails a task that had finished. Removing the container ourselves after reading its exit
+    code has no such race and keeps the real exit code.
+    """
+    run_args.pop("auto_remove", None)
+    container = client.containers.run(image=image, command=command, volumes=volumes, detach=True, **run_args)
+    try:
+        for line in container.logs(stream=True, follow=True):
+            print(line.decode(), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        container.remove(force=True)
+
+
 def run_pipeline_in_images(config: dict, inputs: Path, out: Path, registry: str, tag: str) -> Path:
     """The audit pipeline under kfp.local's DockerRunner on podman's socket; returns the bundle."""
     import docker
     from kfp import local
+    from kfp.local import docker_task_handler
+
+    docker_task_handler.run_docker_container = run_container_then_remove
 
     root = out / "pipeline_root"
     root.mkdir(parents=True)
