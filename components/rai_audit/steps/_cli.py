@@ -68,3 +68,36 @@ _PARSERS: dict[type, Callable[[str], Any]] = {
     list: json_arg,
     dict: json_arg,
 }
+
+
+def sharded_parser(step: str, description: str, artifact: str, instead: str) -> argparse.ArgumentParser:
+    """The command line of a step that runs in shards: its inputs and options, or ``--merge`` of
+    its shards' folders into one artifact."""
+    p = argparse.ArgumentParser(prog=f"rai-audit {step}", description=description)
+    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
+    p.add_argument("--output", required=True, help=f"{artifact} artifact folder to create")
+    p.add_argument(
+        "--merge", nargs="+", default=None, metavar="SHARD", help=f"merge these {artifact} shards instead of {instead}"
+    )
+    add_options(p, step)
+    return p
+
+
+def run_sharded_cli(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    step: str,
+    run: Callable[..., Any],
+    merge: Callable[..., Any],
+    report: Callable[[str, Any], str],
+) -> int:
+    """Run a sharded step (or merge its shards, with ``--merge``) and print ``report``'s line."""
+    args = vars(parser.parse_args(argv))
+
+    def action() -> None:
+        options = options_from_args(step, args)
+        constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
+        result = merge(constructor, shards, output) if shards else run(constructor, output, options=options)
+        print(report(output, result))
+
+    return run_cli(action)

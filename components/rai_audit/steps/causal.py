@@ -69,7 +69,7 @@ from rai_audit.core.cohorts import all_of
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.shards import read_shards
 from rai_audit.specs import CausalOptions
-from rai_audit.steps._cli import add_options, options_from_args, run_cli
+from rai_audit.steps._cli import run_sharded_cli, sharded_parser
 
 KIND = "causal"
 LOCAL_EFFECTS_FILE = "local_effects.parquet"
@@ -1048,32 +1048,21 @@ def _merged_warnings(warnings_: list[dict[str, Any]], order: dict[str, int]) -> 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rai-audit causal", description=__doc__.splitlines()[0])
-    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
-    p.add_argument("--output", required=True, help="causal artifact folder to create")
-    p.add_argument(
-        "--merge", nargs="+", default=None, metavar="SHARD", help="merge these causal shards instead of fitting"
-    )
-    add_options(p, "causal")
-    return p
+    return sharded_parser("causal", __doc__.splitlines()[0], "causal", "fitting")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(_parser().parse_args(argv))
-
-    def action() -> None:
-        options = options_from_args("causal", args)
-        constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
-        if shards:
-            result = merge_causal(constructor, shards, output)
-        else:
-            result = run_causal(constructor, output, options=options)
-        print(
-            f"causal effects written to {output} ({len(result.treatments)} treatments, fitted on "
-            f"{result.fit_rows} train rows in {result.fit_seconds:.1f} s; {result.seconds:.1f} s in all)"
-        )
-
-    return run_cli(action)
+    return run_sharded_cli(
+        _parser(),
+        argv,
+        "causal",
+        run_causal,
+        merge_causal,
+        lambda output, r: (
+            f"causal effects written to {output} ({len(r.treatments)} treatments, fitted on "
+            f"{r.fit_rows} train rows in {r.fit_seconds:.1f} s; {r.seconds:.1f} s in all)"
+        ),
+    )
 
 
 if __name__ == "__main__":

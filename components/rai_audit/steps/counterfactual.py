@@ -38,7 +38,7 @@ from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
 from rai_audit.core.shards import read_shards
 from rai_audit.specs import CounterfactualOptions
-from rai_audit.steps._cli import add_options, options_from_args, run_cli
+from rai_audit.steps._cli import run_sharded_cli, sharded_parser
 
 KIND = "counterfactual"
 COUNTERFACTUALS_FILE = "counterfactuals.parquet"
@@ -910,30 +910,20 @@ def merge_counterfactuals(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rai-audit counterfactual", description=__doc__.splitlines()[0])
-    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
-    p.add_argument("--output", required=True, help="counterfactual artifact folder to create")
-    p.add_argument("--merge", nargs="+", default=None, metavar="SHARD", help="merge these shards instead")
-    add_options(p, "counterfactual")
-    return p
+    return sharded_parser("counterfactual", __doc__.splitlines()[0], "counterfactual", "searching")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(_parser().parse_args(argv))
-
-    def action() -> None:
-        options = options_from_args("counterfactual", args)
-        constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
-        if shards:
-            result = merge_counterfactuals(constructor, shards, output)
-        else:
-            result = run_counterfactual(constructor, output, options=options)
-        print(
-            f"counterfactuals written to {output} ({result.n_rows} rows, {result.n_valid} valid, "
-            f"{result.seconds:.1f} s)"
-        )
-
-    return run_cli(action)
+    return run_sharded_cli(
+        _parser(),
+        argv,
+        "counterfactual",
+        run_counterfactual,
+        merge_counterfactuals,
+        lambda output, r: (
+            f"counterfactuals written to {output} ({r.n_rows} rows, {r.n_valid} valid, {r.seconds:.1f} s)"
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from rai_audit.core.metrics import group_sort_key
 from rai_audit.core.models import ModelAdapter, in_class_order, model_source
 from rai_audit.core.shards import read_shards
 from rai_audit.specs import ExplainerOptions
-from rai_audit.steps._cli import add_options, options_from_args, run_cli
+from rai_audit.steps._cli import run_sharded_cli, sharded_parser
 
 KIND = "explanation"
 LOCAL_FILE = "local_importance.parquet"
@@ -659,29 +659,18 @@ def merge_explanations(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rai-audit explainer", description=__doc__.splitlines()[0])
-    p.add_argument("--constructor", required=True, help="the constructor's insights artifact folder")
-    p.add_argument("--output", required=True, help="explanation artifact folder to create")
-    p.add_argument(
-        "--merge", nargs="+", default=None, metavar="SHARD", help="merge these explanation shards instead of explaining"
-    )
-    add_options(p, "explainer")
-    return p
+    return sharded_parser("explainer", __doc__.splitlines()[0], "explanation", "explaining")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(_parser().parse_args(argv))
-
-    def action() -> None:
-        options = options_from_args("explainer", args)
-        constructor, output, shards = args.pop("constructor"), args.pop("output"), args.pop("merge")
-        if shards:
-            result = merge_explanations(constructor, shards, output)
-        else:
-            result = run_explainer(constructor, output, options=options)
-        print(f"explanation written to {output} ({result.method}, {result.n_rows} rows, {result.seconds:.1f} s)")
-
-    return run_cli(action)
+    return run_sharded_cli(
+        _parser(),
+        argv,
+        "explainer",
+        run_explainer,
+        merge_explanations,
+        lambda output, r: f"explanation written to {output} ({r.method}, {r.n_rows} rows, {r.seconds:.1f} s)",
+    )
 
 
 if __name__ == "__main__":
