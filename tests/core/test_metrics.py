@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rai_audit.core.metrics import COUNTED_METRICS, binary_roc_auc, counted_metric, metric_functions, weighted_roc_auc
+from rai_audit.core.metrics import (
+    COUNTED_METRICS,
+    binary_roc_auc,
+    confusion,
+    counted_metric,
+    metric_functions,
+    weighted_roc_auc,
+)
 
 
 def _cases(n_classes: int):
@@ -32,6 +39,24 @@ def test_counted_metrics_equal_scikit_learn(n_classes, positive):
             expected = reference[name](true, pred)
             got = counted_metric(name, true, pred, n_classes, positive)
             assert got == pytest.approx(expected, abs=1e-12, nan_ok=True), (name, true.tolist(), pred.tolist())
+
+
+@pytest.mark.parametrize(
+    "classes, outside",
+    [([0, 1], 2), ([">50K", "<=50K"], "?"), (["b", "a", "c"], "d"), ([False, True], None)],
+    ids=["ints", "text", "three", "bools"],
+)
+def test_confusion_matrix_counts_each_true_and_predicted_class(classes, outside):
+    rng = np.random.default_rng(len(classes))
+    values = np.array(classes + ([] if outside is None else [outside]))  # an outside label is not counted
+    for n in (0, 1, 6, 300):
+        true, pred = values[rng.integers(0, len(values), n)], values[rng.integers(0, len(values), n)]
+        expected = [[sum(t == a and p == b for t, p in zip(true, pred)) for b in classes] for a in classes]
+        assert confusion(true, pred, classes) == {"labels": classes, "matrix": expected}
+        if n == 300 and outside is not None:
+            from sklearn.metrics import confusion_matrix
+
+            assert expected == confusion_matrix(true, pred, labels=classes).tolist()
 
 
 def test_binary_roc_auc_equals_scikit_learn():

@@ -239,32 +239,47 @@ def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     return weighted_roc_auc(is_positive, score)(np.ones(len(score)))
 
 
+def _sklearn_metric(name: str, **fixed: Any) -> MetricFn:
+    """scikit-learn's metric ``name`` (with ``fixed`` arguments), imported at its first call: a
+    scorecard whose metrics are all counted (COUNTED_METRICS, binary ROC AUC) never imports it."""
+
+    def metric(y_true: Labels, y_pred: Labels) -> float:
+        return float(getattr(_sklearn_metrics(), name)(y_true, y_pred, **fixed))
+
+    metric.__name__ = name
+    return metric
+
+
 def metric_functions(
     task: str, *, classes: list[Any] | None = None, positive: Any = None, with_proba: bool = False
 ) -> dict[str, MetricFn]:
     """Metric name -> f(y_true, y_pred[, proba=...]) for the task (proba ones need ``proba``)."""
-    skm = _sklearn_metrics()
     if task == "regression":
         fns = {
-            "mean_absolute_error": skm.mean_absolute_error,
-            "median_absolute_error": skm.median_absolute_error,
-            "mean_squared_error": skm.mean_squared_error,
-            "root_mean_squared_error": skm.root_mean_squared_error,
-            "r2_score": _r2,
-            "mean_prediction": lambda y_true, y_pred: np.mean(y_pred),
+            name: _sklearn_metric(name)
+            for name in (
+                "mean_absolute_error",
+                "median_absolute_error",
+                "mean_squared_error",
+                "root_mean_squared_error",
+            )
         }
+        fns["r2_score"] = _r2
+        fns["mean_prediction"] = lambda y_true, y_pred: float(np.mean(y_pred))
     else:
         binary = task == "binary_classification"
         average = {"pos_label": positive, "average": "binary"} if binary else {"average": "macro"}
+        accuracy = _sklearn_metric("accuracy_score")
         # zero_division=NaN: recall with no positive row, precision with no predicted positive
         # are undefined (null), not 0 (a group without positives would fail a recall target).
         fns = {
-            "accuracy_score": skm.accuracy_score,
-            "error_rate": lambda y_true, y_pred: 1.0 - skm.accuracy_score(y_true, y_pred),
-            "balanced_accuracy_score": skm.balanced_accuracy_score,
-            "precision_score": partial(skm.precision_score, zero_division=np.nan, **average),
-            "recall_score": partial(skm.recall_score, zero_division=np.nan, **average),
-            "f1_score": partial(skm.f1_score, zero_division=np.nan, **average),
+            "accuracy_score": accuracy,
+            "error_rate": lambda y_true, y_pred: 1.0 - accuracy(y_true, y_pred),
+            "balanced_accuracy_score": _sklearn_metric("balanced_accuracy_score"),
+            **{
+                name: _sklearn_metric(name, zero_division=np.nan, **average)
+                for name in ("precision_score", "recall_score", "f1_score")
+            },
         }
         if binary:
             fns["selection_rate"] = lambda y_true, y_pred: np.mean(y_pred == positive)
@@ -289,11 +304,14 @@ def compute_metrics(
 
 
 def confusion(y_true: Labels, y_pred: Labels, classes: list[Any]) -> dict[str, Any]:
-    """Confusion matrix with rows = true class, columns = predicted class, in ``classes`` order."""
-    if len(y_true) == 0:  # scikit-learn refuses empty input; an empty cohort has all zeros
-        matrix = np.zeros((len(classes), len(classes)), dtype=int)
-    else:
-        matrix = _sklearn_metrics().confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=list(classes))
+    """Confusion matrix with rows = true class, columns = predicted class, in ``classes`` order
+    (as scikit-learn's ``confusion_matrix(labels=classes)``: a row with a label outside the
+    classes is not counted), by counting: no scikit-learn import for it."""
+    true, pred = (
+        pd.Categorical(np.asarray(y), categories=list(classes)).codes.astype(np.int64) for y in (y_true, y_pred)
+    )
+    counted = (true >= 0) & (pred >= 0)
+    matrix = confusion_counts(true[counted], pred[counted], len(classes))
     return {"labels": list(classes), "matrix": matrix.tolist()}
 
 
