@@ -458,6 +458,23 @@ def test_loads_offline_without_errors_and_every_tab_draws(adult, open_page):
     assert dash.confusion_matrices() == [adult.view("All data")["metrics"]["confusion_matrix"]["matrix"]]
 
 
+def test_importance_says_how_the_model_was_explained(adult, open_page):
+    """The demo's model gets the mimic: the page names it in words, gives its fidelity and the
+    train rows its surrogate learned from, and no background (the mimic uses none)."""
+    ex = adult.doc["explanation"]
+    assert ex["method"] == "mimic" and ex["background"] is None
+    dash = open_page(adult.html)
+    rows = dash.table(dash.tab("importance").locator("[data-testid=explanation-method]"))
+    assert rows[1:] == [
+        ["Method", "mimic (LightGBM surrogate on the raw features)"],
+        ["Model explained", "HistGradientBoostingClassifier"],
+        ["Fidelity", f"the mimic's accuracy against the model's predictions: {pyfmt(ex['fidelity']['value'])}"],
+        ["Surrogate trained on", f"{ex['surrogate_rows']['size']:,} train rows (seed 0)"],
+        ["Rows explained", f"{ex['n_rows']:,} (sample of the test rows)"],
+    ]
+    assert ex["surrogate_rows"]["size"] == min(5000, adult.doc["data"]["n_train"])
+
+
 # --- cohort switching: full-data figures of the bundle's cohorts -------------------------------------
 
 

@@ -441,6 +441,7 @@ def test_auto_explains_a_logistic_regression_with_linear_shap(subjects, explain,
         "LogisticRegression",
     )
     assert e.doc["background"] == {"size": background_size, "seed": 0} and e.doc["fidelity"] is None
+    assert e.doc["surrogate_rows"] is None
     assert list(e.local.columns) == [A.ROW_ID, "class", *ADULT_NUMERIC]  # sex is not a model feature
     model = s.model
     negative, positive = model.classes_
@@ -686,6 +687,9 @@ def test_auto_falls_back_to_a_mimic_and_records_its_fidelity(subjects, explain):
         "HistGradientBoostingClassifier",
     )
     assert any("mimic" in note and "HistGradientBoostingClassifier" in note for note in e.doc["notes"])
+    # The surrogate learned from the seeded mimic rows (at most 5,000 train rows); it uses no background.
+    assert e.doc["background"] is None
+    assert e.doc["surrogate_rows"] == {"size": min(5000, len(s.train)), "seed": 0}
     fidelity = e.doc["fidelity"]
     assert fidelity["metric"] == "accuracy" and isinstance(fidelity["value"], float)
     assert 0.8 <= fidelity["value"] <= 1.0

@@ -618,7 +618,14 @@ def run_explainer(
         "estimator": built.estimator,
         "fidelity": fidelity,
         "expected_values": dict(zip(labels, expected.tolist())),
-        "background": {"size": min(options.background_size, len(train)), "seed": options.random_state},
+        # The train rows the method drew: linear SHAP's background and the feature map's probe
+        # rows, or the rows the mimic's surrogate learned from (it uses no background).
+        "background": None
+        if method == "mimic"
+        else {"size": min(options.background_size, len(train)), "seed": options.random_state},
+        "surrogate_rows": {"size": min(options.mimic_train_size, len(train)), "seed": options.random_state}
+        if method == "mimic"
+        else None,
         "rows": {
             "selection": options.rows,
             "total": int(len(all_rows)),
@@ -649,7 +656,17 @@ def merge_explanations(
         [CLASS_COLUMN, A.ROW_ID], key=lambda col: col.map(order) if col.name == CLASS_COLUMN else col, kind="stable"
     ).reset_index(drop=True)
     info = {
-        k: first[k] for k in ("method", "explainer", "estimator", "fidelity", "expected_values", "background", "notes")
+        k: first.get(k)  # surrogate_rows: missing in shards written before it was recorded
+        for k in (
+            "method",
+            "explainer",
+            "estimator",
+            "fidelity",
+            "expected_values",
+            "background",
+            "surrogate_rows",
+            "notes",
+        )
     }
     info["rows"] = {**first["rows"], "shard_index": 0, "shard_count": 1, "merged_from": len(shards)}
     options = ExplainerOptions(**{**first_meta["options"], "shard_index": 0, "shard_count": 1})

@@ -228,7 +228,10 @@ function Method({ ex }) {
     rows.push(["Fidelity", "the mimic's " + ex.fidelity.metric + " against the model's predictions: " + fmt(ex.fidelity.value)]);
   }
   if (ex.background) {
-    rows.push(["Background", ex.background.size + " train rows (seed " + ex.background.seed + ")"]);
+    rows.push(["Background", count(ex.background.size) + " train rows (seed " + ex.background.seed + ")"]);
+  }
+  if (ex.surrogate_rows) {
+    rows.push(["Surrogate trained on", count(ex.surrogate_rows.size) + " train rows (seed " + ex.surrogate_rows.seed + ")"]);
   }
   rows.push(["Rows explained", count(ex.n_rows) + (ex.rows ? " (" + ex.rows.selection + " of the test rows)" : "")]);
   return (
