@@ -51,3 +51,19 @@ def test_no_task_imports_a_heavy_library_before_its_work():
         check=True,
     )
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_a_binary_scorecard_s_metrics_need_no_scikit_learn():
+    """The scorecard counts its label metrics, binary ROC AUC and confusion matrices, and builds
+    scikit-learn's metric functions without importing it (1-2 s of a scorecard task)."""
+    code = (
+        "import json, sys\nimport numpy as np\n"
+        "from rai_audit.core.metrics import binary_roc_auc, confusion, counted_metric, metric_functions\n"
+        "metric_functions('binary_classification', classes=[0, 1], positive=1, with_proba=True)\n"
+        "y, p = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])\n"
+        "values = [counted_metric('recall_score', y, p, 2, 1), binary_roc_auc(y == 1, np.array([.1, .8, .4, .3]))]\n"
+        "values.append(confusion(y, p, [0, 1])['matrix'])\n"
+        "print(json.dumps([values, 'sklearn' in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == [[0.5, 1.0, [[2, 0], [1, 1]]], False]
