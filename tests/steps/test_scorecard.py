@@ -1367,14 +1367,14 @@ def test_importances_of_a_mimic_say_so_with_its_fidelity(insurance_card):
     card = json.loads(json.dumps(insurance_card.json))
     card["explanation_source"].update(
         method="mimic",
-        explainer="MimicExplainer",
+        explainer="LightGBM surrogate on the raw features",
         fidelity={"metric": "r2", "value": 0.9712},
         rows={"selection": "all", "total": card["data"]["n_test"]},
     )
     text = re.sub(r"<[^>]+>", "", render_scorecard_html(card))
     assert f"(all {card['data']['n_test']})" in text
     assert (
-        "These are the importances of a mimic: a LightGBM surrogate trained to imitate the model "
-        "(no exact explainer applies to it), which agrees with the model on the test set with r2 0.9712; "
+        "These are the importances of a mimic: a LightGBM surrogate trained to imitate the model, "
+        "not the model's own exact SHAP values, which agrees with the model on the test set with r2 0.9712; "
         "they describe the model only as far as the mimic imitates it."
     ) in " ".join(text.split())

@@ -458,7 +458,10 @@ def build_explainer(
                     if isinstance(estimator, ModelAdapter)
                     else _estimator_name(estimator)
                 )
-                notes.append(f"no exact explainer supports {name}; explained with a mimic (LightGBM surrogate)")
+                notes.append(
+                    f"no exact explainer (tree or linear SHAP) worked for {name}; explained with a mimic "
+                    "(LightGBM surrogate)"
+                )
             return BuiltExplainer(
                 mimic, "mimic", _estimator_name(estimator), lambda raw: raw, np.eye(len(features)), notes
             )
