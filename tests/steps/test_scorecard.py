@@ -1375,6 +1375,6 @@ def test_importances_of_a_mimic_say_so_with_its_fidelity(insurance_card):
     assert f"(all {card['data']['n_test']})" in text
     assert (
         "These are the importances of a mimic: a LightGBM surrogate trained to imitate the model, "
-        "not the model's own exact SHAP values, which agrees with the model on the test set with r2 0.9712; "
-        "they describe the model only as far as the mimic imitates it."
+        "which agrees with the model on the test set with r2 0.9712; they are not the model's own exact "
+        "SHAP values and describe the model only as far as the mimic imitates it."
     ) in " ".join(text.split())
