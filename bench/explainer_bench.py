@@ -194,13 +194,14 @@ def explain_in_memory(constructor_dir: Path, options: ExplainerOptions) -> dict[
     import time
     import warnings
 
+    from rai_audit.core import artifacts as A
     from rai_audit.core.constructor_artifact import load_constructor_artifact
     from rai_audit.steps import explainer as E
 
     audit = load_constructor_artifact(constructor_dir)
     model = audit.load_model()
     features = audit.meta["model_features"]
-    train = pd.read_parquet(audit.folder / "train.parquet")[features]
+    train = pd.read_parquet(audit.folder / A.TRAIN_FILE)[features]
     test = audit.features[features]
     classes = audit.meta["classes"]
     with warnings.catch_warnings():
