@@ -195,6 +195,15 @@ def test_step_commands_are_dispatched(capsys):
     assert "--constructor" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["run audit.yaml", "demo"])
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_parallel_tasks_must_be_a_whole_number_of_at_least_one(capsys, command, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command.split(), "--parallel-tasks", value])
+    assert exit_info.value.code == 2
+    assert f"--parallel-tasks: must be a whole number >= 1, got {value!r}" in capsys.readouterr().err
+
+
 # --- no traceback for a user's mistake or an interrupt; an interrupt ends every process ----------
 
 
@@ -264,13 +273,15 @@ def _tree(table: dict[int, dict], root: int) -> dict[int, dict]:
 
 
 @pytest.mark.parametrize(
-    "signum, code, message",
+    "signum, code, message, flags",
     [
-        (signal.SIGINT, 130, "rai-audit: interrupted (Ctrl-C); nothing more was done"),
-        (signal.SIGTERM, 143, "rai-audit: stopped by SIGTERM; nothing more was done"),
+        (signal.SIGINT, 130, "rai-audit: interrupted (Ctrl-C); nothing more was done", []),
+        (signal.SIGTERM, 143, "rai-audit: stopped by SIGTERM; nothing more was done", []),
+        # the main thread then waits for two tasks' threads, not in a read of one task's output
+        (signal.SIGINT, 130, "rai-audit: interrupted (Ctrl-C); nothing more was done", ["--parallel-tasks", "2"]),
     ],
 )
-def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, tmp_path, signum, code, message):
+def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, tmp_path, signum, code, message, flags):
     """kfp.local runs each step as `sh` then Python; the signal goes to `rai-audit run` only
     (not its process group, as a terminal's Ctrl-C would), while a step runs."""
     config = {
@@ -290,7 +301,7 @@ def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, t
     with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
         # A session of its own: its process group is its pid, so whatever it leaves behind is found.
         run = subprocess.Popen(
-            [*argv, "run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out")],
+            [*argv, "run", str(tmp_path / "audit.yaml"), "--output", str(tmp_path / "out"), *flags],
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import joblib
 import pandas as pd
@@ -184,6 +185,10 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
         scorecard_config={"targets": ["accuracy_score >= 0.5"]},
         scorecard_bootstrap=10,
     )
+    tasks = []
+    heard = SimpleNamespace(task_started=lambda task: None, task_ended=tasks.append)
+    # Two tasks at a time (the other tests run one): a ParallelFor, a dsl.If and the other
+    # steps side by side compute what one task at a time does.
     bundle = run_audit_locally(
         arguments,
         tmp_path,
@@ -191,7 +196,19 @@ def test_local_pipeline_run_produces_the_bundle(adult_case, small_adult, tmp_pat
         explainer_shards=2,
         with_scorecard=True,
         gate_registration=True,
+        parallel_tasks=2,
+        progress=heard,
     )
+    ran = {task.label: (task.started, task.started + task.seconds) for task in tasks}
+    steps = {
+        "error-analysis": ["error-analysis"],
+        "explainer": ["explainer shard 1", "explainer shard 2"],
+        "causal": ["causal"],
+    }
+    spans = [(step, ran[label]) for step, labels in steps.items() for label in labels]
+    # two different steps ran side by side (a ParallelFor's shards do so anyway)
+    assert any(s != t and a[0] < b[1] and b[0] < a[1] for s, a in spans for t, b in spans)
+    assert ran["gather"][0] >= max(end for _, (_, end) in spans)
     run_dir = bundle.parents[1]
     assert bundle.is_relative_to(tmp_path / "pipeline_root")
     A.verify_manifest(bundle)

@@ -211,6 +211,95 @@ def test_the_exception_line_of_a_traceback():
     assert _raised(done.stderr.splitlines()) == "rai_audit.core._errors.RAIInputError: no column x"
 
 
+# --- several tasks at once (parallel_tasks; kfp.local alone runs one at a time) ----------------
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def meet(me: str, other: str, folder: str) -> str:
+    """Says it started, then waits for ``other`` to say so: it ends only if the two ran side by side."""
+    import pathlib
+    import time
+
+    (pathlib.Path(folder) / me).touch()
+    deadline = time.monotonic() + 60
+    while not (pathlib.Path(folder) / other).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{other} did not start while {me} ran")
+        time.sleep(0.05)
+    return me
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def join(first: str, second: str) -> str:
+    return f"{first}+{second}"
+
+
+@dsl.pipeline(name="meeting")
+def meeting_pipeline(folder: str):
+    a = meet(me="a", other="b", folder=folder)
+    b = meet(me="b", other="a", folder=folder)
+    join(first=a.output, second=b.output)
+
+
+@dsl.pipeline(name="failing-beside")
+def failing_beside_pipeline(column: str, folder: str):
+    refused = refuse(column=column)
+    count_words(text="never counted").after(refused)
+    beside = meet(me="beside", other="beside", folder=folder)  # needs nothing of refuse
+    join(first=beside.output, second="after")
+
+
+def _ended_tasks(pipeline, arguments, output, parallel_tasks) -> dict[str, TaskRun]:
+    heard = Recorder()
+    tasks: dict[str, TaskRun] = {}
+    heard.task_ended = lambda task: tasks.setdefault(task.label, task)
+    try:
+        run_pipeline_locally(pipeline, arguments, output, parallel_tasks=parallel_tasks, progress=heard)
+    finally:
+        heard.tasks = tasks
+    return tasks
+
+
+def test_two_tasks_at_once_run_side_by_side_and_a_task_waits_for_its_inputs(tmp_path):
+    (tmp_path / "met").mkdir()
+    tasks = _ended_tasks(meeting_pipeline, {"folder": str(tmp_path / "met")}, tmp_path / "out", 2)
+    assert {label: task.state for label, task in tasks.items()} == {"meet": "done", "meet-2": "done", "join": "done"}
+    assert tasks["join"].outputs == {"Output": "a+b"}
+    assert tasks["join"].started >= max(tasks[t].started + tasks[t].seconds for t in ("meet", "meet-2"))
+
+
+def test_one_task_at_a_time_is_kfp_locals_own_order(tmp_path):
+    (tmp_path / "met").mkdir()
+    for name in ("a", "b"):  # each meet finds the other's mark: one at a time does not wait forever
+        (tmp_path / "met" / name).touch()
+    tasks = _ended_tasks(meeting_pipeline, {"folder": str(tmp_path / "met")}, tmp_path / "out", 1)
+    first, second = sorted((tasks["meet"], tasks["meet-2"]), key=lambda t: t.started)
+    assert second.started >= first.started + first.seconds
+
+
+def test_a_failed_task_skips_what_needs_it_while_the_other_tasks_go_on(tmp_path):
+    (tmp_path / "met").mkdir()
+    heard = Recorder()
+    tasks: list[TaskRun] = []
+    heard.task_ended = tasks.append
+    with pytest.raises(TaskFailed) as failed:
+        run_pipeline_locally(
+            failing_beside_pipeline,
+            {"column": "salary", "folder": str(tmp_path / "met")},
+            tmp_path / "out",
+            parallel_tasks=2,
+            progress=heard,
+        )
+    assert str(failed.value) == "the local pipeline run failed: refuse: column 'salary' is not in the data"
+    assert {t.label: t.state for t in tasks} == {"refuse": "failed", "meet": "done", "join": "done"}
+    assert "Skipping task count-words: upstream task(s) ['refuse'] failed." in (tmp_path / "out" / LOG_FILE).read_text()
+
+
+def test_parallel_tasks_must_be_at_least_one(tmp_path):
+    with pytest.raises(ValueError, match="`max_tasks` must be at least 1, got 0"):
+        run_pipeline_locally(crashing_pipeline, {}, tmp_path, parallel_tasks=0)
+
+
 # --- the display -----------------------------------------------------------------------------
 
 

@@ -237,7 +237,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
     output = _folder(args.output, "--output")
     arguments, build = load_config(args.config)
     arguments = local_inputs(arguments, output / "inputs", ("model_uri", "train_data_uri", "test_data_uri"))
-    bundle, tasks = _run_locally(arguments, output, verbose=args.verbose, enable_caching=args.cache, **build)
+    bundle, tasks = _run_locally(
+        arguments, output, verbose=args.verbose, enable_caching=args.cache, parallel_tasks=args.parallel_tasks, **build
+    )
     _report(bundle, tasks)
     sys.stdout.write(f"full log: {output / LOG_FILE}\n")
 
@@ -261,7 +263,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         {ENV_ENDPOINT: settings.endpoint, ENV_ACCESS: settings.access_key, ENV_SECRET: settings.secret_key}
     )
     try:
-        bundle, tasks = _run_locally(arguments, output, verbose=args.verbose, **build)
+        bundle, tasks = _run_locally(
+            arguments, output, verbose=args.verbose, parallel_tasks=args.parallel_tasks, **build
+        )
     finally:
         storage_down(output / "storage")
         for key, value in saved.items():
@@ -580,6 +584,17 @@ STEP_COMMANDS = {
 
 
 VERBOSE_HELP = "show kfp.local's full log as the run goes (it is always written to a log file in --output)"
+PARALLEL_HELP = (
+    "run up to N tasks at once, each as soon as the tasks it needs have ended, as a cluster does "
+    "(default 1: kfp.local runs one task at a time); each running task holds its own memory"
+)
+
+
+def _task_count(text: str) -> int:
+    """--parallel-tasks: a whole number >= 1, refused in one line otherwise."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -596,10 +611,12 @@ def _parser() -> argparse.ArgumentParser:
         "recomputes only what failed",
     )
     run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    run.add_argument("--parallel-tasks", type=_task_count, default=1, metavar="N", help=PARALLEL_HELP)
     run.set_defaults(func=_cmd_run)
     demo = sub.add_parser("demo", help="train a model on the shipped Adult data and audit it locally")
     demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")
     demo.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    demo.add_argument("--parallel-tasks", type=_task_count, default=1, metavar="N", help=PARALLEL_HELP)
     demo.set_defaults(func=_cmd_demo)
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
     comp.add_argument(

@@ -402,6 +402,7 @@ def run_audit_locally(
     steps: Sequence[str],
     runner: local.DockerRunner | None = None,
     enable_caching: bool = False,
+    parallel_tasks: int = 1,
     progress: RunProgress | None = None,
     echo: TextIO | None = None,
     **build: Any,
@@ -417,7 +418,14 @@ def run_audit_locally(
     """
     pipeline = build_audit_pipeline(steps, run_times=False, **build)
     run = run_pipeline_locally(
-        pipeline, arguments, output_dir, runner=runner, enable_caching=enable_caching, progress=progress, echo=echo
+        pipeline,
+        arguments,
+        output_dir,
+        runner=runner,
+        enable_caching=enable_caching,
+        parallel_tasks=parallel_tasks,
+        progress=progress,
+        echo=echo,
     )
     return Path(run.output.path)
 
@@ -429,6 +437,7 @@ def run_pipeline_locally(
     *,
     runner: local.DockerRunner | None = None,
     enable_caching: bool = False,
+    parallel_tasks: int = 1,
     progress: RunProgress | None = None,
     echo: TextIO | None = None,
 ) -> Any:
@@ -444,6 +453,10 @@ def run_pipeline_locally(
     a run in the same ``output_dir`` then reuses the constructor and the analyses of an
     earlier run (even a failed one) on the same content and parameters; their outputs stay
     in that run's folder.
+
+    ``parallel_tasks`` > 1 runs up to that many tasks at once, each as soon as its inputs are
+    there, as a cluster does (``kfp_local_compat.concurrent_tasks``); kfp.local alone runs one
+    task at a time. Each running task holds its own memory.
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
@@ -494,6 +507,7 @@ def run_pipeline_locally(
                 warnings.catch_warnings(),
                 _ends_its_process_tree(),
                 _kfp_task_events(started, ended),
+                kfp_local_compat.concurrent_tasks(parallel_tasks),
             ):
                 # The images are not python:* ones; kfp warns that it cannot tell they have Python.
                 warnings.filterwarnings("ignore", message=".*non-Python base image.*")
