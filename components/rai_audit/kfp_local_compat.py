@@ -6,6 +6,9 @@ evaluator reads it as another task's output only when the output is the return v
 input, does not find, and the condition is false: the gated task never runs, with only a
 warning. KFP's backends resolve it. ``patch()`` makes kfp.local try the task's output first.
 There is no option of kfp's for this, hence a patch; it is a no-op where the evaluator has changed.
+
+``concurrent_tasks(n)`` lets kfp.local run up to n tasks at once, as a cluster does (``rai-audit
+run --parallel-tasks``); kfp.local alone runs one at a time.
 """
 
 from __future__ import annotations
