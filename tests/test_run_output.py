@@ -249,20 +249,17 @@ def failing_beside_pipeline(column: str, folder: str):
     join(first=beside.output, second="after")
 
 
-def _ended_tasks(pipeline, arguments, output, parallel_tasks) -> dict[str, TaskRun]:
+def _run_keeping_ended(pipeline, arguments, output, parallel_tasks, ended: dict[str, TaskRun]) -> None:
+    """Run the pipeline; each task that ends goes into ``ended`` by its label (also when the run fails)."""
     heard = Recorder()
-    tasks: dict[str, TaskRun] = {}
-    heard.task_ended = lambda task: tasks.setdefault(task.label, task)
-    try:
-        run_pipeline_locally(pipeline, arguments, output, parallel_tasks=parallel_tasks, progress=heard)
-    finally:
-        heard.tasks = tasks
-    return tasks
+    heard.task_ended = lambda task: ended.setdefault(task.label, task)
+    run_pipeline_locally(pipeline, arguments, output, parallel_tasks=parallel_tasks, progress=heard)
 
 
 def test_two_tasks_at_once_run_side_by_side_and_a_task_waits_for_its_inputs(tmp_path):
     (tmp_path / "met").mkdir()
-    tasks = _ended_tasks(meeting_pipeline, {"folder": str(tmp_path / "met")}, tmp_path / "out", 2)
+    tasks: dict[str, TaskRun] = {}
+    _run_keeping_ended(meeting_pipeline, {"folder": str(tmp_path / "met")}, tmp_path / "out", 2, tasks)
     assert {label: task.state for label, task in tasks.items()} == {"meet": "done", "meet-2": "done", "join": "done"}
     assert tasks["join"].outputs == {"Output": "a+b"}
     assert tasks["join"].started >= max(tasks[t].started + tasks[t].seconds for t in ("meet", "meet-2"))
@@ -272,26 +269,21 @@ def test_one_task_at_a_time_is_kfp_locals_own_order(tmp_path):
     (tmp_path / "met").mkdir()
     for name in ("a", "b"):  # each meet finds the other's mark: one at a time does not wait forever
         (tmp_path / "met" / name).touch()
-    tasks = _ended_tasks(meeting_pipeline, {"folder": str(tmp_path / "met")}, tmp_path / "out", 1)
+    tasks: dict[str, TaskRun] = {}
+    _run_keeping_ended(meeting_pipeline, {"folder": str(tmp_path / "met")}, tmp_path / "out", 1, tasks)
     first, second = sorted((tasks["meet"], tasks["meet-2"]), key=lambda t: t.started)
     assert second.started >= first.started + first.seconds
 
 
 def test_a_failed_task_skips_what_needs_it_while_the_other_tasks_go_on(tmp_path):
     (tmp_path / "met").mkdir()
-    heard = Recorder()
-    tasks: list[TaskRun] = []
-    heard.task_ended = tasks.append
+    tasks: dict[str, TaskRun] = {}
     with pytest.raises(TaskFailed) as failed:
-        run_pipeline_locally(
-            failing_beside_pipeline,
-            {"column": "salary", "folder": str(tmp_path / "met")},
-            tmp_path / "out",
-            parallel_tasks=2,
-            progress=heard,
+        _run_keeping_ended(
+            failing_beside_pipeline, {"column": "salary", "folder": str(tmp_path / "met")}, tmp_path / "out", 2, tasks
         )
     assert str(failed.value) == "the local pipeline run failed: refuse: column 'salary' is not in the data"
-    assert {t.label: t.state for t in tasks} == {"refuse": "failed", "meet": "done", "join": "done"}
+    assert {label: t.state for label, t in tasks.items()} == {"refuse": "failed", "meet": "done", "join": "done"}
     assert "Skipping task count-words: upstream task(s) ['refuse'] failed." in (tmp_path / "out" / LOG_FILE).read_text()
 
 

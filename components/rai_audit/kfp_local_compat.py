@@ -75,13 +75,13 @@ def concurrent_tasks(max_tasks: int) -> Iterator[None]:
     handler runs as kfp.local runs it. With ``max_tasks`` 1 nothing is replaced."""
     if max_tasks < 1:
         raise ValueError(f"`max_tasks` must be at least 1, got {max_tasks!r}")
+    if max_tasks == 1:
+        yield
+        return
     from kfp.local.orchestrator import dag_orchestrator
     from kfp.local.orchestrator import enhanced_dag_orchestrator as dag
 
     original, plain = dag.run_enhanced_dag, dag_orchestrator.run_dag
-    if max_tasks == 1:
-        yield
-        return
 
     def run_dag(
         pipeline_resource_name: str,
