@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime that threadpool_limits below limits)
+from scipy import sparse
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -42,7 +44,7 @@ from threadpoolctl import threadpool_limits
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
-from rai_audit.steps.causal import CausalOptions, main, merge_causal, run_causal
+from rai_audit.steps.causal import CausalOptions, _LeanLinearNuisance, main, merge_causal, run_causal
 from support import ADULT_COHORTS, Case, encoded_model, page_data, shared_dataset, shown_text, write_case
 
 LOCAL, RECOMMENDATIONS = "local_effects.parquet", "policy_recommendations.parquet"
@@ -931,6 +933,62 @@ def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effe
 
 
 # --- 4. reproducibility ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dataset, outcome, treatments, heterogeneity",
+    [
+        # binary: the logistic outcome model and sex's propensity on the sparse design, age's Lasso
+        ("adult_train.parquet", "income", ["age", "sex"], ["education-num"]),
+        # regression, a dense design (kept dense): the Lasso outcome and bmi's Lasso with Gram
+        ("insurance.parquet", "charges", ["bmi", "smoker"], ["sex"]),
+    ],
+)
+def test_lean_nuisance_designs_give_econmls_own_effects(dataset, outcome, treatments, heterogeneity):
+    """The step fits econml's "linear" nuisance models on sparse designs (logistic) or with the
+    Gram matrix (Lasso): the same models computed another way, so every global effect and its
+    interval are econml's own fit's, to a hundredth of the standard error."""
+    from econml.solutions.causal_analysis import CausalAnalysis
+
+    data = shared_dataset(dataset)
+    data = data.sample(min(len(data), 4000), random_state=0).reset_index(drop=True)
+    categorical = [c for c in data.columns if c != outcome and data[c].dtype == object]
+    X = data.drop(columns=outcome).fillna({c: MISSING for c in categorical})
+    classification = data[outcome].dtype == object
+    y = (data[outcome] == ">50K").astype(int) if classification else data[outcome]
+
+    def fit(lean: bool) -> tuple[CausalAnalysis, pd.DataFrame]:
+        analysis = CausalAnalysis(
+            treatments,
+            categorical,
+            heterogeneity_inds=heterogeneity,
+            classification=classification,
+            nuisance_models="linear",
+            n_jobs=1,
+            random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if lean:
+                with _LeanLinearNuisance():
+                    analysis.fit(X, y)
+            else:
+                analysis.fit(X, y)
+        return analysis, analysis.global_causal_effect(alpha=0.05)
+
+    lean, lean_effects = fit(True)
+    _, own_effects = fit(False)
+    assert list(lean_effects.index) == list(own_effects.index) and len(own_effects) == len(treatments)
+    stderr = own_effects["stderr"].to_numpy()
+    for column in ("point", "stderr", "ci_lower", "ci_upper"):
+        difference = np.abs(lean_effects[column].to_numpy() - own_effects[column].to_numpy())
+        assert (difference <= 0.01 * stderr).all(), (column, difference / stderr)
+    # and the lean path was taken: the fitted nuisance models say so
+    fitted = [m["model"] for r in lean._results for m in r.estimator.models_y[0]]
+    if classification:
+        assert all(m.clf.steps[0][1].func is sparse.csr_matrix for m in fitted)  # _RegressionWrapper(Pipeline)
+    else:
+        assert all(m.precompute is True for m in fitted)
 
 
 def test_same_options_and_seed_give_identical_results(subjects, causal, tmp_path):
