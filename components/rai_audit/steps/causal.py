@@ -429,8 +429,8 @@ class _LeanLinearNuisance:
       not stay in the 32 MiB cache two fits share, sparse (~4 MB) does. Same model, same C
       chosen; the sums run in another order, so a fit may stop one L-BFGS step apart.
     - Lasso models (a numeric treatment, the outcome of a regressor) use the precomputed Gram
-      matrix, as econml's own LassoCV already does when choosing alpha: the same coordinate
-      descent on the same data.
+      matrix when there are more rows than columns, as econml's own LassoCV already does when
+      choosing alpha: the same coordinate descent on the same data.
 
     On all 32,561 Adult train rows (2 cores, bench/README.md) the fit took 16-17 s instead of
     28-34 s; age's and hours-per-week's effects and intervals were the same to 7 digits, sex's
@@ -459,7 +459,8 @@ class _LeanLinearNuisance:
 
         def first_stage_regressor(X: Any, y: Any, **kw: Any) -> Any:
             model = regressor(X, y, **kw)
-            return model.set_params(precompute=True) if isinstance(model, Lasso) else model
+            gram = isinstance(model, Lasso) and X.shape[0] > X.shape[1]  # LassoCV's own rule ("auto")
+            return model.set_params(precompute=True) if gram else model
 
         self.module, self.originals = module, (classifier, regressor)
         module._first_stage_clf, module._first_stage_reg = first_stage_classifier, first_stage_regressor
