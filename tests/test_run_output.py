@@ -11,6 +11,7 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -249,11 +250,17 @@ def failing_beside_pipeline(column: str, folder: str):
     join(first=beside.output, second="after")
 
 
-def _run_keeping_ended(pipeline, arguments, output, parallel_tasks, ended: dict[str, TaskRun]) -> None:
+@dsl.pipeline(name="four-joins")
+def four_joins_pipeline():
+    for n in range(4):
+        join(first=str(n), second="x")
+
+
+def _run_keeping_ended(pipeline, arguments, output, parallel_tasks, ended: dict[str, TaskRun], **run: Any) -> None:
     """Run the pipeline; each task that ends goes into ``ended`` by its label (also when the run fails)."""
     heard = Recorder()
     heard.task_ended = lambda task: ended.setdefault(task.label, task)
-    run_pipeline_locally(pipeline, arguments, output, parallel_tasks=parallel_tasks, progress=heard)
+    run_pipeline_locally(pipeline, arguments, output, parallel_tasks=parallel_tasks, progress=heard, **run)
 
 
 def test_two_tasks_at_once_run_side_by_side_and_a_task_waits_for_its_inputs(tmp_path):
@@ -263,6 +270,19 @@ def test_two_tasks_at_once_run_side_by_side_and_a_task_waits_for_its_inputs(tmp_
     assert {label: task.state for label, task in tasks.items()} == {"meet": "done", "meet-2": "done", "join": "done"}
     assert tasks["join"].outputs == {"Output": "a+b"}
     assert tasks["join"].started >= max(tasks[t].started + tasks[t].seconds for t in ("meet", "meet-2"))
+
+
+@pytest.mark.parametrize("first", [("join-4", "join-3"), ("join", "join-2")])
+def test_the_tasks_named_first_start_before_the_other_ready_tasks(tmp_path, first):
+    """Four independent tasks, two slots: the two named first start at once, the other two only
+    after one of them ended. (kfp.local's own order starts one of these pairs first, not both.)"""
+    tasks: dict[str, TaskRun] = {}
+    _run_keeping_ended(four_joins_pipeline, {}, tmp_path / "out", 2, tasks, first_tasks=first)
+    assert {label: task.state for label, task in tasks.items()} == dict.fromkeys(
+        ("join", "join-2", "join-3", "join-4"), "done"
+    )
+    others = set(tasks) - set(first)
+    assert min(tasks[t].started for t in others) >= min(tasks[t].started + tasks[t].seconds for t in first)
 
 
 def test_one_task_at_a_time_is_kfp_locals_own_order(tmp_path):
