@@ -426,8 +426,9 @@ class _LeanLinearNuisance:
     - Logistic models (the outcome of a classifier, a categorical treatment) get the design as a
       sparse matrix when at most half of it is non-zero (one-hot columns: Adult's is 13% full).
       L-BFGS reads the whole design twice per step; dense, a fold's (~26,000 x 100, 21 MB) does
-      not stay in the 32 MiB cache two fits share, sparse (~4 MB) does. Same model, same C
-      chosen; the sums run in another order, so a fit may stop one L-BFGS step apart.
+      not stay in the 32 MiB cache two fits share, sparse (~4 MB) does. The same model (on
+      Adult the same C chosen); the sums run in another order, so a fit may stop one L-BFGS
+      step apart.
     - Lasso models (a numeric treatment, the outcome of a regressor) use the precomputed Gram
       matrix when there are more rows than columns, as econml's own LassoCV already does when
       choosing alpha: the same coordinate descent on the same data.
