@@ -22,6 +22,7 @@ from rai_audit.cli import _TaskDisplay, main
 from rai_audit.core import artifacts as A
 from rai_audit.local_run import (
     LOG_FILE,
+    LONGEST_ANALYSES_FIRST,
     TAIL_LINES,
     ArtifactOutput,
     TaskFailed,
@@ -30,6 +31,7 @@ from rai_audit.local_run import (
     _RunLog,
     run_pipeline_locally,
 )
+from rai_audit.pipelines import build_audit_pipeline
 
 # --- kfp.local, as local_run relies on it (this breaks when kfp.local changes) ----------------
 
@@ -275,7 +277,7 @@ def test_two_tasks_at_once_run_side_by_side_and_a_task_waits_for_its_inputs(tmp_
 @pytest.mark.parametrize("first", [("join-4", "join-3"), ("join", "join-2")])
 def test_the_tasks_named_first_start_before_the_other_ready_tasks(tmp_path, first):
     """Four independent tasks, two slots: the two named first start at once, the other two only
-    after one of them ended. (kfp.local's own order starts one of these pairs first, not both.)"""
+    after one of them ended. (kfp.local's own order starts at most one of the two pairs first.)"""
     tasks: dict[str, TaskRun] = {}
     _run_keeping_ended(four_joins_pipeline, {}, tmp_path / "out", 2, tasks, first_tasks=first)
     assert {label: task.state for label, task in tasks.items()} == dict.fromkeys(
@@ -283,6 +285,12 @@ def test_the_tasks_named_first_start_before_the_other_ready_tasks(tmp_path, firs
     )
     others = set(tasks) - set(first)
     assert min(tasks[t].started for t in others) >= min(tasks[t].started + tasks[t].seconds for t in first)
+
+
+def test_the_audit_pipeline_has_the_analyses_a_local_run_starts_first():
+    """A renamed analysis would silently lose its place at the front."""
+    tasks = build_audit_pipeline(run_times=False).pipeline_spec.root.dag.tasks
+    assert set(LONGEST_ANALYSES_FIRST) <= set(tasks)
 
 
 def test_one_task_at_a_time_is_kfp_locals_own_order(tmp_path):
