@@ -77,9 +77,11 @@ RECOMMENDATIONS_FILE = "policy_recommendations.parquet"
 MISSING = "(missing)"
 OTHER = "(other)"  # the rare levels of a categorical feature with many (see _group_rare_levels)
 EFFECT_COLUMNS = ("point", "stderr", "zstat", "p_value", "ci_lower", "ci_upper")  # econml's names
-# Warnings about library API changes say nothing about this analysis; unseen categories are
-# counted in the output (unseen_categories_in_test).
-IGNORED_WARNINGS = (FutureWarning, DeprecationWarning, PendingDeprecationWarning)
+# Warnings about library API changes say nothing about this analysis, nor does a ResourceWarning
+# (another object of the process, e.g. a finished subprocess, collected while the fit ran: it made
+# a served-model audit's warnings differ from its file audit's); unseen categories are counted in
+# the output (unseen_categories_in_test).
+IGNORED_WARNINGS = (FutureWarning, DeprecationWarning, PendingDeprecationWarning, ResourceWarning)
 IGNORED_WARNING_TEXT = ("A column-vector y was passed", "Found unknown categories in columns")
 R2_LIMIT = 0.95  # first-stage R^2 above which a treatment's effect is not estimable from the data
 EXTREME_PROPENSITY = 0.05  # a level this unlikely (for a row) leaves the row without overlap
