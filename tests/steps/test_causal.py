@@ -1288,6 +1288,32 @@ def test_treatment_shards_merge_into_exactly_the_unsharded_run(subjects, causal,
         merge_causal(s.constructor, shards[:2], tmp_path / "partial")
 
 
+def test_treatments_are_fitted_longest_first_and_reported_in_the_given_order(subjects, causal, tmp_path, monkeypatch):
+    """Issue 25: econml's workers take the categorical treatment (a classifier per level, the
+    longest fit) before the numeric one; every table still lists them in the order given, and two
+    workers give exactly the one-worker run."""
+    from econml.solutions.causal_analysis import _causal_analysis
+
+    fitted, original = [], _causal_analysis._process_feature
+
+    def recorded(name: str, *args: Any, **kwargs: Any) -> Any:
+        fitted.append(name)
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(_causal_analysis, "_process_feature", recorded)
+    options = CausalOptions(**{**ADULT_OPTIONS, "n_jobs": 2})
+    assert options.treatment_features == ["hours-per-week", "sex"]
+    run_causal(subjects("adult").constructor, tmp_path / "two", options=options)
+    assert fitted == ["sex", "hours-per-week"]
+    two, one = read_run(tmp_path / "two", options), causal("adult", **ADULT_OPTIONS)
+    assert [t["feature"] for t in two.doc["treatments"]] == options.treatment_features
+    assert list(dict.fromkeys(r["treatment"] for r in two.doc["global_effects"])) == options.treatment_features
+    assert list(dict.fromkeys(two.local["treatment"][:3])) == options.treatment_features  # per row, given order
+    assert without_times(two.doc) == without_times(one.doc)
+    pd.testing.assert_frame_equal(two.local, one.local, check_exact=True)
+    pd.testing.assert_frame_equal(two.recommendations, one.recommendations, check_exact=True)
+
+
 def test_a_confounder_with_many_levels_keeps_its_most_frequent_ones_and_the_effect_holds(subjects, causal):
     """Issue 25: diagnosis codes of ~700 levels each made the fit take minutes; a categorical feature
     that is no treatment keeps its upper_bound_on_cat_expansion most frequent levels, the rest
