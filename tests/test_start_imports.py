@@ -67,3 +67,17 @@ def test_a_binary_scorecard_s_metrics_need_no_scikit_learn():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.splitlines()[-1]) == [[0.5, 1.0, [[2, 0], [1, 1]]], False]
+
+
+def test_the_explainer_imports_interpret_community_without_mlflow_and_mlflow_still_imports_after():
+    """interpret-community's ml-wrappers import MLflow (1.6 s) only for endpoint models, which
+    no step uses; the explainer imports it with MLflow blocked, then leaves MLflow importable
+    (an MLflow model's own step needs it)."""
+    code = (
+        "import json, sys\nfrom rai_audit.steps.explainer import _import_interpret_community\n"
+        "_import_interpret_community()\nfrom interpret_community import TabularExplainer\n"
+        "seen = ['mlflow' in sys.modules, 'interpret_community.shap' in sys.modules]\n"
+        "import mlflow.pyfunc\nprint(json.dumps([*seen, hasattr(mlflow.pyfunc, 'PythonModel')]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == [False, True, True]

@@ -84,20 +84,35 @@ def _split_model(model: Any) -> tuple[Any, Any]:
     return None, model
 
 
+def _import_without(module: str, *blocked: str) -> Any:
+    """``module``, imported while importing any of ``blocked`` fails (a None entry in
+    sys.modules), so that it skips its optional imports of them."""
+    if module not in sys.modules:
+        saved = {name: sys.modules.get(name) for name in blocked}
+        sys.modules.update(dict.fromkeys(blocked))  # type: ignore[arg-type]
+        try:
+            importlib.import_module(module)
+        finally:
+            for name, was in saved.items():
+                if was is None:
+                    del sys.modules[name]
+                else:
+                    sys.modules[name] = was
+    return sys.modules[module]
+
+
 def _import_shap() -> Any:
     """shap, imported without its plots: shap 0.46's plot colours fail to import with numpy 2.4,
     and shap imports them whenever matplotlib is installed (CatBoost brings it). No step plots."""
-    if "shap" not in sys.modules:
-        saved = sys.modules.get("matplotlib")
-        sys.modules["matplotlib"] = None  # type: ignore[assignment]  # import matplotlib fails
-        try:
-            importlib.import_module("shap")
-        finally:
-            if saved is None:
-                del sys.modules["matplotlib"]
-            else:
-                sys.modules["matplotlib"] = saved
-    return sys.modules["shap"]
+    return _import_without("shap", "matplotlib")
+
+
+def _import_interpret_community() -> None:
+    """interpret-community (and shap, above), imported without MLflow: its ml-wrappers import
+    MLflow, where installed, only for a wrapper of models behind endpoints, which no step uses
+    (1.6 s of a ~10 s explainer task on the Adult test rows)."""
+    _import_shap()
+    _import_without("interpret_community.shap", "mlflow")
 
 
 class _TreeShap:
@@ -221,7 +236,7 @@ def _exact_explainer(
     and its name; None where the mimic explains (method mimic, or auto and no exact one applies)."""
     if method == "mimic":
         return None
-    _import_shap()
+    _import_interpret_community()
     from interpret_community import TabularExplainer
     from interpret_community.shap import LinearExplainer, TreeExplainer
 
