@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 # What a component's source imports before its body, then the modules the bodies import.
 TASK_MODULES = [
     "kfp.dsl.executor_main",
@@ -67,6 +69,24 @@ def test_a_binary_scorecard_s_metrics_need_no_scikit_learn():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.splitlines()[-1]) == [[0.5, 1.0, [[2, 0], [1, 1]]], False]
+
+
+def test_a_binary_classifier_s_gathered_metrics_need_no_scikit_learn():
+    """Gather computes every metric of a binary classifier (log loss and ROC AUC too) on class
+    positions without importing scikit-learn (1.7 s of a ~3 s gather task)."""
+    code = (
+        "import json, sys\nimport numpy as np\n"
+        "from rai_audit.core.metrics import compute_metrics, metric_functions\n"
+        "fns = metric_functions('binary_classification', classes=[0, 1], positive=1, with_proba=True)\n"
+        "y, p = np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0])\n"
+        "proba = np.array([[.9, .1], [.2, .8], [.6, .4], [.7, .3]])\n"
+        "values = compute_metrics(fns, y, p, proba)\n"
+        "print(json.dumps([values['recall_score'], values['roc_auc_score'], round(values['log_loss'], 6), "
+        "'sklearn' in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    log_loss = round(-(np.log(0.9) + np.log(0.8) + np.log(0.4) + np.log(0.7)) / 4, 6)
+    assert json.loads(done.stdout.splitlines()[-1]) == [0.5, 1.0, log_loss, False]
 
 
 def test_the_explainer_imports_interpret_community_without_mlflow_and_mlflow_still_imports_after():

@@ -112,9 +112,9 @@ def _r2(y_true: Labels, y_pred: Labels) -> float:
 
 
 def _binary_rates(y_true: Labels, y_pred: Labels, *, positive: Any) -> tuple[float, float]:
-    tn, fp, fn, tp = (
-        _sklearn_metrics().confusion_matrix(y_true == positive, y_pred == positive, labels=[False, True]).ravel()
-    )
+    is_true, is_pred = np.asarray(y_true) == positive, np.asarray(y_pred) == positive
+    tp, fp, fn = (is_true & is_pred).sum(), (~is_true & is_pred).sum(), (is_true & ~is_pred).sum()
+    tn = len(is_true) - tp - fp - fn
     fpr = fp / (fp + tn) if fp + tn else float("nan")
     fnr = fn / (fn + tp) if fn + tp else float("nan")
     return fpr, fnr
@@ -125,7 +125,7 @@ def _roc_auc(y_true: Labels, y_pred: Labels, *, proba: Labels, classes: list[Any
     if positive is not None:  # binary: the score is the positive class's probability
         if len(np.unique(y_true)) < 2:
             return float("nan")
-        return _sklearn_metrics().roc_auc_score(y_true == positive, proba[:, list(classes).index(positive)])
+        return binary_roc_auc(np.asarray(y_true) == positive, proba[:, list(classes).index(positive)])
     present = [c for c in classes if (y_true == c).any()]
     if len(present) != len(classes):  # one-vs-rest AUC needs every class present
         return float("nan")
@@ -133,7 +133,33 @@ def _roc_auc(y_true: Labels, y_pred: Labels, *, proba: Labels, classes: list[Any
 
 
 def _log_loss(y_true: Labels, y_pred: Labels, *, proba: Labels, classes: list[Any]) -> float:
-    return _sklearn_metrics().log_loss(y_true, np.asarray(proba), labels=list(classes))
+    proba, true = np.asarray(proba, dtype=float), np.asarray(y_true)
+    if not _are_positions(true, len(classes)) or list(classes) != list(range(len(classes))):
+        return _sklearn_metrics().log_loss(true, proba, labels=list(classes))
+    # As scikit-learn computes it on class positions (tests/core/test_metrics.py): each row's
+    # probability of its true class, clipped to [eps, 1 - eps]; probabilities outside [0, 1] undefined.
+    if len(classes) < 2 or proba.max() > 1 or proba.min() < 0:
+        return float("nan")
+    eps = np.finfo(proba.dtype).eps
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(true)), true], eps, 1 - eps))))
+
+
+def _are_positions(labels: np.ndarray, n_classes: int) -> bool:
+    """Labels that are class positions 0..n_classes-1, as ``class_positions`` gives them."""
+    return labels.dtype.kind in "iu" and (not len(labels) or (labels.min() >= 0 and labels.max() < n_classes))
+
+
+def _counted(name: str, n_classes: int, positive: int | None, otherwise: MetricFn) -> MetricFn:
+    """``name`` counted (``counted_metric``) on labels that are class positions, else ``otherwise``."""
+
+    def metric(y_true: Labels, y_pred: Labels) -> float:
+        true, pred = np.asarray(y_true), np.asarray(y_pred)
+        if _are_positions(true, n_classes) and _are_positions(pred, n_classes):
+            return counted_metric(name, true.astype(np.int64), pred.astype(np.int64), n_classes, positive)
+        return otherwise(y_true, y_pred)
+
+    metric.__name__ = name
+    return metric
 
 
 def class_positions(
@@ -285,6 +311,10 @@ def metric_functions(
             fns["selection_rate"] = lambda y_true, y_pred: np.mean(y_pred == positive)
             fns["false_positive_rate"] = lambda y_true, y_pred: _binary_rates(y_true, y_pred, positive=positive)[0]
             fns["false_negative_rate"] = lambda y_true, y_pred: _binary_rates(y_true, y_pred, positive=positive)[1]
+        if classes is not None and list(classes) == list(range(len(classes))):
+            # On class positions (class_positions) the label metrics are counted: the same values
+            # (tests/core/test_metrics.py), and a classifier's gather imports no scikit-learn (1.7 s).
+            fns.update({name: _counted(name, len(classes), positive, fn) for name, fn in fns.items()})
         if with_proba:
             # classes is None only where the functions are listed and not called (preflight's names).
             proba_classes = cast(list[Any], classes)
