@@ -444,24 +444,25 @@ class LiveAudit:
             predictions=pd.DataFrame({A.ROW_ID: [0], A.Y_TRUE: [None], A.Y_PRED: y_pred}),
             cohorts=[],
         )
-        one.load_model = lambda: model  # type: ignore[method-assign]  # loaded once, at start
         already = C._desired(meta, resolved, y_pred.astype(str))(y_pred, np.array([0]))[0]
+        found = pd.DataFrame(columns=[*meta["model_features"], A.ROW_ID, C.CF_INDEX])
         if already:
             status = (
                 "already in the desired range"
                 if self.audit.task == "regression"
                 else f"already predicted {resolved.desired_class}"
             )
-            searched = [(0, None, status)]
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                rows = np.array([seed])
                 if search.options.engine == "batched":
-                    found = C._batched_search(model, search.train, X, np.array([seed]), meta, resolved, y_pred)
+                    statuses, found = C._batched_search(model, search.train, X, rows, meta, resolved, y_pred)
                 else:
-                    found = C._explain_chunk(model, search.train, X, np.array([seed]), meta, resolved)
-            searched = [(0, cfs, status) for _, cfs, status in found]
-        table, valid = C._row_table(one, search.train, np.array([0]), searched, resolved)
+                    statuses, found = C._explain_chunk(model, search.train, X, rows, meta, resolved)
+            status = statuses[0][1]
+            found[A.ROW_ID] = 0  # the edited row is row 0 of the one-row audit
+        table, valid = C._row_table(one, model, search.train, [(0, status)], found, resolved)
         record = table.iloc[0]
         cfs = []
         if len(valid):
