@@ -5,6 +5,7 @@ failed task's last lines and its error; and the kfp.local internals that rests o
 import io
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from rai_audit.local_run import (
     LOG_FILE,
     LONGEST_ANALYSES_FIRST,
     TAIL_LINES,
+    THREAD_LIMIT_VARS,
     ArtifactOutput,
     TaskFailed,
     TaskRun,
@@ -285,6 +287,41 @@ def test_the_tasks_named_first_start_before_the_other_ready_tasks(tmp_path, firs
     )
     others = set(tasks) - set(first)
     assert min(tasks[t].started for t in others) >= min(tasks[t].started + tasks[t].seconds for t in first)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def thread_limits(names: list) -> str:
+    import json
+    import os
+
+    return json.dumps({name: os.environ.get(name) for name in names})
+
+
+@dsl.pipeline(name="thread-limits")
+def thread_limits_pipeline(names: list):
+    thread_limits(names=names)
+    thread_limits(names=names)
+
+
+@pytest.mark.parametrize("parallel_tasks", [1, 2])
+def test_tasks_run_side_by_side_get_their_share_of_the_cores_unless_the_user_set_one(
+    tmp_path, monkeypatch, parallel_tasks
+):
+    """Several tasks at once: each task's thread pools (joblib's n_jobs -1, OpenMP, BLAS) get
+    cores // tasks, as a cluster's pods get their CPU limits; one at a time, every core."""
+    import joblib
+
+    monkeypatch.delenv("LOKY_MAX_CPU_COUNT", raising=False)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # the user's own limit
+    names = ["LOKY_MAX_CPU_COUNT", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"]
+    tasks: dict[str, TaskRun] = {}
+    _run_keeping_ended(thread_limits_pipeline, {"names": names}, tmp_path / "out", parallel_tasks, tasks)
+    share = str(max(joblib.cpu_count() // 2, 1)) if parallel_tasks == 2 else None
+    expected = {"LOKY_MAX_CPU_COUNT": share, "OPENBLAS_NUM_THREADS": share, "OMP_NUM_THREADS": "7"}
+    assert [json.loads(t.outputs["Output"]) for t in tasks.values()] == [expected, expected]
+    assert set(THREAD_LIMIT_VARS) >= set(names)
+    assert "LOKY_MAX_CPU_COUNT" not in os.environ and os.environ["OMP_NUM_THREADS"] == "7"  # as before the run
 
 
 def test_the_audit_pipeline_has_the_analyses_a_local_run_starts_first():

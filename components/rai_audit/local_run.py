@@ -43,6 +43,19 @@ _KEPT_LINES = 500  # of each task's log kept in memory (the file has them all)
 # the causal step could run alone at the end while a core idles (~10 s more on Adult, 2 cores).
 LONGEST_ANALYSES_FIRST = ("causal", "counterfactual", "explainer", "error-analysis")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names and statuses
+# What a task's thread pools read for their size: joblib's count of cores (n_jobs -1, the
+# explainer's tree SHAP threads), then the variables joblib sets for its own workers
+# (joblib._parallel_backends.ParallelBackendBase.MAX_NUM_THREADS_VARS: OpenMP, BLAS, numba).
+THREAD_LIMIT_VARS = (
+    "LOKY_MAX_CPU_COUNT",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def interrupted(signum: int) -> KeyboardInterrupt:
@@ -399,6 +412,28 @@ class _RunLog(io.TextIOBase):
             self.ended = True
 
 
+@contextlib.contextmanager
+def cores_per_task(parallel_tasks: int) -> Iterator[None]:
+    """While inside, with several tasks at once, the tasks started here size their thread pools
+    to their share of the cores (``THREAD_LIMIT_VARS``, unless the user set one), as a cluster
+    gives each pod its CPU limit and joblib its workers their share. Each task used every core
+    otherwise: on 2 cores two tasks ran 4 busy threads, and the Adult audit took 48 s instead of
+    40 s (bench/README.md); the results are the same either way (tests/test_run_output.py)."""
+    if parallel_tasks <= 1:
+        yield
+        return
+    import joblib
+
+    share = str(max(joblib.cpu_count() // parallel_tasks, 1))
+    added = [name for name in THREAD_LIMIT_VARS if name not in os.environ]
+    os.environ.update(dict.fromkeys(added, share))
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def run_audit_locally(
     arguments: dict[str, Any],
     output_dir: str | Path,
@@ -462,8 +497,9 @@ def run_pipeline_locally(
 
     ``parallel_tasks`` > 1 runs up to that many tasks at once, each as soon as its inputs are
     there, as a cluster does (``kfp_local_compat.concurrent_tasks``); kfp.local alone runs one
-    task at a time. Each running task holds its own memory. Of the tasks ready together, those
-    named in ``first_tasks`` start first, in that order.
+    task at a time. Each running task holds its own memory and its share of the cores
+    (``cores_per_task``). Of the tasks ready together, those named in ``first_tasks`` start
+    first, in that order.
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
@@ -514,6 +550,7 @@ def run_pipeline_locally(
                 warnings.catch_warnings(),
                 _ends_its_process_tree(),
                 _kfp_task_events(started, ended),
+                cores_per_task(parallel_tasks),
                 kfp_local_compat.concurrent_tasks(parallel_tasks, first_tasks),
             ):
                 # The images are not python:* ones; kfp warns that it cannot tell they have Python.
