@@ -586,7 +586,8 @@ STEP_COMMANDS = {
 VERBOSE_HELP = "show kfp.local's full log as the run goes (it is always written to a log file in --output)"
 PARALLEL_HELP = (
     "run up to N tasks at once, each as soon as the tasks it needs have ended, as a cluster does "
-    "(default 1: kfp.local runs one task at a time); each running task holds its own memory"
+    "(default 1: kfp.local runs one task at a time); each running task holds its own memory and "
+    "sizes its thread pools to its share of the cores, unless OMP_NUM_THREADS and the like are set"
 )
 
 

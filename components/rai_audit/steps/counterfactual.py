@@ -348,21 +348,24 @@ def _explain_chunk(
             cfs = found.cf_examples_list[0].final_cfs_df
             results.append((int(row_id), "searched"))
             if cfs is not None and len(cfs):
-                found_per_row.append(cfs[features].assign(**{A.ROW_ID: int(row_id), CF_INDEX: np.arange(len(cfs))}))
+                found_per_row.append(cfs[features].assign(**{A.ROW_ID: int(row_id)}))
         except Exception as err:  # dice-ml raises plain exceptions when it finds nothing
             results.append((int(row_id), f"searched: {type(err).__name__}: {err}"[:300]))
     return results, _numbered(found_per_row, features)
 
 
 def _numbered(frames: list[pd.DataFrame], features: list[str]) -> pd.DataFrame:
-    """Counterfactuals as the search gives them on: the features, then the row id and each
-    one's number among its row's (``CF_INDEX``), in row order."""
+    """The counterfactuals found (frames of the features and ``A.ROW_ID``) as one frame, rows in
+    order and each row's in the order found, numbered among their row's (``CF_INDEX``)."""
     columns = [*features, A.ROW_ID, CF_INDEX]
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame(columns=columns)
-    joined = pd.concat(frames, ignore_index=True)[columns]
-    return joined.iloc[np.argsort(joined[A.ROW_ID].to_numpy(), kind="stable")].reset_index(drop=True)
+    joined = pd.concat(frames, ignore_index=True)
+    joined = joined.iloc[np.argsort(joined[A.ROW_ID].to_numpy(), kind="stable")].reset_index(drop=True)
+    row = joined[A.ROW_ID].to_numpy()
+    joined[CF_INDEX] = np.arange(len(row)) - np.searchsorted(row, row)  # the first of its row's: 0
+    return joined[columns]
 
 
 def _value_ranges(train: pd.DataFrame, meta: dict[str, Any], options: CounterfactualOptions) -> dict[str, Any]:
@@ -507,14 +510,8 @@ def _batched_search(
 
     seen = {c: set(train[c].dropna()) for c in categorical if c in queries}
     statuses = [(int(r), _batched_status(queries.iloc[i], seen, numeric)) for i, r in enumerate(row_ids)]
-    frames = [frame.assign(**{A.ROW_ID: np.asarray(row_ids)[rows]}) for frame, rows in found if len(rows)]
-    if not frames:
-        return statuses, _numbered([], list(queries.columns))
-    joined = pd.concat(frames, ignore_index=True)
-    joined = joined.iloc[np.argsort(joined[A.ROW_ID].to_numpy(), kind="stable")].reset_index(drop=True)
-    row = joined[A.ROW_ID].to_numpy()
-    joined[CF_INDEX] = np.arange(len(row)) - np.searchsorted(row, row)  # its number among its row's
-    return statuses, joined
+    frames = [frame.assign(**{A.ROW_ID: np.asarray(row_ids)[rows]}) for frame, rows in found]
+    return statuses, _numbered(frames, list(queries.columns))
 
 
 def _batched_status(query: pd.Series, seen: dict[str, set[Any]], numeric: list[str]) -> str:
