@@ -40,19 +40,19 @@ HEAVY = [
 ]
 
 
+def printed_by_python(code: str, env: dict[str, str] | None = None) -> object:
+    """The JSON that ``code`` prints last, run in a fresh Python process (nothing imported yet)."""
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def test_no_task_imports_a_heavy_library_before_its_work():
     code = (
         f"import importlib, json, sys\nfor m in {TASK_MODULES!r}: importlib.import_module(m)\n"
         f"print(json.dumps([h for h in {HEAVY!r} if h in sys.modules]))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "_KFP_RUNTIME": "true"},  # as the component's command sets it
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(done.stdout.splitlines()[-1]) == []
+    # _KFP_RUNTIME: as the component's command sets it
+    assert printed_by_python(code, env={**os.environ, "_KFP_RUNTIME": "true"}) == []
 
 
 def test_a_binary_scorecard_s_metrics_need_no_scikit_learn():
@@ -67,8 +67,7 @@ def test_a_binary_scorecard_s_metrics_need_no_scikit_learn():
         "values.append(confusion(y, p, [0, 1])['matrix'])\n"
         "print(json.dumps([values, 'sklearn' in sys.modules]))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout.splitlines()[-1]) == [[0.5, 1.0, [[2, 0], [1, 1]]], False]
+    assert printed_by_python(code) == [[0.5, 1.0, [[2, 0], [1, 1]]], False]
 
 
 def test_a_binary_classifier_s_gathered_metrics_need_no_scikit_learn():
@@ -84,9 +83,8 @@ def test_a_binary_classifier_s_gathered_metrics_need_no_scikit_learn():
         "print(json.dumps([values['recall_score'], values['roc_auc_score'], round(values['log_loss'], 6), "
         "'sklearn' in sys.modules]))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     log_loss = round(-(np.log(0.9) + np.log(0.8) + np.log(0.4) + np.log(0.7)) / 4, 6)
-    assert json.loads(done.stdout.splitlines()[-1]) == [0.5, 1.0, log_loss, False]
+    assert printed_by_python(code) == [0.5, 1.0, log_loss, False]
 
 
 def test_the_explainer_imports_interpret_community_without_mlflow_and_mlflow_still_imports_after():
@@ -99,5 +97,4 @@ def test_the_explainer_imports_interpret_community_without_mlflow_and_mlflow_sti
         "seen = ['mlflow' in sys.modules, 'interpret_community.shap' in sys.modules]\n"
         "import mlflow.pyfunc\nprint(json.dumps([*seen, hasattr(mlflow.pyfunc, 'PythonModel')]))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(done.stdout.splitlines()[-1]) == [False, True, True]
+    assert printed_by_python(code) == [False, True, True]

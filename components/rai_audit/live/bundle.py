@@ -445,7 +445,7 @@ class LiveAudit:
             cohorts=[],
         )
         already = C._desired(meta, resolved, y_pred.astype(str))(y_pred, np.array([0]))[0]
-        found = pd.DataFrame(columns=[*meta["model_features"], A.ROW_ID, C.CF_INDEX])
+        found = C._numbered([], meta["model_features"])  # none: the row already has the outcome
         if already:
             status = (
                 "already in the desired range"
