@@ -744,7 +744,10 @@ def read_config(
     out.update(read.options)
     given_seed = out.get("random_state")
     categorical = out.get("categorical_features")
-    held = [*(out.get("sensitive_features") or []), *(out.get("immutable_features") or [])]
+    # Names only: a value of another form passes on to the config reader, which refuses it.
+    held = [
+        f for key in ("sensitive_features", "immutable_features") if isinstance(out.get(key), list) for f in out[key]
+    ]
     context = Context(
         categorical=categorical if isinstance(categorical, list) else None,
         held_fixed=[f for f in held if isinstance(f, str)],

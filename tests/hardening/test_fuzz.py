@@ -641,6 +641,16 @@ AUDIT_CONFIGS = mostly(
 
 @FUZZ
 @given(config=AUDIT_CONFIGS)
+@example(  # the Azure reader took `sensitive_features` for a list: a TypeError, not a clear refusal
+    config={
+        "model": "model.joblib",
+        "train_data": "train.parquet",
+        "test_data": "test.parquet",
+        "target_column": "0",
+        "task_type": "binary_classification",
+        "sensitive_features": True,
+    }
+)
 def test_audit_configs_are_resolved_or_refused_clearly(config, config_dir):
     result = only_clear_errors(lambda: resolve_config(copy.deepcopy(config), base_dir=config_dir))
     if result is not None:
