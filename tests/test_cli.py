@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from rai_audit import archive
-from rai_audit.cli import main
+from rai_audit.cli import _parser, main
 from rai_audit.core import artifacts as A
 from rai_audit.storage import storage_down, storage_up
 from support import AZURE_EXAMPLES, REPO
@@ -197,11 +197,21 @@ def test_step_commands_are_dispatched(capsys):
 
 @pytest.mark.parametrize("command", ["run audit.yaml", "demo"])
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
-def test_parallel_tasks_must_be_a_whole_number_of_at_least_one(capsys, command, value):
+def test_parallel_tasks_must_be_auto_or_a_whole_number_of_at_least_one(capsys, command, value):
     with pytest.raises(SystemExit) as exit_info:
         main([*command.split(), "--parallel-tasks", value])
     assert exit_info.value.code == 2
-    assert f"--parallel-tasks: must be a whole number >= 1, got {value!r}" in capsys.readouterr().err
+    assert f"--parallel-tasks: must be 'auto' or a whole number >= 1, got {value!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run audit.yaml", "demo"])
+@pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 2), (3, 3), (16, 4)])
+def test_parallel_tasks_default_to_one_per_core_at_most_the_four_analyses(monkeypatch, command, cores, expected):
+    monkeypatch.setattr("joblib.cpu_count", lambda *a, **k: cores)
+    parser = _parser()
+    assert parser.parse_args(command.split()).parallel_tasks == expected
+    assert parser.parse_args([*command.split(), "--parallel-tasks", "auto"]).parallel_tasks == expected
+    assert parser.parse_args([*command.split(), "--parallel-tasks", "1"]).parallel_tasks == 1
 
 
 # --- no traceback for a user's mistake or an interrupt; an interrupt ends every process ----------

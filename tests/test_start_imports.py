@@ -98,3 +98,12 @@ def test_the_explainer_imports_interpret_community_without_mlflow_and_mlflow_sti
         "import mlflow.pyfunc\nprint(json.dumps([*seen, hasattr(mlflow.pyfunc, 'PythonModel')]))"
     )
     assert printed_by_python(code) == [False, True, True]
+
+
+def test_the_causal_step_imports_econml_without_matplotlib_and_matplotlib_still_imports_after():
+    code = (
+        "import json, sys\nfrom rai_audit.steps.causal import _import_causal_analysis\n"
+        "CausalAnalysis = _import_causal_analysis()\nseen = ['matplotlib' in sys.modules, CausalAnalysis.__name__]\n"
+        "import matplotlib.pyplot\nprint(json.dumps([*seen, hasattr(matplotlib.pyplot, 'figure')]))"
+    )
+    assert printed_by_python(code) == [False, "CausalAnalysis", True]

@@ -412,6 +412,16 @@ class _RunLog(io.TextIOBase):
             self.ended = True
 
 
+def auto_parallel_tasks() -> int:
+    """``--parallel-tasks auto``: one task per core this process may use (joblib counts the
+    affinity and cgroup limits), at most the four analyses that are ready together after the
+    constructor. On the 2-core e2e benchmark two at a time took the Adult audit from 50-65 s to
+    40-49 s for ~200 MB more memory (bench/README.md)."""
+    import joblib
+
+    return max(1, min(joblib.cpu_count(), len(LONGEST_ANALYSES_FIRST)))
+
+
 @contextlib.contextmanager
 def cores_per_task(parallel_tasks: int) -> Iterator[None]:
     """While inside, with several tasks at once, the tasks started here size their thread pools

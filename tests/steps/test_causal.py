@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_limits
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import filter_mask
-from rai_audit.steps.causal import CausalOptions, _LeanLinearNuisance, main, merge_causal, run_causal
+from rai_audit.steps.causal import CausalOptions, _csr, _LeanLinearNuisance, main, merge_causal, run_causal
 from support import ADULT_COHORTS, Case, encoded_model, page_data, shared_dataset, shown_text, write_case
 
 LOCAL, RECOMMENDATIONS = "local_effects.parquet", "policy_recommendations.parquet"
@@ -986,9 +986,24 @@ def test_lean_nuisance_designs_give_econmls_own_effects(dataset, outcome, treatm
     # and the lean path was taken: the fitted nuisance models say so
     fitted = [m["model"] for r in lean._results for m in r.estimator.models_y[0]]
     if classification:
-        assert all(m.clf.steps[0][1].func is sparse.csr_matrix for m in fitted)  # _RegressionWrapper(Pipeline)
+        assert all(m.clf.steps[0][1].func is _csr for m in fitted)  # _RegressionWrapper(Pipeline)
     else:
         assert all(m.precompute is True for m in fitted)
+
+
+def test_sparse_designs_are_scipy_s_own_matrices():
+    """_csr builds the logistic models' sparse design in one pass: exactly scipy's csr_matrix
+    (values, sorted indices, their types), zeros left out, NaN and negative values kept."""
+    rng = np.random.default_rng(0)
+    design = np.where(rng.random((300, 40)) < 0.8, 0.0, rng.normal(size=(300, 40)))
+    design[5, 3], design[7] = np.nan, 0.0  # a missing value, a row of zeros
+    for dense in (design, design[:, :1], np.asfortranarray(design), design.astype(np.float32), np.zeros((3, 2))):
+        mine, scipy_s = _csr(dense), sparse.csr_matrix(dense)
+        for part in ("data", "indices", "indptr"):
+            np.testing.assert_array_equal(getattr(mine, part), getattr(scipy_s, part))
+            assert getattr(mine, part).dtype == getattr(scipy_s, part).dtype, part
+        assert mine.shape == scipy_s.shape and mine.has_sorted_indices
+    assert _csr(sparse.csr_matrix(design)).nnz == sparse.csr_matrix(design).nnz
 
 
 def test_same_options_and_seed_give_identical_results(subjects, causal, tmp_path):

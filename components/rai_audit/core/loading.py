@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import shutil
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -255,3 +257,20 @@ def load_model(
             f"model file {path} could not be loaded ({type(err).__name__}: {err}); "
             "check the file and that the step has the library versions the model was saved with"
         ) from err
+
+
+def import_without(module: str, *blocked: str) -> Any:
+    """``module``, imported while importing any of ``blocked`` fails (a None entry in
+    sys.modules), so that it skips its optional imports of them."""
+    if module not in sys.modules:
+        saved = {name: sys.modules.get(name) for name in blocked}
+        sys.modules.update(dict.fromkeys(blocked))  # type: ignore[arg-type]
+        try:
+            importlib.import_module(module)
+        finally:
+            for name, was in saved.items():
+                if was is None:
+                    del sys.modules[name]
+                else:
+                    sys.modules[name] = was
+    return sys.modules[module]

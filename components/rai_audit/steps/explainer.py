@@ -21,8 +21,6 @@ Rows: the constructor's recorded sample (or all test rows), optionally one shard
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -37,6 +35,7 @@ import pandas as pd
 from rai_audit.core import RAIInputError, served_model
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.loading import import_without
 from rai_audit.core.metrics import group_sort_key
 from rai_audit.core.models import ModelAdapter, in_class_order, model_source
 from rai_audit.core.shards import read_shards
@@ -84,27 +83,10 @@ def _split_model(model: Any) -> tuple[Any, Any]:
     return None, model
 
 
-def _import_without(module: str, *blocked: str) -> Any:
-    """``module``, imported while importing any of ``blocked`` fails (a None entry in
-    sys.modules), so that it skips its optional imports of them."""
-    if module not in sys.modules:
-        saved = {name: sys.modules.get(name) for name in blocked}
-        sys.modules.update(dict.fromkeys(blocked))  # type: ignore[arg-type]
-        try:
-            importlib.import_module(module)
-        finally:
-            for name, was in saved.items():
-                if was is None:
-                    del sys.modules[name]
-                else:
-                    sys.modules[name] = was
-    return sys.modules[module]
-
-
 def _import_shap() -> Any:
     """shap, imported without its plots: shap 0.46's plot colours fail to import with numpy 2.4,
     and shap imports them whenever matplotlib is installed (CatBoost brings it). No step plots."""
-    return _import_without("shap", "matplotlib")
+    return import_without("shap", "matplotlib")
 
 
 def _import_interpret_community() -> None:
@@ -112,7 +94,7 @@ def _import_interpret_community() -> None:
     MLflow, where installed, only for a wrapper of models behind endpoints, which no step uses
     (1.6 s of a ~10 s explainer task on the Adult test rows)."""
     _import_shap()
-    _import_without("interpret_community.shap", "mlflow")
+    import_without("interpret_community.shap", "mlflow")
 
 
 class _TreeShap:
