@@ -586,9 +586,9 @@ STEP_COMMANDS = {
 VERBOSE_HELP = "show kfp.local's full log as the run goes (it is always written to a log file in --output)"
 PARALLEL_HELP = (
     "run up to N tasks at once, each as soon as the tasks it needs have ended, as a cluster does; "
-    "'auto' (the default): one per core, at most 4 (the analyses); 1: one task at a time, as "
-    "kfp.local runs them. Each running task holds its own memory and sizes its thread pools to "
-    "its share of the cores, unless OMP_NUM_THREADS and the like are set"
+    "'auto': one per core, at most 4 (the analyses); default 1: one task at a time, as kfp.local "
+    "runs them. Each running task holds its own memory and sizes its thread pools to its share "
+    "of the cores, unless OMP_NUM_THREADS and the like are set"
 )
 
 
@@ -617,12 +617,12 @@ def _parser() -> argparse.ArgumentParser:
         "recomputes only what failed",
     )
     run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-    run.add_argument("--parallel-tasks", type=_task_count, default="auto", metavar="N", help=PARALLEL_HELP)
+    run.add_argument("--parallel-tasks", type=_task_count, default=1, metavar="N", help=PARALLEL_HELP)
     run.set_defaults(func=_cmd_run)
     demo = sub.add_parser("demo", help="train a model on the shipped Adult data and audit it locally")
     demo.add_argument("--output", default="rai-audit-demo", help="folder for the demo's inputs and artifacts")
     demo.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-    demo.add_argument("--parallel-tasks", type=_task_count, default="auto", metavar="N", help=PARALLEL_HELP)
+    demo.add_argument("--parallel-tasks", type=_task_count, default=1, metavar="N", help=PARALLEL_HELP)
     demo.set_defaults(func=_cmd_demo)
     comp = sub.add_parser("compile", help="compile a pipeline to KFP IR YAML")
     comp.add_argument(

@@ -31,6 +31,7 @@ from kfp import local
 from rai_audit import kfp_local_compat
 from rai_audit.core import ArtifactIntegrityError, RAIInputError
 from rai_audit.pipelines import build_audit_pipeline
+from rai_audit.preloaded_tasks import preloaded_tasks
 
 LOG_FILE = "rai-audit-run.log"  # in the output folder; each run writes it anew
 # Exceptions by which a step refuses the user's input (TargetsMissed: rai_audit.steps.scorecard's,
@@ -415,8 +416,7 @@ class _RunLog(io.TextIOBase):
 def auto_parallel_tasks() -> int:
     """``--parallel-tasks auto``: one task per core this process may use (joblib counts the
     affinity and cgroup limits), at most the four analyses that are ready together after the
-    constructor. On the 2-core e2e benchmark two at a time took the Adult audit from 50-65 s to
-    40-49 s for ~200 MB more memory (bench/README.md)."""
+    constructor."""
     import joblib
 
     return max(1, min(joblib.cpu_count(), len(LONGEST_ANALYSES_FIRST)))
@@ -452,6 +452,7 @@ def run_audit_locally(
     runner: local.DockerRunner | None = None,
     enable_caching: bool = False,
     parallel_tasks: int = 1,
+    preload_tasks: bool = True,
     progress: RunProgress | None = None,
     echo: TextIO | None = None,
     **build: Any,
@@ -473,6 +474,7 @@ def run_audit_locally(
         runner=runner,
         enable_caching=enable_caching,
         parallel_tasks=parallel_tasks,
+        preload_tasks=preload_tasks,
         first_tasks=LONGEST_ANALYSES_FIRST,
         progress=progress,
         echo=echo,
@@ -488,6 +490,7 @@ def run_pipeline_locally(
     runner: local.DockerRunner | None = None,
     enable_caching: bool = False,
     parallel_tasks: int = 1,
+    preload_tasks: bool = True,
     first_tasks: Sequence[str] = (),
     progress: RunProgress | None = None,
     echo: TextIO | None = None,
@@ -510,6 +513,10 @@ def run_pipeline_locally(
     task at a time. Each running task holds its own memory and its share of the cores
     (``cores_per_task``). Of the tasks ready together, those named in ``first_tasks`` start
     first, in that order.
+
+    ``preload_tasks`` (without a ``runner``): the tasks are forked from a process that has
+    already imported their libraries, once it has (``rai_audit.preloaded_tasks``), instead of
+    each importing them anew.
     """
     root = Path(output_dir).resolve() / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
@@ -561,6 +568,7 @@ def run_pipeline_locally(
                 _ends_its_process_tree(),
                 _kfp_task_events(started, ended),
                 cores_per_task(parallel_tasks),
+                preloaded_tasks() if preload_tasks and runner is None else contextlib.nullcontext(),
                 kfp_local_compat.concurrent_tasks(parallel_tasks, first_tasks),
             ):
                 # The images are not python:* ones; kfp warns that it cannot tell they have Python.
