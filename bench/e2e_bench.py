@@ -101,14 +101,25 @@ def _rss_bytes(pid: int) -> int:
 
 
 def _kfp_task(pid: int) -> str | None:
-    """The kfp.local task a process runs, from its ``--executor_input`` (the folder of its outputFile)."""
+    """The kfp.local task a process runs, from its ``--executor_input`` (the folder of its
+    outputFile); a task forked from the run's starter (rai_audit.preloaded_tasks) has the
+    starter's command line and names itself in its comm instead, cut to 15 bytes."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().split(b"\0")
+        if b"rai_audit.preloaded_tasks" in args:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            return None if comm.startswith("python") else comm  # the starter, or not named yet
         executor_input = json.loads(args[args.index(b"--executor_input") + 1])
         return Path(executor_input["outputs"]["outputFile"]).parent.name
     except (OSError, ValueError, IndexError, KeyError):
         return None
+
+
+def _full_names(tasks: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``tasks`` with each label cut to 15 bytes (``_kfp_task``) given its task's whole name."""
+    return {next((n for n in names if n[:15] == label), label): v for label, v in tasks.items()}
 
 
 NO_TASK = "(no task)"  # processes outside any kfp.local task: kfp.local's driver, or the peer
@@ -137,7 +148,7 @@ class TreeSampler:
         todo = [(self.root, None)]
         while todo:
             pid, inherited = todo.pop()
-            if pid not in self._labels:
+            if self._labels.get(pid) is None:  # again until known: a forked task names itself after it starts
                 self._labels[pid] = _kfp_task(pid)
             label = self._labels[pid] or inherited
             rss = _rss_bytes(pid)
@@ -174,7 +185,8 @@ def run_measured(cmd: list[str], log: Path, cwd: Path | None = None) -> dict[str
     text = log.read_text(errors="replace")
     if code:
         raise RuntimeError(f"{cmd[:3]} failed with exit code {code}; its log is {log}:\n{text[-3000:]}")
-    return {"seconds": seconds, "peak_mb": sampler.peak_mb, "tasks": sampler.tasks, "load": load, "log": text}
+    tasks = _full_names(sampler.tasks, list(kfp_task_seconds(text)))
+    return {"seconds": seconds, "peak_mb": sampler.peak_mb, "tasks": tasks, "load": load, "log": text}
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

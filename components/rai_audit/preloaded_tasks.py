@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import importlib
 import json
 import os
@@ -70,6 +71,7 @@ PRELOAD = (
     "altair",
 )
 _HEADER = struct.Struct("!I")
+PR_SET_NAME = 15  # prctl(2)
 
 
 def _load(name: str) -> None:
@@ -143,6 +145,9 @@ def _serve(sock: socket.socket, to_load: list[str]) -> dict[str, Any]:
                 request, output = received
                 pid = os.fork()
                 if pid == 0:
+                    for other in list(selector.get_map().values()):  # the other tasks' pidfds
+                        if other.fileobj is not sock:
+                            os.close(other.fd)
                     selector.close()
                     sock.close()
                     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -161,6 +166,15 @@ def _serve(sock: socket.socket, to_load: list[str]) -> dict[str, Any]:
                 _send(sock, {"id": task, "exit": os.waitstatus_to_exitcode(status)})
 
 
+def _name_process(args: list[str]) -> None:
+    """Name the process after its task (its outputs' folder, cut to 15 bytes by Linux) where
+    ``ps`` and /proc/PID/comm show it: its command line is the starter's."""
+    with contextlib.suppress(Exception):
+        executor_input = json.loads(args[args.index("--executor_input") + 1])
+        task = os.path.basename(os.path.dirname(executor_input["outputs"]["outputFile"]))
+        ctypes.CDLL(None).prctl(PR_SET_NAME, task.encode()[:15], 0, 0, 0)
+
+
 def _run_task(request: dict[str, Any]) -> None:
     """What kfp's command does: the component's source in a file, then its executor on it; then
     the ending of a Python process, but for the tearing down of its modules (as a
@@ -171,6 +185,7 @@ def _run_task(request: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as file:
         file.write(request["source"])
     sys.argv = ["kfp.dsl.executor_main", "--component_module_path", path, *request["args"]]
+    _name_process(request["args"])
     interrupted = False
     try:
         from kfp.dsl.executor_main import executor_main  # type: ignore[import-untyped]
@@ -201,6 +216,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the run, which ends it
     os.environ["_KFP_RUNTIME"] = "true"  # as kfp's command sets it for the tasks (read as kfp loads)
     environment = dict(os.environ)
+    os.close(os.pidfd_open(os.getpid()))  # how the starter hears its tasks end (Linux 5.3): else no start
     _load(PRELOAD[0])  # kfp's executor: then the starter can take tasks, and goes on loading
     _send(sock, {"ready": True})
     request = _serve(sock, list(PRELOAD[1:]))
@@ -288,22 +304,22 @@ class TaskStarter:
             return int(self.replies.pop(task, {}).get("exit", 1))  # the starter gone: a failure
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+        """End the starter, where it is: when the run ends no task of its runs, and it may be
+        in the middle of an import a short run never needed."""
         self.sock.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.terminate()
+        self.process.wait()
 
 
 @contextlib.contextmanager
-def preloaded_tasks() -> Iterator[TaskStarter]:
+def preloaded_tasks() -> Iterator[TaskStarter | None]:
     """While inside, kfp.local's SubprocessRunner starts tasks from a ``TaskStarter`` (started
     here; it is ready a few seconds later) whenever it can take them."""
     from kfp.local import subprocess_task_handler as handler  # type: ignore[import-untyped]
 
+    if not hasattr(os, "pidfd_open"):  # not Linux: no fork server, kfp.local runs every task
+        yield None
+        return
     original = handler.run_local_subprocess
     starter = TaskStarter()
 
