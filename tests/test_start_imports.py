@@ -10,23 +10,8 @@ import sys
 
 import numpy as np
 
-# What a component's source imports before its body, then the modules the bodies import.
-TASK_MODULES = [
-    "kfp.dsl.executor_main",
-    "rai_audit.kfp_types",
-    "rai_audit.kfp_runtime",
-    "rai_audit.core.fingerprint",
-    "rai_audit.steps.constructor",
-    "rai_audit.steps.error_analysis",
-    "rai_audit.steps.explainer",
-    "rai_audit.steps.counterfactual",
-    "rai_audit.steps.causal",
-    "rai_audit.steps.gather",
-    "rai_audit.steps.scorecard",
-    "rai_audit.steps.notify",
-    "rai_audit.archive",
-    "rai_audit.storage",
-]
+from rai_audit.preloaded_tasks import TASK_MODULES
+
 HEAVY = [
     "sklearn",
     "scipy.stats",

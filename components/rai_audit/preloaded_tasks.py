@@ -44,10 +44,9 @@ KFP_SCRIPT = re.compile(
     r"_KFP_RUNTIME=true \S+ -m kfp\.dsl\.executor_main\s+--component_module_path\s+"
     r'"\$program_path/ephemeral_component\.py"\s+"\$@"\n'
 )
-# What the tasks import, in the order the audit's tasks first need it: kfp's executor and the
-# steps, the constructor's libraries, the analyses', the scorecard's (each step imports them
-# itself when it runs, so a library that is not there, or not loaded yet, costs only its import).
-PRELOAD = (
+# What a component's source imports before its body (kfp's executor, the artifact types), then
+# the modules the bodies import: light, by design (tests/test_start_imports.py).
+TASK_MODULES = (
     "kfp.dsl.executor_main",
     "rai_audit.kfp_types",
     "rai_audit.kfp_runtime",
@@ -59,6 +58,14 @@ PRELOAD = (
     "rai_audit.steps.causal",
     "rai_audit.steps.gather",
     "rai_audit.steps.scorecard",
+    "rai_audit.steps.notify",
+    "rai_audit.archive",
+    "rai_audit.storage",
+)
+# What the starter imports: those, then the libraries the steps' work imports, in the order the
+# audit's tasks first need them (a library not loaded yet, or not there, costs the task its import).
+PRELOAD = (
+    *TASK_MODULES,
     "pyarrow.parquet",
     "sklearn.ensemble",
     "sklearn.pipeline",
