@@ -100,6 +100,16 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size: each shared page counted as its share in each process mapping it,
+    so that summed over processes it is the memory they take together."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
 def _kfp_task(pid: int) -> str | None:
     """The kfp.local task a process runs, from its ``--executor_input`` (the folder of its
     outputFile); a task forked from the run's starter (rai_audit.preloaded_tasks) has the
@@ -128,11 +138,13 @@ NO_TASK = "(no task)"  # processes outside any kfp.local task: kfp.local's drive
 class TreeSampler:
     """Every ``interval`` s: the RSS summed over a process and its descendants, overall and
     per kfp.local task (a task's children count for the task). Shared pages are counted in
-    every process that maps them, so the sums lean high."""
+    every process that maps them, so the sums lean high; ``peak_pss_mb``, the proportional set
+    size summed over the tree, counts them once."""
 
     def __init__(self, root: int, interval: float = 0.1) -> None:
         self.root, self.interval = root, interval
-        self.peak_mb, self.tasks = 0.0, {}  # task -> {"peak_mb", "first", "last"} (s since start)
+        self.peak_mb, self.peak_pss_mb = 0.0, 0.0
+        self.tasks: dict[str, dict[str, float]] = {}  # task -> {"peak_mb", "first", "last"} (s since start)
         self._labels: dict[int, str | None] = {}
         self._stop = threading.Event()
         self._start = time.perf_counter()
@@ -144,7 +156,7 @@ class TreeSampler:
         children: dict[int, list[int]] = {}
         for pid, parent in parents.items():
             children.setdefault(parent, []).append(pid)
-        total, per_task = 0, {}
+        total, pss, per_task = 0, 0, {}
         todo = [(self.root, None)]
         while todo:
             pid, inherited = todo.pop()
@@ -153,10 +165,12 @@ class TreeSampler:
             label = self._labels[pid] or inherited
             rss = _rss_bytes(pid)
             total += rss
+            pss += _pss_bytes(pid)
             per_task[label or NO_TASK] = per_task.get(label or NO_TASK, 0) + rss
             todo += [(child, label) for child in children.get(pid, [])]
         now = time.perf_counter() - self._start
         self.peak_mb = max(self.peak_mb, total / MB)
+        self.peak_pss_mb = max(self.peak_pss_mb, pss / MB)
         for label, rss in per_task.items():
             task = self.tasks.setdefault(label, {"peak_mb": 0.0, "first": now})
             task["peak_mb"], task["last"] = max(task["peak_mb"], rss / MB), now
@@ -186,7 +200,14 @@ def run_measured(cmd: list[str], log: Path, cwd: Path | None = None) -> dict[str
     if code:
         raise RuntimeError(f"{cmd[:3]} failed with exit code {code}; its log is {log}:\n{text[-3000:]}")
     tasks = _full_names(sampler.tasks, list(kfp_task_seconds(text)))
-    return {"seconds": seconds, "peak_mb": sampler.peak_mb, "tasks": tasks, "load": load, "log": text}
+    return {
+        "seconds": seconds,
+        "peak_mb": sampler.peak_mb,
+        "peak_pss_mb": sampler.peak_pss_mb,
+        "tasks": tasks,
+        "load": load,
+        "log": text,
+    }
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -113,7 +113,11 @@ def run(workdir: Path, sizes: list[int], sample_size: int, causal_train_rows: in
                 **measured,
             }
         )
-        print(f"{n:,} rows: {measured['seconds']:.1f} s, peak {measured['peak_mb']:.0f} MB", flush=True)
+        print(
+            f"{n:,} rows: {measured['seconds']:.1f} s, peak {measured['peak_mb']:.0f} MB "
+            f"(proportional set size: {measured['peak_pss_mb']:.0f} MB, shared pages counted once)",
+            flush=True,
+        )
     return results
 
 
