@@ -291,8 +291,9 @@ def _tree(table: dict[int, dict], root: int) -> dict[int, dict]:
     ],
 )
 def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, tmp_path, signum, code, message, flags):
-    """kfp.local runs each step as `sh` then Python; the signal goes to `rai-audit run` only
-    (not its process group, as a terminal's Ctrl-C would), while a step runs."""
+    """kfp.local runs each step as `sh` then Python, or here forked from the run's starter; the
+    signal goes to `rai-audit run` only (not its process group, as a terminal's Ctrl-C would),
+    while a step runs: the steps, the starter and their children all end."""
     config = {
         "model": str(insurance_case.model),
         "allow_pickle": True,
@@ -320,14 +321,17 @@ def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, t
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
-        # A step still running half a second after it was seen: well inside it (the first tasks,
-        # such as the input fingerprint, can end sooner; then the next step is waited for).
+        # A step forked from the run's starter (rai_audit.preloaded_tasks) still running half a
+        # second after it was seen: well inside it (the first tasks, such as the input
+        # fingerprint, can end sooner or come before the starter; then the next step is waited for).
         deadline, steps = time.monotonic() + 90, []
         while not steps and run.poll() is None and time.monotonic() < deadline:
+            table = _tree(_process_table(), run.pid)
             seen = [
                 pid
-                for pid, info in _tree(_process_table(), run.pid).items()
-                if "kfp.dsl.executor_main" in info["cmdline"] and info["state"] not in "ZX"
+                for pid, info in table.items()
+                if "rai_audit.preloaded_tasks" in table.get(info["ppid"], {}).get("cmdline", "")
+                and info["state"] not in "ZX"
             ]
             if not seen:
                 time.sleep(0.05)

@@ -583,11 +583,11 @@ def run_scorecard(
     With a ``baseline`` (an earlier audit's scorecard), every figure's change since then is
     reported and the config's ``changes`` targets are judged on those changes.
     """
-    started = time.perf_counter()
     _start_chart_renderer()
     from rai_audit.report import evidence
     from rai_audit.report.scorecard import MANIFEST_ATTACHMENT, SCORECARD_ATTACHMENT, render_scorecard_pdf
 
+    started = time.perf_counter()
     # The key and certificate are checked before any work: a pipeline that is to sign fails at once.
     signing = evidence.signing_material_from_env() if options.sign else None
     dashboard_dir = Path(dashboard_dir)
