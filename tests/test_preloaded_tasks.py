@@ -106,7 +106,7 @@ def test_a_forked_task_that_fails_fails_with_its_own_error(kfp_local, capfd):
             failing_pipeline()
     log = capfd.readouterr().out
     assert "ValueError: no such column: 'income'" in log and "Traceback (most recent call last)" in log
-    assert not starter.replies  # every exit status was read
+    assert not starter.exits  # every exit status was read
 
 
 def test_what_the_starter_cannot_take_is_left_to_kfp_local(monkeypatch):

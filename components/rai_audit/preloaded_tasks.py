@@ -133,7 +133,7 @@ def _receive_request(sock: socket.socket) -> tuple[dict[str, Any], int] | None:
 
 
 def _serve(sock: socket.socket, to_load: list[str]) -> dict[str, Any]:
-    """Fork a task per request and report its pid and, when it ends, its exit code; while no
+    """Fork a task per request and report its exit code when it ends; while no
     request waits, import the next of ``to_load``. Returns only in a forked task, with its
     request; the starter itself exits when the run closes the socket."""
     selector = selectors.DefaultSelector()
@@ -164,7 +164,6 @@ def _serve(sock: socket.socket, to_load: list[str]) -> dict[str, Any]:
                     return request
                 os.close(output)
                 selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (request["id"], pid))
-                _send(sock, {"id": request["id"], "pid": pid})
             else:
                 task, pid = key.data
                 selector.unregister(key.fileobj)
@@ -258,7 +257,7 @@ class TaskStarter:
         self.ready = False  # it takes tasks
         self.loaded = False  # it has imported all of PRELOAD
         self.lock = threading.Lock()  # one request at a time on the socket
-        self.replies: dict[int, dict[str, Any]] = {}
+        self.exits: dict[int, int] = {}  # request id -> its task's exit code
         self.replied = threading.Condition()
         self.next_id = 0
         self.closed = False
@@ -279,7 +278,7 @@ class TaskStarter:
                 if "ready" in message or "loaded" in message:
                     self.ready, self.loaded = True, message.get("loaded", self.loaded)
                 else:
-                    self.replies.setdefault(message["id"], {}).update(message)
+                    self.exits[message["id"]] = message["exit"]
                 self.replied.notify_all()
 
     def run(self, full_command: list[str], env_vars: dict[str, str] | None) -> int | None:
@@ -307,8 +306,8 @@ class TaskStarter:
                 print(line, end="")
         print("\n")
         with self.replied:
-            self.replied.wait_for(lambda: "exit" in self.replies.get(task, {}) or self.closed)
-            return int(self.replies.pop(task, {}).get("exit", 1))  # the starter gone: a failure
+            self.replied.wait_for(lambda: task in self.exits or self.closed)
+            return self.exits.pop(task, 1)  # the starter gone: a failure
 
     def close(self) -> None:
         """End the starter, where it is: when the run ends no task of its runs, and it may be
