@@ -23,6 +23,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import load_constructor_artifact
+from rai_audit.steps import constructor
 from rai_audit.steps.constructor import main
 
 CASES = ["adult_case", "compas_case", "insurance_case"]
@@ -165,6 +166,63 @@ def test_probabilities_follow_meta_classes(built):
     for i, label in enumerate(meta["classes"]):
         np.testing.assert_allclose(got[A.proba_column(i)], proba[:, model_classes.index(label)])
     np.testing.assert_allclose(got[proba_columns].sum(axis=1), 1.0)
+
+
+class RowCounter:
+    """A loaded model that counts the rows of each call, and can drop a row from each answer."""
+
+    def __init__(self, model: Any, calls: list[int], short: bool = False) -> None:
+        self.model, self.calls, self.short = model, calls, short
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
+
+    def _answer(self, method: str, X: pd.DataFrame) -> np.ndarray:
+        self.calls.append(len(X))
+        answer = getattr(self.model, method)(X)
+        return answer[:-1] if self.short else answer
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self._answer("predict", X)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "predict_proba" and hasattr(self.model, "predict_proba"):
+            return lambda X: self._answer("predict_proba", X)
+        raise AttributeError(name)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_large_test_set_is_predicted_in_chunks_with_the_same_values(request, tmp_path, monkeypatch, name):
+    """The constructor gives an in-process model PREDICT_CHUNK_ROWS rows at a time (a pipeline's
+    transform of a million rows held 1.7 GB at once); the values are those of one call on all rows."""
+    case = request.getfixturevalue(name)
+    calls: list[int] = []
+    real_load = constructor.load_any_model
+    monkeypatch.setattr(constructor, "load_any_model", lambda *a, **k: RowCounter(real_load(*a, **k), calls))
+    monkeypatch.setattr(constructor, "PREDICT_CHUNK_ROWS", 150)
+    out = case.construct(tmp_path / "out")
+    X = features(case)
+    model = joblib.load(case.model)
+    n_calls = 2 if hasattr(model, "predict_proba") else 1
+    assert len(X) > 300 and max(calls) == 150 and sum(calls) == n_calls * len(X)
+    got = predictions(out)
+    np.testing.assert_array_equal(got[A.Y_PRED].to_numpy(), model.predict(X))
+    if n_calls == 2:
+        proba = model.predict_proba(X)
+        for i, label in enumerate(read_meta(out)["classes"]):
+            column = list(model.classes_).index(label)
+            np.testing.assert_array_equal(got[A.proba_column(i)].to_numpy(), proba[:, column])
+
+
+def test_a_chunk_answered_with_a_row_missing_is_refused(adult_case, tmp_path, monkeypatch):
+    real_load = constructor.load_any_model
+    monkeypatch.setattr(constructor, "load_any_model", lambda *a, **k: RowCounter(real_load(*a, **k), [], short=True))
+    monkeypatch.setattr(constructor, "PREDICT_CHUNK_ROWS", 10_000)
+    out = tmp_path / "out"
+    with pytest.raises(
+        RAIInputError, match=r"predict\(\) must return one row per row given, got shape \(9999,\) for rows 0 to 9999 of"
+    ):
+        adult_case.construct(out)
+    assert_no_output(out)
 
 
 def test_train_and_test_tables_are_copied(built):
