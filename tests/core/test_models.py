@@ -5,6 +5,7 @@ refused naming what is wrong."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -274,6 +275,44 @@ def test_mlflow_xgboost_model_equals_native(mlflow_store, data):
 def test_mlflow_uri_that_does_not_resolve_is_named(mlflow_store):
     with pytest.raises(RAIInputError, match=r"MLflow model URI 'models:/no-such-model/3' could not be resolved at"):
         load_any_model("models:/no-such-model/3", mlflow_tracking_uri=mlflow_store["uri"])
+
+
+def test_a_model_loaded_by_uri_leaves_no_download_behind(mlflow_store, data, tmp_path, monkeypatch):
+    """The downloaded copy lives as long as the process (a pyfunc may read its files as it
+    predicts); a URI that fails leaves nothing even while it runs."""
+    import subprocess
+    import sys
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with pytest.raises(RAIInputError):
+        load_any_model("models:/no-such-model/3", mlflow_tracking_uri=mlflow_store["uri"])
+    assert list(scratch.iterdir()) == []
+    _, _, test = data
+    test.head(5).to_parquet(tmp_path / "rows.parquet")
+    script = """
+import sys, tempfile
+from pathlib import Path
+import pandas as pd
+from rai_audit.core.models import load_any_model
+
+model = load_any_model(sys.argv[1], mlflow_tracking_uri=sys.argv[2])
+copies = [p for p in Path(tempfile.gettempdir()).glob("rai-audit-mlflow-*") if any(p.rglob("MLmodel"))]
+print(len(copies), model.predict(pd.read_parquet(sys.argv[3])).tolist())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, "models:/adult-lr/1", mlflow_store["uri"], str(tmp_path / "rows.parquet")],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = mlflow_store["lr"].predict(test.head(5)[NUMERIC]).tolist()
+    assert done.stdout.strip() == f"1 {expected}"  # the copy was there while the model was in use
+    assert list(scratch.iterdir()) == []
 
 
 def test_mlflow_pickled_model_needs_allow_pickle(mlflow_store, tmp_path, data):

@@ -25,10 +25,12 @@ Sources, recognised by content (``loading.model_format``), never by name alone:
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -615,11 +617,20 @@ def load_mlflow(
     allow_pickle: bool = False,
     classes: Sequence[Any] | None = None,
 ) -> Any:
-    """An MLflow model named by URI: downloaded to a temporary folder and loaded from there."""
-    folder = download_mlflow_model(uri, tempfile.mkdtemp(prefix="rai-audit-mlflow-"), tracking_uri=tracking_uri)
-    return load_mlflow_folder(
-        folder, skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle, classes=classes
-    )
+    """An MLflow model named by URI: downloaded to a temporary folder and loaded from there.
+    The folder is removed when the process ends (a pyfunc model may read its files as it
+    predicts), or at once if the model cannot be loaded."""
+    scratch = tempfile.mkdtemp(prefix="rai-audit-mlflow-")
+    try:
+        folder = download_mlflow_model(uri, scratch, tracking_uri=tracking_uri)
+        model = load_mlflow_folder(
+            folder, skops_trusted_types=skops_trusted_types, allow_pickle=allow_pickle, classes=classes
+        )
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return model
 
 
 def mlflow_flavours(folder: Path) -> dict[str, Any]:
