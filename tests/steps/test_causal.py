@@ -922,13 +922,13 @@ def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effe
         "LIMIT_BAL per 1 unit of LIMIT_BAL",
         "SEX 2 vs 1",
         f"LIMIT_BAL: mean gain of the policy {policy['policy_gain']:.4g}",
-        "Recommendations ({} rows) {}".format(
-            policy["rows"], "; ".join(f"{k}: {v} rows" for k, v in policy["recommendation_counts"].items())
+        "Recommendations ({:,} rows) {}".format(
+            policy["rows"], "; ".join(f"{k}: {v:,} rows" for k, v in policy["recommendation_counts"].items())
         ),
     ):
         assert re.search(loose(expected), text), (expected, text)
     for leaf in leaves(policy):
-        assert re.search(loose(f"{leaf['count']} {leaf['treatment']} {leaf['gain']:.4g}"), text), leaf
+        assert re.search(loose(f"{leaf['count']:,} {leaf['treatment']} {leaf['gain']:.4g}"), text), leaf
     assert "co-variance" not in text.lower() and "expected when" not in text
 
 

@@ -219,7 +219,7 @@ def target_row(
     is), then the figures as printed."""
     label = metric + (f' in cohort "{cohort}"' if cohort else "") + (f" {op} {as_configured(value)}" if op else "")
     label += f" {reason}" if reason else ""
-    return loose(label) + re.escape(f" {rows} {shown(measured)} {shown_interval(low, high)} {verdict}")
+    return loose(label) + re.escape(f" {rows:,} {shown(measured)} {shown_interval(low, high)} {verdict}")
 
 
 def fairness_row(target: dict[str, Any], n_test: int, measured: float) -> str:
@@ -228,7 +228,7 @@ def fairness_row(target: dict[str, Any], n_test: int, measured: float) -> str:
         f"{target['op']} {as_configured(target['value'])}"
     )
     return loose(label) + re.escape(
-        f" {n_test} {shown(measured)} {shown_interval(target['ci_lower'], target['ci_upper'])} {target['verdict']}"
+        f" {n_test:,} {shown(measured)} {shown_interval(target['ci_lower'], target['ci_upper'])} {target['verdict']}"
     )
 
 
@@ -508,7 +508,12 @@ def test_bundle_overall_metrics_equal_sklearn_and_the_pdf_shows_them(adult, adul
     }
     overall = adult.doc["model_overview"]["overall"]
     performance = adult_card.section("Model performance")
-    assert f"Metric (all {len(adult.table)} test rows) value" in performance
+    assert f"Metric (all {len(adult.table):,} test rows) value" in performance
+    n_train = adult_card.json["data"]["n_train"]
+    assert (
+        n_train > 999
+        and f"{len(adult.table):,} test rows (all used), model trained on {n_train:,} rows" in adult_card.pages[0]
+    )
     for name, value in expected.items():
         assert overall[name] == pytest.approx(value, rel=1e-9), name
         assert adult_card.json["performance"]["metrics"][name] == pytest.approx(value, rel=1e-9), name
@@ -691,7 +696,7 @@ def test_data_explorer_bins_equal_pandas(adult, adult_card):
         assert b["metric_value"] == pytest.approx(accuracy)
         assert b["predicted_share"][POSITIVE] == pytest.approx(np.mean(adult.pred[rows] == POSITIVE))
         share = counts[b["bin"]] / len(adult.table)
-        assert f"{b['bin']} {counts[b['bin']]} {shown(share)} {shown(accuracy)}" in adult_card.text
+        assert f"{b['bin']} {counts[b['bin']]:,} {shown(share)} {shown(accuracy)}" in adult_card.text
     age = next(f for f in adult_card.json["data_explorer"] if f["feature"] == "age")
     binned = pd.qcut(adult.table["age"], q=6, duplicates="drop")
     assert [b["count"] for b in age["bins"]] == binned.value_counts(sort=False).tolist()
@@ -726,7 +731,7 @@ def test_extra_azure_cohorts_counted_as_pandas(adult, adult_card):
         assert got["share"] == pytest.approx(rows.mean())
         assert got["metric_value"] == pytest.approx(accuracy)
         assert re.search(loose(name), page), name
-        assert f"{source} {int(rows.sum())} {shown(float(rows.mean()))} {shown(accuracy)}" in page
+        assert f"{source} {int(rows.sum()):,} {shown(float(rows.mean()))} {shown(accuracy)}" in page
 
 
 def test_extra_rai_audit_cohort_file_counted_as_pandas_and_shown(adult, adult_azure_run):
@@ -1352,7 +1357,7 @@ def test_every_figure_says_where_it_comes_from_and_its_unit(insurance_card, adul
     importance = insurance_card.section("Feature importance")
     n_rows = insurance_card.json["explanation_source"]["n_rows"]
     n_test = insurance_card.json["data"]["n_test"]
-    assert f"over {n_rows} explained test rows (" in importance
+    assert f"over {n_rows:,} explained test rows (" in importance
     assert "Computed with LinearExplainer (linear SHAP values of the model itself)" in importance
     # Units: a recall is a share of the actual positives, an AUC no share at all.
     performance = adult_card.section("Model performance")
@@ -1372,7 +1377,7 @@ def test_importances_of_a_mimic_say_so_with_its_fidelity(insurance_card):
         rows={"selection": "all", "total": card["data"]["n_test"]},
     )
     text = re.sub(r"<[^>]+>", "", render_scorecard_html(card))
-    assert f"(all {card['data']['n_test']})" in text
+    assert f"(all {card['data']['n_test']:,})" in text
     assert (
         "These are the importances of a mimic: a LightGBM surrogate trained to imitate the model, "
         "which agrees with the model on the test set with r2 0.9712; they are not the model's own exact "

@@ -232,7 +232,7 @@ def test_structure_tree_has_headings_tables_with_header_cells_and_charts_with_al
         counts = confusion_matrix(predictions["y_true"], predictions["y_pred"], labels=labels)
         confusion = next(a for a in alts if a.startswith("Confusion matrix"))
         for i, true in enumerate(labels):
-            row = ", ".join(f"{counts[i, j]} predicted {predicted}" for j, predicted in enumerate(labels))
+            row = ", ".join(f"{counts[i, j]:,} predicted {predicted}" for j, predicted in enumerate(labels))
             assert f"true {true}: {row}" in confusion
         correct = predictions["y_true"] == predictions["y_pred"]
         for feature in ("race", "sex"):

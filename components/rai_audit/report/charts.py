@@ -111,7 +111,7 @@ def confusion_matrix(labels: list[Any], matrix: list[list[int]]) -> alt.TopLevel
                     "true class": str(labels[i]),
                     "predicted class": str(labels[j]),
                     "rows": count,
-                    "text": f"{count} ({_percent(count, total)})",
+                    "text": f"{count:,} ({_percent(count, total)})",
                 }
             )
     data = pd.DataFrame(cells)

@@ -68,7 +68,13 @@ def _value_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _thousands(value: Any) -> str:
+    """A count as people read it: 16,281 (as the page writes them)."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _fmt(value)
+
+
 ENV.filters["fmt"] = _fmt
+ENV.filters["thousands"] = _thousands
 ENV.filters["fmt_signed"] = lambda value: f"{value:+.4g}" if isinstance(value, (int, float)) else _fmt(value)
 ENV.filters["exact"] = lambda value: f"{value:.15g}" if isinstance(value, float) else str(value)  # as configured
 ENV.filters["filter_text"] = _filter_text

@@ -94,7 +94,7 @@ def _listed(pairs: list[tuple[Any, Any]]) -> str:
 def _confusion_alt(cm: dict[str, Any]) -> str:
     labels, matrix = cm["labels"], cm["matrix"]
     rows = "; ".join(
-        f"true {labels[i]}: " + ", ".join(f"{count} predicted {labels[j]}" for j, count in enumerate(row))
+        f"true {labels[i]}: " + ", ".join(f"{count:,} predicted {labels[j]}" for j, count in enumerate(row))
         for i, row in enumerate(matrix)
     )
     return f"Confusion matrix of the {len(labels)} classes, test rows by true and predicted class: {rows}."
@@ -106,8 +106,8 @@ def _grid_alt(cells: list[dict[str, Any]]) -> str:
     on_diagonal = sum(c["rows"] for c in cells if c["x0"] == c["y0"])
     total = sum(c["rows"] for c in cells)
     return (
-        f"Heat map of predicted against true values of {total} test rows, in bins from {_number(low)} "
-        f"to {_number(high)} on both axes; darker cells hold more rows; {on_diagonal} rows fall in the bins "
+        f"Heat map of predicted against true values of {total:,} test rows, in bins from {_number(low)} "
+        f"to {_number(high)} on both axes; darker cells hold more rows; {on_diagonal:,} rows fall in the bins "
         "of the dashed diagonal, where the prediction equals the true value."
     )
 
@@ -115,9 +115,9 @@ def _grid_alt(cells: list[dict[str, Any]]) -> str:
 def _histogram_alt(edges: list[float], counts: list[int]) -> str:
     fullest = max(range(len(counts)), key=counts.__getitem__)
     return (
-        f"Histogram of the residuals (predicted minus true) of {sum(counts)} test rows in {len(counts)} bins "
+        f"Histogram of the residuals (predicted minus true) of {sum(counts):,} test rows in {len(counts)} bins "
         f"from {_number(edges[0])} to {_number(edges[-1])}; the fullest bin, {_number(edges[fullest])} to "
-        f"{_number(edges[fullest + 1])}, holds {counts[fullest]} rows."
+        f"{_number(edges[fullest + 1])}, holds {counts[fullest]:,} rows."
     )
 
 
