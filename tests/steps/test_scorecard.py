@@ -48,6 +48,7 @@ from sklearn import metrics as skm
 from rai_audit.core import RAIInputError
 from rai_audit.core import artifacts as A
 from rai_audit.core.cohorts import load_cohorts
+from rai_audit.core.metrics import REGRESSION_METRICS as ALL_REGRESSION_METRICS
 from rai_audit.core.scorecard_config import check_against_bundle, parse_scorecard_config
 from rai_audit.steps.explainer import run_explainer
 from rai_audit.steps.gather import run_gather
@@ -1362,6 +1363,11 @@ def test_every_figure_says_where_it_comes_from_and_its_unit(insurance_card, adul
     # Units: a recall is a share of the actual positives, an AUC no share at all.
     performance = adult_card.section("Model performance")
     assert "recall_score (share of actual positives)" in performance
+    # A regression's every metric is in the target's units (or none), never a share of rows.
+    regression = insurance_card.section("Model performance")
+    shown_metrics = [m for m in ALL_REGRESSION_METRICS if re.search(rf"\b{m} \(", regression)]
+    assert "median_absolute_error" in shown_metrics and len(shown_metrics) >= 5
+    assert "share of rows" not in regression and "median_absolute_error (target units)" in regression
     assert "roc_auc_score (0 to 1, 0.5 is chance)" in performance and "roc_auc_score (share" not in performance
     assert n_rows <= n_test
 

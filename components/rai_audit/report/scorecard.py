@@ -52,6 +52,7 @@ ATTACHMENTS = {
 # What each metric's number is, printed beside it: a share of rows only where it is one.
 METRIC_UNITS = {
     "mean_absolute_error": "target units",
+    "median_absolute_error": "target units",
     "root_mean_squared_error": "target units",
     "mean_squared_error": "squared target units",
     "mean_prediction": "target units",
