@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from compare_artifacts import artifact_differences
-from image_tools import PODMAN, PODMAN_RUN
+from image_tools import PODMAN_RUN, podman
 from rai_audit.config import resolve_config
 from rai_audit.demo import prepare_demo
 from rai_audit.images import USER_ID, image_registry, image_tag
@@ -62,7 +62,7 @@ class ContainerRun:
         started = time.perf_counter()
         done = subprocess.run(
             [
-                *PODMAN,
+                *podman(),
                 *PODMAN_RUN,
                 *mounts,
                 "-v",
@@ -220,7 +220,7 @@ def run_pipeline_in_images(config: dict, inputs: Path, out: Path, registry: str,
         key: str(root / "inputs" / Path(config[key]).name) for key in ("model", "train_data", "test_data", "cohorts")
     }
     socket = out / "podman.sock"
-    service = subprocess.Popen([*PODMAN, "system", "service", "--time=0", f"unix://{socket}"])
+    service = subprocess.Popen([*podman(), "system", "service", "--time=0", f"unix://{socket}"])
     try:
         for _ in range(100):
             if socket.exists():

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build every step's image without a Docker engine, then run the demo audit in them.
 #
-# Debian's buildah builds images/<step>/Dockerfile with chroot isolation and vfs storage
-# (no daemon, no overlay mounts); the base is Debian 12 with its Python 3.11 made with
-# debootstrap, since no registry can be pulled here (a machine that can pull builds on the
-# Dockerfiles' default python:3.11-slim instead). Then scripts/audit-in-containers.py runs
-# each step in its own container and checks the result equals the local run's.
+# Debian's buildah builds images/<step>/Dockerfile with chroot isolation and no daemon, in
+# overlay storage where the kernel mounts overlays, else vfs (scripts/storage-driver.sh).
+# The base is Debian 12 with its Python 3.11 made with debootstrap, since no registry can
+# be pulled here (a machine that can pull builds on the Dockerfiles' default
+# python:3.11-slim instead). Then scripts/audit-in-containers.py runs each step in its own
+# container and checks the result equals the local run's.
 #
 #   scripts/build-images.sh [OUTPUT_DIR]      (root; default OUTPUT_DIR rai-audit-containers)
 #
@@ -20,7 +21,6 @@ PY=${PY:-.venv/bin/python}
 BASE=localhost/rai-audit-base:bookworm
 export RAI_AUDIT_IMAGE_REGISTRY=${RAI_AUDIT_IMAGE_REGISTRY:-localhost/rai-audit}
 export RAI_AUDIT_IMAGE_TAG=${RAI_AUDIT_IMAGE_TAG:-$($PY -c 'import rai_audit; print(rai_audit.__version__)')}
-STORAGE=(--storage-driver vfs)
 started=$(date +%s)
 
 missing=""
@@ -31,6 +31,11 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends buildah podman runc debootstrap >/dev/null
 fi
+
+# Decided once the tools are there; the scripts run below (podman's too) read the same answer.
+export RAI_AUDIT_STORAGE_DRIVER=$(scripts/storage-driver.sh)
+STORAGE=(--storage-driver "$RAI_AUDIT_STORAGE_DRIVER")
+echo "== storage driver: $RAI_AUDIT_STORAGE_DRIVER"
 
 if ! podman "${STORAGE[@]}" image exists "$BASE"; then
   echo "== base image $BASE (debootstrap bookworm)"

@@ -14,7 +14,7 @@ import sys
 
 from packaging.utils import canonicalize_name
 
-from image_tools import PODMAN, PODMAN_RUN, extra_distributions
+from image_tools import PODMAN_RUN, extra_distributions, podman
 from rai_audit.images import STEPS, USER_ID, step_image
 
 TOOLS = {"pip", "setuptools"}
@@ -27,10 +27,10 @@ def main() -> int:
     for step in STEPS:
         image = step_image(step)
         info = json.loads(
-            subprocess.run([*PODMAN, "image", "inspect", image], check=True, capture_output=True, text=True).stdout
+            subprocess.run([*podman(), "image", "inspect", image], check=True, capture_output=True, text=True).stdout
         )[0]
         listed = subprocess.run(
-            [*PODMAN, *PODMAN_RUN, image, "pip", "list", "--format", "json", "--disable-pip-version-check"],
+            [*podman(), *PODMAN_RUN, image, "pip", "list", "--format", "json", "--disable-pip-version-check"],
             check=True,
             capture_output=True,
             text=True,

@@ -7,15 +7,28 @@ The package does not need it, so the images do not carry it.
 
 from __future__ import annotations
 
+import subprocess
+from functools import cache
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-# Podman as scripts/build-images.sh runs it without a daemon or cgroup manager: images in
-# buildah's vfs storage, runc, and explicit limits (runc may not raise the defaults here).
-PODMAN = ("podman", "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager=cgroupfs")
+# Explicit limits for `podman run` (runc may not raise the defaults here).
 PODMAN_RUN = ("run", "--rm", "--network", "none", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096")
+
+
+@cache
+def podman() -> tuple[str, ...]:
+    """Podman as scripts/build-images.sh runs it, without a daemon or cgroup manager.
+
+    The images' storage driver is scripts/storage-driver.sh's answer, as for buildah; runc.
+    """
+    driver = subprocess.run(
+        [str(Path(__file__).with_name("storage-driver.sh"))], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return ("podman", "--storage-driver", driver, "--runtime", "runc", "--cgroup-manager=cgroupfs")
 
 
 def extra_distributions(extra: str) -> set[str]:

@@ -3,7 +3,7 @@
 #
 #   scripts/push-images.sh REGISTRY TAG       (`make images REGISTRY=... TAG=...` runs it after the build)
 #
-# Pushes <REGISTRY>/<step>:<TAG> with podman (the build's vfs storage; log in first with
+# Pushes <REGISTRY>/<step>:<TAG> with podman (the build's storage; log in first with
 # `podman login`), and writes each pushed image's digest to images/pushed.json
 # ({"<REGISTRY>/<step>:<TAG>": "sha256:..."}; RAI_AUDIT_IMAGE_DIGESTS names another file).
 # rai_audit.images reads it, so `rai-audit compile --image-registry REGISTRY --image-tag TAG`
@@ -15,13 +15,14 @@ TAG=${2:?usage: scripts/push-images.sh REGISTRY TAG}
 PY=${PY:-.venv/bin/python}
 PODMAN=${PODMAN:-podman}
 DIGESTS=${RAI_AUDIT_IMAGE_DIGESTS:-images/pushed.json}
+STORAGE_DRIVER=$(scripts/storage-driver.sh)
 steps=${STEPS:-$($PY -c 'from rai_audit.images import STEPS; print(" ".join(STEPS))')}
 digest_file=$(mktemp)
 trap 'rm -f "$digest_file"' EXIT
 for step in $steps; do
   image="${REGISTRY%/}/$step:$TAG"
   echo "== push $image"
-  "$PODMAN" --storage-driver vfs push --digestfile "$digest_file" "$image" "docker://$image"
+  "$PODMAN" --storage-driver "$STORAGE_DRIVER" push --digestfile "$digest_file" "$image" "docker://$image"
   # One entry per image, merged into what earlier pushes recorded.
   $PY - "$DIGESTS" "$image" "$(cat "$digest_file")" <<'PYTHON'
 import json, re, sys

@@ -109,6 +109,7 @@ def test_push_script_records_what_podman_pushed(tmp_path):
         env={
             **os.environ,
             "PODMAN": str(fake),
+            "RAI_AUDIT_STORAGE_DRIVER": "overlay",  # the build's storage (scripts/storage-driver.sh)
             "STEPS": "gather scorecard",
             "RAI_AUDIT_IMAGE_DIGESTS": str(digests),
             "PY": sys.executable,
@@ -127,4 +128,4 @@ def test_push_script_records_what_podman_pushed(tmp_path):
         "push --digestfile " + calls[0].split("--digestfile ")[1].split()[0] + " "
         "reg.example/ml/gather:1.2 docker://reg.example/ml/gather:1.2"
     )
-    assert calls[0].startswith("--storage-driver vfs push")
+    assert calls[0].startswith("--storage-driver overlay push")
