@@ -208,6 +208,10 @@ VARIANTS = {
     "max_cat_to_onehot=64": {"max_cat_to_onehot": 64},
     # Every categorical split one category vs the rest: the splits a tree makes on one-hot columns.
     "max_cat_to_onehot=all": {"max_cat_to_onehot": 2**31 - 1},
+    # The same with shallower trees: tree SHAP's time grows with the square of a leaf's depth.
+    "max_cat_to_onehot=all,max_depth=10": {"max_cat_to_onehot": 2**31 - 1, "max_depth": 10},
+    "max_cat_to_onehot=all,max_depth=8": {"max_cat_to_onehot": 2**31 - 1, "max_depth": 8},
+    "max_cat_to_onehot=all,max_depth=6": {"max_cat_to_onehot": 2**31 - 1, "max_depth": 6},
 }
 
 

@@ -170,6 +170,8 @@ SUBJECTS: dict[str, tuple[Callable[..., Case], dict[str, Any]]] = {
     ),
     "insurance": (lambda f, cases: cases["insurance"], {"sample_size": 100}),
     "compas": (lambda f, cases: cases["compas"], {"sample_size": 150}),
+    # Enough rows that the mimic's tree SHAP groups them (rai_audit.core.lightgbm_shap.GROUPED_FROM).
+    "compas_1500": (lambda f, cases: cases["compas"], {"sample_size": 1500}),
     "compas_rf": (lambda f, cases: compas_tree_case(f, forest()), {"sample_size": 150, "cohorts": COMPAS_COHORTS}),
     "compas_rf_rare": (lambda f, cases: compas_tree_case(f, forest(), merge_rare_races=False), {"sample_size": 150}),
     "compas_lgbm": (
@@ -707,10 +709,15 @@ def test_a_forced_mimic_on_a_regression_records_its_r2(subjects, explain):
     assert 0.9 < e.doc["fidelity"]["value"] <= 1.0
 
 
-MIMICS = [("adult_mimic", {}), ("insurance", {"method": "mimic"}), ("compas", {"method": "mimic"})]
+MIMICS = [
+    ("adult_mimic", {}),
+    ("insurance", {"method": "mimic"}),
+    ("compas", {"method": "mimic"}),
+    ("compas_1500", {"method": "mimic"}),
+]
 
 
-@pytest.mark.parametrize("name, options", MIMICS, ids=["binary", "regression", "multiclass"])
+@pytest.mark.parametrize("name, options", MIMICS, ids=["binary", "regression", "multiclass", "multiclass-1500-rows"])
 def test_the_mimic_is_a_raw_feature_surrogate_whose_tree_shap_adds_up_to_its_output(subjects, explain, name, options):
     """Local values equal tree SHAP of the surrogate fitted here, and with the expected value they
     add up to the surrogate's own raw output (log-odds, or value) on every explained row."""

@@ -35,6 +35,7 @@ import pandas as pd
 from rai_audit.core import RAIInputError, served_model
 from rai_audit.core import artifacts as A
 from rai_audit.core.constructor_artifact import ConstructorArtifact, load_constructor_artifact
+from rai_audit.core.lightgbm_shap import tree_contributions
 from rai_audit.core.loading import import_without
 from rai_audit.core.metrics import group_sort_key
 from rai_audit.core.models import ModelAdapter, in_class_order, model_source
@@ -97,6 +98,13 @@ def _import_interpret_community() -> None:
     import_without("interpret_community.shap", "mlflow")
 
 
+def _prediction_threads() -> int:
+    """Predictions and tree SHAP use every core the pod may use: unlike a fit, they do not depend on it."""
+    import joblib
+
+    return int(joblib.cpu_count())
+
+
 class _TreeShap:
     """Exact tree SHAP from the booster's own library (XGBoost's pred_contribs, LightGBM's
     pred_contrib, CatBoost's ShapValues), in raw-feature columns; a binary booster's one output
@@ -122,7 +130,7 @@ class _TreeShap:
 
             raw = self.native.predict(xgboost.DMatrix(X), pred_contribs=True)
         elif self.library == "lightgbm":
-            raw = self.native.predict(X, pred_contrib=True)
+            raw = tree_contributions(self.native, X, num_threads=_prediction_threads())
         else:
             import catboost
 
@@ -353,15 +361,9 @@ class RawFeatureMimic:
                 out[name] = pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
         return pd.DataFrame(out, columns=self.columns, index=range(len(raw)))
 
-    def _booster_predict(self, raw: pd.DataFrame, **kwargs: Any) -> np.ndarray:
-        # Predictions use every core the pod may use: unlike the fit, they do not depend on it.
-        import joblib
-
-        return np.asarray(self.surrogate.booster_.predict(self.frame(raw), num_threads=joblib.cpu_count(), **kwargs))
-
     def predict_labels(self, raw: pd.DataFrame) -> np.ndarray:
         """The surrogate's answer in the model's terms: a class label, or the regression's value."""
-        output = self._booster_predict(raw)
+        output = np.asarray(self.surrogate.booster_.predict(self.frame(raw), num_threads=_prediction_threads()))
         if self.classes is None:
             return output.astype(float)
         classes = np.asarray(self.classes, dtype=object)
@@ -376,10 +378,9 @@ class RawFeatureMimic:
         """Tree SHAP of the surrogate's raw output (log-odds, or value) as (outputs, rows, features);
         one output of a binary model as the two classes' (-v, v), as interpret-community's mimic."""
         features = len(self.columns)
-        if len(raw):
-            contributions = self._booster_predict(raw, pred_contrib=True)
-        else:  # the expected value is the same on every row: read it from a training row
-            contributions = self._booster_predict(self._first, pred_contrib=True)
+        # The expected value is the same on every row: with no row, read it from a training row.
+        rows = self.frame(raw) if len(raw) else self._first
+        contributions = tree_contributions(self.surrogate.booster_, rows, num_threads=_prediction_threads())
         contributions = contributions.reshape(len(contributions), -1, features + 1).transpose(1, 0, 2)
         values = contributions[:, : len(raw), :-1]
         expected = contributions[:, 0, -1]
