@@ -141,3 +141,17 @@ def test_the_matrix_is_what_lightgbm_reads_from_the_frame():
     matrix = lightgbm_matrix(booster, test)
     assert np.isnan(matrix[test["colour"].isna().to_numpy(), 3]).all()
     np.testing.assert_array_equal(booster.predict(matrix), booster.predict(test))
+
+
+def test_a_booster_read_back_from_its_model_file_is_grouped_alike(tmp_path):
+    """As the explainer gets a user's LightGBM model: a Booster from a file, categories and all."""
+    model = fitted("multiclass", frame(600, seed=1, missing=True), max_cat_to_onehot=2**31 - 1)
+    model.booster_.save_model(tmp_path / "model.txt")
+    booster = lightgbm.Booster(model_file=tmp_path / "model.txt")
+    test = frame(1500, seed=8, missing=True)
+    np.testing.assert_allclose(
+        tree_contributions(booster, test, num_threads=2),
+        model.booster_.predict(test, pred_contrib=True),
+        rtol=0,
+        atol=1e-10,
+    )
