@@ -9,6 +9,9 @@
 - ``diabetes``: hospital readmission, wide categoricals with missing values and a rare gender
   value (3 rows of "Unknown/Invalid"), readmission being the bad outcome.
 
+``--lightgbm`` trains LightGBM in place of each case's estimator (the views of LightGBM's own
+tree SHAP).
+
 Each runs `rai-audit run` (kfp.local: every step, gather and the scorecard) on a model trained
 here (seeded, saved with joblib), then renders the PDF's pages (pdftoppm) and the page's
 screenshots (scripts/dashboard-screenshots.py) into <output>/<name>/review/. Needs
@@ -61,11 +64,19 @@ def _split(data: pd.DataFrame, n_train: int, n_test: int) -> tuple[pd.DataFrame,
     )
 
 
-def credit() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
+def _classifier(lightgbm: bool):
+    if lightgbm:
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(n_estimators=100, random_state=0, verbose=-1)
+    return HistGradientBoostingClassifier(max_iter=100, random_state=0)
+
+
+def credit(lightgbm: bool) -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     data = pd.read_parquet(DATASETS / "credit_card_default.parquet").drop(columns=["ID"], errors="ignore")
     train, test = _split(data, 8000, 4000)
     target = "default_payment_next_month"
-    model = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(train.drop(columns=target), train[target])
+    model = _classifier(lightgbm).fit(train.drop(columns=target), train[target])
     config = {
         "target_column": target,
         "task_type": "binary_classification",
@@ -99,11 +110,17 @@ def credit() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     return train, test, model, config
 
 
-def insurance() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
+def insurance(lightgbm: bool) -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     data = pd.read_parquet(DATASETS / "insurance.parquet")
     train, test = _split(data, 1000, 338)
     categorical = ["sex", "smoker", "region"]
-    model = _model(categorical, LinearRegression()).fit(train.drop(columns="charges"), train["charges"])
+    if lightgbm:
+        from lightgbm import LGBMRegressor
+
+        estimator = LGBMRegressor(n_estimators=100, random_state=0, verbose=-1)
+    else:
+        estimator = LinearRegression()
+    model = _model(categorical, estimator).fit(train.drop(columns="charges"), train["charges"])
     config = {
         "target_column": "charges",
         "task_type": "regression",
@@ -126,7 +143,7 @@ def insurance() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     return train, test, model, config
 
 
-def diabetes() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
+def diabetes(lightgbm: bool) -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     data = pd.read_parquet(DATASETS / "diabetes_130_hospitals.parquet")
     data = data.drop(columns=["encounter_id", "patient_nbr", "readmitted", "weight"])
     target = "readmit_30_days"
@@ -134,7 +151,7 @@ def diabetes() -> tuple[pd.DataFrame, pd.DataFrame, object, dict]:
     train, test = _split(data.drop(rare.index), 15000, 6000)
     test = pd.concat([test, rare], ignore_index=True)
     categorical = [c for c in data.columns if data[c].dtype == object]
-    model = _model(categorical, HistGradientBoostingClassifier(max_iter=100, random_state=0))
+    model = _model(categorical, _classifier(lightgbm))
     model.fit(train.drop(columns=target), train[target])
     config = {
         "target_column": target,
@@ -174,12 +191,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(CASES), default=list(CASES))
     parser.add_argument("--output", default="review-audits")
+    parser.add_argument("--lightgbm", action="store_true", help="LightGBM in place of each case's estimator")
     args = parser.parse_args()
     rai_audit = Path(sys.executable).with_name("rai-audit")
     for name in args.only:
         folder = (Path(args.output) / name).resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        train, test, model, config = CASES[name]()
+        train, test, model, config = CASES[name](args.lightgbm)
         train.to_parquet(folder / "train.parquet", index=False)
         test.to_parquet(folder / "test.parquet", index=False)
         joblib.dump(model, folder / "model.joblib")

@@ -529,7 +529,7 @@ TREE_CASES = [
 def test_tree_shap_contributions_add_up_to_the_model_output(subjects, explain, name):
     s, e = subjects(name), explain(name)
     # LightGBM's own tree SHAP, on every core; other trees through interpret-community (shap).
-    explainer = "the booster library's own tree SHAP" if name.endswith("lgbm") else "TreeExplainer"
+    explainer = "LightGBM's own tree SHAP" if name.endswith("lgbm") else "TreeExplainer"
     assert (e.doc["method"], e.doc["explainer"]) == ("tree", explainer)
     classes = [str(c) for c in s.model.classes_]
     assert list(e.doc["expected_values"]) == classes and list(e.local["class"].unique()) == classes

@@ -108,7 +108,7 @@ def test_lightgbm_booster_through_the_steps_with_tree_shap(adult, tmp_path):
     assert explained.method == "tree"
     local = pd.read_parquet(tmp_path / "explanation" / "local_importance.parquet")
     result = json.loads((tmp_path / "explanation" / A.INSIGHT_RESULT_FILE).read_text())
-    assert result["explainer"] == "the booster library's own tree SHAP"
+    assert result["explainer"] == "LightGBM's own tree SHAP"
     positive = local[local["class"] == ">50K"].set_index(A.ROW_ID)[NUMERIC]
     margin = booster.predict(test[NUMERIC].iloc[positive.index], raw_score=True)
     np.testing.assert_allclose(positive.sum(axis=1) + result["expected_values"][">50K"], margin, atol=1e-6)

@@ -117,7 +117,7 @@ class _TreeShap:
     ``frame`` gives the columns in the booster's order (another source's model: its features).
     """
 
-    DESCRIPTION = "the booster library's own tree SHAP"  # shown as the explanation's explainer
+    LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "catboost": "CatBoost"}
 
     def __init__(
         self, native: Any, n_classes: int | None, frame: Callable[[pd.DataFrame], pd.DataFrame] = lambda X: X
@@ -127,8 +127,9 @@ class _TreeShap:
             native.get_booster() if hasattr(native, "get_booster") else native
         )
         self.library = type(self.native).__module__.split(".")[0]
-        if self.library not in ("xgboost", "lightgbm", "catboost"):
+        if self.library not in self.LIBRARIES:
             raise TypeError(f"no tree SHAP for {type(self.native).__name__}")
+        self.DESCRIPTION = f"{self.LIBRARIES[self.library]}'s own tree SHAP"  # shown as the explanation's explainer
 
     def _contributions(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, outputs, features + 1): each output's values, the last column its expected value."""
