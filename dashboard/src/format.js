@@ -29,12 +29,11 @@ export function fmt(v) {
   if (Number.isNaN(v)) return "n/a";
   // Whole numbers as they are (JSON does not tell 3.0 from 3), up to 1e15 (2.5e+20 stays short).
   if ((Number.isInteger(v) && Math.abs(v) < 1e15) || !isFinite(v)) return String(v);
-  // As the PDF (report/dashboard.py's _fmt): 12,280 rather than 1.228e+04, still 4 significant digits.
-  if (Math.abs(v) >= 1e4 && Math.abs(v) < 1e15) {
-    const unit = Math.pow(10, Math.floor(Math.log10(Math.abs(v))) - 3);
-    return count(Math.round(v / unit) * unit);
-  }
-  return formatG(v, 4);
+  // As the PDF (report/dashboard.py's _fmt): 4 significant digits, from 1,000 on with separators
+  // (12,280 rather than 1.228e+04, and 9,259 as 11,940 beside it).
+  const text = formatG(v, 4);
+  const rounded = Number(text);
+  return Math.abs(rounded) >= 1e3 && Math.abs(rounded) < 1e15 ? count(rounded) : text;
 }
 
 // A signed figure ("+0.012"), for effects and differences.

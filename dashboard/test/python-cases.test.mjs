@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { decodeTable } from "../src/table.js";
 import { filterMask } from "../src/filters.js";
 import { classificationMetrics, regressionMetrics, thresholdMetrics } from "../src/metrics.js";
-import { count, filterText, fmt, formatG } from "../src/format.js";
+import { count, filterText, fmt, fmtSigned, formatG } from "../src/format.js";
 
 const file = process.env.RAI_DASHBOARD_CASES;
 const cases = file ? JSON.parse(readFileSync(file, "utf8")) : null;
@@ -53,6 +53,7 @@ test("metrics at a threshold equal scikit-learn's on P(positive) >= threshold", 
 
 test("numbers and filters read as Python writes them", { skip }, () => {
   for (const [v, text] of cases.format.fmt) assert.equal(fmt(v), text, "fmt(" + v + ")");
+  for (const [v, text] of cases.format.fmt_signed) assert.equal(fmtSigned(v), text, "fmtSigned(" + v + ")");
   for (const [v, p, text] of cases.format.g) assert.equal(formatG(v, p), text, "%." + p + "g of " + v);
   for (const [n, text] of cases.format.count) assert.equal(count(n), text, "count(" + n + ")");
   for (const [f, text] of cases.format.filter_text) assert.equal(filterText(f), text, JSON.stringify(f));

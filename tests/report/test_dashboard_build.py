@@ -22,7 +22,7 @@ import pytest
 from sklearn import metrics as skm
 
 from rai_audit.core.cohorts import cohort_frame, filter_mask
-from rai_audit.report.dashboard import _filter_text, _fmt
+from rai_audit.report.dashboard import ENV, _filter_text, _fmt
 from rai_audit.steps.gather import _page_feature
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -338,8 +338,10 @@ def _format_cases() -> dict:
         99.995,
     ]
     return {
-        "fmt": [[v, _fmt(v)] for v in floats + [42370000.4, -13620.5, 99994.9]]
+        "fmt": [[v, _fmt(v)] for v in floats + [42370000.4, -13620.5, 99994.9, 9259.3, -1151.5, 1000.2, 9999.7, 999.95]]
         + [[16281, "16281"], [None, "n/a"], ["text", "text"]],
+        # The PDF's signed figures (effects, changes from a baseline) as the page's.
+        "fmt_signed": [[v, ENV.filters["fmt_signed"](v)] for v in [*floats, 0, 0.0, 3, -1234.5, 9259.3, None]],
         "g": [[v, p, f"{v:.{p}g}"] for v in floats + [1162.0000000000002, 1151.5] for p in (3, 4, 6)],
         "count": [[n, f"{n:,}"] for n in (0, 7, 999, 1000, 16281, 1_000_000, 123_456_789)],
         "filter_text": [

@@ -78,8 +78,10 @@ def shown(value: Any) -> str:
         return "n/a"
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return str(int(value))
-    if 1e4 <= abs(value) < 1e15:  # 4 significant digits with thousands separators: 12,280
-        return f"{round(float(value), 3 - math.floor(math.log10(abs(value)))):,.0f}"
+    if 999 <= abs(value) < 1e15:  # 4 significant digits, from 1,000 on with thousands separators: 12,280
+        rounded = round(float(value), 3 - math.floor(math.log10(abs(value))))
+        if abs(rounded) >= 1e3:
+            return f"{rounded:,.0f}"
     return f"{float(value):.4g}"
 
 

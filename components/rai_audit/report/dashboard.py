@@ -14,7 +14,6 @@ import contextlib
 import functools
 import importlib.metadata
 import json
-import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -38,8 +37,9 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if 1e4 <= abs(value) < 1e15:  # 12,280 rather than 1.228e+04; still 4 significant digits
-            return f"{round(value, 3 - int(math.floor(math.log10(abs(value))))):,.0f}"
+        rounded = float(f"{value:.4g}")  # 4 significant digits
+        if 1e3 <= abs(rounded) < 1e15:  # 12,280 rather than 1.228e+04, and 9,259 as 11,940 beside it
+            return f"{rounded:,.0f}"
         return f"{value:.4g}"
     return str(value)
 
@@ -75,7 +75,10 @@ def _thousands(value: Any) -> str:
 
 ENV.filters["fmt"] = _fmt
 ENV.filters["thousands"] = _thousands
-ENV.filters["fmt_signed"] = lambda value: f"{value:+.4g}" if isinstance(value, (int, float)) else _fmt(value)
+# A signed figure ("+0.012", "+12,280"), as the page's fmtSigned.
+ENV.filters["fmt_signed"] = lambda value: (
+    f"+{_fmt(value)}" if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else _fmt(value)
+)
 ENV.filters["exact"] = lambda value: f"{value:.15g}" if isinstance(value, float) else str(value)  # as configured
 ENV.filters["filter_text"] = _filter_text
 
