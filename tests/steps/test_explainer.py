@@ -941,3 +941,43 @@ def test_probe_values_cover_every_value_or_the_spread():
     assert probe[0] == 0 and probe[-2] == 4999
     texts = pd.Series([f"id{i}" for i in range(3000)] + ["id7"] * 5)
     assert len(_probe_values(texts)) == PROBE_VALUES and _probe_values(texts)[0] == "id7"
+
+
+# --- LightGBM's scikit-learn models: LightGBM's own tree SHAP ----------------------------------
+
+
+def test_a_lightgbm_regressor_in_a_pipeline_gets_lightgbms_own_tree_shap_equal_to_shaps():
+    """The regression case of the path (the subjects above are classifiers), on 1,200 rows so
+    they are grouped: the values equal shap's TreeExplainer on the engineered columns, summed per
+    raw feature, and add up to the prediction."""
+    from rai_audit.steps.explainer import build_explainer
+
+    data = shared_dataset("insurance.parquet")
+    X, y = data.drop(columns="charges"), data["charges"]
+    categorical, numeric = ["sex", "smoker", "region"], ["age", "bmi", "children"]
+    model = encoded_model(categorical, numeric, lightgbm.LGBMRegressor(n_estimators=60, random_state=0, verbose=-1))
+    model.fit(X, y)
+    rows = X.iloc[:1200]
+    built = build_explainer(model, X, rows, None, False, ExplainerOptions())
+    assert (built.method, built.explainer.DESCRIPTION) == ("tree", "LightGBM's own tree SHAP")
+    values, expected = built.explain(rows, None)
+    engineered = dense(model[:-1].transform(rows))
+    direct = np.asarray(shap.TreeExplainer(model[-1]).shap_values(engineered), dtype=float)
+    for j, feature in enumerate(X.columns):
+        summed = direct[:, columns_of(model, feature)].sum(axis=1)
+        np.testing.assert_allclose(values[0, :, j], summed, rtol=1e-9, atol=1e-6, err_msg=feature)
+    np.testing.assert_allclose(values[0].sum(axis=1) + expected[0], model.predict(rows), rtol=1e-9)
+
+
+def test_a_lightgbm_model_fitted_on_pandas_categories_is_not_given_float_values_as_category_codes():
+    """LightGBM reads a category column as its codes; the floats the explainer gets are the
+    categories' values (here 10-13, codes 0-3). LightGBM's own path is not taken, and the model
+    goes where it went before: shap's TreeExplainer fails on those floats, so the mimic explains."""
+    from rai_audit.steps.explainer import build_explainer
+
+    data = shared_dataset("insurance.parquet")
+    X = data[["age", "bmi"]].assign(region=(data["region"].astype("category").cat.codes + 10).astype("category"))
+    model = lightgbm.LGBMRegressor(n_estimators=20, random_state=0, verbose=-1).fit(X, data["charges"])
+    assert model.booster_.pandas_categorical == [[10, 11, 12, 13]]
+    built = build_explainer(model, X, X.iloc[:50], None, False, ExplainerOptions())
+    assert built.method == "mimic"
