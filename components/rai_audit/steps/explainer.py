@@ -303,7 +303,8 @@ def _lightgbm_tree_shap(
     if type(estimator).__module__.split(".")[0] != "lightgbm" or not hasattr(estimator, "booster_"):
         return None
     booster = estimator.booster_
-    # Category columns are not in the engineered floats: those go to shap's TreeExplainer, as before.
+    # Category codes are not in the engineered floats: such a model goes the way it went before
+    # (shap's TreeExplainer, or the mimic where that fails).
     if booster.pandas_categorical or booster.num_feature() != background.shape[1]:
         return None
     return _TreeShap(booster, len(classes) if is_classifier and classes else None)
