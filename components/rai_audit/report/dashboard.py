@@ -37,10 +37,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        rounded = float(f"{value:.4g}")  # 4 significant digits
+        text = f"{value:.4g}"  # 4 significant digits
+        rounded = float(text)
         if 1e3 <= abs(rounded) < 1e15:  # 12,280 rather than 1.228e+04, and 9,259 as 11,940 beside it
             return f"{rounded:,.0f}"
-        return f"{value:.4g}"
+        return text
     return str(value)
 
 
