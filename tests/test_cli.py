@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -12,9 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import joblib
 import pandas as pd
 import pytest
 import yaml
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from rai_audit import archive
 from rai_audit.cli import _parser, main
@@ -281,6 +285,24 @@ def _tree(table: dict[int, dict], root: int) -> dict[int, dict]:
     return found
 
 
+SLOW_MODULE = "rai_audit_test_slow_predictions"
+
+
+def _slow_model(model: Path, folder: Path) -> Path:
+    """``model`` behind a step that waits 3 s in each prediction: a step is then surely running
+    when the signal comes (insurance's own steps can all end within half a second of being seen).
+    The step is a function of a module in ``folder``, which the run finds on its PYTHONPATH."""
+    source = folder / f"{SLOW_MODULE}.py"
+    source.write_text("import time\n\n\ndef wait_then_pass(X):\n    time.sleep(3)\n    return X\n")
+    spec = importlib.util.spec_from_file_location(SLOW_MODULE, source)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SLOW_MODULE] = module  # pickle writes the function as a reference to its module
+    spec.loader.exec_module(module)
+    slow = Pipeline([("wait", FunctionTransformer(module.wait_then_pass)), *joblib.load(model).steps])
+    joblib.dump(slow, folder / "slow_model.joblib")
+    return folder / "slow_model.joblib"
+
+
 @pytest.mark.parametrize(
     "signum, code, message, flags",
     [
@@ -295,7 +317,7 @@ def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, t
     signal goes to `rai-audit run` only (not its process group, as a terminal's Ctrl-C would),
     while a step runs: the steps, the starter and their children all end."""
     config = {
-        "model": str(insurance_case.model),
+        "model": str(_slow_model(insurance_case.model, tmp_path)),
         "allow_pickle": True,
         "train_data": str(insurance_case.train),
         "test_data": str(insurance_case.test),
@@ -315,6 +337,7 @@ def test_a_signal_to_the_run_alone_ends_its_whole_process_tree(insurance_case, t
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.getenv("PYTHONPATH")]))},
             start_new_session=True,
             # As from a terminal: a shell's background job (`.ci/run &`) inherits SIGINT ignored,
             # which the run rightly keeps ignoring.
