@@ -1,13 +1,17 @@
 import { useContext } from "preact/hooks";
 import { Ctx } from "./context.js";
-import { fmt } from "./format.js";
+import { count, fmt } from "./format.js";
 
 const isText = (c) => typeof c === "string" || (c !== null && typeof c === "object");
 
 // A table: numbers (and missing values, as "n/a") right-aligned through fmt, text (and
-// elements) left-aligned; a column whose first row holds text is a text column.
-export function Table({ header, rows, testid, caption, class: klass }) {
+// elements) left-aligned; a column whose first row holds text is a text column. Numbers in
+// countColumns or countRows are row counts, written as count writes them (16,281), where fmt
+// keeps a whole number as it is (a feature value such as the year 2019).
+export function Table({ header, rows, testid, caption, class: klass, countColumns = [], countRows = [] }) {
   const textColumn = (i) => i === 0 || (rows.length > 0 && isText(rows[0][i]));
+  const shown = (c, row, i) =>
+    Number.isFinite(c) && (countColumns.includes(i) || countRows.includes(row)) ? count(c) : fmt(c);
   return (
     <div class="table-wrap">
       <table data-testid={testid} class={klass}>
@@ -24,10 +28,10 @@ export function Table({ header, rows, testid, caption, class: klass }) {
           </thead>
         ) : null}
         <tbody>
-          {rows.map((r) => (
+          {rows.map((r, row) => (
             <tr>
               {r.map((c, i) => (
-                <td class={i === 0 || isText(c) ? "text" : "num"}>{isText(c) ? c : fmt(c)}</td>
+                <td class={i === 0 || isText(c) ? "text" : "num"}>{isText(c) ? c : shown(c, row, i)}</td>
               ))}
             </tr>
           ))}

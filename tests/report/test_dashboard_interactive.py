@@ -837,6 +837,34 @@ def test_threshold_slider_recomputes_metrics_on_the_carried_rows(adult, open_pag
 # --- the data explorer ------------------------------------------------------------------------------
 
 
+def test_row_counts_in_tables_have_thousands_separators(adult, open_page):
+    """Counts in the tables read as in the text beside them ("16,281"), where other whole
+    numbers (a feature value such as a year) are shown as they are."""
+    dash = open_page(adult.html)
+    n_test, n_carried = len(adult.test), len(adult.carried)
+    assert n_test > n_carried >= 1000  # both counts need a separator
+    cells = dash.table(dash.tab("cohorts").locator("[data-testid=cohort-list]"))
+    rows = {r[0]: r for r in cells[1:]}
+    assert rows["All data"][2:4] == [f"{n_test:,}", f"{n_carried:,}"]
+    for view in adult.doc["cohort_views"]:
+        assert rows[view["name"]][2] == f"{view['count']:,}", view["name"]
+    cells = dash.table(dash.tab("error-analysis").locator("[data-testid=cohort-errors]"))
+    assert cells[1][:2] == ["All data", f"{n_test:,}"]
+    dash.tab("overview")
+    _, metrics = dash.metrics()
+    assert metrics["rows"] == [f"{n_test:,}"]
+    # The data analysis' balance per sex: rows, then true and predicted rows per class, by pandas.
+    cells = dash.table(dash.tab("data").locator("[data-testid=sensitive-balance]"))
+    classes = cells[0][2::2]
+    assert classes == [f"true {c}" for c in ["<=50K", ">50K"]]
+    expected = {
+        str(group): [f"{len(rows):,}"]
+        + [f"{(rows[column] == c).sum():,}" for c in ("<=50K", ">50K") for column in (A.Y_TRUE, A.Y_PRED)]
+        for group, rows in adult.pred.groupby("sex")
+    }
+    assert {r[0]: r[1:] for r in cells[1:]} == expected
+
+
 def test_data_explorer_aggregates(adult, open_page):
     dash = open_page(adult.html)
     panel = dash.tab("explorer")

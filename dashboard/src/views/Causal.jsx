@@ -205,6 +205,7 @@ function Individual({ ca }) {
           <Table
             header={["Effect", "role", "rows", "mean", "min", "max"]}
             rows={stats.map((s) => [s.key, role(treatmentOf(ca, s.key)), s.values.length, s.mean, s.min, s.max])}
+            countColumns={[2]}
             testid="causal-individual-table"
           />
           <div style={SIDE}>
@@ -375,6 +376,7 @@ function Policies({ ca }) {
                   "",
                 ],
               ]}
+              countColumns={[1]}
               testid="policy-leaves"
             />
             {p.always_treat_gains && Object.keys(p.always_treat_gains).length ? (

@@ -333,6 +333,7 @@ export default function CohortEditor() {
           c.rowsKnown === false ? "not known" : c.size,
           c.filter || c.source === "all" ? filterText(c.filter) : "a group of a sensitive feature",
         ])}
+        countColumns={[2, 3]}
         testid="cohort-list"
       />
       <p class="muted">Machine-readable results: insights.json and tables/*.parquet beside this page.</p>

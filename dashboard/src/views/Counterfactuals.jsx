@@ -61,6 +61,7 @@ function Totals({ cf }) {
             g.mean_proximity,
           ]),
         ]}
+        countColumns={[1, 2, 3]}
         testid="counterfactual-summary"
       />
       {cf.rows_without_valid && cf.rows_without_valid.length ? (

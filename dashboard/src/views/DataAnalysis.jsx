@@ -115,11 +115,12 @@ function BalanceView({ doc, balance }) {
     <div>
       <LabelledChart
         spec={barsSpec(bars, { labelTitle: "class", valueTitle: "rows", width: 380 })}
-        label={"Rows per class, true and predicted: " + bars.map((b) => b.label + " " + b.value).join(", ")}
+        label={"Rows per class, true and predicted: " + bars.map((b) => b.label + " " + count(b.value)).join(", ")}
       />
       <Table
         header={["class", "true", "predicted"]}
         rows={classes.map((c) => [c, balance.y_true[c], balance.y_pred[c]])}
+        countColumns={[1, 2]}
         testid="balance"
       />
     </div>
@@ -139,6 +140,7 @@ function FeatureSummary({ summaries }) {
           caption="numeric features"
           header={["feature", "missing", "mean", "std", "min", "median", "max"]}
           rows={numeric.map((f) => [f.feature, f.missing, f.mean, f.std, f.min, q(f, "0.5"), f.max])}
+          countColumns={[1]}
           testid="feature-summary"
         />
       ) : null}
@@ -152,6 +154,7 @@ function FeatureSummary({ summaries }) {
             f.n_unique === undefined ? null : f.n_unique,
             f.top_values && f.top_values.length ? f.top_values[0].value + " (" + count(f.top_values[0].count) + " rows)" : "",
           ])}
+          countColumns={[1, 2]}
           testid="feature-summary-categorical"
         />
       ) : null}
@@ -236,6 +239,7 @@ export default function DataAnalysis() {
             caption={feature}
             header={[feature, "count", ...classes.flatMap((k) => ["true " + k, "predicted " + k])]}
             rows={Object.entries(groups).map(([g, v]) => [g, v.count, ...classes.flatMap((k) => [v.y_true[k], v.y_pred[k]])])}
+            countColumns={Array.from({ length: doc.task_type === "regression" ? 1 : 1 + 2 * classes.length }, (_, i) => i + 1)}
             testid="sensitive-balance"
           />
         );

@@ -237,7 +237,7 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
           config: CONFIG,
         }
       : null;
-    return { spec, header, rows, notes, drawn: points.length };
+    return { spec, header, rows, counts: [1], notes, drawn: points.length };
   }
 
   // Aggregates per x group (and colour group).
@@ -352,11 +352,12 @@ export function explore({ x, y, color, plot, xs, ys, cs, colorVar, rowIds, yLabe
   // "rows with y" only where some row of a group has no y.
   const withY = header.indexOf("rows with " + yLabel);
   const lead = gc ? 2 : 1;
-  if (withY >= 0 && rows.every((r) => r[withY] === r[lead])) {
+  const keepWithY = withY >= 0 && !rows.every((r) => r[withY] === r[lead]);
+  if (withY >= 0 && !keepWithY) {
     header.splice(withY, 1);
     rows.forEach((r) => r.splice(withY, 1));
   }
-  return { spec, header, rows, notes, drawn: xs.length };
+  return { spec, header, rows, counts: keepWithY ? [lead, withY] : [lead], notes, drawn: xs.length };
 }
 
 const CONFIG = {
@@ -465,7 +466,7 @@ export default function DataExplorer() {
           <LabelledChart spec={result.spec} label={describe} testid="explorer-chart" />
           <h3>{plotName[effectivePlot]}: the figures drawn</h3>
           <Scope cohort={active} />
-          <Table header={result.header} rows={result.rows} testid="explorer-aggregates" />
+          <Table header={result.header} rows={result.rows} countColumns={result.counts} testid="explorer-aggregates" />
         </div>
       )}
     </Section>

@@ -428,6 +428,7 @@ export default function ErrorAnalysis() {
           ...errors.cohorts.map((c) => [c.name, c.count, c.error_rate, c.error_share]),
           ...errors.sensitive_groups.map((g) => [g.feature + " = " + g.group, g.count, g.error_rate, g.error_share]),
         ]}
+        countColumns={[1]}
         testid="cohort-errors"
       />
       {leaves.length ? (

@@ -38,6 +38,7 @@ function Figures({ result, task }) {
               caption="Confusion matrix (rows: true class, columns: predicted class)"
               header={["true \\ predicted", ...m.confusion_matrix.labels.map(String)]}
               rows={m.confusion_matrix.matrix.map((r, i) => [String(m.confusion_matrix.labels[i]), ...r])}
+              countColumns={m.confusion_matrix.labels.map((_, i) => i + 1)}
               testid="live-cohort-confusion"
             />
           </div>
@@ -53,6 +54,7 @@ function Figures({ result, task }) {
               ["difference", "", ...names.map((n) => entry.difference[n])],
               ["ratio", "", ...names.map((n) => entry.ratio[n])],
             ]}
+            countColumns={[1]}
           />
         </div>
       ))}

@@ -347,7 +347,7 @@ function MetricsTable({ doc, table, compared, figures: all, scope }) {
   return (
     <div>
       <h3>{compared.length > 1 ? "Metrics, side by side" : "Metrics: " + compared[0].name}</h3>
-      <Table header={header} rows={rows} testid="metrics-table" />
+      <Table header={header} rows={rows} countRows={[0]} testid="metrics-table" />
       {columns.map(({ cohort, figures }) => (
         <p class="scope muted">
           {cohort.name}: {figures ? (figures.full ? fullScope(figures.count) : "computed in the page " + scope(cohort)) : "no figures (no rows carried)"}
