@@ -46,3 +46,55 @@ def test_bars_spec_calls_do_not_share_state():
     assert first["layer"][0]["encoding"]["y"]["sort"] == ["a"]
     assert second["layer"][0]["encoding"]["y"]["sort"] == ["b", "c"]
     assert (first["height"], second["height"]) == (charts._bars_height(1), charts._bars_height(2))
+
+
+def _text_width(text: str, size: float) -> float:
+    """The width of ``text`` in DejaVu Sans (the PDF's font) at ``size`` px, from its glyph advances."""
+    from fontTools.ttLib import TTFont
+    from matplotlib import font_manager
+
+    font = TTFont(font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"), fallback_to_default=False))
+    cmap, advances = font.getBestCmap(), font["hmtx"].metrics
+    return sum(advances[cmap[ord(c)]][0] for c in text) * size / font["head"].unitsPerEm
+
+
+def _x_axis_labels(svg: str) -> list[list[tuple[float, float, str]]]:
+    """Each x axis of the SVG: its shown labels as (left, right, text), left to right."""
+    import xml.etree.ElementTree as ET
+
+    axes = []
+    for group in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}g"):
+        if "role-axis-label" not in group.get("class", ""):
+            continue
+        labels = []
+        for text in group.iter("{http://www.w3.org/2000/svg}text"):
+            if text.get("opacity") == "0":
+                continue
+            x, y = (float(v) for v in text.get("transform").removeprefix("translate(").rstrip(")").split(","))
+            width = _text_width(text.text, float(text.get("font-size").removesuffix("px")))
+            left = {"start": x, "middle": x - width / 2, "end": x - width}[text.get("text-anchor")]
+            labels.append((y, left, left + width, text.text))
+        if len({y for y, *_ in labels}) == 1 and len(labels) > 1:  # a y axis' labels are one above the other
+            axes.append(sorted((left, right, text) for _, left, right, text in labels))
+    return axes
+
+
+@pytest.mark.parametrize(
+    "point, lower, upper",
+    [
+        (0.003129, 0.002363, 0.003895),  # the demo's hours-per-week: "0.0000" ran into "0.0005"
+        (-0.00213, -0.00391, -0.00021),
+        (-0.0123, -0.0456, 0.0311),
+        (262.4, 230.9, 293.8),
+        (1.2e-5, 3.1e-6, 2.4e-5),
+        (12280.0, 9876.0, 14690.0),
+    ],
+)
+def test_effect_axis_labels_do_not_run_into_each_other_in_the_pdfs_font(point, lower, upper):
+    """The tick labels of the causal effects' axis, measured in DejaVu Sans (the font the PDF
+    draws them in, wider than vl-convert's measure), do not overlap."""
+    effects = [{"treatment": "t", "level": None, "control": None, "point": point, "ci_lower": lower, "ci_upper": upper}]
+    [axis] = _x_axis_labels(charts.to_svg(charts.treatment_effects(effects, "outcome")))
+    assert len(axis) >= 3
+    gaps = [(a[2], b[2], b[0] - a[1]) for a, b in zip(axis, axis[1:])]
+    assert all(gap > 1 for *_, gap in gaps), gaps

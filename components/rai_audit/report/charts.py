@@ -199,7 +199,10 @@ def effects_chart(rows: list[dict[str, Any]], *, value_title: str) -> alt.TopLev
     base = alt.Chart(data).encode(
         y=alt.Y("label:N", title=None, sort=list(data["label"]), axis=alt.Axis(labelLimit=240))
     )
-    axis = alt.Axis(labelOverlap="greedy", tickCount=6)  # long decimals must not run into each other
+    # Long decimals must not run into each other. The PDF draws the labels wider than vl-convert
+    # measures them, so the labels at the ends are centred on their ticks (not flush with the
+    # axis' ends, which pushed "0.0000" into "0.0005") and kept a few pixels apart.
+    axis = alt.Axis(labelOverlap="greedy", labelSeparation=4, labelFlush=False, tickCount=6)
     interval = (
         base.transform_filter("isValid(datum.ci_lower)")
         .mark_rule(color=GREY, strokeWidth=2)
