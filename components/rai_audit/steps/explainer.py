@@ -131,6 +131,16 @@ class _TreeShap:
             raise TypeError(f"no tree SHAP for {type(self.native).__name__}")
         self.DESCRIPTION = f"{self.LIBRARIES[self.library]}'s own tree SHAP"  # shown as the explanation's explainer
 
+    def reads_floats(self, n_columns: int) -> bool:
+        """Whether the booster reads ``n_columns`` columns, all as numbers (none as categories)."""
+        native = self.native
+        if self.library == "lightgbm":
+            return not native.pandas_categorical and native.num_feature() == n_columns
+        if self.library == "xgboost":
+            return native.num_features() == n_columns and "c" not in (native.feature_types or [])
+        categories = native.get_cat_feature_indices() + native.get_text_feature_indices()
+        return not categories and len(native.feature_names_) == n_columns
+
     def _contributions(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, outputs, features + 1): each output's values, the last column its expected value."""
         if self.library == "xgboost":
@@ -250,9 +260,9 @@ def _exact_explainer(
             "on numeric features only); use method 'auto'"
         )
     if method in ("auto", "tree"):
-        lightgbm_tree = _lightgbm_tree_shap(estimator, background, classes, is_classifier)
-        if lightgbm_tree is not None:
-            return lightgbm_tree, "tree"
+        library_tree = _library_tree_shap(estimator, background, classes, is_classifier)
+        if library_tree is not None:
+            return library_tree, "tree"
     forced = {
         "tree": lambda: TreeExplainer(estimator, **kwargs),
         "linear": lambda: LinearExplainer(estimator, background, **kwargs),
@@ -294,20 +304,26 @@ def _booster_tree_shap(model: ModelAdapter, classes: list[Any] | None, is_classi
         return None
 
 
-def _lightgbm_tree_shap(
+def _library_tree_shap(
     estimator: Any, background: pd.DataFrame, classes: list[Any] | None, is_classifier: bool
 ) -> _TreeShap | None:
-    """LightGBM's own tree SHAP for a LightGBM scikit-learn model on the columns it was fitted on
-    (the values interpret-community's TreeExplainer gives, computed on every core: the explainer
-    took 1.3x the peer's mimic through shap's one core; bench/README.md), else None."""
-    if type(estimator).__module__.split(".")[0] != "lightgbm" or not hasattr(estimator, "booster_"):
+    """The booster library's own tree SHAP for its scikit-learn model (LightGBM, XGBoost, CatBoost;
+    bare or a Pipeline's last step) on the columns it was fitted on, else None.
+
+    LightGBM's: the values interpret-community's TreeExplainer gives, on every core (shap's takes
+    one: the explainer took 1.3x the peer's mimic; bench/README.md). XGBoost's and CatBoost's:
+    shap 0.46 cannot read XGBoost 3's models and failed on CatBoost's in a Pipeline, so they were
+    explained by the mimic, an approximation, where their libraries give the exact values.
+    """
+    if type(estimator).__module__.split(".")[0] not in _TreeShap.LIBRARIES:
         return None
-    booster = estimator.booster_
-    # Category codes are not in the engineered floats: such a model goes the way it went before
-    # (shap's TreeExplainer, or the mimic where that fails).
-    if booster.pandas_categorical or booster.num_feature() != background.shape[1]:
+    try:
+        tree = _TreeShap(estimator, len(classes) if is_classifier and classes else None)
+        # A model that reads some columns as categories takes their codes, which the engineered
+        # floats are not: it goes the way it went before (interpret-community, else the mimic).
+        return tree if tree.reads_floats(background.shape[1]) else None
+    except Exception:  # not a fitted booster model
         return None
-    return _TreeShap(booster, len(classes) if is_classifier and classes else None)
 
 
 class RawFeatureMimic:
