@@ -1004,37 +1004,29 @@ def booster_case(library: str, task: str) -> tuple[Pipeline, pd.DataFrame, pd.Da
     return model, X, X.iloc[-300:], classes
 
 
-def booster_margin(estimator: Any, engineered: np.ndarray, n_classes: int | None) -> np.ndarray:
-    """The booster's raw output, a column per explained output (a binary model's one as (-m, m)):
-    what its tree SHAP values add up to."""
-    if type(estimator).__module__.startswith("xgboost"):
-        raw = np.asarray(estimator.predict(engineered, output_margin=True), dtype=float)
-    else:
-        raw = np.asarray(estimator.predict(engineered, prediction_type="RawFormulaVal"), dtype=float)
-    if raw.ndim == 2:
-        return raw
-    return np.column_stack([-raw, raw]) if n_classes == 2 else raw[:, None]
-
-
-def booster_contributions(estimator: Any, engineered: np.ndarray) -> np.ndarray:
-    """The library's own SHAP values on the engineered columns: (rows, outputs, columns + 1)."""
+def booster_contributions(estimator: Any, transformed: Any) -> np.ndarray:
+    """The library's own SHAP values on what the Pipeline gives the booster (a sparse matrix for
+    Adult's one-hot columns): (rows, outputs, columns + 1)."""
     if type(estimator).__module__.startswith("xgboost"):
         import xgboost
 
-        raw = estimator.get_booster().predict(xgboost.DMatrix(engineered), pred_contribs=True)
+        raw = estimator.get_booster().predict(xgboost.DMatrix(transformed), pred_contribs=True)
     else:
         import catboost
 
-        raw = estimator.get_feature_importance(catboost.Pool(engineered), type="ShapValues")
-    return np.asarray(raw, dtype=float).reshape(len(engineered), -1, engineered.shape[1] + 1)
+        raw = estimator.get_feature_importance(catboost.Pool(transformed), type="ShapValues")
+    return np.asarray(raw, dtype=float).reshape(transformed.shape[0], -1, transformed.shape[1] + 1)
 
 
 @pytest.mark.parametrize("task", ["regression", "binary", "multiclass"])
 @pytest.mark.parametrize("library", ["xgboost", "catboost"])
 def test_xgboost_and_catboost_models_in_a_pipeline_get_their_librarys_own_tree_shap(library, task):
     """They were explained by the mimic (shap 0.46 cannot read XGBoost 3's models, nor CatBoost's
-    in a Pipeline). Their values add up to the booster's raw output, and each raw feature's is the
-    sum of the library's values over its one-hot columns."""
+    in a Pipeline). Their values add up to the Pipeline's own prediction (through the logistic
+    or softmax function for classes), and each raw feature's is the sum of the library's values
+    over its one-hot columns. Adult's one-hot output is sparse, where XGBoost reads a zero as missing."""
+    from scipy.special import expit, softmax
+
     from rai_audit.steps.explainer import build_explainer
 
     model, X, rows, classes = booster_case(library, task)
@@ -1042,16 +1034,19 @@ def test_xgboost_and_catboost_models_in_a_pipeline_get_their_librarys_own_tree_s
     name = {"xgboost": "XGBoost", "catboost": "CatBoost"}[library]
     assert (built.method, built.explainer.DESCRIPTION) == ("tree", f"{name}'s own tree SHAP")
     values, expected = built.explain(rows, None)  # (outputs, rows, raw features), (outputs,)
-    engineered = dense(model[:-1].transform(rows))
-    margin = booster_margin(model[-1], engineered, len(classes) if classes else None)
-    assert values.shape == (margin.shape[1], len(rows), X.shape[1])
-    for k in range(margin.shape[1]):
-        np.testing.assert_allclose(values[k].sum(axis=1) + expected[k], margin[:, k], rtol=1e-5, atol=1e-4)
-    # The last output (a binary model's second class; XGBoost's binary one is that class's).
-    own = booster_contributions(model[-1], engineered)[:, -1, :-1]
+    totals = values.sum(axis=2) + expected[:, None]  # (outputs, rows)
+    if task == "regression":
+        np.testing.assert_allclose(totals[0], model.predict(rows), rtol=1e-5)
+    elif task == "binary":
+        np.testing.assert_allclose(expit(totals[1]), model.predict_proba(rows)[:, 1], rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_allclose(softmax(totals.T, axis=1), model.predict_proba(rows), rtol=1e-5, atol=1e-6)
+    transformed = model[:-1].transform(rows)
+    assert hasattr(transformed, "toarray") == (task == "binary")
+    own = booster_contributions(model[-1], transformed)[:, -1, :-1]  # the last output (binary: class 1)
     for j, feature in enumerate(X.columns):
         summed = own[:, columns_of(model, feature)].sum(axis=1)
-        np.testing.assert_allclose(values[-1, :, j], summed, rtol=1e-9, atol=1e-9, err_msg=feature)
+        np.testing.assert_allclose(values[-1, :, j], summed, rtol=1e-6, atol=1e-6, err_msg=feature)
 
 
 @pytest.mark.parametrize("library", ["xgboost", "catboost"])

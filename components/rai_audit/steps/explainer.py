@@ -115,14 +115,20 @@ class _TreeShap:
     shap's TreeExplainer takes one.)
 
     ``frame`` gives the columns in the booster's order (another source's model: its features).
+    ``sparse``: the model is given a sparse matrix (a Pipeline's one-hot output), where XGBoost
+    reads an absent entry, a zero, as missing; its values are computed on the same.
     """
 
     LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "catboost": "CatBoost"}
 
     def __init__(
-        self, native: Any, n_classes: int | None, frame: Callable[[pd.DataFrame], pd.DataFrame] = lambda X: X
+        self,
+        native: Any,
+        n_classes: int | None,
+        frame: Callable[[pd.DataFrame], pd.DataFrame] = lambda X: X,
+        sparse: bool = False,
     ) -> None:
-        self.n_classes, self.frame = n_classes, frame
+        self.n_classes, self.frame, self.sparse = n_classes, frame, sparse
         self.native = getattr(native, "booster_", None) or (
             native.get_booster() if hasattr(native, "get_booster") else native
         )
@@ -144,9 +150,11 @@ class _TreeShap:
     def _contributions(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, outputs, features + 1): each output's values, the last column its expected value."""
         if self.library == "xgboost":
+            import scipy.sparse
             import xgboost
 
-            raw = self.native.predict(xgboost.DMatrix(X), pred_contribs=True)
+            data = scipy.sparse.csr_matrix(X.to_numpy()) if self.sparse else X
+            raw = self.native.predict(xgboost.DMatrix(data), pred_contribs=True)
         elif self.library == "lightgbm":
             raw = tree_contributions(self.native, X, num_threads=_prediction_threads())
         else:
@@ -180,6 +188,11 @@ def _engineered(preprocess: Any, raw: pd.DataFrame) -> pd.DataFrame:
     except Exception:  # some transformers cannot name their outputs
         names = [f"x{i}" for i in range(transformed.shape[1])]
     return pd.DataFrame(np.asarray(transformed, dtype=float), columns=names)
+
+
+def _sparse_output(preprocess: Any, raw: pd.DataFrame) -> bool:
+    """Whether the preprocessing gives the final estimator a sparse matrix."""
+    return preprocess is not None and hasattr(preprocess.transform(raw.iloc[:2]), "toarray")
 
 
 def _probe_values(values: pd.Series) -> np.ndarray:
@@ -238,10 +251,16 @@ def _explained_rows(audit: ConstructorArtifact, options: ExplainerOptions) -> np
 
 
 def _exact_explainer(
-    method: str, estimator: Any, background: pd.DataFrame, classes: list[Any] | None, is_classifier: bool
+    method: str,
+    estimator: Any,
+    background: pd.DataFrame,
+    classes: list[Any] | None,
+    is_classifier: bool,
+    sparse: bool = False,
 ) -> tuple[Any, str] | None:
     """The exact interpret-community explainer (tree or linear SHAP) this method and model allow,
-    and its name; None where the mimic explains (method mimic, or auto and no exact one applies)."""
+    and its name; None where the mimic explains (method mimic, or auto and no exact one applies).
+    ``sparse``: the model is given a sparse matrix (see _TreeShap)."""
     if method == "mimic":
         return None
     _import_interpret_community()
@@ -260,7 +279,7 @@ def _exact_explainer(
             "on numeric features only); use method 'auto'"
         )
     if method in ("auto", "tree"):
-        library_tree = _library_tree_shap(estimator, background, classes, is_classifier)
+        library_tree = _library_tree_shap(estimator, background, classes, is_classifier, sparse)
         if library_tree is not None:
             return library_tree, "tree"
     forced = {
@@ -305,7 +324,7 @@ def _booster_tree_shap(model: ModelAdapter, classes: list[Any] | None, is_classi
 
 
 def _library_tree_shap(
-    estimator: Any, background: pd.DataFrame, classes: list[Any] | None, is_classifier: bool
+    estimator: Any, background: pd.DataFrame, classes: list[Any] | None, is_classifier: bool, sparse: bool
 ) -> _TreeShap | None:
     """The booster library's own tree SHAP for its scikit-learn model (LightGBM, XGBoost, CatBoost;
     bare or a Pipeline's last step) on the columns it was fitted on, else None.
@@ -318,7 +337,7 @@ def _library_tree_shap(
     if type(estimator).__module__.split(".")[0] not in _TreeShap.LIBRARIES:
         return None
     try:
-        tree = _TreeShap(estimator, len(classes) if is_classifier and classes else None)
+        tree = _TreeShap(estimator, len(classes) if is_classifier and classes else None, sparse=sparse)
         # A model that reads some columns as categories takes their codes, which the engineered
         # floats are not: it goes the way it went before (interpret-community, else the mimic).
         return tree if tree.reads_floats(background.shape[1]) else None
@@ -486,10 +505,11 @@ def build_explainer(
                     f"are not all numbers ({err}); use method 'auto'"
                 ) from err
             background = None
+        sparse = background is not None and _sparse_output(preprocess, background_raw)
         exact = (
             None
             if background is None
-            else _exact_explainer(options.method, estimator, background, classes, is_classifier)
+            else _exact_explainer(options.method, estimator, background, classes, is_classifier, sparse)
         )
         if exact is None:
             mimic = RawFeatureMimic(model, mimic_raw, classes if is_classifier else None, options.random_state)
