@@ -43,6 +43,18 @@ export function fmtSigned(v) {
   return v > 0 ? "+" + text : text;
 }
 
+// What a causal effect record is an effect of, as report/dashboard.py's effect_unit: a level
+// against the control; for a numeric treatment, per 1 unit of it, or "2 vs 1" where the data
+// hold only two values one unit apart (an integer-coded attribute). treatments: the causal
+// result's (a bundle from before their values lacks them).
+export function effectUnit(e, treatments) {
+  if (e.level !== null && e.level !== undefined) return e.level + " vs " + e.control;
+  const t = (treatments || []).find((x) => x.feature === e.treatment);
+  const v = t && t.values;
+  if (v && v[1] - v[0] === 1) return fmt(v[1]) + " vs " + fmt(v[0]);
+  return "per 1 unit of " + e.treatment + (v ? " (" + e.treatment + " takes only " + fmt(v[0]) + " and " + fmt(v[1]) + ")" : "");
+}
+
 // A row count with thousands separators: 16,281.
 export function count(n) {
   if (n === null || n === undefined) return "n/a";

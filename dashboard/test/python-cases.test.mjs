@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { decodeTable } from "../src/table.js";
 import { filterMask } from "../src/filters.js";
 import { classificationMetrics, regressionMetrics, thresholdMetrics } from "../src/metrics.js";
-import { count, filterText, fmt, fmtSigned, formatG } from "../src/format.js";
+import { count, effectUnit, filterText, fmt, fmtSigned, formatG } from "../src/format.js";
 
 const file = process.env.RAI_DASHBOARD_CASES;
 const cases = file ? JSON.parse(readFileSync(file, "utf8")) : null;
@@ -57,4 +57,5 @@ test("numbers and filters read as Python writes them", { skip }, () => {
   for (const [v, p, text] of cases.format.g) assert.equal(formatG(v, p), text, "%." + p + "g of " + v);
   for (const [n, text] of cases.format.count) assert.equal(count(n), text, "count(" + n + ")");
   for (const [f, text] of cases.format.filter_text) assert.equal(filterText(f), text, JSON.stringify(f));
+  for (const [e, t, text] of cases.format.effect_unit) assert.equal(effectUnit(e, t), text, JSON.stringify([e, t]));
 });

@@ -94,7 +94,7 @@ def test_effect_axis_labels_do_not_run_into_each_other_in_the_pdfs_font(point, l
     """The tick labels of the causal effects' axis, measured in DejaVu Sans (the font the PDF
     draws them in, wider than vl-convert's measure), do not overlap."""
     effects = [{"treatment": "t", "level": None, "control": None, "point": point, "ci_lower": lower, "ci_upper": upper}]
-    [axis] = _x_axis_labels(charts.to_svg(charts.treatment_effects(effects, "outcome")))
+    [axis] = _x_axis_labels(charts.to_svg(charts.treatment_effects(effects, "outcome", [])))
     assert len(axis) >= 3
     gaps = [(a[2], b[2], b[0] - a[1]) for a, b in zip(axis, axis[1:])]
     assert all(gap > 1 for *_, gap in gaps), gaps

@@ -22,7 +22,7 @@ import pytest
 from sklearn import metrics as skm
 
 from rai_audit.core.cohorts import cohort_frame, filter_mask
-from rai_audit.report.dashboard import ENV, _filter_text, _fmt
+from rai_audit.report.dashboard import ENV, _filter_text, _fmt, effect_unit
 from rai_audit.steps.gather import _page_feature
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -320,6 +320,35 @@ def _metric_cases() -> tuple[list[dict], list[dict]]:
     return cases, thresholds
 
 
+# (effect record, the causal result's treatments): the unit each is shown in.
+EFFECT_UNIT_CASES = [
+    ({"treatment": "sex", "level": "Male", "control": "Female"}, []),
+    ({"treatment": "bmi", "level": None}, [{"feature": "bmi", "values": None}]),
+    ({"treatment": "bmi", "level": None}, [{"feature": "bmi"}]),  # a bundle from before values
+    ({"treatment": "bmi", "level": None}, []),
+    ({"treatment": "SEX", "level": None}, [{"feature": "SEX", "values": [1.0, 2.0]}]),
+    ({"treatment": "smoker", "level": None}, [{"feature": "smoker", "values": [0.0, 1.0]}]),
+    ({"treatment": "grade", "level": None}, [{"feature": "grade", "values": [1.0, 3.0]}]),
+    ({"treatment": "dose", "level": None}, [{"feature": "dose", "values": [0.0, 0.5]}]),
+    ({"treatment": "income", "level": None}, [{"feature": "income", "values": [1000.0, 2500.0]}]),
+]
+
+
+def test_effect_units_say_what_an_effect_is_of():
+    units = [effect_unit(e, t) for e, t in EFFECT_UNIT_CASES]
+    assert units == [
+        "Male vs Female",
+        "per 1 unit of bmi",
+        "per 1 unit of bmi",
+        "per 1 unit of bmi",
+        "2 vs 1",
+        "1 vs 0",
+        "per 1 unit of grade (grade takes only 1 and 3)",
+        "per 1 unit of dose (dose takes only 0 and 0.5)",
+        "per 1 unit of income (income takes only 1000 and 2500)",
+    ]
+
+
 def _format_cases() -> dict:
     floats = [
         0.1265892758430072,
@@ -344,6 +373,7 @@ def _format_cases() -> dict:
         "fmt_signed": [[v, ENV.filters["fmt_signed"](v)] for v in [*floats, 0, 0.0, 3, -1234.5, 9259.3, None]],
         "g": [[v, p, f"{v:.{p}g}"] for v in floats + [1162.0000000000002, 1151.5] for p in (3, 4, 6)],
         "count": [[n, f"{n:,}"] for n in (0, 7, 999, 1000, 16281, 1_000_000, 123_456_789)],
+        "effect_unit": [[e, t, effect_unit(e, t)] for e, t in EFFECT_UNIT_CASES],
         "filter_text": [
             [f, _filter_text(f)] for f in [None, *FILTERS, {"column": "x", "op": "<=", "value": 1162.0000000000002}]
         ],

@@ -267,6 +267,8 @@ SUBJECTS: dict[str, tuple[Callable[[Path, Any], Case], dict[str, Any]]] = {
         lambda folder, request: credit_case(folder),
         {"sample_size": 100, "categorical_features": ["SEX"], "desired_outcome": "decrease"},
     ),
+    # SEX left a number (1/2), as the review's credit case has it
+    "credit coded": (lambda folder, request: credit_case(folder), {"sample_size": 100, "desired_outcome": "decrease"}),
     "numeric immutable": (
         lambda folder, request: numeric_case(folder),
         {"sample_size": 100, "immutable_features": ["t"]},
@@ -930,6 +932,42 @@ def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effe
     for leaf in leaves(policy):
         assert re.search(loose(f"{leaf['count']:,} {leaf['treatment']} {leaf['gain']:.4g}"), text), leaf
     assert "co-variance" not in text.lower() and "expected when" not in text
+
+
+def test_a_numeric_treatment_with_two_values_one_apart_reads_as_one_against_the_other(subjects, causal, tmp_path):
+    """SEX coded 1 and 2, a number: its effect per 1 unit is that of 2 against 1 (the effect is
+    linear in the treatment), and the page and the PDF say "2 vs 1" where they said "per 1 unit
+    of SEX"; LIMIT_BAL keeps its unit."""
+    from pypdf import PdfReader
+
+    from rai_audit.steps.gather import run_gather
+    from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+
+    s = subjects("credit coded")
+    run = causal("credit coded", treatment_features=["LIMIT_BAL", "SEX"], heterogeneity_features=["AGE"])
+    assert sorted(s.train["SEX"].unique()) == [1, 2]
+    assert [(t["feature"], t["kind"], t["values"]) for t in run.doc["treatments"]] == [
+        ("LIMIT_BAL", "numeric", None),
+        ("SEX", "numeric", [1.0, 2.0]),
+    ]
+    run_gather(s.constructor, [run.folder], tmp_path / "dashboard")
+    text = shown_text(tmp_path / "dashboard" / A.DASHBOARD_HTML_FILE, "causal")
+    assert "SEX: effect 2 vs 1 (attribute, not a lever)" in text
+    assert "LIMIT_BAL: effect per 1 unit of LIMIT_BAL" in text
+    assert "per 1 unit of SEX" not in text
+    run_scorecard(
+        tmp_path / "dashboard",
+        {"targets": ["accuracy_score"]},
+        tmp_path / "scorecard",
+        options=ScorecardOptions(bootstrap=0),
+    )
+    text = " ".join(
+        " ".join((p.extract_text() or "").split()) for p in PdfReader(tmp_path / "scorecard" / "scorecard.pdf").pages
+    )
+    point = effect_of(run.doc["global_effects"], "SEX")["point"]
+    for expected in ("SEX: effect 2 vs 1", f"SEX 2 vs 1 {point:.4g}", "LIMIT_BAL per 1 unit of LIMIT_BAL"):
+        assert re.search(loose(expected), text), (expected, text)
+    assert "per 1 unit of SEX" not in text
 
 
 # --- 4. reproducibility ---------------------------------------------------------------------------

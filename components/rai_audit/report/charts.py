@@ -165,20 +165,25 @@ def histogram(edges: list[float], counts: list[int], *, x_title: str) -> alt.Top
     )
 
 
-def treatment_effects(effects: list[dict[str, Any]], outcome: str) -> alt.TopLevelMixin:
+def treatment_effects(
+    effects: list[dict[str, Any]], outcome: str, treatments: list[dict[str, Any]]
+) -> alt.TopLevelMixin:
     """The causal step's effect records (treatment, level vs control, point, interval): one
-    panel per treatment, each on its own scale and titled with its unit (a numeric treatment's
-    effect is per 1 unit of it, a categorical one's per level against the control), since the
-    effects of different treatments are in different units. An effect without a valid
-    interval (its inference was invalid) is drawn as a point only."""
+    panel per treatment, each on its own scale and titled with its unit (``effect_unit``: a
+    numeric treatment's effect is per 1 unit of it, a categorical one's per level against the
+    control), since the effects of different treatments are in different units. An effect
+    without a valid interval (its inference was invalid) is drawn as a point only."""
+    from rai_audit.report.dashboard import effect_unit
+
     panels = []
     for treatment in dict.fromkeys(e["treatment"] for e in effects):
         mine = [e for e in effects if e["treatment"] == treatment]
         numeric = mine[0]["level"] is None
-        unit = f"per 1 unit of {treatment}" if numeric else f"each level vs {mine[0]['control']}"
+        unit = effect_unit(mine[0], treatments) if numeric else f"each level vs {mine[0]['control']}"
+        per_unit = unit.startswith("per 1 unit")
         rows = [
             {
-                "label": treatment if numeric else f"{e['level']} vs {e['control']}",
+                "label": treatment if per_unit else effect_unit(e, treatments),
                 **{k: e[k] for k in ("point", "ci_lower", "ci_upper")},
             }
             for e in mine

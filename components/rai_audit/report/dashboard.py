@@ -74,7 +74,28 @@ def _thousands(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _fmt(value)
 
 
+def effect_unit(effect: dict[str, Any], treatments: list[dict[str, Any]]) -> str:
+    """What a causal effect record is an effect of: a level against the control ("Male vs Female");
+    for a numeric treatment, per 1 unit of it, or, where the data hold only two values one unit
+    apart (an integer-coded attribute), the change from one to the other ("2 vs 1": the effect
+    is linear in the treatment, so per unit is that change's). ``treatments``: the causal
+    result's, whose ``values`` a bundle from before them lacks. The page's Causal view says the same."""
+    if effect.get("level") is not None:
+        return f"{effect['level']} vs {effect['control']}"
+    name = effect["treatment"]
+    values = next((t.get("values") for t in treatments if t["feature"] == name), None)
+    if not values:
+        return f"per 1 unit of {name}"
+    # Feature values: whole numbers as they are (a year 2019), as the page writes them (JSON
+    # does not tell 2019.0 from 2019).
+    low, high = (str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else _fmt(v) for v in values)
+    if values[1] - values[0] == 1:
+        return f"{high} vs {low}"
+    return f"per 1 unit of {name} ({name} takes only {low} and {high})"
+
+
 ENV.filters["fmt"] = _fmt
+ENV.globals["effect_unit"] = effect_unit
 ENV.filters["thousands"] = _thousands
 # A signed figure ("+0.012", "+12,280"), as the page's fmtSigned.
 ENV.filters["fmt_signed"] = lambda value: (

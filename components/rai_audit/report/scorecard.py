@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from rai_audit import __version__
 from rai_audit.report import charts
-from rai_audit.report.dashboard import ENV
+from rai_audit.report.dashboard import ENV, effect_unit
 
 # PDF/A-3b: the archival level WeasyPrint writes that allows embedded (associated) files.
 # It has one variant per document, so PDF/UA-1's identification cannot be added to it; the
@@ -122,12 +122,11 @@ def _histogram_alt(edges: list[float], counts: list[int]) -> str:
     )
 
 
-def _effects_alt(effects: list[dict[str, Any]], outcome: str) -> str:
+def _effects_alt(effects: list[dict[str, Any]], outcome: str, treatments: list[dict[str, Any]]) -> str:
     parts = []
     for e in effects:
-        label = (
-            f"{e['treatment']} per 1 unit" if e["level"] is None else f"{e['treatment']} {e['level']} vs {e['control']}"
-        )
+        unit = effect_unit(e, treatments)
+        label = unit if unit.startswith("per 1 unit") else f"{e['treatment']} {unit}"
         interval = (
             f" (interval {_number(e['ci_lower'])} to {_number(e['ci_upper'])})" if e.get("ci_lower") is not None else ""
         )
@@ -198,8 +197,8 @@ def _charts(card: dict[str, Any]) -> dict[str, Any]:
     causal = card.get("causal")
     if causal and causal.get("global_effects"):
         out["causal"] = _svg(
-            charts.treatment_effects(causal["global_effects"], causal["outcome"]),
-            _effects_alt(causal["global_effects"], causal["outcome"]),
+            charts.treatment_effects(causal["global_effects"], causal["outcome"], causal["treatments"]),
+            _effects_alt(causal["global_effects"], causal["outcome"], causal["treatments"]),
         )
     return out
 

@@ -920,11 +920,14 @@ def run_causal(constructor_dir: str | Path, output_dir: str | Path, *, options: 
             if t in categorical:
                 info = {"kind": "categorical", "control": levels[t][0], "levels": levels[t][1:]}
             else:
+                distinct = np.unique(fit_raw[t].dropna().to_numpy(dtype=float))
                 info = {
                     "kind": "numeric",
                     "control": None,
                     "levels": [],
                     "typical_value": float(analysis.typical_treatment_value(t)) if t in trained else None,
+                    # An integer-coded attribute (SEX 1 and 2): its unit reads "2 vs 1" (report.effect_unit).
+                    "values": [float(v) for v in distinct] if len(distinct) == 2 else None,
                 }
             role = "attribute" if t in protected else "lever"
             info.update(role=role, estimable=t not in not_estimable, identification=identification[t])

@@ -1,7 +1,7 @@
 import { useContext, useMemo } from "preact/hooks";
 import { Ctx } from "../context.js";
 import { Chart } from "../chart.jsx";
-import { count, filterText, fmt } from "../format.js";
+import { count, effectUnit, filterText, fmt } from "../format.js";
 import { Note, Table, Warn } from "../ui.jsx";
 import { carriedText } from "./Importance.jsx";
 
@@ -14,7 +14,6 @@ const CONFIG = {
 const SIDE = { display: "flex", flexWrap: "wrap", gap: "0 1.5rem", alignItems: "flex-start" };
 const PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d"];
 
-const unit = (e) => (e.level !== null && e.level !== undefined ? e.level + " vs " + e.control : "per 1 unit of " + e.treatment);
 const role = (t) => (t && t.role === "attribute" ? "attribute, not a lever" : "lever");
 
 // The bundle's full-data effects of a bundle cohort (the causal step's figure for it), if any.
@@ -111,7 +110,7 @@ function Effects({ ca, active }) {
   const tableRows = [];
   const rowOf = (e, scope) => [
     e.treatment,
-    unit(e),
+    effectUnit(e, ca.treatments),
     scope,
     e.point,
     e.p_value === null || e.ci_lower === null ? "not shown: inference invalid" : "[" + fmt(e.ci_lower) + ", " + fmt(e.ci_upper) + "]",
@@ -128,11 +127,14 @@ function Effects({ ca, active }) {
         {treatments.map((t) => {
           const global = ca.global_effects.filter((e) => e.treatment === t);
           const cohort = mine ? mine.effects.filter((e) => e.treatment === t) : [];
+          const numeric = global[0].level === null || global[0].level === undefined;
+          const unit = numeric ? effectUnit(global[0], ca.treatments) : "of each level vs " + global[0].control;
+          const perUnit = unit.startsWith("per 1 unit");
           const rows = [
             ...global.map((e) => ({ ...e, scope: fitScope })),
             ...cohort.map((e) => ({ ...e, scope: mine.name })),
           ].map((e) => ({
-            row: (e.level !== null && e.level !== undefined ? e.level + " vs " + e.control : t) + (mine ? (e.scope === fitScope ? " · fit data" : " · " + (active.source === "all" ? "test rows" : "this cohort")) : ""),
+            row: (perUnit ? t : effectUnit(e, ca.treatments)) + (mine ? (e.scope === fitScope ? " · fit data" : " · " + (active.source === "all" ? "test rows" : "this cohort")) : ""),
             scope: e.scope,
             point: e.point,
             ci_lower: e.p_value === null ? null : e.ci_lower,
@@ -140,9 +142,8 @@ function Effects({ ca, active }) {
           }));
           global.forEach((e) => tableRows.push(rowOf(e, fitScope)));
           cohort.forEach((e) => tableRows.push(rowOf(e, mine.name)));
-          const numeric = global[0].level === null || global[0].level === undefined;
           const tr = byTreatment(t);
-          const title = t + ": effect " + (numeric ? "per 1 unit of " + t : "of each level vs " + global[0].control) + (tr && tr.role === "attribute" ? " (attribute, not a lever)" : "");
+          const title = t + ": effect " + unit + (tr && tr.role === "attribute" ? " (attribute, not a lever)" : "");
           return (
             <div>
               <h4>{title}</h4>
@@ -214,7 +215,7 @@ function Individual({ ca }) {
               .map((s) => {
                 const t = treatmentOf(ca, s.key);
                 const level = t && s.key.startsWith(t.feature + " (") ? s.key.slice(t.feature.length + 2, -1) : s.key;
-                const what = t && t.kind === "numeric" ? "per 1 unit of " + t.feature : "of " + level + " vs " + (t ? t.control : "the control");
+                const what = t && t.kind === "numeric" ? effectUnit({ treatment: t.feature }, ca.treatments) : "of " + level + " vs " + (t ? t.control : "the control");
                 return (
                   <div>
                     <h4>
