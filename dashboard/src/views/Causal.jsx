@@ -35,7 +35,7 @@ function cohortEffects(ca, cohort) {
 function effectSpec(treatment, rows, outcome) {
   const scopes = [...new Set(rows.map((r) => r.scope))];
   const y = { field: "row", type: "nominal", sort: rows.map((r) => r.row), title: null, axis: { labelLimit: 260 } };
-  const axis = { labelOverlap: "greedy", tickCount: 5 };
+  const axis = { labelOverlap: "greedy", labelSeparation: 4, tickCount: 5 }; // long decimals kept apart
   const xTitle = "change of the " + outcome;
   return {
     config: CONFIG,
