@@ -120,6 +120,57 @@ def test_undefined_figures_are_undefined_with_the_reason():
     assert group_flag(3, 30) == "too few rows (3)" and group_flag(30, 30) is None
 
 
+def test_a_ratio_whose_largest_group_value_counts_fewer_than_5_rows_cannot_be_estimated():
+    """A ratio of shares of rows needs the largest group value to count at least 5 rows:
+    2 predicted positives in 3,253 rows against none in 2,747 is chance, not a ratio of 0. A
+    group with none against one with 150 is a real 0. The difference stays."""
+    counts = np.array([3253, 2747])
+    few = describe([2 / 3253, 0.0], counts, 30, "ratio", counted=[2, 0], counted_what="predicted positives")
+    assert few["value"] is None
+    assert (
+        few["reason"]
+        == "cannot be estimated: the largest group value counts 2 predicted positives (a ratio needs at least 5)"
+    )
+    assert describe([2 / 3253, 0.0], counts, 30, "difference", counted=[2, 0])["value"] == pytest.approx(2 / 3253)
+    assert describe([150 / 500, 0.0], np.array([500, 500]), 30, "ratio", counted=[150, 0])["value"] == 0.0
+    # 5 is enough; the count of a group too small to compare, or smaller in value, does not matter.
+    assert describe([5 / 300, 1 / 300], np.array([300, 300]), 30, "ratio", counted=[5, 1])["value"] == pytest.approx(
+        0.2
+    )
+    assert describe([0.5, 0.4, 1.0], np.array([8, 10, 3]), 1, "ratio", counted=[4, 4, 3])["value"] is None
+    assert describe([0.5, 0.4, 1.0], np.array([10, 10, 3]), 10, "ratio", counted=[5, 4, 3])["value"] == pytest.approx(
+        0.8
+    )
+    # Groups tied for the largest value: enough when one of them counts enough.
+    assert describe([0.5, 0.5, 0.1], np.array([40, 8, 40]), 1, "ratio", counted=[20, 4, 4])["value"] == pytest.approx(
+        0.2
+    )
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_counted_rows_are_the_rows_each_share_counts(n_classes):
+    """counted_rows from the confusion counts against the rows counted with numpy."""
+    from rai_audit.core.metrics import COUNTED_ROWS, confusion_counts, counted_rows
+
+    rng = np.random.default_rng(n_classes)
+    y_true, y_pred = rng.integers(0, n_classes, 500), rng.integers(0, n_classes, 500)
+    counts = confusion_counts(y_true, y_pred, n_classes)
+    positive = 1 if n_classes == 2 else None
+    actual, chosen = y_true == 1, y_pred == 1
+    by_hand = {"accuracy_score": y_true == y_pred, "error_rate": y_true != y_pred}
+    if positive is not None:
+        by_hand |= {
+            "selection_rate": chosen,
+            "recall_score": actual & chosen,
+            "precision_score": actual & chosen,
+            "false_positive_rate": chosen & ~actual,
+            "false_negative_rate": actual & ~chosen,
+        }
+    for name in [*COUNTED_ROWS, "f1_score", "balanced_accuracy_score", "roc_auc_score"]:
+        expected = int(by_hand[name].sum()) if name in by_hand else None
+        assert counted_rows(name, counts, positive) == expected, name
+
+
 def test_spread_of_a_bootstrap_matrix_equals_each_row_alone():
     rng = np.random.default_rng(1)
     matrix = rng.random((50, 4))
@@ -320,6 +371,64 @@ def test_a_rare_group_is_flagged_and_does_not_make_the_selection_ratio_0(binary_
     assert figure["by_group"][2]["flag"] == "too few rows (3)"
     fairness_page = next(p for p in pages if p.startswith("Fairness") or " Fairness Per group" in p)
     assert "C too few rows (3): not compared 3 0" in fairness_page
+
+
+def test_a_selection_ratio_of_3_predicted_positives_cannot_be_estimated_nor_fail(tmp_path):
+    """A model that says yes for 3 rows in 600 (as diabetes' readmission model says it for 4 in
+    6,003): 3 men and no woman selected. fairlearn's ratio is 0 and its target would FAIL; here
+    it cannot be estimated (UNDEFINED: no pass), in the bundle, the page and the PDF, with the
+    reason. The difference, 0.01, is judged."""
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame({"x": rng.normal(size=500)})
+    train["label"] = np.where(train["x"] > 0, POS, "no")
+    x = -1.0 - rng.uniform(0, 1, 600)
+    x[:3] = 1.0  # the only rows the model selects: men
+    test = pd.DataFrame(
+        {"x": x, "sex": np.r_[["M"] * 300, ["F"] * 300], "label": np.where(rng.random(600) < 0.1, POS, "no")}
+    )
+    model = DecisionTreeClassifier(max_depth=1, random_state=0).fit(train[["x"]], train["label"])
+    case = write_case(
+        tmp_path / "case",
+        model,
+        train.assign(sex="M"),
+        test,
+        target="label",
+        task_type="binary_classification",
+        sensitive=["sex"],
+        positive_label=POS,
+    )
+    folder, doc = build_bundle(case, tmp_path / "bundle", dropped_features=["sex"])
+    chosen = pd.Series(model.predict(test[["x"]]) == POS).groupby(test["sex"]).sum()
+    assert chosen.to_dict() == {"F": 0, "M": 3}  # the rows as the model sees them
+    entry = _entry(doc, "sex")
+    reason = "cannot be estimated: the largest group value counts 3 predicted positives (a ratio needs at least 5)"
+    assert entry["ratio"]["selection_rate"] is None and entry["undefined"]["ratio"]["selection_rate"] == reason
+    assert entry["demographic_parity_ratio"] is None
+    assert entry["difference"]["selection_rate"] == pytest.approx(0.01)
+    config = {
+        "model": {"name": "few selected"},
+        "fairness": {
+            "sensitive_features": ["sex"],
+            "metrics": ["selection_rate"],
+            "targets": ["selection_rate ratio >= 0.8", "selection_rate difference <= 0.05"],
+        },
+    }
+    run_scorecard(folder / "dashboard", config, tmp_path / "card", options=ScorecardOptions(bootstrap=100))
+    card = json.loads((tmp_path / "card" / "scorecard.json").read_text())
+    ratio, difference = _card_metric(card, "sex", "selection_rate")["targets"]
+    assert (ratio["measured"], ratio["verdict"], ratio["ci_lower"], ratio["reason"]) == (
+        None,
+        "UNDEFINED",
+        None,
+        reason,
+    )
+    assert (difference["measured"], difference["verdict"]) == (pytest.approx(0.01), "PASS")
+    assert card["passed"] is False
+    text = " ".join(
+        " ".join((p.extract_text() or "").split()) for p in PdfReader(tmp_path / "card" / "scorecard.pdf").pages
+    )
+    assert re.search(" ?".join(re.escape(w) for w in reason.split()), text), text
+    assert reason in shown_text(folder / "dashboard" / A.DASHBOARD_HTML_FILE, "fairness")
 
 
 def test_rare_group_compared_when_min_group_size_allows_it(binary_case, tmp_path):

@@ -10,7 +10,10 @@ misleads, the figure is undefined (NaN, null in JSON) with the reason:
 - a group whose value is undefined (recall with no positive row) is not compared;
 - fewer than two groups left: no difference nor ratio (fairlearn gives 0.0 and 1.0 for one);
 - no ratio of a metric that can be negative (r2; see ``metrics.METRIC_SIGNS``), nor when a
-  compared value is negative, nor when the largest value is 0 (0 / 0).
+  compared value is negative, nor when the largest value is 0 (0 / 0);
+- no ratio of a share of rows when the largest group value counts fewer than
+  ``MIN_COUNTED_ROWS`` rows (a selection rate of 2 predicted positives in 3,253 rows): a ratio
+  of so few is chance, and a group with none would make it 0 with a bootstrap interval [0, 0].
 
 ``spread`` works on one row of group values or on a bootstrap's matrix of them, so a figure
 and its interval come from the same code.
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 KINDS = ("difference", "ratio")
+MIN_COUNTED_ROWS = 5  # the usual rule for a share estimated from counts
 
 
 def compared_groups(counts: Any, min_group_size: int) -> np.ndarray:
@@ -58,16 +62,36 @@ def spread(values: Any, compared: Any, kind: str, *, signed: bool = False) -> np
     return float(result[0]) if single else result
 
 
-def describe(values: Any, counts: Any, min_group_size: int, kind: str, *, signed: bool = False) -> dict[str, Any]:
+def describe(
+    values: Any,
+    counts: Any,
+    min_group_size: int,
+    kind: str,
+    *,
+    signed: bool = False,
+    counted: Any = None,
+    counted_what: str = "rows",
+) -> dict[str, Any]:
     """A figure as gather and the scorecard write it: ``value`` (None if undefined), ``reason``
     it is undefined (None if defined), the compared groups' ``group_min`` and ``group_max``,
-    and how many groups were compared (``groups_compared``)."""
+    and how many groups were compared (``groups_compared``). ``counted``: for a metric that is
+    a share of rows, the rows each group's value counts (``metrics.counted_rows``), named
+    ``counted_what``."""
     values = np.asarray(values, dtype=float)
     compared = compared_groups(counts, min_group_size)
     usable = compared & np.isfinite(values)
     value = float(spread(values, compared, kind, signed=signed))  # one row of group values: a float
     reason = None
-    if not np.isfinite(value):
+    if kind == "ratio" and np.isfinite(value) and counted is not None:
+        largest = usable & (values == values[usable].max())
+        found = np.asarray(counted, dtype=float)[largest]
+        if np.isfinite(found).all() and found.max() < MIN_COUNTED_ROWS:
+            value = float("nan")
+            reason = (
+                f"cannot be estimated: the largest group value counts {int(found.max())} {counted_what} "
+                f"(a ratio needs at least {MIN_COUNTED_ROWS})"
+            )
+    if not np.isfinite(value) and reason is None:
         if kind == "ratio" and signed:
             reason = "no ratio of a metric that can be negative"
         elif compared.sum() < 2:

@@ -242,6 +242,37 @@ def metric_from_counts(name: str, counts: np.ndarray, positive: int | None) -> f
     return float(values.mean()) if len(values) else float("nan")
 
 
+# What a metric that is one share of rows counts (its numerator), for saying so.
+COUNTED_ROWS = {
+    "accuracy_score": "correctly predicted rows",
+    "error_rate": "misclassified rows",
+    "selection_rate": "predicted positives",
+    "recall_score": "true positives",
+    "precision_score": "true positives",
+    "false_positive_rate": "false positives",
+    "false_negative_rate": "false negatives",
+}
+
+
+def counted_rows(name: str, counts: np.ndarray, positive: int | None) -> int | None:
+    """How many rows a metric that is one share of rows counts, from the confusion counts of
+    the rows (its numerator: a selection rate's predicted positives); None for a metric that is
+    not one share (macro averages, balanced accuracy, F1, probabilities, regression)."""
+    hits = np.diag(counts)
+    if name == "accuracy_score":
+        return int(hits.sum())
+    if name == "error_rate":
+        return int(counts.sum() - hits.sum())
+    if positive is None or name not in COUNTED_ROWS:
+        return None
+    tp, predicted, actual = hits[positive], counts[:, positive].sum(), counts[positive].sum()
+    return int(
+        {"selection_rate": predicted, "false_positive_rate": predicted - tp, "false_negative_rate": actual - tp}.get(
+            name, tp
+        )
+    )
+
+
 def weighted_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray], float]:
     """f(weights): binary ROC AUC of the rows each taken ``weights`` times (a bootstrap
     resample's counts; ones for the rows as they are), as the Mann-Whitney statistic with ties

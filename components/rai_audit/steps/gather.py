@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -25,9 +26,12 @@ from rai_audit.core.cohorts import ERROR, Y_PRED, Y_TRUE, filter_mask, ordered_v
 from rai_audit.core.constructor_artifact import ConstructorArtifact, SensitiveGroups, load_constructor_artifact
 from rai_audit.core.fairness import KINDS, describe, group_flag
 from rai_audit.core.metrics import (
+    COUNTED_ROWS,
     MetricFn,
     compute_metrics,
     confusion,
+    confusion_counts,
+    counted_rows,
     group_sort_key,
     metric_functions,
     signed_metrics,
@@ -110,16 +114,42 @@ def _model_overview(
     }
 
 
+def _counted_rows(audit: ConstructorArtifact, names: list[str], rows: np.ndarray) -> dict[str, int | None]:
+    """Per metric that is a share of rows, the rows it counts on these rows (core.fairness: too
+    few make a ratio chance); none where the labels are not all the model's classes."""
+    y_true, y_pred, classes, positive = audit.metric_labels
+    if not audit.is_classifier or y_true.dtype.kind != "i" or y_pred.dtype.kind != "i":
+        return {}
+    counts = confusion_counts(y_true[rows], y_pred[rows], len(cast(list[Any], classes)))
+    return {m: counted_rows(m, counts, positive) for m in names}
+
+
 def _figures(
-    table: pd.DataFrame, counts: np.ndarray, min_group_size: int, signed: list[str]
+    table: pd.DataFrame,
+    counts: np.ndarray,
+    min_group_size: int,
+    signed: list[str],
+    counted: Mapping[str, tuple[Sequence[int | None], str]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Between-groups figures of a groups x metrics table (core.fairness), keyed as fairlearn's
     MetricFrame: difference, ratio, group_min, group_max (of the compared groups), plus how
-    many groups were compared and why a figure is undefined."""
+    many groups were compared and why a figure is undefined. ``counted``: per metric that is a
+    share of rows, the rows each group's value counts and what they are."""
     out: dict[str, dict[str, Any]] = {k: {} for k in (*KINDS, "group_min", "group_max", "groups_compared", "undefined")}
     for name in table.columns:
+        rows_counted, what = (counted or {}).get(name, (None, "rows"))
+        if rows_counted is not None and None in rows_counted:
+            rows_counted = None
         for kind in KINDS:
-            figure = describe(table[name].to_numpy(dtype=float), counts, min_group_size, kind, signed=name in signed)
+            figure = describe(
+                table[name].to_numpy(dtype=float),
+                counts,
+                min_group_size,
+                kind,
+                signed=name in signed,
+                counted=rows_counted,
+                counted_what=what,
+            )
             out[kind][name] = figure["value"]
             if figure["reason"]:
                 out["undefined"].setdefault(kind, {})[name] = figure["reason"]
@@ -166,12 +196,14 @@ def _fairness_entry(
         )
     counts = np.array([g["count"] for g in groups])
     table = pd.DataFrame([{m: g[m] for m in names} for g in groups], columns=names, dtype=float)
+    per_group = [_counted_rows(audit, names, rows) for rows in positions.values()]
+    counted = {m: ([c.get(m) for c in per_group], COUNTED_ROWS[m]) for m in names if m in COUNTED_ROWS}
     entry: dict[str, Any] = {
         "features": list(sensitive.columns),
         "binning": binning,
         "min_group_size": size,
         "by_group": groups,
-        **_figures(table, counts, size, signed),
+        **_figures(table, counts, size, signed, counted),
     }
     if audit.task == "binary_classification":
         positive = audit.meta["positive_label"]
@@ -186,7 +218,12 @@ def _fairness_entry(
                 for rows in positions.values()
             ]
         )
-        spread = _figures(rates, counts, size, [])
+        rows_counted = {
+            "selection": ([int(chosen[rows].sum()) for rows in positions.values()], COUNTED_ROWS["selection_rate"]),
+            "tpr": ([int((chosen & truth)[rows].sum()) for rows in positions.values()], "true positives"),
+            "fpr": ([int((chosen & ~truth)[rows].sum()) for rows in positions.values()], "false positives"),
+        }
+        spread = _figures(rates, counts, size, [], rows_counted)
         entry["demographic_parity_difference"] = spread["difference"]["selection"]
         entry["demographic_parity_ratio"] = spread["ratio"]["selection"]
         # Equalized odds asks both rates to be equal: undefined when either cannot be compared.

@@ -49,11 +49,14 @@ from rai_audit.core.fairness import KINDS, describe, group_flag, percentile_inte
 from rai_audit.core.loading import copy_model, model_file, model_sha256
 from rai_audit.core.metrics import (
     COUNTED_METRICS,
+    COUNTED_ROWS,
     PROBA_METRICS,
     binary_roc_auc,
     class_positions,
     confusion,
+    confusion_counts,
     counted_metric,
+    counted_rows,
     group_labels,
     group_sort_key,
     metric_from_counts,
@@ -138,6 +141,13 @@ class _Rows:
 
     def _binary_auc(self, name: str) -> bool:
         return self._counted and name == "roc_auc_score" and self._positive is not None and self.proba is not None
+
+    def counted(self, name: str, rows: np.ndarray) -> int | None:
+        """The rows a metric that is a share of rows counts on ``rows`` (metrics.counted_rows)."""
+        if not self._counted or name not in COUNTED_ROWS:
+            return None
+        counts = confusion_counts(self._true[rows], self._pred[rows], self._n_classes)
+        return counted_rows(name, counts, self._positive)
 
     def metric(self, name: str, rows: np.ndarray) -> float:
         if self._counted and name in COUNTED_METRICS:
@@ -290,6 +300,7 @@ def _fairness(
         per_metric = []
         for metric in fairness["metrics"]:
             values = _group_values(rows, metric, codes, len(groups), everything)
+            counted = [rows.counted(metric, everything[codes == g]) for g in range(len(groups))]
             judged = [
                 t for t in fairness["targets"] if t["metric"] == metric and t["sensitive_feature"] in (None, feature)
             ]
@@ -299,7 +310,15 @@ def _fairness(
             group_low, group_high = percentile_interval(replicates, options.alpha)
             figures = {}
             for kind in KINDS:
-                figure = describe(values, counts, size, kind, signed=metric in signed)
+                figure = describe(
+                    values,
+                    counts,
+                    size,
+                    kind,
+                    signed=metric in signed,
+                    counted=None if None in counted else counted,
+                    counted_what=COUNTED_ROWS.get(metric, "rows"),
+                )
                 low, high = (
                     (None, None)
                     if replicates is None or figure["value"] is None

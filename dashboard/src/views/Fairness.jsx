@@ -297,7 +297,8 @@ export default function Fairness() {
         Metrics per group of each sensitive feature (and their intersection) over all {count(doc.data ? doc.data.n_test : null)}{" "}
         test rows (as fairlearn's MetricFrame computes them); difference = largest minus smallest, ratio = smallest over
         largest, over the groups of at least {min} test rows with a value: smaller groups are shown, flagged "too few rows",
-        and not compared. No ratio of a metric that can be negative. n/a: undefined (the reason is given below the table).
+        and not compared. No ratio of a metric that can be negative, nor of a share of rows whose largest group value counts fewer
+        than 5 rows (such a ratio is chance). n/a: undefined (the reason is given below the table).
       </p>
       <p class="muted">
         {bundled
