@@ -132,6 +132,8 @@ def test_a_ratio_whose_largest_group_value_counts_fewer_than_5_rows_cannot_be_es
         == "cannot be estimated: the largest group value counts 2 predicted positives (a ratio needs at least 5)"
     )
     assert describe([2 / 3253, 0.0], counts, 30, "difference", counted=[2, 0])["value"] == pytest.approx(2 / 3253)
+    one = describe([1 / 3253, 0.0], counts, 30, "ratio", counted=[1, 0], counted_what="predicted positives")
+    assert one["reason"].endswith("counts 1 predicted positive (a ratio needs at least 5)")
     assert describe([150 / 500, 0.0], np.array([500, 500]), 30, "ratio", counted=[150, 0])["value"] == 0.0
     # 5 is enough; the count of a group too small to compare, or smaller in value, does not matter.
     assert describe([5 / 300, 1 / 300], np.array([300, 300]), 30, "ratio", counted=[5, 1])["value"] == pytest.approx(

@@ -86,9 +86,10 @@ def describe(
         largest = usable & (values == values[usable].max())
         found = np.asarray(counted, dtype=float)[largest]
         if np.isfinite(found).all() and found.max() < MIN_COUNTED_ROWS:
-            value = float("nan")
+            value, few = float("nan"), int(found.max())
+            what = counted_what.removesuffix("s") if few == 1 else counted_what  # 1 predicted positive
             reason = (
-                f"cannot be estimated: the largest group value counts {int(found.max())} {counted_what} "
+                f"cannot be estimated: the largest group value counts {few} {what} "
                 f"(a ratio needs at least {MIN_COUNTED_ROWS})"
             )
     if not np.isfinite(value) and reason is None:
