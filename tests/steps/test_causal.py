@@ -885,11 +885,19 @@ def loose(text: str) -> str:
     return " ?".join(" " if ch == " " else re.escape(ch) for ch in text)
 
 
-def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effects_unit(subjects, causal, tmp_path):
+def scorecard_text(folder: Path) -> str:
+    """The text of the scorecard PDF of the bundle in ``folder``/dashboard, as one line."""
     from pypdf import PdfReader
 
-    from rai_audit.steps.gather import run_gather
     from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
+
+    out = folder / "scorecard"
+    run_scorecard(folder / "dashboard", {"targets": ["accuracy_score"]}, out, options=ScorecardOptions(bootstrap=0))
+    return " ".join(" ".join((p.extract_text() or "").split()) for p in PdfReader(out / "scorecard.pdf").pages)
+
+
+def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effects_unit(subjects, causal, tmp_path):
+    from rai_audit.steps.gather import run_gather
 
     s, run = subjects("credit"), causal("credit", **CREDIT_OPTIONS)
     run_gather(s.constructor, [run.folder], tmp_path / "dashboard")
@@ -904,15 +912,7 @@ def test_page_and_pdf_say_what_each_treatment_is_which_way_is_good_and_each_effe
     for treatment in run.doc["treatments"]:
         assert treatment["verdict"] in text
 
-    run_scorecard(
-        tmp_path / "dashboard",
-        {"targets": ["accuracy_score"]},
-        tmp_path / "scorecard",
-        options=ScorecardOptions(bootstrap=0),
-    )
-    text = " ".join(
-        " ".join((p.extract_text() or "").split()) for p in PdfReader(tmp_path / "scorecard" / "scorecard.pdf").pages
-    )
+    text = scorecard_text(tmp_path)
     policy = run.policy("LIMIT_BAL")
     for expected in (
         f"Better outcome in this audit: a lower probability of {CREDIT_TARGET} = 1.",
@@ -938,10 +938,7 @@ def test_a_numeric_treatment_with_two_values_one_apart_reads_as_one_against_the_
     """SEX coded 1 and 2, a number: its effect per 1 unit is that of 2 against 1 (the effect is
     linear in the treatment), and the page and the PDF say "2 vs 1" where they said "per 1 unit
     of SEX"; LIMIT_BAL keeps its unit."""
-    from pypdf import PdfReader
-
     from rai_audit.steps.gather import run_gather
-    from rai_audit.steps.scorecard import ScorecardOptions, run_scorecard
 
     s = subjects("credit coded")
     run = causal("credit coded", treatment_features=["LIMIT_BAL", "SEX"], heterogeneity_features=["AGE"])
@@ -955,15 +952,7 @@ def test_a_numeric_treatment_with_two_values_one_apart_reads_as_one_against_the_
     assert "SEX: effect 2 vs 1 (attribute, not a lever)" in text
     assert "LIMIT_BAL: effect per 1 unit of LIMIT_BAL" in text
     assert "per 1 unit of SEX" not in text
-    run_scorecard(
-        tmp_path / "dashboard",
-        {"targets": ["accuracy_score"]},
-        tmp_path / "scorecard",
-        options=ScorecardOptions(bootstrap=0),
-    )
-    text = " ".join(
-        " ".join((p.extract_text() or "").split()) for p in PdfReader(tmp_path / "scorecard" / "scorecard.pdf").pages
-    )
+    text = scorecard_text(tmp_path)
     point = effect_of(run.doc["global_effects"], "SEX")["point"]
     for expected in ("SEX: effect 2 vs 1", f"SEX 2 vs 1 {point:.4g}", "LIMIT_BAL per 1 unit of LIMIT_BAL"):
         assert re.search(loose(expected), text), (expected, text)
