@@ -75,8 +75,8 @@ def describe(
     """A figure as gather and the scorecard write it: ``value`` (None if undefined), ``reason``
     it is undefined (None if defined), the compared groups' ``group_min`` and ``group_max``,
     and how many groups were compared (``groups_compared``). ``counted``: for a metric that is
-    a share of rows, the rows each group's value counts (``metrics.counted_rows``), named
-    ``counted_what``."""
+    a share of rows, the rows each group's value counts (``metrics.counted_rows``; None where
+    not counted), named ``counted_what``."""
     values = np.asarray(values, dtype=float)
     compared = compared_groups(counts, min_group_size)
     usable = compared & np.isfinite(values)
@@ -84,7 +84,7 @@ def describe(
     reason = None
     if kind == "ratio" and np.isfinite(value) and counted is not None:
         largest = usable & (values == values[usable].max())
-        found = np.asarray(counted, dtype=float)[largest]
+        found = np.asarray(counted, dtype=float)[largest]  # None: NaN, no rule
         if np.isfinite(found).all() and found.max() < MIN_COUNTED_ROWS:
             value, few = float("nan"), int(found.max())
             what = counted_what.removesuffix("s") if few == 1 else counted_what  # 1 predicted positive

@@ -15,6 +15,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from rai_audit.report.dashboard import effect_unit
+
 WIDTH = 420
 BAR = 16  # px per bar of a horizontal bar chart
 FONT = "DejaVu Sans, sans-serif"
@@ -173,8 +175,6 @@ def treatment_effects(
     numeric treatment's effect is per 1 unit of it, a categorical one's per level against the
     control), since the effects of different treatments are in different units. An effect
     without a valid interval (its inference was invalid) is drawn as a point only."""
-    from rai_audit.report.dashboard import effect_unit
-
     panels = []
     for treatment in dict.fromkeys(e["treatment"] for e in effects):
         mine = [e for e in effects if e["treatment"] == treatment]

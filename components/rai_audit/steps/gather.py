@@ -138,8 +138,6 @@ def _figures(
     out: dict[str, dict[str, Any]] = {k: {} for k in (*KINDS, "group_min", "group_max", "groups_compared", "undefined")}
     for name in table.columns:
         rows_counted, what = (counted or {}).get(name, (None, "rows"))
-        if rows_counted is not None and None in rows_counted:
-            rows_counted = None
         for kind in KINDS:
             figure = describe(
                 table[name].to_numpy(dtype=float),
@@ -196,8 +194,14 @@ def _fairness_entry(
         )
     counts = np.array([g["count"] for g in groups])
     table = pd.DataFrame([{m: g[m] for m in names} for g in groups], columns=names, dtype=float)
-    per_group = [_counted_rows(audit, names, rows) for rows in positions.values()]
-    counted = {m: ([c.get(m) for c in per_group], COUNTED_ROWS[m]) for m in names if m in COUNTED_ROWS}
+    # The parity figures' rates are these three shares too.
+    parity = {"selection": "selection_rate", "tpr": "recall_score", "fpr": "false_positive_rate"}
+    per_group = [_counted_rows(audit, [*names, *parity.values()], rows) for rows in positions.values()]
+
+    def counted_of(metric: str) -> tuple[list[int | None], str]:
+        return [c.get(metric) for c in per_group], COUNTED_ROWS[metric]
+
+    counted = {m: counted_of(m) for m in names if m in COUNTED_ROWS}
     entry: dict[str, Any] = {
         "features": list(sensitive.columns),
         "binning": binning,
@@ -218,12 +222,7 @@ def _fairness_entry(
                 for rows in positions.values()
             ]
         )
-        rows_counted = {
-            "selection": ([int(chosen[rows].sum()) for rows in positions.values()], COUNTED_ROWS["selection_rate"]),
-            "tpr": ([int((chosen & truth)[rows].sum()) for rows in positions.values()], "true positives"),
-            "fpr": ([int((chosen & ~truth)[rows].sum()) for rows in positions.values()], "false positives"),
-        }
-        spread = _figures(rates, counts, size, [], rows_counted)
+        spread = _figures(rates, counts, size, [], {rate: counted_of(metric) for rate, metric in parity.items()})
         entry["demographic_parity_difference"] = spread["difference"]["selection"]
         entry["demographic_parity_ratio"] = spread["ratio"]["selection"]
         # Equalized odds asks both rates to be equal: undefined when either cannot be compared.

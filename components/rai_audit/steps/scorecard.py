@@ -316,7 +316,7 @@ def _fairness(
                     size,
                     kind,
                     signed=metric in signed,
-                    counted=None if None in counted else counted,
+                    counted=counted,
                     counted_what=COUNTED_ROWS.get(metric, "rows"),
                 )
                 low, high = (
